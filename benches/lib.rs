@@ -1,0 +1,1 @@
+//! Benchmarks of Orkestrator: see the `[[bench]]` targets.

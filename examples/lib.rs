@@ -1,0 +1,1 @@
+//! Examples of embedding Orkestrator: see the `[[example]]` targets.

@@ -1,0 +1,2 @@
+//! The `orkestrator` command.
+fn main() {}

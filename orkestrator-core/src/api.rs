@@ -1,0 +1,563 @@
+//! Typed requests and responses of the manager's API: the same structs travel over HTTP as JSON
+//! and through the in-process transport as values.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{InstanceId, JobId, SchedulerId, TaskName, WorkerId};
+use crate::spec::{Job, Problems, Protocol, Resources};
+use crate::state::TaskState;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = u64;
+
+/// The current wall-clock time in milliseconds since the Unix epoch.
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// An error answered by the manager.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// The HTTP status it maps to (400, 404, 409, 413, 500, 503).
+    pub status: u16,
+    /// A stable machine-readable code (`invalid_spec`, `not_found`, ...).
+    pub code: String,
+    /// What went wrong and what to do.
+    pub message: String,
+    /// For `invalid_spec`: every problem with its field path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Problems>,
+}
+
+impl ApiError {
+    /// A 400 with `code` and `message`.
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status: 400,
+            code: code.into(),
+            message: message.into(),
+            problems: None,
+        }
+    }
+
+    /// A 404 for an unknown `kind` with `id`.
+    pub fn not_found(kind: &str, id: impl fmt::Display) -> Self {
+        ApiError {
+            status: 404,
+            code: "not_found".into(),
+            message: format!("{kind} \"{id}\" not found"),
+            problems: None,
+        }
+    }
+
+    /// A 409 conflict.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError {
+            status: 409,
+            code: "conflict".into(),
+            message: message.into(),
+            problems: None,
+        }
+    }
+
+    /// A 500 internal error.
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError {
+            status: 500,
+            code: "internal".into(),
+            message: message.into(),
+            problems: None,
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(p) = &self.problems {
+            write!(f, "\n{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<crate::Error> for ApiError {
+    fn from(e: crate::Error) -> Self {
+        match e {
+            crate::Error::Invalid(problems) => ApiError {
+                status: 400,
+                code: "invalid_spec".into(),
+                message: format!("invalid job spec ({} problems)", problems.len()),
+                problems: Some(problems),
+            },
+            crate::Error::Syntax { .. } | crate::Error::UnknownFormat { .. } => {
+                ApiError::bad_request("malformed_spec", e.to_string())
+            }
+            crate::Error::IllegalTransition { .. } => ApiError::conflict(e.to_string()),
+            crate::Error::Api(a) => a,
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs
+
+/// The answer to a job submission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitResponse {
+    /// The job.
+    pub job: JobId,
+    /// The job's spec version (1 for a new job; unchanged for an identical re-submission).
+    pub version: u64,
+    /// What the submission did.
+    pub outcome: SubmitOutcome,
+}
+
+/// What a submission did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubmitOutcome {
+    /// A new job.
+    Created,
+    /// The spec changed; the job's instances are replaced.
+    Updated,
+    /// The same spec was already running: nothing to do.
+    Unchanged,
+}
+
+/// The phase of a job, derived from its instances' tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JobPhase {
+    /// Some instance waits for a placement.
+    Pending,
+    /// Placed, and some task is starting or restarting.
+    Starting,
+    /// Every task runs (or has completed, with at least one running).
+    Running,
+    /// Every task completed successfully.
+    Completed,
+    /// Some task failed for good.
+    Failed,
+    /// Some task's worker is down and the instance waits to be replaced.
+    Lost,
+    /// Being stopped.
+    Stopping,
+    /// Stopped on request.
+    Stopped,
+}
+
+impl fmt::Display for JobPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Whether an instance should run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Desired {
+    /// Keep it running (per its restart policy).
+    Run,
+    /// Stop it and remove its containers.
+    Stop,
+}
+
+/// The observed status of one task of one instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    /// The lifecycle state.
+    pub state: TaskState,
+    /// The last exit code, once the container has exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// Why the task is in this state (a failure, a pending reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The container, once created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// How many times the task has been restarted.
+    #[serde(default)]
+    pub restarts: u32,
+    /// When the state last changed.
+    pub since: Millis,
+}
+
+impl TaskStatus {
+    /// A fresh status in `state`.
+    pub fn new(state: TaskState) -> Self {
+        TaskStatus {
+            state,
+            exit_code: None,
+            reason: None,
+            container_id: None,
+            restarts: 0,
+            since: now_millis(),
+        }
+    }
+}
+
+/// One placed (or waiting) copy of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceView {
+    /// The instance.
+    pub id: InstanceId,
+    /// Which copy of the job (0-based).
+    pub index: u32,
+    /// The worker it is placed on, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerId>,
+    /// Whether it should run.
+    pub desired: Desired,
+    /// Why it is not placed, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_reason: Option<String>,
+    /// Each task's status.
+    pub tasks: BTreeMap<TaskName, TaskStatus>,
+}
+
+/// A job and everything known about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    /// The job's name.
+    pub name: JobId,
+    /// The phase, derived from its instances.
+    pub phase: JobPhase,
+    /// The spec version.
+    pub version: u64,
+    /// When it was first submitted.
+    pub submitted_at: Millis,
+    /// The spec.
+    pub spec: Job,
+    /// Its instances (the current ones first, then replaced ones not yet cleaned up).
+    pub instances: Vec<InstanceView>,
+}
+
+/// A line of the job list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSummary {
+    /// The job's name.
+    pub name: JobId,
+    /// The phase.
+    pub phase: JobPhase,
+    /// The spec version.
+    pub version: u64,
+    /// Tasks per instance.
+    pub tasks: usize,
+    /// Workers its live instances are on.
+    pub workers: Vec<WorkerId>,
+    /// Why it is pending, if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers
+
+/// What a worker has, as it reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WorkerResources {
+    /// What the worker offers to tasks in all.
+    pub total: Resources,
+    /// What the tasks it runs have reserved.
+    pub allocated: Resources,
+    /// What the host has free right now (measured, e.g. free memory).
+    pub available: Resources,
+}
+
+/// A worker's registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterWorker {
+    /// The worker's id (its name; stable across restarts).
+    pub id: WorkerId,
+    /// Where the worker's own HTTP endpoint listens (for logs), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Labels for placement constraints.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Its resources.
+    pub resources: WorkerResources,
+    /// The worker's software version.
+    #[serde(default)]
+    pub version: String,
+}
+
+/// What the manager tells a component that registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    /// How often to send heartbeats, in milliseconds.
+    pub heartbeat_interval_ms: u64,
+    /// After how long without a heartbeat the component counts as down, in milliseconds.
+    pub heartbeat_grace_ms: u64,
+}
+
+impl Registered {
+    /// The heartbeat interval.
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+}
+
+/// A worker's periodic report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerHeartbeat {
+    /// Its resources now.
+    pub resources: WorkerResources,
+    /// Whether it can run containers (false when its container engine does not answer).
+    pub healthy: bool,
+    /// Why it is unhealthy, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A component's liveness as the manager sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Liveness {
+    /// Heartbeating and healthy.
+    Ready,
+    /// Heartbeating but reporting a problem (e.g. its container engine is down).
+    Unhealthy,
+    /// No heartbeat within the grace period.
+    Down,
+}
+
+impl fmt::Display for Liveness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// A worker as the manager sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerView {
+    /// The worker.
+    pub id: WorkerId,
+    /// Its liveness.
+    pub status: Liveness,
+    /// Why it is unhealthy, if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Its own endpoint, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its last reported resources.
+    pub resources: WorkerResources,
+    /// What the manager has placed on it (the scheduler's view of "allocated").
+    pub reserved: Resources,
+    /// Live instances placed on it.
+    pub instances: usize,
+    /// Milliseconds since its last heartbeat.
+    pub last_seen_ms_ago: u64,
+}
+
+/// A placed instance, as its worker sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The instance.
+    pub instance: InstanceId,
+    /// Which copy of the job.
+    pub index: u32,
+    /// Whether it should run.
+    pub desired: Desired,
+    /// The job's spec.
+    pub job: Job,
+}
+
+/// A worker's assignments at a point in the manager's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignments {
+    /// The manager's state index these assignments reflect; pass it back to wait for a change.
+    pub index: u64,
+    /// Every instance placed on the worker that it should run or stop.
+    pub instances: Vec<Assignment>,
+}
+
+/// One task's state change, as a worker reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskUpdate {
+    /// The instance.
+    pub instance: InstanceId,
+    /// The task.
+    pub task: TaskName,
+    /// The new state.
+    pub state: TaskState,
+    /// The exit code, if the container exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// Why (a failure message, a restart reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    /// Restarts so far.
+    #[serde(default)]
+    pub restarts: u32,
+}
+
+/// The answer to a status report: which updates were refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ReportResponse {
+    /// Updates that were refused (unknown instance, illegal transition), with the reason.
+    pub rejected: Vec<RejectedUpdate>,
+}
+
+/// A refused task update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedUpdate {
+    /// The instance.
+    pub instance: InstanceId,
+    /// The task.
+    pub task: TaskName,
+    /// Why.
+    pub reason: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schedulers
+
+/// A scheduler's registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterScheduler {
+    /// The scheduler's id.
+    pub id: SchedulerId,
+    /// The algorithm it runs (for display).
+    #[serde(default)]
+    pub algorithm: String,
+}
+
+/// What a scheduler needs to know about a worker to place work on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerSnapshot {
+    /// The worker.
+    pub id: WorkerId,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// What it offers in all.
+    pub total: Resources,
+    /// What is reserved by instances placed on it.
+    pub allocated: Resources,
+    /// Host ports in use by instances placed on it.
+    pub ports_in_use: BTreeSet<(u16, Protocol)>,
+    /// Live instances placed on it.
+    pub instances: u32,
+}
+
+impl WorkerSnapshot {
+    /// What is free: total − allocated.
+    pub fn free(&self) -> Resources {
+        self.total.saturating_sub(&self.allocated)
+    }
+}
+
+/// An instance waiting for a placement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingInstance {
+    /// The instance.
+    pub instance: InstanceId,
+    /// Which copy of the job.
+    pub index: u32,
+    /// The job's spec.
+    pub job: Job,
+}
+
+/// Work handed to a scheduler: pending instances and the workers that could take them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedulingWork {
+    /// The manager's state index; pass it back to wait for new work.
+    pub index: u64,
+    /// Instances to place (leased to this scheduler).
+    pub pending: Vec<PendingInstance>,
+    /// Workers that are ready to take work.
+    pub workers: Vec<WorkerSnapshot>,
+}
+
+/// A scheduler's decision for one instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The instance.
+    pub instance: InstanceId,
+    /// Where it goes, or why nowhere.
+    pub outcome: DecisionOutcome,
+}
+
+/// Where an instance goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionOutcome {
+    /// Place it on this worker.
+    Place {
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// It fits nowhere now.
+    Unschedulable {
+        /// Why, per worker or grouped.
+        reason: String,
+    },
+}
+
+/// What the manager did with a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionResult {
+    /// The instance.
+    pub instance: InstanceId,
+    /// Whether the placement was committed.
+    pub accepted: bool,
+    /// Why not, if not (it no longer fits, the job is gone, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health
+
+/// A scheduler as the manager sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedulerView {
+    /// The scheduler.
+    pub id: SchedulerId,
+    /// Its algorithm.
+    pub algorithm: String,
+    /// Its liveness.
+    pub status: Liveness,
+    /// Milliseconds since its last heartbeat.
+    pub last_seen_ms_ago: u64,
+}
+
+/// The health of every component and job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// The manager itself.
+    pub manager: ManagerHealth,
+    /// Registered schedulers.
+    pub schedulers: Vec<SchedulerView>,
+    /// Registered workers.
+    pub workers: Vec<WorkerView>,
+    /// Every job.
+    pub jobs: Vec<JobSummary>,
+}
+
+/// The manager's own health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagerHealth {
+    /// Always `Ready` when it answers.
+    pub status: Liveness,
+    /// Its software version.
+    pub version: String,
+    /// Its state index.
+    pub index: u64,
+    /// Milliseconds since it started.
+    pub uptime_ms: u64,
+}

@@ -1,0 +1,141 @@
+//! The one error type of `orkestrator-core`.
+
+use std::path::PathBuf;
+
+use crate::spec::{Format, Problems};
+use crate::state::TaskState;
+
+/// Everything that can go wrong in Orkestrator's core.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A job file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A job file's extension names no known format.
+    #[error("{}: unknown job file format (name it .yaml, .yml, .toml or .json)", path.display())]
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A job file is not well-formed, or has the wrong shape (an unknown field, a list where a
+    /// map belongs, ...).
+    #[error("{format} error{}: {message}", location(*line, *column))]
+    Syntax {
+        /// The file's format.
+        format: Format,
+        /// 1-based line, where known.
+        line: Option<usize>,
+        /// 1-based column, where known.
+        column: Option<usize>,
+        /// What the parser said.
+        message: String,
+    },
+    /// A job spec breaks one or more rules.
+    #[error("{}", invalid_summary(.0))]
+    Invalid(Problems),
+    /// A job could not be rendered in a format.
+    #[error("cannot render the job as {format}: {message}")]
+    Render {
+        /// The format.
+        format: Format,
+        /// What the serializer said.
+        message: String,
+    },
+    /// A task state transition that the lifecycle does not allow.
+    #[error("illegal task transition from {from} to {to}")]
+    IllegalTransition {
+        /// The current state.
+        from: TaskState,
+        /// The requested state.
+        to: TaskState,
+    },
+    /// The container runtime failed.
+    #[error("{kind}: {message}")]
+    Runtime {
+        /// What kind of failure.
+        kind: RuntimeErrorKind,
+        /// Details.
+        message: String,
+    },
+    /// The manager answered with an error.
+    #[error("{0}")]
+    Api(crate::api::ApiError),
+    /// The manager could not be reached.
+    #[error("cannot reach manager at {addr}: {message}")]
+    Unreachable {
+        /// The address tried.
+        addr: String,
+        /// What failed.
+        message: String,
+    },
+    /// The durable store failed.
+    #[error("store: {0}")]
+    Store(String),
+    /// The component was shut down.
+    #[error("shutting down")]
+    Shutdown,
+}
+
+/// Kinds of container runtime failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum RuntimeErrorKind {
+    /// The engine does not answer.
+    Unavailable,
+    /// The image is not present and cannot be pulled.
+    ImageNotFound,
+    /// No such container.
+    NotFound,
+    /// The engine refused the request (bad config, port in use, ...).
+    Rejected,
+    /// Anything else.
+    Other,
+}
+
+impl std::fmt::Display for RuntimeErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RuntimeErrorKind::Unavailable => "container engine unavailable",
+            RuntimeErrorKind::ImageNotFound => "image not available",
+            RuntimeErrorKind::NotFound => "container not found",
+            RuntimeErrorKind::Rejected => "container engine refused",
+            RuntimeErrorKind::Other => "container engine error",
+        })
+    }
+}
+
+impl Error {
+    /// A runtime error of `kind`.
+    pub fn runtime(kind: RuntimeErrorKind, message: impl Into<String>) -> Self {
+        Error::Runtime {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+fn location(line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!(" at line {l}, column {c}"),
+        (Some(l), None) => format!(" at line {l}"),
+        _ => String::new(),
+    }
+}
+
+fn invalid_summary(p: &Problems) -> String {
+    let n = p.len();
+    format!(
+        "invalid job spec ({n} problem{}):\n{p}",
+        if n == 1 { "" } else { "s" }
+    )
+}
+
+/// Shorthand for results with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

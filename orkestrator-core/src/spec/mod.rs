@@ -1,0 +1,276 @@
+//! The job model: what a user asks Orkestrator to run.
+//!
+//! A [`Job`] is one or more [`Task`]s placed together on one worker. Each task is one container.
+//! Values of these types are always valid: the only way to build one from a file is
+//! [`parse_job`] / [`load_job_file`], which check every rule and report every problem with its
+//! field path. Serializing a `Job` produces the same file shape that parsing reads, so specs
+//! round-trip through YAML, TOML and JSON.
+
+mod parse;
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{JobId, TaskName};
+use crate::units::{ByteSize, Cpu};
+
+pub use parse::{Format, load_job_file, parse_job};
+pub use validate::{Problem, Problems};
+
+/// A job: one or more tasks that run together on one worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "raw::RawJob")]
+pub struct Job {
+    /// The job's name: a DNS label, unique in the cluster.
+    pub name: JobId,
+    /// The tasks, at least one, with distinct names.
+    pub tasks: Vec<Task>,
+}
+
+impl Job {
+    /// Total resources of all tasks: what a worker must have free to run one instance of the job.
+    pub fn resources(&self) -> Resources {
+        self.tasks
+            .iter()
+            .fold(Resources::ZERO, |acc, t| acc.saturating_add(&t.resources))
+    }
+
+    /// The host ports the job binds (a worker can run it only if all are free).
+    pub fn host_ports(&self) -> impl Iterator<Item = (u16, Protocol)> + '_ {
+        self.tasks.iter().flat_map(|t| {
+            t.ports
+                .iter()
+                .filter_map(|p| p.host.map(|h| (h, p.protocol)))
+        })
+    }
+
+    /// Looks up a task by name.
+    pub fn task(&self, name: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.name.as_str() == name)
+    }
+}
+
+/// One container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// The task's name: a DNS label, unique within its job.
+    pub name: TaskName,
+    /// The image reference, with a tag or digest (`busybox:1.36`, `registry:5000/app@sha256:…`).
+    pub image: String,
+    /// The command and its arguments; empty runs the image's default command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Environment variables.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Ports the container listens on and, optionally, the host ports they are published on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortMapping>,
+    /// What the task needs from its worker.
+    #[serde(default)]
+    pub resources: Resources,
+    /// What to do when the container exits.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+}
+
+/// Compute resources: reserved on a worker when a task is placed, and enforced as limits where the
+/// runtime can (CPU and memory on Docker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Resources {
+    /// CPU, in cores or millicores. Default `100m`.
+    pub cpu: Cpu,
+    /// Memory. Default `128Mi`.
+    pub memory: ByteSize,
+    /// Disk. Default `256Mi`.
+    pub disk: ByteSize,
+}
+
+impl Resources {
+    /// No resources at all.
+    pub const ZERO: Resources = Resources {
+        cpu: Cpu::ZERO,
+        memory: ByteSize::ZERO,
+        disk: ByteSize::ZERO,
+    };
+
+    /// Default CPU for a task that names none.
+    pub const DEFAULT_CPU: Cpu = Cpu::from_millis(100);
+    /// Default memory for a task that names none.
+    pub const DEFAULT_MEMORY: ByteSize = ByteSize::mib(128);
+    /// Default disk for a task that names none.
+    pub const DEFAULT_DISK: ByteSize = ByteSize::mib(256);
+
+    /// Component-wise saturating sum.
+    pub fn saturating_add(&self, o: &Resources) -> Resources {
+        Resources {
+            cpu: self.cpu.saturating_add(o.cpu),
+            memory: self.memory.saturating_add(o.memory),
+            disk: self.disk.saturating_add(o.disk),
+        }
+    }
+
+    /// Component-wise saturating difference.
+    pub fn saturating_sub(&self, o: &Resources) -> Resources {
+        Resources {
+            cpu: self.cpu.saturating_sub(o.cpu),
+            memory: self.memory.saturating_sub(o.memory),
+            disk: self.disk.saturating_sub(o.disk),
+        }
+    }
+
+    /// Whether `need` fits in `self` on every dimension.
+    pub fn fits(&self, need: &Resources) -> bool {
+        need.cpu <= self.cpu && need.memory <= self.memory && need.disk <= self.disk
+    }
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources {
+            cpu: Self::DEFAULT_CPU,
+            memory: Self::DEFAULT_MEMORY,
+            disk: Self::DEFAULT_DISK,
+        }
+    }
+}
+
+/// A container port and where it is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PortMapping {
+    /// The port inside the container (1-65535).
+    pub container: u16,
+    /// The host port to publish it on; none keeps it private to the container network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<u16>,
+    /// `tcp` (default) or `udp`.
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+/// A transport protocol for a port mapping.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TCP (the default).
+    #[default]
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Protocol {
+    /// `"tcp"` or `"udp"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// When a task's container is restarted after it exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RestartPolicy {
+    /// `never`, `on-failure` (default) or `always`.
+    pub policy: RestartMode,
+    /// Restarts allowed before the task is `Failed`. Default 5; ignored for `never`.
+    pub max_attempts: u32,
+    /// Delay between restarts.
+    pub backoff: Backoff,
+}
+
+impl RestartPolicy {
+    /// Default number of restart attempts.
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+    /// A policy that never restarts.
+    pub fn never() -> Self {
+        RestartPolicy {
+            policy: RestartMode::Never,
+            ..Default::default()
+        }
+    }
+
+    /// Whether an exit with `exit_code` should lead to a restart, given restarts done so far.
+    pub fn should_restart(&self, exit_code: i64, attempts_so_far: u32) -> bool {
+        let wants = match self.policy {
+            RestartMode::Never => false,
+            RestartMode::OnFailure => exit_code != 0,
+            RestartMode::Always => true,
+        };
+        wants && attempts_so_far < self.max_attempts
+    }
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            policy: RestartMode::OnFailure,
+            max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// The restart mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartMode {
+    /// Never restart; the task ends `Completed` or `Failed`.
+    Never,
+    /// Restart when the container exits non-zero (or cannot start).
+    OnFailure,
+    /// Restart whenever the container exits.
+    Always,
+}
+
+impl RestartMode {
+    /// The name used in job files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartMode::Never => "never",
+            RestartMode::OnFailure => "on-failure",
+            RestartMode::Always => "always",
+        }
+    }
+}
+
+/// Exponential backoff between restarts: `initial`, doubling up to `max`; the count resets after the
+/// task has run healthy for `reset_after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Backoff {
+    /// First delay. Default `10s`.
+    #[serde(with = "crate::units::duration")]
+    pub initial: Duration,
+    /// Largest delay. Default `5m`.
+    #[serde(with = "crate::units::duration")]
+    pub max: Duration,
+    /// Healthy running time after which the attempt count resets. Default `10m`.
+    #[serde(with = "crate::units::duration")]
+    pub reset_after: Duration,
+}
+
+impl Backoff {
+    /// The delay before restart number `attempt` (0-based), without jitter.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_secs(10),
+            max: Duration::from_secs(300),
+            reset_after: Duration::from_secs(600),
+        }
+    }
+}

@@ -1,0 +1,639 @@
+//! Validation: turns a [`RawJob`] into a [`Job`], collecting every problem with its field path and,
+//! where there is one, the fix.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::raw::{RawBackoff, RawJob, RawPort, RawResources, RawRestart, RawTask};
+use super::{Backoff, Job, PortMapping, Protocol, Resources, RestartMode, RestartPolicy, Task};
+use crate::ids::{JobId, TaskName};
+use crate::units::{self, ByteSize, Cpu, Scalar};
+
+/// One problem in a job spec: where it is and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// The field path, e.g. `tasks[1].resources.memory`.
+    pub path: String,
+    /// What is wrong and, where there is one, the fix.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in one job spec (never empty when returned as an error).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Problems(pub Vec<Problem>);
+
+impl Problems {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// The problems, in file order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Problem> {
+        self.0.iter()
+    }
+
+    /// How many problems there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// Largest CPU a task may ask for.
+pub const MAX_CPU: Cpu = Cpu::from_cores(1024);
+/// Smallest memory a task may ask for (Docker refuses limits under 6 MiB).
+pub const MIN_MEMORY: ByteSize = ByteSize::mib(6);
+/// Largest memory a task may ask for.
+pub const MAX_MEMORY: ByteSize = ByteSize::gib(16 * 1024);
+/// Largest disk a task may ask for.
+pub const MAX_DISK: ByteSize = ByteSize::gib(1024 * 1024);
+/// Most restart attempts a policy may allow.
+pub const MAX_ATTEMPTS: u32 = 10_000;
+/// Longest backoff duration.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
+
+pub(crate) fn validate(raw: RawJob) -> Result<Job, Problems> {
+    let mut p = Problems::default();
+    let name = match raw.name {
+        None => {
+            p.push("name", "is required (a DNS label such as `web`)");
+            None
+        }
+        Some(n) => check_dns_label(&mut p, "name", &n).then(|| JobId::new(n)),
+    };
+    let mut tasks = Vec::new();
+    match raw.tasks {
+        None => p.push("tasks", "is required: a job needs at least one task"),
+        Some(t) if t.is_empty() => p.push("tasks", "is empty: a job needs at least one task"),
+        Some(raw_tasks) => {
+            let mut seen: HashMap<String, usize> = HashMap::new();
+            let mut host_ports: HashMap<(u16, Protocol), String> = HashMap::new();
+            for (i, rt) in raw_tasks.into_iter().enumerate() {
+                let path = format!("tasks[{i}]");
+                if let Some(n) = &rt.name {
+                    if let Some(first) = seen.get(n) {
+                        p.push(
+                            format!("{path}.name"),
+                            format!("{n:?} is also the name of tasks[{first}] (task names must be unique in a job)"),
+                        );
+                    } else {
+                        seen.insert(n.clone(), i);
+                    }
+                }
+                if let Some(t) = validate_task(&mut p, &path, rt) {
+                    for (pi, port) in t.ports.iter().enumerate() {
+                        if let Some(h) = port.host {
+                            let here = format!("{path}.ports[{pi}].host");
+                            if let Some(first) = host_ports.get(&(h, port.protocol)) {
+                                p.push(
+                                    here,
+                                    format!(
+                                        "host port {h}/{} is already used by {first} (each host port can be published once)",
+                                        port.protocol.as_str()
+                                    ),
+                                );
+                            } else {
+                                host_ports.insert((h, port.protocol), here);
+                            }
+                        }
+                    }
+                    tasks.push(t);
+                }
+            }
+        }
+    }
+    match name {
+        Some(name) if p.is_empty() => Ok(Job { name, tasks }),
+        _ => Err(p),
+    }
+}
+
+fn validate_task(p: &mut Problems, path: &str, rt: RawTask) -> Option<Task> {
+    let before = p.len();
+    let name = match rt.name {
+        None => {
+            p.push(
+                format!("{path}.name"),
+                "is required (a DNS label such as `server`)",
+            );
+            None
+        }
+        Some(n) => check_dns_label(p, &format!("{path}.name"), &n).then(|| TaskName::new(n)),
+    };
+    let image = match rt.image {
+        None => {
+            p.push(
+                format!("{path}.image"),
+                "is required (an image reference with a tag, e.g. busybox:1.36)",
+            );
+            None
+        }
+        Some(i) => match check_image(&i) {
+            Ok(()) => Some(i),
+            Err(m) => {
+                p.push(format!("{path}.image"), m);
+                None
+            }
+        },
+    };
+    let command = rt.command.unwrap_or_default();
+    for (ci, c) in command.iter().enumerate() {
+        if c.contains('\0') {
+            p.push(format!("{path}.command[{ci}]"), "contains a NUL character");
+        }
+    }
+    if command.first().is_some_and(|c| c.trim().is_empty()) {
+        p.push(
+            format!("{path}.command[0]"),
+            "is empty: the first element is the program to run",
+        );
+    }
+    let mut env = BTreeMap::new();
+    for (k, v) in rt.env.unwrap_or_default() {
+        let kp = format!("{path}.env.{k}");
+        if !is_env_name(&k) {
+            p.push(&kp, format!("{k:?} is not a valid variable name (use letters, digits and _, not starting with a digit)"));
+        }
+        let value = match v {
+            Scalar::Str(s) => s,
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        };
+        if value.contains('\0') {
+            p.push(&kp, "contains a NUL character");
+        }
+        env.insert(k, value);
+    }
+    let ports: Vec<PortMapping> = rt
+        .ports
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, rp)| validate_port(p, &format!("{path}.ports[{i}]"), rp))
+        .collect();
+    let mut seen_container = HashMap::new();
+    for (i, port) in ports.iter().enumerate() {
+        if let Some(first) = seen_container.insert((port.container, port.protocol), i) {
+            p.push(
+                format!("{path}.ports[{i}].container"),
+                format!(
+                    "port {} is already listed in {path}.ports[{first}]",
+                    port.container
+                ),
+            );
+        }
+    }
+    let resources = validate_resources(p, &format!("{path}.resources"), rt.resources);
+    let restart = validate_restart(p, &format!("{path}.restart"), rt.restart);
+    if p.len() != before {
+        return None;
+    }
+    Some(Task {
+        name: name?,
+        image: image?,
+        command,
+        env,
+        ports,
+        resources,
+        restart,
+    })
+}
+
+fn validate_port(p: &mut Problems, path: &str, rp: RawPort) -> Option<PortMapping> {
+    let container = match rp.container {
+        None => {
+            p.push(
+                format!("{path}.container"),
+                "is required (the port the container listens on, 1-65535)",
+            );
+            None
+        }
+        Some(s) => port_number(p, &format!("{path}.container"), s),
+    };
+    let host = rp
+        .host
+        .and_then(|s| port_number(p, &format!("{path}.host"), s));
+    let protocol = match rp.protocol.as_deref() {
+        None | Some("tcp") => Protocol::Tcp,
+        Some("udp") => Protocol::Udp,
+        Some(other) => {
+            p.push(
+                format!("{path}.protocol"),
+                format!("{other:?} is not a protocol (use tcp or udp)"),
+            );
+            Protocol::Tcp
+        }
+    };
+    Some(PortMapping {
+        container: container?,
+        host,
+        protocol,
+    })
+}
+
+fn port_number(p: &mut Problems, path: &str, s: Scalar) -> Option<u16> {
+    match s {
+        Scalar::Int(i) if (1..=65535).contains(&i) => Some(i as u16),
+        Scalar::Int(i) => {
+            p.push(path, format!("{i} is out of range (ports are 1-65535)"));
+            None
+        }
+        other => {
+            p.push(
+                path,
+                format!(
+                    "{} is not a port number (use an integer 1-65535)",
+                    show(&other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn validate_resources(p: &mut Problems, path: &str, rr: Option<RawResources>) -> Resources {
+    let mut r = Resources::default();
+    let Some(rr) = rr else { return r };
+    if let Some(s) = rr.cpu {
+        let fp = format!("{path}.cpu");
+        match scalar_cpu(s) {
+            Err(m) => p.push(fp, m),
+            Ok(c) if c == Cpu::ZERO => p.push(fp, "must be more than zero (e.g. 100m or 0.5)"),
+            Ok(c) if c > MAX_CPU => {
+                p.push(fp, format!("{c} is more than the {MAX_CPU} cores allowed"))
+            }
+            Ok(c) => r.cpu = c,
+        }
+    }
+    if let Some(s) = rr.memory {
+        let fp = format!("{path}.memory");
+        match scalar_size(s) {
+            Err(m) => p.push(fp, m),
+            Ok(m) if m < MIN_MEMORY => p.push(
+                fp,
+                format!("{m} is less than the minimum of {MIN_MEMORY} (e.g. 64Mi)"),
+            ),
+            Ok(m) if m > MAX_MEMORY => {
+                p.push(fp, format!("{m} is more than the {MAX_MEMORY} allowed"))
+            }
+            Ok(m) => r.memory = m,
+        }
+    }
+    if let Some(s) = rr.disk {
+        let fp = format!("{path}.disk");
+        match scalar_size(s) {
+            Err(m) => p.push(fp, m),
+            Ok(d) if d == ByteSize::ZERO => p.push(fp, "must be more than zero (e.g. 100Mi)"),
+            Ok(d) if d > MAX_DISK => p.push(fp, format!("{d} is more than the {MAX_DISK} allowed")),
+            Ok(d) => r.disk = d,
+        }
+    }
+    r
+}
+
+fn validate_restart(p: &mut Problems, path: &str, rr: Option<RawRestart>) -> RestartPolicy {
+    let mut r = RestartPolicy::default();
+    let Some(rr) = rr else { return r };
+    if let Some(s) = rr.policy {
+        match s.as_str() {
+            "never" => r.policy = RestartMode::Never,
+            "on-failure" => r.policy = RestartMode::OnFailure,
+            "always" => r.policy = RestartMode::Always,
+            other => {
+                let hint = match other.to_ascii_lowercase().replace('_', "-").as_str() {
+                    "on-failure" | "onfailure" => " (did you mean on-failure?)",
+                    "no" | "none" | "never" => " (did you mean never?)",
+                    "always" => " (did you mean always?)",
+                    _ => "",
+                };
+                p.push(
+                    format!("{path}.policy"),
+                    format!(
+                        "{other:?} is not a restart policy (use never, on-failure or always){hint}"
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(s) = rr.max_attempts {
+        let fp = format!("{path}.max_attempts");
+        match s {
+            Scalar::Int(i) if (0..=MAX_ATTEMPTS as i128).contains(&i) => r.max_attempts = i as u32,
+            Scalar::Int(i) => p.push(fp, format!("{i} is out of range (use 0 to {MAX_ATTEMPTS})")),
+            other => p.push(
+                fp,
+                format!("{} is not a whole number (use e.g. 5)", show(&other)),
+            ),
+        }
+    }
+    if let Some(b) = rr.backoff {
+        r.backoff = validate_backoff(p, &format!("{path}.backoff"), b);
+    }
+    r
+}
+
+fn validate_backoff(p: &mut Problems, path: &str, rb: RawBackoff) -> Backoff {
+    let mut b = Backoff::default();
+    let mut field = |name: &str, s: Option<Scalar>, slot: &mut Duration| {
+        let Some(s) = s else { return };
+        let fp = format!("{path}.{name}");
+        match scalar_duration(s) {
+            Err(m) => p.push(fp, m),
+            Ok(d) if d.is_zero() => p.push(fp, "must be more than zero (e.g. 1s)"),
+            Ok(d) if d > MAX_BACKOFF => p.push(
+                fp,
+                format!(
+                    "{} is longer than the 24h allowed",
+                    units::format_duration(d)
+                ),
+            ),
+            Ok(d) => *slot = d,
+        }
+    };
+    let explicit_max = rb.max.is_some();
+    field("initial", rb.initial, &mut b.initial);
+    field("max", rb.max, &mut b.max);
+    field("reset_after", rb.reset_after, &mut b.reset_after);
+    if b.max < b.initial {
+        if explicit_max {
+            p.push(
+                format!("{path}.max"),
+                format!(
+                    "{} is shorter than initial ({}); max must be at least initial",
+                    units::format_duration(b.max),
+                    units::format_duration(b.initial)
+                ),
+            );
+        } else {
+            // Only `initial` was given and it exceeds the default cap: the cap follows it.
+            b.max = b.initial;
+        }
+    }
+    b
+}
+
+fn scalar_cpu(s: Scalar) -> Result<Cpu, String> {
+    match s {
+        Scalar::Str(s) => Cpu::parse(&s),
+        Scalar::Int(i) if i < 0 => Err(format!("{i} is negative (use e.g. 0.5 or 500m)")),
+        Scalar::Int(i) => u64::try_from(i)
+            .map(Cpu::from_cores)
+            .map_err(|_| format!("{i} is too large")),
+        Scalar::Float(f) if f < 0.0 => Err(format!("{f} is negative (use e.g. 0.5 or 500m)")),
+        Scalar::Float(f) => Cpu::from_cores_f64(f),
+        Scalar::Bool(b) => Err(format!(
+            "{b} is not a CPU quantity (use cores like 0.5, or millicores like 500m)"
+        )),
+    }
+}
+
+fn scalar_size(s: Scalar) -> Result<ByteSize, String> {
+    match s {
+        Scalar::Str(s) => ByteSize::parse(&s),
+        Scalar::Int(i) if i < 0 => Err(format!("{i} is negative (use e.g. 256Mi, 1Gi)")),
+        Scalar::Int(i) => u64::try_from(i)
+            .map(ByteSize::b)
+            .map_err(|_| format!("{i} is too large")),
+        Scalar::Float(f) => Err(format!(
+            "{f} is not a size (use e.g. 256Mi, 1Gi, 512M or a number of bytes)"
+        )),
+        Scalar::Bool(b) => Err(format!("{b} is not a size (use e.g. 256Mi, 1Gi)")),
+    }
+}
+
+fn scalar_duration(s: Scalar) -> Result<Duration, String> {
+    match s {
+        Scalar::Str(s) => units::parse_duration(&s),
+        Scalar::Int(i) if i < 0 => Err(format!("{i} is negative (use e.g. 30s, 5m)")),
+        Scalar::Int(i) => u64::try_from(i)
+            .map(Duration::from_secs)
+            .map_err(|_| format!("{i} is too large")),
+        Scalar::Float(f) => Duration::try_from_secs_f64(f)
+            .map_err(|_| format!("{f} is not a duration (use e.g. 30s, 5m)")),
+        Scalar::Bool(b) => Err(format!("{b} is not a duration (use e.g. 30s, 5m)")),
+    }
+}
+
+fn show(s: &Scalar) -> String {
+    match s {
+        Scalar::Str(s) => format!("{s:?}"),
+        Scalar::Int(i) => i.to_string(),
+        Scalar::Float(f) => f.to_string(),
+        Scalar::Bool(b) => b.to_string(),
+    }
+}
+
+/// Checks that `s` is an RFC 1123 DNS label; pushes a problem and returns false if not.
+fn check_dns_label(p: &mut Problems, path: &str, s: &str) -> bool {
+    let why = if s.is_empty() {
+        Some("is empty".to_owned())
+    } else if s.len() > 63 {
+        Some(format!("{s:?} is longer than 63 characters"))
+    } else if !s
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        Some(format!(
+            "{s:?} has characters other than lowercase letters, digits and '-'"
+        ))
+    } else if s.starts_with('-') || s.ends_with('-') {
+        Some(format!("{s:?} starts or ends with '-'"))
+    } else {
+        None
+    };
+    match why {
+        None => true,
+        Some(w) => {
+            let suggestion = suggest_dns_label(s);
+            let fix = if suggestion.is_empty() || suggestion == s {
+                "use a DNS label: lowercase letters, digits and '-', e.g. web-1".to_owned()
+            } else {
+                format!("use a DNS label such as {suggestion:?}")
+            };
+            p.push(path, format!("{w} ({fix})"));
+            false
+        }
+    }
+}
+
+fn suggest_dns_label(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while out.contains("--") {
+        out = out.replace("--", "-");
+    }
+    out.trim_matches('-')
+        .chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_owned()
+}
+
+fn is_env_name(k: &str) -> bool {
+    let mut b = k.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// Checks a Docker image reference (`[registry[:port]/]path[:tag][@digest]`); a tag or a digest is
+/// required. Returns the message for the problem, if any.
+pub(crate) fn check_image(image: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("{image:?} is not a valid image reference: {why}"));
+    if image.is_empty() {
+        return Err("is empty (use an image reference with a tag, e.g. busybox:1.36)".to_owned());
+    }
+    if image.len() > 255 {
+        return bad("longer than 255 characters");
+    }
+    if image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("contains whitespace");
+    }
+    let (rest, digest) = match image.split_once('@') {
+        Some((r, d)) => (r, Some(d)),
+        None => (image, None),
+    };
+    if let Some(d) = digest {
+        let ok = d.split_once(':').is_some_and(|(alg, hex)| {
+            !alg.is_empty()
+                && alg
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b))
+                && hex.len() >= 32
+                && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        });
+        if !ok {
+            return bad("the digest must look like sha256:<64 hex digits>");
+        }
+    }
+    // The tag follows the last ':' that comes after the last '/'.
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    if let Some(t) = tag {
+        let valid = !t.is_empty()
+            && t.len() <= 128
+            && t.as_bytes()[0] != b'.'
+            && t.as_bytes()[0] != b'-'
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if !valid {
+            return bad(
+                "the tag may hold letters, digits, '_', '.' and '-', and not start with '.' or '-'",
+            );
+        }
+    }
+    let mut components: Vec<&str> = name.split('/').collect();
+    if components.len() > 1 {
+        let first = components[0];
+        let is_registry = first.contains('.') || first.contains(':') || first == "localhost";
+        if is_registry {
+            let (host, port) = match first.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (first, None),
+            };
+            let host_ok = !host.is_empty()
+                && host.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                });
+            let port_ok = port.is_none_or(|p| {
+                !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+            });
+            if !host_ok || !port_ok {
+                return bad("the registry host is malformed");
+            }
+            components.remove(0);
+        }
+    }
+    for c in &components {
+        if !path_component_ok(c) {
+            if c.bytes().any(|b| b.is_ascii_uppercase()) {
+                return bad("repository names must be lowercase");
+            }
+            return bad(
+                "each path part must be lowercase letters and digits, separated by '.', '_', '__' or '-'",
+            );
+        }
+    }
+    if tag.is_none() && digest.is_none() {
+        return Err(format!(
+            "{image:?} has no tag (use image:tag, e.g. {image}:latest or a pinned version)"
+        ));
+    }
+    Ok(())
+}
+
+fn path_component_ok(c: &str) -> bool {
+    let b = c.as_bytes();
+    if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric() {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        let ch = b[i];
+        if ch.is_ascii_lowercase() || ch.is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        // A separator run: '.', '_', '__', or one or more '-'.
+        let start = i;
+        while i < b.len() && !(b[i].is_ascii_lowercase() || b[i].is_ascii_digit()) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}

@@ -1,0 +1,74 @@
+//! The manager's API as a worker, scheduler or client sees it.
+//!
+//! The HTTP client in `orkestrator-runtime` implements [`Transport`] over the wire;
+//! [`LocalTransport`](crate::local::LocalTransport) calls a [`Manager`](crate::manager::Manager) in
+//! the same process. Component code is written against the trait, so it runs over both.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::api::*;
+use crate::error::Result;
+use crate::ids::{JobId, SchedulerId, WorkerId};
+use crate::spec::Job;
+
+/// The manager's API.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    // --- clients ---
+
+    /// Submits (creates or updates) a job.
+    async fn submit_job(&self, job: &Job) -> Result<SubmitResponse>;
+    /// Lists every job.
+    async fn list_jobs(&self) -> Result<Vec<JobSummary>>;
+    /// Gets one job.
+    async fn get_job(&self, job: &JobId) -> Result<JobView>;
+    /// Stops a job: its containers are stopped and removed.
+    async fn stop_job(&self, job: &JobId) -> Result<JobView>;
+    /// Lists workers.
+    async fn list_workers(&self) -> Result<Vec<WorkerView>>;
+    /// The health of every component and job.
+    async fn health(&self) -> Result<HealthReport>;
+
+    // --- workers ---
+
+    /// Registers (or re-registers) a worker.
+    async fn register_worker(&self, req: &RegisterWorker) -> Result<Registered>;
+    /// A worker's heartbeat.
+    async fn worker_heartbeat(&self, worker: &WorkerId, hb: &WorkerHeartbeat) -> Result<()>;
+    /// Waits until the worker's assignments change past `index` (or `wait` passes), then returns
+    /// them. `index` 0 returns at once.
+    async fn watch_assignments(
+        &self,
+        worker: &WorkerId,
+        index: u64,
+        wait: Duration,
+    ) -> Result<Assignments>;
+    /// Reports task state changes.
+    async fn report_status(
+        &self,
+        worker: &WorkerId,
+        updates: &[TaskUpdate],
+    ) -> Result<ReportResponse>;
+
+    // --- schedulers ---
+
+    /// Registers (or re-registers) a scheduler.
+    async fn register_scheduler(&self, req: &RegisterScheduler) -> Result<Registered>;
+    /// A scheduler's heartbeat.
+    async fn scheduler_heartbeat(&self, scheduler: &SchedulerId) -> Result<()>;
+    /// Waits for instances to place (past `index`, or until `wait` passes) and leases them.
+    async fn scheduling_work(
+        &self,
+        scheduler: &SchedulerId,
+        index: u64,
+        wait: Duration,
+    ) -> Result<SchedulingWork>;
+    /// Publishes placement decisions; the manager commits those that still fit.
+    async fn submit_decisions(
+        &self,
+        scheduler: &SchedulerId,
+        decisions: &[Decision],
+    ) -> Result<Vec<DecisionResult>>;
+}

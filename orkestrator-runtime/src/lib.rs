@@ -1,0 +1,3 @@
+//! # orkestrator-runtime
+//!
+//! Production implementations of `orkestrator-core`'s plug points.
