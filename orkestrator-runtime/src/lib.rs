@@ -1,3 +1,8 @@
 //! # orkestrator-runtime
 //!
 //! Production implementations of `orkestrator-core`'s plug points.
+
+pub mod docker;
+pub mod probe;
+
+pub use docker::DockerRuntime;
