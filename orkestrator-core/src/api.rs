@@ -263,7 +263,7 @@ pub struct JobSummary {
 // Workers
 
 /// What a worker has, as it reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerResources {
     /// What the worker offers to tasks in all.
     pub total: Resources,

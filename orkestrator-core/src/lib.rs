@@ -24,11 +24,18 @@
 
 pub mod api;
 pub mod error;
+pub mod events;
+pub mod fake;
 pub mod ids;
+pub mod local;
+pub mod manager;
 pub mod runtime;
+pub mod scheduler;
 pub mod spec;
 pub mod state;
+pub mod store;
 pub mod transport;
 pub mod units;
+pub mod worker;
 
 pub use error::{Error, Result};

@@ -1,0 +1,306 @@
+//! An in-memory [`Runtime`] for tests, examples and simulations. Containers are records; what they
+//! do when started is scripted, and time is tokio's, so under a paused clock exits happen at exact
+//! instants.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use crate::error::{Error, Result, RuntimeErrorKind};
+use crate::runtime::{ContainerInfo, ContainerSpec, ContainerState, ContainerStats, Runtime};
+
+/// What a started container does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behavior {
+    /// Runs until stopped.
+    RunForever,
+    /// Exits with `code` after `after`.
+    ExitAfter {
+        /// How long it runs.
+        after: Duration,
+        /// Its exit code.
+        code: i64,
+    },
+}
+
+type Script = dyn Fn(&ContainerSpec) -> Behavior + Send + Sync;
+
+/// The in-memory runtime. Clones share state.
+#[derive(Clone)]
+pub struct FakeRuntime {
+    inner: Arc<Mutex<FakeState>>,
+    script: Arc<Script>,
+}
+
+#[derive(Default)]
+struct FakeState {
+    next_id: u64,
+    containers: BTreeMap<String, FakeContainer>,
+    missing_images: BTreeSet<String>,
+    unavailable: bool,
+    starts: u64,
+}
+
+struct FakeContainer {
+    spec: ContainerSpec,
+    state: ContainerState,
+    exit_at: Option<(Instant, i64)>,
+}
+
+impl Default for FakeRuntime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FakeRuntime {
+    /// A runtime whose containers run until stopped, except that a command
+    /// `["exit", "N"]` exits with code N at once and `["sleep-exit", "SECS", "N"]` exits with N
+    /// after SECS seconds.
+    pub fn new() -> Self {
+        Self::with_script(default_script)
+    }
+
+    /// A runtime whose containers do what `script` says.
+    pub fn with_script(
+        script: impl Fn(&ContainerSpec) -> Behavior + Send + Sync + 'static,
+    ) -> Self {
+        FakeRuntime {
+            inner: Arc::new(Mutex::new(FakeState::default())),
+            script: Arc::new(script),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes `image` unavailable (as if it could not be pulled).
+    pub fn remove_image(&self, image: &str) {
+        self.lock().missing_images.insert(image.to_owned());
+    }
+
+    /// Makes the engine unreachable (`true`) or reachable again.
+    pub fn set_unavailable(&self, down: bool) {
+        self.lock().unavailable = down;
+    }
+
+    /// Kills a container from outside, as `docker kill` would (exit code 137).
+    pub fn kill(&self, id: &str) {
+        if let Some(c) = self.lock().containers.get_mut(id) {
+            c.state = ContainerState::Exited {
+                code: 137,
+                reason: None,
+            };
+            c.exit_at = None;
+        }
+    }
+
+    /// Every container (any state), refreshed to the current instant.
+    pub fn containers(&self) -> Vec<ContainerInfo> {
+        let mut st = self.lock();
+        let now = Instant::now();
+        st.containers
+            .iter_mut()
+            .map(|(id, c)| info(id, c, now))
+            .collect()
+    }
+
+    /// How many containers run now.
+    pub fn running(&self) -> usize {
+        self.containers()
+            .iter()
+            .filter(|c| c.state == ContainerState::Running)
+            .count()
+    }
+
+    /// How many times any container was started.
+    pub fn starts(&self) -> u64 {
+        self.lock().starts
+    }
+
+    fn check(st: &FakeState) -> Result<()> {
+        if st.unavailable {
+            Err(Error::runtime(
+                RuntimeErrorKind::Unavailable,
+                "fake engine is down",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn default_script(spec: &ContainerSpec) -> Behavior {
+    let c: Vec<&str> = spec.command.iter().map(String::as_str).collect();
+    match c.as_slice() {
+        ["exit", code] => Behavior::ExitAfter {
+            after: Duration::ZERO,
+            code: code.parse().unwrap_or(1),
+        },
+        ["sleep-exit", secs, code] => Behavior::ExitAfter {
+            after: Duration::from_secs_f64(secs.parse().unwrap_or(1.0)),
+            code: code.parse().unwrap_or(1),
+        },
+        _ => Behavior::RunForever,
+    }
+}
+
+fn info(id: &str, c: &mut FakeContainer, now: Instant) -> ContainerInfo {
+    if let Some((at, code)) = c.exit_at
+        && now >= at
+    {
+        c.state = ContainerState::Exited { code, reason: None };
+        c.exit_at = None;
+    }
+    ContainerInfo {
+        id: id.to_owned(),
+        name: c.spec.name.clone(),
+        labels: c.spec.labels.clone(),
+        state: c.state.clone(),
+    }
+}
+
+#[async_trait]
+impl Runtime for FakeRuntime {
+    async fn ping(&self) -> Result<()> {
+        Self::check(&self.lock())
+    }
+
+    async fn ensure_image(&self, image: &str) -> Result<()> {
+        let st = self.lock();
+        Self::check(&st)?;
+        if st.missing_images.contains(image) {
+            return Err(Error::runtime(
+                RuntimeErrorKind::ImageNotFound,
+                format!("image {image} is not present and cannot be pulled"),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn create(&self, spec: &ContainerSpec) -> Result<String> {
+        let mut st = self.lock();
+        Self::check(&st)?;
+        if st.missing_images.contains(&spec.image) {
+            return Err(Error::runtime(
+                RuntimeErrorKind::ImageNotFound,
+                format!("no such image: {}", spec.image),
+            ));
+        }
+        if st.containers.values().any(|c| c.spec.name == spec.name) {
+            return Err(Error::runtime(
+                RuntimeErrorKind::Rejected,
+                format!("name {} is in use", spec.name),
+            ));
+        }
+        st.next_id += 1;
+        let id = format!("fake{:08}", st.next_id);
+        st.containers.insert(
+            id.clone(),
+            FakeContainer {
+                spec: spec.clone(),
+                state: ContainerState::Created,
+                exit_at: None,
+            },
+        );
+        Ok(id)
+    }
+
+    async fn start(&self, id: &str) -> Result<()> {
+        let mut st = self.lock();
+        Self::check(&st)?;
+        st.starts += 1;
+        let script = self.script.clone();
+        let c = st
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| Error::runtime(RuntimeErrorKind::NotFound, id))?;
+        c.state = ContainerState::Running;
+        c.exit_at = match script(&c.spec) {
+            Behavior::RunForever => None,
+            Behavior::ExitAfter { after, code } => Some((Instant::now() + after, code)),
+        };
+        Ok(())
+    }
+
+    async fn stop(&self, id: &str, _grace: Duration) -> Result<()> {
+        let mut st = self.lock();
+        Self::check(&st)?;
+        let now = Instant::now();
+        let c = st
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| Error::runtime(RuntimeErrorKind::NotFound, id))?;
+        info(id, c, now);
+        if c.state == ContainerState::Running {
+            c.state = ContainerState::Exited {
+                code: 143,
+                reason: None,
+            };
+            c.exit_at = None;
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        let mut st = self.lock();
+        Self::check(&st)?;
+        st.containers.remove(id);
+        Ok(())
+    }
+
+    async fn inspect(&self, id: &str) -> Result<ContainerInfo> {
+        let mut st = self.lock();
+        Self::check(&st)?;
+        let now = Instant::now();
+        let c = st
+            .containers
+            .get_mut(id)
+            .ok_or_else(|| Error::runtime(RuntimeErrorKind::NotFound, id))?;
+        Ok(info(id, c, now))
+    }
+
+    async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>> {
+        let mut st = self.lock();
+        Self::check(&st)?;
+        let now = Instant::now();
+        Ok(st
+            .containers
+            .iter_mut()
+            .filter(|(_, c)| {
+                labels
+                    .iter()
+                    .all(|(k, v)| c.spec.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(id, c)| info(id, c, now))
+            .collect())
+    }
+
+    async fn stats(&self, id: &str) -> Result<ContainerStats> {
+        let st = self.lock();
+        Self::check(&st)?;
+        let c = st
+            .containers
+            .get(id)
+            .ok_or_else(|| Error::runtime(RuntimeErrorKind::NotFound, id))?;
+        Ok(ContainerStats {
+            cpu_cores: 0.0,
+            memory_bytes: 1 << 20,
+            memory_limit_bytes: c.spec.resources.memory.bytes(),
+        })
+    }
+
+    async fn logs(&self, id: &str, _tail: usize) -> Result<String> {
+        let st = self.lock();
+        Self::check(&st)?;
+        let c = st
+            .containers
+            .get(id)
+            .ok_or_else(|| Error::runtime(RuntimeErrorKind::NotFound, id))?;
+        Ok(format!("{} {}\n", c.spec.image, c.spec.command.join(" ")))
+    }
+}

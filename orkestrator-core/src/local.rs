@@ -1,0 +1,154 @@
+//! The in-process transport: calls a [`Manager`] in the same process. The same component code that
+//! runs over HTTP runs over this, which makes whole clusters testable in one process under tokio's
+//! paused clock.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::api::*;
+use crate::error::{Error, Result};
+use crate::ids::{JobId, SchedulerId, WorkerId};
+use crate::manager::Manager;
+use crate::spec::Job;
+use crate::transport::Transport;
+
+/// A [`Transport`] that calls a [`Manager`] directly. It can be cut off (every call fails as if
+/// the manager were unreachable) to simulate partitions.
+#[derive(Clone)]
+pub struct LocalTransport {
+    manager: Manager,
+    cut: Arc<AtomicBool>,
+}
+
+impl LocalTransport {
+    /// A transport to `manager`.
+    pub fn new(manager: Manager) -> Self {
+        LocalTransport {
+            manager,
+            cut: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The manager behind it.
+    pub fn manager(&self) -> &Manager {
+        &self.manager
+    }
+
+    /// Cuts (`true`) or heals (`false`) the link: while cut, every call fails with
+    /// [`Error::Unreachable`].
+    pub fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.cut.load(Ordering::SeqCst) {
+            Err(Error::Unreachable {
+                addr: "in-process".into(),
+                message: "link cut".into(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn api<T>(r: std::result::Result<T, ApiError>) -> Result<T> {
+    r.map_err(Error::Api)
+}
+
+#[async_trait]
+impl Transport for LocalTransport {
+    async fn submit_job(&self, job: &Job) -> Result<SubmitResponse> {
+        self.check()?;
+        api(self.manager.submit_job(job.clone()))
+    }
+
+    async fn list_jobs(&self) -> Result<Vec<JobSummary>> {
+        self.check()?;
+        Ok(self.manager.list_jobs())
+    }
+
+    async fn get_job(&self, job: &JobId) -> Result<JobView> {
+        self.check()?;
+        api(self.manager.get_job(job))
+    }
+
+    async fn stop_job(&self, job: &JobId) -> Result<JobView> {
+        self.check()?;
+        api(self.manager.stop_job(job))
+    }
+
+    async fn list_workers(&self) -> Result<Vec<WorkerView>> {
+        self.check()?;
+        Ok(self.manager.list_workers())
+    }
+
+    async fn health(&self) -> Result<HealthReport> {
+        self.check()?;
+        Ok(self.manager.health())
+    }
+
+    async fn register_worker(&self, req: &RegisterWorker) -> Result<Registered> {
+        self.check()?;
+        api(self.manager.register_worker(req.clone()))
+    }
+
+    async fn worker_heartbeat(&self, worker: &WorkerId, hb: &WorkerHeartbeat) -> Result<()> {
+        self.check()?;
+        api(self.manager.worker_heartbeat(worker, hb.clone()))
+    }
+
+    async fn watch_assignments(
+        &self,
+        worker: &WorkerId,
+        index: u64,
+        wait: Duration,
+    ) -> Result<Assignments> {
+        self.check()?;
+        let r = api(self.manager.watch_assignments(worker, index, wait).await);
+        // A link cut while waiting loses the answer.
+        self.check()?;
+        r
+    }
+
+    async fn report_status(
+        &self,
+        worker: &WorkerId,
+        updates: &[TaskUpdate],
+    ) -> Result<ReportResponse> {
+        self.check()?;
+        api(self.manager.report_status(worker, updates.to_vec()))
+    }
+
+    async fn register_scheduler(&self, req: &RegisterScheduler) -> Result<Registered> {
+        self.check()?;
+        api(self.manager.register_scheduler(req.clone()))
+    }
+
+    async fn scheduler_heartbeat(&self, scheduler: &SchedulerId) -> Result<()> {
+        self.check()?;
+        api(self.manager.scheduler_heartbeat(scheduler))
+    }
+
+    async fn scheduling_work(
+        &self,
+        scheduler: &SchedulerId,
+        _index: u64,
+        wait: Duration,
+    ) -> Result<SchedulingWork> {
+        self.check()?;
+        api(self.manager.scheduling_work(scheduler, wait).await)
+    }
+
+    async fn submit_decisions(
+        &self,
+        scheduler: &SchedulerId,
+        decisions: &[Decision],
+    ) -> Result<Vec<DecisionResult>> {
+        self.check()?;
+        api(self.manager.submit_decisions(scheduler, decisions.to_vec()))
+    }
+}

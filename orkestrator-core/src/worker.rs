@@ -1,0 +1,673 @@
+//! The worker agent: registers with the manager, heartbeats its resources and health, watches its
+//! assignments and reconciles them with the containers its [`Runtime`] runs — creating, restarting
+//! (per the task's restart policy) and stopping containers, and reporting every state change.
+//!
+//! Containers carry labels with the worker, job, task and instance, so a restarted agent adopts
+//! what is already running instead of starting duplicates.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::api::*;
+use crate::error::{Error, Result, RuntimeErrorKind};
+use crate::ids::{InstanceId, TaskName, WorkerId};
+use crate::runtime::{ContainerInfo, ContainerSpec, ContainerState, Runtime, labels};
+use crate::scheduler::is_unknown_component;
+use crate::spec::{Job, Resources, Task};
+use crate::state::TaskState;
+use crate::transport::Transport;
+use crate::units::format_duration;
+
+/// Tells a worker what its host has.
+pub trait ResourceProbe: Send + Sync + 'static {
+    /// What the worker offers to tasks in all.
+    fn total(&self) -> Resources;
+    /// What the host has free right now.
+    fn available(&self) -> Resources;
+}
+
+/// A probe with fixed numbers (for tests and simulations, or to cap what a worker offers).
+#[derive(Debug, Clone, Copy)]
+pub struct StaticProbe(pub Resources);
+
+impl ResourceProbe for StaticProbe {
+    fn total(&self) -> Resources {
+        self.0
+    }
+    fn available(&self) -> Resources {
+        self.0
+    }
+}
+
+/// Worker settings.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The worker's id (stable across restarts: it is how containers are adopted).
+    pub id: WorkerId,
+    /// Where the worker's own endpoint listens, if any.
+    pub address: Option<String>,
+    /// Labels for placement constraints.
+    pub labels: BTreeMap<String, String>,
+    /// How long `stop` waits after SIGTERM before SIGKILL. Default 10 s.
+    pub stop_grace: Duration,
+    /// How often containers are checked even without news. Default 1 s.
+    pub reconcile_interval: Duration,
+    /// Longest long-poll for assignments. Default 30 s.
+    pub watch_wait: Duration,
+}
+
+impl WorkerConfig {
+    /// Defaults for a worker named `id`.
+    pub fn new(id: impl Into<WorkerId>) -> Self {
+        WorkerConfig {
+            id: id.into(),
+            address: None,
+            labels: BTreeMap::new(),
+            stop_grace: Duration::from_secs(10),
+            reconcile_interval: Duration::from_secs(1),
+            watch_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The worker agent.
+pub struct WorkerAgent<T: Transport, R: Runtime> {
+    shared: Arc<Shared<T, R>>,
+}
+
+struct Shared<T, R> {
+    config: WorkerConfig,
+    transport: Arc<T>,
+    runtime: Arc<R>,
+    probe: Arc<dyn ResourceProbe>,
+    assignments: Mutex<Option<Assignments>>,
+    wake: Notify,
+    tracks: Mutex<HashMap<(InstanceId, TaskName), Track>>,
+    engine_error: Mutex<Option<String>>,
+}
+
+/// What the agent remembers about one task.
+#[derive(Debug, Default)]
+struct Track {
+    restarts: u32,
+    next_start: Option<Instant>,
+    running_since: Option<Instant>,
+    done: bool,
+    reported: Option<TaskUpdate>,
+}
+
+impl<T: Transport, R: Runtime> WorkerAgent<T, R> {
+    /// A worker agent.
+    pub fn new(
+        config: WorkerConfig,
+        transport: Arc<T>,
+        runtime: Arc<R>,
+        probe: Arc<dyn ResourceProbe>,
+    ) -> Self {
+        WorkerAgent {
+            shared: Arc::new(Shared {
+                config,
+                transport,
+                runtime,
+                probe,
+                assignments: Mutex::new(None),
+                wake: Notify::new(),
+                tracks: Mutex::new(HashMap::new()),
+                engine_error: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Runs until `shutdown` resolves. Containers keep running when the agent stops.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<()> {
+        let s = self.shared;
+        let interval = s.register().await;
+        let heartbeat = {
+            let s = s.clone();
+            async move { s.heartbeat_loop(interval).await }
+        };
+        let watch = {
+            let s = s.clone();
+            async move { s.watch_loop().await }
+        };
+        let reconcile = {
+            let s = s.clone();
+            async move { s.reconcile_loop().await }
+        };
+        tokio::select! {
+            _ = heartbeat => {},
+            _ = watch => {},
+            _ = reconcile => {},
+            _ = shutdown => {},
+        }
+        Ok(())
+    }
+}
+
+fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<T: Transport, R: Runtime> Shared<T, R> {
+    fn id(&self) -> &WorkerId {
+        &self.config.id
+    }
+
+    async fn resources(&self) -> WorkerResources {
+        let allocated = {
+            let a = lock(&self.assignments);
+            let tracks = lock(&self.tracks);
+            a.as_ref()
+                .map(|a| {
+                    a.instances
+                        .iter()
+                        .filter(|i| i.desired == Desired::Run)
+                        .flat_map(|i| {
+                            i.job.tasks.iter().filter(|t| {
+                                !tracks
+                                    .get(&(i.instance.clone(), t.name.clone()))
+                                    .is_some_and(|tr| tr.done)
+                            })
+                        })
+                        .fold(Resources::ZERO, |acc, t| acc.saturating_add(&t.resources))
+                })
+                .unwrap_or(Resources::ZERO)
+        };
+        WorkerResources {
+            total: self.probe.total(),
+            allocated,
+            available: self.probe.available(),
+        }
+    }
+
+    async fn register(&self) -> Duration {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let req = RegisterWorker {
+                id: self.id().clone(),
+                address: self.config.address.clone(),
+                labels: self.config.labels.clone(),
+                resources: self.resources().await,
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            };
+            match self.transport.register_worker(&req).await {
+                Ok(r) => {
+                    tracing::info!(worker = %self.id(), "registered with the manager");
+                    return r.heartbeat_interval();
+                }
+                Err(e) => {
+                    tracing::warn!(worker = %self.id(), error = %e, "registration failed; retrying in {}", format_duration(delay));
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn heartbeat_loop(&self, interval: Duration) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let ping = self.runtime.ping().await;
+            let message = match &ping {
+                Ok(()) => None,
+                Err(e) => Some(e.to_string()),
+            };
+            *lock(&self.engine_error) = message.clone();
+            let hb = WorkerHeartbeat {
+                resources: self.resources().await,
+                healthy: ping.is_ok(),
+                message,
+            };
+            match self.transport.worker_heartbeat(self.id(), &hb).await {
+                Ok(()) => {}
+                Err(e) if is_unknown_component(&e) => {
+                    tracing::warn!(worker = %self.id(), "the manager does not know this worker; registering again");
+                    self.register().await;
+                }
+                Err(e) => tracing::warn!(worker = %self.id(), error = %e, "heartbeat failed"),
+            }
+        }
+    }
+
+    async fn watch_loop(&self) {
+        let mut index = 0;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self
+                .transport
+                .watch_assignments(self.id(), index, self.config.watch_wait)
+                .await
+            {
+                Ok(a) => {
+                    delay = Duration::from_millis(100);
+                    let changed = a.index != index;
+                    index = a.index;
+                    if changed {
+                        *lock(&self.assignments) = Some(a);
+                        self.wake.notify_one();
+                    }
+                }
+                Err(e) => {
+                    if is_unknown_component(&e) {
+                        self.register().await;
+                        index = 0;
+                    } else {
+                        tracing::warn!(worker = %self.id(), error = %e, "cannot watch assignments; retrying in {}", format_duration(delay));
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn reconcile_loop(&self) {
+        loop {
+            let next = Instant::now() + self.config.reconcile_interval;
+            if let Err(e) = self.reconcile().await {
+                tracing::warn!(worker = %self.id(), error = %e, "reconcile failed");
+            }
+            let wake_at = self.next_wake().map_or(next, |t| t.min(next));
+            tokio::select! {
+                _ = self.wake.notified() => {},
+                _ = tokio::time::sleep_until(wake_at) => {},
+            }
+        }
+    }
+
+    /// The earliest pending restart, so a backoff ends on time rather than on the next tick.
+    fn next_wake(&self) -> Option<Instant> {
+        lock(&self.tracks)
+            .values()
+            .filter_map(|t| t.next_start)
+            .min()
+    }
+
+    /// One pass: make the containers match the assignments.
+    async fn reconcile(&self) -> Result<()> {
+        let Some(assigned) = lock(&self.assignments).clone() else {
+            // Nothing is known yet: never touch containers before the first answer.
+            return Ok(());
+        };
+        let mut containers: HashMap<(String, String), Vec<ContainerInfo>> = HashMap::new();
+        let listed = self
+            .runtime
+            .list(&[(labels::WORKER, self.id().as_str())])
+            .await?;
+        for c in listed {
+            let key = (
+                c.label(labels::INSTANCE).unwrap_or("").to_owned(),
+                c.label(labels::TASK).unwrap_or("").to_owned(),
+            );
+            containers.entry(key).or_default().push(c);
+        }
+        let mut updates = Vec::new();
+        let mut stops = tokio::task::JoinSet::new();
+        for a in &assigned.instances {
+            for task in &a.job.tasks {
+                let key = (
+                    a.instance.as_str().to_owned(),
+                    task.name.as_str().to_owned(),
+                );
+                let mut cs = containers.remove(&key).unwrap_or_default();
+                // Newest attempt first; anything older is a leftover.
+                cs.sort_by_key(|c| {
+                    std::cmp::Reverse(
+                        c.label(labels::ATTEMPT)
+                            .and_then(|a| a.parse::<u32>().ok())
+                            .unwrap_or(0),
+                    )
+                });
+                for extra in cs.iter().skip(1) {
+                    self.spawn_stop(&mut stops, extra.id.clone());
+                }
+                let current = cs.into_iter().next();
+                if a.desired == Desired::Stop {
+                    self.stop_task(&mut stops, a, task, current, &mut updates);
+                } else {
+                    self.run_task(a, task, current, &mut updates).await;
+                }
+            }
+        }
+        // Containers of instances that are not (or no longer) assigned here.
+        for ((instance, task), cs) in containers {
+            for c in cs {
+                tracing::info!(worker = %self.id(), %instance, %task, container = %c.id, "removing a container that is not assigned here");
+                self.spawn_stop(&mut stops, c.id);
+            }
+        }
+        {
+            let keep: std::collections::HashSet<&InstanceId> =
+                assigned.instances.iter().map(|a| &a.instance).collect();
+            lock(&self.tracks).retain(|(i, _), _| keep.contains(i));
+        }
+        self.send(updates).await;
+        while let Some(r) = stops.join_next().await {
+            if let Ok((id, Err(e))) = r {
+                tracing::warn!(container = %id, error = %e, "cannot remove container");
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn_stop(&self, stops: &mut tokio::task::JoinSet<(String, Result<()>)>, id: String) {
+        let rt = self.runtime.clone();
+        let grace = self.config.stop_grace;
+        stops.spawn(async move {
+            let r = async {
+                rt.stop(&id, grace).await?;
+                rt.remove(&id).await
+            }
+            .await;
+            (id, r)
+        });
+    }
+
+    fn stop_task(
+        &self,
+        stops: &mut tokio::task::JoinSet<(String, Result<()>)>,
+        a: &Assignment,
+        task: &Task,
+        current: Option<ContainerInfo>,
+        updates: &mut Vec<TaskUpdate>,
+    ) {
+        let key = (a.instance.clone(), task.name.clone());
+        let mut tracks = lock(&self.tracks);
+        let tr = tracks.entry(key).or_default();
+        match current {
+            Some(c) => {
+                let mut u = update(a, task, TaskState::Stopping, tr.restarts);
+                u.container_id = Some(c.id.clone());
+                push_if_new(tr, u, updates);
+                self.spawn_stop(stops, c.id);
+                // Reported `Stopped` on the next pass, once the container is gone.
+            }
+            None => {
+                let mut u = update(a, task, TaskState::Stopped, tr.restarts);
+                u.reason = Some("stopped on request".into());
+                push_if_new(tr, u, updates);
+            }
+        }
+    }
+
+    async fn run_task(
+        &self,
+        a: &Assignment,
+        task: &Task,
+        current: Option<ContainerInfo>,
+        updates: &mut Vec<TaskUpdate>,
+    ) {
+        let key = (a.instance.clone(), task.name.clone());
+        match self.decide(a, task, current.as_ref(), updates) {
+            Next::Nothing => {}
+            Next::RemoveAndWait(id) => {
+                let _ = self.runtime.remove(&id).await;
+            }
+            Next::StartCreated(id) => {
+                if let Err(e) = self.runtime.start(&id).await {
+                    self.start_failed(a, task, e, updates);
+                }
+            }
+            Next::Start { remove } => {
+                if let Some(id) = remove {
+                    let _ = self.runtime.remove(&id).await;
+                }
+                let restarts = {
+                    let mut tracks = lock(&self.tracks);
+                    let tr = tracks.entry(key.clone()).or_default();
+                    tr.next_start = None;
+                    let u = update(a, task, TaskState::Starting, tr.restarts);
+                    push_if_new(tr, u, updates);
+                    tr.restarts
+                };
+                // Tell the manager at once: pulling an image can take a while.
+                self.send(std::mem::take(updates)).await;
+                match self.start_container(a, task, restarts).await {
+                    Ok(id) => {
+                        let mut tracks = lock(&self.tracks);
+                        let tr = tracks.entry(key).or_default();
+                        tr.running_since = Some(Instant::now());
+                        let mut u = update(a, task, TaskState::Running, restarts);
+                        u.container_id = Some(id);
+                        push_if_new(tr, u, updates);
+                    }
+                    Err(e) => self.start_failed(a, task, e, updates),
+                }
+            }
+        }
+    }
+
+    /// Decides what to do with one task of a running instance, given its current container.
+    fn decide(
+        &self,
+        a: &Assignment,
+        task: &Task,
+        current: Option<&ContainerInfo>,
+        updates: &mut Vec<TaskUpdate>,
+    ) -> Next {
+        let now = Instant::now();
+        let policy = task.restart;
+        let mut tracks = lock(&self.tracks);
+        let tr = tracks
+            .entry((a.instance.clone(), task.name.clone()))
+            .or_default();
+        if let Some(n) = current
+            .and_then(|c| c.label(labels::ATTEMPT))
+            .and_then(|s| s.parse::<u32>().ok())
+        {
+            tr.restarts = tr.restarts.max(n);
+        }
+        if tr.done {
+            return Next::Nothing;
+        }
+        let Some(c) = current else {
+            return if tr.next_start.is_some_and(|t| now < t) {
+                Next::Nothing
+            } else {
+                Next::Start { remove: None }
+            };
+        };
+        match &c.state {
+            ContainerState::Running => {
+                let since = *tr.running_since.get_or_insert(now);
+                if tr.restarts > 0 && now.duration_since(since) >= policy.backoff.reset_after {
+                    tr.restarts = 0;
+                }
+                let mut u = update(a, task, TaskState::Running, tr.restarts);
+                u.container_id = Some(c.id.clone());
+                push_if_new(tr, u, updates);
+                Next::Nothing
+            }
+            ContainerState::Created => Next::StartCreated(c.id.clone()),
+            ContainerState::Other(_) => Next::Nothing,
+            ContainerState::Exited { code, reason } => {
+                tr.running_since = None;
+                let code = *code;
+                let mut u;
+                if policy.should_restart(code, tr.restarts) {
+                    let delay = policy.backoff.delay(tr.restarts);
+                    tr.restarts += 1;
+                    tr.next_start = Some(now + delay);
+                    u = update(a, task, TaskState::Restarting, tr.restarts);
+                    u.reason = Some(format!(
+                        "exited with code {code}{}; restart {} of {} in {}",
+                        reason
+                            .as_ref()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default(),
+                        tr.restarts,
+                        policy.max_attempts,
+                        format_duration(delay)
+                    ));
+                } else {
+                    tr.done = true;
+                    let state = if code == 0 {
+                        TaskState::Completed
+                    } else {
+                        TaskState::Failed
+                    };
+                    u = update(a, task, state, tr.restarts);
+                    u.reason = match (code, reason) {
+                        (0, _) => None,
+                        (_, Some(r)) => Some(format!("exited with code {code} ({r})")),
+                        (_, None) if tr.restarts > 0 => Some(format!(
+                            "exited with code {code} after {} restarts",
+                            tr.restarts
+                        )),
+                        _ => Some(format!("exited with code {code}")),
+                    };
+                }
+                u.exit_code = Some(code);
+                u.container_id = Some(c.id.clone());
+                push_if_new(tr, u, updates);
+                if tr.done {
+                    // Keep the exited container (and its logs) until the job is stopped.
+                    Next::Nothing
+                } else if tr.next_start.is_some_and(|t| now < t) {
+                    Next::RemoveAndWait(c.id.clone())
+                } else {
+                    Next::Start {
+                        remove: Some(c.id.clone()),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn start_container(&self, a: &Assignment, task: &Task, attempt: u32) -> Result<String> {
+        self.runtime.ensure_image(&task.image).await?;
+        let spec = container_spec(self.id(), a, &a.job, task, attempt);
+        let id = self.runtime.create(&spec).await?;
+        self.runtime.start(&id).await?;
+        Ok(id)
+    }
+
+    /// A container that could not be created or started counts as a failed run.
+    fn start_failed(&self, a: &Assignment, task: &Task, e: Error, updates: &mut Vec<TaskUpdate>) {
+        let key = (a.instance.clone(), task.name.clone());
+        let mut tracks = lock(&self.tracks);
+        let tr = tracks.entry(key).or_default();
+        if matches!(
+            e,
+            Error::Runtime {
+                kind: RuntimeErrorKind::Unavailable,
+                ..
+            }
+        ) {
+            // Not the task's fault: try again when the engine is back.
+            tracing::warn!(worker = %self.id(), error = %e, "container engine unavailable");
+            return;
+        }
+        let policy = task.restart;
+        let mut u;
+        if policy.should_restart(1, tr.restarts) {
+            let delay = policy.backoff.delay(tr.restarts);
+            tr.restarts += 1;
+            tr.next_start = Some(Instant::now() + delay);
+            u = update(a, task, TaskState::Restarting, tr.restarts);
+            u.reason = Some(format!(
+                "cannot start: {e}; retry {} of {} in {}",
+                tr.restarts,
+                policy.max_attempts,
+                format_duration(delay)
+            ));
+        } else {
+            tr.done = true;
+            u = update(a, task, TaskState::Failed, tr.restarts);
+            u.reason = Some(format!("cannot start: {e}"));
+        }
+        push_if_new(tr, u, updates);
+    }
+
+    /// Sends updates; on failure they are sent again on the next pass (the tracks forget them).
+    async fn send(&self, updates: Vec<TaskUpdate>) {
+        if updates.is_empty() {
+            return;
+        }
+        match self.transport.report_status(self.id(), &updates).await {
+            Ok(r) => {
+                for rej in r.rejected {
+                    tracing::debug!(worker = %self.id(), instance = %rej.instance, task = %rej.task, reason = %rej.reason, "update refused");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(worker = %self.id(), error = %e, "cannot report task status; will retry");
+                let mut tracks = lock(&self.tracks);
+                for u in updates {
+                    if let Some(tr) = tracks.get_mut(&(u.instance.clone(), u.task.clone()))
+                        && tr.reported.as_ref() == Some(&u)
+                    {
+                        tr.reported = None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What one reconcile pass does with one task.
+enum Next {
+    Nothing,
+    /// Remove the exited container; the next start waits for the backoff.
+    RemoveAndWait(String),
+    /// Start a container that was created but never started.
+    StartCreated(String),
+    /// Create and start a container, removing the old one first.
+    Start {
+        remove: Option<String>,
+    },
+}
+
+fn update(a: &Assignment, task: &Task, state: TaskState, restarts: u32) -> TaskUpdate {
+    TaskUpdate {
+        instance: a.instance.clone(),
+        task: task.name.clone(),
+        state,
+        exit_code: None,
+        reason: None,
+        container_id: None,
+        restarts,
+    }
+}
+
+fn push_if_new(tr: &mut Track, u: TaskUpdate, updates: &mut Vec<TaskUpdate>) {
+    if tr.reported.as_ref() != Some(&u) {
+        tr.reported = Some(u.clone());
+        updates.push(u);
+    }
+}
+
+/// The container for one task of one instance: its name, limits and labels.
+pub fn container_spec(
+    worker: &WorkerId,
+    a: &Assignment,
+    job: &Job,
+    task: &Task,
+    attempt: u32,
+) -> ContainerSpec {
+    let labels = [
+        (labels::WORKER, worker.as_str().to_owned()),
+        (labels::JOB, job.name.as_str().to_owned()),
+        (labels::TASK, task.name.as_str().to_owned()),
+        (labels::INSTANCE, a.instance.as_str().to_owned()),
+        (labels::ATTEMPT, attempt.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    ContainerSpec {
+        name: format!("ork-{}-{}-{attempt}", a.instance, task.name),
+        image: task.image.clone(),
+        command: task.command.clone(),
+        env: task.env.clone(),
+        ports: task.ports.clone(),
+        resources: task.resources,
+        labels,
+    }
+}
