@@ -6,3 +6,6 @@ pub mod docker;
 pub mod probe;
 
 pub use docker::DockerRuntime;
+pub mod http;
+
+pub use http::client::HttpTransport;

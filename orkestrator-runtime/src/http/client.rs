@@ -1,0 +1,262 @@
+//! [`HttpTransport`]: the manager's API over HTTP, on hyper. Workers, remote schedulers and the CLI
+//! use it; it implements the same [`Transport`] trait as the in-process transport.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Method, Request, header};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use orkestrator_core::api::*;
+use orkestrator_core::ids::{JobId, SchedulerId, WorkerId};
+use orkestrator_core::spec::Job;
+use orkestrator_core::transport::Transport;
+use orkestrator_core::{Error, Result};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Largest response body the client reads.
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// The manager's API over HTTP.
+#[derive(Clone, Debug)]
+pub struct HttpTransport {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl HttpTransport {
+    /// A client for the manager at `base` (`http://127.0.0.1:5555`; a bare `host:port` gets
+    /// `http://`).
+    pub fn new(base: &str) -> Result<Self> {
+        let base = normalize_addr(base)?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
+        Ok(HttpTransport { base, client, timeout: Duration::from_secs(15) })
+    }
+
+    /// The manager's base address.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn call<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        extra_wait: Duration,
+    ) -> Result<R> {
+        let body = match body {
+            Some(b) => Bytes::from(serde_json::to_vec(b).map_err(|e| Error::Unreachable {
+                addr: self.base.clone(),
+                message: format!("cannot encode request: {e}"),
+            })?),
+            None => Bytes::new(),
+        };
+        self.send(method, path, "application/json", body, extra_wait).await
+    }
+
+    async fn send<R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
+        extra_wait: Duration,
+    ) -> Result<R> {
+        let uri = format!("{}{}", self.base, path);
+        let req = Request::builder()
+            .method(method)
+            .uri(&uri)
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::ACCEPT, "application/json")
+            .body(Full::new(body))
+            .map_err(|e| self.unreachable(format!("bad request to {uri}: {e}")))?;
+        let fut = async {
+            let resp = self.client.request(req).await.map_err(|e| self.unreachable(describe(&e)))?;
+            let status = resp.status();
+            let bytes = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| self.unreachable(format!("reading the response: {e}")))?
+                .to_bytes();
+            Ok::<_, Error>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(self.timeout + extra_wait, fut)
+            .await
+            .map_err(|_| self.unreachable(format!("no answer within {:?}", self.timeout + extra_wait)))??;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                self.unreachable(format!("unexpected response from {uri} ({status}): {e}; is this an Orkestrator manager?"))
+            });
+        }
+        Err(Error::Api(serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| ApiError {
+            status: status.as_u16(),
+            code: "http_error".into(),
+            message: format!("{status}: {}", String::from_utf8_lossy(&bytes).chars().take(500).collect::<String>()),
+            problems: None,
+        })))
+    }
+
+    fn unreachable(&self, message: String) -> Error {
+        Error::Unreachable { addr: self.base.clone(), message }
+    }
+
+    /// Submits a job spec as text in its own format (the manager parses and validates it, so
+    /// errors carry the same field paths as `orkestrator validate`).
+    pub async fn submit_spec_text(&self, text: String, format: orkestrator_core::spec::Format) -> Result<SubmitResponse> {
+        let ctype = match format {
+            orkestrator_core::spec::Format::Yaml => "application/yaml",
+            orkestrator_core::spec::Format::Toml => "application/toml",
+            orkestrator_core::spec::Format::Json => "application/json",
+        };
+        self.send(Method::POST, "/v1/jobs", ctype, Bytes::from(text), Duration::ZERO).await
+    }
+}
+
+fn describe(e: &hyper_util::client::legacy::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    if e.is_connect() {
+        msg.push_str(" (is `orkestrator server` running there?)");
+    }
+    msg
+}
+
+/// `host:port` → `http://host:port`; trailing slashes removed; anything but http refused.
+pub fn normalize_addr(addr: &str) -> Result<String> {
+    let a = addr.trim().trim_end_matches('/');
+    let a = if a.contains("://") { a.to_owned() } else { format!("http://{a}") };
+    if !a.starts_with("http://") {
+        return Err(Error::Unreachable {
+            addr: addr.to_owned(),
+            message: "only http:// addresses are supported (e.g. http://127.0.0.1:5555)".into(),
+        });
+    }
+    match a.parse::<hyper::Uri>() {
+        Ok(u) if u.host().is_some() => Ok(a),
+        _ => Err(Error::Unreachable {
+            addr: addr.to_owned(),
+            message: "not a valid address (use e.g. http://127.0.0.1:5555)".into(),
+        }),
+    }
+}
+
+fn seg(s: &str) -> String {
+    // Ids are DNS-label-like, but escape anything else so a path can never be broken out of.
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn wait_query(index: u64, wait: Duration) -> String {
+    format!("?index={index}&wait={}ms", wait.as_millis())
+}
+
+const NONE: Option<&()> = None;
+
+#[async_trait]
+impl Transport for HttpTransport {
+    async fn submit_job(&self, job: &Job) -> Result<SubmitResponse> {
+        self.call(Method::POST, "/v1/jobs", Some(job), Duration::ZERO).await
+    }
+
+    async fn list_jobs(&self) -> Result<Vec<JobSummary>> {
+        self.call(Method::GET, "/v1/jobs", NONE, Duration::ZERO).await
+    }
+
+    async fn get_job(&self, job: &JobId) -> Result<JobView> {
+        self.call(Method::GET, &format!("/v1/jobs/{}", seg(job.as_str())), NONE, Duration::ZERO).await
+    }
+
+    async fn stop_job(&self, job: &JobId) -> Result<JobView> {
+        self.call(Method::POST, &format!("/v1/jobs/{}/stop", seg(job.as_str())), NONE, Duration::ZERO).await
+    }
+
+    async fn list_workers(&self) -> Result<Vec<WorkerView>> {
+        self.call(Method::GET, "/v1/workers", NONE, Duration::ZERO).await
+    }
+
+    async fn health(&self) -> Result<HealthReport> {
+        self.call(Method::GET, "/v1/health", NONE, Duration::ZERO).await
+    }
+
+    async fn register_worker(&self, req: &RegisterWorker) -> Result<Registered> {
+        self.call(Method::POST, "/v1/workers", Some(req), Duration::ZERO).await
+    }
+
+    async fn worker_heartbeat(&self, worker: &WorkerId, hb: &WorkerHeartbeat) -> Result<()> {
+        self.call(Method::POST, &format!("/v1/workers/{}/heartbeat", seg(worker.as_str())), Some(hb), Duration::ZERO)
+            .await
+    }
+
+    async fn watch_assignments(&self, worker: &WorkerId, index: u64, wait: Duration) -> Result<Assignments> {
+        let path = format!("/v1/workers/{}/assignments{}", seg(worker.as_str()), wait_query(index, wait));
+        self.call(Method::GET, &path, NONE, wait).await
+    }
+
+    async fn report_status(&self, worker: &WorkerId, updates: &[TaskUpdate]) -> Result<ReportResponse> {
+        self.call(Method::POST, &format!("/v1/workers/{}/status", seg(worker.as_str())), Some(updates), Duration::ZERO)
+            .await
+    }
+
+    async fn register_scheduler(&self, req: &RegisterScheduler) -> Result<Registered> {
+        self.call(Method::POST, "/v1/schedulers", Some(req), Duration::ZERO).await
+    }
+
+    async fn scheduler_heartbeat(&self, scheduler: &SchedulerId) -> Result<()> {
+        self.call(Method::POST, &format!("/v1/schedulers/{}/heartbeat", seg(scheduler.as_str())), NONE, Duration::ZERO)
+            .await
+    }
+
+    async fn scheduling_work(&self, scheduler: &SchedulerId, index: u64, wait: Duration) -> Result<SchedulingWork> {
+        let path = format!("/v1/schedulers/{}/work{}", seg(scheduler.as_str()), wait_query(index, wait));
+        self.call(Method::GET, &path, NONE, wait).await
+    }
+
+    async fn submit_decisions(&self, scheduler: &SchedulerId, decisions: &[Decision]) -> Result<Vec<DecisionResult>> {
+        self.call(
+            Method::POST,
+            &format!("/v1/schedulers/{}/decisions", seg(scheduler.as_str())),
+            Some(decisions),
+            Duration::ZERO,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_normalized() {
+        assert_eq!(normalize_addr("127.0.0.1:5555").unwrap(), "http://127.0.0.1:5555");
+        assert_eq!(normalize_addr("http://localhost:5555/").unwrap(), "http://localhost:5555");
+        assert!(normalize_addr("https://x:1").is_err());
+        assert!(normalize_addr("http://").is_err());
+    }
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(seg("web-1"), "web-1");
+        assert_eq!(seg("a/../b"), "a%2F..%2Fb");
+    }
+}

@@ -1,0 +1,10 @@
+//! The HTTP transport: the manager's API server ([`server`]) and the client that implements
+//! [`Transport`](orkestrator_core::transport::Transport) over it ([`client`]).
+//!
+//! JSON under `/v1/`. Long-polls take `?index=N&wait=30s`.
+
+pub mod client;
+pub mod server;
+
+/// Largest request body the server accepts, in bytes.
+pub const MAX_BODY_BYTES: usize = 1 << 20;

@@ -1,0 +1,254 @@
+//! The manager's HTTP API on axum. Handlers are thin: decode the typed request, call the
+//! [`Manager`], encode the typed response. Errors are JSON [`ApiError`]s with a 4xx/5xx status;
+//! bad input never panics and never gets a 500.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use orkestrator_core::api::*;
+use orkestrator_core::ids::{JobId, SchedulerId, WorkerId};
+use orkestrator_core::manager::Manager;
+use orkestrator_core::spec::{Format, parse_job};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::MAX_BODY_BYTES;
+
+/// The API router for `manager`. Wrap it with more layers (auth, tracing, metrics) as needed.
+pub fn router(manager: Manager) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/jobs", post(submit_job).get(list_jobs))
+        .route("/v1/jobs/{job}", get(get_job).delete(stop_job))
+        .route("/v1/jobs/{job}/stop", post(stop_job))
+        .route("/v1/workers", get(list_workers).post(register_worker))
+        .route("/v1/workers/{id}/heartbeat", post(worker_heartbeat))
+        .route("/v1/workers/{id}/assignments", get(watch_assignments))
+        .route("/v1/workers/{id}/status", post(report_status))
+        .route("/v1/schedulers", post(register_scheduler))
+        .route("/v1/schedulers/{id}/heartbeat", post(scheduler_heartbeat))
+        .route("/v1/schedulers/{id}/work", get(scheduling_work))
+        .route("/v1/schedulers/{id}/decisions", post(submit_decisions))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(manager)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    manager: Manager,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(manager).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// An [`ApiError`] as an HTTP response.
+pub struct ErrorResponse(pub ApiError);
+
+impl IntoResponse for ErrorResponse {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.0)).into_response()
+    }
+}
+
+impl From<ApiError> for ErrorResponse {
+    fn from(e: ApiError) -> Self {
+        ErrorResponse(e)
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ErrorResponse>;
+
+/// A JSON body whose rejections are [`ApiError`]s naming the problem.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ErrorResponse;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(r) => Err(ErrorResponse(json_rejection(r))),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    match r {
+        JsonRejection::JsonDataError(e) => ApiError::bad_request("invalid_body", format!("invalid request body: {}", e.body_text())),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("malformed_json", format!("malformed JSON: {}", e.body_text())),
+        JsonRejection::MissingJsonContentType(_) => ApiError {
+            status: 415,
+            code: "unsupported_media_type".into(),
+            message: "send the body as JSON with `Content-Type: application/json`".into(),
+            problems: None,
+        },
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        other => ApiError::bad_request("invalid_body", other.body_text()),
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError {
+        status: 413,
+        code: "body_too_large".into(),
+        message: format!("request body is larger than the {MAX_BODY_BYTES} bytes allowed"),
+        problems: None,
+    }
+}
+
+/// Long-poll parameters: `?index=N&wait=30s`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    /// Return when the state passes this index.
+    #[serde(default)]
+    pub index: u64,
+    /// How long to wait at most (e.g. `30s`, `500ms`). Default 30 s.
+    #[serde(default)]
+    pub wait: Option<String>,
+}
+
+impl WaitQuery {
+    fn wait(&self) -> Result<Duration, ErrorResponse> {
+        match &self.wait {
+            None => Ok(Duration::from_secs(30)),
+            Some(w) => orkestrator_core::units::parse_duration(w)
+                .map_err(|m| ErrorResponse(ApiError::bad_request("invalid_query", format!("wait: {m}")))),
+        }
+    }
+}
+
+/// Query parameters whose rejections are [`ApiError`]s.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ErrorResponse;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(r @ QueryRejection::FailedToDeserializeQueryString(_)) => {
+                Err(ErrorResponse(ApiError::bad_request("invalid_query", r.body_text())))
+            }
+            Err(r) => Err(ErrorResponse(ApiError::bad_request("invalid_query", r.body_text()))),
+        }
+    }
+}
+
+async fn not_found() -> ErrorResponse {
+    ErrorResponse(ApiError {
+        status: 404,
+        code: "no_route".into(),
+        message: "no such endpoint; the API lives under /v1/ (e.g. GET /v1/health, GET /v1/jobs)".into(),
+        problems: None,
+    })
+}
+
+async fn method_not_allowed() -> ErrorResponse {
+    ErrorResponse(ApiError {
+        status: 405,
+        code: "method_not_allowed".into(),
+        message: "this endpoint does not accept that method".into(),
+        problems: None,
+    })
+}
+
+async fn health(State(m): State<Manager>) -> Json<HealthReport> {
+    Json(m.health())
+}
+
+/// `POST /v1/jobs`: the body is a job spec — JSON by default, YAML or TOML by `Content-Type`
+/// (`application/yaml`, `application/toml`). Invalid specs get the same field-path errors as
+/// `orkestrator validate`.
+async fn submit_job(State(m): State<Manager>, headers: HeaderMap, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => return ErrorResponse(too_large()).into_response(),
+        Err(r) => return ErrorResponse(ApiError::bad_request("invalid_body", r.body_text())).into_response(),
+    };
+    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let format = if ctype.contains("yaml") {
+        Format::Yaml
+    } else if ctype.contains("toml") {
+        Format::Toml
+    } else {
+        Format::Json
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return ErrorResponse(ApiError::bad_request("malformed_spec", "the body is not UTF-8 text")).into_response();
+    };
+    let job = match parse_job(text, format) {
+        Ok(j) => j,
+        Err(e) => return ErrorResponse(ApiError::from(e)).into_response(),
+    };
+    match m.submit_job(job) {
+        Ok(r) => {
+            let status = if r.outcome == SubmitOutcome::Created { StatusCode::CREATED } else { StatusCode::OK };
+            (status, Json(r)).into_response()
+        }
+        Err(e) => ErrorResponse(e).into_response(),
+    }
+}
+
+async fn list_jobs(State(m): State<Manager>) -> Json<Vec<JobSummary>> {
+    Json(m.list_jobs())
+}
+
+async fn get_job(State(m): State<Manager>, Path(job): Path<String>) -> ApiResult<JobView> {
+    Ok(Json(m.get_job(&JobId::new(job))?))
+}
+
+async fn stop_job(State(m): State<Manager>, Path(job): Path<String>) -> ApiResult<JobView> {
+    Ok(Json(m.stop_job(&JobId::new(job))?))
+}
+
+async fn list_workers(State(m): State<Manager>) -> Json<Vec<WorkerView>> {
+    Json(m.list_workers())
+}
+
+async fn register_worker(State(m): State<Manager>, Body(req): Body<RegisterWorker>) -> ApiResult<Registered> {
+    Ok(Json(m.register_worker(req)?))
+}
+
+async fn worker_heartbeat(State(m): State<Manager>, Path(id): Path<String>, Body(hb): Body<WorkerHeartbeat>) -> ApiResult<()> {
+    Ok(Json(m.worker_heartbeat(&WorkerId::new(id), hb)?))
+}
+
+async fn watch_assignments(State(m): State<Manager>, Path(id): Path<String>, Query(q): Query<WaitQuery>) -> ApiResult<Assignments> {
+    let wait = q.wait()?;
+    Ok(Json(m.watch_assignments(&WorkerId::new(id), q.index, wait).await?))
+}
+
+async fn report_status(State(m): State<Manager>, Path(id): Path<String>, Body(updates): Body<Vec<TaskUpdate>>) -> ApiResult<ReportResponse> {
+    Ok(Json(m.report_status(&WorkerId::new(id), updates)?))
+}
+
+async fn register_scheduler(State(m): State<Manager>, Body(req): Body<RegisterScheduler>) -> ApiResult<Registered> {
+    Ok(Json(m.register_scheduler(req)?))
+}
+
+async fn scheduler_heartbeat(State(m): State<Manager>, Path(id): Path<String>) -> ApiResult<()> {
+    Ok(Json(m.scheduler_heartbeat(&SchedulerId::new(id))?))
+}
+
+async fn scheduling_work(State(m): State<Manager>, Path(id): Path<String>, Query(q): Query<WaitQuery>) -> ApiResult<SchedulingWork> {
+    let wait = q.wait()?;
+    Ok(Json(m.scheduling_work(&SchedulerId::new(id), wait).await?))
+}
+
+async fn submit_decisions(State(m): State<Manager>, Path(id): Path<String>, Body(d): Body<Vec<Decision>>) -> ApiResult<Vec<DecisionResult>> {
+    Ok(Json(m.submit_decisions(&SchedulerId::new(id), d)?))
+}
