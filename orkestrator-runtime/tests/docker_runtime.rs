@@ -1,0 +1,549 @@
+//! Integration tests of [`DockerRuntime`] against the real Docker engine, with the locally built
+//! test image (`scripts/build-test-image.sh`; built on first use if missing).
+//!
+//! Without an engine the tests print a SKIP line and pass, unless `ORKESTRATOR_REQUIRE_DOCKER=1`
+//! or `CI=true` is set: then they fail. Every test uses its own container names (process id +
+//! test name) and removes its containers when it ends, even when it fails, so they run in
+//! parallel safely.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use orkestrator_core::error::{Error, RuntimeErrorKind};
+use orkestrator_core::runtime::{ContainerInfo, ContainerSpec, ContainerState, Runtime, labels};
+use orkestrator_core::spec::{PortMapping, Protocol, Resources};
+use orkestrator_core::units::{ByteSize, Cpu};
+use orkestrator_runtime::DockerRuntime;
+
+const IMAGE: &str = "orkestrator/busybox:latest";
+/// Label carried by every container of this test process, so lists only see ours.
+const RUN_LABEL: &str = "orkestrator.test-run";
+
+fn docker_required() -> bool {
+    std::env::var("ORKESTRATOR_REQUIRE_DOCKER").is_ok_and(|v| v == "1")
+        || std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// The runtime, or `None` (with a loud SKIP line) when no engine answers and Docker is not
+/// required. Also makes sure the test image exists.
+async fn docker_or_skip(test: &str) -> Option<DockerRuntime> {
+    let reached = match DockerRuntime::connect() {
+        Ok(rt) => rt.ping().await.map(|()| rt),
+        Err(e) => Err(e),
+    };
+    match reached {
+        Ok(rt) => {
+            ensure_test_image();
+            Some(rt)
+        }
+        Err(e) if docker_required() => {
+            panic!("{test}: the Docker engine is required (ORKESTRATOR_REQUIRE_DOCKER/CI): {e}")
+        }
+        Err(e) => {
+            // Written straight to stderr, in one piece: the test harness captures `eprintln!`.
+            let line = format!(
+                "\nSKIP {test}: no Docker engine ({e}); \
+                 set ORKESTRATOR_REQUIRE_DOCKER=1 to fail instead\n"
+            );
+            let _ = std::io::stderr().write_all(line.as_bytes());
+            None
+        }
+    }
+}
+
+/// Builds the test image once per test process if it is not there.
+fn ensure_test_image() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = BUILT.get_or_init(|| {
+        let present = Command::new("docker")
+            .args(["image", "inspect", IMAGE])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if present {
+            return Ok(());
+        }
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-test-image.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} failed:\n{}{}",
+                script.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = result {
+        panic!("the test image {IMAGE} is missing and could not be built: {e}");
+    }
+}
+
+/// Removes the named containers when dropped (also when the test panics).
+struct Cleanup(Vec<String>);
+
+impl Cleanup {
+    fn new() -> Self {
+        Cleanup(Vec::new())
+    }
+
+    /// A unique container name for this process and test; removed at the end.
+    fn name(&mut self, test: &str) -> String {
+        let name = format!("ork-test-{}-{test}", std::process::id());
+        self.0.push(name.clone());
+        name
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let _ = Command::new("docker")
+            .args(["rm", "-f", "-v"])
+            .args(&self.0)
+            .output();
+    }
+}
+
+fn run_id() -> String {
+    std::process::id().to_string()
+}
+
+fn spec(name: &str, command: &[&str]) -> ContainerSpec {
+    ContainerSpec {
+        name: name.to_string(),
+        image: IMAGE.to_string(),
+        command: command.iter().map(|s| s.to_string()).collect(),
+        env: BTreeMap::new(),
+        ports: Vec::new(),
+        resources: Resources {
+            cpu: Cpu::from_millis(100),
+            memory: ByteSize::mib(32),
+            disk: ByteSize::mib(10),
+        },
+        labels: BTreeMap::from([
+            (RUN_LABEL.to_string(), run_id()),
+            (labels::JOB.to_string(), name.to_string()),
+        ]),
+    }
+}
+
+async fn run(rt: &DockerRuntime, spec: &ContainerSpec) -> String {
+    let id = rt.create(spec).await.expect("create");
+    rt.start(&id).await.expect("start");
+    id
+}
+
+/// Polls `inspect` until `done` holds, or panics after `within`.
+async fn wait_for(
+    rt: &DockerRuntime,
+    id: &str,
+    within: Duration,
+    done: impl Fn(&ContainerState) -> bool,
+) -> ContainerInfo {
+    let deadline = Instant::now() + within;
+    loop {
+        let info = rt.inspect(id).await.expect("inspect");
+        if done(&info.state) {
+            return info;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "container {id} still {:?} after {within:?}",
+            info.state
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn kind(e: &Error) -> Option<RuntimeErrorKind> {
+    match e {
+        Error::Runtime { kind, .. } => Some(*kind),
+        _ => None,
+    }
+}
+
+fn free_port(protocol: Protocol) -> u16 {
+    match protocol {
+        Protocol::Tcp => std::net::TcpListener::bind("0.0.0.0:0")
+            .and_then(|l| l.local_addr())
+            .expect("free tcp port")
+            .port(),
+        Protocol::Udp => std::net::UdpSocket::bind("0.0.0.0:0")
+            .and_then(|s| s.local_addr())
+            .expect("free udp port")
+            .port(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_applies_limits_labels_env_command_and_ports() {
+    let Some(rt) = docker_or_skip("create_applies_limits_labels_env_command_and_ports").await
+    else {
+        return;
+    };
+    let mut cleanup = Cleanup::new();
+    let name = cleanup.name("limits");
+    let tcp_port = free_port(Protocol::Tcp);
+    let udp_port = free_port(Protocol::Udp);
+
+    let mut s = spec(
+        &name,
+        &["sh", "-c", "echo hello $GREETING; exec sleep 1000"],
+    );
+    s.env.insert("GREETING".into(), "world".into());
+    s.resources.cpu = Cpu::from_millis(250);
+    s.resources.memory = ByteSize::mib(64);
+    s.labels.insert(labels::TASK.into(), "server".into());
+    s.ports = vec![
+        PortMapping {
+            container: 8080,
+            host: Some(tcp_port),
+            protocol: Protocol::Tcp,
+        },
+        PortMapping {
+            container: 5353,
+            host: Some(udp_port),
+            protocol: Protocol::Udp,
+        },
+        PortMapping {
+            container: 9000,
+            host: None,
+            protocol: Protocol::Tcp,
+        },
+    ];
+    rt.ensure_image(IMAGE).await.expect("test image present");
+    let id = run(&rt, &s).await;
+
+    let info = rt.inspect(&id).await.expect("inspect");
+    assert_eq!(info.id, id);
+    assert_eq!(info.name, name);
+    assert_eq!(info.state, ContainerState::Running);
+    assert_eq!(info.label(labels::TASK), Some("server"));
+    assert_eq!(info.label(RUN_LABEL), Some(run_id().as_str()));
+
+    // What the engine actually applied, straight from its inspect answer.
+    let raw = rt
+        .client()
+        .await
+        .unwrap()
+        .inspect_container(&id, None)
+        .await
+        .expect("raw inspect");
+    let hc = raw.host_config.expect("host config");
+    assert_eq!(hc.nano_cpus, Some(250_000_000));
+    assert_eq!(hc.memory, Some(64 * 1024 * 1024));
+    assert_eq!(hc.memory_swap, Some(64 * 1024 * 1024), "no swap");
+    let bindings = hc.port_bindings.expect("port bindings");
+    let tcp = bindings["8080/tcp"].as_ref().expect("8080/tcp bound");
+    assert_eq!(tcp[0].host_ip.as_deref(), Some("0.0.0.0"));
+    assert_eq!(tcp[0].host_port, Some(tcp_port.to_string()));
+    let udp = bindings["5353/udp"].as_ref().expect("5353/udp bound");
+    assert_eq!(udp[0].host_port, Some(udp_port.to_string()));
+    assert!(!bindings.contains_key("9000/tcp"));
+    let config = raw.config.expect("config");
+    assert!(
+        config
+            .env
+            .unwrap_or_default()
+            .contains(&"GREETING=world".to_string())
+    );
+    assert_eq!(
+        config.cmd.unwrap_or_default(),
+        vec!["sh", "-c", "echo hello $GREETING; exec sleep 1000"]
+    );
+    let exposed = config.exposed_ports.unwrap_or_default();
+    for port in ["8080/tcp", "5353/udp", "9000/tcp"] {
+        assert!(
+            exposed.iter().any(|p| p == port),
+            "{port} not exposed: {exposed:?}"
+        );
+    }
+
+    // And as the docker CLI reports it.
+    let out = Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}} {{index .Config.Labels \"orkestrator.task\"}}",
+            &id,
+        ])
+        .output()
+        .expect("docker inspect");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("250000000 {} server", 64 * 1024 * 1024)
+    );
+
+    // Published for real: the engine listens on the host port.
+    let out = Command::new("docker")
+        .args(["port", &id, "8080/tcp"])
+        .output()
+        .expect("docker port");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(":{tcp_port}")),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Logs show the command ran with the environment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs = rt.logs(&id, 10).await.expect("logs");
+        if logs.contains("hello world") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no greeting in logs: {logs:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    rt.remove(&id).await.expect("remove");
+    let gone = rt.inspect(&id).await.unwrap_err();
+    assert_eq!(kind(&gone), Some(RuntimeErrorKind::NotFound), "{gone}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_filters_by_every_label() {
+    let Some(rt) = docker_or_skip("list_filters_by_every_label").await else {
+        return;
+    };
+    let mut cleanup = Cleanup::new();
+    let a = cleanup.name("list-a");
+    let b = cleanup.name("list-b");
+    let mut sa = spec(&a, &["sleep", "1000"]);
+    sa.labels.insert(labels::WORKER.into(), "w1".into());
+    let mut sb = spec(&b, &["true"]);
+    sb.labels.insert(labels::WORKER.into(), "w1".into());
+    let id_a = run(&rt, &sa).await;
+    let id_b = rt.create(&sb).await.expect("create b (not started)");
+
+    let run = run_id();
+    let both = rt
+        .list(&[(RUN_LABEL, run.as_str()), (labels::WORKER, "w1")])
+        .await
+        .expect("list");
+    let names: Vec<&str> = both.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, vec![a.as_str(), b.as_str()], "sorted by name");
+    assert_eq!(both[0].id, id_a);
+    assert_eq!(both[0].state, ContainerState::Running);
+    assert_eq!(both[1].id, id_b);
+    assert_eq!(both[1].state, ContainerState::Created);
+
+    let only_a = rt
+        .list(&[(RUN_LABEL, run.as_str()), (labels::JOB, a.as_str())])
+        .await
+        .expect("list");
+    assert_eq!(only_a.len(), 1);
+    assert_eq!(only_a[0].id, id_a);
+    assert_eq!(only_a[0].label(labels::WORKER), Some("w1"));
+
+    let none = rt
+        .list(&[(RUN_LABEL, run.as_str()), (labels::WORKER, "w2")])
+        .await
+        .expect("list");
+    assert!(none.is_empty(), "{none:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exit_code_is_reported() {
+    let Some(rt) = docker_or_skip("exit_code_is_reported").await else {
+        return;
+    };
+    let mut cleanup = Cleanup::new();
+    let name = cleanup.name("exit3");
+    let id = run(&rt, &spec(&name, &["sh", "-c", "echo bye >&2; exit 3"])).await;
+    let info = wait_for(&rt, &id, Duration::from_secs(20), |s| {
+        matches!(s, ContainerState::Exited { .. })
+    })
+    .await;
+    assert_eq!(
+        info.state,
+        ContainerState::Exited {
+            code: 3,
+            reason: None
+        }
+    );
+    // stderr is in the logs too.
+    assert_eq!(rt.logs(&id, 5).await.expect("logs").trim(), "bye");
+    // Stopping an exited container is fine.
+    rt.stop(&id, Duration::from_secs(1))
+        .await
+        .expect("stop exited");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_kills_after_the_grace_period() {
+    let Some(rt) = docker_or_skip("stop_kills_after_the_grace_period").await else {
+        return;
+    };
+    let mut cleanup = Cleanup::new();
+    let name = cleanup.name("stop-grace");
+    // As PID 1 without a handler, busybox sleep ignores SIGTERM: only the SIGKILL after the
+    // grace period ends it.
+    let id = run(&rt, &spec(&name, &["sleep", "1000"])).await;
+    let grace = Duration::from_secs(1);
+    let started = Instant::now();
+    rt.stop(&id, grace).await.expect("stop");
+    let took = started.elapsed();
+    assert!(
+        took < grace + Duration::from_secs(5),
+        "stop took {took:?} with a grace of {grace:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(900),
+        "SIGKILL came before the grace period: {took:?}"
+    );
+    let info = rt.inspect(&id).await.expect("inspect");
+    assert_eq!(
+        info.state,
+        ContainerState::Exited {
+            code: 137,
+            reason: None
+        }
+    );
+    // Stopping again is fine (the engine answers 304).
+    rt.stop(&id, grace).await.expect("second stop");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stop_returns_early_when_sigterm_works() {
+    let Some(rt) = docker_or_skip("stop_returns_early_when_sigterm_works").await else {
+        return;
+    };
+    let mut cleanup = Cleanup::new();
+    let name = cleanup.name("stop-term");
+    let script = "trap 'echo got TERM; exit 0' TERM; echo ready; while true; do sleep 0.1; done";
+    let id = run(&rt, &spec(&name, &["sh", "-c", script])).await;
+    // Wait until the trap is installed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !rt.logs(&id, 10).await.expect("logs").contains("ready") {
+        assert!(Instant::now() < deadline, "container never got ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let grace = Duration::from_secs(20);
+    let started = Instant::now();
+    rt.stop(&id, grace).await.expect("stop");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "stop took {took:?}: SIGTERM ignored?"
+    );
+    let info = rt.inspect(&id).await.expect("inspect");
+    assert_eq!(
+        info.state,
+        ContainerState::Exited {
+            code: 0,
+            reason: None
+        }
+    );
+    assert!(rt.logs(&id, 10).await.unwrap().contains("got TERM"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_containers() {
+    let Some(rt) = docker_or_skip("missing_containers").await else {
+        return;
+    };
+    let missing = format!("ork-test-{}-never-created", std::process::id());
+    rt.remove(&missing)
+        .await
+        .expect("removing a missing container is fine");
+    let e = rt.inspect(&missing).await.unwrap_err();
+    assert_eq!(kind(&e), Some(RuntimeErrorKind::NotFound), "{e}");
+    let e = rt.start(&missing).await.unwrap_err();
+    assert_eq!(kind(&e), Some(RuntimeErrorKind::NotFound), "{e}");
+    let e = rt.stats(&missing).await.unwrap_err();
+    assert_eq!(kind(&e), Some(RuntimeErrorKind::NotFound), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_image_is_explained() {
+    let Some(rt) = docker_or_skip("missing_image_is_explained").await else {
+        return;
+    };
+    rt.ensure_image(IMAGE).await.expect("present image");
+    let image = "nonexistent/image:nope";
+    let e = rt.ensure_image(image).await.unwrap_err();
+    assert_eq!(kind(&e), Some(RuntimeErrorKind::ImageNotFound), "{e}");
+    let text = e.to_string();
+    for needle in [
+        image,
+        "not present locally",
+        "could not be pulled",
+        "docker pull nonexistent/image:nope",
+        "docker build -t nonexistent/image:nope",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from: {text}");
+    }
+
+    // Creating from it (without ensure_image) says the same kind of thing.
+    let mut cleanup = Cleanup::new();
+    let name = cleanup.name("no-image");
+    let mut s = spec(&name, &[]);
+    s.image = image.into();
+    let e = rt.create(&s).await.unwrap_err();
+    assert_eq!(kind(&e), Some(RuntimeErrorKind::ImageNotFound), "{e}");
+    assert!(e.to_string().contains("docker pull"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn name_conflict_is_rejected() {
+    let Some(rt) = docker_or_skip("name_conflict_is_rejected").await else {
+        return;
+    };
+    let mut cleanup = Cleanup::new();
+    let name = cleanup.name("conflict");
+    let s = spec(&name, &["true"]);
+    rt.create(&s).await.expect("first create");
+    let e = rt.create(&s).await.unwrap_err();
+    assert_eq!(kind(&e), Some(RuntimeErrorKind::Rejected), "{e}");
+    assert!(e.to_string().contains("already in use"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stats_of_a_running_container() {
+    let Some(rt) = docker_or_skip("stats_of_a_running_container").await else {
+        return;
+    };
+    let mut cleanup = Cleanup::new();
+    let name = cleanup.name("stats");
+    let mut s = spec(&name, &["sh", "-c", "while true; do :; done"]);
+    s.resources.cpu = Cpu::from_millis(500);
+    s.resources.memory = ByteSize::mib(48);
+    let id = run(&rt, &s).await;
+    let stats = rt.stats(&id).await.expect("stats");
+    assert!(stats.memory_bytes > 0, "{stats:?}");
+    assert_eq!(stats.memory_limit_bytes, 48 * 1024 * 1024, "{stats:?}");
+    // A busy loop capped at half a core.
+    assert!(stats.cpu_cores > 0.0, "{stats:?}");
+    assert!(stats.cpu_cores < 0.8, "{stats:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_engine_is_unavailable() {
+    // Nothing listens on port 1: no engine needed for this one.
+    let rt = DockerRuntime::connect_to("tcp://127.0.0.1:1", Duration::from_secs(5)).unwrap();
+    let e = rt.ping().await.unwrap_err();
+    assert_eq!(kind(&e), Some(RuntimeErrorKind::Unavailable), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("cannot reach the Docker engine at tcp://127.0.0.1:1"),
+        "{text}"
+    );
+    assert!(text.contains("is dockerd running?"), "{text}");
+
+    let e = DockerRuntime::connect_to("unix:///nonexistent/docker.sock", Duration::from_secs(5))
+        .unwrap_err();
+    assert_eq!(kind(&e), Some(RuntimeErrorKind::Unavailable), "{e}");
+}
