@@ -167,7 +167,14 @@ fn classify(host: &str, e: BollardError, what: &str) -> Error {
         ),
         e @ (BollardError::HyperLegacyError { .. }
         | BollardError::HyperResponseError { .. }
-        | BollardError::IOError { .. }) => unavailable(host, &error_chain(&e)),
+        | BollardError::IOError { .. }) => {
+            // bollard's own wrapper ("Error in the hyper legacy client") adds nothing.
+            let cause = match std::error::Error::source(&e) {
+                Some(inner) => error_chain(inner),
+                None => e.to_string(),
+            };
+            unavailable(host, &cause)
+        }
         BollardError::DockerStreamError { error } => Error::runtime(
             RuntimeErrorKind::Other,
             format!("cannot {what}: {}", error.trim()),
