@@ -37,8 +37,14 @@ impl HttpTransport {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector);
-        Ok(HttpTransport { base, client, timeout: Duration::from_secs(15) })
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Ok(HttpTransport {
+            base,
+            client,
+            timeout: Duration::from_secs(15),
+        })
     }
 
     /// The manager's base address.
@@ -60,7 +66,8 @@ impl HttpTransport {
             })?),
             None => Bytes::new(),
         };
-        self.send(method, path, "application/json", body, extra_wait).await
+        self.send(method, path, "application/json", body, extra_wait)
+            .await
     }
 
     async fn send<R: DeserializeOwned>(
@@ -80,7 +87,11 @@ impl HttpTransport {
             .body(Full::new(body))
             .map_err(|e| self.unreachable(format!("bad request to {uri}: {e}")))?;
         let fut = async {
-            let resp = self.client.request(req).await.map_err(|e| self.unreachable(describe(&e)))?;
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| self.unreachable(describe(&e)))?;
             let status = resp.status();
             let bytes = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
@@ -91,33 +102,57 @@ impl HttpTransport {
         };
         let (status, bytes) = tokio::time::timeout(self.timeout + extra_wait, fut)
             .await
-            .map_err(|_| self.unreachable(format!("no answer within {:?}", self.timeout + extra_wait)))??;
+            .map_err(|_| {
+                self.unreachable(format!("no answer within {:?}", self.timeout + extra_wait))
+            })??;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| {
                 self.unreachable(format!("unexpected response from {uri} ({status}): {e}; is this an Orkestrator manager?"))
             });
         }
-        Err(Error::Api(serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| ApiError {
-            status: status.as_u16(),
-            code: "http_error".into(),
-            message: format!("{status}: {}", String::from_utf8_lossy(&bytes).chars().take(500).collect::<String>()),
-            problems: None,
-        })))
+        Err(Error::Api(
+            serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| ApiError {
+                status: status.as_u16(),
+                code: "http_error".into(),
+                message: format!(
+                    "{status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                        .chars()
+                        .take(500)
+                        .collect::<String>()
+                ),
+                problems: None,
+            }),
+        ))
     }
 
     fn unreachable(&self, message: String) -> Error {
-        Error::Unreachable { addr: self.base.clone(), message }
+        Error::Unreachable {
+            addr: self.base.clone(),
+            message,
+        }
     }
 
     /// Submits a job spec as text in its own format (the manager parses and validates it, so
     /// errors carry the same field paths as `orkestrator validate`).
-    pub async fn submit_spec_text(&self, text: String, format: orkestrator_core::spec::Format) -> Result<SubmitResponse> {
+    pub async fn submit_spec_text(
+        &self,
+        text: String,
+        format: orkestrator_core::spec::Format,
+    ) -> Result<SubmitResponse> {
         let ctype = match format {
             orkestrator_core::spec::Format::Yaml => "application/yaml",
             orkestrator_core::spec::Format::Toml => "application/toml",
             orkestrator_core::spec::Format::Json => "application/json",
         };
-        self.send(Method::POST, "/v1/jobs", ctype, Bytes::from(text), Duration::ZERO).await
+        self.send(
+            Method::POST,
+            "/v1/jobs",
+            ctype,
+            Bytes::from(text),
+            Duration::ZERO,
+        )
+        .await
     }
 }
 
@@ -136,8 +171,16 @@ fn describe(e: &hyper_util::client::legacy::Error) -> String {
 
 /// `host:port` → `http://host:port`; trailing slashes removed; anything but http refused.
 pub fn normalize_addr(addr: &str) -> Result<String> {
-    let a = addr.trim().trim_end_matches('/');
-    let a = if a.contains("://") { a.to_owned() } else { format!("http://{a}") };
+    let a = addr.trim();
+    let a = if a.contains("://") {
+        a.to_owned()
+    } else {
+        format!("http://{a}")
+    };
+    let a = match a.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", rest.trim_end_matches('/')),
+        None => a,
+    };
     if !a.starts_with("http://") {
         return Err(Error::Unreachable {
             addr: addr.to_owned(),
@@ -175,63 +218,122 @@ const NONE: Option<&()> = None;
 #[async_trait]
 impl Transport for HttpTransport {
     async fn submit_job(&self, job: &Job) -> Result<SubmitResponse> {
-        self.call(Method::POST, "/v1/jobs", Some(job), Duration::ZERO).await
+        self.call(Method::POST, "/v1/jobs", Some(job), Duration::ZERO)
+            .await
     }
 
     async fn list_jobs(&self) -> Result<Vec<JobSummary>> {
-        self.call(Method::GET, "/v1/jobs", NONE, Duration::ZERO).await
+        self.call(Method::GET, "/v1/jobs", NONE, Duration::ZERO)
+            .await
     }
 
     async fn get_job(&self, job: &JobId) -> Result<JobView> {
-        self.call(Method::GET, &format!("/v1/jobs/{}", seg(job.as_str())), NONE, Duration::ZERO).await
+        self.call(
+            Method::GET,
+            &format!("/v1/jobs/{}", seg(job.as_str())),
+            NONE,
+            Duration::ZERO,
+        )
+        .await
     }
 
     async fn stop_job(&self, job: &JobId) -> Result<JobView> {
-        self.call(Method::POST, &format!("/v1/jobs/{}/stop", seg(job.as_str())), NONE, Duration::ZERO).await
+        self.call(
+            Method::POST,
+            &format!("/v1/jobs/{}/stop", seg(job.as_str())),
+            NONE,
+            Duration::ZERO,
+        )
+        .await
     }
 
     async fn list_workers(&self) -> Result<Vec<WorkerView>> {
-        self.call(Method::GET, "/v1/workers", NONE, Duration::ZERO).await
+        self.call(Method::GET, "/v1/workers", NONE, Duration::ZERO)
+            .await
     }
 
     async fn health(&self) -> Result<HealthReport> {
-        self.call(Method::GET, "/v1/health", NONE, Duration::ZERO).await
+        self.call(Method::GET, "/v1/health", NONE, Duration::ZERO)
+            .await
     }
 
     async fn register_worker(&self, req: &RegisterWorker) -> Result<Registered> {
-        self.call(Method::POST, "/v1/workers", Some(req), Duration::ZERO).await
+        self.call(Method::POST, "/v1/workers", Some(req), Duration::ZERO)
+            .await
     }
 
     async fn worker_heartbeat(&self, worker: &WorkerId, hb: &WorkerHeartbeat) -> Result<()> {
-        self.call(Method::POST, &format!("/v1/workers/{}/heartbeat", seg(worker.as_str())), Some(hb), Duration::ZERO)
-            .await
+        self.call(
+            Method::POST,
+            &format!("/v1/workers/{}/heartbeat", seg(worker.as_str())),
+            Some(hb),
+            Duration::ZERO,
+        )
+        .await
     }
 
-    async fn watch_assignments(&self, worker: &WorkerId, index: u64, wait: Duration) -> Result<Assignments> {
-        let path = format!("/v1/workers/{}/assignments{}", seg(worker.as_str()), wait_query(index, wait));
+    async fn watch_assignments(
+        &self,
+        worker: &WorkerId,
+        index: u64,
+        wait: Duration,
+    ) -> Result<Assignments> {
+        let path = format!(
+            "/v1/workers/{}/assignments{}",
+            seg(worker.as_str()),
+            wait_query(index, wait)
+        );
         self.call(Method::GET, &path, NONE, wait).await
     }
 
-    async fn report_status(&self, worker: &WorkerId, updates: &[TaskUpdate]) -> Result<ReportResponse> {
-        self.call(Method::POST, &format!("/v1/workers/{}/status", seg(worker.as_str())), Some(updates), Duration::ZERO)
-            .await
+    async fn report_status(
+        &self,
+        worker: &WorkerId,
+        updates: &[TaskUpdate],
+    ) -> Result<ReportResponse> {
+        self.call(
+            Method::POST,
+            &format!("/v1/workers/{}/status", seg(worker.as_str())),
+            Some(updates),
+            Duration::ZERO,
+        )
+        .await
     }
 
     async fn register_scheduler(&self, req: &RegisterScheduler) -> Result<Registered> {
-        self.call(Method::POST, "/v1/schedulers", Some(req), Duration::ZERO).await
-    }
-
-    async fn scheduler_heartbeat(&self, scheduler: &SchedulerId) -> Result<()> {
-        self.call(Method::POST, &format!("/v1/schedulers/{}/heartbeat", seg(scheduler.as_str())), NONE, Duration::ZERO)
+        self.call(Method::POST, "/v1/schedulers", Some(req), Duration::ZERO)
             .await
     }
 
-    async fn scheduling_work(&self, scheduler: &SchedulerId, index: u64, wait: Duration) -> Result<SchedulingWork> {
-        let path = format!("/v1/schedulers/{}/work{}", seg(scheduler.as_str()), wait_query(index, wait));
+    async fn scheduler_heartbeat(&self, scheduler: &SchedulerId) -> Result<()> {
+        self.call(
+            Method::POST,
+            &format!("/v1/schedulers/{}/heartbeat", seg(scheduler.as_str())),
+            NONE,
+            Duration::ZERO,
+        )
+        .await
+    }
+
+    async fn scheduling_work(
+        &self,
+        scheduler: &SchedulerId,
+        index: u64,
+        wait: Duration,
+    ) -> Result<SchedulingWork> {
+        let path = format!(
+            "/v1/schedulers/{}/work{}",
+            seg(scheduler.as_str()),
+            wait_query(index, wait)
+        );
         self.call(Method::GET, &path, NONE, wait).await
     }
 
-    async fn submit_decisions(&self, scheduler: &SchedulerId, decisions: &[Decision]) -> Result<Vec<DecisionResult>> {
+    async fn submit_decisions(
+        &self,
+        scheduler: &SchedulerId,
+        decisions: &[Decision],
+    ) -> Result<Vec<DecisionResult>> {
         self.call(
             Method::POST,
             &format!("/v1/schedulers/{}/decisions", seg(scheduler.as_str())),
@@ -248,8 +350,14 @@ mod tests {
 
     #[test]
     fn addresses_are_normalized() {
-        assert_eq!(normalize_addr("127.0.0.1:5555").unwrap(), "http://127.0.0.1:5555");
-        assert_eq!(normalize_addr("http://localhost:5555/").unwrap(), "http://localhost:5555");
+        assert_eq!(
+            normalize_addr("127.0.0.1:5555").unwrap(),
+            "http://127.0.0.1:5555"
+        );
+        assert_eq!(
+            normalize_addr("http://localhost:5555/").unwrap(),
+            "http://localhost:5555"
+        );
         assert!(normalize_addr("https://x:1").is_err());
         assert!(normalize_addr("http://").is_err());
     }

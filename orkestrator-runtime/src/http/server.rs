@@ -48,9 +48,12 @@ pub async fn serve(
     manager: Manager,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(manager).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(manager).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// An [`ApiError`] as an HTTP response.
@@ -58,7 +61,8 @@ pub struct ErrorResponse(pub ApiError);
 
 impl IntoResponse for ErrorResponse {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Json(self.0)).into_response()
     }
 }
@@ -87,8 +91,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 
 fn json_rejection(r: JsonRejection) -> ApiError {
     match r {
-        JsonRejection::JsonDataError(e) => ApiError::bad_request("invalid_body", format!("invalid request body: {}", e.body_text())),
-        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request("malformed_json", format!("malformed JSON: {}", e.body_text())),
+        JsonRejection::JsonDataError(e) => ApiError::bad_request(
+            "invalid_body",
+            format!("invalid request body: {}", e.body_text()),
+        ),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
+            "malformed_json",
+            format!("malformed JSON: {}", e.body_text()),
+        ),
         JsonRejection::MissingJsonContentType(_) => ApiError {
             status: 415,
             code: "unsupported_media_type".into(),
@@ -125,8 +135,9 @@ impl WaitQuery {
     fn wait(&self) -> Result<Duration, ErrorResponse> {
         match &self.wait {
             None => Ok(Duration::from_secs(30)),
-            Some(w) => orkestrator_core::units::parse_duration(w)
-                .map_err(|m| ErrorResponse(ApiError::bad_request("invalid_query", format!("wait: {m}")))),
+            Some(w) => orkestrator_core::units::parse_duration(w).map_err(|m| {
+                ErrorResponse(ApiError::bad_request("invalid_query", format!("wait: {m}")))
+            }),
         }
     }
 }
@@ -137,13 +148,19 @@ pub struct Query<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     type Rejection = ErrorResponse;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Query(v)),
-            Err(r @ QueryRejection::FailedToDeserializeQueryString(_)) => {
-                Err(ErrorResponse(ApiError::bad_request("invalid_query", r.body_text())))
-            }
-            Err(r) => Err(ErrorResponse(ApiError::bad_request("invalid_query", r.body_text()))),
+            Err(r @ QueryRejection::FailedToDeserializeQueryString(_)) => Err(ErrorResponse(
+                ApiError::bad_request("invalid_query", r.body_text()),
+            )),
+            Err(r) => Err(ErrorResponse(ApiError::bad_request(
+                "invalid_query",
+                r.body_text(),
+            ))),
         }
     }
 }
@@ -152,7 +169,8 @@ async fn not_found() -> ErrorResponse {
     ErrorResponse(ApiError {
         status: 404,
         code: "no_route".into(),
-        message: "no such endpoint; the API lives under /v1/ (e.g. GET /v1/health, GET /v1/jobs)".into(),
+        message: "no such endpoint; the API lives under /v1/ (e.g. GET /v1/health, GET /v1/jobs)"
+            .into(),
         problems: None,
     })
 }
@@ -173,13 +191,25 @@ async fn health(State(m): State<Manager>) -> Json<HealthReport> {
 /// `POST /v1/jobs`: the body is a job spec — JSON by default, YAML or TOML by `Content-Type`
 /// (`application/yaml`, `application/toml`). Invalid specs get the same field-path errors as
 /// `orkestrator validate`.
-async fn submit_job(State(m): State<Manager>, headers: HeaderMap, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Response {
+async fn submit_job(
+    State(m): State<Manager>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
     let body = match body {
         Ok(b) => b,
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => return ErrorResponse(too_large()).into_response(),
-        Err(r) => return ErrorResponse(ApiError::bad_request("invalid_body", r.body_text())).into_response(),
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return ErrorResponse(too_large()).into_response();
+        }
+        Err(r) => {
+            return ErrorResponse(ApiError::bad_request("invalid_body", r.body_text()))
+                .into_response();
+        }
     };
-    let ctype = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
     let format = if ctype.contains("yaml") {
         Format::Yaml
     } else if ctype.contains("toml") {
@@ -188,7 +218,11 @@ async fn submit_job(State(m): State<Manager>, headers: HeaderMap, body: Result<B
         Format::Json
     };
     let Ok(text) = std::str::from_utf8(&body) else {
-        return ErrorResponse(ApiError::bad_request("malformed_spec", "the body is not UTF-8 text")).into_response();
+        return ErrorResponse(ApiError::bad_request(
+            "malformed_spec",
+            "the body is not UTF-8 text",
+        ))
+        .into_response();
     };
     let job = match parse_job(text, format) {
         Ok(j) => j,
@@ -196,7 +230,11 @@ async fn submit_job(State(m): State<Manager>, headers: HeaderMap, body: Result<B
     };
     match m.submit_job(job) {
         Ok(r) => {
-            let status = if r.outcome == SubmitOutcome::Created { StatusCode::CREATED } else { StatusCode::OK };
+            let status = if r.outcome == SubmitOutcome::Created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             (status, Json(r)).into_response()
         }
         Err(e) => ErrorResponse(e).into_response(),
@@ -219,24 +257,45 @@ async fn list_workers(State(m): State<Manager>) -> Json<Vec<WorkerView>> {
     Json(m.list_workers())
 }
 
-async fn register_worker(State(m): State<Manager>, Body(req): Body<RegisterWorker>) -> ApiResult<Registered> {
+async fn register_worker(
+    State(m): State<Manager>,
+    Body(req): Body<RegisterWorker>,
+) -> ApiResult<Registered> {
     Ok(Json(m.register_worker(req)?))
 }
 
-async fn worker_heartbeat(State(m): State<Manager>, Path(id): Path<String>, Body(hb): Body<WorkerHeartbeat>) -> ApiResult<()> {
+async fn worker_heartbeat(
+    State(m): State<Manager>,
+    Path(id): Path<String>,
+    Body(hb): Body<WorkerHeartbeat>,
+) -> ApiResult<()> {
     Ok(Json(m.worker_heartbeat(&WorkerId::new(id), hb)?))
 }
 
-async fn watch_assignments(State(m): State<Manager>, Path(id): Path<String>, Query(q): Query<WaitQuery>) -> ApiResult<Assignments> {
+async fn watch_assignments(
+    State(m): State<Manager>,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<Assignments> {
     let wait = q.wait()?;
-    Ok(Json(m.watch_assignments(&WorkerId::new(id), q.index, wait).await?))
+    Ok(Json(
+        m.watch_assignments(&WorkerId::new(id), q.index, wait)
+            .await?,
+    ))
 }
 
-async fn report_status(State(m): State<Manager>, Path(id): Path<String>, Body(updates): Body<Vec<TaskUpdate>>) -> ApiResult<ReportResponse> {
+async fn report_status(
+    State(m): State<Manager>,
+    Path(id): Path<String>,
+    Body(updates): Body<Vec<TaskUpdate>>,
+) -> ApiResult<ReportResponse> {
     Ok(Json(m.report_status(&WorkerId::new(id), updates)?))
 }
 
-async fn register_scheduler(State(m): State<Manager>, Body(req): Body<RegisterScheduler>) -> ApiResult<Registered> {
+async fn register_scheduler(
+    State(m): State<Manager>,
+    Body(req): Body<RegisterScheduler>,
+) -> ApiResult<Registered> {
     Ok(Json(m.register_scheduler(req)?))
 }
 
@@ -244,11 +303,40 @@ async fn scheduler_heartbeat(State(m): State<Manager>, Path(id): Path<String>) -
     Ok(Json(m.scheduler_heartbeat(&SchedulerId::new(id))?))
 }
 
-async fn scheduling_work(State(m): State<Manager>, Path(id): Path<String>, Query(q): Query<WaitQuery>) -> ApiResult<SchedulingWork> {
+async fn scheduling_work(
+    State(m): State<Manager>,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<SchedulingWork> {
     let wait = q.wait()?;
     Ok(Json(m.scheduling_work(&SchedulerId::new(id), wait).await?))
 }
 
-async fn submit_decisions(State(m): State<Manager>, Path(id): Path<String>, Body(d): Body<Vec<Decision>>) -> ApiResult<Vec<DecisionResult>> {
+async fn submit_decisions(
+    State(m): State<Manager>,
+    Path(id): Path<String>,
+    Body(d): Body<Vec<Decision>>,
+) -> ApiResult<Vec<DecisionResult>> {
     Ok(Json(m.submit_decisions(&SchedulerId::new(id), d)?))
+}
+
+/// A worker's own small endpoint: `GET /health` (logs will be served here too).
+pub fn worker_router(worker: orkestrator_core::ids::WorkerId) -> Router {
+    Router::new()
+        .route(
+            "/health",
+            get(move || {
+                let worker = worker.clone();
+                async move { Json(serde_json::json!({ "worker": worker, "status": "ok" })) }
+            }),
+        )
+        .fallback(not_found)
+}
+
+/// Serves any router on `listener` (until the process ends).
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: Router,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).await
 }

@@ -1,0 +1,381 @@
+//! Command-line definitions (clap derive) and the translation of the original single-dash flags.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Default manager port.
+pub const DEFAULT_PORT: u16 = 5555;
+/// Default address of the manager.
+pub const DEFAULT_MANAGER: &str = "http://127.0.0.1:5555";
+
+/// Orkestrator: a container orchestrator. Run a manager, workers and schedulers; submit jobs.
+#[derive(Debug, Parser)]
+#[command(name = "orkestrator", version, about, long_about = None, after_help = SEED_HELP)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const SEED_HELP: &str = "\
+The original flags work too:
+  orkestrator -server -port 5555               (= server --port 5555)
+  orkestrator -worker -port 5555               (= worker --manager http://127.0.0.1:5555)
+  orkestrator -client -file job.yaml -port 5555 (= run -f job.yaml --manager http://127.0.0.1:5555)";
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the manager (the API server), with an embedded scheduler.
+    Server(ServerArgs),
+    /// Run a worker: runs assigned tasks on the local Docker engine.
+    Worker(WorkerArgs),
+    /// Run a scheduler as its own process.
+    Scheduler(SchedulerArgs),
+    /// Run manager, scheduler and one worker in one process (a local cluster for trying things).
+    Dev(DevArgs),
+    /// Submit a job file.
+    Run(RunArgs),
+    /// Show jobs, or one job in detail.
+    Status(StatusArgs),
+    /// Stop a job: its containers are stopped and removed.
+    Stop(StopArgs),
+    /// List workers and their resources.
+    Workers(OutputArgs),
+    /// Show the health of every component and job.
+    Health(OutputArgs),
+    /// Check a job file without submitting it.
+    Validate(ValidateArgs),
+}
+
+/// Where the manager is.
+#[derive(Debug, Args, Clone)]
+pub struct ManagerAddr {
+    /// The manager's address.
+    #[arg(long, env = "ORKESTRATOR_ADDR", default_value = DEFAULT_MANAGER, value_name = "URL")]
+    pub manager: String,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Output {
+    /// Human-readable tables.
+    #[default]
+    Table,
+    /// JSON.
+    Json,
+}
+
+/// Output options.
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// Where the manager is.
+    #[command(flatten)]
+    pub addr: ManagerAddr,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// `server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Port to listen on.
+    #[arg(short, long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// Address to bind (use 0.0.0.0 to accept workers from other hosts).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Do not run the embedded scheduler (placement then needs `orkestrator scheduler`).
+    #[arg(long)]
+    pub no_embedded_scheduler: bool,
+    /// How often components heartbeat.
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub heartbeat_interval: Duration,
+    /// How long without a heartbeat before a component is down.
+    #[arg(long, default_value = "3s", value_parser = duration)]
+    pub heartbeat_grace: Duration,
+}
+
+/// `worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Where the manager is.
+    #[command(flatten)]
+    pub addr: ManagerAddr,
+    /// Port of the worker's own endpoint (health).
+    #[arg(short, long, default_value_t = 5556)]
+    pub port: u16,
+    /// Address the worker's endpoint binds.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+    /// The worker's name (its id; keep it stable across restarts). Default: HOSTNAME-PORT.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A label for placement constraints, `key=value` (repeatable).
+    #[arg(long = "label", value_parser = label)]
+    pub labels: Vec<(String, String)>,
+    /// CPU to offer (default: all cores).
+    #[arg(long)]
+    pub cpu: Option<String>,
+    /// Memory to offer (default: all memory).
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Disk to offer (default: the disk holding Docker's data).
+    #[arg(long)]
+    pub disk: Option<String>,
+    /// How long `stop` waits after SIGTERM before SIGKILL.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub stop_grace: Duration,
+}
+
+/// `scheduler`.
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// Where the manager is.
+    #[command(flatten)]
+    pub addr: ManagerAddr,
+    /// The scheduler's name.
+    #[arg(long, default_value = "remote")]
+    pub name: String,
+}
+
+/// `dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Port for the API.
+    #[arg(short, long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// A job file to run once the cluster is up.
+    #[arg(long, value_name = "FILE")]
+    pub run: Option<PathBuf>,
+    /// Stop the job and exit once it is Running (or Completed), instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub exit: bool,
+    /// How long `stop` waits after SIGTERM before SIGKILL.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    pub stop_grace: Duration,
+}
+
+/// `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Where the manager is.
+    #[command(flatten)]
+    pub addr: ManagerAddr,
+    /// The job file (`.yaml`, `.yml`, `.toml`, `.json`; `-` for standard input).
+    #[arg(short, long, value_name = "FILE", required_unless_present = "path")]
+    pub file: Option<PathBuf>,
+    /// The job file, as a positional argument.
+    #[arg(value_name = "FILE", conflicts_with = "file")]
+    pub path: Option<PathBuf>,
+    /// Wait until the job is Running or Completed (exit 1 if it fails).
+    #[arg(long)]
+    pub wait: bool,
+    /// How long `--wait` waits.
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    pub timeout: Duration,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: Output,
+}
+
+/// `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A job to show in detail; all jobs if left out.
+    pub job: Option<String>,
+    /// Output.
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// `stop`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The job.
+    pub job: String,
+    /// Wait until its containers are gone.
+    #[arg(long)]
+    pub wait: bool,
+    /// Where the manager is.
+    #[command(flatten)]
+    pub addr: ManagerAddr,
+}
+
+/// `validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The job file (`.yaml`, `.yml`, `.toml`, `.json`; `-` for standard input).
+    #[arg(short, long, value_name = "FILE", required_unless_present = "path")]
+    pub file: Option<PathBuf>,
+    /// The job file, as a positional argument.
+    #[arg(value_name = "FILE", conflicts_with = "file")]
+    pub path: Option<PathBuf>,
+    /// Print the job as Orkestrator reads it (defaults filled in), in this format.
+    #[arg(long, value_enum)]
+    pub print: Option<PrintFormat>,
+}
+
+/// A format to print a job in.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PrintFormat {
+    /// YAML.
+    Yaml,
+    /// TOML.
+    Toml,
+    /// JSON.
+    Json,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    orkestrator_core::units::parse_duration(s)
+}
+
+fn label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?} is not a label (use key=value, e.g. zone=a)")),
+    }
+}
+
+/// Rewrites the original single-dash flags (`-server`, `-worker`, `-client`, `-scheduler`,
+/// `-file F`, `-port N`) into subcommands and long flags. `-port` means the port to listen on for
+/// `-server`, and the manager's port on localhost for `-worker`, `-client` and `-scheduler`.
+/// Arguments without seed flags pass through unchanged.
+pub fn translate_seed_args(args: Vec<String>) -> Vec<String> {
+    let mut mode: Option<&str> = None;
+    let mut file: Option<String> = None;
+    let mut port: Option<String> = None;
+    let mut rest: Vec<String> = Vec::new();
+    let mut saw_seed = false;
+    let mut it = args.into_iter();
+    let program = it.next().unwrap_or_else(|| "orkestrator".into());
+    let mut items: Vec<String> = it.collect();
+    items.reverse();
+    while let Some(a) = items.pop() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with('-') && !f.starts_with("--") => {
+                (f.to_owned(), Some(v.to_owned()))
+            }
+            _ => (a.clone(), None),
+        };
+        match flag.as_str() {
+            "-server" | "-worker" | "-client" | "-scheduler" if inline.is_none() => {
+                saw_seed = true;
+                mode = Some(match flag.as_str() {
+                    "-server" => "server",
+                    "-worker" => "worker",
+                    "-client" => "client",
+                    _ => "scheduler",
+                });
+            }
+            "-file" | "-port" => {
+                let value = inline.or_else(|| items.pop());
+                match value {
+                    Some(v) => {
+                        saw_seed = true;
+                        if flag == "-file" {
+                            file = Some(v);
+                        } else {
+                            port = Some(v);
+                        }
+                    }
+                    None => rest.push(a),
+                }
+            }
+            _ => rest.push(a),
+        }
+    }
+    if !saw_seed {
+        let mut out = vec![program];
+        out.extend(rest);
+        return out;
+    }
+    let mut out = vec![program];
+    match mode {
+        Some("server") => {
+            out.push("server".into());
+            if let Some(p) = port {
+                out.extend(["--port".into(), p]);
+            }
+        }
+        Some(m @ ("worker" | "scheduler")) => {
+            out.push(m.into());
+            if let Some(p) = port {
+                out.extend(["--manager".into(), format!("http://127.0.0.1:{p}")]);
+            }
+        }
+        Some("client") | None => {
+            out.push("run".into());
+            if let Some(p) = port {
+                out.extend(["--manager".into(), format!("http://127.0.0.1:{p}")]);
+            }
+        }
+        Some(_) => unreachable!("modes are fixed above"),
+    }
+    if let Some(f) = file {
+        out.extend(["--file".into(), f]);
+    }
+    out.extend(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> String {
+        let v: Vec<String> = s.split_whitespace().map(String::from).collect();
+        translate_seed_args(v).join(" ")
+    }
+
+    #[test]
+    fn seed_forms_translate() {
+        assert_eq!(t("ork -server -port 5555"), "ork server --port 5555");
+        assert_eq!(
+            t("ork -worker -port 5555"),
+            "ork worker --manager http://127.0.0.1:5555"
+        );
+        assert_eq!(
+            t("ork -client -file job.yaml -port 5555"),
+            "ork run --manager http://127.0.0.1:5555 --file job.yaml"
+        );
+        assert_eq!(t("ork -port=6000 -server"), "ork server --port 6000");
+        assert_eq!(t("ork -client -file=j.toml"), "ork run --file j.toml");
+        assert_eq!(
+            t("ork -scheduler -port 7"),
+            "ork scheduler --manager http://127.0.0.1:7"
+        );
+    }
+
+    #[test]
+    fn modern_forms_pass_through() {
+        assert_eq!(
+            t("ork run -f job.yaml --wait"),
+            "ork run -f job.yaml --wait"
+        );
+        assert_eq!(t("ork status web -o json"), "ork status web -o json");
+        assert_eq!(t("ork server -p 5555"), "ork server -p 5555");
+    }
+
+    #[test]
+    fn every_translation_parses() {
+        for line in [
+            "orkestrator -server -port 5555",
+            "orkestrator -worker -port 5555",
+            "orkestrator -client -file job.yaml -port 5555",
+        ] {
+            let args = translate_seed_args(line.split_whitespace().map(String::from).collect());
+            Cli::try_parse_from(args).unwrap();
+        }
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

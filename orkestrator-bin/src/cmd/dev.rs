@@ -1,0 +1,103 @@
+//! `orkestrator dev [--run FILE]`: manager, embedded scheduler and one Docker worker in one
+//! process, serving the API like `server` does.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use orkestrator_core::api::JobPhase;
+use orkestrator_core::local::LocalTransport;
+use orkestrator_core::manager::{Manager, ManagerConfig};
+use orkestrator_core::runtime::Runtime;
+use orkestrator_core::spec::load_job_file;
+use orkestrator_core::store::MemoryStore;
+use orkestrator_core::transport::Transport;
+use orkestrator_core::worker::{WorkerAgent, WorkerConfig};
+use orkestrator_runtime::DockerRuntime;
+
+use super::worker::SysProbe;
+use crate::cli::{DevArgs, Output};
+
+pub async fn run(a: DevArgs) -> Result<ExitCode> {
+    let job = match &a.run {
+        Some(path) => Some(load_job_file(path).with_context(|| format!("{}", path.display()))?),
+        None => None,
+    };
+    let runtime = Arc::new(DockerRuntime::connect()?);
+    runtime
+        .ping()
+        .await
+        .context("the dev cluster's worker needs a Docker engine")?;
+
+    let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new()))?;
+    let listener = super::server::bind("127.0.0.1", a.port).await?;
+    let addr = format!("http://{}", listener.local_addr()?);
+    super::server::start_background(&manager, true);
+    let m = manager.clone();
+    tokio::spawn(async move {
+        let _ = orkestrator_runtime::http::server::serve(listener, m, std::future::pending()).await;
+    });
+
+    let transport = Arc::new(LocalTransport::new(manager.clone()));
+    let mut config = WorkerConfig::new("dev-worker");
+    config.stop_grace = a.stop_grace;
+    let probe = Arc::new(SysProbe::with_caps(None, None, None)?);
+    let worker = WorkerAgent::new(config, transport.clone(), runtime, probe);
+    tokio::spawn(worker.run(std::future::pending()));
+
+    println!("dev cluster up: manager at {addr}, embedded scheduler, worker dev-worker (Docker)");
+    println!("  try: orkestrator status --manager {addr}");
+
+    let mut code = ExitCode::SUCCESS;
+    if let Some(job) = job {
+        let r = transport.submit_job(&job).await?;
+        println!("job {} submitted (version {})", r.job, r.version);
+        code = super::run::wait_for(
+            transport.as_ref(),
+            &r.job,
+            Duration::from_secs(300),
+            Output::Table,
+        )
+        .await?;
+        if let Ok(v) = transport.get_job(&r.job).await {
+            for i in &v.instances {
+                for (name, t) in &i.tasks {
+                    let c = t
+                        .container_id
+                        .as_deref()
+                        .map(|c| &c[..c.len().min(12)])
+                        .unwrap_or("-");
+                    println!("  task {name}: {} (container {c})", t.state);
+                }
+            }
+        }
+        if a.exit {
+            stop_all(transport.as_ref(), a.stop_grace).await;
+            return Ok(code);
+        }
+    }
+    println!("serving until Ctrl-C; jobs are stopped and their containers removed on exit");
+    super::shutdown_signal().await;
+    stop_all(transport.as_ref(), a.stop_grace).await;
+    Ok(code)
+}
+
+/// Stops every job and waits (bounded) for their containers to go: dev state is in memory, so
+/// leaving containers behind would orphan them.
+async fn stop_all(t: &LocalTransport, grace: Duration) {
+    let jobs = t.list_jobs().await.unwrap_or_default();
+    for j in &jobs {
+        let _ = t.stop_job(&j.name).await;
+    }
+    let deadline = tokio::time::Instant::now() + grace + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        let all = t.list_jobs().await.unwrap_or_default();
+        if all.iter().all(|j| j.phase == JobPhase::Stopped) {
+            println!("stopped {} job(s)", all.len());
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("some containers may still be stopping");
+}

@@ -1,0 +1,19 @@
+//! `orkestrator scheduler`: a scheduler as its own process.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+use orkestrator_core::ids::SchedulerId;
+use orkestrator_core::scheduler::{LeastLoaded, SchedulerAgent};
+
+use crate::cli::SchedulerArgs;
+
+pub async fn run(a: SchedulerArgs) -> Result<ExitCode> {
+    let transport = Arc::new(super::client(&a.addr)?);
+    tracing::info!(scheduler = %a.name, manager = %transport.base(), "scheduler starting");
+    SchedulerAgent::new(SchedulerId::new(a.name), transport, Arc::new(LeastLoaded))
+        .run(super::shutdown_signal())
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}

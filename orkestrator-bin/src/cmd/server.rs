@@ -1,0 +1,61 @@
+//! `orkestrator server`: the manager, serving the HTTP API, with an embedded scheduler.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use orkestrator_core::ids::SchedulerId;
+use orkestrator_core::local::LocalTransport;
+use orkestrator_core::manager::{Manager, ManagerConfig};
+use orkestrator_core::scheduler::{LeastLoaded, SchedulerAgent};
+use orkestrator_core::store::MemoryStore;
+
+use crate::cli::ServerArgs;
+
+pub async fn run(a: ServerArgs) -> Result<ExitCode> {
+    let config = ManagerConfig {
+        heartbeat_interval: a.heartbeat_interval,
+        heartbeat_grace: a.heartbeat_grace,
+        ..ManagerConfig::default()
+    };
+    let manager = Manager::new(config, Arc::new(MemoryStore::new()))?;
+    let listener = bind(&a.bind, a.port).await?;
+    start_background(&manager, !a.no_embedded_scheduler);
+    tracing::info!("manager listening on http://{}", listener.local_addr()?);
+    orkestrator_runtime::http::server::serve(listener, manager, super::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Binds the API's listener, with an error that says what to do.
+pub async fn bind(host: &str, port: u16) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port} (is another manager running? pick another with --port)"))
+}
+
+/// Starts what runs beside the API: the embedded scheduler (over the in-process transport, like
+/// any other scheduler) and the liveness checker.
+pub fn start_background(manager: &Manager, embedded_scheduler: bool) {
+    if embedded_scheduler {
+        let transport = Arc::new(LocalTransport::new(manager.clone()));
+        let agent = SchedulerAgent::new(
+            SchedulerId::new("embedded"),
+            transport,
+            Arc::new(LeastLoaded),
+        );
+        tokio::spawn(agent.run(std::future::pending()));
+    }
+    let m = manager.clone();
+    let every = m
+        .config()
+        .heartbeat_interval
+        .max(std::time::Duration::from_millis(100))
+        / 2;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            m.check_liveness();
+        }
+    });
+}

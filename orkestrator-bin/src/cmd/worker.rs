@@ -1,0 +1,104 @@
+//! `orkestrator worker`: runs assigned tasks on the local Docker engine.
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use orkestrator_core::spec::Resources;
+use orkestrator_core::units::{ByteSize, Cpu};
+use orkestrator_core::worker::{ResourceProbe, WorkerAgent, WorkerConfig};
+use orkestrator_runtime::DockerRuntime;
+use orkestrator_runtime::probe::HostProbe;
+
+use crate::cli::WorkerArgs;
+
+pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
+    let transport = Arc::new(super::client(&a.addr)?);
+    let listener = tokio::net::TcpListener::bind((a.bind.as_str(), a.port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}:{} (another worker there? pick another with --port)",
+                a.bind, a.port
+            )
+        })?;
+    let address = format!("http://{}", listener.local_addr()?);
+    let name = a
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", hostname(), a.port));
+    let probe = Arc::new(SysProbe::new(&a)?);
+    let runtime = Arc::new(DockerRuntime::connect()?);
+    let mut config = WorkerConfig::new(name.clone());
+    config.address = Some(address.clone());
+    config.labels = a.labels.iter().cloned().collect();
+    config.stop_grace = a.stop_grace;
+    tracing::info!(worker = %name, manager = %transport.base(), "worker starting; endpoint {address}");
+    let endpoint = orkestrator_runtime::http::server::worker_router(name.clone().into());
+    tokio::spawn(async move {
+        let _ = orkestrator_runtime::http::server::serve_router(listener, endpoint).await;
+    });
+    WorkerAgent::new(config, transport, runtime, probe)
+        .run(super::shutdown_signal())
+        .await?;
+    tracing::info!(
+        "worker stopped; its containers keep running and are adopted when it comes back"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "worker".into())
+        .to_ascii_lowercase()
+}
+
+/// The host's resources from sysinfo, capped by `--cpu`, `--memory`, `--disk`.
+pub struct SysProbe {
+    probe: Mutex<HostProbe>,
+    total: Resources,
+}
+
+impl SysProbe {
+    pub fn new(a: &WorkerArgs) -> Result<Self> {
+        Self::with_caps(a.cpu.as_deref(), a.memory.as_deref(), a.disk.as_deref())
+    }
+
+    pub fn with_caps(cpu: Option<&str>, memory: Option<&str>, disk: Option<&str>) -> Result<Self> {
+        let mut probe = HostProbe::new();
+        let mut total = probe.total();
+        if let Some(c) = cpu {
+            total.cpu = Cpu::parse(c).map_err(|e| anyhow::anyhow!("--cpu: {e}"))?;
+        }
+        if let Some(m) = memory {
+            total.memory = ByteSize::parse(m).map_err(|e| anyhow::anyhow!("--memory: {e}"))?;
+        }
+        if let Some(d) = disk {
+            total.disk = ByteSize::parse(d).map_err(|e| anyhow::anyhow!("--disk: {e}"))?;
+        }
+        Ok(SysProbe {
+            probe: Mutex::new(probe),
+            total,
+        })
+    }
+}
+
+impl ResourceProbe for SysProbe {
+    fn total(&self) -> Resources {
+        self.total
+    }
+
+    fn available(&self) -> Resources {
+        let mut p = self.probe.lock().unwrap_or_else(|e| e.into_inner());
+        let a = p.available();
+        Resources {
+            cpu: a.cpu.min(self.total.cpu),
+            memory: a.memory.min(self.total.memory),
+            disk: a.disk.min(self.total.disk),
+        }
+    }
+}
