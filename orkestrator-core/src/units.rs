@@ -55,13 +55,30 @@ impl Cpu {
             )
         };
         let t = s.trim();
+        if t.starts_with('-') {
+            return Err(format!("{s:?} is negative (use e.g. 0.5 or 500m)"));
+        }
         if let Some(m) = t.strip_suffix('m') {
             if m.is_empty() || !m.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(hint());
             }
-            return m.parse::<u64>().map(Cpu).map_err(|_| hint());
+            return m
+                .parse::<u64>()
+                .map(Cpu)
+                .map_err(|_| format!("{s:?} is too large"));
         }
-        parse_decimal_scaled(t, 3).map(Cpu).ok_or_else(hint)
+        parse_decimal_scaled(t, 3).map(Cpu).ok_or_else(|| {
+            let decimals = t
+                .split_once('.')
+                .map_or(0, |(_, f)| f.trim_end_matches('0').len());
+            if is_decimal(t) && decimals > 3 {
+                format!("{s:?} has more precision than a millicore (use e.g. 0.25 or 250m)")
+            } else if is_decimal(t) {
+                format!("{s:?} is too large")
+            } else {
+                hint()
+            }
+        })
     }
 
     /// Converts a number of cores (as written in a file, e.g. `0.5`).
@@ -87,7 +104,7 @@ impl Cpu {
 
 impl fmt::Display for Cpu {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 % 1000 == 0 {
+        if self.0.is_multiple_of(1000) {
             write!(f, "{}", self.0 / 1000)
         } else {
             write!(f, "{}m", self.0)
@@ -179,6 +196,9 @@ impl ByteSize {
         let hint =
             || format!("{s:?} is not a size (use e.g. 256Mi, 1Gi, 512M or a number of bytes)");
         let t = s.trim();
+        if t.starts_with('-') {
+            return Err(format!("{s:?} is negative (use e.g. 256Mi, 1Gi)"));
+        }
         let t = t.strip_suffix('B').unwrap_or(t);
         let (num, mult) = SIZE_UNITS
             .iter()
@@ -186,9 +206,15 @@ impl ByteSize {
             .unwrap_or((t, 1));
         let num = num.trim_end();
         // Up to 9 decimals: exact arithmetic on integers, then scale.
-        let scaled = parse_decimal_scaled(num, 9).ok_or_else(hint)?;
+        let scaled = parse_decimal_scaled(num, 9).ok_or_else(|| {
+            if is_decimal(num) {
+                format!("{s:?} is too large or too precise (use e.g. 256Mi, 1.5Gi)")
+            } else {
+                hint()
+            }
+        })?;
         let bytes = (scaled as u128) * (mult as u128) / 1_000_000_000u128;
-        if (scaled as u128 * mult as u128) % 1_000_000_000 != 0 {
+        if !(scaled as u128 * mult as u128).is_multiple_of(1_000_000_000) {
             return Err(format!("{s:?} is not a whole number of bytes"));
         }
         u64::try_from(bytes)
@@ -203,7 +229,7 @@ impl fmt::Display for ByteSize {
             return f.write_str("0");
         }
         for (suffix, mult) in SIZE_UNITS.iter().take(6) {
-            if self.0 % mult == 0 {
+            if self.0.is_multiple_of(*mult) {
                 return write!(f, "{}{suffix}", self.0 / mult);
             }
         }
@@ -315,6 +341,14 @@ fn parse_decimal_scaled(s: &str, scale: u32) -> Option<u64> {
     int_v
         .checked_mul(10u64.pow(scale))?
         .checked_add(frac_scaled)
+}
+
+/// Whether `s` looks like a non-negative decimal number (digits with at most one '.').
+fn is_decimal(s: &str) -> bool {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    !(int.is_empty() && frac.is_empty())
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A scalar as it appears in a file: YAML, TOML and JSON may write `0.5`, `"500m"` or `512` for the

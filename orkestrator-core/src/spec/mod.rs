@@ -18,8 +18,10 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{JobId, TaskName};
 use crate::units::{ByteSize, Cpu};
 
-pub use parse::{Format, load_job_file, parse_job};
-pub use validate::{Problem, Problems};
+pub use parse::{Format, MAX_SPEC_BYTES, load_job_file, parse_job};
+pub use validate::{
+    MAX_ATTEMPTS, MAX_BACKOFF, MAX_CPU, MAX_DISK, MAX_MEMORY, MIN_MEMORY, Problem, Problems,
+};
 
 /// A job: one or more tasks that run together on one worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

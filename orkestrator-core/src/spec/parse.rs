@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::Job;
-use super::raw::RawJob;
+use super::raw::{RawJob, YamlText};
 use crate::error::Error;
 
 /// Largest job file accepted, in bytes.
@@ -73,6 +73,8 @@ impl fmt::Display for Format {
 
 /// Parses and validates a job spec. Syntax and shape errors (including unknown fields) carry a
 /// line and column; validation errors list every problem with its field path.
+///
+/// A leading byte-order mark is ignored. Never panics, whatever the input.
 pub fn parse_job(text: &str, format: Format) -> Result<Job, Error> {
     if text.len() > MAX_SPEC_BYTES {
         return Err(Error::Syntax {
@@ -85,50 +87,79 @@ pub fn parse_job(text: &str, format: Format) -> Result<Job, Error> {
             ),
         });
     }
-    let raw = parse_raw(text, format)?;
-    super::validate::validate(raw).map_err(Error::Invalid)
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let checked = match format {
+        Format::Yaml => super::validate::validate(parse_yaml(text)?),
+        Format::Json => super::validate::validate(parse_json(text)?),
+        Format::Toml => super::validate::validate(parse_toml(text)?),
+    };
+    checked.map_err(Error::Invalid)
 }
 
-fn parse_raw(text: &str, format: Format) -> Result<RawJob, Error> {
-    match format {
-        Format::Yaml => serde_saphyr::from_str::<Option<RawJob>>(text)
-            .map_err(|e| {
-                let loc = e.location();
-                Error::Syntax {
-                    format,
-                    line: loc.map(|l| l.line() as usize),
-                    column: loc.map(|l| l.column() as usize),
-                    message: first_line(&e.to_string()),
-                }
-            })?
-            .ok_or(Error::Syntax {
-                format,
-                line: None,
-                column: None,
-                message: "the file is empty".into(),
-            }),
-        Format::Json => serde_json::from_str(text).map_err(|e| Error::Syntax {
-            format,
-            line: Some(e.line()),
-            column: Some(e.column()),
-            message: strip_json_location(&e.to_string()),
-        }),
-        Format::Toml => toml::from_str(text).map_err(|e| {
-            let (line, column) = match e.span() {
-                Some(span) => {
-                    let (l, c) = line_col(text, span.start);
-                    (Some(l), Some(c))
-                }
-                None => (None, None),
-            };
-            Error::Syntax {
-                format,
-                line,
-                column,
-                message: e.message().trim().to_owned(),
+/// Reads YAML. Environment values are read as the text written (see [`YamlText`]).
+fn parse_yaml(text: &str) -> Result<RawJob<YamlText>, Error> {
+    let syntax = |line, column, message| Error::Syntax {
+        format: Format::Yaml,
+        line,
+        column,
+        message,
+    };
+    let options = serde_saphyr::options! {
+        with_snippet: false,
+    };
+    let raw = serde_saphyr::from_str_with_options::<Option<RawJob<YamlText>>>(text, options)
+        .map_err(|e| {
+            // Locations are 1-based; a zero line means the parser did not know where.
+            let loc = e.location().filter(|l| l.line() > 0);
+            syntax(
+                loc.map(|l| l.line() as usize),
+                loc.map(|l| (l.column() as usize).max(1)),
+                humanize(&yaml_message(&e.to_string())),
+            )
+        })?;
+    raw.ok_or_else(|| {
+        syntax(
+            Some(1),
+            Some(1),
+            "the file is empty (a job needs at least `name` and `tasks`)".into(),
+        )
+    })
+}
+
+fn parse_json(text: &str) -> Result<RawJob, Error> {
+    serde_json::from_str(text).map_err(|e| {
+        // serde_json counts columns in bytes, and says 0 at the start of a line or at the end of
+        // the input: report characters, from 1, like the other formats.
+        let line = e.line().max(1);
+        let column = text
+            .split('\n')
+            .nth(line - 1)
+            .map_or(e.column(), |l| char_column(l, e.column()));
+        Error::Syntax {
+            format: Format::Json,
+            line: Some(line),
+            column: Some(column.max(1)),
+            message: humanize(&strip_location(&e.to_string())),
+        }
+    })
+}
+
+fn parse_toml(text: &str) -> Result<RawJob, Error> {
+    toml::from_str(text).map_err(|e| {
+        let (line, column) = match e.span() {
+            Some(span) => {
+                let (l, c) = line_col(text, span.start);
+                (Some(l), Some(c))
             }
-        }),
-    }
+            None => (None, None),
+        };
+        Error::Syntax {
+            format: Format::Toml,
+            line,
+            column,
+            message: humanize(e.message().trim()),
+        }
+    })
 }
 
 /// Reads, parses and validates a job file; `-` reads standard input.
@@ -151,23 +182,87 @@ pub fn load_job_file(path: &Path) -> Result<Job, Error> {
     parse_job(&text, format)
 }
 
+/// The 1-based line and column (in characters) of byte offset `byte` in `text`.
 fn line_col(text: &str, byte: usize) -> (usize, usize) {
-    let before = &text[..byte.min(text.len())];
+    let mut end = byte.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
 }
 
-fn first_line(s: &str) -> String {
-    let l = s.lines().next().unwrap_or(s).trim();
-    // serde-saphyr appends " at line L column C"; the location is reported separately.
-    match l.rfind(" at line ") {
-        Some(i) => l[..i].to_owned(),
-        None => l.to_owned(),
+/// The 1-based character column of the 1-based byte column `byte_col` in `line`.
+fn char_column(line: &str, byte_col: usize) -> usize {
+    let mut end = byte_col.min(line.len());
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    let chars = line[..end].chars().count();
+    // A byte column inside a multi-byte character still points at that character.
+    if end < byte_col.min(line.len()) {
+        chars + 1
+    } else {
+        chars
     }
 }
 
-fn strip_json_location(s: &str) -> String {
+/// serde-saphyr's message without its location (reported separately) and with the advice meant
+/// for Rust programmers replaced by advice for the person writing the file.
+fn yaml_message(s: &str) -> String {
+    let l = strip_location(s.lines().next().unwrap_or(s).trim());
+    if l.contains("cannot deserialize null into string") {
+        return "a value is missing here (write \"\" for an empty string)".to_owned();
+    }
+    if l.contains("multiple YAML documents") {
+        return "a job file holds one YAML document (remove the extra `---`, or use one file per job)"
+            .to_owned();
+    }
+    if l.contains("duplicate mapping key") {
+        return l
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(&l)
+            .to_owned()
+            + " (each key may appear once)";
+    }
+    l
+}
+
+/// Names the file's parts as the person writing it knows them, not by our Rust type names.
+fn humanize(message: &str) -> String {
+    const NAMES: &[(&str, &str)] = &[
+        ("struct RawJob", "a job (a mapping with name and tasks)"),
+        ("struct RawTask", "a task (a mapping with name, image, ...)"),
+        (
+            "struct RawPort",
+            "a port (a mapping with container, host, protocol)",
+        ),
+        (
+            "struct RawResources",
+            "resources (a mapping with cpu, memory, disk)",
+        ),
+        (
+            "struct RawRestart",
+            "a restart policy (a mapping with policy, max_attempts, backoff)",
+        ),
+        (
+            "struct RawBackoff",
+            "a backoff (a mapping with initial, max, reset_after)",
+        ),
+        ("string scalar", "a string"),
+    ];
+    let mut m = message.to_owned();
+    for (from, to) in NAMES {
+        m = m.replace(from, to);
+    }
+    m
+}
+
+/// A message without a trailing " at line L, column C" / " at line L column C".
+fn strip_location(s: &str) -> String {
     match s.rfind(" at line ") {
         Some(i) => s[..i].to_owned(),
         None => s.to_owned(),

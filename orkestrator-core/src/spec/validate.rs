@@ -87,7 +87,7 @@ pub const MAX_ATTEMPTS: u32 = 10_000;
 /// Longest backoff duration.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
 
-pub(crate) fn validate(raw: RawJob) -> Result<Job, Problems> {
+pub(crate) fn validate<V: Into<Scalar>>(raw: RawJob<V>) -> Result<Job, Problems> {
     let mut p = Problems::default();
     let name = match raw.name {
         None => {
@@ -98,8 +98,14 @@ pub(crate) fn validate(raw: RawJob) -> Result<Job, Problems> {
     };
     let mut tasks = Vec::new();
     match raw.tasks {
-        None => p.push("tasks", "is required: a job needs at least one task"),
-        Some(t) if t.is_empty() => p.push("tasks", "is empty: a job needs at least one task"),
+        None => p.push(
+            "tasks",
+            "is required: a job needs at least one task (a list of {name, image, ...})",
+        ),
+        Some(t) if t.is_empty() => p.push(
+            "tasks",
+            "is empty: a job needs at least one task (a list of {name, image, ...})",
+        ),
         Some(raw_tasks) => {
             let mut seen: HashMap<String, usize> = HashMap::new();
             let mut host_ports: HashMap<(u16, Protocol), String> = HashMap::new();
@@ -109,29 +115,15 @@ pub(crate) fn validate(raw: RawJob) -> Result<Job, Problems> {
                     if let Some(first) = seen.get(n) {
                         p.push(
                             format!("{path}.name"),
-                            format!("{n:?} is also the name of tasks[{first}] (task names must be unique in a job)"),
+                            format!(
+                                "{n:?} is also the name of tasks[{first}] (task names must be unique in a job: rename one of them)"
+                            ),
                         );
                     } else {
                         seen.insert(n.clone(), i);
                     }
                 }
-                if let Some(t) = validate_task(&mut p, &path, rt) {
-                    for (pi, port) in t.ports.iter().enumerate() {
-                        if let Some(h) = port.host {
-                            let here = format!("{path}.ports[{pi}].host");
-                            if let Some(first) = host_ports.get(&(h, port.protocol)) {
-                                p.push(
-                                    here,
-                                    format!(
-                                        "host port {h}/{} is already used by {first} (each host port can be published once)",
-                                        port.protocol.as_str()
-                                    ),
-                                );
-                            } else {
-                                host_ports.insert((h, port.protocol), here);
-                            }
-                        }
-                    }
+                if let Some(t) = validate_task(&mut p, &path, rt, &mut host_ports) {
                     tasks.push(t);
                 }
             }
@@ -143,7 +135,12 @@ pub(crate) fn validate(raw: RawJob) -> Result<Job, Problems> {
     }
 }
 
-fn validate_task(p: &mut Problems, path: &str, rt: RawTask) -> Option<Task> {
+fn validate_task<V: Into<Scalar>>(
+    p: &mut Problems,
+    path: &str,
+    rt: RawTask<V>,
+    host_ports: &mut HashMap<(u16, Protocol), String>,
+) -> Option<Task> {
     let before = p.len();
     let name = match rt.name {
         None => {
@@ -174,13 +171,16 @@ fn validate_task(p: &mut Problems, path: &str, rt: RawTask) -> Option<Task> {
     let command = rt.command.unwrap_or_default();
     for (ci, c) in command.iter().enumerate() {
         if c.contains('\0') {
-            p.push(format!("{path}.command[{ci}]"), "contains a NUL character");
+            p.push(
+                format!("{path}.command[{ci}]"),
+                "contains a NUL character (remove it: programs cannot receive it)",
+            );
         }
     }
     if command.first().is_some_and(|c| c.trim().is_empty()) {
         p.push(
             format!("{path}.command[0]"),
-            "is empty: the first element is the program to run",
+            "is empty: the first element is the program to run (e.g. [\"sh\", \"-c\", \"...\"])",
         );
     }
     let mut env = BTreeMap::new();
@@ -189,35 +189,66 @@ fn validate_task(p: &mut Problems, path: &str, rt: RawTask) -> Option<Task> {
         if !is_env_name(&k) {
             p.push(&kp, format!("{k:?} is not a valid variable name (use letters, digits and _, not starting with a digit)"));
         }
-        let value = match v {
+        let value = match v.into() {
             Scalar::Str(s) => s,
             Scalar::Int(i) => i.to_string(),
-            Scalar::Float(f) => f.to_string(),
             Scalar::Bool(b) => b.to_string(),
+            Scalar::Float(f) => {
+                p.push(
+                    &kp,
+                    format!(
+                        "{f:?} is a floating-point number, which may not keep the digits as written (quote the value, e.g. \"{f:?}\")"
+                    ),
+                );
+                continue;
+            }
         };
         if value.contains('\0') {
-            p.push(&kp, "contains a NUL character");
+            p.push(
+                &kp,
+                "contains a NUL character (remove it: the environment cannot hold it)",
+            );
         }
         env.insert(k, value);
     }
-    let ports: Vec<PortMapping> = rt
-        .ports
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, rp)| validate_port(p, &format!("{path}.ports[{i}]"), rp))
-        .collect();
-    let mut seen_container = HashMap::new();
-    for (i, port) in ports.iter().enumerate() {
-        if let Some(first) = seen_container.insert((port.container, port.protocol), i) {
-            p.push(
-                format!("{path}.ports[{i}].container"),
-                format!(
-                    "port {} is already listed in {path}.ports[{first}]",
-                    port.container
-                ),
-            );
+    let mut ports = Vec::new();
+    let mut seen_container: HashMap<(u16, Protocol), usize> = HashMap::new();
+    for (i, rp) in rt.ports.unwrap_or_default().into_iter().enumerate() {
+        let pp = format!("{path}.ports[{i}]");
+        let Some(port) = validate_port(p, &pp, rp) else {
+            continue;
+        };
+        let mut host_taken = false;
+        if let Some(h) = port.host {
+            let here = format!("{pp}.host");
+            if let Some(first) = host_ports.get(&(h, port.protocol)) {
+                host_taken = true;
+                p.push(
+                    here,
+                    format!(
+                        "host port {h}/{} is already used by {first} (each host port can be published once: pick another)",
+                        port.protocol.as_str()
+                    ),
+                );
+            } else {
+                host_ports.insert((h, port.protocol), here);
+            }
         }
+        if let Some(first) = seen_container.get(&(port.container, port.protocol)) {
+            if !host_taken {
+                p.push(
+                    format!("{pp}.container"),
+                    format!(
+                        "port {}/{} is already listed in {path}.ports[{first}] (list each container port once)",
+                        port.container,
+                        port.protocol.as_str()
+                    ),
+                );
+            }
+        } else {
+            seen_container.insert((port.container, port.protocol), i);
+        }
+        ports.push(port);
     }
     let resources = validate_resources(p, &format!("{path}.resources"), rt.resources);
     let restart = validate_restart(p, &format!("{path}.restart"), rt.restart);
@@ -236,6 +267,7 @@ fn validate_task(p: &mut Problems, path: &str, rt: RawTask) -> Option<Task> {
 }
 
 fn validate_port(p: &mut Problems, path: &str, rp: RawPort) -> Option<PortMapping> {
+    let before = p.len();
     let container = match rp.container {
         None => {
             p.push(
@@ -260,6 +292,9 @@ fn validate_port(p: &mut Problems, path: &str, rp: RawPort) -> Option<PortMappin
             Protocol::Tcp
         }
     };
+    if p.len() != before {
+        return None;
+    }
     Some(PortMapping {
         container: container?,
         host,
@@ -295,23 +330,38 @@ fn validate_resources(p: &mut Problems, path: &str, rr: Option<RawResources>) ->
         match scalar_cpu(s) {
             Err(m) => p.push(fp, m),
             Ok(c) if c == Cpu::ZERO => p.push(fp, "must be more than zero (e.g. 100m or 0.5)"),
-            Ok(c) if c > MAX_CPU => {
-                p.push(fp, format!("{c} is more than the {MAX_CPU} cores allowed"))
-            }
+            Ok(c) if c > MAX_CPU => p.push(
+                fp,
+                format!("{c} is more than the {MAX_CPU} cores allowed (ask for at most {MAX_CPU})"),
+            ),
             Ok(c) => r.cpu = c,
         }
     }
     if let Some(s) = rr.memory {
         let fp = format!("{path}.memory");
+        let plain = plain_number(&s);
         match scalar_size(s) {
             Err(m) => p.push(fp, m),
-            Ok(m) if m < MIN_MEMORY => p.push(
-                fp,
-                format!("{m} is less than the minimum of {MIN_MEMORY} (e.g. 64Mi)"),
-            ),
-            Ok(m) if m > MAX_MEMORY => {
-                p.push(fp, format!("{m} is more than the {MAX_MEMORY} allowed"))
+            Ok(m) if m < MIN_MEMORY => {
+                let fix = match plain {
+                    Some(n)
+                        if n > 0
+                            && ByteSize::mib(n) >= MIN_MEMORY
+                            && ByteSize::mib(n) <= MAX_MEMORY =>
+                    {
+                        format!("a plain number counts bytes: did you mean {n}Mi?")
+                    }
+                    _ => "e.g. 64Mi".to_owned(),
+                };
+                p.push(
+                    fp,
+                    format!("{m} is less than the minimum of {MIN_MEMORY} ({fix})"),
+                )
             }
+            Ok(m) if m > MAX_MEMORY => p.push(
+                fp,
+                format!("{m} is more than the {MAX_MEMORY} allowed (ask for at most {MAX_MEMORY})"),
+            ),
             Ok(m) => r.memory = m,
         }
     }
@@ -320,11 +370,23 @@ fn validate_resources(p: &mut Problems, path: &str, rr: Option<RawResources>) ->
         match scalar_size(s) {
             Err(m) => p.push(fp, m),
             Ok(d) if d == ByteSize::ZERO => p.push(fp, "must be more than zero (e.g. 100Mi)"),
-            Ok(d) if d > MAX_DISK => p.push(fp, format!("{d} is more than the {MAX_DISK} allowed")),
+            Ok(d) if d > MAX_DISK => p.push(
+                fp,
+                format!("{d} is more than the {MAX_DISK} allowed (ask for at most {MAX_DISK})"),
+            ),
             Ok(d) => r.disk = d,
         }
     }
     r
+}
+
+/// The value of a size written as a plain number of bytes (`64`, or `"64"`), if it is one.
+fn plain_number(s: &Scalar) -> Option<u64> {
+    match s {
+        Scalar::Int(i) => u64::try_from(*i).ok(),
+        Scalar::Str(t) => t.trim().parse().ok(),
+        _ => None,
+    }
 }
 
 fn validate_restart(p: &mut Problems, path: &str, rr: Option<RawRestart>) -> RestartPolicy {
@@ -336,10 +398,17 @@ fn validate_restart(p: &mut Problems, path: &str, rr: Option<RawRestart>) -> Res
             "on-failure" => r.policy = RestartMode::OnFailure,
             "always" => r.policy = RestartMode::Always,
             other => {
-                let hint = match other.to_ascii_lowercase().replace('_', "-").as_str() {
-                    "on-failure" | "onfailure" => " (did you mean on-failure?)",
-                    "no" | "none" | "never" => " (did you mean never?)",
-                    "always" => " (did you mean always?)",
+                let hint = match other
+                    .trim()
+                    .to_ascii_lowercase()
+                    .replace(['_', ' '], "-")
+                    .as_str()
+                {
+                    "on-failure" | "onfailure" | "on-error" | "failure" => {
+                        " (did you mean on-failure?)"
+                    }
+                    "no" | "none" | "never" | "off" | "false" => " (did you mean never?)",
+                    "always" | "unless-stopped" | "yes" | "true" => " (did you mean always?)",
                     _ => "",
                 };
                 p.push(
@@ -356,6 +425,10 @@ fn validate_restart(p: &mut Problems, path: &str, rr: Option<RawRestart>) -> Res
         match s {
             Scalar::Int(i) if (0..=MAX_ATTEMPTS as i128).contains(&i) => r.max_attempts = i as u32,
             Scalar::Int(i) => p.push(fp, format!("{i} is out of range (use 0 to {MAX_ATTEMPTS})")),
+            Scalar::Float(f) if f.fract() == 0.0 && f.abs() > MAX_ATTEMPTS as f64 => p.push(
+                fp,
+                format!("{f:?} is out of range (use 0 to {MAX_ATTEMPTS})"),
+            ),
             other => p.push(
                 fp,
                 format!("{} is not a whole number (use e.g. 5)", show(&other)),
@@ -379,8 +452,10 @@ fn validate_backoff(p: &mut Problems, path: &str, rb: RawBackoff) -> Backoff {
             Ok(d) if d > MAX_BACKOFF => p.push(
                 fp,
                 format!(
-                    "{} is longer than the 24h allowed",
-                    units::format_duration(d)
+                    "{} is longer than the {} allowed (ask for at most {})",
+                    units::format_duration(d),
+                    units::format_duration(MAX_BACKOFF),
+                    units::format_duration(MAX_BACKOFF),
                 ),
             ),
             Ok(d) => *slot = d,
@@ -414,8 +489,8 @@ fn scalar_cpu(s: Scalar) -> Result<Cpu, String> {
         Scalar::Int(i) if i < 0 => Err(format!("{i} is negative (use e.g. 0.5 or 500m)")),
         Scalar::Int(i) => u64::try_from(i)
             .map(Cpu::from_cores)
-            .map_err(|_| format!("{i} is too large")),
-        Scalar::Float(f) if f < 0.0 => Err(format!("{f} is negative (use e.g. 0.5 or 500m)")),
+            .map_err(|_| format!("{i} is too large (ask for at most {MAX_CPU} cores)")),
+        Scalar::Float(f) if f < 0.0 => Err(format!("{f:?} is negative (use e.g. 0.5 or 500m)")),
         Scalar::Float(f) => Cpu::from_cores_f64(f),
         Scalar::Bool(b) => Err(format!(
             "{b} is not a CPU quantity (use cores like 0.5, or millicores like 500m)"
@@ -429,9 +504,9 @@ fn scalar_size(s: Scalar) -> Result<ByteSize, String> {
         Scalar::Int(i) if i < 0 => Err(format!("{i} is negative (use e.g. 256Mi, 1Gi)")),
         Scalar::Int(i) => u64::try_from(i)
             .map(ByteSize::b)
-            .map_err(|_| format!("{i} is too large")),
+            .map_err(|_| format!("{i} is too large (use e.g. 256Mi, 1Gi)")),
         Scalar::Float(f) => Err(format!(
-            "{f} is not a size (use e.g. 256Mi, 1Gi, 512M or a number of bytes)"
+            "{f:?} is not a size (use e.g. 256Mi, 1Gi, 512M or a whole number of bytes)"
         )),
         Scalar::Bool(b) => Err(format!("{b} is not a size (use e.g. 256Mi, 1Gi)")),
     }
@@ -443,9 +518,10 @@ fn scalar_duration(s: Scalar) -> Result<Duration, String> {
         Scalar::Int(i) if i < 0 => Err(format!("{i} is negative (use e.g. 30s, 5m)")),
         Scalar::Int(i) => u64::try_from(i)
             .map(Duration::from_secs)
-            .map_err(|_| format!("{i} is too large")),
+            .map_err(|_| format!("{i} is too large (use e.g. 30s, 5m)")),
+        Scalar::Float(f) if f < 0.0 => Err(format!("{f:?} is negative (use e.g. 30s, 5m)")),
         Scalar::Float(f) => Duration::try_from_secs_f64(f)
-            .map_err(|_| format!("{f} is not a duration (use e.g. 30s, 5m)")),
+            .map_err(|_| format!("{f:?} is not a duration (use e.g. 30s, 5m)")),
         Scalar::Bool(b) => Err(format!("{b} is not a duration (use e.g. 30s, 5m)")),
     }
 }
@@ -454,7 +530,7 @@ fn show(s: &Scalar) -> String {
     match s {
         Scalar::Str(s) => format!("{s:?}"),
         Scalar::Int(i) => i.to_string(),
-        Scalar::Float(f) => f.to_string(),
+        Scalar::Float(f) => format!("{f:?}"),
         Scalar::Bool(b) => b.to_string(),
     }
 }
@@ -463,8 +539,6 @@ fn show(s: &Scalar) -> String {
 fn check_dns_label(p: &mut Problems, path: &str, s: &str) -> bool {
     let why = if s.is_empty() {
         Some("is empty".to_owned())
-    } else if s.len() > 63 {
-        Some(format!("{s:?} is longer than 63 characters"))
     } else if !s
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -474,6 +548,8 @@ fn check_dns_label(p: &mut Problems, path: &str, s: &str) -> bool {
         ))
     } else if s.starts_with('-') || s.ends_with('-') {
         Some(format!("{s:?} starts or ends with '-'"))
+    } else if s.len() > 63 {
+        Some(format!("{s:?} is longer than 63 characters"))
     } else {
         None
     };

@@ -1,0 +1,681 @@
+//! Job files: the three formats, syntax errors with their location, strict fields, the example
+//! files shipped in `examples/jobs/`, and rendering a job back to a file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use orkestrator_core::Error;
+use orkestrator_core::spec::{
+    Format, Job, MAX_SPEC_BYTES, PortMapping, Protocol, RestartMode, load_job_file, parse_job,
+};
+use orkestrator_core::units::{ByteSize, Cpu};
+
+const FORMATS: [Format; 3] = [Format::Yaml, Format::Toml, Format::Json];
+
+/// The job file shape from the issue, verbatim.
+const ISSUE_YAML: &str = r#"name: web
+tasks:
+  - name: server
+    image: busybox:1.36
+    command: ["httpd", "-f", "-p", "8080"]
+    env: { MODE: demo }
+    ports: [{ container: 8080, host: 18080 }]
+    resources: { cpu: 500m, memory: 64Mi, disk: 100Mi }
+    restart: { policy: on-failure, max_attempts: 5, backoff: { initial: 1s, max: 1m } }
+"#;
+
+/// The same job in TOML.
+const ISSUE_TOML: &str = r#"name = "web"
+
+[[tasks]]
+name = "server"
+image = "busybox:1.36"
+command = ["httpd", "-f", "-p", "8080"]
+env = { MODE = "demo" }
+ports = [{ container = 8080, host = 18080 }]
+resources = { cpu = "500m", memory = "64Mi", disk = "100Mi" }
+restart = { policy = "on-failure", max_attempts = 5, backoff = { initial = "1s", max = "1m" } }
+"#;
+
+/// The same job in JSON.
+const ISSUE_JSON: &str = r#"{
+  "name": "web",
+  "tasks": [{
+    "name": "server",
+    "image": "busybox:1.36",
+    "command": ["httpd", "-f", "-p", "8080"],
+    "env": { "MODE": "demo" },
+    "ports": [{ "container": 8080, "host": 18080 }],
+    "resources": { "cpu": "500m", "memory": "64Mi", "disk": "100Mi" },
+    "restart": { "policy": "on-failure", "max_attempts": 5, "backoff": { "initial": "1s", "max": "1m" } }
+  }]
+}"#;
+
+/// A minimal valid job in `format`.
+fn minimal(format: Format) -> &'static str {
+    match format {
+        Format::Yaml => "name: web\ntasks:\n  - name: server\n    image: busybox:1.36\n",
+        Format::Toml => "name = \"web\"\n[[tasks]]\nname = \"server\"\nimage = \"busybox:1.36\"\n",
+        Format::Json => {
+            r#"{"name": "web", "tasks": [{"name": "server", "image": "busybox:1.36"}]}"#
+        }
+    }
+}
+
+fn parse_ok(text: &str, format: Format) -> Job {
+    parse_job(text, format).unwrap_or_else(|e| panic!("{format} should parse: {e}\n{text}"))
+}
+
+/// The parts of a syntax error; panics on any other result.
+fn syntax(text: &str, format: Format) -> (Option<usize>, Option<usize>, String) {
+    match parse_job(text, format) {
+        Err(Error::Syntax {
+            format: f,
+            line,
+            column,
+            message,
+        }) => {
+            assert_eq!(f, format);
+            (line, column, message)
+        }
+        other => panic!("expected a {format} syntax error, got {other:?}\n{text}"),
+    }
+}
+
+fn assert_issue_job(job: &Job) {
+    assert_eq!(job.name.as_str(), "web");
+    assert_eq!(job.tasks.len(), 1);
+    let t = &job.tasks[0];
+    assert_eq!(t.name.as_str(), "server");
+    assert_eq!(t.image, "busybox:1.36");
+    assert_eq!(t.command, ["httpd", "-f", "-p", "8080"]);
+    assert_eq!(t.env.len(), 1);
+    assert_eq!(t.env["MODE"], "demo");
+    assert_eq!(
+        t.ports,
+        [PortMapping {
+            container: 8080,
+            host: Some(18080),
+            protocol: Protocol::Tcp,
+        }]
+    );
+    assert_eq!(t.resources.cpu, Cpu::from_millis(500));
+    assert_eq!(t.resources.memory, ByteSize::mib(64));
+    assert_eq!(t.resources.disk, ByteSize::mib(100));
+    assert_eq!(t.restart.policy, RestartMode::OnFailure);
+    assert_eq!(t.restart.max_attempts, 5);
+    assert_eq!(t.restart.backoff.initial, Duration::from_secs(1));
+    assert_eq!(t.restart.backoff.max, Duration::from_secs(60));
+    // Not written: the default.
+    assert_eq!(t.restart.backoff.reset_after, Duration::from_secs(600));
+}
+
+#[test]
+fn the_issue_example_parses_to_the_expected_values() {
+    assert_issue_job(&parse_ok(ISSUE_YAML, Format::Yaml));
+}
+
+#[test]
+fn the_issue_example_reads_the_same_in_toml_and_json() {
+    let yaml = parse_ok(ISSUE_YAML, Format::Yaml);
+    let toml = parse_ok(ISSUE_TOML, Format::Toml);
+    let json = parse_ok(ISSUE_JSON, Format::Json);
+    assert_issue_job(&toml);
+    assert_issue_job(&json);
+    assert_eq!(yaml, toml);
+    assert_eq!(yaml, json);
+}
+
+#[test]
+fn yaml_reads_json_too() {
+    // Standard input is read as YAML, which is a superset of JSON.
+    assert_issue_job(&parse_ok(ISSUE_JSON, Format::Yaml));
+}
+
+#[test]
+fn omitted_fields_take_their_defaults() {
+    for format in FORMATS {
+        let job = parse_ok(minimal(format), format);
+        let t = &job.tasks[0];
+        assert!(t.command.is_empty());
+        assert!(t.env.is_empty());
+        assert!(t.ports.is_empty());
+        assert_eq!(t.resources.cpu, Cpu::from_millis(100));
+        assert_eq!(t.resources.memory, ByteSize::mib(128));
+        assert_eq!(t.resources.disk, ByteSize::mib(256));
+        assert_eq!(t.restart.policy, RestartMode::OnFailure);
+        assert_eq!(t.restart.max_attempts, 5);
+        assert_eq!(t.restart.backoff.initial, Duration::from_secs(10));
+        assert_eq!(t.restart.backoff.max, Duration::from_secs(300));
+        assert_eq!(t.restart.backoff.reset_after, Duration::from_secs(600));
+    }
+}
+
+#[test]
+fn a_port_defaults_to_tcp_and_no_host_port() {
+    let job = parse_ok(
+        "name: a\ntasks:\n  - name: b\n    image: c:1\n    ports: [{container: 53, protocol: udp}, {container: 80}]\n",
+        Format::Yaml,
+    );
+    assert_eq!(job.tasks[0].ports[0].protocol, Protocol::Udp);
+    assert_eq!(job.tasks[0].ports[0].host, None);
+    assert_eq!(job.tasks[0].ports[1].protocol, Protocol::Tcp);
+    assert_eq!(job.host_ports().count(), 0);
+}
+
+#[test]
+fn a_backoff_with_only_a_long_initial_delay_raises_the_default_max() {
+    let job = parse_ok(
+        "name: a\ntasks:\n  - name: b\n    image: c:1\n    restart: {backoff: {initial: 10m}}\n",
+        Format::Yaml,
+    );
+    let b = job.tasks[0].restart.backoff;
+    assert_eq!(b.initial, Duration::from_secs(600));
+    assert_eq!(b.max, Duration::from_secs(600));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Syntax errors carry a line and a column in every format.
+
+#[test]
+fn yaml_syntax_error_has_line_and_column() {
+    let text = "name: web\ntasks:\n  - name: a\n    image: [busybox:1.36\n";
+    let (line, column, message) = syntax(text, Format::Yaml);
+    assert_eq!(line, Some(4));
+    assert_eq!(column, Some(12));
+    assert!(!message.is_empty());
+    // The location is reported once, not repeated inside the message.
+    assert!(!message.contains("line 4"), "{message}");
+}
+
+#[test]
+fn yaml_tab_indentation_is_located() {
+    let text = "name: web\ntasks:\n  - name: a\n\timage: x:1\n";
+    let (line, column, message) = syntax(text, Format::Yaml);
+    // The scanner notices the tab while reading the previous line's value on.
+    assert!(matches!(line, Some(3 | 4)), "{line:?}");
+    assert!(column.is_some());
+    assert!(message.contains("tab"), "{message}");
+}
+
+#[test]
+fn yaml_wrong_shape_is_located() {
+    let (line, column, message) = syntax("name: web\ntasks: 5\n", Format::Yaml);
+    assert_eq!((line, column), (Some(2), Some(8)));
+    assert!(message.contains("sequence"), "{message}");
+}
+
+#[test]
+fn toml_syntax_error_has_line_and_column() {
+    let text = "name = \"web\"\n[[tasks]]\nname = \"a\"\nimage = busybox:1.36\n";
+    let (line, column, message) = syntax(text, Format::Toml);
+    assert_eq!(line, Some(4));
+    assert_eq!(column, Some(9));
+    assert!(message.contains("quoted"), "{message}");
+}
+
+#[test]
+fn toml_unclosed_array_is_located() {
+    let (line, column, _) = syntax("name = \"web\"\ntasks = [\n", Format::Toml);
+    assert_eq!(line, Some(2));
+    assert!(column.is_some());
+}
+
+#[test]
+fn json_syntax_error_has_line_and_column() {
+    let text = "{\n  \"name\": \"web\",\n  \"tasks\": [ { \"name\": \"a\", } ]\n}";
+    let (line, column, message) = syntax(text, Format::Json);
+    assert_eq!(line, Some(3));
+    // The `}` after the trailing comma.
+    assert_eq!(column, Some(29));
+    assert_eq!(text.lines().nth(2).unwrap().chars().nth(28), Some('}'));
+    assert_eq!(message, "trailing comma");
+}
+
+#[test]
+fn json_columns_count_characters_not_bytes() {
+    // `é` is two bytes in UTF-8; the column points at the offending `1` as a person counts.
+    let text = "{\"name\": \"éé\", \"tasks\": [1]}";
+    let (line, column, message) = syntax(text, Format::Json);
+    assert_eq!(line, Some(1));
+    assert_eq!(column, Some(26));
+    assert_eq!(text.chars().nth(25), Some('1'));
+    // Internal type names do not leak into messages.
+    assert!(!message.contains("Raw"), "{message}");
+    assert!(message.contains("a task"), "{message}");
+}
+
+#[test]
+fn json_errors_at_the_end_of_the_input_are_located_from_column_one() {
+    let (line, column, _) = syntax("", Format::Json);
+    assert_eq!((line, column), (Some(1), Some(1)));
+    let (line, column, _) = syntax("{\n", Format::Json);
+    assert_eq!(line, Some(2));
+    assert_eq!(column, Some(1));
+}
+
+#[test]
+fn syntax_errors_display_their_location() {
+    let e = parse_job("name = \"web\"\n[[tasks]]\nimage = busybox\n", Format::Toml).unwrap_err();
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with("TOML error at line 3, column 9: "),
+        "{shown}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strictness: unknown fields are errors that name the field, in every format and at every level.
+
+/// The minimal job with `extra` added at `level` (job, task, port, resources, restart, backoff).
+fn with_unknown_field(format: Format, level: &str) -> String {
+    match (format, level) {
+        (Format::Yaml, "job") => "name: a\nreplicas: 3\ntasks:\n  - name: b\n    image: c:1\n".into(),
+        (Format::Yaml, "task") => "name: a\ntasks:\n  - name: b\n    image: c:1\n    replicas: 3\n".into(),
+        (Format::Yaml, "port") => {
+            "name: a\ntasks:\n  - name: b\n    image: c:1\n    ports: [{container: 1, hostt: 2}]\n".into()
+        }
+        (Format::Yaml, "resources") => {
+            "name: a\ntasks:\n  - name: b\n    image: c:1\n    resources: {gpu: 1}\n".into()
+        }
+        (Format::Yaml, "restart") => {
+            "name: a\ntasks:\n  - name: b\n    image: c:1\n    restart: {attempts: 1}\n".into()
+        }
+        (Format::Yaml, "backoff") => {
+            "name: a\ntasks:\n  - name: b\n    image: c:1\n    restart: {backoff: {jitter: 1s}}\n"
+                .into()
+        }
+        (Format::Toml, "job") => {
+            "name = 'a'\nreplicas = 3\n[[tasks]]\nname = 'b'\nimage = 'c:1'\n".into()
+        }
+        (Format::Toml, "task") => {
+            "name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nreplicas = 3\n".into()
+        }
+        (Format::Toml, "port") => {
+            "name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nports = [{container = 1, hostt = 2}]\n".into()
+        }
+        (Format::Toml, "resources") => {
+            "name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\n[tasks.resources]\ngpu = 1\n".into()
+        }
+        (Format::Toml, "restart") => {
+            "name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\n[tasks.restart]\nattempts = 1\n".into()
+        }
+        (Format::Toml, "backoff") => {
+            "name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\n[tasks.restart.backoff]\njitter = '1s'\n".into()
+        }
+        (Format::Json, "job") => {
+            r#"{"name": "a", "replicas": 3, "tasks": [{"name": "b", "image": "c:1"}]}"#.into()
+        }
+        (Format::Json, "task") => {
+            r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "replicas": 3}]}"#.into()
+        }
+        (Format::Json, "port") => {
+            r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "ports": [{"container": 1, "hostt": 2}]}]}"#.into()
+        }
+        (Format::Json, "resources") => {
+            r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "resources": {"gpu": 1}}]}"#.into()
+        }
+        (Format::Json, "restart") => {
+            r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "restart": {"attempts": 1}}]}"#.into()
+        }
+        (Format::Json, "backoff") => {
+            r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "restart": {"backoff": {"jitter": "1s"}}}]}"#.into()
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn unknown_fields_are_rejected_naming_the_field_in_every_format_and_level() {
+    let cases = [
+        ("job", "replicas", "tasks"),
+        ("task", "replicas", "image"),
+        ("port", "hostt", "host"),
+        ("resources", "gpu", "memory"),
+        ("restart", "attempts", "max_attempts"),
+        ("backoff", "jitter", "reset_after"),
+    ];
+    for format in FORMATS {
+        for (level, field, a_known_field) in cases {
+            let text = with_unknown_field(format, level);
+            let (line, column, message) = syntax(&text, format);
+            assert!(
+                message.contains(&format!("unknown field `{field}`")),
+                "{format} {level}: {message}"
+            );
+            // The message lists the fields that are allowed there.
+            assert!(
+                message.contains(a_known_field),
+                "{format} {level}: {message}"
+            );
+            assert!(line.is_some() && column.is_some(), "{format} {level}");
+        }
+    }
+}
+
+#[test]
+fn an_unknown_field_is_located_at_its_line() {
+    let (line, column, _) = syntax(&with_unknown_field(Format::Yaml, "task"), Format::Yaml);
+    assert_eq!((line, column), (Some(5), Some(5)));
+    let (line, column, _) = syntax(&with_unknown_field(Format::Toml, "task"), Format::Toml);
+    assert_eq!((line, column), (Some(5), Some(1)));
+}
+
+#[test]
+fn duplicate_keys_are_errors_in_every_format() {
+    let (line, _, message) = syntax(
+        "name: a\nname: b\ntasks:\n  - name: b\n    image: c:1\n",
+        Format::Yaml,
+    );
+    assert_eq!(line, Some(2));
+    assert!(message.contains("duplicate"), "{message}");
+    assert!(!message.contains("DuplicateKeyPolicy"), "{message}");
+    let (_, _, message) = syntax(
+        "name = 'a'\nname = 'b'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\n",
+        Format::Toml,
+    );
+    assert!(message.contains("duplicate"), "{message}");
+    let (_, _, message) = syntax(
+        r#"{"name": "a", "name": "b", "tasks": [{"name": "b", "image": "c:1"}]}"#,
+        Format::Json,
+    );
+    assert!(message.contains("duplicate field `name`"), "{message}");
+}
+
+#[test]
+fn an_empty_file_says_so() {
+    for text in ["", "\n", "# just a comment\n", "~\n"] {
+        let (line, column, message) = syntax(text, Format::Yaml);
+        assert_eq!((line, column), (Some(1), Some(1)), "{text:?}");
+        assert!(message.contains("empty"), "{message}");
+    }
+    // An empty TOML file or JSON object is well-formed: validation says what is missing.
+    for (text, format) in [("", Format::Toml), ("{}", Format::Json)] {
+        let Err(Error::Invalid(p)) = parse_job(text, format) else {
+            panic!("{format}: expected problems");
+        };
+        let paths: Vec<_> = p.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["name", "tasks"]);
+    }
+}
+
+#[test]
+fn yaml_holds_one_document() {
+    let text = "name: a\ntasks: [{name: b, image: 'c:1'}]\n---\nname: b\n";
+    let (line, _, message) = syntax(text, Format::Yaml);
+    assert_eq!(line, Some(4));
+    assert!(message.contains("one YAML document"), "{message}");
+}
+
+#[test]
+fn a_null_yaml_value_asks_for_an_empty_string() {
+    let text = "name: a\ntasks:\n  - name: b\n    image: c:1\n    env:\n      A:\n";
+    let (line, _, message) = syntax(text, Format::Yaml);
+    assert_eq!(line, Some(6));
+    assert!(message.contains("\"\""), "{message}");
+    assert!(!message.contains("Option<"), "{message}");
+}
+
+#[test]
+fn a_byte_order_mark_is_ignored() {
+    for format in FORMATS {
+        let text = format!("\u{feff}{}", minimal(format));
+        parse_ok(&text, format);
+    }
+}
+
+#[test]
+fn files_over_the_size_limit_are_refused() {
+    let mut text = minimal(Format::Yaml).to_owned();
+    text.push_str(&"#".repeat(MAX_SPEC_BYTES));
+    let (line, column, message) = syntax(&text, Format::Yaml);
+    assert_eq!((line, column), (None, None));
+    assert!(message.contains("limit"), "{message}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment values are strings, kept exactly as written.
+
+#[test]
+fn yaml_env_values_are_kept_as_written() {
+    let text = "name: a\ntasks:\n  - name: b\n    image: c:1\n    env:\n      A: yes\n      B: 3.10\n      C: 0x10\n      D: 0755\n      E: 1_000\n      F: \"\"\n      G: 8080\n      H: true\n      I: 1e3\n";
+    let job = parse_ok(text, Format::Yaml);
+    let env = &job.tasks[0].env;
+    let want = [
+        ("A", "yes"),
+        ("B", "3.10"),
+        ("C", "0x10"),
+        ("D", "0755"),
+        ("E", "1_000"),
+        ("F", ""),
+        ("G", "8080"),
+        ("H", "true"),
+        ("I", "1e3"),
+    ];
+    for (k, v) in want {
+        assert_eq!(env[k], v, "{k}");
+    }
+}
+
+#[test]
+fn typed_env_values_become_strings_in_toml_and_json() {
+    let job = parse_ok(
+        "name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nenv = { PORT = 8080, DEBUG = true, NAME = 'x' }\n",
+        Format::Toml,
+    );
+    let env = &job.tasks[0].env;
+    assert_eq!(
+        (
+            env["PORT"].as_str(),
+            env["DEBUG"].as_str(),
+            env["NAME"].as_str()
+        ),
+        ("8080", "true", "x")
+    );
+    let job = parse_ok(
+        r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "env": {"PORT": 8080, "DEBUG": false}}]}"#,
+        Format::Json,
+    );
+    let env = &job.tasks[0].env;
+    assert_eq!(
+        (env["PORT"].as_str(), env["DEBUG"].as_str()),
+        ("8080", "false")
+    );
+}
+
+#[test]
+fn floating_point_env_values_must_be_quoted_in_toml_and_json() {
+    for (text, format) in [
+        (
+            "name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nenv = { VERSION = 3.10 }\n",
+            Format::Toml,
+        ),
+        (
+            r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "env": {"VERSION": 3.10}}]}"#,
+            Format::Json,
+        ),
+    ] {
+        let Err(Error::Invalid(p)) = parse_job(text, format) else {
+            panic!("{format}: expected problems");
+        };
+        assert_eq!(p.len(), 1);
+        assert_eq!(p.0[0].path, "tasks[0].env.VERSION");
+        assert!(p.0[0].message.contains("quote"), "{}", p.0[0].message);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Formats by extension.
+
+#[test]
+fn the_format_follows_the_extension() {
+    let cases = [
+        ("job.yaml", Format::Yaml),
+        ("job.yml", Format::Yaml),
+        ("dir/job.YAML", Format::Yaml),
+        ("job.toml", Format::Toml),
+        ("job.json", Format::Json),
+        ("JOB.JSON", Format::Json),
+        ("-", Format::Yaml),
+    ];
+    for (path, want) in cases {
+        assert_eq!(Format::from_path(Path::new(path)).unwrap(), want, "{path}");
+    }
+    for path in ["job", "job.txt", "job.yaml.bak", ".yaml"] {
+        let e = Format::from_path(Path::new(path)).unwrap_err();
+        assert!(matches!(e, Error::UnknownFormat { .. }), "{path}");
+        let shown = e.to_string();
+        assert!(shown.contains(".yaml") && shown.contains(".toml") && shown.contains(".json"));
+    }
+}
+
+#[test]
+fn loading_a_missing_file_names_it() {
+    let e = load_job_file(Path::new("/nonexistent/job.yaml")).unwrap_err();
+    assert!(matches!(e, Error::Read { .. }));
+    assert!(e.to_string().contains("/nonexistent/job.yaml"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering.
+
+#[test]
+fn rendering_round_trips_the_issue_example_in_every_format() {
+    let job = parse_ok(ISSUE_YAML, Format::Yaml);
+    for format in FORMATS {
+        let text = format.render(&job).unwrap();
+        assert_eq!(parse_ok(&text, format), job, "{format}:\n{text}");
+    }
+}
+
+#[test]
+fn rendering_writes_human_units() {
+    let job = parse_ok(ISSUE_YAML, Format::Yaml);
+    let yaml = Format::Yaml.render(&job).unwrap();
+    for needle in ["500m", "64Mi", "100Mi", "on-failure", "1s", "1m", "10m"] {
+        assert!(yaml.contains(needle), "{needle} not in\n{yaml}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The example files.
+
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/jobs")
+}
+
+/// The job files directly in `dir`, sorted.
+fn job_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.is_file()
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml" | "toml" | "json")
+                )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_example_job_file_is_valid() {
+    let files = job_files(&examples_dir());
+    let names: Vec<_> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap())
+        .collect();
+    for expected in ["hello.yaml", "web.yaml", "batch.toml", "pair.json"] {
+        assert!(names.contains(&expected), "{expected} missing: {names:?}");
+    }
+    for file in &files {
+        let job = load_job_file(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        // Each example renders and reads back in every format.
+        for format in FORMATS {
+            let text = format.render(&job).unwrap();
+            assert_eq!(parse_ok(&text, format), job, "{}", file.display());
+        }
+    }
+}
+
+#[test]
+fn every_invalid_example_is_invalid() {
+    let files = job_files(&examples_dir().join("invalid"));
+    assert!(files.len() >= 6, "{files:?}");
+    for file in &files {
+        match load_job_file(file) {
+            Err(Error::Invalid(p)) => assert!(!p.is_empty()),
+            Err(Error::Syntax { line, column, .. }) => {
+                assert!(line.is_some() && column.is_some(), "{}", file.display())
+            }
+            other => panic!("{}: expected invalid, got {other:?}", file.display()),
+        }
+    }
+}
+
+#[test]
+fn the_examples_say_what_the_docs_promise() {
+    let dir = examples_dir();
+    let hello = load_job_file(&dir.join("hello.yaml")).unwrap();
+    assert_eq!(hello.tasks[0].image, "orkestrator/busybox:latest");
+    let web = load_job_file(&dir.join("web.yaml")).unwrap();
+    assert_eq!(web.tasks[0].command, ["httpd", "-f", "-p", "8080"]);
+    assert_eq!(
+        web.host_ports().collect::<Vec<_>>(),
+        [(18080, Protocol::Tcp)]
+    );
+    let batch = load_job_file(&dir.join("batch.toml")).unwrap();
+    assert_eq!(batch.tasks[0].restart.policy, RestartMode::Never);
+    assert_eq!(batch.tasks[0].resources.cpu, Cpu::from_millis(250));
+    let pair = load_job_file(&dir.join("pair.json")).unwrap();
+    assert_eq!(pair.tasks.len(), 2);
+
+    // Each invalid example fails for the reason its name gives.
+    let invalid = dir.join("invalid");
+    let problems = |file: &str| match load_job_file(&invalid.join(file)) {
+        Err(Error::Invalid(p)) => p
+            .iter()
+            .map(|p| (p.path.clone(), p.message.clone()))
+            .collect::<Vec<_>>(),
+        other => panic!("{file}: {other:?}"),
+    };
+    let p = problems("no-tag.yaml");
+    assert_eq!(p[0].0, "tasks[0].image");
+    assert!(p[0].1.contains("busybox:latest"), "{}", p[0].1);
+    let paths = |file: &str| problems(file).into_iter().map(|p| p.0).collect::<Vec<_>>();
+    assert_eq!(
+        paths("missing-fields.yaml"),
+        ["name", "tasks[0].name", "tasks[0].image"]
+    );
+    assert_eq!(paths("no-tasks.toml"), ["tasks"]);
+    assert_eq!(paths("duplicate-names.yaml"), ["name", "tasks[1].name"]);
+    assert_eq!(
+        paths("bad-resources.json"),
+        [
+            "tasks[0].resources.cpu",
+            "tasks[0].resources.memory",
+            "tasks[0].resources.disk"
+        ]
+    );
+    assert_eq!(
+        paths("bad-restart.yaml"),
+        ["tasks[0].restart.policy", "tasks[0].restart.backoff.max"]
+    );
+    assert_eq!(
+        paths("bad-ports.toml"),
+        ["tasks[0].ports[0].container", "tasks[1].ports[0].host"]
+    );
+    assert_eq!(paths("bad-image.yaml"), ["tasks[0].image"]);
+    for file in ["unknown-field.yaml", "syntax.json"] {
+        assert!(
+            matches!(
+                load_job_file(&invalid.join(file)),
+                Err(Error::Syntax { .. })
+            ),
+            "{file}"
+        );
+    }
+}
