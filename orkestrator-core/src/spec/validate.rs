@@ -452,10 +452,9 @@ fn validate_backoff(p: &mut Problems, path: &str, rb: RawBackoff) -> Backoff {
             Ok(d) if d > MAX_BACKOFF => p.push(
                 fp,
                 format!(
-                    "{} is longer than the {} allowed (ask for at most {})",
+                    "{} is longer than the {max} allowed (ask for at most {max})",
                     units::format_duration(d),
-                    units::format_duration(MAX_BACKOFF),
-                    units::format_duration(MAX_BACKOFF),
+                    max = format_args!("{}h", MAX_BACKOFF.as_secs() / 3600),
                 ),
             ),
             Ok(d) => *slot = d,

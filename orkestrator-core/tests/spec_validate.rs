@@ -1,0 +1,860 @@
+//! Validation: every rule, with the exact field path of the problem and the fix in its message;
+//! every problem of a file at once; the units that job files accept.
+
+use std::time::Duration;
+
+use orkestrator_core::Error;
+use orkestrator_core::spec::{
+    Format, Job, MAX_ATTEMPTS, MAX_BACKOFF, MAX_CPU, MAX_DISK, MAX_MEMORY, MIN_MEMORY, Problems,
+    RestartMode, parse_job,
+};
+use orkestrator_core::units::{ByteSize, Cpu, format_duration, parse_duration};
+
+/// A YAML job named `job` with one task `t` (image `busybox:1.36`) plus the task fields in
+/// `extra`, each a line such as `resources: {cpu: 0}`.
+fn task_yaml(extra: &[&str]) -> String {
+    let mut s = String::from("name: job\ntasks:\n  - name: t\n    image: busybox:1.36\n");
+    for line in extra {
+        s.push_str("    ");
+        s.push_str(line);
+        s.push('\n');
+    }
+    s
+}
+
+fn problems_of(text: &str, format: Format) -> Problems {
+    match parse_job(text, format) {
+        Err(Error::Invalid(p)) => {
+            assert!(!p.is_empty());
+            p
+        }
+        other => panic!("expected validation problems, got {other:?}\n{text}"),
+    }
+}
+
+/// The one problem `text` has; panics unless there is exactly one.
+fn one_problem(text: &str) -> (String, String) {
+    let p = problems_of(text, Format::Yaml);
+    assert_eq!(p.len(), 1, "{p}\n{text}");
+    (p.0[0].path.clone(), p.0[0].message.clone())
+}
+
+/// Asserts that `text` has exactly one problem, at `path`, whose message contains every `needle`.
+fn assert_problem(text: &str, path: &str, needles: &[&str]) {
+    let (got_path, message) = one_problem(text);
+    assert_eq!(got_path, path, "{message}\n{text}");
+    for n in needles {
+        assert!(message.contains(n), "{n:?} not in {message:?}");
+    }
+}
+
+fn valid(text: &str) -> Job {
+    parse_job(text, Format::Yaml).unwrap_or_else(|e| panic!("should be valid: {e}\n{text}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Required fields.
+
+#[test]
+fn a_missing_job_name_is_reported() {
+    assert_problem(
+        "tasks:\n  - name: t\n    image: busybox:1.36\n",
+        "name",
+        &["required", "DNS label"],
+    );
+}
+
+#[test]
+fn a_missing_task_name_is_reported() {
+    assert_problem(
+        "name: job\ntasks:\n  - image: busybox:1.36\n",
+        "tasks[0].name",
+        &["required", "DNS label"],
+    );
+}
+
+#[test]
+fn a_missing_image_is_reported_with_an_example() {
+    assert_problem(
+        "name: job\ntasks:\n  - name: t\n",
+        "tasks[0].image",
+        &["required", "busybox:1.36"],
+    );
+}
+
+#[test]
+fn no_tasks_is_reported() {
+    assert_problem("name: job\n", "tasks", &["required", "at least one task"]);
+    assert_problem(
+        "name: job\ntasks: []\n",
+        "tasks",
+        &["empty", "at least one task"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names.
+
+#[test]
+fn duplicate_task_names_are_reported_on_the_second() {
+    let text = "name: job\ntasks:\n  - name: web\n    image: a:1\n  - name: db\n    image: b:1\n  - name: web\n    image: c:1\n";
+    assert_problem(
+        text,
+        "tasks[2].name",
+        &["\"web\"", "tasks[0]", "unique", "rename"],
+    );
+}
+
+#[test]
+fn names_must_be_dns_labels_and_the_fix_is_suggested() {
+    let cases = [
+        ("My_Job", "lowercase", "\"my-job\""),
+        ("web.app", "lowercase", "\"web-app\""),
+        ("-web", "'-'", "\"web\""),
+        ("web-", "'-'", "\"web\""),
+        ("Hello World!", "lowercase", "\"hello-world\""),
+        ("ünïcode", "lowercase", "\"n-code\""),
+    ];
+    for (name, why, fix) in cases {
+        let text = format!("name: {name:?}\ntasks:\n  - name: t\n    image: a:1\n");
+        assert_problem(&text, "name", &[why, fix]);
+        let text = format!("name: job\ntasks:\n  - name: {name:?}\n    image: a:1\n");
+        assert_problem(&text, "tasks[0].name", &[why, fix]);
+    }
+}
+
+#[test]
+fn an_empty_name_is_reported() {
+    assert_problem(
+        "name: ''\ntasks:\n  - name: t\n    image: a:1\n",
+        "name",
+        &["empty", "DNS label"],
+    );
+}
+
+#[test]
+fn a_name_of_only_symbols_gets_a_generic_fix() {
+    assert_problem(
+        "name: '---'\ntasks:\n  - name: t\n    image: a:1\n",
+        "name",
+        &["lowercase letters, digits and '-'", "e.g. web-1"],
+    );
+}
+
+#[test]
+fn names_are_at_most_63_characters() {
+    let ok = "a".repeat(63);
+    valid(&format!(
+        "name: {ok}\ntasks:\n  - name: {ok}\n    image: a:1\n"
+    ));
+    let long = "a".repeat(64);
+    let text = format!("name: {long}\ntasks:\n  - name: t\n    image: a:1\n");
+    assert_problem(&text, "name", &["longer than 63", &format!("\"{ok}\"")]);
+}
+
+#[test]
+fn names_may_start_with_a_digit() {
+    valid("name: 1job\ntasks:\n  - name: 2-task\n    image: a:1\n");
+}
+
+#[test]
+fn a_numeric_yaml_name_is_read_as_text() {
+    let job = valid("name: 123\ntasks:\n  - name: 007\n    image: a:1\n");
+    assert_eq!(job.name.as_str(), "123");
+    assert_eq!(job.tasks[0].name.as_str(), "007");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Images.
+
+#[test]
+fn an_image_without_a_tag_suggests_image_colon_tag() {
+    assert_problem(
+        &task_yaml(&[]).replace("busybox:1.36", "busybox"),
+        "tasks[0].image",
+        &["no tag", "image:tag", "busybox:latest"],
+    );
+    assert_problem(
+        &task_yaml(&[]).replace("busybox:1.36", "registry.local:5000/team/app"),
+        "tasks[0].image",
+        &["no tag", "registry.local:5000/team/app:latest"],
+    );
+}
+
+#[test]
+fn valid_image_references_are_accepted() {
+    let digest = format!("sha256:{}", "0123456789abcdef".repeat(4));
+    let images = [
+        "busybox:1.36".to_owned(),
+        "orkestrator/busybox:latest".to_owned(),
+        "library/ubuntu:22.04".to_owned(),
+        "registry.example.com/team/app:v1.2.3-rc_1".to_owned(),
+        "localhost:5000/app:dev".to_owned(),
+        "localhost/app:1".to_owned(),
+        "my-registry:5000/a/b/c:TAG".to_owned(),
+        "a__b.c-d---e:1".to_owned(),
+        format!("busybox@{digest}"),
+        format!("busybox:1.36@{digest}"),
+        format!("registry:5000/app@{digest}"),
+        // `registry` with tag `5000`: a one-part name has no registry.
+        "registry:5000".to_owned(),
+    ];
+    for image in images {
+        valid(&task_yaml(&[]).replace("busybox:1.36", &format!("{image:?}")));
+    }
+}
+
+#[test]
+fn invalid_image_references_are_reported_with_the_reason() {
+    let cases = [
+        ("Busybox:1", "lowercase"),
+        ("orkestrator/BusyBox:latest", "lowercase"),
+        ("bad image:1", "whitespace"),
+        ("busybox:", "tag"),
+        ("busybox:-x", "tag"),
+        ("busybox:a/b", "registry"),
+        ("busybox:1.36!", "tag"),
+        ("busybox@sha256:xyz", "digest"),
+        ("busybox@md5", "digest"),
+        ("a//b:1", "path part"),
+        ("_a:1", "path part"),
+        ("a_:1", "path part"),
+        ("a___b:1", "path part"),
+        ("a..b:1", "path part"),
+        ("bad_host.com/app:1", "registry"),
+        ("host.com:port/app:1", "registry"),
+        ("-host.com/app:1", "registry"),
+        ("a:1:2", "path part"),
+    ];
+    for (image, needle) in cases {
+        let text = task_yaml(&[]).replace("busybox:1.36", &format!("{image:?}"));
+        let (path, message) = one_problem(&text);
+        assert_eq!(path, "tasks[0].image", "{image}");
+        assert!(
+            message.contains("is not a valid image reference"),
+            "{image}: {message}"
+        );
+        assert!(
+            message.contains(needle),
+            "{image}: {needle:?} not in {message}"
+        );
+    }
+}
+
+#[test]
+fn an_empty_or_huge_image_is_reported() {
+    assert_problem(
+        &task_yaml(&[]).replace("busybox:1.36", "''"),
+        "tasks[0].image",
+        &["empty", "busybox:1.36"],
+    );
+    let huge = format!("{}:1", "a".repeat(300));
+    assert_problem(
+        &task_yaml(&[]).replace("busybox:1.36", &huge),
+        "tasks[0].image",
+        &["longer than 255"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resources.
+
+#[test]
+fn cpu_accepts_cores_and_millicores() {
+    let cases = [
+        ("500m", 500),
+        ("0.5", 500),
+        ("'0.5'", 500),
+        ("2", 2000),
+        ("'2'", 2000),
+        ("1.25", 1250),
+        ("0.001", 1),
+        ("1m", 1),
+        ("'1024'", 1_024_000),
+        ("1024000m", 1_024_000),
+    ];
+    for (written, millis) in cases {
+        let job = valid(&task_yaml(&[&format!("resources: {{cpu: {written}}}")]));
+        assert_eq!(job.tasks[0].resources.cpu.millis(), millis, "{written}");
+    }
+}
+
+#[test]
+fn zero_cpu_is_reported() {
+    for written in ["0", "0m", "0.0", "'0'"] {
+        assert_problem(
+            &task_yaml(&[&format!("resources: {{cpu: {written}}}")]),
+            "tasks[0].resources.cpu",
+            &["more than zero", "100m"],
+        );
+    }
+}
+
+#[test]
+fn negative_cpu_is_reported() {
+    for written in ["-1", "-0.5", "'-500m'", "'-1'"] {
+        assert_problem(
+            &task_yaml(&[&format!("resources: {{cpu: {written}}}")]),
+            "tasks[0].resources.cpu",
+            &["negative", "500m"],
+        );
+    }
+}
+
+#[test]
+fn absurd_cpu_is_reported() {
+    assert_eq!(MAX_CPU, Cpu::from_cores(1024));
+    for written in [
+        "1025",
+        "1024001m",
+        "1e12",
+        "'99999999999999999999'",
+        "18446744073709551615",
+    ] {
+        let (path, message) = one_problem(&task_yaml(&[&format!("resources: {{cpu: {written}}}")]));
+        assert_eq!(path, "tasks[0].resources.cpu", "{written}");
+        assert!(
+            message.contains("1024") || message.contains("too large"),
+            "{written}: {message}"
+        );
+    }
+}
+
+#[test]
+fn cpu_finer_than_a_millicore_is_reported() {
+    for written in ["0.0005", "'1.0001'"] {
+        assert_problem(
+            &task_yaml(&[&format!("resources: {{cpu: {written}}}")]),
+            "tasks[0].resources.cpu",
+            &["precision", "250m"],
+        );
+    }
+}
+
+#[test]
+fn cpu_that_is_not_a_quantity_is_reported() {
+    for written in ["lots", "true", "'1.5m'", "'m'", "'500 m'", "'0x10'"] {
+        assert_problem(
+            &task_yaml(&[&format!("resources: {{cpu: {written}}}")]),
+            "tasks[0].resources.cpu",
+            &["not a CPU quantity", "500m"],
+        );
+    }
+}
+
+#[test]
+fn sizes_accept_iec_si_and_bytes() {
+    let cases = [
+        ("64Mi", 64 << 20),
+        ("1Gi", 1 << 30),
+        ("1.5Gi", 3 << 29),
+        ("512M", 512_000_000),
+        ("1G", 1_000_000_000),
+        ("100000k", 100_000_000),
+        ("100000K", 100_000_000),
+        ("65536Ki", 64 << 20),
+        ("64MiB", 64 << 20),
+        ("64MB", 64_000_000),
+        ("67108864", 64 << 20),
+        ("'67108864'", 64 << 20),
+        ("'64 Mi'", 64 << 20),
+    ];
+    for (written, bytes) in cases {
+        let job = valid(&task_yaml(&[&format!(
+            "resources: {{memory: {written}, disk: {written}}}"
+        )]));
+        assert_eq!(job.tasks[0].resources.memory.bytes(), bytes, "{written}");
+        assert_eq!(job.tasks[0].resources.disk.bytes(), bytes, "{written}");
+    }
+}
+
+#[test]
+fn memory_below_the_minimum_is_reported() {
+    assert_eq!(MIN_MEMORY, ByteSize::mib(6));
+    valid(&task_yaml(&["resources: {memory: 6Mi}"]));
+    assert_problem(
+        &task_yaml(&["resources: {memory: 5Mi}"]),
+        "tasks[0].resources.memory",
+        &["less than the minimum of 6Mi", "64Mi"],
+    );
+    assert_problem(
+        &task_yaml(&["resources: {memory: 0}"]),
+        "tasks[0].resources.memory",
+        &["less than the minimum"],
+    );
+}
+
+#[test]
+fn a_small_plain_memory_number_suggests_mebibytes() {
+    assert_problem(
+        &task_yaml(&["resources: {memory: 64}"]),
+        "tasks[0].resources.memory",
+        &["counts bytes", "did you mean 64Mi?"],
+    );
+}
+
+#[test]
+fn absurd_memory_and_disk_are_reported() {
+    assert_eq!(MAX_MEMORY, ByteSize::gib(16 * 1024));
+    valid(&task_yaml(&["resources: {memory: 16Ti, disk: 1Pi}"]));
+    assert_problem(
+        &task_yaml(&["resources: {memory: 17Ti}"]),
+        "tasks[0].resources.memory",
+        &["more than the 16Ti allowed", "at most 16Ti"],
+    );
+    assert_eq!(MAX_DISK, ByteSize::gib(1024 * 1024));
+    assert_problem(
+        &task_yaml(&["resources: {disk: 2Pi}"]),
+        "tasks[0].resources.disk",
+        &["more than the 1Pi allowed", "at most 1Pi"],
+    );
+    assert_problem(
+        &task_yaml(&["resources: {disk: 99999999999Ei}"]),
+        "tasks[0].resources.disk",
+        &["too large"],
+    );
+}
+
+#[test]
+fn zero_and_negative_sizes_are_reported() {
+    assert_problem(
+        &task_yaml(&["resources: {disk: 0}"]),
+        "tasks[0].resources.disk",
+        &["more than zero", "100Mi"],
+    );
+    assert_problem(
+        &task_yaml(&["resources: {disk: 0Gi}"]),
+        "tasks[0].resources.disk",
+        &["more than zero"],
+    );
+    for written in ["-1", "'-1Gi'"] {
+        assert_problem(
+            &task_yaml(&[&format!("resources: {{disk: {written}}}")]),
+            "tasks[0].resources.disk",
+            &["negative", "1Gi"],
+        );
+    }
+}
+
+#[test]
+fn sizes_that_are_not_sizes_are_reported() {
+    // The message from the issue, verbatim.
+    assert_problem(
+        &task_yaml(&["resources: {memory: 12Zi}"]),
+        "tasks[0].resources.memory",
+        &[r#""12Zi" is not a size (use e.g. 256Mi, 1Gi, 512M or a number of bytes)"#],
+    );
+    for written in ["lots", "true", "1.5", "'Mi'", "'1.5'", "'0.3Ki'"] {
+        let (path, message) =
+            one_problem(&task_yaml(&[&format!("resources: {{memory: {written}}}")]));
+        assert_eq!(path, "tasks[0].resources.memory", "{written}");
+        assert!(
+            message.contains("not a size") || message.contains("whole number of bytes"),
+            "{written}: {message}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restart policy.
+
+#[test]
+fn restart_policies_are_read() {
+    for (written, mode) in [
+        ("never", RestartMode::Never),
+        ("on-failure", RestartMode::OnFailure),
+        ("always", RestartMode::Always),
+    ] {
+        let job = valid(&task_yaml(&[&format!("restart: {{policy: {written}}}")]));
+        assert_eq!(job.tasks[0].restart.policy, mode);
+    }
+}
+
+#[test]
+fn an_unknown_restart_policy_is_reported_with_the_choices_and_a_guess() {
+    let cases = [
+        ("sometimes", ""),
+        ("on_failure", "did you mean on-failure?"),
+        ("OnFailure", "did you mean on-failure?"),
+        ("no", "did you mean never?"),
+        ("Never", "did you mean never?"),
+        ("unless-stopped", "did you mean always?"),
+    ];
+    for (written, guess) in cases {
+        assert_problem(
+            &task_yaml(&[&format!("restart: {{policy: {written}}}")]),
+            "tasks[0].restart.policy",
+            &[
+                &format!("{written:?} is not a restart policy"),
+                "use never, on-failure or always",
+                guess,
+            ],
+        );
+    }
+}
+
+#[test]
+fn max_attempts_is_bounded() {
+    assert_eq!(MAX_ATTEMPTS, 10_000);
+    for n in [0, 1, 10_000] {
+        let job = valid(&task_yaml(&[&format!("restart: {{max_attempts: {n}}}")]));
+        assert_eq!(job.tasks[0].restart.max_attempts, n);
+    }
+    for written in ["10001", "-1", "1e41"] {
+        assert_problem(
+            &task_yaml(&[&format!("restart: {{max_attempts: {written}}}")]),
+            "tasks[0].restart.max_attempts",
+            &["out of range", "0 to 10000"],
+        );
+    }
+    for written in ["2.5", "lots", "'5'"] {
+        assert_problem(
+            &task_yaml(&[&format!("restart: {{max_attempts: {written}}}")]),
+            "tasks[0].restart.max_attempts",
+            &["not a whole number", "e.g. 5"],
+        );
+    }
+}
+
+#[test]
+fn backoff_durations_accept_units_and_seconds() {
+    let job = valid(&task_yaml(&[
+        "restart: {backoff: {initial: 500ms, max: 1h 30m, reset_after: 90}}",
+    ]));
+    let b = job.tasks[0].restart.backoff;
+    assert_eq!(b.initial, Duration::from_millis(500));
+    assert_eq!(b.max, Duration::from_secs(5400));
+    assert_eq!(b.reset_after, Duration::from_secs(90));
+    let job = valid(&task_yaml(&["restart: {backoff: {initial: 0.25}}"]));
+    assert_eq!(
+        job.tasks[0].restart.backoff.initial,
+        Duration::from_millis(250)
+    );
+}
+
+#[test]
+fn bad_backoff_durations_are_reported() {
+    let cases = [
+        ("initial: 0s", "initial", "more than zero", "e.g. 1s"),
+        ("max: 0", "max", "more than zero", "e.g. 1s"),
+        (
+            "reset_after: 25h",
+            "reset_after",
+            "1day 1h is longer than the 24h allowed",
+            "at most 24h",
+        ),
+        (
+            "initial: five",
+            "initial",
+            "not a duration",
+            "e.g. 500ms, 30s",
+        ),
+        (
+            "initial: '30'",
+            "initial",
+            "not a duration",
+            "e.g. 500ms, 30s",
+        ),
+        ("initial: -1", "initial", "negative", "e.g. 30s"),
+        ("initial: -1.5", "initial", "negative", "e.g. 30s"),
+        ("initial: true", "initial", "not a duration", "e.g. 30s"),
+    ];
+    for (field, path, why, fix) in cases {
+        assert_problem(
+            &task_yaml(&[&format!("restart: {{backoff: {{{field}}}}}")]),
+            &format!("tasks[0].restart.backoff.{path}"),
+            &[why, fix],
+        );
+    }
+    assert_eq!(MAX_BACKOFF, Duration::from_secs(24 * 3600));
+    valid(&task_yaml(&[
+        "restart: {backoff: {initial: 24h, max: 24h, reset_after: 24h}}",
+    ]));
+}
+
+#[test]
+fn a_backoff_max_shorter_than_initial_is_reported() {
+    assert_problem(
+        &task_yaml(&["restart: {backoff: {initial: 1m, max: 10s}}"]),
+        "tasks[0].restart.backoff.max",
+        &["10s is shorter than initial (1m)", "at least initial"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ports.
+
+#[test]
+fn ports_out_of_range_are_reported() {
+    for (written, field) in [
+        ("{container: 0}", "container"),
+        ("{container: 65536}", "container"),
+        ("{container: -80}", "container"),
+        ("{container: 80, host: 0}", "host"),
+        ("{container: 80, host: 70000}", "host"),
+    ] {
+        assert_problem(
+            &task_yaml(&[&format!("ports: [{written}]")]),
+            &format!("tasks[0].ports[0].{field}"),
+            &["out of range", "1-65535"],
+        );
+    }
+    valid(&task_yaml(&["ports: [{container: 1, host: 65535}]"]));
+}
+
+#[test]
+fn ports_that_are_not_numbers_are_reported() {
+    for written in ["'80'", "80.5", "http", "true"] {
+        assert_problem(
+            &task_yaml(&[&format!("ports: [{{container: {written}}}]")]),
+            "tasks[0].ports[0].container",
+            &["not a port number", "integer 1-65535"],
+        );
+    }
+}
+
+#[test]
+fn a_port_needs_its_container_port_and_a_known_protocol() {
+    assert_problem(
+        &task_yaml(&["ports: [{host: 8080}]"]),
+        "tasks[0].ports[0].container",
+        &["required", "1-65535"],
+    );
+    assert_problem(
+        &task_yaml(&["ports: [{container: 80, protocol: sctp}]"]),
+        "tasks[0].ports[0].protocol",
+        &["\"sctp\" is not a protocol", "tcp or udp"],
+    );
+}
+
+#[test]
+fn a_host_port_used_twice_in_a_task_is_reported() {
+    assert_problem(
+        &task_yaml(&["ports: [{container: 80, host: 8080}, {container: 81, host: 8080}]"]),
+        "tasks[0].ports[1].host",
+        &["8080/tcp", "tasks[0].ports[0].host", "published once"],
+    );
+}
+
+#[test]
+fn a_host_port_used_by_two_tasks_is_reported() {
+    let text = "name: job\ntasks:\n  - name: a\n    image: x:1\n    ports: [{container: 80, host: 8080}]\n  - name: b\n    image: x:1\n    ports: [{container: 81}, {container: 80, host: 8080}]\n";
+    assert_problem(
+        text,
+        "tasks[1].ports[1].host",
+        &["host port 8080/tcp is already used by tasks[0].ports[0].host"],
+    );
+}
+
+#[test]
+fn the_same_host_port_may_serve_tcp_and_udp() {
+    let job = valid(&task_yaml(&[
+        "ports: [{container: 53, host: 5353, protocol: tcp}, {container: 53, host: 5353, protocol: udp}]",
+    ]));
+    assert_eq!(job.host_ports().count(), 2);
+}
+
+#[test]
+fn a_container_port_listed_twice_is_reported() {
+    assert_problem(
+        &task_yaml(&["ports: [{container: 80}, {container: 80, host: 8080}]"]),
+        "tasks[0].ports[1].container",
+        &["80/tcp", "tasks[0].ports[0]", "once"],
+    );
+}
+
+#[test]
+fn port_paths_count_invalid_ports_too() {
+    // Regression: the index in the path is the port's place in the file, even after a bad port.
+    assert_eq!(
+        paths(&task_yaml(&[
+            "ports: [{container: 0}, {container: 80}, {container: 80}]"
+        ])),
+        ["tasks[0].ports[0].container", "tasks[0].ports[2].container"]
+    );
+}
+
+#[test]
+fn host_port_clashes_are_found_even_in_tasks_with_other_problems() {
+    // Regression: all problems at once, not only those of otherwise valid tasks.
+    let text = "name: job\ntasks:\n  - name: a\n    image: x\n    ports: [{container: 80, host: 8080}]\n  - name: b\n    image: x:1\n    ports: [{container: 80, host: 8080}]\n";
+    assert_eq!(paths(text), ["tasks[0].image", "tasks[1].ports[0].host"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment and command.
+
+#[test]
+fn environment_variable_names_are_checked() {
+    valid(&task_yaml(&["env: {A: x, _b: y, C_1: z}"]));
+    for name in ["1A", "A-B", "A B", "É"] {
+        assert_problem(
+            &task_yaml(&[&format!("env: {{{name:?}: x}}")]),
+            &format!("tasks[0].env.{name}"),
+            &["not a valid variable name", "letters, digits and _"],
+        );
+    }
+}
+
+#[test]
+fn nul_characters_are_reported() {
+    assert_problem(
+        &task_yaml(&["env: {A: \"x\\0y\"}"]),
+        "tasks[0].env.A",
+        &["NUL"],
+    );
+    assert_problem(
+        &task_yaml(&["command: [sh, \"a\\0\"]"]),
+        "tasks[0].command[1]",
+        &["NUL"],
+    );
+}
+
+#[test]
+fn an_empty_program_is_reported() {
+    for first in ["''", "'  '"] {
+        assert_problem(
+            &task_yaml(&[&format!("command: [{first}, x]")]),
+            "tasks[0].command[0]",
+            &["empty", "program to run"],
+        );
+    }
+    // Later arguments may be empty; so may the whole command (the image's default runs).
+    valid(&task_yaml(&["command: [echo, '']"]));
+    valid(&task_yaml(&["command: []"]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// All problems at once.
+
+fn paths(text: &str) -> Vec<String> {
+    problems_of(text, Format::Yaml)
+        .iter()
+        .map(|p| p.path.clone())
+        .collect()
+}
+
+const MANY_PROBLEMS: &str = r#"name: Bad_Name
+tasks:
+  - name: web
+    image: nginx
+    command: [""]
+    env: { 1X: a }
+    ports: [{ container: 0 }, { container: 80, host: 8080 }, { container: 81, host: 8080 }]
+    resources: { cpu: 0, memory: 12Zi, disk: -1 }
+    restart: { policy: sometimes, max_attempts: 1.5, backoff: { initial: 0s, max: 48h } }
+  - name: web
+    image: Web:1
+"#;
+
+#[test]
+fn every_problem_of_a_file_is_reported_at_once_in_file_order() {
+    assert_eq!(
+        paths(MANY_PROBLEMS),
+        [
+            "name",
+            "tasks[0].image",
+            "tasks[0].command[0]",
+            "tasks[0].env.1X",
+            "tasks[0].ports[0].container",
+            "tasks[0].ports[2].host",
+            "tasks[0].resources.cpu",
+            "tasks[0].resources.memory",
+            "tasks[0].resources.disk",
+            "tasks[0].restart.policy",
+            "tasks[0].restart.max_attempts",
+            "tasks[0].restart.backoff.initial",
+            "tasks[0].restart.backoff.max",
+            "tasks[1].name",
+            "tasks[1].image",
+        ]
+    );
+}
+
+#[test]
+fn the_same_problems_are_found_in_every_format() {
+    let yaml = problems_of(MANY_PROBLEMS, Format::Yaml);
+    let job: serde_json::Value = serde_saphyr::from_str(MANY_PROBLEMS).unwrap();
+    let json = problems_of(&serde_json::to_string(&job).unwrap(), Format::Json);
+    assert_eq!(json, yaml);
+    let toml = problems_of(&toml::to_string(&job).unwrap(), Format::Toml);
+    assert_eq!(toml, yaml);
+}
+
+#[test]
+fn problems_display_one_per_line_with_their_paths() {
+    let e = parse_job(
+        "name: Web\ntasks:\n  - name: t\n    image: x\n",
+        Format::Yaml,
+    )
+    .unwrap_err();
+    let shown = e.to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines[0], "invalid job spec (2 problems):");
+    assert!(
+        lines[1].starts_with("name: \"Web\" has characters"),
+        "{shown}"
+    );
+    assert!(
+        lines[2].starts_with("tasks[0].image: \"x\" has no tag"),
+        "{shown}"
+    );
+    assert_eq!(lines.len(), 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Units, directly.
+
+#[test]
+fn units_format_to_what_they_parse() {
+    assert_eq!(Cpu::from_millis(500).to_string(), "500m");
+    assert_eq!(Cpu::from_millis(3000).to_string(), "3");
+    assert_eq!(Cpu::parse(" 2 ").unwrap(), Cpu::from_cores(2));
+    assert_eq!(ByteSize::mib(1536).to_string(), "1536Mi");
+    assert_eq!(ByteSize::gib(2).to_string(), "2Gi");
+    assert_eq!(ByteSize::b(1_000_000).to_string(), "1000000");
+    assert_eq!(ByteSize::ZERO.to_string(), "0");
+    assert_eq!(ByteSize::mib(1536).human(), "1.5Gi");
+    assert_eq!(ByteSize::b(5).human(), "5B");
+    assert_eq!(format_duration(Duration::ZERO), "0s");
+    assert_eq!(format_duration(Duration::from_secs(90)), "1m 30s");
+    assert_eq!(parse_duration("1m 30s").unwrap(), Duration::from_secs(90));
+    assert_eq!(parse_duration(" 5m ").unwrap(), Duration::from_secs(300));
+}
+
+#[test]
+fn units_edge_cases() {
+    assert_eq!(ByteSize::parse("1.").unwrap(), ByteSize::b(1));
+    assert_eq!(ByteSize::parse(".5Ki").unwrap(), ByteSize::b(512));
+    assert_eq!(
+        ByteSize::parse("16Ei").unwrap_err(),
+        "\"16Ei\" is too large"
+    );
+    assert_eq!(ByteSize::parse("15Ei").unwrap(), ByteSize::b(15 << 60));
+    assert!(ByteSize::parse("").is_err());
+    assert!(ByteSize::parse(".").is_err());
+    assert!(ByteSize::parse("1..5").is_err());
+    assert!(ByteSize::parse("+1").is_err());
+    assert!(ByteSize::parse("1e3").is_err());
+    assert!(ByteSize::parse("1Mib").is_err());
+    assert!(ByteSize::parse("١٢").is_err());
+    assert!(
+        Cpu::parse("18446744073709551616m")
+            .unwrap_err()
+            .contains("too large")
+    );
+    assert!(
+        Cpu::parse("99999999999999999")
+            .unwrap_err()
+            .contains("too large")
+    );
+    assert!(Cpu::parse("-0").unwrap_err().contains("negative"));
+    assert!(Cpu::parse("1.0001").unwrap_err().contains("precision"));
+    assert_eq!(Cpu::parse("1.000000").unwrap(), Cpu::from_cores(1));
+    assert!(Cpu::from_cores_f64(f64::INFINITY).is_err());
+    assert!(Cpu::from_cores_f64(1e300).is_err());
+    assert!(parse_duration("").is_err());
+    assert!(parse_duration("30").is_err());
+    assert!(parse_duration("-5s").is_err());
+    assert!(parse_duration("99999999999999999999999h").is_err());
+}
