@@ -43,8 +43,20 @@ if ! is_static "$BUSYBOX"; then
         apt-get install -y busybox-static >/dev/null 2>&1 ||
             { apt-get update >/dev/null && apt-get install -y busybox-static >/dev/null; }
     fi
-    is_static "$BUSYBOX" ||
-        die "$BUSYBOX is missing or not statically linked (apt-get install -y busybox-static)"
+    if ! is_static "$BUSYBOX"; then
+        # No static busybox here (e.g. not Debian): an engine that can pull gets the public image.
+        if docker image inspect "$IMAGE" >/dev/null 2>&1; then
+            log "no static busybox to rebuild from; keeping the existing $IMAGE"
+            exit 0
+        fi
+        if docker pull busybox:1.36 >/dev/null 2>&1; then
+            docker tag busybox:1.36 "$IMAGE"
+            docker tag busybox:1.36 busybox:latest
+            log "pulled busybox:1.36 and tagged it $IMAGE"
+            exit 0
+        fi
+        die "$BUSYBOX is missing or not statically linked, and busybox:1.36 cannot be pulled (apt-get install -y busybox-static)"
+    fi
 fi
 
 script_path="${BASH_SOURCE[0]}"
