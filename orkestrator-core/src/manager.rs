@@ -425,10 +425,7 @@ impl Manager {
     pub fn list_workers(&self) -> Vec<WorkerView> {
         let st = self.lock();
         let grace = self.inner.config.heartbeat_grace;
-        st.workers
-            .values()
-            .map(|w| worker_view(&st, w, grace))
-            .collect()
+        worker_views(&st, grace)
     }
 
     /// Waits (up to `wait`) until the worker's assignments change past `index`, then returns them.
@@ -771,11 +768,7 @@ impl Manager {
                     last_seen_ms_ago: now.duration_since(s.last_seen).as_millis() as u64,
                 })
                 .collect(),
-            workers: st
-                .workers
-                .values()
-                .map(|w| worker_view(&st, w, grace))
-                .collect(),
+            workers: worker_views(&st, grace),
             jobs: st.jobs.keys().filter_map(|n| job_summary(&st, n)).collect(),
         }
     }
@@ -886,24 +879,34 @@ fn assignments(st: &State, worker: &WorkerId, index: u64) -> Assignments {
     Assignments { index, instances }
 }
 
-/// What is reserved on each worker, and which host ports: from the instances placed there that
-/// still hold resources (or have not reported yet).
-fn reserved(
-    st: &State,
-) -> BTreeMap<&WorkerId, (Resources, BTreeSet<(u16, crate::spec::Protocol)>, u32)> {
-    let mut m: BTreeMap<&WorkerId, (Resources, BTreeSet<_>, u32)> = BTreeMap::new();
+/// What the instances placed on one worker reserve.
+#[derive(Clone)]
+struct Reserved {
+    resources: Resources,
+    ports: BTreeSet<(u16, crate::spec::Protocol)>,
+    instances: u32,
+}
+
+impl Reserved {
+    const NONE: Reserved = Reserved {
+        resources: Resources::ZERO,
+        ports: BTreeSet::new(),
+        instances: 0,
+    };
+}
+
+/// What is reserved on each worker: by the instances placed there that still hold resources.
+fn reserved(st: &State) -> BTreeMap<&WorkerId, Reserved> {
+    let mut m: BTreeMap<&WorkerId, Reserved> = BTreeMap::new();
     for i in st.instances.values() {
         let Some(w) = &i.rec.worker else { continue };
-        let live = i.rec.tasks.values().any(|t| t.state.holds_resources());
-        if !live {
+        if !i.rec.tasks.values().any(|t| t.state.holds_resources()) {
             continue;
         }
-        let e = m
-            .entry(w)
-            .or_insert_with(|| (Resources::ZERO, BTreeSet::new(), 0));
-        e.0 = e.0.saturating_add(&i.rec.spec.resources());
-        e.1.extend(i.rec.spec.host_ports());
-        e.2 += 1;
+        let e = m.entry(w).or_insert(Reserved::NONE);
+        e.resources = e.resources.saturating_add(&i.rec.spec.resources());
+        e.ports.extend(i.rec.spec.host_ports());
+        e.instances += 1;
     }
     m
 }
@@ -914,41 +917,38 @@ fn snapshots(st: &State, grace: Duration) -> Vec<WorkerSnapshot> {
         .values()
         .filter(|w| liveness(w.healthy, w.last_seen, grace) == Liveness::Ready)
         .map(|w| {
-            let (allocated, ports, n) =
-                reserved
-                    .get(&w.reg.id)
-                    .cloned()
-                    .unwrap_or((Resources::ZERO, BTreeSet::new(), 0));
+            let r = reserved.get(&w.reg.id).cloned().unwrap_or(Reserved::NONE);
             WorkerSnapshot {
                 id: w.reg.id.clone(),
                 labels: w.reg.labels.clone(),
                 total: w.resources.total,
-                allocated,
-                ports_in_use: ports,
-                instances: n,
+                allocated: r.resources,
+                ports_in_use: r.ports,
+                instances: r.instances,
             }
         })
         .collect()
 }
 
-fn worker_view(st: &State, w: &WorkerEntry, grace: Duration) -> WorkerView {
+fn worker_views(st: &State, grace: Duration) -> Vec<WorkerView> {
     let reserved = reserved(st);
-    let (res, _, n) =
-        reserved
-            .get(&w.reg.id)
-            .cloned()
-            .unwrap_or((Resources::ZERO, BTreeSet::new(), 0));
-    WorkerView {
-        id: w.reg.id.clone(),
-        status: liveness(w.healthy, w.last_seen, grace),
-        message: w.message.clone(),
-        address: w.reg.address.clone(),
-        labels: w.reg.labels.clone(),
-        resources: w.resources,
-        reserved: res,
-        instances: n as usize,
-        last_seen_ms_ago: Instant::now().duration_since(w.last_seen).as_millis() as u64,
-    }
+    st.workers
+        .values()
+        .map(|w| {
+            let r = reserved.get(&w.reg.id).cloned().unwrap_or(Reserved::NONE);
+            WorkerView {
+                id: w.reg.id.clone(),
+                status: liveness(w.healthy, w.last_seen, grace),
+                message: w.message.clone(),
+                address: w.reg.address.clone(),
+                labels: w.reg.labels.clone(),
+                resources: w.resources,
+                reserved: r.resources,
+                instances: r.instances as usize,
+                last_seen_ms_ago: Instant::now().duration_since(w.last_seen).as_millis() as u64,
+            }
+        })
+        .collect()
 }
 
 fn instance_view(i: &Instance) -> InstanceView {
