@@ -622,7 +622,8 @@ fn the_examples_say_what_the_docs_promise() {
     let hello = load_job_file(&dir.join("hello.yaml")).unwrap();
     assert_eq!(hello.tasks[0].image, "orkestrator/busybox:latest");
     let web = load_job_file(&dir.join("web.yaml")).unwrap();
-    assert_eq!(web.tasks[0].command, ["httpd", "-f", "-p", "8080"]);
+    assert_eq!(web.tasks[0].command[..2], ["sh", "-c"]);
+    assert!(web.tasks[0].command[2].contains("httpd -p 8080"));
     assert_eq!(
         web.host_ports().collect::<Vec<_>>(),
         [(18080, Protocol::Tcp)]
