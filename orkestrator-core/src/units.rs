@@ -67,18 +67,21 @@ impl Cpu {
                 .map(Cpu)
                 .map_err(|_| format!("{s:?} is too large"));
         }
-        parse_decimal_scaled(t, 3).map(Cpu).ok_or_else(|| {
-            let decimals = t
-                .split_once('.')
-                .map_or(0, |(_, f)| f.trim_end_matches('0').len());
-            if is_decimal(t) && decimals > 3 {
-                format!("{s:?} has more precision than a millicore (use e.g. 0.25 or 250m)")
-            } else if is_decimal(t) {
-                format!("{s:?} is too large")
-            } else {
-                hint()
-            }
-        })
+        parse_decimal_scaled(t, 3)
+            .and_then(|m| u64::try_from(m).ok())
+            .map(Cpu)
+            .ok_or_else(|| {
+                let decimals = t
+                    .split_once('.')
+                    .map_or(0, |(_, f)| f.trim_end_matches('0').len());
+                if is_decimal(t) && decimals > 3 {
+                    format!("{s:?} has more precision than a millicore (use e.g. 0.25 or 250m)")
+                } else if is_decimal(t) {
+                    format!("{s:?} is too large")
+                } else {
+                    hint()
+                }
+            })
     }
 
     /// Converts a number of cores (as written in a file, e.g. `0.5`).
@@ -207,19 +210,25 @@ impl ByteSize {
         let num = num.trim_end();
         // Up to 9 decimals: exact arithmetic on integers, then scale.
         let scaled = parse_decimal_scaled(num, 9).ok_or_else(|| {
-            if is_decimal(num) {
-                format!("{s:?} is too large or too precise (use e.g. 256Mi, 1.5Gi)")
+            let decimals = num
+                .split_once('.')
+                .map_or(0, |(_, f)| f.trim_end_matches('0').len());
+            if is_decimal(num) && decimals > 9 {
+                format!("{s:?} has more decimals than a size can use (use e.g. 256Mi, 1.5Gi)")
+            } else if is_decimal(num) {
+                format!("{s:?} is too large")
             } else {
                 hint()
             }
         })?;
-        let bytes = (scaled as u128) * (mult as u128) / 1_000_000_000u128;
-        if !(scaled as u128 * mult as u128).is_multiple_of(1_000_000_000) {
+        let too_large = || format!("{s:?} is too large");
+        let scaled_bytes = scaled.checked_mul(mult as u128).ok_or_else(too_large)?;
+        if !scaled_bytes.is_multiple_of(1_000_000_000) {
             return Err(format!("{s:?} is not a whole number of bytes"));
         }
-        u64::try_from(bytes)
+        u64::try_from(scaled_bytes / 1_000_000_000)
             .map(ByteSize)
-            .map_err(|_| format!("{s:?} is too large"))
+            .map_err(|_| too_large())
     }
 }
 
@@ -315,8 +324,8 @@ pub mod duration {
 }
 
 /// Parses a non-negative decimal number (`"1.25"`) into an integer scaled by `10^scale`, or `None`
-/// when it is not a number, is negative, has more than `scale` decimals, or overflows.
-fn parse_decimal_scaled(s: &str, scale: u32) -> Option<u64> {
+/// when it is not a number, is negative, has more than `scale` decimals, or overflows a `u128`.
+fn parse_decimal_scaled(s: &str, scale: u32) -> Option<u128> {
     let (int, frac) = match s.split_once('.') {
         Some((i, f)) => (i, f),
         None => (s, ""),
@@ -331,15 +340,16 @@ fn parse_decimal_scaled(s: &str, scale: u32) -> Option<u64> {
     if frac.len() > scale as usize {
         return None;
     }
-    let int_v: u64 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let frac_v: u64 = if frac.is_empty() {
+    let int = int.trim_start_matches('0');
+    let int_v: u128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let frac_v: u128 = if frac.is_empty() {
         0
     } else {
         frac.parse().ok()?
     };
-    let frac_scaled = frac_v.checked_mul(10u64.pow(scale - frac.len() as u32))?;
+    let frac_scaled = frac_v.checked_mul(10u128.pow(scale - frac.len() as u32))?;
     int_v
-        .checked_mul(10u64.pow(scale))?
+        .checked_mul(10u128.pow(scale))?
         .checked_add(frac_scaled)
 }
 

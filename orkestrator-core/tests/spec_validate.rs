@@ -823,6 +823,25 @@ fn units_format_to_what_they_parse() {
 }
 
 #[test]
+fn large_plain_byte_counts_parse() {
+    // Regression: byte counts over 18446744073 overflowed the decimal scaling and were refused,
+    // so a job asking for e.g. 20000000001 bytes of memory could not be read back once rendered.
+    assert_eq!(
+        ByteSize::parse("20000000001").unwrap(),
+        ByteSize::b(20_000_000_001)
+    );
+    assert_eq!(
+        ByteSize::parse(&u64::MAX.to_string()).unwrap(),
+        ByteSize::b(u64::MAX)
+    );
+    let job = valid(&task_yaml(&["resources: {memory: 20000000001}"]));
+    for format in [Format::Yaml, Format::Toml, Format::Json] {
+        let text = format.render(&job).unwrap();
+        assert_eq!(parse_job(&text, format).unwrap(), job, "{format}");
+    }
+}
+
+#[test]
 fn units_edge_cases() {
     assert_eq!(ByteSize::parse("1.").unwrap(), ByteSize::b(1));
     assert_eq!(ByteSize::parse(".5Ki").unwrap(), ByteSize::b(512));

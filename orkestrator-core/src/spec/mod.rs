@@ -29,8 +29,54 @@ pub use validate::{
 pub struct Job {
     /// The job's name: a DNS label, unique in the cluster.
     pub name: JobId,
+    /// How many instances to run (1 to 1000, default 1). Each instance is all the tasks, placed
+    /// together on one worker; instances of one job spread across workers where they fit.
+    pub count: u32,
+    /// Conditions on worker labels that a worker must meet to run the job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<Constraint>,
     /// The tasks, at least one, with distinct names.
     pub tasks: Vec<Task>,
+}
+
+/// A condition on a worker label (`worker --label zone=a`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Constraint {
+    /// The label key.
+    pub label: String,
+    /// The test.
+    #[serde(flatten)]
+    pub op: ConstraintOp,
+}
+
+/// How a [`Constraint`] tests its label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConstraintOp {
+    /// The label is present with this value.
+    Equals(String),
+    /// The label is absent, or has another value.
+    NotEquals(String),
+}
+
+impl Constraint {
+    /// Whether a worker with `labels` meets the constraint.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        let v = labels.get(&self.label);
+        match &self.op {
+            ConstraintOp::Equals(want) => v == Some(want),
+            ConstraintOp::NotEquals(avoid) => v != Some(avoid),
+        }
+    }
+}
+
+impl std::fmt::Display for Constraint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.op {
+            ConstraintOp::Equals(v) => write!(f, "{}={v}", self.label),
+            ConstraintOp::NotEquals(v) => write!(f, "{}!={v}", self.label),
+        }
+    }
 }
 
 impl Job {

@@ -17,7 +17,17 @@ use crate::units::Scalar;
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawJob<V = Scalar> {
     pub name: Option<String>,
+    pub count: Option<Scalar>,
+    pub constraints: Option<Vec<RawConstraint>>,
     pub tasks: Option<Vec<RawTask<V>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConstraint {
+    pub label: Option<String>,
+    pub equals: Option<String>,
+    pub not_equals: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::raw::{RawBackoff, RawJob, RawPort, RawResources, RawRestart, RawTask};
-use super::{Backoff, Job, PortMapping, Protocol, Resources, RestartMode, RestartPolicy, Task};
+use super::raw::{RawBackoff, RawConstraint, RawJob, RawPort, RawResources, RawRestart, RawTask};
+use super::{
+    Backoff, Constraint, ConstraintOp, Job, PortMapping, Protocol, Resources, RestartMode,
+    RestartPolicy, Task,
+};
 use crate::ids::{JobId, TaskName};
 use crate::units::{self, ByteSize, Cpu, Scalar};
 
@@ -82,6 +85,8 @@ pub const MIN_MEMORY: ByteSize = ByteSize::mib(6);
 pub const MAX_MEMORY: ByteSize = ByteSize::gib(16 * 1024);
 /// Largest disk a task may ask for.
 pub const MAX_DISK: ByteSize = ByteSize::gib(1024 * 1024);
+/// Most instances a job may ask for.
+pub const MAX_COUNT: u32 = 1000;
 /// Most restart attempts a policy may allow.
 pub const MAX_ATTEMPTS: u32 = 10_000;
 /// Longest backoff duration.
@@ -96,6 +101,31 @@ pub(crate) fn validate<V: Into<Scalar>>(raw: RawJob<V>) -> Result<Job, Problems>
         }
         Some(n) => check_dns_label(&mut p, "name", &n).then(|| JobId::new(n)),
     };
+    let count = match raw.count {
+        None => 1,
+        Some(Scalar::Int(n)) if (1..=MAX_COUNT as i128).contains(&n) => n as u32,
+        Some(Scalar::Int(n)) => {
+            p.push(
+                "count",
+                format!("{n} is out of range (run 1 to {MAX_COUNT} instances)"),
+            );
+            1
+        }
+        Some(other) => {
+            p.push(
+                "count",
+                format!("{} is not a whole number (use e.g. 3)", show(&other)),
+            );
+            1
+        }
+    };
+    let constraints: Vec<Constraint> = raw
+        .constraints
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, c)| validate_constraint(&mut p, &format!("constraints[{i}]"), c))
+        .collect();
     let mut tasks = Vec::new();
     match raw.tasks {
         None => p.push(
@@ -130,9 +160,60 @@ pub(crate) fn validate<V: Into<Scalar>>(raw: RawJob<V>) -> Result<Job, Problems>
         }
     }
     match name {
-        Some(name) if p.is_empty() => Ok(Job { name, tasks }),
+        Some(name) if p.is_empty() => Ok(Job {
+            name,
+            count,
+            constraints,
+            tasks,
+        }),
         _ => Err(p),
     }
+}
+
+fn validate_constraint(p: &mut Problems, path: &str, rc: RawConstraint) -> Option<Constraint> {
+    let label = match rc.label {
+        None => {
+            p.push(
+                format!("{path}.label"),
+                "is required (the worker label to test, e.g. zone)",
+            );
+            None
+        }
+        Some(l) if !is_label_key(&l) => {
+            p.push(
+                format!("{path}.label"),
+                format!("{l:?} is not a label key (use letters, digits, '.', '_', '/' and '-', e.g. zone)"),
+            );
+            None
+        }
+        Some(l) => Some(l),
+    };
+    let op = match (rc.equals, rc.not_equals) {
+        (Some(v), None) => Some(ConstraintOp::Equals(v)),
+        (None, Some(v)) => Some(ConstraintOp::NotEquals(v)),
+        (Some(_), Some(_)) => {
+            p.push(path, "has both equals and not_equals: use one of them");
+            None
+        }
+        (None, None) => {
+            p.push(
+                path,
+                "needs equals or not_equals (e.g. { label: zone, equals: a })",
+            );
+            None
+        }
+    };
+    Some(Constraint {
+        label: label?,
+        op: op?,
+    })
+}
+
+fn is_label_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.len() <= 253
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._/-".contains(&b))
 }
 
 fn validate_task<V: Into<Scalar>>(
