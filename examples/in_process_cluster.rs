@@ -13,7 +13,7 @@ use orkestrator_core::fake::FakeRuntime;
 use orkestrator_core::ids::SchedulerId;
 use orkestrator_core::local::LocalTransport;
 use orkestrator_core::manager::{Manager, ManagerConfig};
-use orkestrator_core::scheduler::{LeastLoaded, SchedulerAgent};
+use orkestrator_core::scheduler::{Registry, SchedulerAgent};
 use orkestrator_core::spec::{Format, Resources, parse_job};
 use orkestrator_core::state::TaskState;
 use orkestrator_core::store::MemoryStore;
@@ -45,7 +45,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scheduler = SchedulerAgent::new(
         SchedulerId::new("embedded"),
         transport.clone(),
-        Arc::new(LeastLoaded),
+        Registry::builtin().get("spread").unwrap(),
     );
     tokio::spawn(scheduler.run(std::future::pending()));
 

@@ -91,6 +91,9 @@ pub struct ServerArgs {
     /// Do not run the embedded scheduler (placement then needs `orkestrator scheduler`).
     #[arg(long)]
     pub no_embedded_scheduler: bool,
+    /// The embedded scheduler's algorithm: spread, binpack, round-robin or epvm.
+    #[arg(long, default_value = "spread", value_name = "NAME")]
+    pub scheduler: String,
     /// How often components heartbeat.
     #[arg(long, default_value = "1s", value_parser = duration)]
     pub heartbeat_interval: Duration,
@@ -140,6 +143,9 @@ pub struct SchedulerArgs {
     /// The scheduler's name.
     #[arg(long, default_value = "remote")]
     pub name: String,
+    /// The algorithm: spread, binpack, round-robin or epvm.
+    #[arg(long, default_value = "spread", value_name = "NAME")]
+    pub algorithm: String,
 }
 
 /// `dev`.

@@ -452,6 +452,9 @@ pub struct WorkerSnapshot {
     pub ports_in_use: BTreeSet<(u16, Protocol)>,
     /// Live instances placed on it.
     pub instances: u32,
+    /// Live instances placed on it, per job (for spreading a job's instances).
+    #[serde(default)]
+    pub jobs: BTreeMap<JobId, u32>,
 }
 
 impl WorkerSnapshot {

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::api::*;
 use crate::events::{Event, EventKind};
 use crate::ids::{InstanceId, JobId, SchedulerId, WorkerId};
-use crate::scheduler::misfit;
+use crate::scheduler::{Request, check_fit};
 use crate::spec::{Job, Resources};
 use crate::state::TaskState;
 use crate::store::{InstanceRecord, JobRecord, Snapshot, Store, StoreOp};
@@ -244,32 +244,34 @@ impl Manager {
         rec.stopped = false;
         let generation = rec.next_generation;
         rec.next_generation += 1;
-        let id = InstanceId::for_job(&name, 0, generation);
-        let tasks = job
-            .tasks
-            .iter()
-            .map(|t| (t.name.clone(), TaskStatus::new(TaskState::Pending)))
-            .collect();
-        let inst = InstanceRecord {
-            id: id.clone(),
-            job: name.clone(),
-            version,
-            spec: job,
-            index: 0,
-            worker: None,
-            desired: Desired::Run,
-            pending_reason: Some("waiting for a scheduler".into()),
-            tasks,
-        };
-        txn.ops.push(StoreOp::PutInstance(inst.clone()));
-        st.instances.insert(
-            id,
-            Instance {
-                rec: inst,
-                lease: None,
-                blocked_epoch: None,
-            },
-        );
+        for index in 0..job.count {
+            let id = InstanceId::for_job(&name, index, generation);
+            let tasks = job
+                .tasks
+                .iter()
+                .map(|t| (t.name.clone(), TaskStatus::new(TaskState::Pending)))
+                .collect();
+            let inst = InstanceRecord {
+                id: id.clone(),
+                job: name.clone(),
+                version,
+                spec: job.clone(),
+                index,
+                worker: None,
+                desired: Desired::Run,
+                pending_reason: Some("waiting for a scheduler".into()),
+                tasks,
+            };
+            txn.ops.push(StoreOp::PutInstance(inst.clone()));
+            st.instances.insert(
+                id,
+                Instance {
+                    rec: inst,
+                    lease: None,
+                    blocked_epoch: None,
+                },
+            );
+        }
         txn.ops.push(StoreOp::PutJob(rec.clone()));
         st.jobs.insert(name.clone(), rec);
         txn.events.push(EventKind::JobSubmitted {
@@ -701,11 +703,15 @@ impl Manager {
                         results.push(refuse("worker is unknown or not ready"));
                         continue;
                     };
-                    let job = &inst.rec.spec;
-                    if let Some(why) = misfit(job, &job.resources(), &snap) {
+                    if let Err(why) =
+                        check_fit(&Request::new(&inst.rec.spec, inst.rec.index), &snap)
+                    {
                         let inst = st.instances.get_mut(&d.instance).expect("checked");
                         inst.lease = None;
-                        results.push(refuse(&format!("no longer fits on {worker}: {why}")));
+                        results.push(refuse(&format!(
+                            "no longer fits on {worker}: {}",
+                            why.reason
+                        )));
                         continue;
                     }
                     let inst = st.instances.get_mut(&d.instance).expect("checked");
@@ -885,6 +891,7 @@ struct Reserved {
     resources: Resources,
     ports: BTreeSet<(u16, crate::spec::Protocol)>,
     instances: u32,
+    jobs: BTreeMap<JobId, u32>,
 }
 
 impl Reserved {
@@ -892,6 +899,7 @@ impl Reserved {
         resources: Resources::ZERO,
         ports: BTreeSet::new(),
         instances: 0,
+        jobs: BTreeMap::new(),
     };
 }
 
@@ -907,6 +915,7 @@ fn reserved(st: &State) -> BTreeMap<&WorkerId, Reserved> {
         e.resources = e.resources.saturating_add(&i.rec.spec.resources());
         e.ports.extend(i.rec.spec.host_ports());
         e.instances += 1;
+        *e.jobs.entry(i.rec.job.clone()).or_insert(0) += 1;
     }
     m
 }
@@ -925,6 +934,7 @@ fn snapshots(st: &State, grace: Duration) -> Vec<WorkerSnapshot> {
                 allocated: r.resources,
                 ports_in_use: r.ports,
                 instances: r.instances,
+                jobs: r.jobs,
             }
         })
         .collect()

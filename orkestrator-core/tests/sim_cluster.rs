@@ -10,7 +10,7 @@ use orkestrator_core::ids::{JobId, SchedulerId};
 use orkestrator_core::local::LocalTransport;
 use orkestrator_core::manager::{Manager, ManagerConfig};
 use orkestrator_core::runtime::labels;
-use orkestrator_core::scheduler::{LeastLoaded, SchedulerAgent};
+use orkestrator_core::scheduler::{Registry, SchedulerAgent};
 use orkestrator_core::spec::{Format, Job, Resources, parse_job};
 use orkestrator_core::state::TaskState;
 use orkestrator_core::store::MemoryStore;
@@ -37,7 +37,7 @@ async fn cluster(workers: usize) -> Cluster {
     let sched = SchedulerAgent::new(
         SchedulerId::new("embedded"),
         transport.clone(),
-        Arc::new(LeastLoaded),
+        Registry::builtin().get("spread").unwrap(),
     );
     tokio::spawn(sched.run(std::future::pending()));
     let mut runtimes = Vec::new();

@@ -33,7 +33,7 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
     let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new()))?;
     let listener = super::server::bind("127.0.0.1", a.port).await?;
     let addr = format!("http://{}", listener.local_addr()?);
-    super::server::start_background(&manager, true);
+    super::server::start_background(&manager, Some(super::server::scheduler_named("spread")?));
     let m = manager.clone();
     tokio::spawn(async move {
         let _ = orkestrator_runtime::http::server::serve(listener, m, std::future::pending()).await;

@@ -5,15 +5,19 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use orkestrator_core::ids::SchedulerId;
-use orkestrator_core::scheduler::{LeastLoaded, SchedulerAgent};
+use orkestrator_core::scheduler::SchedulerAgent;
 
 use crate::cli::SchedulerArgs;
 
 pub async fn run(a: SchedulerArgs) -> Result<ExitCode> {
     let transport = Arc::new(super::client(&a.addr)?);
     tracing::info!(scheduler = %a.name, manager = %transport.base(), "scheduler starting");
-    SchedulerAgent::new(SchedulerId::new(a.name), transport, Arc::new(LeastLoaded))
-        .run(super::shutdown_signal())
-        .await?;
+    SchedulerAgent::new(
+        SchedulerId::new(a.name),
+        transport,
+        super::server::scheduler_named(&a.algorithm)?,
+    )
+    .run(super::shutdown_signal())
+    .await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use orkestrator_core::ids::SchedulerId;
 use orkestrator_core::local::LocalTransport;
 use orkestrator_core::manager::{Manager, ManagerConfig};
-use orkestrator_core::scheduler::{LeastLoaded, SchedulerAgent};
+use orkestrator_core::scheduler::{Registry, Scheduler, SchedulerAgent};
 use orkestrator_core::store::MemoryStore;
 
 use crate::cli::ServerArgs;
@@ -18,9 +18,10 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
         heartbeat_grace: a.heartbeat_grace,
         ..ManagerConfig::default()
     };
+    let algorithm = scheduler_named(&a.scheduler)?;
     let manager = Manager::new(config, Arc::new(MemoryStore::new()))?;
     let listener = bind(&a.bind, a.port).await?;
-    start_background(&manager, !a.no_embedded_scheduler);
+    start_background(&manager, (!a.no_embedded_scheduler).then_some(algorithm));
     tracing::info!("manager listening on http://{}", listener.local_addr()?);
     orkestrator_runtime::http::server::serve(listener, manager, super::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
@@ -35,14 +36,10 @@ pub async fn bind(host: &str, port: u16) -> Result<tokio::net::TcpListener> {
 
 /// Starts what runs beside the API: the embedded scheduler (over the in-process transport, like
 /// any other scheduler) and the liveness checker.
-pub fn start_background(manager: &Manager, embedded_scheduler: bool) {
-    if embedded_scheduler {
+pub fn start_background(manager: &Manager, embedded_scheduler: Option<Arc<dyn Scheduler>>) {
+    if let Some(algorithm) = embedded_scheduler {
         let transport = Arc::new(LocalTransport::new(manager.clone()));
-        let agent = SchedulerAgent::new(
-            SchedulerId::new("embedded"),
-            transport,
-            Arc::new(LeastLoaded),
-        );
+        let agent = SchedulerAgent::new(SchedulerId::new("embedded"), transport, algorithm);
         tokio::spawn(agent.run(std::future::pending()));
     }
     let m = manager.clone();
@@ -58,4 +55,15 @@ pub fn start_background(manager: &Manager, embedded_scheduler: bool) {
             m.check_liveness();
         }
     });
+}
+
+/// The built-in scheduler named `name`, or an error that lists the names.
+pub fn scheduler_named(name: &str) -> Result<Arc<dyn Scheduler>> {
+    let registry = Registry::builtin();
+    registry.get(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown scheduler {name:?} (use one of: {})",
+            registry.names().join(", ")
+        )
+    })
 }

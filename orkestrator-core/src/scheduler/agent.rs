@@ -1,0 +1,171 @@
+//! The scheduler component: pulls unassigned instances and a snapshot of the workers from the
+//! manager, places them with a [`Scheduler`], and publishes the decisions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Placement, Request, Scheduler};
+use crate::api::{Decision, DecisionOutcome, PendingInstance, RegisterScheduler, WorkerSnapshot};
+use crate::error::{Error, Result};
+use crate::ids::SchedulerId;
+use crate::transport::Transport;
+
+/// The scheduler component: registers with the manager, heartbeats, pulls unassigned instances
+/// and the workers' free resources, places them with a [`Scheduler`] and publishes the decisions.
+/// Runs embedded in the manager (over the in-process transport) or as its own process (over HTTP).
+pub struct SchedulerAgent<T: Transport> {
+    id: SchedulerId,
+    transport: Arc<T>,
+    algorithm: Arc<dyn Scheduler>,
+    wait: Duration,
+}
+
+impl<T: Transport> SchedulerAgent<T> {
+    /// A scheduler component named `id` that talks to the manager through `transport`.
+    pub fn new(id: SchedulerId, transport: Arc<T>, algorithm: Arc<dyn Scheduler>) -> Self {
+        SchedulerAgent {
+            id,
+            transport,
+            algorithm,
+            wait: Duration::from_secs(30),
+        }
+    }
+
+    /// Sets how long one long-poll for work may wait.
+    pub fn with_wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// Runs until `shutdown` resolves. Transport errors are retried with backoff.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<()> {
+        tokio::pin!(shutdown);
+        tokio::select! {
+            r = self.run_forever() => r,
+            _ = &mut shutdown => Ok(()),
+        }
+    }
+
+    async fn register(&self) -> Duration {
+        let req = RegisterScheduler {
+            id: self.id.clone(),
+            algorithm: self.algorithm.name().to_owned(),
+        };
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.transport.register_scheduler(&req).await {
+                Ok(r) => return r.heartbeat_interval(),
+                Err(e) => {
+                    tracing::warn!(scheduler = %self.id, error = %e, "registration failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn run_forever(&self) -> Result<()> {
+        let interval = self.register().await;
+        let heartbeat = {
+            let t = self.transport.clone();
+            let id = self.id.clone();
+            async move {
+                let mut tick = tokio::time::interval(interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = t.scheduler_heartbeat(&id).await {
+                        tracing::debug!(scheduler = %id, error = %e, "heartbeat failed");
+                        if is_unknown_component(&e) {
+                            let req = RegisterScheduler {
+                                id: id.clone(),
+                                algorithm: String::new(),
+                            };
+                            let _ = t.register_scheduler(&req).await;
+                        }
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            _ = heartbeat => Ok(()),
+            r = self.work_loop() => r,
+        }
+    }
+
+    async fn work_loop(&self) -> Result<()> {
+        let mut index = 0;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let work = match self
+                .transport
+                .scheduling_work(&self.id, index, self.wait)
+                .await
+            {
+                Ok(w) => w,
+                Err(Error::Shutdown) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(scheduler = %self.id, error = %e, "cannot fetch work; retrying");
+                    if is_unknown_component(&e) {
+                        self.register().await;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            delay = Duration::from_millis(100);
+            index = work.index;
+            if work.pending.is_empty() {
+                continue;
+            }
+            let decisions = decide(self.algorithm.as_ref(), &work.pending, work.workers);
+            match self.transport.submit_decisions(&self.id, &decisions).await {
+                Ok(results) => {
+                    for r in results.iter().filter(|r| !r.accepted) {
+                        tracing::debug!(instance = %r.instance, reason = ?r.reason, "decision refused");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(scheduler = %self.id, error = %e, "cannot publish decisions")
+                }
+            }
+        }
+    }
+}
+
+/// Places each pending instance in turn, updating the snapshot as it goes so that one batch never
+/// over-commits a worker.
+pub fn decide(
+    algorithm: &dyn Scheduler,
+    pending: &[PendingInstance],
+    mut workers: Vec<WorkerSnapshot>,
+) -> Vec<Decision> {
+    pending
+        .iter()
+        .map(|p| {
+            let req = Request::new(&p.job, p.index);
+            let outcome = match algorithm.place(&req, &workers) {
+                Placement::Worker(id) => {
+                    if let Some(w) = workers.iter_mut().find(|w| w.id == id) {
+                        w.allocated = w.allocated.saturating_add(&req.need);
+                        w.ports_in_use.extend(req.ports.iter().copied());
+                        w.instances += 1;
+                        *w.jobs.entry(p.job.name.clone()).or_insert(0) += 1;
+                    }
+                    DecisionOutcome::Place { worker: id }
+                }
+                Placement::Unschedulable(reason) => DecisionOutcome::Unschedulable { reason },
+            };
+            Decision {
+                instance: p.instance.clone(),
+                outcome,
+            }
+        })
+        .collect()
+}
+
+/// Whether the manager said it does not know this component (it restarted, or forgot us).
+pub(crate) fn is_unknown_component(e: &Error) -> bool {
+    matches!(e, Error::Api(a) if a.status == 404)
+}

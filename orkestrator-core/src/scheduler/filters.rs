@@ -1,0 +1,154 @@
+//! Built-in filters.
+
+use super::{Filter, Rejection, Request, Shortfall, Unit};
+use crate::api::WorkerSnapshot;
+
+/// Resource fit: CPU, memory and disk needed must be free (total − allocated) on the worker.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResourceFit;
+
+impl Filter for ResourceFit {
+    fn name(&self) -> &str {
+        "resource-fit"
+    }
+
+    #[inline]
+    fn check(&self, req: &Request<'_>, w: &WorkerSnapshot) -> Result<(), Rejection> {
+        let free = w.free();
+        let short = |reason: &'static str, need: u64, free: u64, unit| Rejection {
+            reason: reason.into(),
+            shortfall: Some(Shortfall { need, free, unit }),
+        };
+        if req.need.memory > free.memory {
+            return Err(short(
+                "insufficient memory",
+                req.need.memory.bytes(),
+                free.memory.bytes(),
+                Unit::Bytes,
+            ));
+        }
+        if req.need.cpu > free.cpu {
+            return Err(short(
+                "insufficient cpu",
+                req.need.cpu.millis(),
+                free.cpu.millis(),
+                Unit::Millicores,
+            ));
+        }
+        if req.need.disk > free.disk {
+            return Err(short(
+                "insufficient disk",
+                req.need.disk.bytes(),
+                free.disk.bytes(),
+                Unit::Bytes,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Host ports: every host port the job publishes must be unused on the worker.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostPorts;
+
+impl Filter for HostPorts {
+    fn name(&self) -> &str {
+        "host-ports"
+    }
+
+    #[inline]
+    fn check(&self, req: &Request<'_>, w: &WorkerSnapshot) -> Result<(), Rejection> {
+        for p in &req.ports {
+            if w.ports_in_use.contains(p) {
+                return Err(Rejection::new(format!(
+                    "host port {}/{} in use",
+                    p.0,
+                    p.1.as_str()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Constraints on worker labels: every `constraints` entry of the job must hold on the worker.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Constraints;
+
+impl Filter for Constraints {
+    fn name(&self) -> &str {
+        "constraints"
+    }
+
+    #[inline]
+    fn check(&self, req: &Request<'_>, w: &WorkerSnapshot) -> Result<(), Rejection> {
+        for c in &req.job.constraints {
+            if !c.matches(&w.labels) {
+                return Err(Rejection::new(format!("constraint {c}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::*;
+    use super::*;
+    use crate::spec::Protocol;
+
+    #[test]
+    fn resource_fit_checks_each_dimension_against_free() {
+        let j = job_with("cpu: 500m, memory: 256Mi, disk: 1Gi", "");
+        let r = Request::new(&j, 0);
+        assert!(ResourceFit.check(&r, &worker("a", 1000, 1024, 0)).is_ok());
+        let e = ResourceFit
+            .check(&r, &worker("a", 1000, 1024, 900))
+            .unwrap_err();
+        assert_eq!(e.reason, "insufficient memory");
+        assert_eq!(e.shortfall.unwrap().free, 124 << 20);
+        let e = ResourceFit
+            .check(&r, &worker("a", 400, 1024, 0))
+            .unwrap_err();
+        assert_eq!(e.reason, "insufficient cpu");
+        let mut w = worker("a", 1000, 1024, 0);
+        w.total.disk = crate::units::ByteSize::mib(512);
+        assert_eq!(
+            ResourceFit.check(&r, &w).unwrap_err().reason,
+            "insufficient disk"
+        );
+    }
+
+    #[test]
+    fn host_ports_collide_per_protocol() {
+        let j = job_with("cpu: 100m", "ports: [{container: 80, host: 8080}]");
+        let r = Request::new(&j, 0);
+        let mut w = worker("a", 1000, 1024, 0);
+        assert!(HostPorts.check(&r, &w).is_ok());
+        w.ports_in_use.insert((8080, Protocol::Udp));
+        assert!(
+            HostPorts.check(&r, &w).is_ok(),
+            "udp does not collide with tcp"
+        );
+        w.ports_in_use.insert((8080, Protocol::Tcp));
+        assert_eq!(
+            HostPorts.check(&r, &w).unwrap_err().reason,
+            "host port 8080/tcp in use"
+        );
+    }
+
+    #[test]
+    fn constraints_match_labels() {
+        let j = job_constrained("zone", "a");
+        let r = Request::new(&j, 0);
+        let mut w = worker("a", 1000, 1024, 0);
+        assert_eq!(
+            Constraints.check(&r, &w).unwrap_err().reason,
+            "constraint zone=a"
+        );
+        w.labels.insert("zone".into(), "b".into());
+        assert!(Constraints.check(&r, &w).is_err());
+        w.labels.insert("zone".into(), "a".into());
+        assert!(Constraints.check(&r, &w).is_ok());
+    }
+}

@@ -1,0 +1,209 @@
+//! Built-in scores. Each returns 0..=100, larger is better.
+//!
+//! | score | prefers | pick it when |
+//! |---|---|---|
+//! | [`BinPack`] | the most allocated worker that fits | you want few, full workers (cost; room left for big jobs) |
+//! | [`Spread`] | the least allocated worker | you want even load and small blast radius (the default) |
+//! | [`RoundRobin`] | the next worker after the last one chosen | workers are alike and you want a simple rotation |
+//! | [`Epvm`] | the lowest marginal cost `Σ β^u_after − β^u_before` | mixed jobs: balances CPU and memory together, penalising hot spots more than linearly |
+//! | [`JobSpread`] | workers with fewer instances of the same job | replicas should not share a worker |
+
+use std::sync::Mutex;
+
+use super::{Request, Score};
+use crate::api::WorkerSnapshot;
+use crate::ids::WorkerId;
+
+/// Fractions (0..=1) of CPU and memory allocated on `w` after placing `req`.
+#[inline]
+fn utilization_after(req: &Request<'_>, w: &WorkerSnapshot) -> (f64, f64) {
+    let frac = |used: u64, need: u64, total: u64| {
+        if total == 0 {
+            1.0
+        } else {
+            ((used.saturating_add(need)) as f64 / total as f64).min(1.0)
+        }
+    };
+    (
+        frac(
+            w.allocated.cpu.millis(),
+            req.need.cpu.millis(),
+            w.total.cpu.millis(),
+        ),
+        frac(
+            w.allocated.memory.bytes(),
+            req.need.memory.bytes(),
+            w.total.memory.bytes(),
+        ),
+    )
+}
+
+/// Bin-packing: the fuller the worker after placement (mean of CPU and memory), the better.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BinPack;
+
+impl Score for BinPack {
+    fn name(&self) -> &str {
+        "binpack"
+    }
+
+    #[inline]
+    fn score(&self, req: &Request<'_>, w: &WorkerSnapshot) -> u32 {
+        let (c, m) = utilization_after(req, w);
+        ((c + m) * 50.0).round() as u32
+    }
+}
+
+/// Spread: the emptier the worker after placement, the better.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spread;
+
+impl Score for Spread {
+    fn name(&self) -> &str {
+        "spread"
+    }
+
+    #[inline]
+    fn score(&self, req: &Request<'_>, w: &WorkerSnapshot) -> u32 {
+        let (c, m) = utilization_after(req, w);
+        100 - ((c + m) * 50.0).round() as u32
+    }
+}
+
+/// Round-robin: the first worker (by id) after the last one chosen scores 100, the rest 50; ties go
+/// to the smaller id, so the choice rotates through the feasible workers.
+#[derive(Debug, Default)]
+pub struct RoundRobin {
+    last: Mutex<Option<WorkerId>>,
+}
+
+impl Score for RoundRobin {
+    fn name(&self) -> &str {
+        "round-robin"
+    }
+
+    #[inline]
+    fn score(&self, _req: &Request<'_>, w: &WorkerSnapshot) -> u32 {
+        match &*self.last.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(last) if w.id <= *last => 50,
+            _ => 100,
+        }
+    }
+
+    fn placed(&self, worker: &WorkerId) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(worker.clone());
+    }
+}
+
+/// E-PVM (Amir et al., "An opportunity cost approach for job assignment in a scalable computing
+/// cluster"; the scorer of the cube orchestrator in "Build an Orchestrator in Go"): the marginal cost
+/// of a placement is `Σ_r β^u_r,after − β^u_r,before` over CPU and memory, with `β = 1.53`. The
+/// lower the cost the higher the score: convexity makes a busy resource expensive, so load is
+/// balanced across both dimensions together.
+#[derive(Debug, Clone, Copy)]
+pub struct Epvm {
+    /// The base of the cost function.
+    pub base: f64,
+}
+
+impl Default for Epvm {
+    fn default() -> Self {
+        Epvm { base: 1.53 }
+    }
+}
+
+impl Score for Epvm {
+    fn name(&self) -> &str {
+        "epvm"
+    }
+
+    #[inline]
+    fn score(&self, req: &Request<'_>, w: &WorkerSnapshot) -> u32 {
+        let before = |used: u64, total: u64| {
+            if total == 0 {
+                1.0
+            } else {
+                (used as f64 / total as f64).min(1.0)
+            }
+        };
+        let (ca, ma) = utilization_after(req, w);
+        let cb = before(w.allocated.cpu.millis(), w.total.cpu.millis());
+        let mb = before(w.allocated.memory.bytes(), w.total.memory.bytes());
+        let cost =
+            (self.base.powf(ca) - self.base.powf(cb)) + (self.base.powf(ma) - self.base.powf(mb));
+        let max = 2.0 * (self.base - 1.0);
+        (100.0 * (1.0 - (cost / max).clamp(0.0, 1.0))).round() as u32
+    }
+}
+
+/// Anti-affinity between instances of one job: 100 on a worker with none of them, less with each.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JobSpread;
+
+impl Score for JobSpread {
+    fn name(&self) -> &str {
+        "job-spread"
+    }
+
+    #[inline]
+    fn score(&self, req: &Request<'_>, w: &WorkerSnapshot) -> u32 {
+        match w.jobs.get(&req.job.name) {
+            None | Some(0) => 100,
+            Some(n) => 100 / (n + 1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::*;
+    use super::*;
+
+    #[test]
+    fn binpack_prefers_full_spread_prefers_empty() {
+        let j = job_with("cpu: 100m, memory: 128Mi", "");
+        let r = Request::new(&j, 0);
+        let empty = worker("e", 1000, 1024, 0);
+        let full = worker("f", 1000, 1024, 768);
+        assert!(BinPack.score(&r, &full) > BinPack.score(&r, &empty));
+        assert!(Spread.score(&r, &empty) > Spread.score(&r, &full));
+        assert_eq!(BinPack.score(&r, &full) + Spread.score(&r, &full), 100);
+    }
+
+    #[test]
+    fn epvm_is_cheaper_on_the_emptier_worker_and_in_range() {
+        let j = job_with("cpu: 500m, memory: 512Mi", "");
+        let r = Request::new(&j, 0);
+        let empty = worker("e", 1000, 1024, 0);
+        let busy = worker("b", 1000, 1024, 512);
+        let (se, sb) = (
+            Epvm::default().score(&r, &empty),
+            Epvm::default().score(&r, &busy),
+        );
+        assert!(se > sb, "{se} vs {sb}");
+        assert!(se <= 100);
+    }
+
+    #[test]
+    fn round_robin_rotates() {
+        let j = job_with("cpu: 100m", "");
+        let r = Request::new(&j, 0);
+        let rr = RoundRobin::default();
+        let (a, b) = (worker("a", 1000, 1024, 0), worker("b", 1000, 1024, 0));
+        assert_eq!((rr.score(&r, &a), rr.score(&r, &b)), (100, 100));
+        rr.placed(&a.id);
+        assert_eq!((rr.score(&r, &a), rr.score(&r, &b)), (50, 100));
+        rr.placed(&b.id);
+        assert_eq!((rr.score(&r, &a), rr.score(&r, &b)), (50, 50));
+    }
+
+    #[test]
+    fn job_spread_penalises_siblings() {
+        let j = job_with("cpu: 100m", "");
+        let r = Request::new(&j, 0);
+        let mut w = worker("a", 1000, 1024, 0);
+        assert_eq!(JobSpread.score(&r, &w), 100);
+        w.jobs.insert(j.name.clone(), 1);
+        assert_eq!(JobSpread.score(&r, &w), 50);
+    }
+}
