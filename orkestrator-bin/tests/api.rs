@@ -1,0 +1,148 @@
+//! The manager's HTTP API as a real `orkestrator server` process serves it, spoken to with a
+//! hand-written HTTP/1.1 client: bad input gets a 4xx with a JSON error that says what is wrong,
+//! never a 500 or a dead server. No Docker engine is needed.
+
+mod common;
+
+use common::{Cluster, http};
+use serde_json::Value;
+
+/// Asserts the response is a JSON error with `status` and `code`, and returns it.
+fn error(r: &common::HttpResponse, status: u16, code: &str) -> Value {
+    assert_eq!(r.status, status, "{}", r.text());
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("application/json")),
+        "not JSON: {:?}",
+        r.headers
+    );
+    let v = r.json();
+    assert_eq!(v["status"], status, "{v:#}");
+    assert_eq!(v["code"], code, "{v:#}");
+    assert!(
+        v["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "no message: {v:#}"
+    );
+    v
+}
+
+#[test]
+fn bad_requests_get_clear_errors_and_the_manager_keeps_serving() {
+    let c = Cluster::start("api");
+    let port = c.port;
+    let send = |method: &str, path: &str, ctype: Option<&str>, body: &[u8]| {
+        http(port, method, path, ctype, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", c.logs()))
+    };
+    let json = Some("application/json");
+
+    // Malformed JSON as a job spec: the parser's message, with the position.
+    let r = send("POST", "/v1/jobs", json, br#"{"name": "x", tasks: ["#);
+    let v = error(&r, 400, "malformed_spec");
+    let msg = v["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("JSON") && msg.contains("line 1"), "{v:#}");
+
+    // Malformed JSON to a typed endpoint.
+    let r = send("POST", "/v1/workers", json, b"{not json");
+    let v = error(&r, 400, "malformed_json");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("malformed JSON"),
+        "{v:#}"
+    );
+
+    // A body of 2 MiB: refused as too large, whatever it holds.
+    let big = vec![b' '; 2 << 20];
+    let r = send("POST", "/v1/jobs", json, &big);
+    error(&r, 413, "body_too_large");
+    let r = send("POST", "/v1/workers", json, &big);
+    error(&r, 413, "body_too_large");
+
+    // An invalid spec: every problem with its field path.
+    let spec = br#"{"name": "Bad_Name", "tasks": [{"name": "main"},
+        {"name": "two", "image": "busybox:latest", "resources": {"memory": "lots"}}]}"#;
+    let r = send("POST", "/v1/jobs", json, spec);
+    let v = error(&r, 400, "invalid_spec");
+    let paths: Vec<&str> = v["problems"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no problems list: {v:#}"))
+        .iter()
+        .map(|p| {
+            assert!(p["message"].as_str().is_some_and(|m| !m.is_empty()), "{p}");
+            p["path"].as_str().unwrap_or_default()
+        })
+        .collect();
+    for expected in ["name", "tasks[0].image", "tasks[1].resources.memory"] {
+        assert!(
+            paths.contains(&expected),
+            "no {expected} in {paths:?}: {v:#}"
+        );
+    }
+
+    // The same as YAML, by content type.
+    let yaml = b"name: ok\ntasks:\n  - name: main\n";
+    let r = send("POST", "/v1/jobs", Some("application/yaml"), yaml);
+    let v = error(&r, 400, "invalid_spec");
+    assert_eq!(v["problems"][0]["path"], "tasks[0].image", "{v:#}");
+
+    // Unknown job: 404 for reading and for stopping.
+    let r = send("GET", "/v1/jobs/no-such-job", None, b"");
+    let v = error(&r, 404, "not_found");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no-such-job"),
+        "{v:#}"
+    );
+    let r = send("POST", "/v1/jobs/no-such-job/stop", None, b"");
+    error(&r, 404, "not_found");
+
+    // Unknown routes: a JSON 404 that points at /v1.
+    for path in ["/", "/jobs", "/v1/nothing-here", "/v2/jobs"] {
+        let r = send("GET", path, None, b"");
+        let v = error(&r, 404, "no_route");
+        assert!(
+            v["message"].as_str().unwrap_or_default().contains("/v1"),
+            "{path}: {v:#}"
+        );
+    }
+
+    // A method the route does not take.
+    let r = send("PUT", "/v1/health", None, b"");
+    error(&r, 405, "method_not_allowed");
+
+    // After all that the manager still serves, and nothing was created.
+    let r = send("GET", "/v1/health", None, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let health = r.json();
+    assert_eq!(health["manager"]["status"], "Ready", "{health:#}");
+    let r = send("GET", "/v1/jobs", None, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), serde_json::json!([]), "no job was created");
+}
+
+#[test]
+fn a_valid_job_is_accepted_over_http() {
+    let c = Cluster::start("apiok");
+    let spec = br#"{"name": "api-ok", "tasks": [{"name": "main", "image": "busybox:latest"}]}"#;
+    let r = http(c.port, "POST", "/v1/jobs", Some("application/json"), spec)
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.logs()));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["job"], "api-ok", "{v:#}");
+    assert_eq!(v["outcome"], "created", "{v:#}");
+    // The same spec again changes nothing.
+    let r = http(c.port, "POST", "/v1/jobs", Some("application/json"), spec).expect("resubmit");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["outcome"], "unchanged");
+    // No worker: it waits for one.
+    let r = http(c.port, "GET", "/v1/jobs/api-ok", None, b"").expect("get job");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["phase"], "Pending");
+    // Stopping it works without any worker.
+    let r = http(c.port, "POST", "/v1/jobs/api-ok/stop", None, b"").expect("stop");
+    assert_eq!(r.status, 200, "{}", r.text());
+}
