@@ -612,13 +612,22 @@ impl Manager {
                 s.last_seen = Instant::now();
                 let now = Instant::now();
                 let epoch = st.capacity_epoch;
+                // A lease holds while its scheduler is alive and not past the lease timeout: a dead
+                // scheduler's in-flight instances go to the next scheduler that asks.
+                let alive: BTreeSet<SchedulerId> = st
+                    .schedulers
+                    .iter()
+                    .filter(|(_, s)| liveness(true, s.last_seen, grace) == Liveness::Ready)
+                    .map(|(id, _)| id.clone())
+                    .collect();
                 let mut pending = Vec::new();
                 for inst in st.instances.values_mut() {
                     let r = &inst.rec;
                     if r.desired != Desired::Run || r.worker.is_some() || inst.blocked_epoch == Some(epoch) {
                         continue;
                     }
-                    let leased_elsewhere = matches!(&inst.lease, Some((s, at)) if s != scheduler && now.duration_since(*at) < lease);
+                    let leased_elsewhere = matches!(&inst.lease,
+                        Some((s, at)) if s != scheduler && alive.contains(s) && now.duration_since(*at) < lease);
                     if leased_elsewhere {
                         continue;
                     }

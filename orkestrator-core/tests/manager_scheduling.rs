@@ -1,0 +1,266 @@
+//! The manager's side of scheduling, driven directly: leases, the optimistic commit, re-evaluation
+//! only when capacity changes, and failover from a dead scheduler.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use orkestrator_core::api::*;
+use orkestrator_core::ids::{SchedulerId, WorkerId};
+use orkestrator_core::manager::{Manager, ManagerConfig};
+use orkestrator_core::spec::{Format, Job, Resources, parse_job};
+use orkestrator_core::store::MemoryStore;
+use orkestrator_core::units::{ByteSize, Cpu};
+
+fn manager() -> Manager {
+    Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new())).unwrap()
+}
+
+fn size(mem_mib: u64) -> WorkerResources {
+    let total = Resources {
+        cpu: Cpu::from_cores(4),
+        memory: ByteSize::mib(mem_mib),
+        disk: ByteSize::gib(10),
+    };
+    WorkerResources {
+        total,
+        allocated: Resources::ZERO,
+        available: total,
+    }
+}
+
+fn add_worker(m: &Manager, id: &str, mem_mib: u64, labels: &[(&str, &str)]) {
+    m.register_worker(RegisterWorker {
+        id: WorkerId::new(id),
+        address: None,
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        resources: size(mem_mib),
+        version: String::new(),
+    })
+    .unwrap();
+}
+
+fn add_scheduler(m: &Manager, id: &str) -> SchedulerId {
+    let id = SchedulerId::new(id);
+    m.register_scheduler(RegisterScheduler {
+        id: id.clone(),
+        algorithm: "test".into(),
+    })
+    .unwrap();
+    id
+}
+
+fn job(yaml: &str) -> Job {
+    parse_job(yaml, Format::Yaml).unwrap()
+}
+
+fn place(instance: &orkestrator_core::ids::InstanceId, worker: &str) -> Decision {
+    Decision {
+        instance: instance.clone(),
+        outcome: DecisionOutcome::Place {
+            worker: WorkerId::new(worker),
+        },
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_schedulers_racing_for_the_last_slot_exactly_one_wins() {
+    let m = manager();
+    add_worker(&m, "w", 1024, &[]);
+    let (a, b) = (add_scheduler(&m, "a"), add_scheduler(&m, "b"));
+    // `a` leases job one, then `b` leases job two: leases never hand an instance out twice.
+    m.submit_job(job(
+        "name: one\ntasks: [{name: t, image: x:1, resources: {memory: 768Mi}}]",
+    ))
+    .unwrap();
+    let wa = m.scheduling_work(&a, Duration::ZERO).await.unwrap();
+    m.submit_job(job(
+        "name: two\ntasks: [{name: t, image: x:1, resources: {memory: 768Mi}}]",
+    ))
+    .unwrap();
+    let wb = m.scheduling_work(&b, Duration::ZERO).await.unwrap();
+    assert_eq!((wa.pending.len(), wb.pending.len()), (1, 1));
+    assert_ne!(wa.pending[0].instance, wb.pending[0].instance);
+    // Both saw the worker empty and both pick it; only one instance fits.
+    let rb = m
+        .submit_decisions(&b, vec![place(&wb.pending[0].instance, "w")])
+        .unwrap();
+    let ra = m
+        .submit_decisions(&a, vec![place(&wa.pending[0].instance, "w")])
+        .unwrap();
+    assert!(rb[0].accepted);
+    assert!(!ra[0].accepted);
+    assert!(
+        ra[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("no longer fits on w: insufficient memory"),
+        "{ra:?}"
+    );
+    // The loser's instance is pending again.
+    let again = m.scheduling_work(&a, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        again.pending.len(),
+        1,
+        "the refused instance is pending again"
+    );
+    // A decision from a scheduler that does not hold the lease is refused.
+    let stolen = m
+        .submit_decisions(&b, vec![place(&again.pending[0].instance, "w")])
+        .unwrap();
+    assert_eq!(
+        stolen[0].reason.as_deref(),
+        Some("instance is leased to another scheduler")
+    );
+    let placed: Vec<_> = m
+        .list_jobs()
+        .into_iter()
+        .filter(|j| j.phase != JobPhase::Pending)
+        .collect();
+    assert_eq!(placed.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_schedulers_work_goes_to_another() {
+    let m = manager();
+    add_worker(&m, "w", 1024, &[]);
+    let (a, b) = (add_scheduler(&m, "a"), add_scheduler(&m, "b"));
+    m.submit_job(job("name: j\ntasks: [{name: t, image: x:1}]"))
+        .unwrap();
+    assert_eq!(
+        m.scheduling_work(&a, Duration::ZERO)
+            .await
+            .unwrap()
+            .pending
+            .len(),
+        1
+    );
+    // `a` dies (no more heartbeats); `b` keeps heartbeating.
+    for _ in 0..4 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        m.scheduler_heartbeat(&b).unwrap();
+        // keep the worker alive too
+        m.worker_heartbeat(
+            &WorkerId::new("w"),
+            WorkerHeartbeat {
+                resources: size(1024),
+                healthy: true,
+                message: None,
+            },
+        )
+        .unwrap();
+    }
+    let wb = m.scheduling_work(&b, Duration::ZERO).await.unwrap();
+    assert_eq!(wb.pending.len(), 1, "b takes over a's lease once a is down");
+    let h = m.health();
+    let status: BTreeMap<_, _> = h
+        .schedulers
+        .iter()
+        .map(|s| (s.id.to_string(), s.status))
+        .collect();
+    assert_eq!(status["a"], Liveness::Down);
+    assert_eq!(status["b"], Liveness::Ready);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unschedulable_instances_wait_for_capacity_not_for_a_timer() {
+    let m = manager();
+    add_worker(&m, "small", 256, &[]);
+    let s = add_scheduler(&m, "s");
+    m.submit_job(job(
+        "name: big\ntasks: [{name: t, image: x:1, resources: {memory: 1Gi}}]",
+    ))
+    .unwrap();
+    let w = m.scheduling_work(&s, Duration::ZERO).await.unwrap();
+    let id = w.pending[0].instance.clone();
+    m.submit_decisions(
+        &s,
+        vec![Decision {
+            instance: id.clone(),
+            outcome: DecisionOutcome::Unschedulable {
+                reason: "too big".into(),
+            },
+        }],
+    )
+    .unwrap();
+    assert_eq!(m.list_jobs()[0].reason.as_deref(), Some("too big"));
+    // Nothing new: a long-poll waits the whole time and returns empty.
+    let w = m.scheduling_work(&s, Duration::from_secs(5)).await.unwrap();
+    assert!(w.pending.is_empty());
+    // A worker joins: the instance comes back at once.
+    add_worker(&m, "large", 4096, &[]);
+    let w = m.scheduling_work(&s, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(w.pending.len(), 1);
+    assert_eq!(w.pending[0].instance, id);
+}
+
+#[tokio::test(start_paused = true)]
+async fn count_creates_instances_and_the_scheduler_spreads_them() {
+    let m = manager();
+    for w in ["w1", "w2", "w3"] {
+        add_worker(&m, w, 1024, &[]);
+    }
+    let s = add_scheduler(&m, "s");
+    m.submit_job(job(
+        "name: r\ncount: 3\ntasks: [{name: t, image: x:1, resources: {memory: 64Mi}}]",
+    ))
+    .unwrap();
+    let w = m.scheduling_work(&s, Duration::ZERO).await.unwrap();
+    assert_eq!(w.pending.len(), 3);
+    for name in ["spread", "binpack", "epvm", "round-robin"] {
+        let alg = orkestrator_core::scheduler::Registry::builtin()
+            .get(name)
+            .unwrap();
+        let d = orkestrator_core::scheduler::decide(alg.as_ref(), &w.pending, w.workers.clone());
+        let mut used: Vec<_> = d
+            .iter()
+            .map(|d| match &d.outcome {
+                DecisionOutcome::Place { worker } => worker.to_string(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        used.sort();
+        assert_eq!(
+            used,
+            ["w1", "w2", "w3"],
+            "{name} spreads the instances of one job"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn constraints_pick_labelled_workers_and_explain_the_rest() {
+    let m = manager();
+    add_worker(&m, "wa", 1024, &[("zone", "a")]);
+    add_worker(&m, "wb", 1024, &[("zone", "b")]);
+    add_worker(&m, "wc", 128, &[("zone", "a")]);
+    let s = add_scheduler(&m, "s");
+    m.submit_job(job(
+        "name: z\nconstraints: [{label: zone, equals: a}]\ntasks: [{name: t, image: x:1, resources: {memory: 256Mi}}]",
+    ))
+    .unwrap();
+    let w = m.scheduling_work(&s, Duration::ZERO).await.unwrap();
+    let alg = orkestrator_core::scheduler::Registry::builtin()
+        .get("spread")
+        .unwrap();
+    let d = orkestrator_core::scheduler::decide(alg.as_ref(), &w.pending, w.workers.clone());
+    assert_eq!(
+        d[0].outcome,
+        DecisionOutcome::Place {
+            worker: WorkerId::new("wa")
+        }
+    );
+    // Only zone=c would do: nobody.
+    let j = job("name: c\nconstraints: [{label: zone, equals: c}]\ntasks: [{name: t, image: x:1}]");
+    let req = orkestrator_core::scheduler::Request::new(&j, 0);
+    match alg.place(&req, &w.workers) {
+        orkestrator_core::scheduler::Placement::Unschedulable(why) => {
+            assert_eq!(why, "3 workers: constraint zone=c")
+        }
+        other => panic!("{other:?}"),
+    }
+}
