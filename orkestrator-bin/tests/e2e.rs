@@ -325,8 +325,6 @@ fn run_wait_exit_codes() {
 }
 
 #[test]
-#[ignore = "BUG: `run --wait` exits 0 as soon as it sees the Running phase, even when the only \
-            task exits 3 a moment later (restart never) and the job ends Failed"]
 fn run_wait_fails_for_a_task_that_exits_right_after_starting() {
     let test = "waitexit";
     if !docker_or_skip(test) {

@@ -94,7 +94,11 @@ impl From<crate::Error> for ApiError {
             crate::Error::Invalid(problems) => ApiError {
                 status: 400,
                 code: "invalid_spec".into(),
-                message: format!("invalid job spec ({} problems)", problems.len()),
+                message: format!(
+                    "invalid job spec ({} problem{})",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
+                ),
                 problems: Some(problems),
             },
             crate::Error::Syntax { .. } | crate::Error::UnknownFormat { .. } => {

@@ -662,7 +662,12 @@ pub fn container_spec(
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     ContainerSpec {
-        name: format!("ork-{}-{}-{attempt}", a.instance, task.name),
+        name: format!(
+            "ork-{}-{}-{}-{attempt}",
+            container_safe(worker.as_str()),
+            a.instance,
+            task.name
+        ),
         image: task.image.clone(),
         command: task.command.clone(),
         env: task.env.clone(),
@@ -670,4 +675,17 @@ pub fn container_spec(
         resources: task.resources,
         labels,
     }
+}
+
+/// `s` with every character Docker does not allow in a container name replaced by `_`.
+fn container_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

@@ -52,6 +52,9 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     wait_for(&client, &r.job, a.timeout, a.output).await
 }
 
+/// How long `Running` must hold before `--wait` calls it a success.
+const SETTLE: Duration = Duration::from_secs(2);
+
 /// Waits until the job is Running or Completed (0), Failed (1), or the timeout passes (1),
 /// printing each phase change.
 pub async fn wait_for(
@@ -62,6 +65,7 @@ pub async fn wait_for(
 ) -> Result<ExitCode> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last: Option<(JobPhase, Option<String>)> = None;
+    let mut running_since: Option<tokio::time::Instant> = None;
     loop {
         let v = client.get_job(job).await?;
         let reason = v.instances.first().and_then(|i| {
@@ -79,7 +83,15 @@ pub async fn wait_for(
             }
         }
         last = Some(now);
+        running_since = match v.phase {
+            JobPhase::Running => Some(running_since.unwrap_or_else(tokio::time::Instant::now)),
+            _ => None,
+        };
+        // `Running` must hold for a moment: a task that exits right after it starts is reported
+        // on the worker's next check, and `--wait` must not call such a job a success.
+        let settled = running_since.is_some_and(|t| t.elapsed() >= SETTLE);
         match v.phase {
+            JobPhase::Running if !settled => {}
             JobPhase::Running | JobPhase::Completed => {
                 if output == Output::Json {
                     super::print_json(&v)?;
