@@ -2,8 +2,8 @@
 //! runs over HTTP runs over this, which makes whole clusters testable in one process under tokio's
 //! paused clock.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,7 +19,7 @@ use crate::transport::Transport;
 /// the manager were unreachable) to simulate partitions.
 #[derive(Clone)]
 pub struct LocalTransport {
-    manager: Manager,
+    target: Arc<RwLock<Manager>>,
     cut: Arc<AtomicBool>,
 }
 
@@ -27,14 +27,30 @@ impl LocalTransport {
     /// A transport to `manager`.
     pub fn new(manager: Manager) -> Self {
         LocalTransport {
-            manager,
+            target: Arc::new(RwLock::new(manager)),
+            cut: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Another link to the same manager, with its own cut switch (one per simulated host).
+    pub fn link(&self) -> Self {
+        LocalTransport {
+            target: self.target.clone(),
             cut: Arc::new(AtomicBool::new(false)),
         }
     }
 
     /// The manager behind it.
-    pub fn manager(&self) -> &Manager {
-        &self.manager
+    pub fn manager(&self) -> Manager {
+        self.target
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Points this transport, and every link made from it, at another manager (a restarted one).
+    pub fn set_manager(&self, manager: Manager) {
+        *self.target.write().unwrap_or_else(|e| e.into_inner()) = manager;
     }
 
     /// Cuts (`true`) or heals (`false`) the link: while cut, every call fails with
@@ -63,42 +79,42 @@ fn api<T>(r: std::result::Result<T, ApiError>) -> Result<T> {
 impl Transport for LocalTransport {
     async fn submit_job(&self, job: &Job) -> Result<SubmitResponse> {
         self.check()?;
-        api(self.manager.submit_job(job.clone()))
+        api(self.manager().submit_job(job.clone()))
     }
 
     async fn list_jobs(&self) -> Result<Vec<JobSummary>> {
         self.check()?;
-        Ok(self.manager.list_jobs())
+        Ok(self.manager().list_jobs())
     }
 
     async fn get_job(&self, job: &JobId) -> Result<JobView> {
         self.check()?;
-        api(self.manager.get_job(job))
+        api(self.manager().get_job(job))
     }
 
     async fn stop_job(&self, job: &JobId) -> Result<JobView> {
         self.check()?;
-        api(self.manager.stop_job(job))
+        api(self.manager().stop_job(job))
     }
 
     async fn list_workers(&self) -> Result<Vec<WorkerView>> {
         self.check()?;
-        Ok(self.manager.list_workers())
+        Ok(self.manager().list_workers())
     }
 
     async fn health(&self) -> Result<HealthReport> {
         self.check()?;
-        Ok(self.manager.health())
+        Ok(self.manager().health())
     }
 
     async fn register_worker(&self, req: &RegisterWorker) -> Result<Registered> {
         self.check()?;
-        api(self.manager.register_worker(req.clone()))
+        api(self.manager().register_worker(req.clone()))
     }
 
     async fn worker_heartbeat(&self, worker: &WorkerId, hb: &WorkerHeartbeat) -> Result<()> {
         self.check()?;
-        api(self.manager.worker_heartbeat(worker, hb.clone()))
+        api(self.manager().worker_heartbeat(worker, hb.clone()))
     }
 
     async fn watch_assignments(
@@ -108,7 +124,7 @@ impl Transport for LocalTransport {
         wait: Duration,
     ) -> Result<Assignments> {
         self.check()?;
-        let r = api(self.manager.watch_assignments(worker, index, wait).await);
+        let r = api(self.manager().watch_assignments(worker, index, wait).await);
         // A link cut while waiting loses the answer.
         self.check()?;
         r
@@ -120,17 +136,17 @@ impl Transport for LocalTransport {
         updates: &[TaskUpdate],
     ) -> Result<ReportResponse> {
         self.check()?;
-        api(self.manager.report_status(worker, updates.to_vec()))
+        api(self.manager().report_status(worker, updates.to_vec()))
     }
 
     async fn register_scheduler(&self, req: &RegisterScheduler) -> Result<Registered> {
         self.check()?;
-        api(self.manager.register_scheduler(req.clone()))
+        api(self.manager().register_scheduler(req.clone()))
     }
 
     async fn scheduler_heartbeat(&self, scheduler: &SchedulerId) -> Result<()> {
         self.check()?;
-        api(self.manager.scheduler_heartbeat(scheduler))
+        api(self.manager().scheduler_heartbeat(scheduler))
     }
 
     async fn scheduling_work(
@@ -140,7 +156,7 @@ impl Transport for LocalTransport {
         wait: Duration,
     ) -> Result<SchedulingWork> {
         self.check()?;
-        api(self.manager.scheduling_work(scheduler, wait).await)
+        api(self.manager().scheduling_work(scheduler, wait).await)
     }
 
     async fn submit_decisions(
@@ -149,6 +165,8 @@ impl Transport for LocalTransport {
         decisions: &[Decision],
     ) -> Result<Vec<DecisionResult>> {
         self.check()?;
-        api(self.manager.submit_decisions(scheduler, decisions.to_vec()))
+        api(self
+            .manager()
+            .submit_decisions(scheduler, decisions.to_vec()))
     }
 }

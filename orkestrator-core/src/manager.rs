@@ -788,15 +788,21 @@ impl Manager {
         }
     }
 
-    /// Publishes liveness changes of workers whose heartbeats stopped. Call it periodically
-    /// (the binary does, every heartbeat interval).
+    /// Detects workers whose heartbeats stopped: publishes their liveness, marks the tasks they ran
+    /// `Lost` and places a replacement for each live instance. The lost instance is told to stop,
+    /// so a worker that comes back removes its containers: one copy per instance index. Call it
+    /// periodically (the binary does, twice per heartbeat interval).
     pub fn check_liveness(&self) {
         let mut st = self.lock();
         let grace = self.inner.config.heartbeat_grace;
         let mut txn = Txn::default();
+        let mut went_down = Vec::new();
         for (id, w) in st.workers.iter_mut() {
             let now_live = liveness(w.healthy, w.last_seen, grace);
             if now_live != w.liveness {
+                if now_live == Liveness::Down {
+                    went_down.push(id.clone());
+                }
                 w.liveness = now_live;
                 txn.events.push(EventKind::WorkerLiveness {
                     worker: id.clone(),
@@ -804,7 +810,35 @@ impl Manager {
                 });
             }
         }
+        for worker in went_down {
+            let lost: Vec<InstanceId> = st
+                .instances
+                .values()
+                .filter(|i| i.rec.worker.as_ref() == Some(&worker) && i.rec.desired == Desired::Run)
+                .filter(|i| {
+                    i.rec
+                        .tasks
+                        .values()
+                        .any(|t| !matches!(t.state, TaskState::Completed | TaskState::Failed))
+                })
+                .map(|i| i.rec.id.clone())
+                .collect();
+            for id in lost {
+                reschedule_lost(&mut st, &id, &worker, &mut txn);
+            }
+        }
         let _ = self.commit(&mut st, txn);
+    }
+
+    /// Runs [`Manager::check_liveness`] twice per heartbeat interval, forever.
+    pub async fn run_liveness_checks(self) {
+        let every = (self.inner.config.heartbeat_interval / 2).max(Duration::from_millis(50));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.check_liveness();
+        }
     }
 
     /// Runs `check` under the lock until it yields a value, re-checking on every state change,
@@ -837,6 +871,69 @@ fn liveness(healthy: bool, last_seen: Instant, grace: Duration) -> Liveness {
     } else {
         Liveness::Unhealthy
     }
+}
+
+/// Marks a lost instance's tasks `Lost`, tells it to stop, and adds a replacement with the same
+/// index (and a new id) to be placed elsewhere.
+fn reschedule_lost(st: &mut State, id: &InstanceId, worker: &WorkerId, txn: &mut Txn) {
+    let next_index = st.index + 1;
+    if let Some(w) = st.workers.get_mut(worker) {
+        // Its assignments change: when it is back, its watch returns and it stops the instance.
+        w.assign_index = next_index;
+    }
+    let Some(inst) = st.instances.get_mut(id) else {
+        return;
+    };
+    inst.rec.desired = Desired::Stop;
+    for (name, t) in inst.rec.tasks.iter_mut() {
+        if !t.state.is_terminal() {
+            txn.events.push(EventKind::TaskStateChanged {
+                instance: id.clone(),
+                task: name.clone(),
+                from: t.state,
+                to: TaskState::Lost,
+            });
+            t.state = TaskState::Lost;
+            t.reason = Some(format!(
+                "worker {worker} is down; replaced on another worker"
+            ));
+            t.since = now_millis();
+        }
+    }
+    let old = inst.rec.clone();
+    txn.ops.push(StoreOp::PutInstance(old.clone()));
+    let Some(job) = st.jobs.get_mut(&old.job) else {
+        return;
+    };
+    if job.stopped || job.version != old.version {
+        return;
+    }
+    let generation = job.next_generation;
+    job.next_generation += 1;
+    txn.ops.push(StoreOp::PutJob(job.clone()));
+    let new_id = InstanceId::for_job(&old.job, old.index, generation);
+    let rec = InstanceRecord {
+        id: new_id.clone(),
+        worker: None,
+        desired: Desired::Run,
+        pending_reason: Some(format!("replacing {} (worker {worker} is down)", old.id)),
+        tasks: old
+            .tasks
+            .keys()
+            .map(|n| (n.clone(), TaskStatus::new(TaskState::Pending)))
+            .collect(),
+        ..old
+    };
+    txn.ops.push(StoreOp::PutInstance(rec.clone()));
+    st.instances.insert(
+        new_id,
+        Instance {
+            rec,
+            lease: None,
+            blocked_epoch: None,
+        },
+    );
+    st.capacity_epoch += 1;
 }
 
 /// Marks an instance to stop. Unplaced instances stop at once; placed ones wait for their worker.
@@ -989,7 +1086,7 @@ fn job_instances<'a>(st: &'a State, name: &'a JobId) -> impl Iterator<Item = &'a
 fn phase(rec: &JobRecord, instances: &[&Instance]) -> JobPhase {
     let current: Vec<&&Instance> = instances
         .iter()
-        .filter(|i| i.rec.version == rec.version)
+        .filter(|i| i.rec.version == rec.version && i.rec.desired == Desired::Run)
         .collect();
     if rec.stopped {
         let all_done = instances

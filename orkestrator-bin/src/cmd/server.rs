@@ -42,19 +42,7 @@ pub fn start_background(manager: &Manager, embedded_scheduler: Option<Arc<dyn Sc
         let agent = SchedulerAgent::new(SchedulerId::new("embedded"), transport, algorithm);
         tokio::spawn(agent.run(std::future::pending()));
     }
-    let m = manager.clone();
-    let every = m
-        .config()
-        .heartbeat_interval
-        .max(std::time::Duration::from_millis(100))
-        / 2;
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            m.check_liveness();
-        }
-    });
+    tokio::spawn(manager.clone().run_liveness_checks());
 }
 
 /// The built-in scheduler named `name`, or an error that lists the names.
