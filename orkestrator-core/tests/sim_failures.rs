@@ -108,7 +108,7 @@ impl Sim {
             for c in n.runtime.containers() {
                 if c.label(labels::JOB) == Some(job) && c.state == ContainerState::Running {
                     let inst = c.label(labels::INSTANCE).unwrap().to_owned();
-                    let index = inst.rsplitn(3, '-').nth(1).unwrap().to_owned();
+                    let index = inst.rsplit('-').nth(1).unwrap().to_owned();
                     *m.entry(index).or_insert(0) += 1;
                 }
             }
