@@ -91,6 +91,13 @@ pub struct ServerArgs {
     /// Do not run the embedded scheduler (placement then needs `orkestrator scheduler`).
     #[arg(long)]
     pub no_embedded_scheduler: bool,
+    /// Where the manager keeps its state (a redb file). Default:
+    /// `$XDG_DATA_HOME/orkestrator/manager-PORT` (or `~/.local/share/...`).
+    #[arg(long, value_name = "DIR", env = "ORKESTRATOR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep state in memory only: it is lost when the manager stops.
+    #[arg(long, conflicts_with = "data_dir")]
+    pub in_memory: bool,
     /// The embedded scheduler's algorithm: spread, binpack, round-robin or epvm.
     #[arg(long, default_value = "spread", value_name = "NAME")]
     pub scheduler: String,

@@ -9,3 +9,5 @@ pub use docker::DockerRuntime;
 pub mod http;
 
 pub use http::client::HttpTransport;
+pub mod store;
+pub use store::RedbStore;

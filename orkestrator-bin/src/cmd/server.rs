@@ -8,7 +8,8 @@ use orkestrator_core::ids::SchedulerId;
 use orkestrator_core::local::LocalTransport;
 use orkestrator_core::manager::{Manager, ManagerConfig};
 use orkestrator_core::scheduler::{Registry, Scheduler, SchedulerAgent};
-use orkestrator_core::store::MemoryStore;
+use orkestrator_core::store::{MemoryStore, Store};
+use orkestrator_runtime::RedbStore;
 
 use crate::cli::ServerArgs;
 
@@ -19,8 +20,20 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
         ..ManagerConfig::default()
     };
     let algorithm = scheduler_named(&a.scheduler)?;
-    let manager = Manager::new(config, Arc::new(MemoryStore::new()))?;
     let listener = bind(&a.bind, a.port).await?;
+    let store: Arc<dyn Store> = if a.in_memory {
+        tracing::warn!("--in-memory: state is lost when the manager stops");
+        Arc::new(MemoryStore::new())
+    } else {
+        let dir = a
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| default_data_dir(a.port));
+        let store = RedbStore::open_dir(&dir)?;
+        tracing::info!("state in {}", store.path().display());
+        Arc::new(store)
+    };
+    let manager = Manager::new(config, store)?;
     start_background(&manager, (!a.no_embedded_scheduler).then_some(algorithm));
     tracing::info!("manager listening on http://{}", listener.local_addr()?);
     orkestrator_runtime::http::server::serve(listener, manager, super::shutdown_signal()).await?;
@@ -54,4 +67,18 @@ pub fn scheduler_named(name: &str) -> Result<Arc<dyn Scheduler>> {
             registry.names().join(", ")
         )
     })
+}
+
+/// `$XDG_DATA_HOME/orkestrator/manager-PORT`, else `~/.local/share/orkestrator/manager-PORT`, else
+/// `./.orkestrator/manager-PORT`.
+fn default_data_dir(port: u16) -> std::path::PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/share"))
+        })
+        .map(|b| b.join("orkestrator"))
+        .unwrap_or_else(|| std::path::PathBuf::from(".orkestrator"));
+    base.join(format!("manager-{port}"))
 }
