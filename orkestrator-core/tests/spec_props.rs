@@ -8,8 +8,9 @@ use std::time::Duration;
 use orkestrator_core::Error;
 use orkestrator_core::ids::{JobId, TaskName};
 use orkestrator_core::spec::{
-    Backoff, Format, Job, MAX_ATTEMPTS, MAX_BACKOFF, MAX_CPU, MAX_DISK, MAX_MEMORY, MIN_MEMORY,
-    PortMapping, Protocol, Resources, RestartMode, RestartPolicy, Task, parse_job,
+    Backoff, Constraint, ConstraintOp, Format, Job, MAX_ATTEMPTS, MAX_BACKOFF, MAX_COUNT, MAX_CPU,
+    MAX_DISK, MAX_MEMORY, MIN_MEMORY, PortMapping, Protocol, Resources, RestartMode, RestartPolicy,
+    Task, parse_job,
 };
 use orkestrator_core::units::{ByteSize, Cpu, format_duration, parse_duration};
 use proptest::collection::{btree_map, btree_set, vec};
@@ -181,14 +182,36 @@ fn task_body() -> impl Strategy<Value = TaskBody> {
     (image(), command(), env(), ports(), resources(), restart())
 }
 
+/// Constraints on worker labels.
+fn constraints() -> impl Strategy<Value = Vec<Constraint>> {
+    let op = prop_oneof![
+        text().prop_map(ConstraintOp::Equals),
+        text().prop_map(ConstraintOp::NotEquals),
+    ];
+    vec(
+        ("[A-Za-z0-9._/-]{1,20}", op).prop_map(|(label, op)| Constraint { label, op }),
+        0..3,
+    )
+}
+
 /// Valid jobs: distinct task names, and no host port or container port used twice.
 fn valid_job() -> impl Strategy<Value = Job> {
-    (dns_label(), btree_set(dns_label(), 1..4))
-        .prop_flat_map(|(name, task_names)| {
+    let count = prop_oneof![Just(1u32), 1..=MAX_COUNT];
+    (
+        dns_label(),
+        count,
+        constraints(),
+        btree_set(dns_label(), 1..4),
+    )
+        .prop_flat_map(|(name, count, constraints, task_names)| {
             let n = task_names.len();
-            (Just(name), Just(task_names), vec(task_body(), n))
+            (
+                Just((name, count, constraints)),
+                Just(task_names),
+                vec(task_body(), n),
+            )
         })
-        .prop_map(|(name, task_names, bodies)| {
+        .prop_map(|((name, count, constraints), task_names, bodies)| {
             let mut hosts = HashSet::new();
             let tasks = task_names
                 .into_iter()
@@ -217,8 +240,8 @@ fn valid_job() -> impl Strategy<Value = Job> {
                 .collect();
             Job {
                 name: JobId::new(name),
-                count: 1,
-                constraints: vec![],
+                count,
+                constraints,
                 tasks,
             }
         })
@@ -240,7 +263,7 @@ fn same_after_parse(text: &str, format: Format, job: &Job) -> Result<(), TestCas
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn parse_of_render_is_identity_in_yaml(job in valid_job()) {
@@ -421,7 +444,7 @@ fn edit_char() -> impl Strategy<Value = char> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1024))]
+    #![proptest_config(ProptestConfig::with_cases(384))]
 
     #[test]
     fn arbitrary_text_never_panics(text in any::<String>()) {

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use orkestrator_core::Error;
 use orkestrator_core::spec::{
-    Format, Job, MAX_ATTEMPTS, MAX_BACKOFF, MAX_CPU, MAX_DISK, MAX_MEMORY, MIN_MEMORY, Problems,
-    RestartMode, parse_job,
+    ConstraintOp, Format, Job, MAX_ATTEMPTS, MAX_BACKOFF, MAX_COUNT, MAX_CPU, MAX_DISK, MAX_MEMORY,
+    MIN_MEMORY, Problems, RestartMode, parse_job,
 };
 use orkestrator_core::units::{ByteSize, Cpu, format_duration, parse_duration};
 
@@ -162,6 +162,78 @@ fn a_numeric_yaml_name_is_read_as_text() {
     let job = valid("name: 123\ntasks:\n  - name: 007\n    image: a:1\n");
     assert_eq!(job.name.as_str(), "123");
     assert_eq!(job.tasks[0].name.as_str(), "007");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Instances and constraints.
+
+#[test]
+fn count_defaults_to_one_and_is_bounded() {
+    assert_eq!(valid(&task_yaml(&[])).count, 1);
+    assert_eq!(MAX_COUNT, 1000);
+    for n in [1, 3, 1000] {
+        let job = valid(&format!("count: {n}\n{}", task_yaml(&[])));
+        assert_eq!(job.count, n);
+    }
+    for n in ["0", "-1", "1001"] {
+        assert_problem(
+            &format!("count: {n}\n{}", task_yaml(&[])),
+            "count",
+            &["out of range", "1 to 1000"],
+        );
+    }
+    for n in ["2.5", "many", "'3'"] {
+        assert_problem(
+            &format!("count: {n}\n{}", task_yaml(&[])),
+            "count",
+            &["not a whole number", "e.g. 3"],
+        );
+    }
+}
+
+#[test]
+fn constraints_are_read() {
+    let job = valid(&format!(
+        "constraints:\n  - {{label: zone, equals: a}}\n  - {{label: disk/type, not_equals: hdd}}\n{}",
+        task_yaml(&[])
+    ));
+    let shown: Vec<String> = job.constraints.iter().map(|c| c.to_string()).collect();
+    assert_eq!(shown, ["zone=a", "disk/type!=hdd"]);
+    assert_eq!(job.constraints[0].op, ConstraintOp::Equals("a".to_owned()));
+}
+
+#[test]
+fn bad_constraints_are_reported() {
+    let cases = [
+        ("{equals: a}", "constraints[0].label", "required"),
+        (
+            "{label: 'a b', equals: a}",
+            "constraints[0].label",
+            "not a label key",
+        ),
+        (
+            "{label: '', equals: a}",
+            "constraints[0].label",
+            "not a label key",
+        ),
+        (
+            "{label: zone}",
+            "constraints[0]",
+            "needs equals or not_equals",
+        ),
+        (
+            "{label: zone, equals: a, not_equals: b}",
+            "constraints[0]",
+            "use one of them",
+        ),
+    ];
+    for (written, path, needle) in cases {
+        assert_problem(
+            &format!("constraints: [{written}]\n{}", task_yaml(&[])),
+            path,
+            &[needle],
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -735,6 +807,8 @@ fn paths(text: &str) -> Vec<String> {
 }
 
 const MANY_PROBLEMS: &str = r#"name: Bad_Name
+count: 0
+constraints: [{ label: zone }]
 tasks:
   - name: web
     image: nginx
@@ -753,6 +827,8 @@ fn every_problem_of_a_file_is_reported_at_once_in_file_order() {
         paths(MANY_PROBLEMS),
         [
             "name",
+            "count",
+            "constraints[0]",
             "tasks[0].image",
             "tasks[0].command[0]",
             "tasks[0].env.1X",

@@ -20,7 +20,8 @@ use crate::units::{ByteSize, Cpu};
 
 pub use parse::{Format, MAX_SPEC_BYTES, load_job_file, parse_job};
 pub use validate::{
-    MAX_ATTEMPTS, MAX_BACKOFF, MAX_CPU, MAX_DISK, MAX_MEMORY, MIN_MEMORY, Problem, Problems,
+    MAX_ATTEMPTS, MAX_BACKOFF, MAX_COUNT, MAX_CPU, MAX_DISK, MAX_MEMORY, MIN_MEMORY, Problem,
+    Problems,
 };
 
 /// A job: one or more tasks that run together on one worker.
