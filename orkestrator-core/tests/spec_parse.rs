@@ -680,3 +680,69 @@ fn the_examples_say_what_the_docs_promise() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The job file reference (docs/job-file.md) shows what the code does.
+
+/// The fenced code blocks of `markdown` with their language.
+fn code_blocks(markdown: &str) -> Vec<(String, String)> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(String, String)> = None;
+    for line in markdown.lines() {
+        let fence = line.trim_start().strip_prefix("```");
+        match (&mut current, fence) {
+            (None, Some(lang)) => current = Some((lang.trim().to_owned(), String::new())),
+            (Some(_), Some(_)) => blocks.extend(current.take()),
+            (Some((_, body)), None) => {
+                // Blocks nested in a list item are indented; the YAML inside is not.
+                body.push_str(line.strip_prefix("  ").unwrap_or(line));
+                body.push('\n');
+            }
+            (None, None) => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn the_reference_examples_are_valid_and_agree() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/job-file.md");
+    let Ok(doc) = std::fs::read_to_string(&path) else {
+        // The reference may have moved into the README; nothing to check here then.
+        return;
+    };
+    let blocks = code_blocks(&doc);
+    let mut jobs = Vec::new();
+    for (lang, body) in &blocks {
+        let format = match lang.as_str() {
+            "yaml" => Format::Yaml,
+            "toml" => Format::Toml,
+            "json" => Format::Json,
+            _ => continue,
+        };
+        jobs.push(parse_ok(body, format));
+    }
+    // The opening example, then the same job in YAML, TOML and JSON.
+    assert_eq!(jobs.len(), 4, "{blocks:?}");
+    assert_issue_job(&jobs[0]);
+    assert_eq!(jobs[1], jobs[2]);
+    assert_eq!(jobs[1], jobs[3]);
+    assert_eq!(jobs[1].count, 2);
+    assert_eq!(jobs[1].constraints.len(), 2);
+    assert_eq!(jobs[1].tasks.len(), 2);
+
+    // The error messages it quotes are the ones the parser gives.
+    let texts: Vec<&str> = blocks
+        .iter()
+        .filter(|(lang, _)| lang == "text")
+        .map(|(_, body)| body.trim_end())
+        .collect();
+    let unknown = load_job_file(&examples_dir().join("invalid/unknown-field.yaml")).unwrap_err();
+    assert_eq!(texts[0], unknown.to_string());
+    let problems = parse_job(
+        "name: My_Job\ntasks:\n  - name: web\n    image: busybox\n    resources: { memory: 12Zi }\n",
+        Format::Yaml,
+    )
+    .unwrap_err();
+    assert_eq!(texts[1], problems.to_string());
+}

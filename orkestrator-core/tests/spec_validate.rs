@@ -896,6 +896,22 @@ fn units_format_to_what_they_parse() {
     assert_eq!(format_duration(Duration::from_secs(90)), "1m 30s");
     assert_eq!(parse_duration("1m 30s").unwrap(), Duration::from_secs(90));
     assert_eq!(parse_duration(" 5m ").unwrap(), Duration::from_secs(300));
+    // The forms docs/job-file.md promises.
+    for (written, secs) in [
+        ("1h30m", 5400),
+        ("2d", 172_800),
+        ("10sec", 10),
+        ("5min", 300),
+        ("2hours", 7200),
+    ] {
+        assert_eq!(
+            parse_duration(written).unwrap(),
+            Duration::from_secs(secs),
+            "{written}"
+        );
+    }
+    assert_eq!(parse_duration("250us").unwrap(), Duration::from_micros(250));
+    assert_eq!(parse_duration("7ns").unwrap(), Duration::from_nanos(7));
 }
 
 #[test]
