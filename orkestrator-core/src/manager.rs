@@ -31,6 +31,9 @@ pub struct ManagerConfig {
     pub lease_timeout: Duration,
     /// Longest long-poll a caller may ask for. Default 60 s.
     pub max_wait: Duration,
+    /// How long a replacement must run during a rolling update before the next instance is
+    /// replaced. Default 5 s.
+    pub min_healthy_time: Duration,
 }
 
 impl Default for ManagerConfig {
@@ -40,6 +43,7 @@ impl Default for ManagerConfig {
             heartbeat_grace: Duration::from_secs(3),
             lease_timeout: Duration::from_secs(10),
             max_wait: Duration::from_secs(60),
+            min_healthy_time: Duration::from_secs(5),
         }
     }
 }
@@ -74,6 +78,8 @@ struct Instance {
     rec: InstanceRecord,
     lease: Option<(SchedulerId, Instant)>,
     blocked_epoch: Option<u64>,
+    /// Since when every task has been running (for rolling updates).
+    healthy_since: Option<Instant>,
 }
 
 struct WorkerEntry {
@@ -126,6 +132,7 @@ impl Manager {
                             rec,
                             lease: None,
                             blocked_epoch: None,
+                            healthy_since: None,
                         },
                     )
                 })
@@ -229,51 +236,38 @@ impl Manager {
             stopped: false,
             next_generation: 0,
         });
-        // Replace: stop the old instances (a rolling update is a later refinement).
-        let old: Vec<InstanceId> = st
+        rec.spec = job;
+        rec.version = version;
+        rec.stopped = false;
+        txn.ops.push(StoreOp::PutJob(rec.clone()));
+        let count = rec.spec.count;
+        st.jobs.insert(name.clone(), rec);
+        // Instances that never got a worker are simply dropped; placed ones are replaced one at a
+        // time (a rolling update) unless there are none, in which case all start at once.
+        let mut placed = Vec::new();
+        let mut unplaced = Vec::new();
+        for i in st
             .instances
             .values()
             .filter(|i| i.rec.job == name && i.rec.desired == Desired::Run)
-            .map(|i| i.rec.id.clone())
-            .collect();
-        for id in old {
-            stop_instance(&mut st, &id, &mut txn);
+        {
+            if i.rec.worker.is_some() {
+                &mut placed
+            } else {
+                &mut unplaced
+            }
+            .push(i.rec.id.clone());
         }
-        rec.spec = job.clone();
-        rec.version = version;
-        rec.stopped = false;
-        let generation = rec.next_generation;
-        rec.next_generation += 1;
-        for index in 0..job.count {
-            let id = InstanceId::for_job(&name, index, generation);
-            let tasks = job
-                .tasks
-                .iter()
-                .map(|t| (t.name.clone(), TaskStatus::new(TaskState::Pending)))
-                .collect();
-            let inst = InstanceRecord {
-                id: id.clone(),
-                job: name.clone(),
-                version,
-                spec: job.clone(),
-                index,
-                worker: None,
-                desired: Desired::Run,
-                pending_reason: Some("waiting for a scheduler".into()),
-                tasks,
-            };
-            txn.ops.push(StoreOp::PutInstance(inst.clone()));
-            st.instances.insert(
-                id,
-                Instance {
-                    rec: inst,
-                    lease: None,
-                    blocked_epoch: None,
-                },
-            );
+        for id in &unplaced {
+            stop_instance(&mut st, id, &mut txn);
         }
-        txn.ops.push(StoreOp::PutJob(rec.clone()));
-        st.jobs.insert(name.clone(), rec);
+        if placed.is_empty() {
+            for index in 0..count {
+                new_instance(&mut st, &name, index, None, &mut txn);
+            }
+        } else {
+            advance_rollout(&mut st, &name, self.inner.config.min_healthy_time, &mut txn);
+        }
         txn.events.push(EventKind::JobSubmitted {
             job: name.clone(),
             version,
@@ -307,6 +301,7 @@ impl Manager {
                             rec,
                             lease: None,
                             blocked_epoch: None,
+                            healthy_since: None,
                         },
                     )
                 })
@@ -477,6 +472,7 @@ impl Manager {
         let mut rejected = Vec::new();
         let mut freed = false;
         let mut left_assignments = false;
+        let mut touched: BTreeSet<JobId> = BTreeSet::new();
         for u in updates {
             let reject = |reason: String| RejectedUpdate {
                 instance: u.instance.clone(),
@@ -530,6 +526,7 @@ impl Manager {
             if from.holds_resources() && !u.state.holds_resources() {
                 freed = true;
             }
+            touched.insert(inst.rec.job.clone());
             if inst.rec.desired == Desired::Stop
                 && inst.rec.tasks.values().all(|t| t.state.is_terminal())
             {
@@ -539,6 +536,9 @@ impl Manager {
         }
         if freed {
             st.capacity_epoch += 1;
+        }
+        for job in &touched {
+            advance_rollout(&mut st, job, self.inner.config.min_healthy_time, &mut txn);
         }
         // Instances told to stop whose tasks are all done leave the worker's assignments.
         let next_index = st.index + 1;
@@ -824,8 +824,29 @@ impl Manager {
                 .map(|i| i.rec.id.clone())
                 .collect();
             for id in lost {
-                reschedule_lost(&mut st, &id, &worker, &mut txn);
+                reschedule_lost(
+                    &mut st,
+                    &id,
+                    &worker,
+                    self.inner.config.min_healthy_time,
+                    &mut txn,
+                );
             }
+        }
+        // Rolling updates waiting out the minimum healthy time move on here.
+        let rolling: BTreeSet<JobId> = st
+            .instances
+            .values()
+            .filter(|i| i.rec.desired == Desired::Run)
+            .filter(|i| {
+                st.jobs
+                    .get(&i.rec.job)
+                    .is_some_and(|j| j.version != i.rec.version)
+            })
+            .map(|i| i.rec.job.clone())
+            .collect();
+        for job in &rolling {
+            advance_rollout(&mut st, job, self.inner.config.min_healthy_time, &mut txn);
         }
         let _ = self.commit(&mut st, txn);
     }
@@ -873,9 +894,143 @@ fn liveness(healthy: bool, last_seen: Instant, grace: Duration) -> Liveness {
     }
 }
 
+/// Adds a pending instance `index` of `job` (current spec and version), with a new id.
+fn new_instance(st: &mut State, job: &JobId, index: u32, reason: Option<String>, txn: &mut Txn) {
+    let Some(rec) = st.jobs.get_mut(job) else {
+        return;
+    };
+    let generation = rec.next_generation;
+    rec.next_generation += 1;
+    txn.ops.push(StoreOp::PutJob(rec.clone()));
+    let id = InstanceId::for_job(job, index, generation);
+    let inst = InstanceRecord {
+        id: id.clone(),
+        job: job.clone(),
+        version: rec.version,
+        spec: rec.spec.clone(),
+        index,
+        worker: None,
+        desired: Desired::Run,
+        pending_reason: Some(reason.unwrap_or_else(|| "waiting for a scheduler".into())),
+        tasks: rec
+            .spec
+            .tasks
+            .iter()
+            .map(|t| (t.name.clone(), TaskStatus::new(TaskState::Pending)))
+            .collect(),
+    };
+    txn.ops.push(StoreOp::PutInstance(inst.clone()));
+    st.instances.insert(
+        id,
+        Instance {
+            rec: inst,
+            lease: None,
+            blocked_epoch: None,
+            healthy_since: None,
+        },
+    );
+    st.capacity_epoch += 1;
+}
+
+/// Moves a rolling update one step: stop an old instance, wait until it is gone, start its
+/// replacement, wait until that runs, then the next index. One index at a time, so an update needs
+/// no spare capacity and keeps `count - 1` instances serving; a replacement that fails stops the
+/// rollout, leaving the remaining old instances running.
+fn advance_rollout(st: &mut State, job: &JobId, min_healthy: Duration, txn: &mut Txn) {
+    let now = Instant::now();
+    for i in st.instances.values_mut().filter(|i| &i.rec.job == job) {
+        let running = i
+            .rec
+            .tasks
+            .values()
+            .all(|t| matches!(t.state, TaskState::Running | TaskState::Completed));
+        i.healthy_since = if running {
+            Some(i.healthy_since.unwrap_or(now))
+        } else {
+            None
+        };
+    }
+    let Some(rec) = st.jobs.get(job) else { return };
+    if rec.stopped {
+        return;
+    }
+    let (version, count) = (rec.version, rec.spec.count);
+    let all_done = |i: &Instance| i.rec.tasks.values().all(|t| t.state.is_terminal());
+    let mine: Vec<&Instance> = st
+        .instances
+        .values()
+        .filter(|i| &i.rec.job == job)
+        .collect();
+    // Scale down: instances past the new count go at once.
+    let surplus: Vec<InstanceId> = mine
+        .iter()
+        .filter(|i| i.rec.desired == Desired::Run && i.rec.index >= count)
+        .map(|i| i.rec.id.clone())
+        .collect();
+    let mut busy = false;
+    for i in &mine {
+        let r = &i.rec;
+        if r.version == version && r.desired == Desired::Run {
+            let states = r.tasks.values().map(|t| t.state);
+            if states.clone().any(|s| s == TaskState::Failed) {
+                return; // the new spec fails: stop rolling
+            }
+            let all_completed = states.clone().all(|s| s == TaskState::Completed);
+            let settled = i
+                .healthy_since
+                .is_some_and(|t| now.duration_since(t) >= min_healthy);
+            if !(all_completed || settled) {
+                busy = true;
+            }
+        }
+        if r.desired == Desired::Stop && r.worker.is_some() && !all_done(i) {
+            busy = true;
+        }
+    }
+    let missing = (0..count).find(|idx| {
+        !mine.iter().any(|i| {
+            i.rec.version == version && i.rec.desired == Desired::Run && i.rec.index == *idx
+        })
+    });
+    let old_at = missing.and_then(|idx| {
+        mine.iter()
+            .find(|i| {
+                i.rec.version != version && i.rec.desired == Desired::Run && i.rec.index == idx
+            })
+            .map(|i| i.rec.id.clone())
+    });
+    for id in surplus {
+        stop_instance(st, &id, txn);
+    }
+    if busy {
+        return;
+    }
+    let Some(idx) = missing else { return };
+    match old_at {
+        Some(old) => {
+            stop_instance(st, &old, txn);
+            // An old instance that never got a worker is gone at once: go straight on.
+            let gone = st
+                .instances
+                .get(&old)
+                .is_some_and(|i| i.rec.tasks.values().all(|t| t.state.is_terminal()));
+            if gone {
+                new_instance(st, job, idx, Some("rolling update".into()), txn);
+            }
+        }
+        None => new_instance(st, job, idx, Some("rolling update".into()), txn),
+    }
+}
+
 /// Marks a lost instance's tasks `Lost`, tells it to stop, and adds a replacement with the same
 /// index (and a new id) to be placed elsewhere.
-fn reschedule_lost(st: &mut State, id: &InstanceId, worker: &WorkerId, txn: &mut Txn) {
+fn reschedule_lost(
+    st: &mut State,
+    id: &InstanceId,
+    worker: &WorkerId,
+    min_healthy: Duration,
+    txn: &mut Txn,
+) {
     let next_index = st.index + 1;
     if let Some(w) = st.workers.get_mut(worker) {
         // Its assignments change: when it is back, its watch returns and it stops the instance.
@@ -902,38 +1057,17 @@ fn reschedule_lost(st: &mut State, id: &InstanceId, worker: &WorkerId, txn: &mut
     }
     let old = inst.rec.clone();
     txn.ops.push(StoreOp::PutInstance(old.clone()));
-    let Some(job) = st.jobs.get_mut(&old.job) else {
-        return;
-    };
-    if job.stopped || job.version != old.version {
-        return;
+    let current = st
+        .jobs
+        .get(&old.job)
+        .is_some_and(|j| !j.stopped && j.version == old.version);
+    if current {
+        let reason = format!("replacing {} (worker {worker} is down)", old.id);
+        new_instance(st, &old.job, old.index, Some(reason), txn);
+    } else {
+        // An instance of an older version: the rollout replaces it with the new spec.
+        advance_rollout(st, &old.job, min_healthy, txn);
     }
-    let generation = job.next_generation;
-    job.next_generation += 1;
-    txn.ops.push(StoreOp::PutJob(job.clone()));
-    let new_id = InstanceId::for_job(&old.job, old.index, generation);
-    let rec = InstanceRecord {
-        id: new_id.clone(),
-        worker: None,
-        desired: Desired::Run,
-        pending_reason: Some(format!("replacing {} (worker {worker} is down)", old.id)),
-        tasks: old
-            .tasks
-            .keys()
-            .map(|n| (n.clone(), TaskStatus::new(TaskState::Pending)))
-            .collect(),
-        ..old
-    };
-    txn.ops.push(StoreOp::PutInstance(rec.clone()));
-    st.instances.insert(
-        new_id,
-        Instance {
-            rec,
-            lease: None,
-            blocked_epoch: None,
-        },
-    );
-    st.capacity_epoch += 1;
 }
 
 /// Marks an instance to stop. Unplaced instances stop at once; placed ones wait for their worker.

@@ -329,3 +329,99 @@ async fn a_worker_removes_containers_of_jobs_that_no_longer_exist() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_spec_rolls_out_one_instance_at_a_time() {
+    let sim = Sim::new(3).await;
+    let v1 = "name: roll\ncount: 3\ntasks: [{name: t, image: x:1, env: {V: '1'}}]";
+    sim.client.submit_job(&job(v1)).await.unwrap();
+    sim.wait_for("v1 running", async |s| {
+        s.job("roll").await.phase == JobPhase::Running
+    })
+    .await;
+    let r = sim
+        .client
+        .submit_job(&job(&v1.replace("'1'", "'2'")))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.version, r.outcome),
+        (2, orkestrator_core::api::SubmitOutcome::Updated)
+    );
+    let mut min_running = usize::MAX;
+    for _ in 0..600 {
+        let running: usize = sim.copies("roll").values().sum();
+        min_running = min_running.min(running);
+        let v = sim.job("roll").await;
+        let new_running = v
+            .instances
+            .iter()
+            .filter(|i| {
+                i.desired == Desired::Run && i.tasks.values().all(|t| t.state == TaskState::Running)
+            })
+            .count();
+        if v.version == 2
+            && new_running == 3
+            && running == 3
+            && v.instances.iter().all(|i| {
+                i.desired == Desired::Run || i.tasks.values().all(|t| t.state.is_terminal())
+            })
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let v = sim.job("roll").await;
+    assert_eq!(v.phase, JobPhase::Running);
+    let live: Vec<_> = v
+        .instances
+        .iter()
+        .filter(|i| i.desired == Desired::Run)
+        .collect();
+    assert_eq!(live.len(), 3);
+    assert!(
+        live.iter().all(|i| i.id.as_str() != "roll-0-0"),
+        "all replaced"
+    );
+    assert!(
+        min_running >= 2,
+        "never fewer than count - 1 running during the update, saw {min_running}"
+    );
+    // Identical re-submission: nothing moves.
+    let again = sim
+        .client
+        .submit_job(&job(&v1.replace("'1'", "'2'")))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.outcome,
+        orkestrator_core::api::SubmitOutcome::Unchanged
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_update_stops_rolling_and_keeps_the_rest() {
+    let sim = Sim::new(2).await;
+    let v1 = "name: safe\ncount: 2\ntasks: [{name: t, image: x:1}]";
+    sim.client.submit_job(&job(v1)).await.unwrap();
+    sim.wait_for("v1 running", async |s| {
+        s.job("safe").await.phase == JobPhase::Running
+    })
+    .await;
+    let bad = "name: safe\ncount: 2\ntasks: [{name: t, image: x:1, command: [exit, '1'], restart: {policy: never}}]";
+    sim.client.submit_job(&job(bad)).await.unwrap();
+    sim.wait_for("the new instance fails", async |s| {
+        s.job("safe").await.phase == JobPhase::Failed
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let v = sim.job("safe").await;
+    let old_running = v
+        .instances
+        .iter()
+        .filter(|i| {
+            i.desired == Desired::Run && i.tasks.values().all(|t| t.state == TaskState::Running)
+        })
+        .count();
+    assert_eq!(old_running, 1, "one old instance keeps serving: {v:#?}");
+}
