@@ -193,6 +193,12 @@ pub struct TaskStatus {
     pub restarts: u32,
     /// When the state last changed.
     pub since: Millis,
+    /// For `Restarting`: when the next start is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_start_at: Option<Millis>,
+    /// The last health check's verdict, for tasks that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
 }
 
 impl TaskStatus {
@@ -205,6 +211,8 @@ impl TaskStatus {
             container_id: None,
             restarts: 0,
             since: now_millis(),
+            next_start_at: None,
+            healthy: None,
         }
     }
 }
@@ -408,6 +416,12 @@ pub struct TaskUpdate {
     /// Restarts so far.
     #[serde(default)]
     pub restarts: u32,
+    /// For `Restarting`: when the next start is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_start_at: Option<Millis>,
+    /// The last health check's verdict, for tasks that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
 }
 
 /// The answer to a status report: which updates were refused, and why.

@@ -294,6 +294,30 @@ impl Runtime for FakeRuntime {
         })
     }
 
+    async fn wait(&self, id: &str) -> Result<()> {
+        loop {
+            let exit_at = {
+                let mut st = self.lock();
+                Self::check(&st)?;
+                let now = Instant::now();
+                match st.containers.get_mut(id) {
+                    None => return Ok(()),
+                    Some(c) => {
+                        info(id, c, now);
+                        if c.state != ContainerState::Running {
+                            return Ok(());
+                        }
+                        c.exit_at.map(|(at, _)| at)
+                    }
+                }
+            };
+            // Exits scripted at an instant are waited for exactly; kills and stops are noticed
+            // within 100 ms.
+            let poll = Instant::now() + Duration::from_millis(100);
+            tokio::time::sleep_until(exit_at.map_or(poll, |t| t.min(poll))).await;
+        }
+    }
+
     async fn logs(&self, id: &str, _tail: usize) -> Result<String> {
         let st = self.lock();
         Self::check(&st)?;

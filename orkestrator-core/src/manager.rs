@@ -505,7 +505,9 @@ impl Manager {
                 || ts.exit_code != u.exit_code
                 || ts.reason != u.reason
                 || ts.container_id != u.container_id
-                || ts.restarts != u.restarts;
+                || ts.restarts != u.restarts
+                || ts.next_start_at != u.next_start_at
+                || ts.healthy != u.healthy;
             if !changed {
                 continue;
             }
@@ -523,6 +525,8 @@ impl Manager {
             ts.reason = u.reason;
             ts.container_id = u.container_id.or(ts.container_id.take());
             ts.restarts = u.restarts;
+            ts.next_start_at = u.next_start_at;
+            ts.healthy = u.healthy;
             if from.holds_resources() && !u.state.holds_resources() {
                 freed = true;
             }

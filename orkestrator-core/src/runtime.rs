@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result, RuntimeErrorKind};
 use crate::spec::{PortMapping, Resources};
 
 /// Label keys put on every container Orkestrator creates, so that a restarted worker can find and
@@ -119,4 +119,22 @@ pub trait Runtime: Send + Sync + 'static {
     async fn stats(&self, id: &str) -> Result<ContainerStats>;
     /// The last `tail` lines of the container's output (stdout and stderr).
     async fn logs(&self, id: &str, tail: usize) -> Result<String>;
+
+    /// Returns once the container is not running (exited, removed, or gone), so that an exit is
+    /// handled at once rather than on the next periodic check. It may also return early (a timeout);
+    /// callers re-check the container's state. The default polls [`Runtime::inspect`] every 500 ms.
+    async fn wait(&self, id: &str) -> Result<()> {
+        loop {
+            match self.inspect(id).await {
+                Ok(c) if c.state == ContainerState::Running => {}
+                Ok(_) => return Ok(()),
+                Err(Error::Runtime {
+                    kind: RuntimeErrorKind::NotFound,
+                    ..
+                }) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
 }

@@ -58,13 +58,20 @@ pub struct WorkerConfig {
     pub reconcile_interval: Duration,
     /// Longest long-poll for assignments. Default 30 s.
     pub watch_wait: Duration,
+    /// Seed for the restart jitter (default: derived from the id).
+    pub seed: u64,
 }
 
 impl WorkerConfig {
     /// Defaults for a worker named `id`.
     pub fn new(id: impl Into<WorkerId>) -> Self {
+        let id: WorkerId = id.into();
+        let seed = id.as_str().bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
+        });
         WorkerConfig {
-            id: id.into(),
+            seed,
+            id,
             address: None,
             labels: BTreeMap::new(),
             stop_grace: Duration::from_secs(10),
@@ -88,6 +95,9 @@ struct Shared<T, R> {
     wake: Notify,
     tracks: Mutex<HashMap<(InstanceId, TaskName), Track>>,
     engine_error: Mutex<Option<String>>,
+    /// Running containers with a task waiting for their exit.
+    watching: Mutex<std::collections::HashSet<String>>,
+    rng: std::sync::atomic::AtomicU64,
 }
 
 /// What the agent remembers about one task.
@@ -110,7 +120,6 @@ impl<T: Transport, R: Runtime> WorkerAgent<T, R> {
     ) -> Self {
         WorkerAgent {
             shared: Arc::new(Shared {
-                config,
                 transport,
                 runtime,
                 probe,
@@ -118,6 +127,9 @@ impl<T: Transport, R: Runtime> WorkerAgent<T, R> {
                 wake: Notify::new(),
                 tracks: Mutex::new(HashMap::new()),
                 engine_error: Mutex::new(None),
+                watching: Mutex::new(Default::default()),
+                rng: std::sync::atomic::AtomicU64::new(config.seed),
+                config,
             }),
         }
     }
@@ -155,6 +167,19 @@ fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
 impl<T: Transport, R: Runtime> Shared<T, R> {
     fn id(&self) -> &WorkerId {
         &self.config.id
+    }
+
+    /// `d` scaled by a random factor in [0.9, 1.1], so that tasks that fail together do not
+    /// restart in lockstep. Reproducible from [`WorkerConfig::seed`].
+    fn jitter(&self, d: Duration) -> Duration {
+        let mut z = self
+            .rng
+            .fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let unit = (z >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+        d.mul_f64(0.9 + 0.2 * unit)
     }
 
     async fn resources(&self) -> WorkerResources {
@@ -267,16 +292,42 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
         }
     }
 
-    async fn reconcile_loop(&self) {
+    async fn reconcile_loop(self: Arc<Self>) {
         loop {
             let next = Instant::now() + self.config.reconcile_interval;
             if let Err(e) = self.reconcile().await {
                 tracing::warn!(worker = %self.id(), error = %e, "reconcile failed");
             }
+            self.watch_exits();
             let wake_at = self.next_wake().map_or(next, |t| t.min(next));
             tokio::select! {
                 _ = self.wake.notified() => {},
                 _ = tokio::time::sleep_until(wake_at) => {},
+            }
+        }
+    }
+
+    /// Starts a waiter for every running container that has none: when it exits, the agent
+    /// reconciles at once (restart policies act within milliseconds, not on the next tick).
+    fn watch_exits(self: &Arc<Self>) {
+        let running: Vec<String> = lock(&self.tracks)
+            .values()
+            .filter(|t| t.running_since.is_some() && !t.done)
+            .filter_map(|t| t.reported.as_ref().and_then(|u| u.container_id.clone()))
+            .collect();
+        let mut watching = lock(&self.watching);
+        for id in running {
+            if watching.insert(id.clone()) {
+                let s = self.clone();
+                tokio::spawn(async move {
+                    let r = s.runtime.wait(&id).await;
+                    if r.is_err() {
+                        // The engine is unhappy: do not spin; the periodic check carries on.
+                        tokio::time::sleep(s.config.reconcile_interval).await;
+                    }
+                    lock(&s.watching).remove(&id);
+                    s.wake.notify_one();
+                });
             }
         }
     }
@@ -491,10 +542,13 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
                 let code = *code;
                 let mut u;
                 if policy.should_restart(code, tr.restarts) {
-                    let delay = policy.backoff.delay(tr.restarts);
+                    let delay = self
+                        .jitter(policy.backoff.delay(tr.restarts))
+                        .min(policy.backoff.max);
                     tr.restarts += 1;
                     tr.next_start = Some(now + delay);
                     u = update(a, task, TaskState::Restarting, tr.restarts);
+                    u.next_start_at = Some(now_millis() + delay.as_millis() as u64);
                     u.reason = Some(format!(
                         "exited with code {code}{}; restart {} of {} in {}",
                         reason
@@ -567,10 +621,13 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
         let policy = task.restart;
         let mut u;
         if policy.should_restart(1, tr.restarts) {
-            let delay = policy.backoff.delay(tr.restarts);
+            let delay = self
+                .jitter(policy.backoff.delay(tr.restarts))
+                .min(policy.backoff.max);
             tr.restarts += 1;
             tr.next_start = Some(Instant::now() + delay);
             u = update(a, task, TaskState::Restarting, tr.restarts);
+            u.next_start_at = Some(now_millis() + delay.as_millis() as u64);
             u.reason = Some(format!(
                 "cannot start: {e}; retry {} of {} in {}",
                 tr.restarts,
@@ -633,6 +690,8 @@ fn update(a: &Assignment, task: &Task, state: TaskState, restarts: u32) -> TaskU
         reason: None,
         container_id: None,
         restarts,
+        next_start_at: None,
+        healthy: None,
     }
 }
 

@@ -514,6 +514,24 @@ impl Runtime for DockerRuntime {
         result.map_err(|e| self.error(e, &format!("stop container {id}")))
     }
 
+    async fn wait(&self, id: &str) -> Result<()> {
+        use futures_util::StreamExt;
+        let docker = self.client().await?;
+        let options = bollard::query_parameters::WaitContainerOptions {
+            condition: "not-running".into(),
+        };
+        // The engine answers when the container stops; a non-zero exit comes back as an error,
+        // and so does the request timeout: either way the caller re-checks the state.
+        let mut stream = docker.wait_container(id, Some(options));
+        match stream.next().await {
+            Some(Err(e)) if is_status(&e, 404) => Ok(()),
+            Some(Err(BollardError::RequestTimeoutError)) => Ok(()),
+            Some(Err(BollardError::DockerContainerWaitError { .. })) => Ok(()),
+            Some(Err(e)) => Err(self.error(e, &format!("wait for container {id}"))),
+            _ => Ok(()),
+        }
+    }
+
     async fn remove(&self, id: &str) -> Result<()> {
         let docker = self.client().await?;
         let options = RemoveContainerOptions {

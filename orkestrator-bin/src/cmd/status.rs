@@ -101,7 +101,13 @@ fn print_job(v: &JobView) {
                 t.container_id
                     .as_deref()
                     .map_or("-".into(), |c| c.chars().take(12).collect()),
-                t.reason.clone().unwrap_or_default(),
+                {
+                    let mut r = t.reason.clone().unwrap_or_default();
+                    if t.healthy == Some(false) {
+                        r = format!("unhealthy; {r}");
+                    }
+                    r
+                },
             ]);
         }
         let indented: Vec<Vec<String>> = rows
