@@ -193,7 +193,9 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Starts `orkestrator ARGS` with output in `dir/<file>.out` and `.err`.
+    /// Starts `orkestrator ARGS` with output in `dir/<file>.out` and `.err`, and a manager's
+    /// default state directory under `dir/data` (`XDG_DATA_HOME`), so no test reads or leaves
+    /// state in the user's home.
     pub fn spawn(
         dir: &Path,
         label: &str,
@@ -208,7 +210,9 @@ impl Proc {
             .args(args)
             .current_dir(cwd)
             .env("NO_COLOR", "1")
+            .env("XDG_DATA_HOME", dir.join("data"))
             .env_remove("ORKESTRATOR_ADDR")
+            .env_remove("ORKESTRATOR_DATA_DIR")
             .stdin(Stdio::null())
             .stdout(File::create(&stdout).expect("create stdout log"))
             .stderr(File::create(&stderr).expect("create stderr log"))
@@ -226,6 +230,20 @@ impl Proc {
     /// The process's exit status, if it has exited.
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills it with SIGKILL (what `Child::kill` sends on Unix), reaps it and returns how it
+    /// ended.
+    pub fn kill(&mut self) -> ExitStatus {
+        let _ = self.child.kill();
+        self.child
+            .wait()
+            .unwrap_or_else(|e| panic!("cannot reap {}: {e}", self.label))
     }
 
     /// The last `lines` lines of its stdout and stderr.
@@ -370,8 +388,14 @@ impl Cluster {
     /// Starts `orkestrator server` on a free port (heartbeats every 500 ms) and waits until it
     /// answers `GET /v1/health`.
     pub fn start(test: &str) -> Cluster {
+        Cluster::start_server(test, &[])
+    }
+
+    /// Like [`Cluster::start`], with `extra` flags for the server (`--no-embedded-scheduler`,
+    /// `--heartbeat-grace 2s`, ...).
+    pub fn start_server(test: &str, extra: &[&str]) -> Cluster {
         let port = free_port();
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "server",
             "--port",
             &port.to_string(),
@@ -381,6 +405,7 @@ impl Cluster {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
         Cluster::start_with(test, port, &args)
     }
 
@@ -445,19 +470,7 @@ impl Cluster {
     /// Starts a worker process with exactly `args` that registers as `name` (its containers are
     /// removed when the cluster drops), and waits until it is Ready.
     pub fn spawn_worker(&mut self, name: &str, args: &[String]) {
-        let cwd = self.dir.path().to_owned();
-        let p = Proc::spawn(
-            self.dir.path(),
-            &format!("worker {name}"),
-            args,
-            &cwd,
-            Some(name.to_owned()),
-        );
-        let index = {
-            let mut procs = self.procs.borrow_mut();
-            procs.push(p);
-            procs.len() - 1
-        };
+        let ProcId(index) = self.spawn(&format!("worker {name}"), args, Some(name.to_owned()));
         self.workers.push(name.to_owned());
         self.wait_until(&format!("worker {name} is Ready"), TIMEOUT, |c| {
             if let Some(s) = c.exited(index) {
@@ -477,6 +490,98 @@ impl Cluster {
                 Err(format!("workers: {list}"))
             }
         });
+    }
+
+    /// Starts `orkestrator ARGS` in the scratch directory as one of the cluster's processes.
+    fn spawn(&self, label: &str, args: &[String], worker: Option<String>) -> ProcId {
+        let p = Proc::spawn(self.dir.path(), label, args, self.dir.path(), worker);
+        let mut procs = self.procs.borrow_mut();
+        procs.push(p);
+        ProcId(procs.len() - 1)
+    }
+
+    /// Starts `orkestrator scheduler --name NAME --algorithm ALGORITHM` against this manager and
+    /// waits until `GET /v1/health` lists it as Ready.
+    pub fn add_scheduler(&self, name: &str, algorithm: &str) -> ProcId {
+        let args: Vec<String> = [
+            "scheduler",
+            "--manager",
+            &self.addr,
+            "--name",
+            name,
+            "--algorithm",
+            algorithm,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let id = self.spawn(&format!("scheduler {name}"), &args, None);
+        self.wait_scheduler(name, "Ready", Some(id));
+        id
+    }
+
+    /// Waits until `GET /v1/health` lists scheduler `name` with `status` (Ready, Down), and
+    /// returns the whole report. With `proc`, fails at once if that process exits.
+    pub fn wait_scheduler(&self, name: &str, status: &str, proc: Option<ProcId>) -> Value {
+        self.wait_until(
+            &format!("health lists scheduler {name} as {status}"),
+            TIMEOUT,
+            |c| {
+                if let Some(s) = proc.and_then(|ProcId(i)| c.exited(i)) {
+                    return Err(format!("the scheduler exited: {s}"));
+                }
+                let h = c.health()?;
+                match scheduler_in(&h, name) {
+                    Some(s) if s["status"] == status => Ok(h),
+                    _ => Err(serde_json::to_string_pretty(&h["schedulers"]).unwrap_or_default()),
+                }
+            },
+        )
+    }
+
+    /// SIGKILLs process `id` and returns how it ended (asserting it was the signal that ended it).
+    pub fn kill(&self, id: ProcId) -> ExitStatus {
+        let mut procs = self.procs.borrow_mut();
+        let p = &mut procs[id.0];
+        let status = p.kill();
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(
+                status.signal(),
+                Some(9),
+                "{} did not die of SIGKILL: {status}",
+                p.label
+            );
+        }
+        status
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to process `id` with kill(1).
+    pub fn signal(&self, id: ProcId, signal: &str) {
+        let procs = self.procs.borrow();
+        let p = &procs[id.0];
+        let pid = p.pid().to_string();
+        let out = run_with_timeout(
+            Command::new("kill").args([&format!("-{signal}"), pid.as_str()]),
+            Duration::from_secs(10),
+        );
+        assert_eq!(
+            out.code,
+            Some(0),
+            "kill -{signal} {} ({pid}): {}",
+            p.label,
+            out.describe()
+        );
+    }
+
+    /// `GET /v1/health` as JSON, or why not.
+    pub fn health(&self) -> Result<Value, String> {
+        let r = http(self.port, "GET", "/v1/health", None, b"").map_err(|e| e.to_string())?;
+        if r.status != 200 {
+            return Err(format!("status {}: {}", r.status, r.text()));
+        }
+        serde_json::from_slice(&r.body).map_err(|e| format!("{e}: {}", r.text()))
     }
 
     /// Runs a client command against this manager (`ORKESTRATOR_ADDR` set).
@@ -545,6 +650,19 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// A process started by a [`Cluster`] (its position in the cluster's list; 0 is the manager).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcId(usize);
+
+/// The entry for scheduler `name` in a health report (`schedulers: [{id, algorithm, status,
+/// last_seen_ms_ago}]`).
+pub fn scheduler_in<'a>(health: &'a Value, name: &str) -> Option<&'a Value> {
+    health["schedulers"]
+        .as_array()?
+        .iter()
+        .find(|s| s["id"] == name)
 }
 
 // ---------------------------------------------------------------------------------------------
