@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Result, RuntimeErrorKind};
 use crate::runtime::{ContainerInfo, ContainerSpec, ContainerState, ContainerStats, Runtime};
+use crate::spec::Probe;
 
 /// What a started container does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,7 @@ struct FakeState {
     missing_images: BTreeSet<String>,
     unavailable: bool,
     starts: u64,
+    unhealthy_jobs: BTreeSet<String>,
 }
 
 struct FakeContainer {
@@ -81,6 +83,16 @@ impl FakeRuntime {
     /// Makes `image` unavailable (as if it could not be pulled).
     pub fn remove_image(&self, image: &str) {
         self.lock().missing_images.insert(image.to_owned());
+    }
+
+    /// Makes every health check of `job`'s containers fail (`true`) or pass again.
+    pub fn set_unhealthy(&self, job: &str, unhealthy: bool) {
+        let mut st = self.lock();
+        if unhealthy {
+            st.unhealthy_jobs.insert(job.to_owned());
+        } else {
+            st.unhealthy_jobs.remove(job);
+        }
     }
 
     /// Makes the engine unreachable (`true`) or reachable again.
@@ -292,6 +304,30 @@ impl Runtime for FakeRuntime {
             memory_bytes: 1 << 20,
             memory_limit_bytes: c.spec.resources.memory.bytes(),
         })
+    }
+
+    async fn probe(
+        &self,
+        id: &str,
+        _probe: &Probe,
+        _timeout: Duration,
+    ) -> std::result::Result<(), String> {
+        let st = self.lock();
+        let c = st
+            .containers
+            .get(id)
+            .ok_or_else(|| format!("no container {id}"))?;
+        let job = c
+            .spec
+            .labels
+            .get(crate::runtime::labels::JOB)
+            .cloned()
+            .unwrap_or_default();
+        if st.unhealthy_jobs.contains(&job) {
+            Err("scripted failure".into())
+        } else {
+            Ok(())
+        }
     }
 
     async fn wait(&self, id: &str) -> Result<()> {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, RuntimeErrorKind};
-use crate::spec::{PortMapping, Resources};
+use crate::spec::{PortMapping, Probe, Resources};
 
 /// Label keys put on every container Orkestrator creates, so that a restarted worker can find and
 /// adopt them.
@@ -119,6 +119,14 @@ pub trait Runtime: Send + Sync + 'static {
     async fn stats(&self, id: &str) -> Result<ContainerStats>;
     /// The last `tail` lines of the container's output (stdout and stderr).
     async fn logs(&self, id: &str, tail: usize) -> Result<String>;
+
+    /// Runs one health check against a running container: `Ok` when healthy, else why not.
+    async fn probe(
+        &self,
+        id: &str,
+        probe: &Probe,
+        timeout: Duration,
+    ) -> std::result::Result<(), String>;
 
     /// Returns once the container is not running (exited, removed, or gone), so that an exit is
     /// handled at once rather than on the next periodic check. It may also return early (a timeout);

@@ -108,6 +108,14 @@ struct Track {
     running_since: Option<Instant>,
     done: bool,
     reported: Option<TaskUpdate>,
+    /// When the next health check is due.
+    next_probe: Option<Instant>,
+    /// Failed health checks in a row.
+    probe_failures: u32,
+    /// The last verdict of the health check.
+    healthy: Option<bool>,
+    /// Why the container was stopped as unhealthy (reported with its exit).
+    unhealthy: Option<String>,
 }
 
 impl<T: Transport, R: Runtime> WorkerAgent<T, R> {
@@ -336,7 +344,8 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
     fn next_wake(&self) -> Option<Instant> {
         lock(&self.tracks)
             .values()
-            .filter_map(|t| t.next_start)
+            .flat_map(|t| [t.next_start, t.next_probe.filter(|_| t.unhealthy.is_none())])
+            .flatten()
             .min()
     }
 
@@ -398,6 +407,7 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
                 assigned.instances.iter().map(|a| &a.instance).collect();
             lock(&self.tracks).retain(|(i, _), _| keep.contains(i));
         }
+        self.run_health_checks(&assigned).await;
         self.send(updates).await;
         while let Some(r) = stops.join_next().await {
             if let Ok((id, Err(e))) = r {
@@ -405,6 +415,80 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
             }
         }
         Ok(())
+    }
+
+    /// Runs the health checks that are due, concurrently. A task that fails its check `failures`
+    /// times in a row is stopped; its exit then goes through the restart policy like any other.
+    async fn run_health_checks(&self, assigned: &Assignments) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        {
+            let tracks = lock(&self.tracks);
+            for a in assigned
+                .instances
+                .iter()
+                .filter(|a| a.desired == Desired::Run)
+            {
+                for task in &a.job.tasks {
+                    let Some(hc) = &task.health_check else {
+                        continue;
+                    };
+                    let key = (a.instance.clone(), task.name.clone());
+                    let Some(tr) = tracks.get(&key) else { continue };
+                    let container = tr.reported.as_ref().and_then(|u| u.container_id.clone());
+                    if tr.running_since.is_none() || tr.done || tr.unhealthy.is_some() {
+                        continue;
+                    }
+                    if let (Some(at), Some(id)) = (tr.next_probe, container)
+                        && at <= now
+                    {
+                        due.push((key, id, hc.clone()));
+                    }
+                }
+            }
+        }
+        if due.is_empty() {
+            return;
+        }
+        let mut probes = tokio::task::JoinSet::new();
+        for (key, id, hc) in due {
+            let rt = self.runtime.clone();
+            probes.spawn(async move {
+                let r = rt.probe(&id, &hc.probe, hc.timeout).await;
+                (key, id, hc, r)
+            });
+        }
+        while let Some(Ok((key, id, hc, r))) = probes.join_next().await {
+            let mut tracks = lock(&self.tracks);
+            let Some(tr) = tracks.get_mut(&key) else {
+                continue;
+            };
+            tr.next_probe = Some(Instant::now() + hc.interval);
+            match r {
+                Ok(()) => {
+                    tr.probe_failures = 0;
+                    tr.healthy = Some(true);
+                }
+                Err(why) => {
+                    tr.probe_failures += 1;
+                    tracing::info!(worker = %self.id(), instance = %key.0, task = %key.1, failures = tr.probe_failures, "health check failed: {why}");
+                    if tr.probe_failures >= hc.failures {
+                        tr.healthy = Some(false);
+                        tr.unhealthy = Some(format!(
+                            "{} failed {} times in a row: {why}",
+                            hc.probe, tr.probe_failures
+                        ));
+                        let rt = self.runtime.clone();
+                        let grace = self.config.stop_grace;
+                        tokio::spawn(async move {
+                            let _ = rt.stop(&id, grace).await;
+                        });
+                    }
+                }
+            }
+        }
+        // Report the new verdicts promptly.
+        self.wake.notify_one();
     }
 
     fn spawn_stop(&self, stops: &mut tokio::task::JoinSet<(String, Result<()>)>, id: String) {
@@ -530,8 +614,14 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
                 if tr.restarts > 0 && now.duration_since(since) >= policy.backoff.reset_after {
                     tr.restarts = 0;
                 }
+                if let Some(hc) = &task.health_check
+                    && tr.next_probe.is_none()
+                {
+                    tr.next_probe = Some(since + hc.interval);
+                }
                 let mut u = update(a, task, TaskState::Running, tr.restarts);
                 u.container_id = Some(c.id.clone());
+                u.healthy = tr.healthy;
                 push_if_new(tr, u, updates);
                 Next::Nothing
             }
@@ -539,6 +629,13 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
             ContainerState::Other(_) => Next::Nothing,
             ContainerState::Exited { code, reason } => {
                 tr.running_since = None;
+                tr.next_probe = None;
+                tr.probe_failures = 0;
+                tr.healthy = None;
+                let unhealthy = tr.unhealthy.take();
+                let reason = &unhealthy
+                    .map(|u| format!("unhealthy: {u}"))
+                    .or_else(|| reason.clone());
                 let code = *code;
                 let mut u;
                 if policy.should_restart(code, tr.restarts) {

@@ -261,3 +261,43 @@ async fn jobs_spread_over_workers_and_free_resources_are_reused() {
     c.transport.stop_job(&JobId::new("j0")).await.unwrap();
     c.wait_phase("j2", JobPhase::Running).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn failing_health_checks_restart_the_task_under_its_policy() {
+    let c = cluster(1).await;
+    let spec = "name: hc\ntasks:\n  - name: t\n    image: img:1\n    health_check: { tcp: { port: 80 }, interval: 1s, timeout: 500ms, failures: 2 }\n    restart: { policy: on-failure, max_attempts: 1, backoff: { initial: 1s } }\n";
+    c.transport.submit_job(&job(spec)).await.unwrap();
+    c.wait_phase("hc", JobPhase::Running).await;
+    // Healthy checks are reported.
+    for _ in 0..50 {
+        let v = c.transport.get_job(&JobId::new("hc")).await.unwrap();
+        if v.instances[0].tasks.values().next().unwrap().healthy == Some(true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let t = c
+        .transport
+        .get_job(&JobId::new("hc"))
+        .await
+        .unwrap()
+        .instances[0]
+        .tasks
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    assert_eq!(t.healthy, Some(true));
+    // Now every check fails: after two failures the container is stopped and restarted once,
+    // then (max_attempts 1) the task fails for good, with the health check as the reason.
+    c.runtimes[0].set_unhealthy("hc", true);
+    let v = c.wait_phase("hc", JobPhase::Failed).await;
+    let t = v.instances[0].tasks.values().next().unwrap();
+    assert_eq!(t.restarts, 1);
+    let reason = t.reason.clone().unwrap();
+    assert!(
+        reason.contains("unhealthy: tcp :80 failed 2 times in a row: scripted failure"),
+        "{reason}"
+    );
+    assert_eq!(c.runtimes[0].starts(), 2);
+}

@@ -234,6 +234,7 @@ fn valid_job() -> impl Strategy<Value = Job> {
                             ports,
                             resources,
                             restart,
+                            health_check: None,
                         }
                     },
                 )

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use orkestrator_core::error::{Error, RuntimeErrorKind};
 use orkestrator_core::runtime::{ContainerInfo, ContainerSpec, ContainerState, Runtime, labels};
-use orkestrator_core::spec::{PortMapping, Protocol, Resources};
+use orkestrator_core::spec::{PortMapping, Probe, Protocol, Resources};
 use orkestrator_core::units::{ByteSize, Cpu};
 use orkestrator_runtime::DockerRuntime;
 
@@ -546,4 +546,88 @@ async fn an_unreachable_engine_is_unavailable() {
     let e = DockerRuntime::connect_to("unix:///nonexistent/docker.sock", Duration::from_secs(5))
         .unwrap_err();
     assert_eq!(kind(&e), Some(RuntimeErrorKind::Unavailable), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_probes_reach_the_container() {
+    let Some(rt) = docker_or_skip("health_probes_reach_the_container").await else {
+        return;
+    };
+    let mut cleanup = Cleanup::new();
+    let name = cleanup.name("probes");
+    let id = run(
+        &rt,
+        &spec(
+            &name,
+            &[
+                "sh",
+                "-c",
+                "echo ok > /tmp/index.html; touch /tmp/ready; exec httpd -f -p 8080 -h /tmp",
+            ],
+        ),
+    )
+    .await;
+    let t = Duration::from_secs(2);
+    let http = Probe::Http {
+        port: 8080,
+        path: "/index.html".into(),
+    };
+    // httpd needs a moment to listen.
+    let mut ok = Err(String::new());
+    for _ in 0..40 {
+        ok = rt.probe(&id, &http, t).await;
+        if ok.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ok, Ok(()));
+    let missing = rt
+        .probe(
+            &id,
+            &Probe::Http {
+                port: 8080,
+                path: "/nope".into(),
+            },
+            t,
+        )
+        .await
+        .unwrap_err();
+    assert!(missing.ends_with("/nope answered 404"), "{missing}");
+    assert_eq!(rt.probe(&id, &Probe::Tcp { port: 8080 }, t).await, Ok(()));
+    let closed = rt.probe(&id, &Probe::Tcp { port: 9 }, t).await.unwrap_err();
+    assert!(closed.contains(":9"), "{closed}");
+    let exec = |cmd: &str| Probe::Exec(vec!["sh".into(), "-c".into(), cmd.into()]);
+    assert_eq!(rt.probe(&id, &exec("test -f /tmp/ready"), t).await, Ok(()));
+    let bad = rt.probe(&id, &exec("exit 4"), t).await.unwrap_err();
+    assert!(bad.ends_with("exited with code 4"), "{bad}");
+    let slow = rt
+        .probe(&id, &exec("sleep 5"), Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(slow.contains("no answer within"), "{slow}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_returns_when_the_container_exits() {
+    let Some(rt) = docker_or_skip("wait_returns_when_the_container_exits").await else {
+        return;
+    };
+    let mut cleanup = Cleanup::new();
+    let name = cleanup.name("wait");
+    let id = run(&rt, &spec(&name, &["sh", "-c", "sleep 1; exit 7"])).await;
+    let t0 = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(20), rt.wait(&id))
+        .await
+        .expect("wait returned")
+        .expect("wait ok");
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(500), "waited {took:?}");
+    assert_eq!(
+        rt.inspect(&id).await.unwrap().state,
+        ContainerState::Exited {
+            code: 7,
+            reason: None
+        }
+    );
 }

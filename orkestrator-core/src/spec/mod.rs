@@ -125,6 +125,65 @@ pub struct Task {
     /// What to do when the container exits.
     #[serde(default)]
     pub restart: RestartPolicy,
+    /// How to tell that the running container is healthy; none means running is healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+}
+
+/// A health check: run every `interval`; after `failures` failures in a row the task is
+/// unhealthy and is restarted under its restart policy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// Time between checks. Default `10s`.
+    #[serde(with = "crate::units::duration")]
+    pub interval: Duration,
+    /// How long one check may take. Default `2s`.
+    #[serde(with = "crate::units::duration")]
+    pub timeout: Duration,
+    /// Failures in a row that make the task unhealthy. Default 3.
+    pub failures: u32,
+    /// What to check.
+    #[serde(flatten)]
+    pub probe: Probe,
+}
+
+impl HealthCheck {
+    /// Default time between checks.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+    /// Default timeout of one check.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Default failures in a row before the task is unhealthy.
+    pub const DEFAULT_FAILURES: u32 = 3;
+}
+
+/// What a health check checks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Probe {
+    /// An HTTP GET to the container's port answers 2xx or 3xx.
+    Http {
+        /// The container port.
+        port: u16,
+        /// The path (default `/`).
+        path: String,
+    },
+    /// A TCP connection to the container's port succeeds.
+    Tcp {
+        /// The container port.
+        port: u16,
+    },
+    /// A command run inside the container exits 0.
+    Exec(Vec<String>),
+}
+
+impl std::fmt::Display for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Probe::Http { port, path } => write!(f, "http :{port}{path}"),
+            Probe::Tcp { port } => write!(f, "tcp :{port}"),
+            Probe::Exec(cmd) => write!(f, "exec {}", cmd.join(" ")),
+        }
+    }
 }
 
 /// Compute resources: reserved on a worker when a task is placed, and enforced as limits where the

@@ -40,6 +40,31 @@ pub(crate) struct RawTask<V = Scalar> {
     pub ports: Option<Vec<RawPort>>,
     pub resources: Option<RawResources>,
     pub restart: Option<RawRestart>,
+    pub health_check: Option<RawHealthCheck>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHealthCheck {
+    pub http: Option<RawHttpProbe>,
+    pub tcp: Option<RawTcpProbe>,
+    pub exec: Option<Vec<String>>,
+    pub interval: Option<Scalar>,
+    pub timeout: Option<Scalar>,
+    pub failures: Option<Scalar>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttpProbe {
+    pub port: Option<Scalar>,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTcpProbe {
+    pub port: Option<Scalar>,
 }
 
 #[derive(Debug, Deserialize)]

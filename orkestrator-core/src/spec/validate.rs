@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::raw::{RawBackoff, RawConstraint, RawJob, RawPort, RawResources, RawRestart, RawTask};
+use super::raw::{
+    RawBackoff, RawConstraint, RawHealthCheck, RawJob, RawPort, RawResources, RawRestart, RawTask,
+};
 use super::{
-    Backoff, Constraint, ConstraintOp, Job, PortMapping, Protocol, Resources, RestartMode,
-    RestartPolicy, Task,
+    Backoff, Constraint, ConstraintOp, HealthCheck, Job, PortMapping, Probe, Protocol, Resources,
+    RestartMode, RestartPolicy, Task,
 };
 use crate::ids::{JobId, TaskName};
 use crate::units::{self, ByteSize, Cpu, Scalar};
@@ -333,6 +335,9 @@ fn validate_task<V: Into<Scalar>>(
     }
     let resources = validate_resources(p, &format!("{path}.resources"), rt.resources);
     let restart = validate_restart(p, &format!("{path}.restart"), rt.restart);
+    let health_check = rt
+        .health_check
+        .and_then(|h| validate_health(p, &format!("{path}.health_check"), h));
     if p.len() != before {
         return None;
     }
@@ -344,6 +349,120 @@ fn validate_task<V: Into<Scalar>>(
         ports,
         resources,
         restart,
+        health_check,
+    })
+}
+
+/// Longest health check interval.
+pub const MAX_HEALTH_INTERVAL: Duration = Duration::from_secs(3600);
+
+fn validate_health(p: &mut Problems, path: &str, h: RawHealthCheck) -> Option<HealthCheck> {
+    let before = p.len();
+    let mut kinds = Vec::new();
+    if let Some(http) = h.http {
+        let port = match http.port {
+            None => {
+                p.push(
+                    format!("{path}.http.port"),
+                    "is required (the container port to call)",
+                );
+                None
+            }
+            Some(s) => port_number(p, &format!("{path}.http.port"), s),
+        };
+        let probe_path = http.path.unwrap_or_else(|| "/".to_owned());
+        if !probe_path.starts_with('/')
+            || probe_path
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            p.push(
+                format!("{path}.http.path"),
+                format!("{probe_path:?} is not a URL path (use e.g. /healthz)"),
+            );
+        }
+        kinds.push(port.map(|port| Probe::Http {
+            port,
+            path: probe_path,
+        }));
+    }
+    if let Some(tcp) = h.tcp {
+        let port = match tcp.port {
+            None => {
+                p.push(
+                    format!("{path}.tcp.port"),
+                    "is required (the container port to connect to)",
+                );
+                None
+            }
+            Some(s) => port_number(p, &format!("{path}.tcp.port"), s),
+        };
+        kinds.push(port.map(|port| Probe::Tcp { port }));
+    }
+    if let Some(cmd) = h.exec {
+        if cmd.first().is_none_or(|c| c.trim().is_empty()) {
+            p.push(
+                format!("{path}.exec"),
+                "needs a command, e.g. [\"sh\", \"-c\", \"test -f /tmp/ready\"]",
+            );
+            kinds.push(None);
+        } else {
+            kinds.push(Some(Probe::Exec(cmd)));
+        }
+    }
+    if kinds.len() != 1 {
+        p.push(path, "needs exactly one of http, tcp or exec (e.g. { http: { port: 8080, path: /healthz } })");
+    }
+    let mut duration = |name: &str, v: Option<Scalar>, default: Duration| -> Duration {
+        let Some(v) = v else { return default };
+        let fp = format!("{path}.{name}");
+        match scalar_duration(v) {
+            Err(m) => p.push(fp, m),
+            Ok(d) if d.is_zero() => p.push(fp, "must be more than zero (e.g. 10s)"),
+            Ok(d) if d > MAX_HEALTH_INTERVAL => p.push(fp, "is longer than the 1h allowed"),
+            Ok(d) => return d,
+        }
+        default
+    };
+    let interval = duration("interval", h.interval, HealthCheck::DEFAULT_INTERVAL);
+    let timeout = duration("timeout", h.timeout, HealthCheck::DEFAULT_TIMEOUT);
+    if timeout > interval {
+        p.push(
+            format!("{path}.timeout"),
+            format!(
+                "{} is longer than the interval ({}); make it shorter",
+                units::format_duration(timeout),
+                units::format_duration(interval)
+            ),
+        );
+    }
+    let failures = match h.failures {
+        None => HealthCheck::DEFAULT_FAILURES,
+        Some(Scalar::Int(n)) if (1..=100).contains(&n) => n as u32,
+        Some(Scalar::Int(n)) => {
+            p.push(
+                format!("{path}.failures"),
+                format!("{n} is out of range (use 1 to 100)"),
+            );
+            HealthCheck::DEFAULT_FAILURES
+        }
+        Some(other) => {
+            p.push(
+                format!("{path}.failures"),
+                format!("{} is not a whole number (use e.g. 3)", show(&other)),
+            );
+            HealthCheck::DEFAULT_FAILURES
+        }
+    };
+    if p.len() != before {
+        return None;
+    }
+    let probe = kinds.into_iter().next()??;
+    Some(HealthCheck {
+        interval,
+        timeout,
+        failures,
+        probe,
     })
 }
 
