@@ -255,9 +255,6 @@ fn remote_scheduler_failover() {
 /// scheduler once the frozen one's heartbeat is older than the grace, even when nothing else in
 /// the cluster changes.
 #[test]
-#[ignore = "product bug: a scheduler's long poll for work is re-checked only on state changes, \
-            so a lease held by a scheduler that went silent moves only when the other \
-            scheduler's 30 s poll ends (the job runs after ~31 s, not ~2 s)"]
 fn frozen_scheduler_loses_its_lease_after_the_grace() {
     let test = "frozen";
     if !docker_or_skip(test) {

@@ -79,4 +79,13 @@ pub enum EventKind {
         /// The scheduler.
         scheduler: SchedulerId,
     },
+    /// A scheduler's liveness changed.
+    SchedulerLiveness {
+        /// The scheduler.
+        scheduler: SchedulerId,
+        /// Its new liveness.
+        status: Liveness,
+    },
+    /// Instances leased to a scheduler that did not decide in time went back to the pool.
+    LeasesExpired,
 }

@@ -97,6 +97,8 @@ struct WorkerEntry {
 struct SchedulerEntry {
     algorithm: String,
     last_seen: Instant,
+    /// The liveness last published (for change events).
+    liveness: Liveness,
 }
 
 /// A batch of changes made under the lock: committed to the store, then published.
@@ -578,6 +580,7 @@ impl Manager {
             SchedulerEntry {
                 algorithm,
                 last_seen: Instant::now(),
+                liveness: Liveness::Ready,
             },
         );
         let txn = Txn {
@@ -813,6 +816,35 @@ impl Manager {
                     status: now_live,
                 });
             }
+        }
+        // Schedulers: a change of liveness is an event, which also wakes the long-polls of the
+        // others so that a dead scheduler's leases move at once. Schedulers keep no state here:
+        // one that has been down for 20 grace periods is forgotten.
+        let now = Instant::now();
+        st.schedulers.retain(|id, sc| {
+            let live = liveness(true, sc.last_seen, grace);
+            if live != sc.liveness {
+                sc.liveness = live;
+                txn.events.push(EventKind::SchedulerLiveness {
+                    scheduler: id.clone(),
+                    status: live,
+                });
+            }
+            now.duration_since(sc.last_seen) < grace * 20
+        });
+        // Leases past their timeout go back to the pool: wake the pollers.
+        let lease_timeout = self.inner.config.lease_timeout;
+        let mut expired = false;
+        for i in st.instances.values_mut() {
+            if let Some((_, at)) = &i.lease
+                && now.duration_since(*at) >= lease_timeout
+            {
+                i.lease = None;
+                expired = true;
+            }
+        }
+        if expired {
+            txn.events.push(EventKind::LeasesExpired);
         }
         for worker in went_down {
             let lost: Vec<InstanceId> = st

@@ -264,3 +264,46 @@ async fn constraints_pick_labelled_workers_and_explain_the_rest() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_scheduler_wakes_when_the_lease_holder_dies() {
+    let m = manager();
+    tokio::spawn(m.clone().run_liveness_checks());
+    add_worker(&m, "w", 1024, &[]);
+    let (a, b) = (add_scheduler(&m, "a"), add_scheduler(&m, "b"));
+    m.submit_job(job("name: j\ntasks: [{name: t, image: x:1}]"))
+        .unwrap();
+    assert_eq!(
+        m.scheduling_work(&a, Duration::ZERO)
+            .await
+            .unwrap()
+            .pending
+            .len(),
+        1
+    );
+    // `a` goes silent; `b` (and the worker) keep heartbeating in the background.
+    let (m2, b2) = (m.clone(), b.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let _ = m2.scheduler_heartbeat(&b2);
+            let hb = WorkerHeartbeat {
+                resources: size(1024),
+                healthy: true,
+                message: None,
+            };
+            let _ = m2.worker_heartbeat(&WorkerId::new("w"), hb);
+        }
+    });
+    let t0 = tokio::time::Instant::now();
+    let w = m
+        .scheduling_work(&b, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(w.pending.len(), 1);
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "woke after {:?}, not at the end of the poll",
+        t0.elapsed()
+    );
+}
