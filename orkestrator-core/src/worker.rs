@@ -369,6 +369,9 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
         }
         let mut updates = Vec::new();
         let mut stops = tokio::task::JoinSet::new();
+        // First everything that goes away (leftovers, instances told to stop, containers of
+        // instances not assigned here), so that resources are freed before new containers start.
+        let mut to_run = Vec::new();
         for a in &assigned.instances {
             for task in &a.job.tasks {
                 let key = (
@@ -391,16 +394,18 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
                 if a.desired == Desired::Stop {
                     self.stop_task(&mut stops, a, task, current, &mut updates);
                 } else {
-                    self.run_task(a, task, current, &mut updates).await;
+                    to_run.push((a, task, current));
                 }
             }
         }
-        // Containers of instances that are not (or no longer) assigned here.
         for ((instance, task), cs) in containers {
             for c in cs {
                 tracing::info!(worker = %self.id(), %instance, %task, container = %c.id, "removing a container that is not assigned here");
                 self.spawn_stop(&mut stops, c.id);
             }
+        }
+        for (a, task, current) in to_run {
+            self.run_task(a, task, current, &mut updates).await;
         }
         {
             let keep: std::collections::HashSet<&InstanceId> =
