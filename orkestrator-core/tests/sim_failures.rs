@@ -425,3 +425,53 @@ async fn a_failing_update_stops_rolling_and_keeps_the_rest() {
         .count();
     assert_eq!(old_running, 1, "one old instance keeps serving: {v:#?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_engine_makes_the_worker_unhealthy_not_dead() {
+    let sim = Sim::new(1).await;
+    sim.client
+        .submit_job(&job("name: e\ntasks: [{name: t, image: x:1}]"))
+        .await
+        .unwrap();
+    sim.wait_for("running", async |s| {
+        s.job("e").await.phase == JobPhase::Running
+    })
+    .await;
+    sim.nodes[0].runtime.set_unavailable(true);
+    sim.wait_for("unhealthy", async |s| {
+        let w = &s.client.list_workers().await.unwrap()[0];
+        w.status == orkestrator_core::api::Liveness::Unhealthy
+    })
+    .await;
+    let w = &sim.client.list_workers().await.unwrap()[0];
+    assert!(
+        w.message
+            .as_deref()
+            .unwrap()
+            .contains("fake engine is down"),
+        "{w:?}"
+    );
+    // Nothing is rescheduled or lost while the engine is away, and new work waits.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let v = sim.job("e").await;
+    assert_eq!(v.phase, JobPhase::Running);
+    assert_eq!(v.instances.len(), 1);
+    sim.client
+        .submit_job(&job("name: f\ntasks: [{name: t, image: x:1}]"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sim.job("f").await.phase, JobPhase::Pending);
+    // The engine comes back: the worker is Ready again and the waiting job runs.
+    sim.nodes[0].runtime.set_unavailable(false);
+    sim.wait_for("f running", async |s| {
+        s.job("f").await.phase == JobPhase::Running
+    })
+    .await;
+    assert_eq!(sim.nodes[0].runtime.running(), 2);
+    assert_eq!(
+        sim.nodes[0].runtime.starts(),
+        2,
+        "the first container was kept, not restarted"
+    );
+}
