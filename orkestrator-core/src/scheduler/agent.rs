@@ -141,17 +141,19 @@ pub fn decide(
     pending: &[PendingInstance],
     mut workers: Vec<WorkerSnapshot>,
 ) -> Vec<Decision> {
+    let position: std::collections::HashMap<crate::ids::WorkerId, usize> = workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.id.clone(), i))
+        .collect();
     pending
         .iter()
         .map(|p| {
             let req = Request::new(&p.job, p.index);
             let outcome = match algorithm.place(&req, &workers) {
                 Placement::Worker(id) => {
-                    if let Some(w) = workers.iter_mut().find(|w| w.id == id) {
-                        w.allocated = w.allocated.saturating_add(&req.need);
-                        w.ports_in_use.extend(req.ports.iter().copied());
-                        w.instances += 1;
-                        *w.jobs.entry(p.job.name.clone()).or_insert(0) += 1;
+                    if let Some(w) = position.get(&id).map(|i| &mut workers[*i]) {
+                        commit_to_snapshot(w, &req);
                     }
                     DecisionOutcome::Place { worker: id }
                 }
@@ -163,6 +165,15 @@ pub fn decide(
             }
         })
         .collect()
+}
+
+/// Records a placement in a worker snapshot: what a scheduler does between the decisions of one
+/// batch so that it never over-commits a worker.
+pub fn commit_to_snapshot(w: &mut WorkerSnapshot, req: &Request<'_>) {
+    w.allocated = w.allocated.saturating_add(&req.need);
+    w.ports_in_use.extend(req.ports.iter().copied());
+    w.instances += 1;
+    *w.jobs.entry(req.job.name.clone()).or_insert(0) += 1;
 }
 
 /// Whether the manager said it does not know this component (it restarted, or forgot us).

@@ -56,6 +56,10 @@ impl Filter for HostPorts {
         "host-ports"
     }
 
+    fn relevant(&self, req: &Request<'_>) -> bool {
+        !req.ports.is_empty()
+    }
+
     #[inline]
     fn check(&self, req: &Request<'_>, w: &WorkerSnapshot) -> Result<(), Rejection> {
         for p in &req.ports {
@@ -78,6 +82,10 @@ pub struct Constraints;
 impl Filter for Constraints {
     fn name(&self) -> &str {
         "constraints"
+    }
+
+    fn relevant(&self, req: &Request<'_>) -> bool {
+        !req.job.constraints.is_empty()
     }
 
     #[inline]

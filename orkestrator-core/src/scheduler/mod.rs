@@ -23,7 +23,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 pub(crate) use agent::is_unknown_component;
-pub use agent::{SchedulerAgent, decide};
+pub use agent::{SchedulerAgent, commit_to_snapshot, decide};
 pub use pipeline::Pipeline;
 pub use registry::{DEFAULT as DEFAULT_SCHEDULER, Registry};
 
@@ -82,6 +82,11 @@ pub trait Filter: Send + Sync {
     fn name(&self) -> &str;
     /// `Ok(())` if the worker passes, or why not.
     fn check(&self, req: &Request<'_>, worker: &WorkerSnapshot) -> Result<(), Rejection>;
+    /// Whether the filter can reject anything for this request at all (asked once per placement,
+    /// so that a scan skips filters with nothing to check). The default is `true`.
+    fn relevant(&self, _req: &Request<'_>) -> bool {
+        true
+    }
 }
 
 /// A score: how good is this (feasible) worker for the instance, from 0 (worst) to 100 (best).

@@ -10,7 +10,8 @@ use crate::api::WorkerSnapshot;
 /// Filters, then weighted scores, over every worker or a sample of them.
 ///
 /// Every filter must pass; the feasible worker with the highest weighted score wins, ties going to
-/// the smaller worker id, so decisions are deterministic. With [`Pipeline::with_sample`] the scan
+/// the earlier worker in the snapshot (the manager lists workers by id), so decisions are
+/// deterministic. With [`Pipeline::with_sample`] the scan
 /// starts at a pseudo-random worker and stops after that many feasible ones (Nomad's limit
 /// iterator; kube-scheduler's percentage of nodes to score): constant work per placement however
 /// large the cluster, at the price of sometimes missing the best worker.
@@ -128,8 +129,16 @@ impl Scheduler for Pipeline {
             None => 0,
         };
         let limit = self.sample.unwrap_or(usize::MAX);
+        let filters: Vec<&dyn Filter> = self
+            .filters
+            .iter()
+            .map(|f| f.as_ref())
+            .filter(|f| f.relevant(req))
+            .collect();
         let mut explanation = Explanation::default();
-        let mut best: Option<(u64, &WorkerSnapshot)> = None;
+        // Ties go to the earlier worker in the snapshot (the manager lists workers by id), whatever
+        // the sampling start: (score, position) decides, so a scan never compares ids.
+        let mut best: Option<(u64, usize)> = None;
         let mut feasible = 0usize;
         let mut scanned = 0usize;
         'workers: for k in 0..n {
@@ -140,7 +149,7 @@ impl Scheduler for Pipeline {
             };
             let w = &workers[i];
             scanned += 1;
-            for f in &self.filters {
+            for f in &filters {
                 if let Err(r) = f.check(req, w) {
                     explanation.add(r);
                     continue 'workers;
@@ -154,15 +163,16 @@ impl Scheduler for Pipeline {
                 .sum();
             let better = match best {
                 None => true,
-                Some((bs, bw)) => score > bs || (score == bs && w.id < bw.id),
+                Some((bs, bi)) => score > bs || (score == bs && i < bi),
             };
             if better {
-                best = Some((score, w));
+                best = Some((score, i));
             }
             if feasible >= limit {
                 break;
             }
         }
+        let best = best.map(|(s, i)| (s, &workers[i]));
         match best {
             Some((_, w)) => {
                 for (s, _) in &self.scores {
@@ -213,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn ties_go_to_the_smaller_id_whatever_the_order() {
+    fn ties_go_to_the_earlier_worker_in_the_snapshot() {
         let j = job_with("cpu: 100m", "");
         let r = Request::new(&j, 0);
         let ws = vec![
@@ -221,10 +231,9 @@ mod tests {
             worker("a", 1000, 1024, 0),
             worker("b", 1000, 1024, 0),
         ];
-        assert_eq!(
-            placed(Pipeline::standard("s").with_score(Spread, 1).place(&r, &ws)),
-            "a"
-        );
+        let p = Pipeline::standard("s").with_score(Spread, 1);
+        // The manager lists workers by id; a scan never compares ids, it keeps the first best.
+        assert!((0..10).all(|_| placed(p.place(&r, &ws)) == "c"));
     }
 
     #[test]
