@@ -239,18 +239,31 @@ impl Runtime for FakeRuntime {
         Ok(())
     }
 
-    async fn stop(&self, id: &str, _grace: Duration) -> Result<()> {
+    async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        // A container whose command starts with `ignore-term` ignores SIGTERM, as a shell or
+        // `sleep` running as PID 1 does: it dies of SIGKILL once the grace period is over.
+        let ignores_term = {
+            let st = self.lock();
+            Self::check(&st)?;
+            let c = st
+                .containers
+                .get(id)
+                .ok_or_else(|| Error::runtime(RuntimeErrorKind::NotFound, id))?;
+            c.state == ContainerState::Running
+                && c.spec.command.first().map(String::as_str) == Some("ignore-term")
+        };
+        if ignores_term {
+            tokio::time::sleep(grace).await;
+        }
         let mut st = self.lock();
-        Self::check(&st)?;
         let now = Instant::now();
-        let c = st
-            .containers
-            .get_mut(id)
-            .ok_or_else(|| Error::runtime(RuntimeErrorKind::NotFound, id))?;
+        let Some(c) = st.containers.get_mut(id) else {
+            return Ok(());
+        };
         info(id, c, now);
         if c.state == ContainerState::Running {
             c.state = ContainerState::Exited {
-                code: 143,
+                code: if ignores_term { 137 } else { 143 },
                 reason: None,
             };
             c.exit_at = None;

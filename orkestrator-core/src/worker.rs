@@ -97,6 +97,8 @@ struct Shared<T, R> {
     engine_error: Mutex<Option<String>>,
     /// Running containers with a task waiting for their exit.
     watching: Mutex<std::collections::HashSet<String>>,
+    /// Containers being stopped and removed in the background.
+    stopping: Mutex<std::collections::HashSet<String>>,
     rng: std::sync::atomic::AtomicU64,
 }
 
@@ -136,6 +138,7 @@ impl<T: Transport, R: Runtime> WorkerAgent<T, R> {
                 tracks: Mutex::new(HashMap::new()),
                 engine_error: Mutex::new(None),
                 watching: Mutex::new(Default::default()),
+                stopping: Mutex::new(Default::default()),
                 rng: std::sync::atomic::AtomicU64::new(config.seed),
                 config,
             }),
@@ -350,7 +353,7 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
     }
 
     /// One pass: make the containers match the assignments.
-    async fn reconcile(&self) -> Result<()> {
+    async fn reconcile(self: &Arc<Self>) -> Result<()> {
         let Some(assigned) = lock(&self.assignments).clone() else {
             // Nothing is known yet: never touch containers before the first answer.
             return Ok(());
@@ -368,7 +371,6 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
             containers.entry(key).or_default().push(c);
         }
         let mut updates = Vec::new();
-        let mut stops = tokio::task::JoinSet::new();
         // First everything that goes away (leftovers, instances told to stop, containers of
         // instances not assigned here), so that resources are freed before new containers start.
         let mut to_run = Vec::new();
@@ -388,11 +390,11 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
                     )
                 });
                 for extra in cs.iter().skip(1) {
-                    self.spawn_stop(&mut stops, extra.id.clone());
+                    self.spawn_stop(extra.id.clone());
                 }
                 let current = cs.into_iter().next();
                 if a.desired == Desired::Stop {
-                    self.stop_task(&mut stops, a, task, current, &mut updates);
+                    self.stop_task(a, task, current, &mut updates);
                 } else {
                     to_run.push((a, task, current));
                 }
@@ -400,12 +402,38 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
         }
         for ((instance, task), cs) in containers {
             for c in cs {
-                tracing::info!(worker = %self.id(), %instance, %task, container = %c.id, "removing a container that is not assigned here");
-                self.spawn_stop(&mut stops, c.id);
+                if !lock(&self.stopping).contains(&c.id) {
+                    tracing::info!(worker = %self.id(), %instance, %task, container = %c.id, "removing a container that is not assigned here");
+                }
+                self.spawn_stop(c.id);
             }
         }
+        // Then starts and restarts, all at once: a job's tasks start together, and one slow
+        // start (an image pull) does not hold up the others.
+        let mut actions = tokio::task::JoinSet::new();
         for (a, task, current) in to_run {
-            self.run_task(a, task, current, &mut updates).await;
+            let next = self.decide(a, task, current.as_ref(), &mut updates);
+            if matches!(next, Next::Start { .. }) {
+                let mut tracks = lock(&self.tracks);
+                let tr = tracks
+                    .entry((a.instance.clone(), task.name.clone()))
+                    .or_default();
+                let u = update(a, task, TaskState::Starting, tr.restarts);
+                push_if_new(tr, u, &mut updates);
+            }
+            if !matches!(next, Next::Nothing) {
+                let (s, a, task) = (self.clone(), a.clone(), task.clone());
+                actions.spawn(async move { s.act(&a, &task, next).await });
+            }
+        }
+        if !actions.is_empty() {
+            // Tell the manager what is starting before waiting for it.
+            self.send(std::mem::take(&mut updates)).await;
+        }
+        while let Some(r) = actions.join_next().await {
+            if let Ok(mut u) = r {
+                updates.append(&mut u);
+            }
         }
         {
             let keep: std::collections::HashSet<&InstanceId> =
@@ -414,11 +442,6 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
         }
         self.run_health_checks(&assigned).await;
         self.send(updates).await;
-        while let Some(r) = stops.join_next().await {
-            if let Ok((id, Err(e))) = r {
-                tracing::warn!(container = %id, error = %e, "cannot remove container");
-            }
-        }
         Ok(())
     }
 
@@ -496,22 +519,30 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
         self.wake.notify_one();
     }
 
-    fn spawn_stop(&self, stops: &mut tokio::task::JoinSet<(String, Result<()>)>, id: String) {
-        let rt = self.runtime.clone();
-        let grace = self.config.stop_grace;
-        stops.spawn(async move {
+    /// Stops and removes a container in the background (once: a container being stopped is not
+    /// stopped again); the agent reconciles again when it is gone. Nothing waits for it, so a
+    /// long grace period never holds up other work.
+    fn spawn_stop(self: &Arc<Self>, id: String) {
+        if !lock(&self.stopping).insert(id.clone()) {
+            return;
+        }
+        let s = self.clone();
+        tokio::spawn(async move {
             let r = async {
-                rt.stop(&id, grace).await?;
-                rt.remove(&id).await
+                s.runtime.stop(&id, s.config.stop_grace).await?;
+                s.runtime.remove(&id).await
             }
             .await;
-            (id, r)
+            if let Err(e) = r {
+                tracing::warn!(worker = %s.id(), container = %id, error = %e, "cannot remove container");
+            }
+            lock(&s.stopping).remove(&id);
+            s.wake.notify_one();
         });
     }
 
     fn stop_task(
-        &self,
-        stops: &mut tokio::task::JoinSet<(String, Result<()>)>,
+        self: &Arc<Self>,
         a: &Assignment,
         task: &Task,
         current: Option<ContainerInfo>,
@@ -525,7 +556,8 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
                 let mut u = update(a, task, TaskState::Stopping, tr.restarts);
                 u.container_id = Some(c.id.clone());
                 push_if_new(tr, u, updates);
-                self.spawn_stop(stops, c.id);
+                drop(tracks);
+                self.spawn_stop(c.id);
                 // Reported `Stopped` on the next pass, once the container is gone.
             }
             None => {
@@ -536,22 +568,18 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
         }
     }
 
-    async fn run_task(
-        &self,
-        a: &Assignment,
-        task: &Task,
-        current: Option<ContainerInfo>,
-        updates: &mut Vec<TaskUpdate>,
-    ) {
+    /// Carries out what [`Self::decide`] chose for one task; returns the updates to report.
+    async fn act(&self, a: &Assignment, task: &Task, next: Next) -> Vec<TaskUpdate> {
+        let mut updates = Vec::new();
         let key = (a.instance.clone(), task.name.clone());
-        match self.decide(a, task, current.as_ref(), updates) {
+        match next {
             Next::Nothing => {}
             Next::RemoveAndWait(id) => {
                 let _ = self.runtime.remove(&id).await;
             }
             Next::StartCreated(id) => {
                 if let Err(e) = self.runtime.start(&id).await {
-                    self.start_failed(a, task, e, updates);
+                    self.start_failed(a, task, e, &mut updates);
                 }
             }
             Next::Start { remove } => {
@@ -562,12 +590,8 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
                     let mut tracks = lock(&self.tracks);
                     let tr = tracks.entry(key.clone()).or_default();
                     tr.next_start = None;
-                    let u = update(a, task, TaskState::Starting, tr.restarts);
-                    push_if_new(tr, u, updates);
                     tr.restarts
                 };
-                // Tell the manager at once: pulling an image can take a while.
-                self.send(std::mem::take(updates)).await;
                 match self.start_container(a, task, restarts).await {
                     Ok(id) => {
                         let mut tracks = lock(&self.tracks);
@@ -575,12 +599,13 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
                         tr.running_since = Some(Instant::now());
                         let mut u = update(a, task, TaskState::Running, restarts);
                         u.container_id = Some(id);
-                        push_if_new(tr, u, updates);
+                        push_if_new(tr, u, &mut updates);
                     }
-                    Err(e) => self.start_failed(a, task, e, updates),
+                    Err(e) => self.start_failed(a, task, e, &mut updates),
                 }
             }
         }
+        updates
     }
 
     /// Decides what to do with one task of a running instance, given its current container.

@@ -301,3 +301,58 @@ async fn failing_health_checks_restart_the_task_under_its_policy() {
     );
     assert_eq!(c.runtimes[0].starts(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_stop_does_not_hold_up_other_starts() {
+    let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new())).unwrap();
+    let transport = Arc::new(LocalTransport::new(manager));
+    let sched = SchedulerAgent::new(
+        SchedulerId::new("s"),
+        transport.clone(),
+        Registry::builtin().get("spread").unwrap(),
+    );
+    tokio::spawn(sched.run(std::future::pending()));
+    let rt = FakeRuntime::new();
+    let mut cfg = WorkerConfig::new("w");
+    cfg.stop_grace = Duration::from_secs(30);
+    let agent = WorkerAgent::new(
+        cfg,
+        transport.clone(),
+        Arc::new(rt.clone()),
+        Arc::new(StaticProbe(worker_size())),
+    );
+    tokio::spawn(agent.run(std::future::pending()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let c = Cluster {
+        transport: transport.clone(),
+        runtimes: vec![rt.clone()],
+    };
+    transport
+        .submit_job(&job(
+            "name: stubborn\ntasks: [{name: t, image: img:1, command: [ignore-term]}]",
+        ))
+        .await
+        .unwrap();
+    c.wait_phase("stubborn", JobPhase::Running).await;
+    transport.stop_job(&JobId::new("stubborn")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let t0 = tokio::time::Instant::now();
+    transport
+        .submit_job(&job("name: next\ntasks: [{name: t, image: img:1}]\n"))
+        .await
+        .unwrap();
+    c.wait_phase("next", JobPhase::Running).await;
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "started after {:?} behind a 30 s stop",
+        t0.elapsed()
+    );
+    // The stubborn one is killed after its grace and then reported stopped.
+    let v = c.wait_phase("stubborn", JobPhase::Stopped).await;
+    assert!(
+        v.instances[0]
+            .tasks
+            .values()
+            .all(|t| t.state == TaskState::Stopped)
+    );
+}

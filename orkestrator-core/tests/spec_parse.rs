@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use orkestrator_core::Error;
 use orkestrator_core::spec::{
-    Format, Job, MAX_SPEC_BYTES, PortMapping, Protocol, RestartMode, load_job_file, parse_job,
+    ConstraintOp, Format, Job, MAX_SPEC_BYTES, PortMapping, Probe, Protocol, RestartMode,
+    load_job_file, parse_job,
 };
 use orkestrator_core::units::{ByteSize, Cpu};
 
@@ -267,9 +268,46 @@ fn syntax_errors_display_their_location() {
 // ---------------------------------------------------------------------------------------------
 // Strictness: unknown fields are errors that name the field, in every format and at every level.
 
-/// The minimal job with `extra` added at `level` (job, task, port, resources, restart, backoff).
+/// The minimal job with `extra` added at `level` (job, task, port, resources, restart, backoff,
+/// constraint, health_check, http, tcp).
 fn with_unknown_field(format: Format, level: &str) -> String {
     match (format, level) {
+        (Format::Yaml, "constraint") => {
+            "name: a\nconstraints: [{label: z, equals: a, value: b}]\ntasks:\n  - name: b\n    image: c:1\n".into()
+        }
+        (Format::Yaml, "health_check") => {
+            "name: a\ntasks:\n  - name: b\n    image: c:1\n    health_check: {tcp: {port: 1}, grpc: {port: 2}}\n".into()
+        }
+        (Format::Yaml, "http") => {
+            "name: a\ntasks:\n  - name: b\n    image: c:1\n    health_check: {http: {port: 1, paht: /x}}\n".into()
+        }
+        (Format::Yaml, "tcp") => {
+            "name: a\ntasks:\n  - name: b\n    image: c:1\n    health_check: {tcp: {port: 1, host: x}}\n".into()
+        }
+        (Format::Toml, "constraint") => {
+            "name = 'a'\nconstraints = [{label = 'z', equals = 'a', value = 'b'}]\n[[tasks]]\nname = 'b'\nimage = 'c:1'\n".into()
+        }
+        (Format::Toml, "health_check") => {
+            "name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\n[tasks.health_check]\ntcp = {port = 1}\ngrpc = {port = 2}\n".into()
+        }
+        (Format::Toml, "http") => {
+            "name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\n[tasks.health_check.http]\nport = 1\npaht = '/x'\n".into()
+        }
+        (Format::Toml, "tcp") => {
+            "name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nhealth_check = {tcp = {port = 1, host = 'x'}}\n".into()
+        }
+        (Format::Json, "constraint") => {
+            r#"{"name": "a", "constraints": [{"label": "z", "equals": "a", "value": "b"}], "tasks": [{"name": "b", "image": "c:1"}]}"#.into()
+        }
+        (Format::Json, "health_check") => {
+            r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "health_check": {"tcp": {"port": 1}, "grpc": {"port": 2}}}]}"#.into()
+        }
+        (Format::Json, "http") => {
+            r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "health_check": {"http": {"port": 1, "paht": "/x"}}}]}"#.into()
+        }
+        (Format::Json, "tcp") => {
+            r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "health_check": {"tcp": {"port": 1, "host": "x"}}}]}"#.into()
+        }
         (Format::Yaml, "job") => "name: a\nreplicas: 3\ntasks:\n  - name: b\n    image: c:1\n".into(),
         (Format::Yaml, "task") => "name: a\ntasks:\n  - name: b\n    image: c:1\n    replicas: 3\n".into(),
         (Format::Yaml, "port") => {
@@ -334,6 +372,10 @@ fn unknown_fields_are_rejected_naming_the_field_in_every_format_and_level() {
         ("resources", "gpu", "memory"),
         ("restart", "attempts", "max_attempts"),
         ("backoff", "jitter", "reset_after"),
+        ("constraint", "value", "not_equals"),
+        ("health_check", "grpc", "interval"),
+        ("http", "paht", "path"),
+        ("tcp", "host", "port"),
     ];
     for format in FORMATS {
         for (level, field, a_known_field) in cases {
@@ -351,6 +393,54 @@ fn unknown_fields_are_rejected_naming_the_field_in_every_format_and_level() {
             assert!(line.is_some() && column.is_some(), "{format} {level}");
         }
     }
+}
+
+#[test]
+fn a_wrong_shape_names_the_part_not_a_rust_type() {
+    // Regression: constraints and health checks of the wrong shape were described by our internal
+    // type names ("expected struct RawHealthCheck").
+    let cases = [
+        (
+            r#"{"name": "a", "constraints": ["zone=a"], "tasks": [{"name": "b", "image": "c:1"}]}"#,
+            Format::Json,
+            "a constraint",
+        ),
+        (
+            r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "health_check": "/healthz"}]}"#,
+            Format::Json,
+            "a health check",
+        ),
+        (
+            r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "health_check": {"http": 8080}}]}"#,
+            Format::Json,
+            "an http check",
+        ),
+        (
+            "name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nhealth_check = { tcp = 5432 }\n",
+            Format::Toml,
+            "a tcp check",
+        ),
+        (
+            "name = 'a'\nconstraints = ['zone=a']\n[[tasks]]\nname = 'b'\nimage = 'c:1'\n",
+            Format::Toml,
+            "a constraint",
+        ),
+    ];
+    for (text, format, part) in cases {
+        let (line, column, message) = syntax(text, format);
+        assert!(line.is_some() && column.is_some(), "{format}: {text}");
+        assert!(!message.contains("Raw"), "{format}: {message}");
+        assert!(
+            message.contains(part),
+            "{format}: {part:?} not in {message}"
+        );
+    }
+    // YAML says what it expected instead.
+    let (_, _, message) = syntax(
+        "name: a\ntasks:\n  - name: b\n    image: c:1\n    health_check: /healthz\n",
+        Format::Yaml,
+    );
+    assert!(!message.contains("Raw"), "{message}");
 }
 
 #[test]
@@ -588,7 +678,14 @@ fn every_example_job_file_is_valid() {
         .iter()
         .map(|p| p.file_name().unwrap().to_str().unwrap())
         .collect();
-    for expected in ["hello.yaml", "web.yaml", "batch.toml", "pair.json"] {
+    for expected in [
+        "hello.yaml",
+        "web.yaml",
+        "batch.toml",
+        "pair.json",
+        "replicas.yaml",
+        "zoned.toml",
+    ] {
         assert!(names.contains(&expected), "{expected} missing: {names:?}");
     }
     for file in &files {
@@ -633,6 +730,35 @@ fn the_examples_say_what_the_docs_promise() {
     assert_eq!(batch.tasks[0].resources.cpu, Cpu::from_millis(250));
     let pair = load_job_file(&dir.join("pair.json")).unwrap();
     assert_eq!(pair.tasks.len(), 2);
+
+    // Three instances of the busybox httpd, each checked over HTTP, that stop at once on SIGTERM
+    // and are restarted whatever their exit code once a failing check has stopped them.
+    let replicas = load_job_file(&dir.join("replicas.yaml")).unwrap();
+    assert_eq!(replicas.count, 3);
+    let server = &replicas.tasks[0];
+    assert_eq!(server.image, "orkestrator/busybox:latest");
+    assert_eq!(server.command[..2], ["sh", "-c"]);
+    for needle in ["httpd -p 8080", "trap 'exit 0' TERM"] {
+        assert!(server.command[2].contains(needle), "{needle}");
+    }
+    let check = server.health_check.as_ref().unwrap();
+    assert_eq!(
+        check.probe,
+        Probe::Http {
+            port: 8080,
+            path: "/healthz".into()
+        }
+    );
+    assert!(server.command[2].contains("/tmp/healthz"));
+    assert!(check.timeout <= check.interval);
+    assert_eq!(server.restart.policy, RestartMode::Always);
+    // No host port, so that instances can share a worker.
+    assert_eq!(replicas.host_ports().count(), 0);
+
+    let zoned = load_job_file(&dir.join("zoned.toml")).unwrap();
+    assert_eq!(zoned.count, 2);
+    let shown: Vec<String> = zoned.constraints.iter().map(|c| c.to_string()).collect();
+    assert_eq!(shown, ["zone=a", "disk!=hdd"]);
 
     // Each invalid example fails for the reason its name gives.
     let invalid = dir.join("invalid");
@@ -727,9 +853,44 @@ fn the_reference_examples_are_valid_and_agree() {
     assert_issue_job(&jobs[0]);
     assert_eq!(jobs[1], jobs[2]);
     assert_eq!(jobs[1], jobs[3]);
-    assert_eq!(jobs[1].count, 2);
-    assert_eq!(jobs[1].constraints.len(), 2);
-    assert_eq!(jobs[1].tasks.len(), 2);
+    let shop = &jobs[1];
+    assert_eq!(shop.count, 2);
+    assert_eq!(
+        shop.constraints
+            .iter()
+            .map(|c| c.op.clone())
+            .collect::<Vec<_>>(),
+        [
+            ConstraintOp::Equals("eu-1".into()),
+            ConstraintOp::NotEquals("hdd".into())
+        ]
+    );
+    assert_eq!(shop.tasks.len(), 2);
+    let checks: Vec<_> = shop
+        .tasks
+        .iter()
+        .map(|t| {
+            t.health_check
+                .clone()
+                .expect("every task of the example has a check")
+        })
+        .collect();
+    assert_eq!(
+        checks[0].probe,
+        Probe::Http {
+            port: 8080,
+            path: "/healthz".into()
+        }
+    );
+    assert_eq!(
+        (checks[0].interval, checks[0].timeout, checks[0].failures),
+        (Duration::from_secs(5), Duration::from_secs(1), 3)
+    );
+    assert_eq!(checks[1].probe, Probe::Tcp { port: 6379 });
+    assert_eq!(
+        (checks[1].interval, checks[1].timeout, checks[1].failures),
+        (Duration::from_secs(10), Duration::from_millis(500), 5)
+    );
 
     // The error messages it quotes are the ones the parser gives.
     let texts: Vec<&str> = blocks
@@ -745,4 +906,61 @@ fn the_reference_examples_are_valid_and_agree() {
     )
     .unwrap_err();
     assert_eq!(texts[1], problems.to_string());
+
+    // The example of a file with many problems (its block is marked `yaml invalid`), and the
+    // problems it gives, as quoted.
+    let invalid: Vec<&str> = blocks
+        .iter()
+        .filter(|(lang, _)| lang == "yaml invalid")
+        .map(|(_, body)| body.as_str())
+        .collect();
+    assert_eq!(invalid.len(), 1, "{blocks:?}");
+    let problems = parse_job(invalid[0], Format::Yaml).unwrap_err();
+    let quoted = texts
+        .iter()
+        .find(|t| t.starts_with("invalid job spec (5 problems)"))
+        .expect("the problems of the invalid example are quoted");
+    assert_eq!(*quoted, problems.to_string());
+
+    // Every message quoted in a table (`path` | `message`) is one the parser gives for the input
+    // written in the row: rows of the count, constraint and health check tables.
+    let mut checked = 0;
+    for line in doc.lines() {
+        let cells: Vec<&str> = line
+            .split(" | ")
+            .map(|c| c.trim().trim_matches('|').trim())
+            .collect();
+        let [written, path, message] = cells[..] else {
+            continue;
+        };
+        let (Some(path), Some(message)) = (unquote(path), unquote(message)) else {
+            continue;
+        };
+        // The first example written in the row.
+        let Some(first) = written.split('`').nth(1) else {
+            continue;
+        };
+        let text = if path.starts_with("count") {
+            format!("name: j\n{first}\ntasks: [{{name: t, image: 'a:1'}}]\n")
+        } else if path.starts_with("constraints") {
+            format!("name: j\nconstraints: [{first}]\ntasks: [{{name: t, image: 'a:1'}}]\n")
+        } else {
+            format!("name: j\ntasks:\n  - name: t\n    image: a:1\n    health_check: {first}\n")
+        };
+        let Err(Error::Invalid(p)) = parse_job(&text, Format::Yaml) else {
+            panic!("{line}: expected problems for\n{text}");
+        };
+        assert!(
+            p.iter().any(|p| p.path == path && p.message == message),
+            "{line}: the parser says\n{p}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} quoted messages were checked");
+}
+
+/// The text of a table cell written as one code span (`` `x` ``).
+fn unquote(cell: &str) -> Option<&str> {
+    let inner = cell.strip_prefix('`')?.strip_suffix('`')?;
+    (!inner.contains('`')).then_some(inner)
 }

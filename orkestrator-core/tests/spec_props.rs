@@ -8,9 +8,9 @@ use std::time::Duration;
 use orkestrator_core::Error;
 use orkestrator_core::ids::{JobId, TaskName};
 use orkestrator_core::spec::{
-    Backoff, Constraint, ConstraintOp, Format, Job, MAX_ATTEMPTS, MAX_BACKOFF, MAX_COUNT, MAX_CPU,
-    MAX_DISK, MAX_MEMORY, MIN_MEMORY, PortMapping, Protocol, Resources, RestartMode, RestartPolicy,
-    Task, parse_job,
+    Backoff, Constraint, ConstraintOp, Format, HealthCheck, Job, MAX_ATTEMPTS, MAX_BACKOFF,
+    MAX_COUNT, MAX_CPU, MAX_DISK, MAX_MEMORY, MIN_MEMORY, PortMapping, Probe, Protocol, Resources,
+    RestartMode, RestartPolicy, Task, parse_job,
 };
 use orkestrator_core::units::{ByteSize, Cpu, format_duration, parse_duration};
 use proptest::collection::{btree_map, btree_set, vec};
@@ -72,18 +72,23 @@ fn text() -> impl Strategy<Value = String> {
     ]
 }
 
+/// A program and its arguments: the program is not blank, and nothing holds a NUL.
+fn program_and_args() -> impl Strategy<Value = Vec<String>> {
+    (
+        text().prop_filter("the program is not blank", |s| !s.trim().is_empty()),
+        vec(text(), 0..4),
+    )
+        .prop_map(|(program, args)| {
+            let mut c = vec![program];
+            c.extend(args);
+            c
+        })
+}
+
 fn command() -> impl Strategy<Value = Vec<String>> {
     prop_oneof![
         1 => Just(Vec::new()),
-        3 => (
-            text().prop_filter("the program is not blank", |s| !s.trim().is_empty()),
-            vec(text(), 0..4),
-        )
-            .prop_map(|(program, args)| {
-                let mut c = vec![program];
-                c.extend(args);
-                c
-            }),
+        3 => program_and_args(),
     ]
 }
 
@@ -144,6 +149,61 @@ fn duration() -> impl Strategy<Value = Duration> {
     ]
 }
 
+/// The longest health check interval (and timeout).
+const MAX_HEALTH_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Durations a health check accepts: more than zero, at most an hour.
+fn health_duration() -> impl Strategy<Value = Duration> {
+    let max = MAX_HEALTH_INTERVAL;
+    prop_oneof![
+        (1..=max.as_nanos() as u64).prop_map(Duration::from_nanos),
+        (1..=max.as_millis() as u64).prop_map(Duration::from_millis),
+        (1..=max.as_secs()).prop_map(Duration::from_secs),
+        Just(max),
+        Just(Duration::from_nanos(1)),
+    ]
+}
+
+/// URL paths an HTTP check accepts: a leading `/`, then anything but whitespace and control
+/// characters, including what YAML, TOML and JSON would have to quote.
+fn http_path() -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => "/[^\\s\\p{Cc}]{0,16}",
+        1 => "/[a-z0-9._~%!$&'()*+,;=:@?#/-]{0,16}",
+        1 => prop::sample::select(vec![
+            "/", "/healthz", "/health?full=1&x=%20", "/#", "/:", "/-", "/'", "/\"", "/\\", "/é",
+            "/{a:1}", "/[1]", "/&a", "/*a", "/!tag", "/%", "/---", "/...", "/~", "/\u{feff}",
+        ])
+        .prop_map(str::to_owned),
+    ]
+}
+
+fn probe() -> impl Strategy<Value = Probe> {
+    let port = prop_oneof![1u16..=65535, Just(1u16), Just(65535u16)];
+    prop_oneof![
+        (port.clone(), http_path()).prop_map(|(port, path)| Probe::Http { port, path }),
+        port.prop_map(|port| Probe::Tcp { port }),
+        program_and_args().prop_map(Probe::Exec),
+    ]
+}
+
+/// Health checks that respect every rule: the timeout is at most the interval.
+fn health_check() -> impl Strategy<Value = Option<HealthCheck>> {
+    let check = (
+        probe(),
+        health_duration(),
+        health_duration(),
+        prop_oneof![1u32..=100, Just(1u32), Just(100u32)],
+    )
+        .prop_map(|(probe, a, b, failures)| HealthCheck {
+            interval: a.max(b),
+            timeout: a.min(b),
+            failures,
+            probe,
+        });
+    prop_oneof![1 => Just(None), 2 => check.prop_map(Some)]
+}
+
 fn restart() -> impl Strategy<Value = RestartPolicy> {
     let mode = prop_oneof![
         Just(RestartMode::Never),
@@ -176,10 +236,19 @@ type TaskBody = (
     Vec<PortMapping>,
     Resources,
     RestartPolicy,
+    Option<HealthCheck>,
 );
 
 fn task_body() -> impl Strategy<Value = TaskBody> {
-    (image(), command(), env(), ports(), resources(), restart())
+    (
+        image(),
+        command(),
+        env(),
+        ports(),
+        resources(),
+        restart(),
+        health_check(),
+    )
 }
 
 /// Constraints on worker labels.
@@ -217,7 +286,10 @@ fn valid_job() -> impl Strategy<Value = Job> {
                 .into_iter()
                 .zip(bodies)
                 .map(
-                    |(task_name, (image, command, env, ports, resources, restart))| {
+                    |(
+                        task_name,
+                        (image, command, env, ports, resources, restart, health_check),
+                    )| {
                         let mut containers = HashSet::new();
                         let ports = ports
                             .into_iter()
@@ -234,7 +306,7 @@ fn valid_job() -> impl Strategy<Value = Job> {
                             ports,
                             resources,
                             restart,
-                            health_check: None,
+                            health_check,
                         }
                     },
                 )
@@ -355,6 +427,20 @@ const KEYS: &[&str] = &[
     "initial",
     "max",
     "reset_after",
+    "count",
+    "constraints",
+    "label",
+    "equals",
+    "not_equals",
+    "health_check",
+    "http",
+    "tcp",
+    "exec",
+    "port",
+    "path",
+    "interval",
+    "timeout",
+    "failures",
     "MODE",
     "replicas",
     "",
@@ -385,6 +471,8 @@ fn scalar_value() -> impl Strategy<Value = Value> {
             "always",
             "tcp",
             "udp",
+            "/healthz",
+            "zone",
             "Bad_Name",
             "",
             "0",
@@ -459,7 +547,7 @@ proptest! {
 
     #[test]
     fn job_shaped_text_never_panics(
-        text in "(name|tasks|image|command|env|ports|cpu|memory|restart|backoff|[-:{}\\[\\],\"' \n=#]|[a-z0-9]{1,4}){0,60}"
+        text in "(name|tasks|image|command|env|ports|cpu|memory|restart|backoff|count|constraints|label|equals|health_check|http|tcp|exec|port|path|interval|timeout|failures|[-:{}\\[\\],\"' \n=#/]|[a-z0-9]{1,4}){0,60}"
     ) {
         parse_everywhere(&text)?;
     }
@@ -525,6 +613,32 @@ proptest! {
         prop_assert_eq!(Cpu::parse(&cores), Ok(Cpu::from_millis(millis)));
         prop_assert_eq!(Cpu::parse(&format!("{millis}m")), Ok(Cpu::from_millis(millis)));
     }
+}
+
+#[test]
+fn the_strategies_make_every_kind_of_health_check() {
+    // A guard on the generator: the round trips above see each probe kind, and timeouts both
+    // shorter than and equal to the interval.
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (mut http, mut tcp, mut exec, mut none, mut equal) = (0, 0, 0, 0, 0);
+    for _ in 0..300 {
+        let Some(h) = health_check().new_tree(&mut runner).unwrap().current() else {
+            none += 1;
+            continue;
+        };
+        assert!(h.timeout <= h.interval && h.interval <= MAX_HEALTH_INTERVAL);
+        assert!(!h.timeout.is_zero() && (1..=100).contains(&h.failures));
+        equal += usize::from(h.timeout == h.interval);
+        match h.probe {
+            Probe::Http { .. } => http += 1,
+            Probe::Tcp { .. } => tcp += 1,
+            Probe::Exec(_) => exec += 1,
+        }
+    }
+    assert!(
+        [http, tcp, exec, none, equal].iter().all(|&n| n > 0),
+        "http {http}, tcp {tcp}, exec {exec}, none {none}, timeout = interval {equal}"
+    );
 }
 
 #[test]

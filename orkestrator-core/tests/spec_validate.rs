@@ -236,6 +236,116 @@ fn bad_constraints_are_reported() {
     }
 }
 
+#[test]
+fn each_constraint_is_checked_on_its_own_with_every_problem() {
+    // A constraint with neither a label nor a test has both problems; a later one is numbered.
+    let text = format!(
+        "constraints:\n  - {{}}\n  - {{label: zone, equals: a}}\n  - {{label: a b, not_equals: c, equals: d}}\n{}",
+        task_yaml(&[])
+    );
+    let p = problems_of(&text, Format::Yaml);
+    let got: Vec<(&str, &str)> = p
+        .iter()
+        .map(|p| (p.path.as_str(), p.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "constraints[0].label",
+                "is required (the worker label to test, e.g. zone)"
+            ),
+            (
+                "constraints[0]",
+                "needs equals or not_equals (e.g. { label: zone, equals: a })"
+            ),
+            (
+                "constraints[2].label",
+                "\"a b\" is not a label key (use letters, digits, '.', '_', '/' and '-', e.g. zone)"
+            ),
+            (
+                "constraints[2]",
+                "has both equals and not_equals: use one of them"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn constraint_labels_are_at_most_253_characters_and_values_are_free_text() {
+    let job = valid(&format!(
+        "constraints: [{{label: {}, equals: 'eu west/1 = ok'}}, {{label: k, not_equals: ''}}]\n{}",
+        "k".repeat(253),
+        task_yaml(&[])
+    ));
+    assert_eq!(
+        job.constraints[0].op,
+        ConstraintOp::Equals("eu west/1 = ok".to_owned())
+    );
+    assert_eq!(
+        job.constraints[1].op,
+        ConstraintOp::NotEquals(String::new())
+    );
+    assert_problem(
+        &format!(
+            "constraints: [{{label: {}, equals: a}}]\n{}",
+            "k".repeat(254),
+            task_yaml(&[])
+        ),
+        "constraints[0].label",
+        &["not a label key"],
+    );
+    // An empty list is no constraint at all.
+    assert!(
+        valid(&format!("constraints: []\n{}", task_yaml(&[])))
+            .constraints
+            .is_empty()
+    );
+}
+
+#[test]
+fn count_must_be_a_number_in_every_format() {
+    for (text, format) in [
+        (
+            r#"{"name": "a", "count": "3", "tasks": [{"name": "b", "image": "c:1"}]}"#,
+            Format::Json,
+        ),
+        (
+            "name = 'a'\ncount = '3'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\n",
+            Format::Toml,
+        ),
+        (
+            "name: a\ncount: '3'\ntasks: [{name: b, image: 'c:1'}]\n",
+            Format::Yaml,
+        ),
+    ] {
+        let p = problems_of(text, format);
+        assert_eq!(p.len(), 1, "{format}: {p}");
+        assert_eq!(p.0[0].path, "count");
+        assert_eq!(
+            p.0[0].message, "\"3\" is not a whole number (use e.g. 3)",
+            "{format}"
+        );
+    }
+    for (n, shown) in [("0", "0"), ("1001", "1001"), ("-5", "-5")] {
+        let p = problems_of(
+            &format!(
+                "{{\"name\": \"a\", \"count\": {n}, \"tasks\": [{{\"name\": \"b\", \"image\": \"c:1\"}}]}}"
+            ),
+            Format::Json,
+        );
+        assert_eq!(
+            p.0[0].message,
+            format!("{shown} is out of range (run 1 to 1000 instances)")
+        );
+    }
+    let p = problems_of(
+        r#"{"name": "a", "count": 3.0, "tasks": [{"name": "b", "image": "c:1"}]}"#,
+        Format::Json,
+    );
+    assert_eq!(p.0[0].message, "3.0 is not a whole number (use e.g. 3)");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Images.
 
@@ -797,6 +907,228 @@ fn an_empty_program_is_reported() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Health checks (the probe kinds and their basic rules are in spec_health.rs).
+
+/// The task line `health_check: {written}`.
+fn health(written: &str) -> String {
+    task_yaml(&[&format!("health_check: {written}")])
+}
+
+#[test]
+fn health_check_durations_accept_units_and_seconds_up_to_an_hour() {
+    let h = valid(&health(
+        "{ tcp: { port: 1 }, interval: 1h, timeout: 1h, failures: 100 }",
+    ))
+    .tasks[0]
+        .health_check
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (h.interval, h.timeout, h.failures),
+        (Duration::from_secs(3600), Duration::from_secs(3600), 100)
+    );
+    let h = valid(&health(
+        "{ tcp: { port: 1 }, interval: 30, timeout: 0.25, failures: 1 }",
+    ))
+    .tasks[0]
+        .health_check
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (h.interval, h.timeout, h.failures),
+        (Duration::from_secs(30), Duration::from_millis(250), 1)
+    );
+}
+
+#[test]
+fn a_short_interval_alone_shortens_the_default_timeout() {
+    // Regression: `interval: 1s` with no timeout was refused, the default 2s timeout being longer
+    // than the interval, for a field the file does not write.
+    let h = valid(&health("{ tcp: { port: 80 }, interval: 1s }")).tasks[0]
+        .health_check
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (h.interval, h.timeout),
+        (Duration::from_secs(1), Duration::from_secs(1))
+    );
+    let h = valid(&health("{ tcp: { port: 80 }, interval: 300ms }")).tasks[0]
+        .health_check
+        .clone()
+        .unwrap();
+    assert_eq!(h.timeout, Duration::from_millis(300));
+    // A longer interval keeps the 2s default; a timeout equal to the interval is fine.
+    let h = valid(&health("{ tcp: { port: 80 }, interval: 3s }")).tasks[0]
+        .health_check
+        .clone()
+        .unwrap();
+    assert_eq!(h.timeout, Duration::from_secs(2));
+    valid(&health("{ tcp: { port: 80 }, interval: 2s, timeout: 2s }"));
+    // A timeout written with no interval is held to the default interval.
+    assert_problem(
+        &health("{ tcp: { port: 80 }, timeout: 11s }"),
+        "tasks[0].health_check.timeout",
+        &["11s is longer than the interval (10s); make it shorter"],
+    );
+}
+
+#[test]
+fn a_bad_interval_does_not_make_the_timeout_wrong_too() {
+    // Regression: an interval refused was replaced by the default (10s) before the timeout was
+    // compared with it, so a valid `timeout: 30s` was reported as longer than an interval of 10s
+    // the file never asked for.
+    for interval in ["2h", "0s", "soon"] {
+        let p = problems_of(
+            &health(&format!(
+                "{{ tcp: {{ port: 80 }}, interval: {interval}, timeout: 30s }}"
+            )),
+            Format::Yaml,
+        );
+        let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["tasks[0].health_check.interval"], "{interval}: {p}");
+    }
+}
+
+#[test]
+fn bad_health_check_values_are_reported_with_the_fix() {
+    let cases = [
+        (
+            "{ tcp: { port: 80 }, interval: 2h }",
+            "interval",
+            "2h is longer than the 1h allowed (ask for at most 1h)",
+        ),
+        (
+            "{ tcp: { port: 80 }, interval: 1h 1s }",
+            "interval",
+            "1h 1s is longer than the 1h allowed (ask for at most 1h)",
+        ),
+        (
+            "{ tcp: { port: 80 }, interval: 0s }",
+            "interval",
+            "must be more than zero (e.g. 10s)",
+        ),
+        (
+            "{ tcp: { port: 80 }, timeout: 0 }",
+            "timeout",
+            "must be more than zero (e.g. 10s)",
+        ),
+        (
+            "{ tcp: { port: 80 }, timeout: -1 }",
+            "timeout",
+            "-1 is negative (use e.g. 30s, 5m)",
+        ),
+        (
+            "{ tcp: { port: 80 }, interval: '30' }",
+            "interval",
+            "\"30\" is not a duration (use e.g. 500ms, 30s, 5m, 1h)",
+        ),
+        (
+            "{ tcp: { port: 80 }, failures: 101 }",
+            "failures",
+            "101 is out of range (use 1 to 100)",
+        ),
+        (
+            "{ tcp: { port: 80 }, failures: -1 }",
+            "failures",
+            "-1 is out of range (use 1 to 100)",
+        ),
+        (
+            "{ tcp: { port: 80 }, failures: '3' }",
+            "failures",
+            "\"3\" is not a whole number (use e.g. 3)",
+        ),
+        (
+            "{ tcp: { port: 80 }, failures: 2.5 }",
+            "failures",
+            "2.5 is not a whole number (use e.g. 3)",
+        ),
+        (
+            "{ tcp: { port: '80' } }",
+            "tcp.port",
+            "\"80\" is not a port number (use an integer 1-65535)",
+        ),
+        (
+            "{ tcp: { port: 0 } }",
+            "tcp.port",
+            "0 is out of range (ports are 1-65535)",
+        ),
+        (
+            "{ http: { path: /healthz } }",
+            "http.port",
+            "is required (the container port to call)",
+        ),
+        (
+            "{ http: { port: 80, path: '' } }",
+            "http.path",
+            "\"\" is not a URL path (use e.g. /healthz)",
+        ),
+        (
+            "{ http: { port: 80, path: '/a b' } }",
+            "http.path",
+            "\"/a b\" is not a URL path (use e.g. /healthz)",
+        ),
+        (
+            "{ exec: ['  ', x] }",
+            "exec",
+            "needs a command, e.g. [\"sh\", \"-c\", \"test -f /tmp/ready\"]",
+        ),
+    ];
+    for (written, field, message) in cases {
+        let (path, got) = one_problem(&health(written));
+        assert_eq!(path, format!("tasks[0].health_check.{field}"), "{written}");
+        assert_eq!(got, message, "{written}");
+    }
+}
+
+#[test]
+fn nul_characters_in_a_health_check_command_are_reported() {
+    // Regression: `command` refused NUL characters but `health_check.exec` let them through, to
+    // fail at every check on the worker instead.
+    assert_problem(
+        &health("{ exec: [sh, -c, \"test\\0\"] }"),
+        "tasks[0].health_check.exec[2]",
+        &["contains a NUL character"],
+    );
+}
+
+#[test]
+fn http_paths_may_hold_a_query_and_default_to_the_root() {
+    use orkestrator_core::spec::Probe;
+    let job = valid(&health(
+        "{ http: { port: 80, path: '/health?full=1&x=%20' } }",
+    ));
+    assert_eq!(
+        job.tasks[0].health_check.as_ref().unwrap().probe,
+        Probe::Http {
+            port: 80,
+            path: "/health?full=1&x=%20".into()
+        }
+    );
+}
+
+#[test]
+fn every_health_check_problem_is_reported_at_once() {
+    let p = problems_of(
+        &health(
+            "{ http: { port: 0, path: x }, tcp: { port: 1 }, interval: 2h, timeout: 0s, failures: 0 }",
+        ),
+        Format::Yaml,
+    );
+    let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "tasks[0].health_check.http.port",
+            "tasks[0].health_check.http.path",
+            "tasks[0].health_check",
+            "tasks[0].health_check.interval",
+            "tasks[0].health_check.timeout",
+            "tasks[0].health_check.failures",
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // All problems at once.
 
 fn paths(text: &str) -> Vec<String> {
@@ -808,7 +1140,7 @@ fn paths(text: &str) -> Vec<String> {
 
 const MANY_PROBLEMS: &str = r#"name: Bad_Name
 count: 0
-constraints: [{ label: zone }]
+constraints: [{ label: zone }, { label: "", equals: a, not_equals: b }]
 tasks:
   - name: web
     image: nginx
@@ -817,8 +1149,10 @@ tasks:
     ports: [{ container: 0 }, { container: 80, host: 8080 }, { container: 81, host: 8080 }]
     resources: { cpu: 0, memory: 12Zi, disk: -1 }
     restart: { policy: sometimes, max_attempts: 1.5, backoff: { initial: 0s, max: 48h } }
+    health_check: { http: { port: 70000, path: healthz }, interval: 2s, timeout: 3s, failures: 0 }
   - name: web
     image: Web:1
+    health_check: { exec: [] }
 "#;
 
 #[test]
@@ -829,6 +1163,8 @@ fn every_problem_of_a_file_is_reported_at_once_in_file_order() {
             "name",
             "count",
             "constraints[0]",
+            "constraints[1].label",
+            "constraints[1]",
             "tasks[0].image",
             "tasks[0].command[0]",
             "tasks[0].env.1X",
@@ -841,8 +1177,13 @@ fn every_problem_of_a_file_is_reported_at_once_in_file_order() {
             "tasks[0].restart.max_attempts",
             "tasks[0].restart.backoff.initial",
             "tasks[0].restart.backoff.max",
+            "tasks[0].health_check.http.port",
+            "tasks[0].health_check.http.path",
+            "tasks[0].health_check.timeout",
+            "tasks[0].health_check.failures",
             "tasks[1].name",
             "tasks[1].image",
+            "tasks[1].health_check.exec",
         ]
     );
 }

@@ -235,6 +235,10 @@ fn yaml_message(s: &str) -> String {
 fn humanize(message: &str) -> String {
     const NAMES: &[(&str, &str)] = &[
         ("struct RawJob", "a job (a mapping with name and tasks)"),
+        (
+            "struct RawConstraint",
+            "a constraint (a mapping with label and equals or not_equals)",
+        ),
         ("struct RawTask", "a task (a mapping with name, image, ...)"),
         (
             "struct RawPort",
@@ -252,6 +256,15 @@ fn humanize(message: &str) -> String {
             "struct RawBackoff",
             "a backoff (a mapping with initial, max, reset_after)",
         ),
+        (
+            "struct RawHealthCheck",
+            "a health check (a mapping with http, tcp or exec, and interval, timeout, failures)",
+        ),
+        (
+            "struct RawHttpProbe",
+            "an http check (a mapping with port and path)",
+        ),
+        ("struct RawTcpProbe", "a tcp check (a mapping with port)"),
         ("string scalar", "a string"),
     ];
     let mut m = message.to_owned();

@@ -406,6 +406,12 @@ fn validate_health(p: &mut Problems, path: &str, h: RawHealthCheck) -> Option<He
                 "needs a command, e.g. [\"sh\", \"-c\", \"test -f /tmp/ready\"]",
             );
             kinds.push(None);
+        } else if let Some(ci) = cmd.iter().position(|c| c.contains('\0')) {
+            p.push(
+                format!("{path}.exec[{ci}]"),
+                "contains a NUL character (remove it: programs cannot receive it)",
+            );
+            kinds.push(None);
         } else {
             kinds.push(Some(Probe::Exec(cmd)));
         }
@@ -413,20 +419,35 @@ fn validate_health(p: &mut Problems, path: &str, h: RawHealthCheck) -> Option<He
     if kinds.len() != 1 {
         p.push(path, "needs exactly one of http, tcp or exec (e.g. { http: { port: 8080, path: /healthz } })");
     }
-    let mut duration = |name: &str, v: Option<Scalar>, default: Duration| -> Duration {
-        let Some(v) = v else { return default };
+    // `None`: the field is not written. `Some(None)`: it is written but invalid (reported).
+    let mut duration = |name: &str, v: Option<Scalar>| -> Option<Option<Duration>> {
+        let v = v?;
         let fp = format!("{path}.{name}");
         match scalar_duration(v) {
             Err(m) => p.push(fp, m),
             Ok(d) if d.is_zero() => p.push(fp, "must be more than zero (e.g. 10s)"),
-            Ok(d) if d > MAX_HEALTH_INTERVAL => p.push(fp, "is longer than the 1h allowed"),
-            Ok(d) => return d,
+            Ok(d) if d > MAX_HEALTH_INTERVAL => p.push(
+                fp,
+                format!(
+                    "{} is longer than the 1h allowed (ask for at most 1h)",
+                    units::format_duration(d)
+                ),
+            ),
+            Ok(d) => return Some(Some(d)),
         }
-        default
+        Some(None)
     };
-    let interval = duration("interval", h.interval, HealthCheck::DEFAULT_INTERVAL);
-    let timeout = duration("timeout", h.timeout, HealthCheck::DEFAULT_TIMEOUT);
-    if timeout > interval {
+    let interval = duration("interval", h.interval);
+    let timeout = duration("timeout", h.timeout);
+    // A timeout left out never exceeds the interval: it is the default or the interval,
+    // whichever is shorter (as `interval: 1s` alone must not be refused for a timeout it does
+    // not write).
+    let checkable = matches!((interval, timeout), (Some(Some(_)) | None, Some(Some(_))));
+    let interval = interval.flatten().unwrap_or(HealthCheck::DEFAULT_INTERVAL);
+    let timeout = timeout
+        .flatten()
+        .unwrap_or(HealthCheck::DEFAULT_TIMEOUT.min(interval));
+    if checkable && timeout > interval {
         p.push(
             format!("{path}.timeout"),
             format!(
