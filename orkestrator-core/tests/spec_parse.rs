@@ -444,54 +444,6 @@ fn a_wrong_shape_names_the_part_not_a_rust_type() {
 }
 
 #[test]
-fn a_wrong_shape_names_the_part_not_a_rust_type() {
-    // Regression: constraints and health checks of the wrong shape were described by our internal
-    // type names ("expected struct RawHealthCheck").
-    let cases = [
-        (
-            r#"{"name": "a", "constraints": ["zone=a"], "tasks": [{"name": "b", "image": "c:1"}]}"#,
-            Format::Json,
-            "a constraint",
-        ),
-        (
-            r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "health_check": "/healthz"}]}"#,
-            Format::Json,
-            "a health check",
-        ),
-        (
-            r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "health_check": {"http": 8080}}]}"#,
-            Format::Json,
-            "an http check",
-        ),
-        (
-            "name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nhealth_check = { tcp = 5432 }\n",
-            Format::Toml,
-            "a tcp check",
-        ),
-        (
-            "name = 'a'\nconstraints = ['zone=a']\n[[tasks]]\nname = 'b'\nimage = 'c:1'\n",
-            Format::Toml,
-            "a constraint",
-        ),
-    ];
-    for (text, format, part) in cases {
-        let (line, column, message) = syntax(text, format);
-        assert!(line.is_some() && column.is_some(), "{format}: {text}");
-        assert!(!message.contains("Raw"), "{format}: {message}");
-        assert!(
-            message.contains(part),
-            "{format}: {part:?} not in {message}"
-        );
-    }
-    // YAML says what it expected instead.
-    let (_, _, message) = syntax(
-        "name: a\ntasks:\n  - name: b\n    image: c:1\n    health_check: /healthz\n",
-        Format::Yaml,
-    );
-    assert!(!message.contains("Raw"), "{message}");
-}
-
-#[test]
 fn an_unknown_field_is_located_at_its_line() {
     let (line, column, _) = syntax(&with_unknown_field(Format::Yaml, "task"), Format::Yaml);
     assert_eq!((line, column), (Some(5), Some(5)));
