@@ -684,7 +684,7 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
                             .unwrap_or_default(),
                         tr.restarts,
                         policy.max_attempts,
-                        format_duration(delay)
+                        format_duration(Duration::from_millis(delay.as_millis() as u64))
                     ));
                 } else {
                     tr.done = true;
@@ -759,7 +759,7 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
                 "cannot start: {e}; retry {} of {} in {}",
                 tr.restarts,
                 policy.max_attempts,
-                format_duration(delay)
+                format_duration(Duration::from_millis(delay.as_millis() as u64))
             ));
         } else {
             tr.done = true;
