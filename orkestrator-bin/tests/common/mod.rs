@@ -5,7 +5,8 @@
 
 #![allow(dead_code)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -382,6 +383,12 @@ pub struct Cluster {
     pub workers: Vec<String>,
     procs: RefCell<Vec<Proc>>,
     dir: tempfile::TempDir,
+    /// The manager's command line, to start it again on the same port and state.
+    manager_args: Vec<String>,
+    /// Each worker's command line, to start it again under the same name.
+    worker_args: BTreeMap<String, Vec<String>>,
+    /// How many processes were started again (numbers their log files).
+    restarts: Cell<usize>,
 }
 
 impl Cluster {
@@ -423,8 +430,17 @@ impl Cluster {
             workers: Vec::new(),
             procs: RefCell::new(vec![manager]),
             dir,
+            manager_args: args.to_vec(),
+            worker_args: BTreeMap::new(),
+            restarts: Cell::new(0),
         };
-        c.wait_until("the manager answers GET /v1/health", TIMEOUT, |c| {
+        c.wait_manager();
+        c
+    }
+
+    /// Waits until the manager (process 0) answers `GET /v1/health`; fails at once if it exits.
+    fn wait_manager(&self) {
+        self.wait_until("the manager answers GET /v1/health", TIMEOUT, |c| {
             if let Some(s) = c.exited(0) {
                 return Err(format!("the manager exited: {s}"));
             }
@@ -434,7 +450,34 @@ impl Cluster {
                 Err(e) => Err(e.to_string()),
             }
         });
-        c
+    }
+
+    /// Starts the manager again with the same command line (same port, same state directory),
+    /// SIGKILLing it first if it still runs, and waits until it answers. The old process's logs
+    /// stay in [`Cluster::logs`]; the new one is [`MANAGER`] again.
+    pub fn restart_manager(&self) {
+        let n = self.next_restart();
+        let _ = self.procs.borrow_mut()[0].kill();
+        wait_port_free(self.port);
+        let fresh = Proc::spawn(
+            self.dir.path(),
+            &format!("server #{n}"),
+            &self.manager_args,
+            self.dir.path(),
+            None,
+        );
+        {
+            let mut procs = self.procs.borrow_mut();
+            let old = std::mem::replace(&mut procs[0], fresh);
+            procs.push(old);
+        }
+        self.wait_manager();
+    }
+
+    fn next_restart(&self) -> usize {
+        let n = self.restarts.get() + 1;
+        self.restarts.set(n);
+        n
     }
 
     /// The exit status of process `index` (0 is the manager), if it has exited.
@@ -450,6 +493,11 @@ impl Cluster {
     /// Starts a worker named `<test>-w<N>-<pid>` on a free port with `--stop-grace 2s` and the
     /// `extra` flags, waits until the manager lists it as Ready, and returns its name.
     pub fn add_worker(&mut self, extra: &[&str]) -> String {
+        self.add_worker_proc(extra).0
+    }
+
+    /// Like [`Cluster::add_worker`], and also returns the worker's process (to kill it).
+    pub fn add_worker_proc(&mut self, extra: &[&str]) -> (String, ProcId) {
         let name = unique(&format!("e2e{}", self.workers.len()), &self.test);
         let mut args: Vec<String> = vec![
             "worker".into(),
@@ -463,15 +511,36 @@ impl Cluster {
             "2s".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        self.spawn_worker(&name, &args);
-        name
+        let id = self.spawn_worker(&name, &args);
+        (name, id)
     }
 
     /// Starts a worker process with exactly `args` that registers as `name` (its containers are
-    /// removed when the cluster drops), and waits until it is Ready.
-    pub fn spawn_worker(&mut self, name: &str, args: &[String]) {
-        let ProcId(index) = self.spawn(&format!("worker {name}"), args, Some(name.to_owned()));
+    /// removed when the cluster drops), waits until it is Ready, and returns its process.
+    pub fn spawn_worker(&mut self, name: &str, args: &[String]) -> ProcId {
+        let id = self.spawn(&format!("worker {name}"), args, Some(name.to_owned()));
         self.workers.push(name.to_owned());
+        self.worker_args.insert(name.to_owned(), args.to_vec());
+        self.wait_worker_ready(name, id);
+        id
+    }
+
+    /// Starts worker `name` again with the command line it was first started with (same name,
+    /// port and flags) and returns its new process, without waiting for anything: the caller
+    /// decides what "back" means (Ready again, containers adopted or removed). Kill the old
+    /// process first.
+    pub fn restart_worker(&mut self, name: &str) -> ProcId {
+        let args = self
+            .worker_args
+            .get(name)
+            .unwrap_or_else(|| panic!("no worker {name} was started"))
+            .clone();
+        let n = self.next_restart();
+        self.spawn(&format!("worker {name} #{n}"), &args, Some(name.to_owned()))
+    }
+
+    /// Waits until the manager lists worker `name` as Ready; fails at once if process `id` exits.
+    pub fn wait_worker_ready(&self, name: &str, ProcId(index): ProcId) {
         self.wait_until(&format!("worker {name} is Ready"), TIMEOUT, |c| {
             if let Some(s) = c.exited(index) {
                 return Err(format!("the worker exited: {s}"));
@@ -623,6 +692,18 @@ impl Cluster {
         &self,
         what: &str,
         timeout: Duration,
+        check: impl FnMut(&Cluster) -> Result<T, String>,
+    ) -> T {
+        self.wait_until_every(what, timeout, Duration::from_millis(200), check)
+    }
+
+    /// Like [`Cluster::wait_until`], polling every `every` (for measurements that need a finer
+    /// grain than 200 ms).
+    pub fn wait_until_every<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        every: Duration,
         mut check: impl FnMut(&Cluster) -> Result<T, String>,
     ) -> T {
         let deadline = Instant::now() + timeout;
@@ -637,7 +718,7 @@ impl Cluster {
                     self.logs()
                 );
             }
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(every);
         }
     }
 
@@ -655,6 +736,9 @@ impl Cluster {
 /// A process started by a [`Cluster`] (its position in the cluster's list; 0 is the manager).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcId(usize);
+
+/// The manager's process (also after [`Cluster::restart_manager`]).
+pub const MANAGER: ProcId = ProcId(0);
 
 /// The entry for scheduler `name` in a health report (`schedulers: [{id, algorithm, status,
 /// last_seen_ms_ago}]`).
