@@ -721,8 +721,6 @@ fn unhealthy_task_is_restarted() {
 }
 
 #[test]
-#[ignore = "BUG: a task stopped as unhealthy that exits 0 on SIGTERM is Completed under \
-            on-failure (the default policy) instead of restarted; see the report"]
 fn unhealthy_task_is_restarted_under_on_failure() {
     unhealthy_task_restarts("unhealthy-onf", "on-failure");
 }

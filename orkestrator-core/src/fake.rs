@@ -262,10 +262,16 @@ impl Runtime for FakeRuntime {
         };
         info(id, c, now);
         if c.state == ContainerState::Running {
-            c.state = ContainerState::Exited {
-                code: if ignores_term { 137 } else { 143 },
-                reason: None,
+            // `clean-term` shuts down cleanly on SIGTERM (exit 0); others die of the signal.
+            let clean = c.spec.command.first().map(String::as_str) == Some("clean-term");
+            let code = if ignores_term {
+                137
+            } else if clean {
+                0
+            } else {
+                143
             };
+            c.state = ContainerState::Exited { code, reason: None };
             c.exit_at = None;
         }
         Ok(())

@@ -975,11 +975,15 @@ fn new_instance(st: &mut State, job: &JobId, index: u32, reason: Option<String>,
 fn advance_rollout(st: &mut State, job: &JobId, min_healthy: Duration, txn: &mut Txn) {
     let now = Instant::now();
     for i in st.instances.values_mut().filter(|i| &i.rec.job == job) {
-        let running = i
-            .rec
-            .tasks
-            .values()
-            .all(|t| matches!(t.state, TaskState::Running | TaskState::Completed));
+        // Healthy: every task runs (or completed) and passes its health check, if it has one.
+        let spec = &i.rec.spec;
+        let running = i.rec.tasks.iter().all(|(name, t)| {
+            let checked = spec
+                .task(name.as_str())
+                .is_some_and(|t| t.health_check.is_some());
+            t.state == TaskState::Completed
+                || (t.state == TaskState::Running && (!checked || t.healthy == Some(true)))
+        });
         i.healthy_since = if running {
             Some(i.healthy_since.unwrap_or(now))
         } else {

@@ -663,12 +663,15 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
                 tr.probe_failures = 0;
                 tr.healthy = None;
                 let unhealthy = tr.unhealthy.take();
+                // A container stopped for failing its health check failed, whatever it exited
+                // with (a service that shuts down cleanly on SIGTERM exits 0).
+                let failed = code != &0 || unhealthy.is_some();
                 let reason = &unhealthy
                     .map(|u| format!("unhealthy: {u}"))
                     .or_else(|| reason.clone());
                 let code = *code;
                 let mut u;
-                if policy.should_restart(code, tr.restarts) {
+                if policy.should_restart(if failed { code.max(1) } else { 0 }, tr.restarts) {
                     let delay = self
                         .jitter(policy.backoff.delay(tr.restarts))
                         .min(policy.backoff.max);
@@ -688,20 +691,20 @@ impl<T: Transport, R: Runtime> Shared<T, R> {
                     ));
                 } else {
                     tr.done = true;
-                    let state = if code == 0 {
-                        TaskState::Completed
-                    } else {
+                    let state = if failed {
                         TaskState::Failed
+                    } else {
+                        TaskState::Completed
                     };
                     u = update(a, task, state, tr.restarts);
-                    u.reason = match (code, reason) {
-                        (0, _) => None,
-                        (_, Some(r)) => Some(format!("exited with code {code} ({r})")),
-                        (_, None) if tr.restarts > 0 => Some(format!(
+                    u.reason = match (failed, reason) {
+                        (false, _) => None,
+                        (true, Some(r)) => Some(format!("exited with code {code} ({r})")),
+                        (true, None) if tr.restarts > 0 => Some(format!(
                             "exited with code {code} after {} restarts",
                             tr.restarts
                         )),
-                        _ => Some(format!("exited with code {code}")),
+                        (true, None) => Some(format!("exited with code {code}")),
                     };
                 }
                 u.exit_code = Some(code);

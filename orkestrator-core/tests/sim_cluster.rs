@@ -356,3 +356,26 @@ async fn a_slow_stop_does_not_hold_up_other_starts() {
             .all(|t| t.state == TaskState::Stopped)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unhealthy_task_that_exits_cleanly_still_counts_as_failed() {
+    let c = cluster(1).await;
+    // `clean-term` exits 0 on SIGTERM, like a service that shuts down cleanly: stopped for failing
+    // its check, it must still be restarted under on-failure, and the reason must say why.
+    let spec = "name: clean\ntasks:\n  - name: t\n    image: img:1\n    command: [clean-term]\n    health_check: { tcp: { port: 80 }, interval: 1s, timeout: 500ms, failures: 1 }\n    restart: { policy: on-failure, max_attempts: 1, backoff: { initial: 1s } }\n";
+    c.transport.submit_job(&job(spec)).await.unwrap();
+    c.wait_phase("clean", JobPhase::Running).await;
+    c.runtimes[0].set_unhealthy("clean", true);
+    let v = c.wait_phase("clean", JobPhase::Failed).await;
+    let t = v.instances[0].tasks.values().next().unwrap();
+    assert_eq!(t.restarts, 1, "{t:?}");
+    assert_eq!(t.exit_code, Some(0));
+    assert!(
+        t.reason
+            .as_deref()
+            .unwrap()
+            .contains("unhealthy: tcp :80 failed 1 times"),
+        "{t:?}"
+    );
+    assert_eq!(c.runtimes[0].starts(), 2);
+}

@@ -167,7 +167,12 @@ struct Group {
 impl Explanation {
     /// Adds one worker's rejection.
     pub fn add(&mut self, r: Rejection) {
-        if let Some(g) = self.groups.iter_mut().find(|g| g.reason == r.reason) {
+        // Built-in reasons are static strings: compare their addresses before their bytes.
+        let same = |a: &Cow<'static, str>, b: &Cow<'static, str>| match (a, b) {
+            (Cow::Borrowed(x), Cow::Borrowed(y)) if std::ptr::eq(*x, *y) => true,
+            _ => a == b,
+        };
+        if let Some(g) = self.groups.iter_mut().find(|g| same(&g.reason, &r.reason)) {
             g.count += 1;
             if let Some(s) = r.shortfall {
                 g.need = g.need.max(s.need);

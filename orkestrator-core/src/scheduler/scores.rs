@@ -50,7 +50,7 @@ impl Score for BinPack {
     #[inline]
     fn score(&self, req: &Request<'_>, w: &WorkerSnapshot) -> u32 {
         let (c, m) = utilization_after(req, w);
-        ((c + m) * 50.0).round() as u32
+        ((c + m) * 50.0 + 0.5) as u32
     }
 }
 
@@ -66,7 +66,7 @@ impl Score for Spread {
     #[inline]
     fn score(&self, req: &Request<'_>, w: &WorkerSnapshot) -> u32 {
         let (c, m) = utilization_after(req, w);
-        100 - ((c + m) * 50.0).round() as u32
+        100 - ((c + m) * 50.0 + 0.5) as u32
     }
 }
 
