@@ -1,8 +1,8 @@
 //! Placement throughput of the scheduling pipelines, and bin-packing quality.
 //!
 //! Two parts, both on pure code (no I/O):
-//! 1. A scripted run: 100,000 placements into clusters of 1,000 and 10,000 workers with varied
-//!    capacities and loads, for the sampled pipeline and for a full scan, one placement after the
+//! 1. A scripted run: 100,000 placements (small jobs, so that all of them fit) into clusters of
+//!    1,000 and 10,000 workers with varied capacities and loads, for the sampled pipeline and for a full scan, one placement after the
 //!    other with each decision recorded in the snapshot (what a scheduler does within a batch).
 //!    It prints placements per second (median of 3 runs) on one core.
 //! 2. Bin-packing quality: jobs of varied sizes into identical empty workers, until they are
@@ -72,9 +72,32 @@ fn cluster(n: usize, seed: u64) -> Vec<WorkerSnapshot> {
         .collect()
 }
 
-/// A handful of job shapes, from 100m/128Mi to 2 cores/4Gi.
+/// A handful of job shapes, from 100m/128Mi to 2 cores/4Gi (for bin-packing quality).
 fn job_shapes() -> Vec<Job> {
-    [("100m", "128Mi"), ("250m", "256Mi"), ("500m", "512Mi"), ("1", "1Gi"), ("2", "2Gi"), ("1", "4Gi"), ("2", "1Gi")]
+    shapes(&[
+        ("100m", "128Mi"),
+        ("250m", "256Mi"),
+        ("500m", "512Mi"),
+        ("1", "1Gi"),
+        ("2", "2Gi"),
+        ("1", "4Gi"),
+        ("2", "1Gi"),
+    ])
+}
+
+/// Small job shapes (10m/16Mi to 100m/128Mi), so that 100,000 placements fit in 1,000 workers.
+fn small_shapes() -> Vec<Job> {
+    shapes(&[
+        ("10m", "16Mi"),
+        ("25m", "32Mi"),
+        ("50m", "64Mi"),
+        ("100m", "128Mi"),
+        ("20m", "96Mi"),
+    ])
+}
+
+fn shapes(sizes: &[(&str, &str)]) -> Vec<Job> {
+    sizes
         .iter()
         .enumerate()
         .map(|(i, (cpu, mem))| {
@@ -135,7 +158,7 @@ fn throughput_report() {
         "{:>8}  {:<16} {:>14} {:>10}",
         "workers", "pipeline", "placements/s", "placed"
     );
-    let jobs = job_shapes();
+    let jobs = small_shapes();
     for n in [1_000usize, 10_000] {
         for (name, p) in [("sampled (2)", sampled()), ("full scan", full_scan())] {
             let mut rates = Vec::new();
@@ -215,7 +238,7 @@ fn pending(jobs: &[Job], n: usize) -> Vec<PendingInstance> {
 }
 
 fn criterion_benches(c: &mut Criterion) {
-    let jobs = job_shapes();
+    let jobs = small_shapes();
     let batch = pending(&jobs, 1_000);
     let mut group = c.benchmark_group("decide_1000");
     group.throughput(Throughput::Elements(1_000));
