@@ -82,6 +82,18 @@ struct Instance {
     healthy_since: Option<Instant>,
 }
 
+impl Instance {
+    /// An instance as loaded or created: no lease, not blocked, health not yet seen.
+    fn new(rec: InstanceRecord) -> Self {
+        Instance {
+            rec,
+            lease: None,
+            blocked_epoch: None,
+            healthy_since: None,
+        }
+    }
+}
+
 struct WorkerEntry {
     reg: RegisterWorker,
     resources: WorkerResources,
@@ -127,17 +139,7 @@ impl Manager {
             jobs,
             instances: instances
                 .into_iter()
-                .map(|(id, rec)| {
-                    (
-                        id,
-                        Instance {
-                            rec,
-                            lease: None,
-                            blocked_epoch: None,
-                            healthy_since: None,
-                        },
-                    )
-                })
+                .map(|(id, rec)| (id, Instance::new(rec)))
                 .collect(),
             // Reloaded workers count as seen now: they get one grace period to heartbeat again.
             workers: workers
@@ -296,17 +298,7 @@ impl Manager {
             st.instances = snap
                 .instances
                 .into_iter()
-                .map(|(id, rec)| {
-                    (
-                        id,
-                        Instance {
-                            rec,
-                            lease: None,
-                            blocked_epoch: None,
-                            healthy_since: None,
-                        },
-                    )
-                })
+                .map(|(id, rec)| (id, Instance::new(rec)))
                 .collect();
         }
     }
@@ -956,15 +948,7 @@ fn new_instance(st: &mut State, job: &JobId, index: u32, reason: Option<String>,
             .collect(),
     };
     txn.ops.push(StoreOp::PutInstance(inst.clone()));
-    st.instances.insert(
-        id,
-        Instance {
-            rec: inst,
-            lease: None,
-            blocked_epoch: None,
-            healthy_since: None,
-        },
-    );
+    st.instances.insert(id, Instance::new(inst));
     st.capacity_epoch += 1;
 }
 
