@@ -1064,21 +1064,8 @@ fn reschedule_lost(
         return;
     };
     inst.rec.desired = Desired::Stop;
-    for (name, t) in inst.rec.tasks.iter_mut() {
-        if !t.state.is_terminal() {
-            txn.events.push(EventKind::TaskStateChanged {
-                instance: id.clone(),
-                task: name.clone(),
-                from: t.state,
-                to: TaskState::Lost,
-            });
-            t.state = TaskState::Lost;
-            t.reason = Some(format!(
-                "worker {worker} is down; replaced on another worker"
-            ));
-            t.since = now_millis();
-        }
-    }
+    let reason = format!("worker {worker} is down; replaced on another worker");
+    end_tasks(&mut inst.rec, TaskState::Lost, &reason, txn);
     let old = inst.rec.clone();
     txn.ops.push(StoreOp::PutInstance(old.clone()));
     let current = st
@@ -1091,6 +1078,21 @@ fn reschedule_lost(
     } else {
         // An instance of an older version: the rollout replaces it with the new spec.
         advance_rollout(st, &old.job, min_healthy, txn);
+    }
+}
+
+/// Moves every task of `rec` that has not ended to the terminal state `to`, with `reason`.
+fn end_tasks(rec: &mut InstanceRecord, to: TaskState, reason: &str, txn: &mut Txn) {
+    for (name, t) in rec.tasks.iter_mut().filter(|(_, t)| !t.state.is_terminal()) {
+        txn.events.push(EventKind::TaskStateChanged {
+            instance: rec.id.clone(),
+            task: name.clone(),
+            from: t.state,
+            to,
+        });
+        t.state = to;
+        t.reason = Some(reason.to_owned());
+        t.since = now_millis();
     }
 }
 
@@ -1108,19 +1110,12 @@ fn stop_instance(st: &mut State, id: &InstanceId, txn: &mut Txn) {
     match &inst.rec.worker {
         None => {
             inst.rec.pending_reason = None;
-            for (name, t) in inst.rec.tasks.iter_mut() {
-                if !t.state.is_terminal() {
-                    txn.events.push(EventKind::TaskStateChanged {
-                        instance: id.clone(),
-                        task: name.clone(),
-                        from: t.state,
-                        to: TaskState::Stopped,
-                    });
-                    t.state = TaskState::Stopped;
-                    t.reason = Some("stopped before it was placed".into());
-                    t.since = now_millis();
-                }
-            }
+            end_tasks(
+                &mut inst.rec,
+                TaskState::Stopped,
+                "stopped before it was placed",
+                txn,
+            );
         }
         Some(w) => {
             if let Some(w) = st.workers.get_mut(w) {
