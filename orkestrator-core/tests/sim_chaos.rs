@@ -10,17 +10,17 @@ use std::time::Duration;
 
 use orkestrator_core::api::JobPhase;
 use orkestrator_core::fake::FakeRuntime;
-use orkestrator_core::ids::{JobId, SchedulerId};
+use orkestrator_core::ids::JobId;
 use orkestrator_core::local::LocalTransport;
-use orkestrator_core::manager::{Manager, ManagerConfig};
 use orkestrator_core::runtime::{ContainerState, labels};
-use orkestrator_core::scheduler::{Registry, SchedulerAgent};
 use orkestrator_core::spec::{Format, Resources, parse_job};
 use orkestrator_core::store::MemoryStore;
 use orkestrator_core::transport::Transport;
 use orkestrator_core::units::{ByteSize, Cpu};
-use orkestrator_core::worker::{StaticProbe, WorkerAgent, WorkerConfig};
 use tokio::task::JoinHandle;
+
+mod common;
+use common::{start_manager, start_worker};
 
 /// xorshift64*: small, seeded, reproducible.
 struct Rng(u64);
@@ -56,37 +56,13 @@ struct Chaos {
     log: Vec<String>,
 }
 
-fn start_manager(store: Arc<MemoryStore>) -> (Manager, Vec<JoinHandle<()>>) {
-    let m = Manager::new(ManagerConfig::default(), store).unwrap();
-    let t = Arc::new(LocalTransport::new(m.clone()));
-    let sched = SchedulerAgent::new(
-        SchedulerId::new("embedded"),
-        t,
-        Registry::builtin().get("spread").unwrap(),
-    );
-    let h1 = tokio::spawn(async move {
-        let _ = sched.run(std::future::pending()).await;
-    });
-    (m.clone(), vec![h1, tokio::spawn(m.run_liveness_checks())])
-}
-
 fn start_agent(n: &mut Node) {
-    let mut cfg = WorkerConfig::new(n.name.clone());
-    cfg.stop_grace = Duration::from_secs(1);
     let size = Resources {
         cpu: Cpu::from_cores(4),
         memory: ByteSize::mib(WORKER_MEMORY_MIB),
         disk: ByteSize::gib(50),
     };
-    let agent = WorkerAgent::new(
-        cfg,
-        Arc::new(n.link.clone()),
-        Arc::new(n.runtime.clone()),
-        Arc::new(StaticProbe(size)),
-    );
-    n.agent = Some(tokio::spawn(async move {
-        let _ = agent.run(std::future::pending()).await;
-    }));
+    n.agent = Some(start_worker(&n.name, &n.link, &n.runtime, size));
 }
 
 impl Chaos {

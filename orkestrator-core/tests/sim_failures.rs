@@ -7,18 +7,18 @@ use std::time::Duration;
 
 use orkestrator_core::api::{Desired, JobPhase, JobView};
 use orkestrator_core::fake::FakeRuntime;
-use orkestrator_core::ids::{JobId, SchedulerId};
+use orkestrator_core::ids::JobId;
 use orkestrator_core::local::LocalTransport;
-use orkestrator_core::manager::{Manager, ManagerConfig};
 use orkestrator_core::runtime::{ContainerState, labels};
-use orkestrator_core::scheduler::{Registry, SchedulerAgent};
 use orkestrator_core::spec::{Format, Job, Resources, parse_job};
 use orkestrator_core::state::TaskState;
 use orkestrator_core::store::{MemoryStore, Store};
 use orkestrator_core::transport::Transport;
 use orkestrator_core::units::{ByteSize, Cpu};
-use orkestrator_core::worker::{StaticProbe, WorkerAgent, WorkerConfig};
 use tokio::task::JoinHandle;
+
+mod common;
+use common::{start_manager, start_worker};
 
 struct Node {
     link: LocalTransport,
@@ -40,21 +40,6 @@ fn size() -> Resources {
         memory: ByteSize::gib(4),
         disk: ByteSize::gib(20),
     }
-}
-
-fn start_manager(store: Arc<MemoryStore>) -> (Manager, Vec<JoinHandle<()>>) {
-    let m = Manager::new(ManagerConfig::default(), store).unwrap();
-    let t = Arc::new(LocalTransport::new(m.clone()));
-    let sched = SchedulerAgent::new(
-        SchedulerId::new("embedded"),
-        t,
-        Registry::builtin().get("spread").unwrap(),
-    );
-    let h1 = tokio::spawn(async move {
-        let _ = sched.run(std::future::pending()).await;
-    });
-    let h2 = tokio::spawn(m.clone().run_liveness_checks());
-    (m, vec![h1, h2])
 }
 
 impl Sim {
@@ -128,17 +113,7 @@ impl Sim {
 }
 
 fn start_agent(node: &mut Node) {
-    let mut cfg = WorkerConfig::new(node.name.clone());
-    cfg.stop_grace = Duration::from_secs(1);
-    let agent = WorkerAgent::new(
-        cfg,
-        Arc::new(node.link.clone()),
-        Arc::new(node.runtime.clone()),
-        Arc::new(StaticProbe(size())),
-    );
-    node.agent = Some(tokio::spawn(async move {
-        let _ = agent.run(std::future::pending()).await;
-    }));
+    node.agent = Some(start_worker(&node.name, &node.link, &node.runtime, size()));
 }
 
 fn kill_agent(node: &mut Node) {
