@@ -25,12 +25,18 @@ pub fn run(a: ValidateArgs) -> Result<ExitCode> {
             let r = job.resources();
             let n = job.tasks.len();
             println!(
-                "{shown}: valid job \"{}\" with {n} task{} (needs cpu {}, memory {}, disk {})",
+                "{shown}: valid job \"{}\" with {n} task{}{} (needs cpu {}, memory {}, disk {}{})",
                 job.name,
                 if n == 1 { "" } else { "s" },
+                if job.count == 1 {
+                    String::new()
+                } else {
+                    format!(", {} instances", job.count)
+                },
                 r.cpu,
                 r.memory,
-                r.disk
+                r.disk,
+                if job.count == 1 { "" } else { " per instance" }
             );
             Ok(ExitCode::SUCCESS)
         }
