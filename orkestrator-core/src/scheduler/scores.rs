@@ -14,6 +14,33 @@ use super::{Request, Score};
 use crate::api::WorkerSnapshot;
 use crate::ids::WorkerId;
 
+/// Mean of the CPU and memory fractions allocated on `w` after placing `req`, in percent (0..=100),
+/// rounded. On the hot path of every scan: one division, and conversions through `i64` (a single
+/// instruction; the quantities are far below 2^63).
+#[inline]
+fn used_percent_after(req: &Request<'_>, w: &WorkerSnapshot) -> u32 {
+    let used_c = w
+        .allocated
+        .cpu
+        .millis()
+        .saturating_add(req.need.cpu.millis()) as i64 as f64;
+    let used_m = w
+        .allocated
+        .memory
+        .bytes()
+        .saturating_add(req.need.memory.bytes()) as i64 as f64;
+    let (tc, tm) = (
+        w.total.cpu.millis() as i64 as f64,
+        w.total.memory.bytes() as i64 as f64,
+    );
+    if tc <= 0.0 || tm <= 0.0 || used_c >= tc && used_m >= tm {
+        return 100;
+    }
+    // 50 * (uc/tc + um/tm) with each fraction capped at 1, over a common denominator.
+    let (uc, um) = (used_c.min(tc), used_m.min(tm));
+    (50.0 * (uc * tm + um * tc) / (tc * tm) + 0.5) as u32
+}
+
 /// Fractions (0..=1) of CPU and memory allocated on `w` after placing `req`.
 #[inline]
 fn utilization_after(req: &Request<'_>, w: &WorkerSnapshot) -> (f64, f64) {
@@ -49,8 +76,7 @@ impl Score for BinPack {
 
     #[inline]
     fn score(&self, req: &Request<'_>, w: &WorkerSnapshot) -> u32 {
-        let (c, m) = utilization_after(req, w);
-        ((c + m) * 50.0 + 0.5) as u32
+        used_percent_after(req, w)
     }
 }
 
@@ -65,8 +91,7 @@ impl Score for Spread {
 
     #[inline]
     fn score(&self, req: &Request<'_>, w: &WorkerSnapshot) -> u32 {
-        let (c, m) = utilization_after(req, w);
-        100 - ((c + m) * 50.0 + 0.5) as u32
+        100 - used_percent_after(req, w)
     }
 }
 
@@ -158,6 +183,33 @@ impl Score for JobSpread {
 mod tests {
     use super::super::tests_support::*;
     use super::*;
+
+    #[test]
+    fn the_fast_percentage_matches_the_plain_formula() {
+        let jobs = [
+            job_with("cpu: 100m, memory: 128Mi", ""),
+            job_with("cpu: 3, memory: 3Gi", ""),
+            job_with("cpu: 10m, memory: 6Mi", ""),
+        ];
+        for (cpu, mem, used) in [
+            (1000, 1024, 0),
+            (1000, 1024, 768),
+            (64000, 262144, 1000),
+            (250, 8192, 8000),
+            (1000, 1024, 1024),
+        ] {
+            let w = worker("w", cpu, mem, used);
+            for j in &jobs {
+                let r = Request::new(j, 0);
+                let (c, m) = utilization_after(&r, &w);
+                assert_eq!(
+                    used_percent_after(&r, &w),
+                    ((c + m) * 50.0 + 0.5) as u32,
+                    "{cpu} {mem} {used}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn binpack_prefers_full_spread_prefers_empty() {
