@@ -146,6 +146,10 @@ impl FakeRuntime {
     }
 }
 
+fn not_found(id: &str) -> Error {
+    Error::runtime(RuntimeErrorKind::NotFound, format!("no container {id}"))
+}
+
 fn default_script(spec: &ContainerSpec) -> Behavior {
     let c: Vec<&str> = spec.command.iter().map(String::as_str).collect();
     match c.as_slice() {
@@ -227,10 +231,7 @@ impl Runtime for FakeRuntime {
         Self::check(&st)?;
         st.starts += 1;
         let script = self.script.clone();
-        let c = st
-            .containers
-            .get_mut(id)
-            .ok_or_else(|| Error::runtime(RuntimeErrorKind::NotFound, id))?;
+        let c = st.containers.get_mut(id).ok_or_else(|| not_found(id))?;
         c.state = ContainerState::Running;
         c.exit_at = match script(&c.spec) {
             Behavior::RunForever => None,
@@ -245,10 +246,7 @@ impl Runtime for FakeRuntime {
         let ignores_term = {
             let st = self.lock();
             Self::check(&st)?;
-            let c = st
-                .containers
-                .get(id)
-                .ok_or_else(|| Error::runtime(RuntimeErrorKind::NotFound, id))?;
+            let c = st.containers.get(id).ok_or_else(|| not_found(id))?;
             c.state == ContainerState::Running
                 && c.spec.command.first().map(String::as_str) == Some("ignore-term")
         };
@@ -288,10 +286,7 @@ impl Runtime for FakeRuntime {
         let mut st = self.lock();
         Self::check(&st)?;
         let now = Instant::now();
-        let c = st
-            .containers
-            .get_mut(id)
-            .ok_or_else(|| Error::runtime(RuntimeErrorKind::NotFound, id))?;
+        let c = st.containers.get_mut(id).ok_or_else(|| not_found(id))?;
         Ok(info(id, c, now))
     }
 
@@ -314,10 +309,7 @@ impl Runtime for FakeRuntime {
     async fn stats(&self, id: &str) -> Result<ContainerStats> {
         let st = self.lock();
         Self::check(&st)?;
-        let c = st
-            .containers
-            .get(id)
-            .ok_or_else(|| Error::runtime(RuntimeErrorKind::NotFound, id))?;
+        let c = st.containers.get(id).ok_or_else(|| not_found(id))?;
         Ok(ContainerStats {
             cpu_cores: 0.0,
             memory_bytes: 1 << 20,
@@ -376,10 +368,7 @@ impl Runtime for FakeRuntime {
     async fn logs(&self, id: &str, _tail: usize) -> Result<String> {
         let st = self.lock();
         Self::check(&st)?;
-        let c = st
-            .containers
-            .get(id)
-            .ok_or_else(|| Error::runtime(RuntimeErrorKind::NotFound, id))?;
+        let c = st.containers.get(id).ok_or_else(|| not_found(id))?;
         Ok(format!("{} {}\n", c.spec.image, c.spec.command.join(" ")))
     }
 }

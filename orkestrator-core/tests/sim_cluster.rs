@@ -32,6 +32,11 @@ fn worker_size() -> Resources {
 }
 
 async fn cluster(workers: usize) -> Cluster {
+    cluster_with(workers, Duration::from_secs(1)).await
+}
+
+/// `workers` fake workers whose stops wait `stop_grace` for a container that ignores SIGTERM.
+async fn cluster_with(workers: usize, stop_grace: Duration) -> Cluster {
     let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new())).unwrap();
     let transport = Arc::new(LocalTransport::new(manager));
     let sched = SchedulerAgent::new(
@@ -44,7 +49,7 @@ async fn cluster(workers: usize) -> Cluster {
     for i in 0..workers {
         let rt = FakeRuntime::new();
         let mut cfg = WorkerConfig::new(format!("w{i}"));
-        cfg.stop_grace = Duration::from_secs(1);
+        cfg.stop_grace = stop_grace;
         let agent = WorkerAgent::new(
             cfg,
             transport.clone(),
@@ -304,29 +309,8 @@ async fn failing_health_checks_restart_the_task_under_its_policy() {
 
 #[tokio::test(start_paused = true)]
 async fn a_slow_stop_does_not_hold_up_other_starts() {
-    let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new())).unwrap();
-    let transport = Arc::new(LocalTransport::new(manager));
-    let sched = SchedulerAgent::new(
-        SchedulerId::new("s"),
-        transport.clone(),
-        Registry::builtin().get("spread").unwrap(),
-    );
-    tokio::spawn(sched.run(std::future::pending()));
-    let rt = FakeRuntime::new();
-    let mut cfg = WorkerConfig::new("w");
-    cfg.stop_grace = Duration::from_secs(30);
-    let agent = WorkerAgent::new(
-        cfg,
-        transport.clone(),
-        Arc::new(rt.clone()),
-        Arc::new(StaticProbe(worker_size())),
-    );
-    tokio::spawn(agent.run(std::future::pending()));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let c = Cluster {
-        transport: transport.clone(),
-        runtimes: vec![rt.clone()],
-    };
+    let c = cluster_with(1, Duration::from_secs(30)).await;
+    let transport = c.transport.clone();
     transport
         .submit_job(&job(
             "name: stubborn\ntasks: [{name: t, image: img:1, command: [ignore-term]}]",
