@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput};
@@ -160,11 +161,21 @@ fn throughput_report() {
     );
     let jobs = small_shapes();
     for n in [1_000usize, 10_000] {
-        for (name, p) in [("sampled (2)", sampled()), ("full scan", full_scan())] {
+        let registry = Registry::builtin();
+        let pipelines: [(&str, Arc<dyn Scheduler>); 4] = [
+            ("sampled (2)", Arc::new(sampled())),
+            ("full scan", Arc::new(full_scan())),
+            (
+                "spread (default)",
+                registry.get("spread").expect("built-in"),
+            ),
+            ("binpack", registry.get("binpack").expect("built-in")),
+        ];
+        for (name, p) in &pipelines {
             let mut rates = Vec::new();
             let mut placed = 0;
             for run in 0..3 {
-                let (secs, ok) = place_many(&p, cluster(n, 42 + run), &jobs, 100_000);
+                let (secs, ok) = place_many(p.as_ref(), cluster(n, 42 + run), &jobs, 100_000);
                 rates.push(100_000.0 / secs);
                 placed = ok;
             }

@@ -7,6 +7,14 @@ use crate::api::WorkerSnapshot;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ResourceFit;
 
+impl ResourceFit {
+    /// Whether the instance fits in what `w` has free (the check without its reason).
+    #[inline]
+    pub fn fits(req: &Request<'_>, w: &WorkerSnapshot) -> bool {
+        w.free().fits(&req.need)
+    }
+}
+
 impl Filter for ResourceFit {
     fn name(&self) -> &str {
         "resource-fit"

@@ -1,9 +1,11 @@
 //! A scheduler composed of named filters and weighted scores.
 
+use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::filters::{Constraints, HostPorts, ResourceFit};
+use super::scores::{BinPack, Epvm, JobSpread, Spread};
 use super::{Explanation, Filter, Placement, Request, Scheduler, Score};
 use crate::api::WorkerSnapshot;
 
@@ -15,34 +17,191 @@ use crate::api::WorkerSnapshot;
 /// starts at a pseudo-random worker and stops after that many feasible ones (Nomad's limit
 /// iterator; kube-scheduler's percentage of nodes to score): constant work per placement however
 /// large the cluster, at the price of sometimes missing the best worker.
+///
+/// How a scan stays fast, without changing any decision:
+/// - a pipeline made only of built-in filters and scores is scanned without dynamic calls (the
+///   built-ins are recognised when they are added), its cheapest scores first;
+/// - a worker stops being scored as soon as the scores still to come cannot lift it above the
+///   best so far (each score is at most 100 times its weight);
+/// - rejections are put into words only when no worker fits.
 pub struct Pipeline {
     name: String,
-    filters: Vec<Arc<dyn Filter>>,
-    scores: Vec<(Arc<dyn Score>, u32)>,
+    filters: Vec<FilterStep>,
+    /// The scores as added.
+    scores: Weighted<Arc<dyn Score>>,
+    /// The same scores as built-ins, cheapest first, when every one of them is a built-in.
+    builtin_scores: Option<Weighted<BuiltinScore>>,
     sample: Option<usize>,
     rng: AtomicU64,
+}
+
+/// A filter of the pipeline, and which built-in it is, if it is one.
+struct FilterStep {
+    filter: Arc<dyn Filter>,
+    builtin: Option<BuiltinFilter>,
+}
+
+/// The built-in filters the scan calls directly.
+#[derive(Debug, Clone, Copy)]
+enum BuiltinFilter {
+    ResourceFit,
+    HostPorts,
+    Constraints,
+}
+
+impl BuiltinFilter {
+    fn of(f: &dyn Any) -> Option<Self> {
+        if f.is::<ResourceFit>() {
+            Some(Self::ResourceFit)
+        } else if f.is::<HostPorts>() {
+            Some(Self::HostPorts)
+        } else if f.is::<Constraints>() {
+            Some(Self::Constraints)
+        } else {
+            None
+        }
+    }
+
+    /// Resource fit is inlined into the scan; the others are calls, to keep the loop small.
+    #[inline(always)]
+    fn passes(self, req: &Request<'_>, w: &WorkerSnapshot) -> bool {
+        #[inline(never)]
+        fn call(f: &dyn Filter, req: &Request<'_>, w: &WorkerSnapshot) -> bool {
+            f.check(req, w).is_ok()
+        }
+        match self {
+            Self::ResourceFit => ResourceFit::fits(req, w),
+            Self::HostPorts => call(&HostPorts, req, w),
+            Self::Constraints => call(&Constraints, req, w),
+        }
+    }
+}
+
+/// The built-in stateless scores the scan calls directly.
+#[derive(Debug, Clone, Copy)]
+enum BuiltinScore {
+    BinPack,
+    Spread,
+    JobSpread,
+    Epvm(Epvm),
+}
+
+impl BuiltinScore {
+    fn of(s: &dyn Any) -> Option<Self> {
+        if s.is::<BinPack>() {
+            Some(Self::BinPack)
+        } else if s.is::<Spread>() {
+            Some(Self::Spread)
+        } else if s.is::<JobSpread>() {
+            Some(Self::JobSpread)
+        } else {
+            s.downcast_ref::<Epvm>().map(|e| Self::Epvm(*e))
+        }
+    }
+
+    /// The order of evaluation: a few arithmetic operations, a map lookup, four powers.
+    fn cost(self) -> u8 {
+        match self {
+            Self::BinPack | Self::Spread => 0,
+            Self::JobSpread => 1,
+            Self::Epvm(_) => 2,
+        }
+    }
+
+    /// Bin-pack and spread are inlined into the scan; the others are calls.
+    #[inline(always)]
+    fn score(self, req: &Request<'_>, w: &WorkerSnapshot) -> u32 {
+        #[inline(never)]
+        fn call(s: &dyn Score, req: &Request<'_>, w: &WorkerSnapshot) -> u32 {
+            s.score(req, w)
+        }
+        match self {
+            Self::BinPack => BinPack.score(req, w),
+            Self::Spread => Spread.score(req, w),
+            Self::JobSpread => call(&JobSpread, req, w),
+            Self::Epvm(e) => call(&e, req, w),
+        }
+    }
+}
+
+/// Weighted scores in the order they are evaluated, each with the most that it and the scores
+/// after it can still add (100 times their weights), so that scoring a worker stops as soon as it
+/// cannot win.
+struct Weighted<S> {
+    steps: Vec<(S, u64)>,
+    rest: Vec<u64>,
+}
+
+impl<S> Weighted<S> {
+    fn new() -> Self {
+        Weighted {
+            steps: Vec::new(),
+            rest: Vec::new(),
+        }
+    }
+
+    /// Adds a score at `at` (the end unless given).
+    fn insert(&mut self, at: Option<usize>, s: S, weight: u32) {
+        let at = at.unwrap_or(self.steps.len());
+        self.steps.insert(at, (s, u64::from(weight)));
+        let mut rest = 0u64;
+        self.rest = self
+            .steps
+            .iter()
+            .rev()
+            .map(|(_, w)| {
+                rest = rest.saturating_add(100 * w);
+                rest
+            })
+            .collect();
+        self.rest.reverse();
+    }
+
+    /// The weighted sum of the scores `score` gives (each clamped to 100), or `None` as soon as it
+    /// cannot reach `floor`.
+    #[inline(always)]
+    fn total(&self, floor: u64, score: impl Fn(&S) -> u32) -> Option<u64> {
+        let mut total = 0u64;
+        for ((s, weight), rest) in self.steps.iter().zip(&self.rest) {
+            if total + rest < floor {
+                return None;
+            }
+            total += u64::from(score(s).min(100)) * weight;
+        }
+        Some(total)
+    }
+}
+
+/// What a scan learns of one worker.
+enum Verdict {
+    /// A filter rejected it.
+    Rejected,
+    /// It fits, but scores below the best so far.
+    Beaten,
+    /// It fits, with this score.
+    Scored(u64),
+}
+
+impl Verdict {
+    /// The verdict on a worker that passed (or not) the filters, with its score if it can win.
+    #[inline(always)]
+    fn of(passes: bool, score: impl FnOnce() -> Option<u64>) -> Self {
+        if !passes {
+            return Verdict::Rejected;
+        }
+        match score() {
+            Some(s) => Verdict::Scored(s),
+            None => Verdict::Beaten,
+        }
+    }
 }
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline")
             .field("name", &self.name)
-            .field(
-                "filters",
-                &self
-                    .filters
-                    .iter()
-                    .map(|x| x.name().to_owned())
-                    .collect::<Vec<_>>(),
-            )
-            .field(
-                "scores",
-                &self
-                    .scores
-                    .iter()
-                    .map(|(s, w)| (s.name().to_owned(), *w))
-                    .collect::<Vec<_>>(),
-            )
+            .field("filters", &self.filter_names())
+            .field("scores", &self.score_names())
             .field("sample", &self.sample)
             .finish()
     }
@@ -54,7 +213,8 @@ impl Pipeline {
         Pipeline {
             name: name.into(),
             filters: Vec::new(),
-            scores: Vec::new(),
+            scores: Weighted::new(),
+            builtin_scores: Some(Weighted::new()),
             sample: None,
             rng: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
         }
@@ -70,13 +230,24 @@ impl Pipeline {
 
     /// Adds a filter.
     pub fn with_filter(mut self, f: impl Filter + 'static) -> Self {
-        self.filters.push(Arc::new(f));
+        self.filters.push(FilterStep {
+            builtin: BuiltinFilter::of(&f),
+            filter: Arc::new(f),
+        });
         self
     }
 
     /// Adds a score with a weight.
     pub fn with_score(mut self, s: impl Score + 'static, weight: u32) -> Self {
-        self.scores.push((Arc::new(s), weight));
+        self.builtin_scores = match (self.builtin_scores.take(), BuiltinScore::of(&s)) {
+            (Some(mut b), Some(score)) => {
+                let at = b.steps.iter().position(|(x, _)| x.cost() > score.cost());
+                b.insert(at, score, weight);
+                Some(b)
+            }
+            _ => None,
+        };
+        self.scores.insert(None, Arc::new(s), weight);
         self
     }
 
@@ -94,12 +265,16 @@ impl Pipeline {
 
     /// The names of the filters, in order.
     pub fn filter_names(&self) -> Vec<&str> {
-        self.filters.iter().map(|f| f.name()).collect()
+        self.filters.iter().map(|f| f.filter.name()).collect()
     }
 
     /// The names and weights of the scores.
     pub fn score_names(&self) -> Vec<(&str, u32)> {
-        self.scores.iter().map(|(s, w)| (s.name(), *w)).collect()
+        self.scores
+            .steps
+            .iter()
+            .map(|(s, w)| (s.name(), u32::try_from(*w).unwrap_or(u32::MAX)))
+            .collect()
     }
 
     fn next_random(&self) -> u64 {
@@ -111,6 +286,128 @@ impl Pipeline {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// The filters that can reject anything for this request.
+    fn relevant<'p>(&'p self, req: &Request<'_>) -> impl Iterator<Item = &'p FilterStep> + Clone {
+        self.filters.iter().filter(|f| f.filter.relevant(req))
+    }
+
+    /// The position of the best worker among the first `limit` feasible ones from `start`.
+    fn choose(
+        &self,
+        req: &Request<'_>,
+        workers: &[WorkerSnapshot],
+        start: usize,
+        limit: usize,
+    ) -> Option<usize> {
+        let relevant = self.relevant(req);
+        let builtin_filters: Option<Vec<BuiltinFilter>> =
+            relevant.clone().map(|f| f.builtin).collect();
+        match (builtin_filters, &self.builtin_scores) {
+            (Some(filters), Some(scores)) => {
+                scan_builtins(req, workers, start, limit, &filters, scores)
+            }
+            _ => {
+                let filters: Vec<&dyn Filter> = relevant.map(|f| f.filter.as_ref()).collect();
+                scan(workers, start, limit, |w, floor| {
+                    Verdict::of(filters.iter().all(|f| f.check(req, w).is_ok()), || {
+                        self.scores.total(floor, |s| s.score(req, w))
+                    })
+                })
+            }
+        }
+    }
+
+    /// Why no worker fits: every worker's first failing filter, grouped.
+    fn explain(&self, req: &Request<'_>, workers: &[WorkerSnapshot]) -> String {
+        let filters: Vec<&dyn Filter> = self.relevant(req).map(|f| f.filter.as_ref()).collect();
+        let mut explanation = Explanation::default();
+        for w in workers {
+            if let Some(r) = filters.iter().find_map(|f| f.check(req, w).err()) {
+                explanation.add(r);
+            }
+        }
+        explanation.render(workers.len())
+    }
+}
+
+/// Scans the workers from `start` (wrapping round) until `limit` of them are feasible, and
+/// returns the position of the best one. Ties go to the earlier position, whatever the start, so
+/// a scan never compares ids. `eval` gets a worker and the score to reach (the best so far), and
+/// may give up on a worker that cannot reach it. Generic over the evaluation, so that each kind of
+/// pipeline gets a loop of its own with the evaluation inlined.
+#[inline(always)]
+fn scan<'w>(
+    workers: &'w [WorkerSnapshot],
+    start: usize,
+    limit: usize,
+    eval: impl Fn(&'w WorkerSnapshot, u64) -> Verdict,
+) -> Option<usize> {
+    let mut best: Option<(u64, usize)> = None;
+    let mut feasible = 0usize;
+    // From the start to the end, then from the beginning to the start: in the first part positions
+    // only grow, so a tie keeps the best so far; in the second they are all smaller than the first
+    // part's, so a tie with a best from there moves.
+    let (head, tail) = workers.split_at(start);
+    for (k, w) in tail.iter().enumerate() {
+        let verdict = eval(w, best.map_or(0, |(s, _)| s));
+        if let Verdict::Scored(score) = verdict
+            && best.is_none_or(|(bs, _)| score > bs)
+        {
+            best = Some((score, start + k));
+        }
+        if !matches!(verdict, Verdict::Rejected) {
+            feasible += 1;
+            if feasible >= limit {
+                return best.map(|(_, i)| i);
+            }
+        }
+    }
+    for (i, w) in head.iter().enumerate() {
+        let verdict = eval(w, best.map_or(0, |(s, _)| s));
+        if let Verdict::Scored(score) = verdict
+            && best.is_none_or(|(bs, bi)| score > bs || (score == bs && bi >= start))
+        {
+            best = Some((score, i));
+        }
+        if !matches!(verdict, Verdict::Rejected) {
+            feasible += 1;
+            if feasible >= limit {
+                break;
+            }
+        }
+    }
+    best.map(|(_, i)| i)
+}
+
+/// [`scan`] for a pipeline of built-ins. The commonest shape, resource fit as the only relevant
+/// filter with one bin-pack or spread score, gets loops of its own with everything inlined.
+fn scan_builtins(
+    req: &Request<'_>,
+    workers: &[WorkerSnapshot],
+    start: usize,
+    limit: usize,
+    filters: &[BuiltinFilter],
+    scores: &Weighted<BuiltinScore>,
+) -> Option<usize> {
+    let fits = |w| ResourceFit::fits(req, w);
+    match (filters, scores.steps.as_slice()) {
+        ([BuiltinFilter::ResourceFit], [(BuiltinScore::BinPack, k)]) => {
+            scan(workers, start, limit, |w, _| {
+                Verdict::of(fits(w), || Some(u64::from(BinPack.score(req, w)) * k))
+            })
+        }
+        ([BuiltinFilter::ResourceFit], [(BuiltinScore::Spread, k)]) => {
+            scan(workers, start, limit, |w, _| {
+                Verdict::of(fits(w), || Some(u64::from(Spread.score(req, w)) * k))
+            })
+        }
+        _ => scan(workers, start, limit, |w, floor| {
+            Verdict::of(filters.iter().all(|f| f.passes(req, w)), || {
+                scores.total(floor, |s| s.score(req, w))
+            })
+        }),
     }
 }
 
@@ -129,58 +426,16 @@ impl Scheduler for Pipeline {
             None => 0,
         };
         let limit = self.sample.unwrap_or(usize::MAX);
-        let filters: Vec<&dyn Filter> = self
-            .filters
-            .iter()
-            .map(|f| f.as_ref())
-            .filter(|f| f.relevant(req))
-            .collect();
-        let mut explanation = Explanation::default();
-        // Ties go to the earlier worker in the snapshot (the manager lists workers by id), whatever
-        // the sampling start: (score, position) decides, so a scan never compares ids.
-        let mut best: Option<(u64, usize)> = None;
-        let mut feasible = 0usize;
-        let mut scanned = 0usize;
-        'workers: for k in 0..n {
-            let i = if start + k >= n {
-                start + k - n
-            } else {
-                start + k
-            };
-            let w = &workers[i];
-            scanned += 1;
-            for f in &filters {
-                if let Err(r) = f.check(req, w) {
-                    explanation.add(r);
-                    continue 'workers;
-                }
-            }
-            feasible += 1;
-            let score: u64 = self
-                .scores
-                .iter()
-                .map(|(s, weight)| u64::from(s.score(req, w).min(100)) * u64::from(*weight))
-                .sum();
-            let better = match best {
-                None => true,
-                Some((bs, bi)) => score > bs || (score == bs && i < bi),
-            };
-            if better {
-                best = Some((score, i));
-            }
-            if feasible >= limit {
-                break;
-            }
-        }
-        let best = best.map(|(s, i)| (s, &workers[i]));
+        let best = self.choose(req, workers, start, limit);
         match best {
-            Some((_, w)) => {
-                for (s, _) in &self.scores {
+            Some(i) => {
+                let w = &workers[i];
+                for (s, _) in &self.scores.steps {
                     s.placed(&w.id);
                 }
                 Placement::Worker(w.id.clone())
             }
-            None => Placement::Unschedulable(explanation.render(scanned)),
+            None => Placement::Unschedulable(self.explain(req, workers)),
         }
     }
 }
@@ -377,5 +632,173 @@ mod tests {
             .with_score(PreferHigh, 1);
         assert_eq!(p.place(&r, &ws), Placement::Worker(WorkerId::new("w6")));
         assert_eq!(p.filter_names(), ["only-even"]);
+    }
+
+    /// Wraps a built-in so that the pipeline cannot recognise it, which sends it down the general
+    /// path (dynamic calls, scores in the order they were added).
+    struct Opaque<T>(T);
+
+    impl<T: Filter> Filter for Opaque<T> {
+        fn name(&self) -> &str {
+            self.0.name()
+        }
+        fn check(
+            &self,
+            req: &Request<'_>,
+            w: &WorkerSnapshot,
+        ) -> Result<(), super::super::Rejection> {
+            self.0.check(req, w)
+        }
+        fn relevant(&self, req: &Request<'_>) -> bool {
+            self.0.relevant(req)
+        }
+    }
+
+    impl<T: Score> Score for Opaque<T> {
+        fn name(&self) -> &str {
+            self.0.name()
+        }
+        fn score(&self, req: &Request<'_>, w: &WorkerSnapshot) -> u32 {
+            self.0.score(req, w)
+        }
+    }
+
+    /// The plain definition of a scan: from `start`, wrapping round, every filter and every score
+    /// of the first `limit` feasible workers; the highest weighted sum wins, ties to the earlier
+    /// position.
+    fn reference(
+        filters: &[&dyn Filter],
+        scores: &[(&dyn Score, u32)],
+        req: &Request<'_>,
+        ws: &[WorkerSnapshot],
+        (start, limit): (usize, usize),
+    ) -> Option<usize> {
+        let mut best: Option<(u64, usize)> = None;
+        let feasible = (start..ws.len())
+            .chain(0..start)
+            .filter(|&i| filters.iter().all(|f| f.check(req, &ws[i]).is_ok()));
+        for i in feasible.take(limit) {
+            let total: u64 = scores
+                .iter()
+                .map(|(s, k)| u64::from(s.score(req, &ws[i]).min(100)) * u64::from(*k))
+                .sum();
+            if best.is_none_or(|(b, bi)| total > b || (total == b && i < bi)) {
+                best = Some((total, i));
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    /// Workers of a few shapes and loads (so that scores tie often), some with the job's port in
+    /// use, some in zone a, some already running instances of the job.
+    fn random_cluster(rng: &mut Rng, n: usize, job: &crate::spec::Job) -> Vec<WorkerSnapshot> {
+        (0..n)
+            .map(|i| {
+                let cpu = [500, 1000, 2000, 4000][rng.below(4) as usize];
+                let mem = [512, 1024, 2048][rng.below(3) as usize];
+                let mut w = worker(&format!("w{i:03}"), cpu, mem, mem * rng.below(5) / 4);
+                w.allocated.cpu = crate::units::Cpu::from_millis(cpu * rng.below(5) / 4);
+                if rng.below(4) == 0 {
+                    w.ports_in_use.insert((8080, crate::spec::Protocol::Tcp));
+                }
+                if rng.below(2) == 0 {
+                    w.labels.insert("zone".into(), "a".into());
+                }
+                let siblings = rng.below(4) as u32;
+                if siblings > 0 {
+                    w.jobs.insert(job.name.clone(), siblings);
+                }
+                w
+            })
+            .collect()
+    }
+
+    #[test]
+    fn built_in_fast_paths_decide_exactly_as_the_plain_definition() {
+        let jobs = [
+            job_with("cpu: 300m, memory: 200Mi", ""),
+            job_with("cpu: 1, memory: 700Mi", ""),
+            job_with("cpu: 100m", "ports: [{container: 80, host: 8080}]"),
+            job_constrained("zone", "a"),
+        ];
+        let std_filters: [&dyn Filter; 3] = [&ResourceFit, &HostPorts, &Constraints];
+        let parts: [&dyn Score; 4] = [&BinPack, &Spread, &JobSpread, &Epvm::default()];
+        let [binpack, spread, job_spread, epvm] = [0, 1, 2, 3];
+        let score_sets: [&[(usize, u32)]; 6] = [
+            &[(binpack, 1)],
+            &[(spread, 3)],
+            &[(spread, 1), (job_spread, 10)],
+            &[(job_spread, 10), (binpack, 1)],
+            &[(epvm, 1), (job_spread, 10)],
+            &[(binpack, 2), (spread, 1), (epvm, 1)],
+        ];
+        let build = |set: &[(usize, u32)], opaque: bool| {
+            let mut p = if opaque {
+                Pipeline::new("opaque")
+                    .with_filter(Opaque(ResourceFit))
+                    .with_filter(Opaque(HostPorts))
+                    .with_filter(Opaque(Constraints))
+            } else {
+                Pipeline::standard("built-in")
+            };
+            for &(part, k) in set {
+                p = match (opaque, part) {
+                    (false, 0) => p.with_score(BinPack, k),
+                    (false, 1) => p.with_score(Spread, k),
+                    (false, 2) => p.with_score(JobSpread, k),
+                    (false, _) => p.with_score(Epvm::default(), k),
+                    (true, 0) => p.with_score(Opaque(BinPack), k),
+                    (true, 1) => p.with_score(Opaque(Spread), k),
+                    (true, 2) => p.with_score(Opaque(JobSpread), k),
+                    (true, _) => p.with_score(Opaque(Epvm::default()), k),
+                };
+            }
+            p
+        };
+        let mut rng = Rng(0x5EED);
+        let mut decided = 0;
+        for round in 0..300 {
+            let job = &jobs[round % jobs.len()];
+            let req = Request::new(job, 0);
+            let n = 1 + rng.below(40) as usize;
+            let ws = random_cluster(&mut rng, n, job);
+            for set in score_sets {
+                let fast = build(set, false);
+                let general = build(set, true);
+                assert!(fast.builtin_scores.is_some() && general.builtin_scores.is_none());
+                let scores: Vec<(&dyn Score, u32)> =
+                    set.iter().map(|&(part, k)| (parts[part], k)).collect();
+                // A full scan, and sampled scans from random starts.
+                for (start, limit) in [(0, usize::MAX), (0, 1)].into_iter().chain(
+                    (0..4).map(|_| (rng.below(n as u64) as usize, 1 + rng.below(4) as usize)),
+                ) {
+                    let want = reference(&std_filters, &scores, &req, &ws, (start, limit));
+                    let at = (start, limit);
+                    assert_eq!(
+                        fast.choose(&req, &ws, start, limit),
+                        want,
+                        "built-ins, round {round}, {at:?}, {fast:?}"
+                    );
+                    assert_eq!(
+                        general.choose(&req, &ws, start, limit),
+                        want,
+                        "general, round {round}, {at:?}"
+                    );
+                    decided += usize::from(want.is_some());
+                }
+            }
+        }
+        assert!(decided > 1000, "most rounds place something: {decided}");
     }
 }

@@ -15,30 +15,30 @@ use crate::api::WorkerSnapshot;
 use crate::ids::WorkerId;
 
 /// Mean of the CPU and memory fractions allocated on `w` after placing `req`, in percent (0..=100),
-/// rounded. On the hot path of every scan: one division, and conversions through `i64` (a single
-/// instruction; the quantities are far below 2^63).
+/// rounded. On the hot path of every scan, so: each fraction is capped at 1 in integers, then one
+/// division over a common denominator, and conversions through `i64` (a single instruction; the
+/// quantities are far below 2^63).
 #[inline]
 fn used_percent_after(req: &Request<'_>, w: &WorkerSnapshot) -> u32 {
-    let used_c = w
+    let (tc, tm) = (w.total.cpu.millis(), w.total.memory.bytes());
+    if tc == 0 || tm == 0 {
+        return 100;
+    }
+    let uc = w
         .allocated
         .cpu
         .millis()
-        .saturating_add(req.need.cpu.millis()) as i64 as f64;
-    let used_m = w
+        .saturating_add(req.need.cpu.millis())
+        .min(tc);
+    let um = w
         .allocated
         .memory
         .bytes()
-        .saturating_add(req.need.memory.bytes()) as i64 as f64;
-    let (tc, tm) = (
-        w.total.cpu.millis() as i64 as f64,
-        w.total.memory.bytes() as i64 as f64,
-    );
-    if tc <= 0.0 || tm <= 0.0 || used_c >= tc && used_m >= tm {
-        return 100;
-    }
-    // 50 * (uc/tc + um/tm) with each fraction capped at 1, over a common denominator.
-    let (uc, um) = (used_c.min(tc), used_m.min(tm));
-    (50.0 * (uc * tm + um * tc) / (tc * tm) + 0.5) as u32
+        .saturating_add(req.need.memory.bytes())
+        .min(tm);
+    let f = |x: u64| x as i64 as f64;
+    // 50 * (uc/tc + um/tm) over a common denominator.
+    (50.0 * (f(uc) * f(tm) + f(um) * f(tc)) / (f(tc) * f(tm)) + 0.5) as u32
 }
 
 /// Fractions (0..=1) of CPU and memory allocated on `w` after placing `req`.
