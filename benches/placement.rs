@@ -2,8 +2,10 @@
 //!
 //! Two parts, both on pure code (no I/O):
 //! 1. A scripted run: 100,000 placements (small jobs, so that all of them fit) into clusters of
-//!    1,000 and 10,000 workers with varied capacities and loads, for the sampled pipeline and for a full scan, one placement after the
-//!    other with each decision recorded in the snapshot (what a scheduler does within a batch).
+//!    1,000 and 10,000 workers with varied capacities and loads, for the sampled pipeline, a full
+//!    scan, and the registry's `spread` and `binpack` (full scans with job-spread), one placement
+//!    after the other with each decision recorded in the snapshot (what a scheduler does within a
+//!    batch).
 //!    It prints placements per second (median of 3 runs) on one core.
 //! 2. Bin-packing quality: jobs of varied sizes into identical empty workers, until they are
 //!    all placed; workers used by each algorithm against the lower bound
