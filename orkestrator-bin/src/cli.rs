@@ -42,6 +42,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Stop a job: its containers are stopped and removed.
     Stop(StopArgs),
+    /// Show the last lines a job's task wrote (stdout and stderr), read from its worker.
+    Logs(LogsArgs),
     /// List workers and their resources.
     Workers(OutputArgs),
     /// Show the health of every component and job.
@@ -213,6 +215,28 @@ pub struct StopArgs {
     /// Wait until its containers are gone.
     #[arg(long)]
     pub wait: bool,
+    /// Where the manager is.
+    #[command(flatten)]
+    pub addr: ManagerAddr,
+}
+
+/// `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The job.
+    pub job: String,
+    /// The task (may be left out when the job has one task).
+    #[arg(short, long)]
+    pub task: Option<String>,
+    /// Which copy of the job (0-based).
+    #[arg(short, long, default_value_t = 0)]
+    pub index: u32,
+    /// How many of the last lines (1 to 10000).
+    #[arg(short = 'n', long, default_value_t = 100)]
+    pub tail: usize,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: Output,
     /// Where the manager is.
     #[command(flatten)]
     pub addr: ManagerAddr,

@@ -13,8 +13,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Cluster, FOREVER, IMAGE, containers_with_label, docker_or_skip, free_port, inspect, lock_port,
-    ork_in, remove_worker_containers, unique, wait_port_free,
+    Cluster, FOREVER, IMAGE, containers_with_label, docker, docker_or_skip, free_port, inspect,
+    lock_port, ork_in, remove_worker_containers, unique, wait_port_free,
 };
 use serde_json::Value;
 
@@ -422,4 +422,129 @@ fn clients_explain_an_unreachable_manager() {
             out.describe()
         );
     }
+}
+
+#[test]
+fn logs_show_a_tasks_output_read_from_its_worker() {
+    let test = "logs";
+    if !docker_or_skip(test) {
+        return;
+    }
+    let mut c = Cluster::start(test);
+    let (worker, worker_proc) = c.add_worker_proc(&["--cpu", "2", "--memory", "1Gi"]);
+    let job = unique("e2e-logs", test);
+    c.write(
+        "job.yaml",
+        &format!(
+            "name: {job}\n\
+             tasks:\n\
+             \x20 - name: talker\n\
+             \x20   image: {IMAGE}\n\
+             \x20   command: [sh, -c, \"for i in 1 2 3 4 5; do echo out-$i; done; sleep 1; echo to-stderr >&2; trap 'exit 0' TERM; while true; do sleep 1; done\"]\n\
+             \x20   resources: {{ cpu: 100m, memory: 16Mi }}\n\
+             \x20 - name: quiet\n\
+             \x20   image: {IMAGE}\n\
+             \x20   command: {FOREVER}\n\
+             \x20   resources: {{ cpu: 100m, memory: 16Mi }}\n"
+        ),
+    );
+    let out = c.ork(&["run", "-f", "job.yaml"]);
+    assert_eq!(out.code, Some(0), "run: {}", out.describe());
+    c.wait_phase(&job, "Running");
+
+    // Both streams, in order; --tail keeps the last lines.
+    let all = c.wait_until("the talker's output", common::TIMEOUT, |_| {
+        let out = c.ork(&["logs", &job, "--task", "talker"]);
+        if out.code == Some(0) && out.stdout.contains("to-stderr") {
+            Ok(out)
+        } else {
+            Err(out.describe())
+        }
+    });
+    let lines: Vec<&str> = all.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        ["out-1", "out-2", "out-3", "out-4", "out-5", "to-stderr"],
+        "{}",
+        all.describe()
+    );
+    assert!(
+        all.stderr.contains(&worker),
+        "names the worker: {}",
+        all.describe()
+    );
+    let tail = c.ork(&["logs", &job, "-t", "talker", "-n", "2", "-o", "json"]);
+    assert_eq!(tail.code, Some(0), "{}", tail.describe());
+    let v = tail.json();
+    assert_eq!(v["text"], "out-5\nto-stderr\n", "{v:#}");
+    assert_eq!(v["worker"], worker.as_str(), "{v:#}");
+    assert_eq!(v["task"], "talker", "{v:#}");
+
+    // Bad requests name the problem and the fix.
+    let expect_error = |args: &[&str], needle: &str| {
+        let out = c.ork(args);
+        assert_ne!(
+            out.code,
+            Some(0),
+            "{args:?} should fail: {}",
+            out.describe()
+        );
+        assert!(
+            out.stderr.contains(needle),
+            "{args:?} should say {needle:?}: {}",
+            out.describe()
+        );
+    };
+    expect_error(
+        &["logs", &job],
+        "has 2 tasks (talker, quiet): name one with --task",
+    );
+    expect_error(
+        &["logs", &job, "-t", "nope"],
+        "has no task \"nope\"; its tasks: talker, quiet",
+    );
+    expect_error(
+        &["logs", &job, "-t", "quiet", "-i", "4"],
+        "has no instance 4",
+    );
+    expect_error(
+        &["logs", &job, "-t", "quiet", "-n", "0"],
+        "ask for 1 to 10000 lines",
+    );
+    expect_error(&["logs", "no-such-job"], "job \"no-such-job\" not found");
+
+    // A worker's endpoint serves only its own containers.
+    let workers = c.ork(&["workers", "-o", "json"]).json();
+    let address = workers
+        .as_array()
+        .and_then(|ws| ws.iter().find(|w| w["id"] == worker.as_str()))
+        .and_then(|w| w["address"].as_str())
+        .unwrap_or_else(|| panic!("no address for {worker}: {workers:#}"))
+        .to_owned();
+    let foreign = docker(&["create", IMAGE, "true"]).trim().to_owned();
+    let resp = http_get(&format!("{address}/v1/containers/{foreign}/logs"));
+    docker(&["rm", "-f", &foreign]);
+    assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
+
+    // With the worker gone, the manager says so instead of hanging or failing vaguely.
+    c.kill(worker_proc);
+    expect_error(&["logs", &job, "-t", "talker"], "does not answer");
+}
+
+/// A plain HTTP/1.1 GET on loopback; the whole response as text.
+fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_once('/').expect("a path");
+    let mut s = std::net::TcpStream::connect(host).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
 }

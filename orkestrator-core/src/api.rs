@@ -253,6 +253,83 @@ pub struct JobView {
     pub instances: Vec<InstanceView>,
 }
 
+/// `GET /v1/jobs/{job}/logs` query: which task of which instance, and how many lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsQuery {
+    /// The task; may be left out when the job has one task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// Which copy of the job (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
+    /// How many of the last lines (default [`LogsQuery::DEFAULT_TAIL`], at most
+    /// [`LogsQuery::MAX_TAIL`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<usize>,
+}
+
+impl LogsQuery {
+    /// Lines returned when `tail` is not given.
+    pub const DEFAULT_TAIL: usize = 100;
+    /// The most lines one request may ask for.
+    pub const MAX_TAIL: usize = 10_000;
+
+    /// The number of lines asked for, checked.
+    pub fn tail(&self) -> Result<usize, ApiError> {
+        match self.tail {
+            None => Ok(Self::DEFAULT_TAIL),
+            Some(n) if (1..=Self::MAX_TAIL).contains(&n) => Ok(n),
+            Some(n) => Err(ApiError::bad_request(
+                "invalid_tail",
+                format!(
+                    "tail {n} is out of range: ask for 1 to {} lines",
+                    Self::MAX_TAIL
+                ),
+            )),
+        }
+    }
+}
+
+/// Where one task's output lives: the manager finds it, the worker's endpoint serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSource {
+    /// The instance.
+    pub instance: InstanceId,
+    /// Which copy of the job.
+    pub index: u32,
+    /// The task.
+    pub task: TaskName,
+    /// The worker running it.
+    pub worker: WorkerId,
+    /// The worker's endpoint (`http://host:port`).
+    pub address: String,
+    /// The task's container on that worker.
+    pub container_id: String,
+}
+
+/// The last lines a task's container wrote (stdout and stderr).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Logs {
+    /// The instance.
+    pub instance: InstanceId,
+    /// Which copy of the job.
+    pub index: u32,
+    /// The task.
+    pub task: TaskName,
+    /// The worker running it.
+    pub worker: WorkerId,
+    /// The output, as the engine returned it.
+    pub text: String,
+}
+
+/// A worker endpoint's answer for one container's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerLogs {
+    /// The output.
+    pub text: String,
+}
+
 /// A line of the job list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSummary {

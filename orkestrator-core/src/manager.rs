@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::api::*;
 use crate::events::{Event, EventKind};
-use crate::ids::{InstanceId, JobId, SchedulerId, WorkerId};
+use crate::ids::{InstanceId, JobId, SchedulerId, TaskName, WorkerId};
 use crate::scheduler::{Request, check_fit};
 use crate::spec::{Job, Resources};
 use crate::state::TaskState;
@@ -338,6 +338,85 @@ impl Manager {
     pub fn get_job(&self, name: &JobId) -> ApiResult<JobView> {
         let st = self.lock();
         job_view(&st, name).ok_or_else(|| ApiError::not_found("job", name))
+    }
+
+    /// Where the output of `task` of instance `index` of `job` can be read: its worker's endpoint
+    /// and its container. `task` may be left out when the job has one task.
+    pub fn log_source(&self, job: &JobId, task: Option<&str>, index: u32) -> ApiResult<LogSource> {
+        let view = self.get_job(job)?;
+        let names: Vec<&str> = view.spec.tasks.iter().map(|t| t.name.as_str()).collect();
+        let task = match (task, names.as_slice()) {
+            (Some(t), _) if names.contains(&t) => TaskName::new(t),
+            (Some(t), _) => {
+                return Err(ApiError::bad_request(
+                    "unknown_task",
+                    format!(
+                        "job \"{job}\" has no task \"{t}\"; its tasks: {}",
+                        names.join(", ")
+                    ),
+                ));
+            }
+            (None, [only]) => TaskName::new(*only),
+            (None, _) => {
+                return Err(ApiError::bad_request(
+                    "task_required",
+                    format!(
+                        "job \"{job}\" has {} tasks ({}): name one with --task (`?task=NAME` in the API)",
+                        names.len(),
+                        names.join(", ")
+                    ),
+                ));
+            }
+        };
+        // The current instance with that index (the view lists the current version first).
+        let Some(inst) = view
+            .instances
+            .iter()
+            .find(|i| i.index == index && i.desired == Desired::Run)
+            .or_else(|| view.instances.iter().find(|i| i.index == index))
+        else {
+            return Err(ApiError::bad_request(
+                "unknown_index",
+                format!(
+                    "job \"{job}\" has no instance {index}; its count is {}",
+                    view.spec.count
+                ),
+            ));
+        };
+        let Some(worker) = inst.worker.clone() else {
+            let why = inst
+                .pending_reason
+                .as_deref()
+                .unwrap_or("waiting for a scheduler");
+            return Err(ApiError::conflict(format!(
+                "instance {index} of job \"{job}\" is not placed yet ({why}): no output to show"
+            )));
+        };
+        let status = inst.tasks.get(&task);
+        let Some(container_id) = status.and_then(|t| t.container_id.clone()) else {
+            let state = status.map_or("not started".to_owned(), |t| t.state.to_string());
+            return Err(ApiError::conflict(format!(
+                "task \"{task}\" of instance {index} of job \"{job}\" has no container yet ({state}) on worker \"{worker}\""
+            )));
+        };
+        let address = self
+            .lock()
+            .workers
+            .get(&worker)
+            .and_then(|w| w.reg.address.clone())
+            .ok_or_else(|| {
+                ApiError::conflict(format!(
+                    "worker \"{worker}\" has no endpoint to read logs from (it registered without an address)"
+                ))
+            })?;
+        Ok(LogSource {
+            instance: inst.id.clone(),
+            index,
+            task,
+            worker,
+            address,
+            container_id,
+        })
     }
 
     // -----------------------------------------------------------------------------------------

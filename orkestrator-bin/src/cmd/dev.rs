@@ -42,6 +42,14 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
     let transport = Arc::new(LocalTransport::new(manager.clone()));
     let mut config = WorkerConfig::new("dev-worker");
     config.stop_grace = a.stop_grace;
+    // The worker's own endpoint (for `orkestrator logs`), on a free loopback port.
+    let endpoint = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    config.address = Some(format!("http://{}", endpoint.local_addr()?));
+    let router =
+        orkestrator_runtime::http::server::worker_router(config.id.clone(), runtime.clone());
+    tokio::spawn(async move {
+        let _ = orkestrator_runtime::http::server::serve_router(endpoint, router).await;
+    });
     let probe = Arc::new(SysProbe::with_caps(None, None, None)?);
     let worker = WorkerAgent::new(config, transport.clone(), runtime, probe);
     tokio::spawn(worker.run(std::future::pending()));

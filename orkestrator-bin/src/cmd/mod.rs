@@ -2,6 +2,7 @@
 
 mod dev;
 mod health;
+mod logs;
 mod run;
 mod scheduler;
 mod server;
@@ -28,6 +29,7 @@ pub async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Run(a) => run::run(a).await,
         Command::Status(a) => status::run(a).await,
         Command::Stop(a) => stop::run(a).await,
+        Command::Logs(a) => logs::run(a).await,
         Command::Workers(a) => workers::run(a).await,
         Command::Health(a) => health::run(a).await,
         Command::Validate(a) => validate::run(a),

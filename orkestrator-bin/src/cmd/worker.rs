@@ -34,7 +34,8 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
     config.labels = a.labels.iter().cloned().collect();
     config.stop_grace = a.stop_grace;
     tracing::info!(worker = %name, manager = %transport.base(), "worker starting; endpoint {address}");
-    let endpoint = orkestrator_runtime::http::server::worker_router(name.clone().into());
+    let endpoint =
+        orkestrator_runtime::http::server::worker_router(name.clone().into(), runtime.clone());
     tokio::spawn(async move {
         let _ = orkestrator_runtime::http::server::serve_router(listener, endpoint).await;
     });

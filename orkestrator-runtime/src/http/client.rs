@@ -156,6 +156,33 @@ impl HttpTransport {
     }
 }
 
+impl HttpTransport {
+    /// The last lines of one task's output: `GET /v1/jobs/{job}/logs` (the manager reads them from
+    /// the task's worker).
+    pub async fn logs(&self, job: &JobId, q: &LogsQuery) -> Result<Logs> {
+        let mut query = Vec::new();
+        if let Some(t) = &q.task {
+            query.push(format!("task={}", seg(t)));
+        }
+        if let Some(i) = q.index {
+            query.push(format!("index={i}"));
+        }
+        if let Some(n) = q.tail {
+            query.push(format!("tail={n}"));
+        }
+        let path = format!("/v1/jobs/{}/logs?{}", seg(job.as_str()), query.join("&"));
+        self.call::<(), _>(Method::GET, &path, None, Duration::ZERO)
+            .await
+    }
+
+    /// One container's output from a worker's own endpoint: `GET /v1/containers/{id}/logs`.
+    pub async fn container_logs(&self, container: &str, tail: usize) -> Result<ContainerLogs> {
+        let path = format!("/v1/containers/{}/logs?tail={tail}", seg(container));
+        self.call::<(), _>(Method::GET, &path, None, Duration::ZERO)
+            .await
+    }
+}
+
 fn describe(e: &hyper_util::client::legacy::Error) -> String {
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(e);

@@ -3,6 +3,7 @@
 //! bad input never panics and never gets a 500.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -13,13 +14,16 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use orkestrator_core::api::*;
+use orkestrator_core::error::RuntimeErrorKind;
 use orkestrator_core::ids::{JobId, SchedulerId, WorkerId};
 use orkestrator_core::manager::Manager;
+use orkestrator_core::runtime::{Runtime, labels};
 use orkestrator_core::spec::{Format, parse_job};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::MAX_BODY_BYTES;
+use super::client::HttpTransport;
 
 /// The API router for `manager`. Wrap it with more layers (auth, tracing, metrics) as needed.
 pub fn router(manager: Manager) -> Router {
@@ -28,6 +32,7 @@ pub fn router(manager: Manager) -> Router {
         .route("/v1/jobs", post(submit_job).get(list_jobs))
         .route("/v1/jobs/{job}", get(get_job).delete(stop_job))
         .route("/v1/jobs/{job}/stop", post(stop_job))
+        .route("/v1/jobs/{job}/logs", get(job_logs))
         .route("/v1/workers", get(list_workers).post(register_worker))
         .route("/v1/workers/{id}/heartbeat", post(worker_heartbeat))
         .route("/v1/workers/{id}/assignments", get(watch_assignments))
@@ -320,17 +325,103 @@ async fn submit_decisions(
     Ok(Json(m.submit_decisions(&SchedulerId::new(id), d)?))
 }
 
-/// A worker's own small endpoint: `GET /health` (logs will be served here too).
-pub fn worker_router(worker: orkestrator_core::ids::WorkerId) -> Router {
+/// `GET /v1/jobs/{job}/logs?task=T&index=N&tail=100`: the manager finds the task's worker and
+/// container, and reads the output from the worker's own endpoint.
+async fn job_logs(
+    State(m): State<Manager>,
+    Path(job): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<Logs> {
+    let tail = q.tail()?;
+    let src = m.log_source(&JobId::new(job), q.task.as_deref(), q.index.unwrap_or(0))?;
+    let from_worker = |e: orkestrator_core::Error| match e {
+        // The worker answered: keep a "not found", anything else is the gateway's failure.
+        orkestrator_core::Error::Api(a) => ApiError {
+            status: if a.status == 404 { 404 } else { 502 },
+            code: "worker_error".into(),
+            message: format!("worker \"{}\": {}", src.worker, a.message),
+            problems: None,
+        },
+        other => ApiError {
+            status: 502,
+            code: "worker_unreachable".into(),
+            message: format!(
+                "worker \"{}\" at {} does not answer ({other}); its tasks' output can be read again once it is back",
+                src.worker, src.address
+            ),
+            problems: None,
+        },
+    };
+    let worker = HttpTransport::new(&src.address).map_err(from_worker)?;
+    let out = worker
+        .container_logs(&src.container_id, tail)
+        .await
+        .map_err(from_worker)?;
+    Ok(Json(Logs {
+        instance: src.instance,
+        index: src.index,
+        task: src.task,
+        worker: src.worker,
+        text: out.text,
+    }))
+}
+
+/// What a worker's endpoint serves from.
+#[derive(Clone)]
+struct WorkerEndpoint {
+    worker: WorkerId,
+    runtime: Arc<dyn Runtime>,
+}
+
+/// `?tail=N` of a worker endpoint's logs request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TailQuery {
+    tail: Option<usize>,
+}
+
+/// A worker's own small endpoint: `GET /health`, and `GET /v1/containers/{id}/logs?tail=N` for the
+/// output of this worker's containers (others' are not served).
+pub fn worker_router(worker: WorkerId, runtime: Arc<dyn Runtime>) -> Router {
     Router::new()
-        .route(
-            "/health",
-            get(move || {
-                let worker = worker.clone();
-                async move { Json(serde_json::json!({ "worker": worker, "status": "ok" })) }
-            }),
-        )
+        .route("/health", get(worker_health))
+        .route("/v1/containers/{id}/logs", get(container_logs))
         .fallback(not_found)
+        .with_state(WorkerEndpoint { worker, runtime })
+}
+
+async fn worker_health(State(w): State<WorkerEndpoint>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "worker": w.worker, "status": "ok" }))
+}
+
+async fn container_logs(
+    State(w): State<WorkerEndpoint>,
+    Path(id): Path<String>,
+    Query(q): Query<TailQuery>,
+) -> ApiResult<ContainerLogs> {
+    let tail = LogsQuery {
+        tail: q.tail,
+        ..LogsQuery::default()
+    }
+    .tail()?;
+    let engine = |e: orkestrator_core::Error| match e {
+        orkestrator_core::Error::Runtime {
+            kind: RuntimeErrorKind::NotFound,
+            ..
+        } => ApiError::not_found("container", &id),
+        other => ApiError {
+            status: 503,
+            code: "engine_error".into(),
+            message: format!("cannot read container {id}: {other}"),
+            problems: None,
+        },
+    };
+    let info = w.runtime.inspect(&id).await.map_err(engine)?;
+    if info.label(labels::WORKER) != Some(w.worker.as_str()) {
+        return Err(ApiError::not_found("container of this worker", &id).into());
+    }
+    let text = w.runtime.logs(&id, tail).await.map_err(engine)?;
+    Ok(Json(ContainerLogs { text }))
 }
 
 /// Serves any router on `listener` (until the process ends).
