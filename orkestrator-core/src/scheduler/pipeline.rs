@@ -128,7 +128,7 @@ impl BuiltinScore {
 /// after it can still add (100 times their weights), so that scoring a worker stops as soon as it
 /// cannot win.
 struct Weighted<S> {
-    steps: Vec<(S, u64)>,
+    steps: Vec<(S, u32)>,
     rest: Vec<u64>,
 }
 
@@ -143,14 +143,14 @@ impl<S> Weighted<S> {
     /// Adds a score at `at` (the end unless given).
     fn insert(&mut self, at: Option<usize>, s: S, weight: u32) {
         let at = at.unwrap_or(self.steps.len());
-        self.steps.insert(at, (s, u64::from(weight)));
+        self.steps.insert(at, (s, weight));
         let mut rest = 0u64;
         self.rest = self
             .steps
             .iter()
             .rev()
             .map(|(_, w)| {
-                rest = rest.saturating_add(100 * w);
+                rest = rest.saturating_add(100 * u64::from(*w));
                 rest
             })
             .collect();
@@ -166,7 +166,7 @@ impl<S> Weighted<S> {
             if total + rest < floor {
                 return None;
             }
-            total += u64::from(score(s).min(100)) * weight;
+            total += u64::from(score(s).min(100)) * u64::from(*weight);
         }
         Some(total)
     }
@@ -273,7 +273,7 @@ impl Pipeline {
         self.scores
             .steps
             .iter()
-            .map(|(s, w)| (s.name(), u32::try_from(*w).unwrap_or(u32::MAX)))
+            .map(|(s, w)| (s.name(), *w))
             .collect()
     }
 
@@ -395,12 +395,16 @@ fn scan_builtins(
     match (filters, scores.steps.as_slice()) {
         ([BuiltinFilter::ResourceFit], [(BuiltinScore::BinPack, k)]) => {
             scan(workers, start, limit, |w, _| {
-                Verdict::of(fits(w), || Some(u64::from(BinPack.score(req, w)) * k))
+                Verdict::of(fits(w), || {
+                    Some(u64::from(BinPack.score(req, w)) * u64::from(*k))
+                })
             })
         }
         ([BuiltinFilter::ResourceFit], [(BuiltinScore::Spread, k)]) => {
             scan(workers, start, limit, |w, _| {
-                Verdict::of(fits(w), || Some(u64::from(Spread.score(req, w)) * k))
+                Verdict::of(fits(w), || {
+                    Some(u64::from(Spread.score(req, w)) * u64::from(*k))
+                })
             })
         }
         _ => scan(workers, start, limit, |w, floor| {
