@@ -529,6 +529,16 @@ fn logs_show_a_tasks_output_read_from_its_worker() {
     // With the worker gone, the manager says so instead of hanging or failing vaguely.
     c.kill(worker_proc);
     expect_error(&["logs", &job, "-t", "talker"], "does not answer");
+    let gone = c.ork(&["logs", &job, "-t", "talker"]);
+    assert!(
+        gone.stderr.contains(&format!("worker \"{worker}\""))
+            && gone
+                .stderr
+                .contains("is `orkestrator worker` running there?")
+            && !gone.stderr.contains("manager"),
+        "names the worker, not the manager: {}",
+        gone.describe()
+    );
 }
 
 /// A plain HTTP/1.1 GET on loopback; the whole response as text.

@@ -343,7 +343,8 @@ impl Manager {
     /// Where the output of `task` of instance `index` of `job` can be read: its worker's endpoint
     /// and its container. `task` may be left out when the job has one task.
     pub fn log_source(&self, job: &JobId, task: Option<&str>, index: u32) -> ApiResult<LogSource> {
-        let view = self.get_job(job)?;
+        let st = self.lock();
+        let view = job_view(&st, job).ok_or_else(|| ApiError::not_found("job", job))?;
         let names: Vec<&str> = view.spec.tasks.iter().map(|t| t.name.as_str()).collect();
         let task = match (task, names.as_slice()) {
             (Some(t), _) if names.contains(&t) => TaskName::new(t),
@@ -399,8 +400,7 @@ impl Manager {
                 "task \"{task}\" of instance {index} of job \"{job}\" has no container yet ({state}) on worker \"{worker}\""
             )));
         };
-        let address = self
-            .lock()
+        let address = st
             .workers
             .get(&worker)
             .and_then(|w| w.reg.address.clone())

@@ -27,6 +27,8 @@ pub struct HttpTransport {
     base: String,
     client: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
+    /// The command that serves `base`, for the hint when it cannot be reached.
+    peer: &'static str,
 }
 
 impl HttpTransport {
@@ -44,6 +46,15 @@ impl HttpTransport {
             base,
             client,
             timeout: Duration::from_secs(15),
+            peer: "orkestrator server",
+        })
+    }
+
+    /// A client for a worker's own endpoint at `base` (where the manager reads logs from).
+    pub fn for_worker(base: &str) -> Result<Self> {
+        Ok(HttpTransport {
+            peer: "orkestrator worker",
+            ..Self::new(base)?
         })
     }
 
@@ -91,7 +102,7 @@ impl HttpTransport {
                 .client
                 .request(req)
                 .await
-                .map_err(|e| self.unreachable(describe(&e)))?;
+                .map_err(|e| self.unreachable(describe(&e, self.peer)))?;
             let status = resp.status();
             let bytes = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
@@ -183,7 +194,7 @@ impl HttpTransport {
     }
 }
 
-fn describe(e: &hyper_util::client::legacy::Error) -> String {
+fn describe(e: &hyper_util::client::legacy::Error, peer: &str) -> String {
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
@@ -191,7 +202,7 @@ fn describe(e: &hyper_util::client::legacy::Error) -> String {
         src = s.source();
     }
     if e.is_connect() {
-        msg.push_str(" (is `orkestrator server` running there?)");
+        msg.push_str(&format!(" (is `{peer}` running there?)"));
     }
     msg
 }

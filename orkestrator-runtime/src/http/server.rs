@@ -342,17 +342,24 @@ async fn job_logs(
             message: format!("worker \"{}\": {}", src.worker, a.message),
             problems: None,
         },
-        other => ApiError {
-            status: 502,
-            code: "worker_unreachable".into(),
-            message: format!(
-                "worker \"{}\" at {} does not answer ({other}); its tasks' output can be read again once it is back",
-                src.worker, src.address
-            ),
-            problems: None,
-        },
+        other => {
+            // Not the client's "cannot reach manager" wording: this peer is the worker.
+            let why = match other {
+                orkestrator_core::Error::Unreachable { message, .. } => message,
+                e => e.to_string(),
+            };
+            ApiError {
+                status: 502,
+                code: "worker_unreachable".into(),
+                message: format!(
+                    "worker \"{}\" at {} does not answer ({why}); its tasks' output can be read again once it is back",
+                    src.worker, src.address
+                ),
+                problems: None,
+            }
+        }
     };
-    let worker = HttpTransport::new(&src.address).map_err(from_worker)?;
+    let worker = HttpTransport::for_worker(&src.address).map_err(from_worker)?;
     let out = worker
         .container_logs(&src.container_id, tail)
         .await
