@@ -463,13 +463,43 @@ pub struct Assignment {
     pub job: Job,
 }
 
-/// A worker's assignments at a point in the manager's history.
+/// A worker's assignments at a point in the manager's history: the whole set (`full`), or what
+/// changed since the index the worker passed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assignments {
     /// The manager's state index these assignments reflect; pass it back to wait for a change.
     pub index: u64,
-    /// Every instance placed on the worker that it should run or stop.
+    /// `true`: `instances` is every instance placed on the worker that it should run or stop (the
+    /// answer to index 0, or to an index too old to answer with changes). `false`: `instances`
+    /// holds only the assignments added or changed since the index passed, and `removed` the
+    /// instances that left.
+    #[serde(default = "full_default")]
+    pub full: bool,
+    /// The assignments (all of them, or the changed ones: see `full`).
     pub instances: Vec<Assignment>,
+    /// Instances no longer assigned since the index passed (only when `full` is `false`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<InstanceId>,
+}
+
+fn full_default() -> bool {
+    true
+}
+
+impl Assignments {
+    /// Applies a watch answer to the assignments a worker holds, keyed by instance: a full answer
+    /// replaces them, a delta adds, replaces and removes.
+    pub fn apply_to(self, held: &mut BTreeMap<InstanceId, Assignment>) {
+        if self.full {
+            held.clear();
+        }
+        for id in &self.removed {
+            held.remove(id);
+        }
+        for a in self.instances {
+            held.insert(a.instance.clone(), a);
+        }
+    }
 }
 
 /// One task's state change, as a worker reports it.

@@ -1220,7 +1220,12 @@ fn assignments(st: &State, worker: &WorkerId, index: u64) -> Assignments {
             job: i.rec.spec.clone(),
         })
         .collect();
-    Assignments { index, instances }
+    Assignments {
+        index,
+        full: true,
+        instances,
+        removed: vec![],
+    }
 }
 
 /// What the instances placed on one worker reserve.
