@@ -245,7 +245,7 @@ fn pending(jobs: &[Job], n: usize) -> Vec<PendingInstance> {
         .map(|k| PendingInstance {
             instance: InstanceId::new(format!("i{k}")),
             index: 0,
-            job: jobs[k % jobs.len()].clone(),
+            job: std::sync::Arc::new(jobs[k % jobs.len()].clone()),
         })
         .collect()
 }

@@ -389,7 +389,7 @@ async fn bench(run_id: &str, n: usize, warmup: usize, verbose: bool) -> Res<()> 
     // checker, as `orkestrator server` wires them.
     let config = ManagerConfig::default();
     let heartbeat = config.heartbeat_interval;
-    let manager = Manager::new(config, Arc::new(MemoryStore::new()))?;
+    let manager = Manager::new(config, Arc::new(MemoryStore::new())).await?;
     let seen = Arc::new(Mutex::new(Vec::new()));
     record_manager_events(&manager, seen.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -420,7 +420,7 @@ async fn bench(run_id: &str, n: usize, warmup: usize, verbose: bool) -> Res<()> 
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                m.check_liveness();
+                m.check_liveness().await;
             }
         });
     }

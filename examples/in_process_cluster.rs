@@ -37,7 +37,7 @@ tasks:
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The manager, and a transport that calls it directly.
-    let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new()))?;
+    let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new())).await?;
     let mut events = manager.subscribe();
     let transport = Arc::new(LocalTransport::new(manager));
 

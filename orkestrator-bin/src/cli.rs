@@ -48,6 +48,9 @@ pub enum Command {
     Workers(OutputArgs),
     /// Show the health of every component and job.
     Health(OutputArgs),
+    /// Collect garbage now: remove jobs, instances and workers that ended longer ago than the
+    /// manager's --gc-after.
+    Gc(OutputArgs),
     /// Check a job file without submitting it.
     Validate(ValidateArgs),
 }
@@ -109,6 +112,11 @@ pub struct ServerArgs {
     /// How long without a heartbeat before a component is down.
     #[arg(long, default_value = "3s", value_parser = duration)]
     pub heartbeat_grace: Duration,
+    /// How long stopped, completed and failed jobs, replaced instances, unused spec versions and
+    /// workers that are down are kept before garbage collection removes them (`orkestrator gc`
+    /// removes them at once).
+    #[arg(long, default_value = "1h", value_parser = duration, value_name = "DURATION")]
+    pub gc_after: Duration,
 }
 
 /// `worker`.

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -22,11 +23,43 @@ pub fn now_millis() -> Millis {
         .unwrap_or(0)
 }
 
+/// What kind of failure an [`ApiError`] is, in the manager's own terms. Transports map it to
+/// their own codes (`orkestrator-runtime` maps it to HTTP statuses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request is malformed or breaks a rule (a bad spec, query or body).
+    Invalid,
+    /// What the request names does not exist.
+    NotFound,
+    /// The request conflicts with the current state (not placed yet, no container yet, ...).
+    Conflict,
+    /// The manager cannot serve it now (its store failed); retrying later may succeed.
+    Unavailable,
+    /// The caller did not prove who it is.
+    Unauthenticated,
+    /// The caller may not do this.
+    Forbidden,
+    /// The request exceeds a limit (too large, too many).
+    LimitExceeded,
+    /// This manager is not the leader; ask the leader.
+    NotLeader,
+    /// The request's media type is not one the endpoint reads.
+    UnsupportedMedia,
+    /// The endpoint does not take this method.
+    MethodNotAllowed,
+    /// A component the manager relays to (a worker) failed or did not answer.
+    Upstream,
+    /// A bug or an unexpected failure inside the manager.
+    Internal,
+}
+
 /// An error answered by the manager.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
-    /// The HTTP status it maps to (400, 404, 409, 413, 500, 503).
-    pub status: u16,
+    /// What kind of failure it is.
+    pub kind: ErrorKind,
     /// A stable machine-readable code (`invalid_spec`, `not_found`, ...).
     pub code: String,
     /// What went wrong and what to do.
@@ -37,44 +70,43 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// A 400 with `code` and `message`.
-    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+    /// An error of `kind` with `code` and `message`.
+    pub fn new(kind: ErrorKind, code: &str, message: impl Into<String>) -> Self {
         ApiError {
-            status: 400,
+            kind,
             code: code.into(),
             message: message.into(),
             problems: None,
         }
     }
 
-    /// A 404 for an unknown `kind` with `id`.
+    /// An invalid request, with `code` and `message`.
+    pub fn bad_request(code: &str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Invalid, code, message)
+    }
+
+    /// An unknown `kind` of thing with `id`.
     pub fn not_found(kind: &str, id: impl fmt::Display) -> Self {
-        ApiError {
-            status: 404,
-            code: "not_found".into(),
-            message: format!("{kind} \"{id}\" not found"),
-            problems: None,
-        }
+        Self::new(
+            ErrorKind::NotFound,
+            "not_found",
+            format!("{kind} \"{id}\" not found"),
+        )
     }
 
-    /// A 409 conflict.
+    /// A conflict with the current state.
     pub fn conflict(message: impl Into<String>) -> Self {
-        ApiError {
-            status: 409,
-            code: "conflict".into(),
-            message: message.into(),
-            problems: None,
-        }
+        Self::new(ErrorKind::Conflict, "conflict", message)
     }
 
-    /// A 500 internal error.
+    /// The manager cannot serve the request now.
+    pub fn unavailable(code: &str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, code, message)
+    }
+
+    /// An internal error.
     pub fn internal(message: impl Into<String>) -> Self {
-        ApiError {
-            status: 500,
-            code: "internal".into(),
-            message: message.into(),
-            problems: None,
-        }
+        Self::new(ErrorKind::Internal, "internal", message)
     }
 }
 
@@ -92,7 +124,7 @@ impl From<crate::Error> for ApiError {
     fn from(e: crate::Error) -> Self {
         match e {
             crate::Error::Invalid(problems) => ApiError {
-                status: 400,
+                kind: ErrorKind::Invalid,
                 code: "invalid_spec".into(),
                 message: format!(
                     "invalid job spec ({} problem{})",
@@ -138,7 +170,7 @@ pub enum SubmitOutcome {
 }
 
 /// The phase of a job, derived from its instances' tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum JobPhase {
     /// Some instance waits for a placement.
     Pending,
@@ -409,7 +441,7 @@ pub struct WorkerHeartbeat {
 }
 
 /// A component's liveness as the manager sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Liveness {
     /// Heartbeating and healthy.
     Ready,
@@ -459,8 +491,8 @@ pub struct Assignment {
     pub index: u32,
     /// Whether it should run.
     pub desired: Desired,
-    /// The job's spec.
-    pub job: Job,
+    /// The job's spec (shared: one copy per spec version).
+    pub job: Arc<Job>,
 }
 
 /// A worker's assignments at a point in the manager's history: the whole set (`full`), or what
@@ -596,8 +628,8 @@ pub struct PendingInstance {
     pub instance: InstanceId,
     /// Which copy of the job.
     pub index: u32,
-    /// The job's spec.
-    pub job: Job,
+    /// The job's spec (shared: one copy per spec version).
+    pub job: Arc<Job>,
 }
 
 /// Work handed to a scheduler: pending instances and the workers that could take them.
@@ -664,17 +696,40 @@ pub struct SchedulerView {
     pub last_seen_ms_ago: u64,
 }
 
-/// The health of every component and job.
+/// The health of every component and job, summarised: counts by state, not lists (a cluster may
+/// have tens of thousands of workers and a million tasks). `GET /v1/workers` and `GET /v1/jobs`
+/// page through the details.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthReport {
     /// The manager itself.
     pub manager: ManagerHealth,
-    /// Registered schedulers.
+    /// Registered schedulers (there are few).
     pub schedulers: Vec<SchedulerView>,
-    /// Registered workers.
-    pub workers: Vec<WorkerView>,
-    /// Every job.
-    pub jobs: Vec<JobSummary>,
+    /// Workers by liveness.
+    pub workers: BTreeMap<Liveness, u64>,
+    /// Jobs by phase.
+    pub jobs: BTreeMap<JobPhase, u64>,
+    /// Tasks of the instances the manager keeps, by state.
+    pub tasks: BTreeMap<TaskState, u64>,
+    /// Workers that are not `Ready` (at most [`HealthReport::MAX_LISTED`]), to act on.
+    pub unready_workers: Vec<WorkerView>,
+    /// Jobs that are `Failed` or `Lost` (at most [`HealthReport::MAX_LISTED`]), to act on.
+    pub failing_jobs: Vec<JobSummary>,
+}
+
+impl HealthReport {
+    /// How many unready workers and failing jobs the report lists by name.
+    pub const MAX_LISTED: usize = 20;
+
+    /// How many workers are registered.
+    pub fn worker_count(&self) -> u64 {
+        self.workers.values().sum()
+    }
+
+    /// How many tasks are in `state`.
+    pub fn tasks_in(&self, state: TaskState) -> u64 {
+        self.tasks.get(&state).copied().unwrap_or(0)
+    }
 }
 
 /// The manager's own health.
@@ -684,8 +739,80 @@ pub struct ManagerHealth {
     pub status: Liveness,
     /// Its software version.
     pub version: String,
-    /// Its state index.
+    /// Its state index (the last durable commit).
     pub index: u64,
     /// Milliseconds since it started.
     pub uptime_ms: u64,
+    /// How its durable store is doing.
+    pub store: StoreStats,
+}
+
+/// Figures of the manager's store commits (group commits: one durable commit for every change
+/// gathered while the previous one was being written).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStats {
+    /// Durable commits since the manager started.
+    pub commits: u64,
+    /// Changes (acknowledged writes) those commits held.
+    pub changes: u64,
+    /// Median commit latency over the recent commits, in microseconds.
+    pub commit_p50_us: u64,
+    /// 99th percentile commit latency over the recent commits, in microseconds.
+    pub commit_p99_us: u64,
+    /// The most changes one commit has held.
+    pub batch_max: u64,
+    /// Commits that failed.
+    pub failures: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lists
+
+/// One page of a list: its items, and a token for the next page when there is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The items of this page.
+    pub items: Vec<T>,
+    /// Pass it as `continue` to get the next page; absent on the last page.
+    #[serde(default, rename = "continue", skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// `?limit=N&continue=TOKEN` of a paged list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Items per page: 1 to [`ListQuery::MAX_LIMIT`], default [`ListQuery::DEFAULT_LIMIT`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// The token of the previous page's answer.
+    #[serde(default, rename = "continue", skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+impl ListQuery {
+    /// Items per page when `limit` is not given.
+    pub const DEFAULT_LIMIT: usize = 500;
+    /// The most items one page may hold.
+    pub const MAX_LIMIT: usize = 5_000;
+
+    /// The first page of `limit` items.
+    pub fn first(limit: usize) -> Self {
+        ListQuery {
+            limit: Some(limit),
+            after: None,
+        }
+    }
+
+    /// The page size asked for, checked.
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(Self::DEFAULT_LIMIT),
+            Some(n) if (1..=Self::MAX_LIMIT).contains(&n) => Ok(n),
+            Some(n) => Err(ApiError::bad_request(
+                "invalid_limit",
+                format!("limit {n} is out of range: ask for 1 to {} items", Self::MAX_LIMIT),
+            )),
+        }
+    }
 }

@@ -10,8 +10,14 @@ use crate::state::TaskState;
 /// One state change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
-    /// The manager's state index after the change.
+    /// The state index of the change: the commit index for changes of durable state; for soft
+    /// changes (liveness, leases), the last commit index when it happened.
     pub index: u64,
+    /// The event's place under its index: events of one change count from 0; soft events count
+    /// on after them. `(index, seq)` rises with every event and never repeats, across restarts
+    /// too, so a stream can resume after any event.
+    #[serde(default)]
+    pub seq: u32,
     /// When it happened.
     pub at: Millis,
     /// What happened.
@@ -88,4 +94,13 @@ pub enum EventKind {
     },
     /// Instances leased to a scheduler that did not decide in time went back to the pool.
     LeasesExpired,
+    /// Garbage collection removed what had ended long enough ago.
+    Collected {
+        /// Jobs removed with everything of theirs.
+        jobs: u64,
+        /// Instances removed (of removed jobs, and replaced ones of live jobs).
+        instances: u64,
+        /// Workers removed after being down for long.
+        workers: u64,
+    },
 }

@@ -79,42 +79,49 @@ fn api<T>(r: std::result::Result<T, ApiError>) -> Result<T> {
 impl Transport for LocalTransport {
     async fn submit_job(&self, job: &Job) -> Result<SubmitResponse> {
         self.check()?;
-        api(self.manager().submit_job(job.clone()))
+        api(self.manager().submit_job(job.clone()).await)
     }
 
-    async fn list_jobs(&self) -> Result<Vec<JobSummary>> {
+    async fn list_jobs_page(&self, q: &ListQuery) -> Result<Page<JobSummary>> {
         self.check()?;
-        Ok(self.manager().list_jobs())
+        api(self.manager().list_jobs(q).await)
     }
 
     async fn get_job(&self, job: &JobId) -> Result<JobView> {
         self.check()?;
-        api(self.manager().get_job(job))
+        api(self.manager().get_job(job).await)
     }
 
     async fn stop_job(&self, job: &JobId) -> Result<JobView> {
         self.check()?;
-        api(self.manager().stop_job(job))
+        api(self.manager().stop_job(job).await)
     }
 
-    async fn list_workers(&self) -> Result<Vec<WorkerView>> {
+    async fn list_workers_page(&self, q: &ListQuery) -> Result<Page<WorkerView>> {
         self.check()?;
-        Ok(self.manager().list_workers())
+        api(self.manager().list_workers(q).await)
+    }
+
+    async fn gc(&self) -> Result<crate::manager::GcReport> {
+        self.check()?;
+        let m = self.manager();
+        let after = m.config().gc_after;
+        api(m.gc(after).await)
     }
 
     async fn health(&self) -> Result<HealthReport> {
         self.check()?;
-        Ok(self.manager().health())
+        api(self.manager().health().await)
     }
 
     async fn register_worker(&self, req: &RegisterWorker) -> Result<Registered> {
         self.check()?;
-        api(self.manager().register_worker(req.clone()))
+        api(self.manager().register_worker(req.clone()).await)
     }
 
     async fn worker_heartbeat(&self, worker: &WorkerId, hb: &WorkerHeartbeat) -> Result<()> {
         self.check()?;
-        api(self.manager().worker_heartbeat(worker, hb.clone()))
+        api(self.manager().worker_heartbeat(worker, hb.clone()).await)
     }
 
     async fn watch_assignments(
@@ -136,17 +143,17 @@ impl Transport for LocalTransport {
         updates: &[TaskUpdate],
     ) -> Result<ReportResponse> {
         self.check()?;
-        api(self.manager().report_status(worker, updates.to_vec()))
+        api(self.manager().report_status(worker, updates.to_vec()).await)
     }
 
     async fn register_scheduler(&self, req: &RegisterScheduler) -> Result<Registered> {
         self.check()?;
-        api(self.manager().register_scheduler(req.clone()))
+        api(self.manager().register_scheduler(req.clone()).await)
     }
 
     async fn scheduler_heartbeat(&self, scheduler: &SchedulerId) -> Result<()> {
         self.check()?;
-        api(self.manager().scheduler_heartbeat(scheduler))
+        api(self.manager().scheduler_heartbeat(scheduler).await)
     }
 
     async fn scheduling_work(
@@ -167,6 +174,7 @@ impl Transport for LocalTransport {
         self.check()?;
         api(self
             .manager()
-            .submit_decisions(scheduler, decisions.to_vec()))
+            .submit_decisions(scheduler, decisions.to_vec())
+            .await)
     }
 }

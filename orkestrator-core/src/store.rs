@@ -1,33 +1,45 @@
 //! The manager's durable state.
 //!
 //! The manager keeps its state in memory and writes every change through a [`Store`] before it
-//! acknowledges it, so a restarted manager reloads exactly what it acknowledged. [`MemoryStore`]
-//! is for tests and simulations; `orkestrator-runtime` has a redb-backed store, and a highly
-//! available manager will add etcd.
+//! acknowledges it, so a restarted manager reloads exactly what it acknowledged. Commits are
+//! grouped: the manager's committer gathers every change prepared while the previous commit was
+//! being written into one [`Store::commit`]. The trait is asynchronous so that a network store
+//! (etcd) fits it as well as an embedded one.
+//!
+//! [`MemoryStore`] is for tests and simulations; `orkestrator-runtime` has a redb-backed store.
+//!
+//! What is stored: jobs (without their specs), one copy of each job spec version, instances
+//! (referring to their spec by version), worker registrations and two counters (the state index
+//! and the next instance number). Liveness, leases and metrics are soft state and never stored.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Desired, Millis, RegisterWorker, TaskStatus};
 use crate::error::{Error, Result};
-use crate::ids::{InstanceId, JobId, TaskName, WorkerId};
+use crate::ids::{InstanceId, JobId, WorkerId};
 use crate::spec::Job;
 
-/// A job as the manager keeps it.
+/// The version of the stored records' shape. Stores write it and refuse a newer one.
+pub const FORMAT: u64 = 2;
+
+/// A job as the manager keeps it (its specs are stored apart, one record per version).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRecord {
-    /// The current spec.
-    pub spec: Job,
-    /// The spec version: 1, then +1 on every changed submission.
+    /// The job's name.
+    pub name: JobId,
+    /// The current spec version: 1, then +1 on every changed submission.
     pub version: u64,
     /// When it was first submitted.
     pub submitted_at: Millis,
     /// Whether a user stopped it.
     pub stopped: bool,
-    /// Counter for instance ids, so a replacement never reuses an id.
-    pub next_generation: u64,
+    /// When it was stopped or last finished, for garbage collection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Millis>,
 }
 
 /// An instance as the manager keeps it.
@@ -37,20 +49,20 @@ pub struct InstanceRecord {
     pub id: InstanceId,
     /// Its job.
     pub job: JobId,
-    /// The job spec version it runs.
+    /// The job spec version it runs (the spec is the job's record of that version).
     pub version: u64,
-    /// The spec it runs.
-    pub spec: Job,
     /// Which copy of the job.
     pub index: u32,
     /// Its worker, once placed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<WorkerId>,
     /// Whether it should run.
     pub desired: Desired,
     /// Why it is not placed, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_reason: Option<String>,
-    /// Each task's observed status.
-    pub tasks: BTreeMap<TaskName, TaskStatus>,
+    /// Each task's observed status, in the order of the spec's tasks.
+    pub tasks: Vec<TaskStatus>,
 }
 
 /// One change to the stored state.
@@ -58,21 +70,47 @@ pub struct InstanceRecord {
 pub enum StoreOp {
     /// Insert or replace a job.
     PutJob(JobRecord),
+    /// Delete a job (its specs and instances are deleted by their own ops).
+    DeleteJob(JobId),
+    /// Insert a job spec version.
+    PutSpec {
+        /// The job.
+        job: JobId,
+        /// The version.
+        version: u64,
+        /// The spec.
+        spec: Arc<Job>,
+    },
+    /// Delete a job spec version.
+    DeleteSpec {
+        /// The job.
+        job: JobId,
+        /// The version.
+        version: u64,
+    },
     /// Insert or replace an instance.
     PutInstance(InstanceRecord),
     /// Delete an instance.
     DeleteInstance(InstanceId),
     /// Insert or replace a worker's registration.
     PutWorker(RegisterWorker),
+    /// Delete a worker's registration.
+    DeleteWorker(WorkerId),
+    /// Record the next instance number (instance ids are never reused, even after GC).
+    SetNextInstance(u64),
 }
 
 /// Everything a store holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     /// The state index of the last commit.
     pub index: u64,
+    /// The next instance number.
+    pub next_instance: u64,
     /// Jobs by name.
     pub jobs: BTreeMap<JobId, JobRecord>,
+    /// Job specs by job and version.
+    pub specs: BTreeMap<(JobId, u64), Arc<Job>>,
     /// Instances by id.
     pub instances: BTreeMap<InstanceId, InstanceRecord>,
     /// Worker registrations by id.
@@ -84,7 +122,16 @@ impl Snapshot {
     pub fn apply(&mut self, op: StoreOp) {
         match op {
             StoreOp::PutJob(j) => {
-                self.jobs.insert(j.spec.name.clone(), j);
+                self.jobs.insert(j.name.clone(), j);
+            }
+            StoreOp::DeleteJob(name) => {
+                self.jobs.remove(&name);
+            }
+            StoreOp::PutSpec { job, version, spec } => {
+                self.specs.insert((job, version), spec);
+            }
+            StoreOp::DeleteSpec { job, version } => {
+                self.specs.remove(&(job, version));
             }
             StoreOp::PutInstance(i) => {
                 self.instances.insert(i.id.clone(), i);
@@ -95,23 +142,45 @@ impl Snapshot {
             StoreOp::PutWorker(w) => {
                 self.workers.insert(w.id.clone(), w);
             }
+            StoreOp::DeleteWorker(id) => {
+                self.workers.remove(&id);
+            }
+            StoreOp::SetNextInstance(n) => self.next_instance = n,
         }
     }
 }
 
-/// Durable storage for the manager's state. `commit` must be atomic and durable when it returns.
+/// Durable storage for the manager's state.
+///
+/// `commit` must be atomic (all of `ops` or none) and durable when it returns `Ok`. The manager
+/// calls it from one task at a time, in index order, never while holding its state lock; an
+/// implementation that blocks (a local database) must move the work off the async runtime's
+/// threads (e.g. `tokio::task::spawn_blocking`).
+#[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Loads everything (empty on first start).
-    fn load(&self) -> Result<Snapshot>;
+    async fn load(&self) -> Result<Snapshot>;
     /// Atomically applies `ops` and records `index` as the state index.
-    fn commit(&self, index: u64, ops: &[StoreOp]) -> Result<()>;
+    async fn commit(&self, index: u64, ops: Vec<StoreOp>) -> Result<()>;
 }
 
-/// An in-memory store: for tests, examples and simulations (a "restart" reloads from it).
+/// An in-memory store: for tests, examples and simulations (a "restart" reloads from it). It can
+/// be told to fail commits, to test what the manager does when its store fails.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<Snapshot>,
-    fail: Mutex<Option<String>>,
+    fail: Mutex<FailPlan>,
+    gate: tokio::sync::RwLock<()>,
+}
+
+#[derive(Debug, Default)]
+struct FailPlan {
+    /// Fail every commit with this message.
+    always: Option<String>,
+    /// Fail this many commits from now on, then succeed again.
+    next: u32,
+    /// Commits attempted so far.
+    attempts: u64,
 }
 
 impl MemoryStore {
@@ -122,22 +191,56 @@ impl MemoryStore {
 
     /// Makes every following commit fail with `message` (or succeed again with `None`).
     pub fn fail_commits(&self, message: Option<String>) {
-        *self.fail.lock().unwrap_or_else(|e| e.into_inner()) = message;
+        lock(&self.fail).always = message;
+    }
+
+    /// Makes the next `n` commits fail, then succeed again.
+    pub fn fail_next_commits(&self, n: u32) {
+        lock(&self.fail).next = n;
+    }
+
+    /// How many commits were attempted (failed ones included).
+    pub fn commit_attempts(&self) -> u64 {
+        lock(&self.fail).attempts
+    }
+
+    /// Holds every commit until the returned guard is dropped (to line up changes in one batch).
+    pub async fn hold_commits(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.gate.write().await
+    }
+
+    /// What the store holds now.
+    pub fn snapshot(&self) -> Snapshot {
+        lock(&self.state).clone()
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[async_trait]
 impl Store for MemoryStore {
-    fn load(&self) -> Result<Snapshot> {
-        Ok(self.state.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    async fn load(&self) -> Result<Snapshot> {
+        Ok(self.snapshot())
     }
 
-    fn commit(&self, index: u64, ops: &[StoreOp]) -> Result<()> {
-        if let Some(m) = self.fail.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-            return Err(Error::Store(m));
+    async fn commit(&self, index: u64, ops: Vec<StoreOp>) -> Result<()> {
+        let _held = self.gate.read().await;
+        {
+            let mut f = lock(&self.fail);
+            f.attempts += 1;
+            if let Some(m) = f.always.clone() {
+                return Err(Error::Store(m));
+            }
+            if f.next > 0 {
+                f.next -= 1;
+                return Err(Error::Store("injected commit failure".into()));
+            }
         }
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = lock(&self.state);
         for op in ops {
-            s.apply(op.clone());
+            s.apply(op);
         }
         s.index = index;
         Ok(())

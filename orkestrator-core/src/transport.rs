@@ -20,14 +20,42 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Submits (creates or updates) a job.
     async fn submit_job(&self, job: &Job) -> Result<SubmitResponse>;
-    /// Lists every job.
-    async fn list_jobs(&self) -> Result<Vec<JobSummary>>;
+    /// One page of the job list (by name).
+    async fn list_jobs_page(&self, q: &ListQuery) -> Result<Page<JobSummary>>;
+    /// Every job: pages through the list.
+    async fn list_jobs(&self) -> Result<Vec<JobSummary>> {
+        let mut q = ListQuery::first(ListQuery::MAX_LIMIT);
+        let mut all = Vec::new();
+        loop {
+            let page = self.list_jobs_page(&q).await?;
+            all.extend(page.items);
+            match page.next {
+                Some(t) => q.after = Some(t),
+                None => return Ok(all),
+            }
+        }
+    }
     /// Gets one job.
     async fn get_job(&self, job: &JobId) -> Result<JobView>;
     /// Stops a job: its containers are stopped and removed.
     async fn stop_job(&self, job: &JobId) -> Result<JobView>;
-    /// Lists workers.
-    async fn list_workers(&self) -> Result<Vec<WorkerView>>;
+    /// One page of the worker list (by id).
+    async fn list_workers_page(&self, q: &ListQuery) -> Result<Page<WorkerView>>;
+    /// Every worker: pages through the list.
+    async fn list_workers(&self) -> Result<Vec<WorkerView>> {
+        let mut q = ListQuery::first(ListQuery::MAX_LIMIT);
+        let mut all = Vec::new();
+        loop {
+            let page = self.list_workers_page(&q).await?;
+            all.extend(page.items);
+            match page.next {
+                Some(t) => q.after = Some(t),
+                None => return Ok(all),
+            }
+        }
+    }
+    /// Collects garbage now: what ended longer ago than the manager's `gc_after`.
+    async fn gc(&self) -> Result<crate::manager::GcReport>;
     /// The health of every component and job.
     async fn health(&self) -> Result<HealthReport>;
 

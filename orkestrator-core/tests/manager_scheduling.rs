@@ -12,8 +12,10 @@ use orkestrator_core::spec::{Format, Job, Resources, parse_job};
 use orkestrator_core::store::MemoryStore;
 use orkestrator_core::units::{ByteSize, Cpu};
 
-fn manager() -> Manager {
-    Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new())).unwrap()
+async fn manager() -> Manager {
+    Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new()))
+        .await
+        .unwrap()
 }
 
 fn size(mem_mib: u64) -> WorkerResources {
@@ -29,7 +31,7 @@ fn size(mem_mib: u64) -> WorkerResources {
     }
 }
 
-fn add_worker(m: &Manager, id: &str, mem_mib: u64, labels: &[(&str, &str)]) {
+async fn add_worker(m: &Manager, id: &str, mem_mib: u64, labels: &[(&str, &str)]) {
     m.register_worker(RegisterWorker {
         id: WorkerId::new(id),
         address: None,
@@ -40,15 +42,17 @@ fn add_worker(m: &Manager, id: &str, mem_mib: u64, labels: &[(&str, &str)]) {
         resources: size(mem_mib),
         version: String::new(),
     })
+    .await
     .unwrap();
 }
 
-fn add_scheduler(m: &Manager, id: &str) -> SchedulerId {
+async fn add_scheduler(m: &Manager, id: &str) -> SchedulerId {
     let id = SchedulerId::new(id);
     m.register_scheduler(RegisterScheduler {
         id: id.clone(),
         algorithm: "test".into(),
     })
+    .await
     .unwrap();
     id
 }
@@ -68,18 +72,20 @@ fn place(instance: &orkestrator_core::ids::InstanceId, worker: &str) -> Decision
 
 #[tokio::test(start_paused = true)]
 async fn two_schedulers_racing_for_the_last_slot_exactly_one_wins() {
-    let m = manager();
-    add_worker(&m, "w", 1024, &[]);
-    let (a, b) = (add_scheduler(&m, "a"), add_scheduler(&m, "b"));
+    let m = manager().await;
+    add_worker(&m, "w", 1024, &[]).await;
+    let (a, b) = (add_scheduler(&m, "a").await, add_scheduler(&m, "b").await);
     // `a` leases job one, then `b` leases job two: leases never hand an instance out twice.
     m.submit_job(job(
         "name: one\ntasks: [{name: t, image: x:1, resources: {memory: 768Mi}}]",
     ))
+    .await
     .unwrap();
     let wa = m.scheduling_work(&a, Duration::ZERO).await.unwrap();
     m.submit_job(job(
         "name: two\ntasks: [{name: t, image: x:1, resources: {memory: 768Mi}}]",
     ))
+    .await
     .unwrap();
     let wb = m.scheduling_work(&b, Duration::ZERO).await.unwrap();
     assert_eq!((wa.pending.len(), wb.pending.len()), (1, 1));
@@ -87,9 +93,11 @@ async fn two_schedulers_racing_for_the_last_slot_exactly_one_wins() {
     // Both saw the worker empty and both pick it; only one instance fits.
     let rb = m
         .submit_decisions(&b, vec![place(&wb.pending[0].instance, "w")])
+        .await
         .unwrap();
     let ra = m
         .submit_decisions(&a, vec![place(&wa.pending[0].instance, "w")])
+        .await
         .unwrap();
     assert!(rb[0].accepted);
     assert!(!ra[0].accepted);
@@ -111,13 +119,17 @@ async fn two_schedulers_racing_for_the_last_slot_exactly_one_wins() {
     // A decision from a scheduler that does not hold the lease is refused.
     let stolen = m
         .submit_decisions(&b, vec![place(&again.pending[0].instance, "w")])
+        .await
         .unwrap();
     assert_eq!(
         stolen[0].reason.as_deref(),
         Some("instance is leased to another scheduler")
     );
     let placed: Vec<_> = m
-        .list_jobs()
+        .list_jobs(&ListQuery::default())
+        .await
+        .unwrap()
+        .items
         .into_iter()
         .filter(|j| j.phase != JobPhase::Pending)
         .collect();
@@ -126,10 +138,11 @@ async fn two_schedulers_racing_for_the_last_slot_exactly_one_wins() {
 
 #[tokio::test(start_paused = true)]
 async fn a_dead_schedulers_work_goes_to_another() {
-    let m = manager();
-    add_worker(&m, "w", 1024, &[]);
-    let (a, b) = (add_scheduler(&m, "a"), add_scheduler(&m, "b"));
+    let m = manager().await;
+    add_worker(&m, "w", 1024, &[]).await;
+    let (a, b) = (add_scheduler(&m, "a").await, add_scheduler(&m, "b").await);
     m.submit_job(job("name: j\ntasks: [{name: t, image: x:1}]"))
+        .await
         .unwrap();
     assert_eq!(
         m.scheduling_work(&a, Duration::ZERO)
@@ -142,7 +155,7 @@ async fn a_dead_schedulers_work_goes_to_another() {
     // `a` dies (no more heartbeats); `b` keeps heartbeating.
     for _ in 0..4 {
         tokio::time::advance(Duration::from_secs(1)).await;
-        m.scheduler_heartbeat(&b).unwrap();
+        m.scheduler_heartbeat(&b).await.unwrap();
         // keep the worker alive too
         m.worker_heartbeat(
             &WorkerId::new("w"),
@@ -152,11 +165,12 @@ async fn a_dead_schedulers_work_goes_to_another() {
                 message: None,
             },
         )
+        .await
         .unwrap();
     }
     let wb = m.scheduling_work(&b, Duration::ZERO).await.unwrap();
     assert_eq!(wb.pending.len(), 1, "b takes over a's lease once a is down");
-    let h = m.health();
+    let h = m.health().await.unwrap();
     let status: BTreeMap<_, _> = h
         .schedulers
         .iter()
@@ -168,12 +182,13 @@ async fn a_dead_schedulers_work_goes_to_another() {
 
 #[tokio::test(start_paused = true)]
 async fn unschedulable_instances_wait_for_capacity_not_for_a_timer() {
-    let m = manager();
-    add_worker(&m, "small", 256, &[]);
-    let s = add_scheduler(&m, "s");
+    let m = manager().await;
+    add_worker(&m, "small", 256, &[]).await;
+    let s = add_scheduler(&m, "s").await;
     m.submit_job(job(
         "name: big\ntasks: [{name: t, image: x:1, resources: {memory: 1Gi}}]",
     ))
+    .await
     .unwrap();
     let w = m.scheduling_work(&s, Duration::ZERO).await.unwrap();
     let id = w.pending[0].instance.clone();
@@ -186,13 +201,19 @@ async fn unschedulable_instances_wait_for_capacity_not_for_a_timer() {
             },
         }],
     )
+    .await
     .unwrap();
-    assert_eq!(m.list_jobs()[0].reason.as_deref(), Some("too big"));
+    assert_eq!(
+        m.list_jobs(&ListQuery::default()).await.unwrap().items[0]
+            .reason
+            .as_deref(),
+        Some("too big")
+    );
     // Nothing new: a long-poll waits the whole time and returns empty.
     let w = m.scheduling_work(&s, Duration::from_secs(5)).await.unwrap();
     assert!(w.pending.is_empty());
     // A worker joins: the instance comes back at once.
-    add_worker(&m, "large", 4096, &[]);
+    add_worker(&m, "large", 4096, &[]).await;
     let w = m.scheduling_work(&s, Duration::from_secs(5)).await.unwrap();
     assert_eq!(w.pending.len(), 1);
     assert_eq!(w.pending[0].instance, id);
@@ -200,14 +221,15 @@ async fn unschedulable_instances_wait_for_capacity_not_for_a_timer() {
 
 #[tokio::test(start_paused = true)]
 async fn count_creates_instances_and_the_scheduler_spreads_them() {
-    let m = manager();
+    let m = manager().await;
     for w in ["w1", "w2", "w3"] {
-        add_worker(&m, w, 1024, &[]);
+        add_worker(&m, w, 1024, &[]).await;
     }
-    let s = add_scheduler(&m, "s");
+    let s = add_scheduler(&m, "s").await;
     m.submit_job(job(
         "name: r\ncount: 3\ntasks: [{name: t, image: x:1, resources: {memory: 64Mi}}]",
     ))
+    .await
     .unwrap();
     let w = m.scheduling_work(&s, Duration::ZERO).await.unwrap();
     assert_eq!(w.pending.len(), 3);
@@ -234,14 +256,15 @@ async fn count_creates_instances_and_the_scheduler_spreads_them() {
 
 #[tokio::test(start_paused = true)]
 async fn constraints_pick_labelled_workers_and_explain_the_rest() {
-    let m = manager();
-    add_worker(&m, "wa", 1024, &[("zone", "a")]);
-    add_worker(&m, "wb", 1024, &[("zone", "b")]);
-    add_worker(&m, "wc", 128, &[("zone", "a")]);
-    let s = add_scheduler(&m, "s");
+    let m = manager().await;
+    add_worker(&m, "wa", 1024, &[("zone", "a")]).await;
+    add_worker(&m, "wb", 1024, &[("zone", "b")]).await;
+    add_worker(&m, "wc", 128, &[("zone", "a")]).await;
+    let s = add_scheduler(&m, "s").await;
     m.submit_job(job(
         "name: z\nconstraints: [{label: zone, equals: a}]\ntasks: [{name: t, image: x:1, resources: {memory: 256Mi}}]",
     ))
+    .await
     .unwrap();
     let w = m.scheduling_work(&s, Duration::ZERO).await.unwrap();
     let alg = orkestrator_core::scheduler::Registry::builtin()
@@ -267,11 +290,12 @@ async fn constraints_pick_labelled_workers_and_explain_the_rest() {
 
 #[tokio::test(start_paused = true)]
 async fn a_waiting_scheduler_wakes_when_the_lease_holder_dies() {
-    let m = manager();
+    let m = manager().await;
     tokio::spawn(m.clone().run_liveness_checks());
-    add_worker(&m, "w", 1024, &[]);
-    let (a, b) = (add_scheduler(&m, "a"), add_scheduler(&m, "b"));
+    add_worker(&m, "w", 1024, &[]).await;
+    let (a, b) = (add_scheduler(&m, "a").await, add_scheduler(&m, "b").await);
     m.submit_job(job("name: j\ntasks: [{name: t, image: x:1}]"))
+        .await
         .unwrap();
     assert_eq!(
         m.scheduling_work(&a, Duration::ZERO)
@@ -286,13 +310,13 @@ async fn a_waiting_scheduler_wakes_when_the_lease_holder_dies() {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let _ = m2.scheduler_heartbeat(&b2);
+            let _ = m2.scheduler_heartbeat(&b2).await;
             let hb = WorkerHeartbeat {
                 resources: size(1024),
                 healthy: true,
                 message: None,
             };
-            let _ = m2.worker_heartbeat(&WorkerId::new("w"), hb);
+            let _ = m2.worker_heartbeat(&WorkerId::new("w"), hb).await;
         }
     });
     let t0 = tokio::time::Instant::now();

@@ -68,7 +68,7 @@ fn start_agent(n: &mut Node) {
 impl Chaos {
     async fn new(workers: usize) -> Chaos {
         let store = Arc::new(MemoryStore::new());
-        let (m, background) = start_manager(store.clone());
+        let (m, background) = start_manager(store.clone()).await;
         let client = LocalTransport::new(m);
         let mut c = Chaos {
             store,
@@ -156,7 +156,7 @@ impl Chaos {
                 for h in self.background.drain(..) {
                     h.abort();
                 }
-                let (m, bg) = start_manager(self.store.clone());
+                let (m, bg) = start_manager(self.store.clone()).await;
                 self.client.set_manager(m);
                 self.background = bg;
                 "restart manager".into()

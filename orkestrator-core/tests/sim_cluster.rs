@@ -37,7 +37,9 @@ async fn cluster(workers: usize) -> Cluster {
 
 /// `workers` fake workers whose stops wait `stop_grace` for a container that ignores SIGTERM.
 async fn cluster_with(workers: usize, stop_grace: Duration) -> Cluster {
-    let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new())).unwrap();
+    let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new()))
+        .await
+        .unwrap();
     let transport = Arc::new(LocalTransport::new(manager));
     let sched = SchedulerAgent::new(
         SchedulerId::new("embedded"),

@@ -45,7 +45,7 @@ fn size() -> Resources {
 impl Sim {
     async fn new(workers: usize) -> Sim {
         let store = Arc::new(MemoryStore::new());
-        let (m, background) = start_manager(store.clone());
+        let (m, background) = start_manager(store.clone()).await;
         let client = LocalTransport::new(m);
         let mut sim = Sim {
             store,
@@ -106,7 +106,7 @@ impl Sim {
         for h in self.background.drain(..) {
             h.abort();
         }
-        let (m, background) = start_manager(self.store.clone());
+        let (m, background) = start_manager(self.store.clone()).await;
         self.client.set_manager(m);
         self.background = background;
     }
@@ -232,7 +232,7 @@ async fn the_manager_restarts_from_its_store_and_workers_keep_their_containers()
     .await;
     let starts: u64 = sim.nodes.iter().map(|n| n.runtime.starts()).sum();
     sim.restart_manager().await;
-    assert_eq!(sim.store.load().unwrap().jobs.len(), 3);
+    assert_eq!(sim.store.load().await.unwrap().jobs.len(), 3);
     tokio::time::sleep(Duration::from_secs(10)).await;
     let jobs = sim.client.list_jobs().await.unwrap();
     assert_eq!(jobs.len(), 3, "every acknowledged job is back");

@@ -67,7 +67,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         scheduler.score_names()
     );
 
-    let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new()))?;
+    let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new())).await?;
     let transport = Arc::new(LocalTransport::new(manager));
     let agent = SchedulerAgent::new(
         SchedulerId::new("ssd-first"),

@@ -30,7 +30,7 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
         .await
         .context("the dev cluster's worker needs a Docker engine")?;
 
-    let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new()))?;
+    let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new())).await?;
     let listener = super::server::bind("127.0.0.1", a.port).await?;
     let addr = format!("http://{}", listener.local_addr()?);
     super::server::start_background(&manager, Some(super::server::scheduler_named("spread")?));

@@ -1,4 +1,5 @@
-//! `orkestrator health [-o json]`.
+//! `orkestrator health [-o json]`: the manager's summary (counts by state), the schedulers, and
+//! the workers and jobs that need attention. Exits 1 when a worker or scheduler is not ready.
 
 use std::process::ExitCode;
 
@@ -8,6 +9,16 @@ use orkestrator_core::transport::Transport;
 
 use crate::cli::{Output, OutputArgs};
 
+fn counts<K: std::fmt::Display>(m: &std::collections::BTreeMap<K, u64>) -> String {
+    if m.is_empty() {
+        return "none".into();
+    }
+    m.iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub async fn run(a: OutputArgs) -> Result<ExitCode> {
     let client = super::client(&a.addr)?;
     let h = client.health().await?;
@@ -16,8 +27,12 @@ pub async fn run(a: OutputArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "manager     {} (version {}, index {})",
-        h.manager.status, h.manager.version, h.manager.index
+        "manager     {} (version {}, index {}, store commit p50 {}us p99 {}us)",
+        h.manager.status,
+        h.manager.version,
+        h.manager.index,
+        h.manager.store.commit_p50_us,
+        h.manager.store.commit_p99_us
     );
     for s in &h.schedulers {
         println!(
@@ -28,7 +43,10 @@ pub async fn run(a: OutputArgs) -> Result<ExitCode> {
             super::ago(s.last_seen_ms_ago)
         );
     }
-    for w in &h.workers {
+    println!("workers     {}", counts(&h.workers));
+    println!("jobs        {}", counts(&h.jobs));
+    println!("tasks       {}", counts(&h.tasks));
+    for w in &h.unready_workers {
         println!(
             "worker      {:<20} {}{}",
             w.id,
@@ -39,7 +57,7 @@ pub async fn run(a: OutputArgs) -> Result<ExitCode> {
                 .unwrap_or_default()
         );
     }
-    for j in &h.jobs {
+    for j in &h.failing_jobs {
         println!(
             "job         {:<20} {}{}",
             j.name,
@@ -50,7 +68,7 @@ pub async fn run(a: OutputArgs) -> Result<ExitCode> {
                 .unwrap_or_default()
         );
     }
-    let all_ready = h.workers.iter().all(|w| w.status == Liveness::Ready)
+    let all_ready = h.unready_workers.is_empty()
         && h.schedulers.iter().all(|s| s.status == Liveness::Ready);
     Ok(if all_ready {
         ExitCode::SUCCESS

@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod dev;
+mod gc;
 mod health;
 mod logs;
 mod run;
@@ -32,6 +33,7 @@ pub async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Logs(a) => logs::run(a).await,
         Command::Workers(a) => workers::run(a).await,
         Command::Health(a) => health::run(a).await,
+        Command::Gc(a) => gc::run(a).await,
         Command::Validate(a) => validate::run(a),
     }
 }

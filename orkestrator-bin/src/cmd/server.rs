@@ -17,6 +17,7 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
     let config = ManagerConfig {
         heartbeat_interval: a.heartbeat_interval,
         heartbeat_grace: a.heartbeat_grace,
+        gc_after: a.gc_after,
         ..ManagerConfig::default()
     };
     let algorithm = scheduler_named(&a.scheduler)?;
@@ -33,7 +34,7 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
         tracing::info!("state in {}", store.path().display());
         Arc::new(store)
     };
-    let manager = Manager::new(config, store)?;
+    let manager = Manager::new(config, store).await?;
     start_background(&manager, (!a.no_embedded_scheduler).then_some(algorithm));
     tracing::info!("manager listening on http://{}", listener.local_addr()?);
     orkestrator_runtime::http::server::serve(listener, manager, super::shutdown_signal()).await?;
@@ -56,6 +57,7 @@ pub fn start_background(manager: &Manager, embedded_scheduler: Option<Arc<dyn Sc
         tokio::spawn(agent.run(std::future::pending()));
     }
     tokio::spawn(manager.clone().run_liveness_checks());
+    tokio::spawn(manager.clone().run_gc());
 }
 
 /// The built-in scheduler named `name`, or an error that lists the names.

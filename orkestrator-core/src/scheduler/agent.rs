@@ -178,5 +178,5 @@ pub fn commit_to_snapshot(w: &mut WorkerSnapshot, req: &Request<'_>) {
 
 /// Whether the manager said it does not know this component (it restarted, or forgot us).
 pub(crate) fn is_unknown_component(e: &Error) -> bool {
-    matches!(e, Error::Api(a) if a.status == 404)
+    matches!(e, Error::Api(a) if a.kind == crate::api::ErrorKind::NotFound)
 }

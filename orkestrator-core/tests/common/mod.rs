@@ -18,8 +18,8 @@ use tokio::task::JoinHandle;
 
 /// A manager on `store`, with the embedded (spread) scheduler and the liveness loop running.
 /// Abort the handles to "kill" it.
-pub fn start_manager(store: Arc<MemoryStore>) -> (Manager, Vec<JoinHandle<()>>) {
-    let m = Manager::new(ManagerConfig::default(), store).unwrap();
+pub async fn start_manager(store: Arc<MemoryStore>) -> (Manager, Vec<JoinHandle<()>>) {
+    let m = Manager::new(ManagerConfig::default(), store).await.unwrap();
     let t = Arc::new(LocalTransport::new(m.clone()));
     let sched = SchedulerAgent::new(
         SchedulerId::new("embedded"),

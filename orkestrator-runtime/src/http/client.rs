@@ -122,17 +122,18 @@ impl HttpTransport {
             });
         }
         Err(Error::Api(
-            serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| ApiError {
-                status: status.as_u16(),
-                code: "http_error".into(),
-                message: format!(
-                    "{status}: {}",
-                    String::from_utf8_lossy(&bytes)
-                        .chars()
-                        .take(500)
-                        .collect::<String>()
-                ),
-                problems: None,
+            serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| {
+                ApiError::new(
+                    super::server::kind_of(status),
+                    "http_error",
+                    format!(
+                        "{status}: {}",
+                        String::from_utf8_lossy(&bytes)
+                            .chars()
+                            .take(500)
+                            .collect::<String>()
+                    ),
+                )
             }),
         ))
     }
@@ -253,6 +254,20 @@ fn wait_query(index: u64, wait: Duration) -> String {
 
 const NONE: Option<&()> = None;
 
+/// `path?limit=N&continue=TOKEN` for a list request.
+fn list_path(path: &str, q: &ListQuery) -> String {
+    let mut out = path.to_owned();
+    let mut sep = '?';
+    if let Some(l) = q.limit {
+        out.push_str(&format!("{sep}limit={l}"));
+        sep = '&';
+    }
+    if let Some(t) = &q.after {
+        out.push_str(&format!("{sep}continue={}", seg(t)));
+    }
+    out
+}
+
 #[async_trait]
 impl Transport for HttpTransport {
     async fn submit_job(&self, job: &Job) -> Result<SubmitResponse> {
@@ -260,8 +275,8 @@ impl Transport for HttpTransport {
             .await
     }
 
-    async fn list_jobs(&self) -> Result<Vec<JobSummary>> {
-        self.call(Method::GET, "/v1/jobs", NONE, Duration::ZERO)
+    async fn list_jobs_page(&self, q: &ListQuery) -> Result<Page<JobSummary>> {
+        self.call(Method::GET, &list_path("/v1/jobs", q), NONE, Duration::ZERO)
             .await
     }
 
@@ -285,8 +300,13 @@ impl Transport for HttpTransport {
         .await
     }
 
-    async fn list_workers(&self) -> Result<Vec<WorkerView>> {
-        self.call(Method::GET, "/v1/workers", NONE, Duration::ZERO)
+    async fn list_workers_page(&self, q: &ListQuery) -> Result<Page<WorkerView>> {
+        self.call(Method::GET, &list_path("/v1/workers", q), NONE, Duration::ZERO)
+            .await
+    }
+
+    async fn gc(&self) -> Result<orkestrator_core::manager::GcReport> {
+        self.call(Method::POST, "/v1/gc", NONE, Duration::ZERO)
             .await
     }
 

@@ -35,6 +35,7 @@ pub fn router(manager: Manager) -> Router {
         .route("/v1/jobs/{job}/logs", get(job_logs))
         .route("/v1/workers", get(list_workers).post(register_worker))
         .route("/v1/workers/{id}/heartbeat", post(worker_heartbeat))
+        .route("/v1/gc", post(collect_garbage))
         .route("/v1/workers/{id}/assignments", get(watch_assignments))
         .route("/v1/workers/{id}/status", post(report_status))
         .route("/v1/schedulers", post(register_scheduler))
@@ -61,14 +62,52 @@ pub async fn serve(
     .await
 }
 
+/// The HTTP status for an error of `kind`.
+pub fn status_of(e: &ApiError) -> StatusCode {
+    match e.kind {
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::LimitExceeded if e.code == BODY_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
+        // Not the leader: the client should ask another manager (the error names it).
+        ErrorKind::NotLeader => StatusCode::MISDIRECTED_REQUEST,
+        ErrorKind::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The error kind an HTTP status stands for (for answers that carry no JSON error).
+pub fn kind_of(status: StatusCode) -> ErrorKind {
+    match status.as_u16() {
+        400 => ErrorKind::Invalid,
+        401 => ErrorKind::Unauthenticated,
+        403 => ErrorKind::Forbidden,
+        404 => ErrorKind::NotFound,
+        405 => ErrorKind::MethodNotAllowed,
+        409 => ErrorKind::Conflict,
+        413 | 429 => ErrorKind::LimitExceeded,
+        415 => ErrorKind::UnsupportedMedia,
+        421 => ErrorKind::NotLeader,
+        502 | 504 => ErrorKind::Upstream,
+        503 => ErrorKind::Unavailable,
+        _ => ErrorKind::Internal,
+    }
+}
+
+const BODY_TOO_LARGE: &str = "body_too_large";
+
 /// An [`ApiError`] as an HTTP response.
 pub struct ErrorResponse(pub ApiError);
 
 impl IntoResponse for ErrorResponse {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(self.0)).into_response()
+        (status_of(&self.0), Json(self.0)).into_response()
     }
 }
 
@@ -104,24 +143,22 @@ fn json_rejection(r: JsonRejection) -> ApiError {
             "malformed_json",
             format!("malformed JSON: {}", e.body_text()),
         ),
-        JsonRejection::MissingJsonContentType(_) => ApiError {
-            status: 415,
-            code: "unsupported_media_type".into(),
-            message: "send the body as JSON with `Content-Type: application/json`".into(),
-            problems: None,
-        },
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            ErrorKind::UnsupportedMedia,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
         other => ApiError::bad_request("invalid_body", other.body_text()),
     }
 }
 
 fn too_large() -> ApiError {
-    ApiError {
-        status: 413,
-        code: "body_too_large".into(),
-        message: format!("request body is larger than the {MAX_BODY_BYTES} bytes allowed"),
-        problems: None,
-    }
+    ApiError::new(
+        ErrorKind::LimitExceeded,
+        BODY_TOO_LARGE,
+        format!("request body is larger than the {MAX_BODY_BYTES} bytes allowed"),
+    )
 }
 
 /// Long-poll parameters: `?index=N&wait=30s`.
@@ -171,26 +208,31 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 }
 
 async fn not_found() -> ErrorResponse {
-    ErrorResponse(ApiError {
-        status: 404,
-        code: "no_route".into(),
-        message: "no such endpoint; the API lives under /v1/ (e.g. GET /v1/health, GET /v1/jobs)"
-            .into(),
-        problems: None,
-    })
+    ErrorResponse(ApiError::new(
+        ErrorKind::NotFound,
+        "no_route",
+        "no such endpoint; the API lives under /v1/ (e.g. GET /v1/health, GET /v1/jobs)",
+    ))
 }
 
 async fn method_not_allowed() -> ErrorResponse {
-    ErrorResponse(ApiError {
-        status: 405,
-        code: "method_not_allowed".into(),
-        message: "this endpoint does not accept that method".into(),
-        problems: None,
-    })
+    ErrorResponse(ApiError::new(
+        ErrorKind::MethodNotAllowed,
+        "method_not_allowed",
+        "this endpoint does not accept that method",
+    ))
 }
 
-async fn health(State(m): State<Manager>) -> Json<HealthReport> {
-    Json(m.health())
+async fn health(State(m): State<Manager>) -> ApiResult<HealthReport> {
+    Ok(Json(m.health().await?))
+}
+
+/// `POST /v1/gc`: collects garbage now (what ended longer ago than the manager's `--gc-after`).
+async fn collect_garbage(
+    State(m): State<Manager>,
+) -> ApiResult<orkestrator_core::manager::GcReport> {
+    let after = m.config().gc_after;
+    Ok(Json(m.gc(after).await?))
 }
 
 /// `POST /v1/jobs`: the body is a job spec — JSON by default, YAML or TOML by `Content-Type`
@@ -233,7 +275,7 @@ async fn submit_job(
         Ok(j) => j,
         Err(e) => return ErrorResponse(ApiError::from(e)).into_response(),
     };
-    match m.submit_job(job) {
+    match m.submit_job(job).await {
         Ok(r) => {
             let status = if r.outcome == SubmitOutcome::Created {
                 StatusCode::CREATED
@@ -246,27 +288,35 @@ async fn submit_job(
     }
 }
 
-async fn list_jobs(State(m): State<Manager>) -> Json<Vec<JobSummary>> {
-    Json(m.list_jobs())
+/// `GET /v1/jobs?limit=N&continue=TOKEN`: one page of jobs, by name.
+async fn list_jobs(
+    State(m): State<Manager>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Page<JobSummary>> {
+    Ok(Json(m.list_jobs(&q).await?))
 }
 
 async fn get_job(State(m): State<Manager>, Path(job): Path<String>) -> ApiResult<JobView> {
-    Ok(Json(m.get_job(&JobId::new(job))?))
+    Ok(Json(m.get_job(&JobId::new(job)).await?))
 }
 
 async fn stop_job(State(m): State<Manager>, Path(job): Path<String>) -> ApiResult<JobView> {
-    Ok(Json(m.stop_job(&JobId::new(job))?))
+    Ok(Json(m.stop_job(&JobId::new(job)).await?))
 }
 
-async fn list_workers(State(m): State<Manager>) -> Json<Vec<WorkerView>> {
-    Json(m.list_workers())
+/// `GET /v1/workers?limit=N&continue=TOKEN`: one page of workers, by id.
+async fn list_workers(
+    State(m): State<Manager>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Page<WorkerView>> {
+    Ok(Json(m.list_workers(&q).await?))
 }
 
 async fn register_worker(
     State(m): State<Manager>,
     Body(req): Body<RegisterWorker>,
 ) -> ApiResult<Registered> {
-    Ok(Json(m.register_worker(req)?))
+    Ok(Json(m.register_worker(req).await?))
 }
 
 async fn worker_heartbeat(
@@ -274,7 +324,7 @@ async fn worker_heartbeat(
     Path(id): Path<String>,
     Body(hb): Body<WorkerHeartbeat>,
 ) -> ApiResult<()> {
-    Ok(Json(m.worker_heartbeat(&WorkerId::new(id), hb)?))
+    Ok(Json(m.worker_heartbeat(&WorkerId::new(id), hb).await?))
 }
 
 async fn watch_assignments(
@@ -294,18 +344,18 @@ async fn report_status(
     Path(id): Path<String>,
     Body(updates): Body<Vec<TaskUpdate>>,
 ) -> ApiResult<ReportResponse> {
-    Ok(Json(m.report_status(&WorkerId::new(id), updates)?))
+    Ok(Json(m.report_status(&WorkerId::new(id), updates).await?))
 }
 
 async fn register_scheduler(
     State(m): State<Manager>,
     Body(req): Body<RegisterScheduler>,
 ) -> ApiResult<Registered> {
-    Ok(Json(m.register_scheduler(req)?))
+    Ok(Json(m.register_scheduler(req).await?))
 }
 
 async fn scheduler_heartbeat(State(m): State<Manager>, Path(id): Path<String>) -> ApiResult<()> {
-    Ok(Json(m.scheduler_heartbeat(&SchedulerId::new(id))?))
+    Ok(Json(m.scheduler_heartbeat(&SchedulerId::new(id)).await?))
 }
 
 async fn scheduling_work(
@@ -322,7 +372,7 @@ async fn submit_decisions(
     Path(id): Path<String>,
     Body(d): Body<Vec<Decision>>,
 ) -> ApiResult<Vec<DecisionResult>> {
-    Ok(Json(m.submit_decisions(&SchedulerId::new(id), d)?))
+    Ok(Json(m.submit_decisions(&SchedulerId::new(id), d).await?))
 }
 
 /// `GET /v1/jobs/{job}/logs?task=T&index=N&tail=100`: the manager finds the task's worker and
@@ -333,30 +383,34 @@ async fn job_logs(
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Logs> {
     let tail = q.tail()?;
-    let src = m.log_source(&JobId::new(job), q.task.as_deref(), q.index.unwrap_or(0))?;
+    let src = m
+        .log_source(&JobId::new(job), q.task.as_deref(), q.index.unwrap_or(0))
+        .await?;
     let from_worker = |e: orkestrator_core::Error| match e {
         // The worker answered: keep a "not found", anything else is the gateway's failure.
-        orkestrator_core::Error::Api(a) => ApiError {
-            status: if a.status == 404 { 404 } else { 502 },
-            code: "worker_error".into(),
-            message: format!("worker \"{}\": {}", src.worker, a.message),
-            problems: None,
-        },
+        orkestrator_core::Error::Api(a) => ApiError::new(
+            if a.kind == ErrorKind::NotFound {
+                ErrorKind::NotFound
+            } else {
+                ErrorKind::Upstream
+            },
+            "worker_error",
+            format!("worker \"{}\": {}", src.worker, a.message),
+        ),
         other => {
             // Not the client's "cannot reach manager" wording: this peer is the worker.
             let why = match other {
                 orkestrator_core::Error::Unreachable { message, .. } => message,
                 e => e.to_string(),
             };
-            ApiError {
-                status: 502,
-                code: "worker_unreachable".into(),
-                message: format!(
+            ApiError::new(
+                ErrorKind::Upstream,
+                "worker_unreachable",
+                format!(
                     "worker \"{}\" at {} does not answer ({why}); its tasks' output can be read again once it is back",
                     src.worker, src.address
                 ),
-                problems: None,
-            }
+            )
         }
     };
     let worker = HttpTransport::for_worker(&src.address).map_err(from_worker)?;
@@ -416,12 +470,10 @@ async fn container_logs(
             kind: RuntimeErrorKind::NotFound,
             ..
         } => ApiError::not_found("container", &id),
-        other => ApiError {
-            status: 503,
-            code: "engine_error".into(),
-            message: format!("cannot read container {id}: {other}"),
-            problems: None,
-        },
+        other => ApiError::unavailable(
+            "engine_error",
+            format!("cannot read container {id}: {other}"),
+        ),
     };
     let info = w.runtime.inspect(&id).await.map_err(engine)?;
     if info.label(labels::WORKER) != Some(w.worker.as_str()) {

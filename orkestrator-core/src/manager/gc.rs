@@ -1,0 +1,153 @@
+//! Garbage collection: what ended long enough ago leaves memory and the store — jobs that are
+//! stopped, completed or failed (with their instances and specs), replaced instances of live
+//! jobs, spec versions no instance runs any more, and workers down for long. Instance numbers
+//! come from one counter that GC never resets, so an id is never reused, even for a job submitted
+//! again under a collected name.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{Desired, JobPhase, Millis, now_millis};
+use crate::events::EventKind;
+use crate::ids::JobId;
+use crate::store::StoreOp;
+
+use super::commit::Txn;
+use super::state::{Instance, State};
+
+/// What one garbage collection removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcReport {
+    /// Jobs removed with everything of theirs.
+    pub jobs: u64,
+    /// Instances removed.
+    pub instances: u64,
+    /// Spec versions removed.
+    pub specs: u64,
+    /// Workers removed.
+    pub workers: u64,
+}
+
+/// The latest state change of an instance's tasks.
+fn last_change(i: &Instance) -> Millis {
+    i.tasks.iter().map(|t| t.since).max().unwrap_or(0)
+}
+
+/// One collection of everything that ended more than `older_than` ago.
+pub(crate) fn collect(st: &mut State, txn: &mut Txn, older_than: Duration) -> GcReport {
+    let cutoff = now_millis().saturating_sub(older_than.as_millis() as u64);
+    let mut report = GcReport::default();
+    let mut whole: Vec<JobId> = Vec::new();
+    let mut partial: Vec<JobId> = Vec::new();
+    for (name, e) in &st.jobs {
+        let ended = matches!(
+            e.phase,
+            JobPhase::Stopped | JobPhase::Completed | JobPhase::Failed
+        ) && e.tally.unfinished == 0;
+        if ended {
+            let last = e
+                .instances
+                .values()
+                .map(last_change)
+                .max()
+                .unwrap_or(0)
+                .max(e.rec.ended_at.unwrap_or(0));
+            if last <= cutoff && !e.instances.values().any(|i| i.assigned()) {
+                whole.push(name.clone());
+                continue;
+            }
+        }
+        if e.tally.retired > 0 || e.specs.len() > 1 {
+            partial.push(name.clone());
+        }
+    }
+    for name in whole {
+        let Some(e) = st.jobs.get(&name) else {
+            continue;
+        };
+        let numbers: Vec<u64> = e.instances.keys().copied().collect();
+        let versions: Vec<u64> = e.specs.keys().copied().collect();
+        for n in numbers {
+            st.remove_instance(&(name.clone(), n), txn);
+            report.instances += 1;
+        }
+        for version in versions {
+            txn.ops.push(StoreOp::DeleteSpec {
+                job: name.clone(),
+                version,
+            });
+            report.specs += 1;
+        }
+        let phase = st.jobs.get(&name).map(|e| e.phase);
+        st.set_phase(&name, phase, None);
+        st.jobs.remove(&name);
+        st.rolling.remove(&name);
+        txn.ops.push(StoreOp::DeleteJob(name));
+        report.jobs += 1;
+    }
+    for name in partial {
+        let Some(e) = st.jobs.get(&name) else {
+            continue;
+        };
+        let old: Vec<u64> = e
+            .instances
+            .iter()
+            .filter(|(_, i)| {
+                i.desired == Desired::Stop
+                    && i.all_terminal()
+                    && !i.assigned()
+                    && last_change(i) <= cutoff
+            })
+            .map(|(n, _)| *n)
+            .collect();
+        for n in old {
+            st.remove_instance(&(name.clone(), n), txn);
+            report.instances += 1;
+        }
+        let Some(e) = st.jobs.get_mut(&name) else {
+            continue;
+        };
+        let used: BTreeSet<u64> = e
+            .instances
+            .values()
+            .map(|i| i.version)
+            .chain([e.rec.version])
+            .collect();
+        let unused: Vec<u64> = e
+            .specs
+            .keys()
+            .copied()
+            .filter(|v| !used.contains(v))
+            .collect();
+        for version in unused {
+            e.specs.remove(&version);
+            txn.ops.push(StoreOp::DeleteSpec {
+                job: name.clone(),
+                version,
+            });
+            report.specs += 1;
+        }
+    }
+    let gone: Vec<_> = st
+        .workers
+        .iter()
+        .filter(|(_, w)| w.down_since.is_some_and(|t| t <= cutoff) && w.assigned.is_empty())
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in gone {
+        st.workers.remove(&id);
+        st.counts.unready.remove(&id);
+        txn.ops.push(StoreOp::DeleteWorker(id));
+        report.workers += 1;
+    }
+    if report != GcReport::default() {
+        txn.events.push(EventKind::Collected {
+            jobs: report.jobs,
+            instances: report.instances,
+            workers: report.workers,
+        });
+    }
+    report
+}

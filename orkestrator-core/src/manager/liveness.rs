@@ -1,0 +1,258 @@
+//! Registrations, heartbeats and failure detection. Registrations are durable; liveness is soft
+//! (its events are published at once, under the last durable index); what a dead worker ran is
+//! marked `Lost` and replaced, durably.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::api::*;
+use crate::events::EventKind;
+use crate::ids::{SchedulerId, WorkerId};
+use crate::state::TaskState;
+use crate::store::StoreOp;
+
+use super::ManagerConfig;
+use super::commit::Txn;
+use super::jobs::{advance_rollout, end_tasks, new_instance};
+use super::reconcile;
+use super::state::{Key, SchedulerEntry, State, WorkerEntry, instance_id};
+
+type ApiResult<T> = std::result::Result<T, ApiError>;
+
+/// A component's liveness from its last heartbeat.
+pub(crate) fn liveness(healthy: bool, last_seen: Instant, grace: Duration) -> Liveness {
+    if Instant::now().duration_since(last_seen) > grace {
+        Liveness::Down
+    } else if healthy {
+        Liveness::Ready
+    } else {
+        Liveness::Unhealthy
+    }
+}
+
+/// Registers or re-registers a worker (durable).
+pub(crate) fn register_worker(st: &mut State, txn: &mut Txn, req: RegisterWorker) -> ApiResult<()> {
+    if req.id.as_str().is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_id",
+            "worker id: must not be empty",
+        ));
+    }
+    let now = Instant::now();
+    let index = st.head + 1;
+    let id = req.id.clone();
+    match st.workers.get_mut(&id) {
+        Some(w) => {
+            w.reg = req.clone();
+            w.reg_index = index;
+            w.resources = req.resources;
+            w.healthy = true;
+            w.message = None;
+            w.last_seen = now;
+            w.down_since = None;
+        }
+        None => {
+            st.workers.insert(id.clone(), WorkerEntry::new(req.clone(), index, now));
+        }
+    }
+    st.set_liveness(&id, Liveness::Ready);
+    st.capacity_grew();
+    txn.ops.push(StoreOp::PutWorker(req));
+    txn.events.push(EventKind::WorkerRegistered { worker: id });
+    Ok(())
+}
+
+/// Records a heartbeat; returns the soft events it caused.
+pub(crate) fn heartbeat(
+    st: &mut State,
+    cfg: &ManagerConfig,
+    id: &WorkerId,
+    hb: WorkerHeartbeat,
+) -> ApiResult<Vec<EventKind>> {
+    let Some(w) = st.workers.get_mut(id) else {
+        return Err(ApiError::not_found("worker", id));
+    };
+    let was = w.liveness;
+    w.last_seen = Instant::now();
+    let grew = hb.resources.total != w.resources.total || (hb.healthy && !w.healthy);
+    w.resources = hb.resources;
+    w.healthy = hb.healthy;
+    w.message = hb.message;
+    w.down_since = None;
+    let now_live = liveness(w.healthy, w.last_seen, cfg.heartbeat_grace);
+    let mut soft = Vec::new();
+    if now_live != was {
+        st.set_liveness(id, now_live);
+        soft.push(EventKind::WorkerLiveness {
+            worker: id.clone(),
+            status: now_live,
+        });
+    }
+    if grew || (now_live == Liveness::Ready && was != Liveness::Ready) {
+        st.capacity_grew();
+    }
+    Ok(soft)
+}
+
+/// Registers or re-registers a scheduler (soft).
+pub(crate) fn register_scheduler(
+    st: &mut State,
+    req: RegisterScheduler,
+) -> ApiResult<Vec<EventKind>> {
+    if req.id.as_str().is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_id",
+            "scheduler id: must not be empty",
+        ));
+    }
+    let algorithm = if req.algorithm.is_empty() {
+        st.schedulers
+            .get(&req.id)
+            .map(|s| s.algorithm.clone())
+            .unwrap_or_default()
+    } else {
+        req.algorithm
+    };
+    st.schedulers.insert(
+        req.id.clone(),
+        SchedulerEntry {
+            algorithm,
+            last_seen: Instant::now(),
+            liveness: Liveness::Ready,
+        },
+    );
+    Ok(vec![EventKind::SchedulerRegistered { scheduler: req.id }])
+}
+
+/// Records a scheduler's heartbeat.
+pub(crate) fn scheduler_heartbeat(st: &mut State, id: &SchedulerId) -> ApiResult<()> {
+    match st.schedulers.get_mut(id) {
+        Some(s) => {
+            s.last_seen = Instant::now();
+            Ok(())
+        }
+        None => Err(ApiError::not_found("scheduler", id)),
+    }
+}
+
+/// One liveness pass; returns the soft events to publish.
+pub(crate) fn check(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig) -> Vec<EventKind> {
+    let grace = cfg.heartbeat_grace;
+    let now = Instant::now();
+    let mut soft = Vec::new();
+    let mut changed = Vec::new();
+    for (id, w) in &st.workers {
+        let live = liveness(w.healthy, w.last_seen, grace);
+        if live != w.liveness {
+            changed.push((id.clone(), live));
+        }
+    }
+    let mut went_down = Vec::new();
+    for (id, live) in changed {
+        st.set_liveness(&id, live);
+        if live == Liveness::Down {
+            if let Some(w) = st.workers.get_mut(&id) {
+                w.down_since = Some(now_millis());
+            }
+            went_down.push(id.clone());
+        }
+        soft.push(EventKind::WorkerLiveness {
+            worker: id,
+            status: live,
+        });
+    }
+    // Schedulers: a change of liveness is an event, which also wakes the waiting schedulers so
+    // that a dead scheduler's leases move at once. One down for 20 grace periods is forgotten.
+    let mut scheduler_changed = false;
+    st.schedulers.retain(|id, s| {
+        let live = liveness(true, s.last_seen, grace);
+        if live != s.liveness {
+            s.liveness = live;
+            scheduler_changed = true;
+            soft.push(EventKind::SchedulerLiveness {
+                scheduler: id.clone(),
+                status: live,
+            });
+        }
+        now.duration_since(s.last_seen) < grace * 20
+    });
+    // Leases past their timeout, or held by a scheduler that is down, go back to the queue.
+    let expired: Vec<u64> = st
+        .leased
+        .iter()
+        .filter(|(_, l)| {
+            now.duration_since(l.at) >= cfg.lease_timeout
+                || st
+                    .schedulers
+                    .get(&l.scheduler)
+                    .is_none_or(|s| s.liveness == Liveness::Down)
+        })
+        .map(|(n, _)| *n)
+        .collect();
+    if !expired.is_empty() {
+        for n in expired {
+            if let Some(l) = st.leased.remove(&n) {
+                st.ready.insert(n, l.job);
+            }
+        }
+        st.work.notify_waiters();
+        soft.push(EventKind::LeasesExpired);
+    } else if scheduler_changed {
+        st.work.notify_waiters();
+    }
+    for worker in went_down {
+        lose_worker(st, txn, cfg, &worker);
+    }
+    // Rolling updates waiting out the minimum healthy time move on here.
+    let rolling: Vec<_> = st.rolling.iter().cloned().collect();
+    for job in rolling {
+        advance_rollout(st, txn, cfg, &job);
+    }
+    soft
+}
+
+/// Marks what a down worker ran `Lost`, tells it to stop, and replaces it elsewhere: one copy per
+/// instance index. The worker's watch returns when it is back, and it stops the lost instances.
+fn lose_worker(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig, worker: &WorkerId) {
+    let Some(w) = st.workers.get(worker) else {
+        return;
+    };
+    let on_worker: Vec<(u64, bool, bool)> = w
+        .assigned
+        .iter()
+        .filter_map(|k| {
+            let i = st.instance(k)?;
+            let done = i
+                .tasks
+                .iter()
+                .all(|t| matches!(t.state, TaskState::Completed | TaskState::Failed));
+            Some((k.1, i.desired == Desired::Run, done))
+        })
+        .collect();
+    let keys: Vec<Key> = w.assigned.iter().cloned().collect();
+    let lost = reconcile::lost_on_down_worker(&on_worker);
+    for key in keys.into_iter().filter(|k| lost.contains(&k.1)) {
+        let Some(i) = st.instance(&key) else { continue };
+        let (index, version) = (i.index, i.version);
+        let id = instance_id(&key.0, index, key.1);
+        let reason = format!("worker {worker} is down; replaced on another worker");
+        let mut events = Vec::new();
+        st.with_instance(&key, txn, |i, spec| {
+            i.desired = Desired::Stop;
+            end_tasks(i, spec, &id, TaskState::Lost, &reason, &mut events);
+        });
+        txn.events.extend(events);
+        let current = st
+            .jobs
+            .get(&key.0)
+            .is_some_and(|j| !j.rec.stopped && j.rec.version == version);
+        if current {
+            let reason = format!("replacing {id} (worker {worker} is down)");
+            new_instance(st, txn, &key.0, index, Some(reason));
+        } else {
+            // An instance of an older version: the rollout replaces it with the new spec.
+            advance_rollout(st, txn, cfg, &key.0);
+        }
+    }
+}

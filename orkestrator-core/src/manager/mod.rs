@@ -1,0 +1,571 @@
+//! The manager: desired state (jobs), observed state (what workers report), and the rules that
+//! connect them. Transport-agnostic: the HTTP server and the in-process transport both call these
+//! methods.
+//!
+//! How a request is served:
+//!
+//! ```text
+//! request ──> prepare under the state lock (validate, change memory, record ops and events; no I/O)
+//!         ──> the committer gathers every prepared change into one durable Store commit
+//!         ──> events published (stamped with their change's index), the request answered
+//! ```
+//!
+//! A read is computed under the lock and answered once everything it saw is durable, so nothing
+//! that is not yet durable is ever shown. A failed commit answers its changes (and every change
+//! prepared on top of them) with 503 and memory is rebuilt from the store.
+//!
+//! The rooms: [`state`](self) (memory and its indexes), `commit` (group commit), `jobs`
+//! (submissions, stops, task reports), `reconcile` (the pure rules of rollouts and replacements),
+//! `placement` (scheduler work, leases and decisions), `liveness` (registrations, heartbeats,
+//! failure detection), `views` (what reads return), `gc` (garbage collection).
+
+mod commit;
+mod gc;
+mod jobs;
+mod liveness;
+mod load;
+mod placement;
+pub mod reconcile;
+mod state;
+mod views;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+
+use crate::api::*;
+use crate::events::Event;
+use crate::ids::{JobId, SchedulerId, WorkerId};
+use crate::spec::Job;
+use crate::store::{Store, StoreOp};
+
+use commit::{Batch, Publisher, Stats, Ticket, Txn};
+use state::State;
+
+pub use gc::GcReport;
+
+/// Manager settings.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// How often components should heartbeat. Default 1 s.
+    pub heartbeat_interval: Duration,
+    /// How long without a heartbeat before a component is `Down`. Default 3 s.
+    pub heartbeat_grace: Duration,
+    /// How long a scheduler holds pending instances before they go to another. Default 10 s.
+    pub lease_timeout: Duration,
+    /// Longest long-poll a caller may ask for. Default 60 s.
+    pub max_wait: Duration,
+    /// How long a replacement must run during a rolling update before the next instance is
+    /// replaced. Default 5 s.
+    pub min_healthy_time: Duration,
+    /// How long ended jobs, replaced instances, unused spec versions and down workers are kept
+    /// before garbage collection removes them. Default 1 h.
+    pub gc_after: Duration,
+    /// The most pending instances one scheduler's request for work gets. Default 2,000.
+    pub max_work: usize,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        ManagerConfig {
+            heartbeat_interval: Duration::from_secs(1),
+            heartbeat_grace: Duration::from_secs(3),
+            lease_timeout: Duration::from_secs(10),
+            max_wait: Duration::from_secs(60),
+            min_healthy_time: Duration::from_secs(5),
+            gc_after: Duration::from_secs(3600),
+            max_work: 2_000,
+        }
+    }
+}
+
+/// The manager. Cheap to clone: clones share state.
+#[derive(Clone)]
+pub struct Manager {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    config: ManagerConfig,
+    state: Mutex<State>,
+    store: Arc<dyn Store>,
+    committer: mpsc::UnboundedSender<Batch>,
+    /// The index of the last durable commit.
+    durable: AtomicU64,
+    events: broadcast::Sender<Event>,
+    publisher: Mutex<Publisher>,
+    stats: Mutex<Stats>,
+    started: Instant,
+}
+
+type ApiResult<T> = std::result::Result<T, ApiError>;
+
+impl Manager {
+    /// A manager that loads its state from `store`. It makes one commit before it returns (so
+    /// that the state index after a restart never repeats one shown before) and spawns its
+    /// committer on the current tokio runtime.
+    pub async fn new(config: ManagerConfig, store: Arc<dyn Store>) -> crate::Result<Self> {
+        let snap = store.load().await?;
+        let now = Instant::now();
+        let state = State::from_snapshot(snap, now);
+        let index = state.head;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(4096);
+        let inner = Arc::new(Inner {
+            config,
+            state: Mutex::new(state),
+            store,
+            committer: tx,
+            durable: AtomicU64::new(index),
+            events,
+            publisher: Mutex::new(Publisher { index, seq: 0 }),
+            stats: Mutex::new(Stats::default()),
+            started: now,
+        });
+        tokio::spawn(commit::run(Arc::downgrade(&inner), rx));
+        let m = Manager { inner };
+        let boot = {
+            let mut st = m.lock();
+            m.seal_always(&mut st, Txn::default())
+        };
+        boot.durable().await.map_err(|e| crate::Error::Store(e.message))?;
+        Ok(m)
+    }
+
+    /// The manager's settings.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.inner.config
+    }
+
+    /// Subscribes to the event bus: every event from now on, in id order.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// The index of the last durable commit.
+    pub fn durable_index(&self) -> u64 {
+        self.inner.durable.load(Ordering::Acquire)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        commit::lock(&self.inner.state)
+    }
+
+    /// Prepares a change under the lock and seals it; the caller awaits the ticket.
+    fn write<R>(
+        &self,
+        f: impl FnOnce(&mut State, &mut Txn, &ManagerConfig) -> ApiResult<R>,
+    ) -> ApiResult<(Ticket, R)> {
+        let mut st = self.lock();
+        if st.rebuilding {
+            return Err(rebuilding());
+        }
+        let mut txn = Txn::default();
+        let r = f(&mut st, &mut txn, &self.inner.config);
+        // Whatever was changed is committed, even when the request as a whole failed, so memory
+        // and store never part.
+        let ticket = self.seal(&mut st, txn);
+        r.map(|r| (ticket, r))
+    }
+
+    /// Computes an answer under the lock; it may be given once what it saw is durable.
+    fn read<R>(&self, f: impl FnOnce(&State) -> ApiResult<R>) -> ApiResult<(Ticket, R)> {
+        let st = self.lock();
+        if st.rebuilding {
+            return Err(rebuilding());
+        }
+        let r = f(&st)?;
+        Ok((self.ticket_for_head(&st), r))
+    }
+
+    fn ticket_for_head(&self, st: &State) -> Ticket {
+        if self.durable_index() >= st.head {
+            Ticket(None)
+        } else {
+            Ticket(st.last_batch.clone())
+        }
+    }
+
+    /// Seals a prepared change: a new index, its ops on their way to the store. An empty change
+    /// waits for the last batch (what it compared against).
+    fn seal(&self, st: &mut State, txn: Txn) -> Ticket {
+        if txn.is_empty() {
+            return self.ticket_for_head(st);
+        }
+        self.seal_always(st, txn)
+    }
+
+    fn seal_always(&self, st: &mut State, txn: Txn) -> Ticket {
+        st.head += 1;
+        let mut ops = txn.ops;
+        for key in &txn.touched {
+            if let Some(i) = st.instance(key) {
+                ops.push(StoreOp::PutInstance(i.record(&key.0, key.1)));
+            }
+        }
+        if txn.instance_numbers_advanced {
+            ops.push(StoreOp::SetNextInstance(st.next_instance));
+        }
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let batch = Batch {
+            generation: st.generation,
+            index: st.head,
+            ops,
+            events: txn.events,
+            done: tx,
+        };
+        // If the committer is gone the sender drops here and the ticket reports it.
+        let _ = self.inner.committer.send(batch);
+        st.last_batch = Some(rx.clone());
+        Ticket(Some(rx))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Jobs
+
+    /// Creates or updates a job. An identical re-submission is a no-op (`unchanged`).
+    pub async fn submit_job(&self, job: Job) -> ApiResult<SubmitResponse> {
+        let (t, r) = self.write(|st, txn, cfg| Ok(jobs::submit(st, txn, cfg, job)))?;
+        t.durable().await?;
+        Ok(r)
+    }
+
+    /// Stops a job: its instances' containers are stopped and removed.
+    pub async fn stop_job(&self, name: &JobId) -> ApiResult<JobView> {
+        let (t, v) = self.write(|st, txn, _| {
+            jobs::stop(st, txn, name)?;
+            views::job_view(st, name).ok_or_else(|| ApiError::not_found("job", name))
+        })?;
+        t.durable().await?;
+        Ok(v)
+    }
+
+    /// One page of the job list, by name.
+    pub async fn list_jobs(&self, q: &ListQuery) -> ApiResult<Page<JobSummary>> {
+        let (t, page) = self.read(|st| views::job_page(st, q))?;
+        t.durable().await?;
+        Ok(page)
+    }
+
+    /// One job.
+    pub async fn get_job(&self, name: &JobId) -> ApiResult<JobView> {
+        let (t, v) = self.read(|st| {
+            views::job_view(st, name).ok_or_else(|| ApiError::not_found("job", name))
+        })?;
+        t.durable().await?;
+        Ok(v)
+    }
+
+    /// Where the output of `task` of instance `index` of `job` can be read: its worker's endpoint
+    /// and its container. `task` may be left out when the job has one task.
+    pub async fn log_source(
+        &self,
+        job: &JobId,
+        task: Option<&str>,
+        index: u32,
+    ) -> ApiResult<LogSource> {
+        let (t, s) = self.read(|st| views::log_source(st, job, task, index))?;
+        t.durable().await?;
+        Ok(s)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Workers
+
+    /// Registers or re-registers a worker.
+    pub async fn register_worker(&self, req: RegisterWorker) -> ApiResult<Registered> {
+        let (t, ()) = self.write(|st, txn, _| liveness::register_worker(st, txn, req))?;
+        t.durable().await?;
+        Ok(self.registered())
+    }
+
+    fn registered(&self) -> Registered {
+        Registered {
+            heartbeat_interval_ms: self.inner.config.heartbeat_interval.as_millis() as u64,
+            heartbeat_grace_ms: self.inner.config.heartbeat_grace.as_millis() as u64,
+        }
+    }
+
+    /// Records a worker's heartbeat (soft state: nothing is written to the store).
+    pub async fn worker_heartbeat(&self, id: &WorkerId, hb: WorkerHeartbeat) -> ApiResult<()> {
+        let (t, soft) = {
+            let mut st = self.lock();
+            if st.rebuilding {
+                return Err(rebuilding());
+            }
+            let soft = liveness::heartbeat(&mut st, &self.inner.config, id, hb)?;
+            // Acknowledge only once the registration it updates is durable.
+            let reg = st.workers.get(id).map_or(0, |w| w.reg_index);
+            let t = if reg <= self.durable_index() {
+                Ticket(None)
+            } else {
+                Ticket(st.last_batch.clone())
+            };
+            (t, soft)
+        };
+        for e in soft {
+            commit::publish_soft(&self.inner, e);
+        }
+        t.durable().await
+    }
+
+    /// One page of the worker list, by id.
+    pub async fn list_workers(&self, q: &ListQuery) -> ApiResult<Page<WorkerView>> {
+        let grace = self.inner.config.heartbeat_grace;
+        let (t, page) = self.read(|st| views::worker_page(st, q, grace))?;
+        t.durable().await?;
+        Ok(page)
+    }
+
+    /// Waits (up to `wait`) until the worker's assignments change past `index`, then returns
+    /// what changed (everything, for index 0 or an index too old to answer with changes).
+    pub async fn watch_assignments(
+        &self,
+        id: &WorkerId,
+        index: u64,
+        wait: Duration,
+    ) -> ApiResult<Assignments> {
+        let deadline = Instant::now() + wait.min(self.inner.config.max_wait);
+        loop {
+            let step = {
+                let st = self.lock();
+                if st.rebuilding {
+                    return Err(rebuilding());
+                }
+                let w = st
+                    .workers
+                    .get(id)
+                    .ok_or_else(|| ApiError::not_found("worker", id))?;
+                if index == 0 || w.assign_index > index || index > st.head {
+                    Ok((views::assignments(&st, id, index), self.ticket_for_head(&st)))
+                } else {
+                    Err(w.notify.clone())
+                }
+            };
+            let notify = match step {
+                Ok((a, t)) => {
+                    t.durable().await?;
+                    return Ok(a);
+                }
+                Err(n) => n,
+            };
+            let woken = notify.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            // Re-check: a change between the check and `enable` would otherwise be missed.
+            let changed = {
+                let st = self.lock();
+                st.rebuilding
+                    || st
+                        .workers
+                        .get(id)
+                        .is_none_or(|w| w.assign_index > index)
+            };
+            if changed {
+                continue;
+            }
+            tokio::select! {
+                _ = &mut woken => continue,
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Ok(Assignments { index, full: false, instances: vec![], removed: vec![] });
+                }
+            }
+        }
+    }
+
+    /// Applies a worker's task updates; refuses unknown instances and illegal transitions.
+    pub async fn report_status(
+        &self,
+        worker: &WorkerId,
+        updates: Vec<TaskUpdate>,
+    ) -> ApiResult<ReportResponse> {
+        let (t, r) = self.write(|st, txn, cfg| jobs::report(st, txn, cfg, worker, updates))?;
+        t.durable().await?;
+        Ok(r)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Schedulers
+
+    /// Registers or re-registers a scheduler (soft state).
+    pub async fn register_scheduler(&self, req: RegisterScheduler) -> ApiResult<Registered> {
+        let (t, soft) = {
+            let mut st = self.lock();
+            let soft = liveness::register_scheduler(&mut st, req)?;
+            (self.ticket_for_head(&st), soft)
+        };
+        for e in soft {
+            commit::publish_soft(&self.inner, e);
+        }
+        t.durable().await?;
+        Ok(self.registered())
+    }
+
+    /// Records a scheduler's heartbeat.
+    pub async fn scheduler_heartbeat(&self, id: &SchedulerId) -> ApiResult<()> {
+        let mut st = self.lock();
+        liveness::scheduler_heartbeat(&mut st, id)
+    }
+
+    /// Waits (up to `wait`) for instances to place, leases up to `max_work` of them to
+    /// `scheduler` and returns them with a snapshot of the ready workers.
+    pub async fn scheduling_work(
+        &self,
+        scheduler: &SchedulerId,
+        wait: Duration,
+    ) -> ApiResult<SchedulingWork> {
+        let deadline = Instant::now() + wait.min(self.inner.config.max_wait);
+        loop {
+            let step = {
+                let mut st = self.lock();
+                if st.rebuilding {
+                    return Err(rebuilding());
+                }
+                match placement::take_work(&mut st, &self.inner.config, scheduler)? {
+                    Some(work) => Ok((work, self.ticket_for_head(&st))),
+                    None => Err(st.work.clone()),
+                }
+            };
+            let notify = match step {
+                Ok((work, t)) => {
+                    t.durable().await?;
+                    return Ok(work);
+                }
+                Err(n) => n,
+            };
+            let woken = notify.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let ready = !self.lock().ready.is_empty();
+            if ready {
+                continue;
+            }
+            tokio::select! {
+                _ = &mut woken => continue,
+                _ = tokio::time::sleep_until(deadline) => {
+                    let index = self.lock().head;
+                    return Ok(SchedulingWork { index, pending: vec![], workers: vec![] });
+                }
+            }
+        }
+    }
+
+    /// Commits a scheduler's decisions that still fit (optimistic concurrency); refuses the rest.
+    pub async fn submit_decisions(
+        &self,
+        scheduler: &SchedulerId,
+        decisions: Vec<Decision>,
+    ) -> ApiResult<Vec<DecisionResult>> {
+        let (t, r) = self.write(|st, txn, cfg| placement::decide(st, txn, cfg, scheduler, decisions))?;
+        t.durable().await?;
+        Ok(r)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Health, liveness, GC
+
+    /// The health of every component and job, summarised.
+    pub async fn health(&self) -> ApiResult<HealthReport> {
+        let stats = commit::lock(&self.inner.stats).report();
+        let grace = self.inner.config.heartbeat_grace;
+        let uptime = self.inner.started.elapsed();
+        let durable = self.durable_index();
+        let (t, h) = self.read(|st| Ok(views::health(st, grace, uptime, durable, stats)))?;
+        t.durable().await?;
+        Ok(h)
+    }
+
+    /// Detects workers whose heartbeats stopped (their live instances are marked `Lost` and
+    /// replaced elsewhere), schedulers that stopped, leases past their timeout, and moves rolling
+    /// updates on. Call it periodically ([`Manager::run_liveness_checks`] does).
+    pub async fn check_liveness(&self) {
+        let mut soft = Vec::new();
+        let r = self.write(|st, txn, cfg| {
+            soft = liveness::check(st, txn, cfg);
+            Ok(())
+        });
+        for e in soft {
+            commit::publish_soft(&self.inner, e);
+        }
+        if let Ok((t, ())) = r
+            && let Err(e) = t.durable().await
+        {
+            tracing::warn!(error = %e, "liveness changes were not committed");
+        }
+    }
+
+    /// Runs [`Manager::check_liveness`] twice per heartbeat interval, forever.
+    pub async fn run_liveness_checks(self) {
+        let every = (self.inner.config.heartbeat_interval / 2).max(Duration::from_millis(50));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.check_liveness().await;
+        }
+    }
+
+    /// Removes what ended more than `older_than` ago: jobs that are stopped, completed or failed
+    /// (with their instances and specs), replaced instances of live jobs, spec versions no
+    /// instance runs, and workers down for that long.
+    pub async fn gc(&self, older_than: Duration) -> ApiResult<GcReport> {
+        let (t, r) = self.write(|st, txn, _| Ok(gc::collect(st, txn, older_than)))?;
+        t.durable().await?;
+        Ok(r)
+    }
+
+    /// Runs [`Manager::gc`] with the configured `gc_after`, every `gc_after / 4` (at most every
+    /// minute), forever.
+    pub async fn run_gc(self) {
+        let after = self.inner.config.gc_after;
+        let every = (after / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.gc(after).await {
+                tracing::warn!(error = %e, "garbage collection was not committed");
+            }
+        }
+    }
+}
+
+fn rebuilding() -> ApiError {
+    ApiError::unavailable(
+        "store_unavailable",
+        "the manager is reloading its state after a failed store commit; retry shortly",
+    )
+}
+
+/// After a failed commit: memory is rebuilt from what the store holds. Returns the new
+/// generation; batches of older generations are refused.
+pub(crate) async fn rebuild(inner: &Arc<Inner>, why: &str) -> u64 {
+    let generation = {
+        let mut st = commit::lock(&inner.state);
+        st.generation += 1;
+        st.rebuilding = true;
+        st.last_batch = None;
+        st.generation
+    };
+    loop {
+        match inner.store.load().await {
+            Ok(snap) => {
+                let mut st = commit::lock(&inner.state);
+                let fresh = State::from_snapshot(snap, Instant::now());
+                st.replace_durable(fresh);
+                st.generation = generation;
+                st.rebuilding = false;
+                inner.durable.store(st.head, Ordering::Release);
+                tracing::info!(index = st.head, "memory rebuilt from the store after: {why}");
+                return generation;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reload the store; retrying in 1s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
