@@ -202,6 +202,41 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_spec_below_the_cpu_minimum_still_loads() {
+        // Records are JSON read back through `Job`'s own `Deserialize`. A spec stored before
+        // submissions had to ask for at least 10m of CPU must still load, or the manager could
+        // not start on its own data directory.
+        use orkestrator_core::store::JobRecord;
+        use orkestrator_core::units::Cpu;
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = parse_job(
+            "name: old
+tasks: [{name: t, image: x:1}]",
+            Format::Yaml,
+        )
+        .unwrap();
+        spec.tasks[0].resources.cpu = Cpu::from_millis(1);
+        let record = JobRecord {
+            spec,
+            version: 1,
+            submitted_at: 0,
+            stopped: false,
+            next_generation: 0,
+        };
+        RedbStore::open_dir(dir.path())
+            .unwrap()
+            .commit(1, &[StoreOp::PutJob(record.clone())])
+            .unwrap();
+        let store = RedbStore::open_dir(dir.path()).unwrap();
+        let snap = store.load().unwrap();
+        assert_eq!(snap.jobs[&record.spec.name], record);
+        let m = Manager::new(ManagerConfig::default(), Arc::new(store)).unwrap();
+        let view = m.get_job(&record.spec.name).unwrap();
+        assert_eq!(view.spec.tasks[0].resources.cpu, Cpu::from_millis(1));
+    }
+
+    #[test]
     fn a_second_manager_on_the_same_file_is_refused_clearly() {
         let dir = tempfile::tempdir().unwrap();
         let _first = RedbStore::open_dir(dir.path()).unwrap();
