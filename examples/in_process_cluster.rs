@@ -4,6 +4,8 @@
 //!
 //! Run it: `cargo run -p orkestrator-examples --example in_process_cluster`
 
+use std::error::Error;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,8 +36,33 @@ tasks:
     restart: { policy: never }
 "#;
 
+/// How long the example waits for each state before it gives up.
+const DEADLINE: Duration = Duration::from_secs(10);
+/// How often it looks while it waits.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Looks with `look` until it answers `Ok(value)`, at most [`DEADLINE`]; then fails naming `what`
+/// was awaited and the state it was in (what `look` last answered with `Err`).
+async fn wait_for<T, F, Fut>(what: &str, mut look: F) -> Result<T, Box<dyn Error>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Result<T, String>, orkestrator_core::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let state = match look().await? {
+            Ok(value) => return Ok(value),
+            Err(state) => state,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("gave up waiting {DEADLINE:?} for {what}: {state}").into());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Box<dyn Error>> {
     // The manager, and a transport that calls it directly.
     let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new())).await?;
     let mut events = manager.subscribe();
@@ -82,26 +109,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let r = transport.submit_job(&job).await?;
     println!("submitted job {} (version {})", r.job, r.version);
 
-    for _ in 0..100 {
-        let v = transport.get_job(&r.job).await?;
-        let batch_done = v.instances[0]
-            .tasks
-            .values()
-            .any(|t| t.state == TaskState::Completed);
-        if v.phase == JobPhase::Running && batch_done {
-            println!("job {} is {}:", v.name, v.phase);
-            for i in &v.instances {
-                for (name, t) in &i.tasks {
-                    println!("  {name}: {} (exit code {:?})", t.state, t.exit_code);
-                }
-            }
-            break;
+    let (job, transport) = (&r.job, transport.as_ref());
+    let v = wait_for(
+        "the greeter to run and the batch task to complete",
+        move || async move {
+            let v = transport.get_job(job).await?;
+            let batch = v.instances.first().and_then(|i| i.tasks.get("batch"));
+            Ok(match batch {
+                Some(b) if v.phase == JobPhase::Running && b.state == TaskState::Completed => Ok(v),
+                _ => Err(format!(
+                    "the job is {}, its batch task {}",
+                    v.phase,
+                    batch.map_or("not reported yet".into(), |b| b.state.to_string())
+                )),
+            })
+        },
+    )
+    .await?;
+    println!("job {} is {}:", v.name, v.phase);
+    for i in &v.instances {
+        for (name, t) in &i.tasks {
+            println!("  {name}: {} (exit code {:?})", t.state, t.exit_code);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    transport.stop_job(&r.job).await?;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    println!("after stop: {}", transport.get_job(&r.job).await?.phase);
+    transport.stop_job(job).await?;
+    let phase = wait_for("the job to stop", move || async move {
+        let v = transport.get_job(job).await?;
+        Ok(if v.phase == JobPhase::Stopped {
+            Ok(v.phase)
+        } else {
+            Err(format!("it is {}", v.phase))
+        })
+    })
+    .await?;
+    println!("after stop: {phase}");
     Ok(())
 }

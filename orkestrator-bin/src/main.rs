@@ -3,6 +3,7 @@
 
 mod cli;
 mod cmd;
+mod limits;
 
 use std::process::ExitCode;
 
@@ -18,6 +19,7 @@ fn main() -> ExitCode {
         Command::Server(_) | Command::Worker(_) | Command::Scheduler(_) | Command::Dev(_)
     );
     init_tracing(daemon);
+    limits::raise_open_files_limit();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -443,6 +443,160 @@ fn a_wrong_shape_names_the_part_not_a_rust_type() {
     assert!(!message.contains("Raw"), "{message}");
 }
 
+/// For every part of a job file that is a mapping: the part, a JSON job that writes it as a list,
+/// the same in TOML (none for the job itself: a TOML file is always a table) and what the error
+/// calls the part.
+const LISTS_FOR_MAPPINGS: &[(&str, &str, Option<&str>, &str)] = &[
+    (
+        "job",
+        r#"["a", [{"name": "b", "image": "c:1"}]]"#,
+        None,
+        "a job (a mapping with name and tasks)",
+    ),
+    (
+        "task",
+        r#"{"name": "a", "tasks": [["b", "c:1"]]}"#,
+        Some("name = 'a'\ntasks = [['b', 'c:1']]\n"),
+        "a task (a mapping with name, image, ...)",
+    ),
+    (
+        "resources",
+        r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "resources": [1, 2]}]}"#,
+        Some("name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nresources = [1, 2]\n"),
+        "resources (a mapping with cpu, memory, disk)",
+    ),
+    (
+        "restart",
+        r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "restart": ["never", 0]}]}"#,
+        Some("name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nrestart = ['never', 0]\n"),
+        "a restart policy (a mapping with policy, max_attempts, backoff)",
+    ),
+    (
+        "backoff",
+        r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "restart": {"backoff": ["1s", "1m"]}}]}"#,
+        Some(
+            "name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nrestart = { backoff = ['1s', '1m'] }\n",
+        ),
+        "a backoff (a mapping with initial, max, reset_after)",
+    ),
+    (
+        "health_check",
+        r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "health_check": [null, {"port": 80}]}]}"#,
+        Some("name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nhealth_check = [{ port = 80 }]\n"),
+        "a health check (a mapping with http, tcp or exec, and interval, timeout, failures)",
+    ),
+    (
+        "http",
+        r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "health_check": {"http": [8080, "/healthz"]}}]}"#,
+        Some(
+            "name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nhealth_check = { http = [8080, '/healthz'] }\n",
+        ),
+        "an http check (a mapping with port and path)",
+    ),
+    (
+        "tcp",
+        r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "health_check": {"tcp": [5432]}}]}"#,
+        Some("name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nhealth_check = { tcp = [5432] }\n"),
+        "a tcp check (a mapping with port)",
+    ),
+    (
+        "constraint",
+        r#"{"name": "a", "constraints": [["zone", "a"]], "tasks": [{"name": "b", "image": "c:1"}]}"#,
+        Some("name = 'a'\nconstraints = [['zone', 'a']]\n[[tasks]]\nname = 'b'\nimage = 'c:1'\n"),
+        "a constraint (a mapping with label and equals or not_equals)",
+    ),
+    (
+        "port",
+        r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "ports": [[8080, 18080]]}]}"#,
+        Some("name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nports = [[8080, 18080]]\n"),
+        "a port (a mapping with container, host, protocol)",
+    ),
+    (
+        "env",
+        r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "env": [["A", "1"]]}]}"#,
+        Some("name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nenv = [['A', '1']]\n"),
+        "environment variables (a mapping of names to values)",
+    ),
+];
+
+#[test]
+fn a_list_where_a_mapping_belongs_is_refused_naming_the_part_in_every_format() {
+    // Regression: JSON and TOML read a list as the fields of a mapping in order, so
+    // `resources: [1, 2]` ran with cpu 1 and memory 2 bytes, and `tasks: [["b", "c:1"]]` ran
+    // a task named b. YAML reads the JSON texts too, and must say the same.
+    for (part, json, toml, what) in LISTS_FOR_MAPPINGS {
+        let texts = [(*json, Format::Json), (*json, Format::Yaml)]
+            .into_iter()
+            .chain(toml.map(|t| (t, Format::Toml)));
+        for (text, format) in texts {
+            let (line, column, message) = syntax(text, format);
+            assert!(
+                line.is_some() && column.is_some(),
+                "{format} {part}: {message}"
+            );
+            assert!(
+                message.contains(&format!("expected {what}")),
+                "{format} {part}: {what:?} not in {message:?}"
+            );
+            assert!(message.contains("sequence"), "{format} {part}: {message}");
+            assert!(!message.contains("Raw"), "{format} {part}: {message}");
+        }
+    }
+}
+
+#[test]
+fn a_list_for_resources_gives_one_plain_message() {
+    let text = r#"{"name": "web", "tasks": [{"name": "t", "image": "x:1", "resources": [1, 2]}]}"#;
+    let (line, _, message) = syntax(text, Format::Json);
+    assert_eq!(line, Some(1));
+    assert_eq!(
+        message,
+        "invalid type: sequence, expected resources (a mapping with cpu, memory, disk)"
+    );
+    let text = "name = 'web'\n[[tasks]]\nname = 't'\nimage = 'x:1'\nresources = ['1', '64Mi']\n";
+    let (line, column, message) = syntax(text, Format::Toml);
+    assert_eq!((line, column), (Some(5), Some(13)), "{message}");
+    assert_eq!(
+        message,
+        "invalid type: sequence, expected resources (a mapping with cpu, memory, disk)"
+    );
+}
+
+#[test]
+fn the_same_parts_written_as_mappings_still_parse() {
+    // The counterpart of every list above, so that refusing lists refuses nothing else.
+    let json = r#"{"name": "a", "constraints": [{"label": "zone", "equals": "a"}], "tasks": [{
+        "name": "b", "image": "c:1", "env": {"A": "1"}, "ports": [{"container": 8080, "host": 18080}],
+        "resources": {"cpu": 1, "memory": "64Mi"}, "restart": {"policy": "never", "backoff": {"initial": "1s"}},
+        "health_check": {"tcp": {"port": 8080}}}]}"#;
+    let toml = "name = 'a'\nconstraints = [{ label = 'zone', equals = 'a' }]\n[[tasks]]\nname = 'b'\n\
+        image = 'c:1'\nenv = { A = '1' }\nports = [{ container = 8080, host = 18080 }]\n\
+        resources = { cpu = 1, memory = '64Mi' }\nrestart = { policy = 'never', backoff = { initial = '1s' } }\n\
+        health_check = { tcp = { port = 8080 } }\n";
+    let from_json = parse_ok(json, Format::Json);
+    assert_eq!(from_json, parse_ok(toml, Format::Toml));
+    assert_eq!(from_json, parse_ok(json, Format::Yaml));
+    let t = &from_json.tasks[0];
+    assert_eq!(t.env["A"], "1");
+    assert_eq!(t.ports[0].host, Some(18080));
+    assert_eq!(t.resources.cpu, Cpu::from_cores(1));
+    assert_eq!(t.restart.policy, RestartMode::Never);
+    assert_eq!(t.restart.backoff.initial, Duration::from_secs(1));
+    assert_eq!(
+        t.health_check.as_ref().map(|h| &h.probe),
+        Some(&Probe::Tcp { port: 8080 })
+    );
+}
+
+#[test]
+fn a_job_read_as_a_value_refuses_lists_for_mappings_too() {
+    // `Job` itself (as the manager's store and the API read it) has the file's shape.
+    for (part, json, _, what) in LISTS_FOR_MAPPINGS {
+        let e = serde_json::from_str::<Job>(json).unwrap_err();
+        assert!(e.to_string().contains(what), "{part}: {e}");
+    }
+}
+
 #[test]
 fn an_unknown_field_is_located_at_its_line() {
     let (line, column, _) = syntax(&with_unknown_field(Format::Yaml, "task"), Format::Yaml);
@@ -923,7 +1077,7 @@ fn the_reference_examples_are_valid_and_agree() {
     assert_eq!(*quoted, problems.to_string());
 
     // Every message quoted in a table (`path` | `message`) is one the parser gives for the input
-    // written in the row: rows of the count, constraint and health check tables.
+    // written in the row: rows of the count, constraint, resources and health check tables.
     let mut checked = 0;
     for line in doc.lines() {
         let cells: Vec<&str> = line
@@ -944,6 +1098,8 @@ fn the_reference_examples_are_valid_and_agree() {
             format!("name: j\n{first}\ntasks: [{{name: t, image: 'a:1'}}]\n")
         } else if path.starts_with("constraints") {
             format!("name: j\nconstraints: [{first}]\ntasks: [{{name: t, image: 'a:1'}}]\n")
+        } else if path.starts_with("tasks[0].resources") {
+            format!("name: j\ntasks:\n  - name: t\n    image: a:1\n    resources: {first}\n")
         } else {
             format!("name: j\ntasks:\n  - name: t\n    image: a:1\n    health_check: {first}\n")
         };
@@ -956,7 +1112,7 @@ fn the_reference_examples_are_valid_and_agree() {
         );
         checked += 1;
     }
-    assert!(checked >= 15, "only {checked} quoted messages were checked");
+    assert!(checked >= 19, "only {checked} quoted messages were checked");
 }
 
 /// The text of a table cell written as one code span (`` `x` ``).

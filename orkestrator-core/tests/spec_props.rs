@@ -9,8 +9,8 @@ use orkestrator_core::Error;
 use orkestrator_core::ids::{JobId, TaskName};
 use orkestrator_core::spec::{
     Backoff, Constraint, ConstraintOp, Format, HealthCheck, Job, MAX_ATTEMPTS, MAX_BACKOFF,
-    MAX_COUNT, MAX_CPU, MAX_DISK, MAX_MEMORY, MIN_MEMORY, PortMapping, Probe, Protocol, Resources,
-    RestartMode, RestartPolicy, Task, parse_job,
+    MAX_COUNT, MAX_CPU, MAX_DISK, MAX_MEMORY, MIN_CPU, MIN_MEMORY, PortMapping, Probe, Protocol,
+    Resources, RestartMode, RestartPolicy, Task, parse_job,
 };
 use orkestrator_core::units::{ByteSize, Cpu, format_duration, parse_duration};
 use proptest::collection::{btree_map, btree_set, vec};
@@ -117,8 +117,9 @@ fn ports() -> impl Strategy<Value = Vec<PortMapping>> {
 
 fn resources() -> impl Strategy<Value = Resources> {
     let cpu = prop_oneof![
-        1..=MAX_CPU.millis(),
+        MIN_CPU.millis()..=MAX_CPU.millis(),
         (1..=64u64).prop_map(|c| c * 1000),
+        Just(MIN_CPU.millis()),
         Just(MAX_CPU.millis()),
     ]
     .prop_map(Cpu::from_millis);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use orkestrator_core::Error;
 use orkestrator_core::spec::{
     ConstraintOp, Format, Job, MAX_ATTEMPTS, MAX_BACKOFF, MAX_COUNT, MAX_CPU, MAX_DISK, MAX_MEMORY,
-    MIN_MEMORY, Problems, RestartMode, parse_job,
+    MIN_CPU, MIN_MEMORY, Problems, RestartMode, parse_job,
 };
 use orkestrator_core::units::{ByteSize, Cpu, format_duration, parse_duration};
 
@@ -450,8 +450,9 @@ fn cpu_accepts_cores_and_millicores() {
         ("2", 2000),
         ("'2'", 2000),
         ("1.25", 1250),
-        ("0.001", 1),
-        ("1m", 1),
+        ("0.01", 10),
+        ("'0.01'", 10),
+        ("10m", 10),
         ("'1024'", 1_024_000),
         ("1024000m", 1_024_000),
     ];
@@ -470,6 +471,66 @@ fn zero_cpu_is_reported() {
             &["more than zero", "100m"],
         );
     }
+}
+
+#[test]
+fn cpu_below_the_kernel_minimum_is_reported() {
+    // Regression: `cpu: 1m` passed validation, and the container never started (runc:
+    // `cpu.cfs_quota_us: invalid argument`): the kernel's smallest quota is 1ms per 100ms.
+    assert_eq!(MIN_CPU, Cpu::from_millis(10));
+    let (path, message) = one_problem(&task_yaml(&["resources: {cpu: 1m}"]));
+    assert_eq!(path, "tasks[0].resources.cpu");
+    assert_eq!(
+        message,
+        "1m is below the minimum of 10m (the kernel's smallest CPU quota is 1ms per 100ms period); ask for at least 10m"
+    );
+    for written in ["0.001", "'0.009'", "9m", "'5m'"] {
+        assert_problem(
+            &task_yaml(&[&format!("resources: {{cpu: {written}}}")]),
+            "tasks[0].resources.cpu",
+            &["below the minimum of 10m", "ask for at least 10m"],
+        );
+    }
+    for (text, format) in [
+        (
+            r#"{"name": "j", "tasks": [{"name": "t", "image": "a:1", "resources": {"cpu": 0.005}}]}"#,
+            Format::Json,
+        ),
+        (
+            "name = 'j'\n[[tasks]]\nname = 't'\nimage = 'a:1'\nresources = { cpu = '1m' }\n",
+            Format::Toml,
+        ),
+    ] {
+        let p = problems_of(text, format);
+        assert_eq!(p.len(), 1, "{format}: {p}");
+        assert_eq!(p.0[0].path, "tasks[0].resources.cpu", "{format}");
+        assert!(p.0[0].message.contains("at least 10m"), "{format}: {p}");
+    }
+    // The minimum itself is accepted, in each way of writing it.
+    for written in ["10m", "0.01", "'0.010'"] {
+        let job = valid(&task_yaml(&[&format!("resources: {{cpu: {written}}}")]));
+        assert_eq!(job.tasks[0].resources.cpu, MIN_CPU, "{written}");
+    }
+}
+
+#[test]
+fn a_stored_spec_under_the_cpu_minimum_still_loads() {
+    // A spec accepted before the minimum existed is in managers' stores, and read back (from
+    // JSON) through `Job`'s own `Deserialize`: that must not refuse it, or the manager could not
+    // start. Every other rule still holds there.
+    let stored = r#"{"name": "old", "tasks": [{"name": "t", "image": "a:1", "resources": {"cpu": "1m", "memory": "64Mi", "disk": "1Gi"}}]}"#;
+    let job: Job = serde_json::from_str(stored).expect("a stored spec with cpu 1m loads");
+    assert_eq!(job.tasks[0].resources.cpu, Cpu::from_millis(1));
+    // It writes back as it was read.
+    let again: Job = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
+    assert_eq!(again, job);
+    // Zero was never allowed, and is still refused.
+    let zero = stored.replace("\"1m\"", "\"0\"");
+    let e = serde_json::from_str::<Job>(&zero).unwrap_err().to_string();
+    assert!(e.contains("must be more than zero"), "{e}");
+    // A submission of the same spec is refused.
+    let p = problems_of(stored, Format::Json);
+    assert!(p.0[0].message.contains("below the minimum of 10m"), "{p}");
 }
 
 #[test]

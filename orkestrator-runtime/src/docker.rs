@@ -34,7 +34,8 @@ use orkestrator_core::error::{Error, Result, RuntimeErrorKind};
 use orkestrator_core::runtime::{
     ContainerInfo, ContainerSpec, ContainerState, ContainerStats, Runtime,
 };
-use orkestrator_core::spec::{PortMapping, Probe};
+use orkestrator_core::spec::{MIN_CPU, PortMapping, Probe};
+use orkestrator_core::units::Cpu;
 use tokio::sync::OnceCell;
 
 /// Where the engine is when `DOCKER_HOST` is not set.
@@ -252,10 +253,9 @@ fn pull_reference(image: &str) -> String {
 
 /// The engine's request body for `spec`.
 fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
-    let millis = spec.resources.cpu.millis();
     let memory = spec.resources.memory.bytes();
     let host_config = HostConfig {
-        nano_cpus: (millis > 0).then(|| to_i64(millis.saturating_mul(1_000_000))),
+        nano_cpus: nano_cpus(spec.resources.cpu),
         memory: (memory > 0).then(|| to_i64(memory)),
         // Memory + swap = memory: no swap at all.
         memory_swap: (memory > 0).then(|| to_i64(memory)),
@@ -276,6 +276,14 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         host_config: Some(host_config),
         ..Default::default()
     }
+}
+
+/// The engine's CPU limit for `cpu`: none for zero, and never under [`MIN_CPU`], which the kernel
+/// refuses (its smallest CFS quota is 1 ms per 100 ms period, and the container would never start).
+/// New submissions cannot ask for less; a spec stored before that rule existed can.
+fn nano_cpus(cpu: Cpu) -> Option<i64> {
+    let millis = cpu.millis();
+    (millis > 0).then(|| to_i64(millis.max(MIN_CPU.millis()).saturating_mul(1_000_000)))
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -834,6 +842,30 @@ mod tests {
         assert_eq!(body.env.unwrap(), vec!["A=1"]);
         assert_eq!(body.labels.unwrap()["orkestrator.job"], "web");
         assert_eq!(body.cmd.unwrap(), vec!["sleep", "10"]);
+    }
+
+    #[test]
+    fn cpu_limits_are_never_below_what_the_kernel_accepts() {
+        // Regression: a stored spec with cpu 1m became NanoCpus 1_000_000, and runc refused it
+        // (`cpu.cfs_quota_us: invalid argument`): the smallest limit is 0.01 CPU.
+        assert_eq!(nano_cpus(Cpu::ZERO), None, "zero is no limit");
+        for millis in [1, 5, 9] {
+            assert_eq!(
+                nano_cpus(Cpu::from_millis(millis)),
+                Some(10_000_000),
+                "{millis}m"
+            );
+        }
+        assert_eq!(nano_cpus(Cpu::from_millis(10)), Some(10_000_000));
+        assert_eq!(nano_cpus(Cpu::from_millis(11)), Some(11_000_000));
+        assert_eq!(nano_cpus(Cpu::from_cores(2)), Some(2_000_000_000));
+        assert_eq!(nano_cpus(Cpu::from_millis(u64::MAX)), Some(i64::MAX));
+        let mut s = spec();
+        s.resources.cpu = Cpu::from_millis(1);
+        assert_eq!(
+            create_body(&s).host_config.unwrap().nano_cpus,
+            Some(10_000_000)
+        );
     }
 
     #[test]

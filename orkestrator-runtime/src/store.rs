@@ -428,6 +428,47 @@ mod tests {
         assert_eq!(m.list_jobs(&ListQuery::default()).await.unwrap().items.len(), 2);
     }
 
+    #[tokio::test]
+    async fn a_stored_spec_below_the_cpu_minimum_still_loads() {
+        // Specs are JSON read back through `Job`'s own `Deserialize`. A spec stored before
+        // submissions had to ask for at least 10m of CPU must still load, or the manager could
+        // not start on its own data directory.
+        use orkestrator_core::units::Cpu;
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = parse_job("name: old\ntasks: [{name: t, image: x:1}]", Format::Yaml).unwrap();
+        spec.tasks[0].resources.cpu = Cpu::from_millis(1);
+        let name = spec.name.clone();
+        let record = JobRecord {
+            name: name.clone(),
+            version: 1,
+            submitted_at: 0,
+            stopped: false,
+            ended_at: None,
+        };
+        let ops = vec![
+            StoreOp::PutJob(record.clone()),
+            StoreOp::PutSpec {
+                job: name.clone(),
+                version: 1,
+                spec: Arc::new(spec),
+            },
+        ];
+        RedbStore::open_dir(dir.path())
+            .unwrap()
+            .commit(1, ops)
+            .await
+            .unwrap();
+        let store = RedbStore::open_dir(dir.path()).unwrap();
+        let snap = store.load().await.unwrap();
+        assert_eq!(snap.jobs[&name], record);
+        let m = Manager::new(ManagerConfig::default(), Arc::new(store))
+            .await
+            .unwrap();
+        let view = m.get_job(&name).await.unwrap();
+        assert_eq!(view.spec.tasks[0].resources.cpu, Cpu::from_millis(1));
+    }
+
     #[test]
     fn a_second_manager_on_the_same_file_is_refused_clearly() {
         let dir = tempfile::tempdir().unwrap();

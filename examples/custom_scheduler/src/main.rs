@@ -3,12 +3,14 @@
 //!
 //! Run it: `cargo run -p custom-scheduler`
 
+use std::error::Error;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orkestrator_core::api::{JobPhase, WorkerSnapshot};
+use orkestrator_core::api::{JobPhase, JobView, Liveness, WorkerSnapshot};
 use orkestrator_core::fake::FakeRuntime;
-use orkestrator_core::ids::SchedulerId;
+use orkestrator_core::ids::{JobId, SchedulerId};
 use orkestrator_core::local::LocalTransport;
 use orkestrator_core::manager::{Manager, ManagerConfig};
 use orkestrator_core::scheduler::{
@@ -54,8 +56,50 @@ impl Score for PreferSsd {
     }
 }
 
+/// How long the example waits for each state before it gives up.
+const DEADLINE: Duration = Duration::from_secs(10);
+/// How often it looks while it waits.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Looks with `look` until it answers `Ok(value)`, at most [`DEADLINE`]; then fails naming `what`
+/// was awaited and the state it was in (what `look` last answered with `Err`).
+async fn wait_for<T, F, Fut>(what: &str, mut look: F) -> Result<T, Box<dyn Error>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Result<T, String>, orkestrator_core::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let state = match look().await? {
+            Ok(value) => return Ok(value),
+            Err(state) => state,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("gave up waiting {DEADLINE:?} for {what}: {state}").into());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Waits until `job` is in phase `want`.
+async fn wait_for_phase(
+    transport: &impl Transport,
+    job: &JobId,
+    want: JobPhase,
+) -> Result<JobView, Box<dyn Error>> {
+    wait_for(&format!("job {job} to be {want}"), move || async move {
+        let v = transport.get_job(job).await?;
+        Ok(if v.phase == want {
+            Ok(v)
+        } else {
+            Err(format!("it is {}", v.phase))
+        })
+    })
+    .await
+}
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Box<dyn Error>> {
     let scheduler = Pipeline::standard("ssd-first")
         .with_filter(Headroom)
         .with_score(PreferSsd, 3)
@@ -92,7 +136,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         tokio::spawn(worker.run(std::future::pending()));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let workers = transport.as_ref();
+    wait_for("3 ready workers", move || async move {
+        let ws = workers.list_workers().await?;
+        let ready = ws.iter().filter(|w| w.status == Liveness::Ready).count();
+        Ok(if ready == 3 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{ready} of {} registered workers are ready",
+                ws.len()
+            ))
+        })
+    })
+    .await?;
 
     // Three replicas: the two SSD workers first (one each), then the HDD one.
     let job = parse_job(
@@ -100,16 +157,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Format::Yaml,
     )?;
     transport.submit_job(&job).await?;
-    // A fourth 512Mi job fits nowhere without breaking the headroom rule.
-    let big = parse_job(
-        "name: cache\ntasks:\n  - name: redis\n    image: redis:7\n    resources: { memory: 512Mi }\n",
-        Format::Yaml,
-    )?;
-    transport.submit_job(&big).await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-
-    let v = transport.get_job(&job.name).await?;
-    assert_eq!(v.phase, JobPhase::Running);
+    let v = wait_for_phase(transport.as_ref(), &job.name, JobPhase::Running).await?;
     for i in &v.instances {
         println!(
             "db instance {} -> {}",
@@ -117,11 +165,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             i.worker.as_ref().map_or("-".into(), |w| w.to_string())
         );
     }
-    let c = transport.get_job(&big.name).await?;
-    println!(
-        "cache: {} ({})",
-        c.phase,
-        c.instances[0].pending_reason.clone().unwrap_or_default()
-    );
+
+    // A fourth 512Mi job fits nowhere without breaking the headroom rule: it waits, and says why.
+    let big = parse_job(
+        "name: cache\ntasks:\n  - name: redis\n    image: redis:7\n    resources: { memory: 512Mi }\n",
+        Format::Yaml,
+    )?;
+    transport.submit_job(&big).await?;
+    let (cache, transport) = (&big.name, transport.as_ref());
+    let (phase, reason) = wait_for(
+        "job cache to be refused by the headroom filter",
+        move || async move {
+            let c = transport.get_job(cache).await?;
+            let reason = c.instances.first().and_then(|i| i.pending_reason.clone());
+            Ok(match reason {
+                Some(r) if c.phase == JobPhase::Pending && r.contains("10% memory free") => {
+                    Ok((c.phase, r))
+                }
+                r => Err(format!("it is {} ({})", c.phase, r.unwrap_or_default())),
+            })
+        },
+    )
+    .await?;
+    println!("cache: {phase} ({reason})");
     Ok(())
 }

@@ -20,13 +20,17 @@ use crate::units::{ByteSize, Cpu};
 
 pub use parse::{Format, MAX_SPEC_BYTES, load_job_file, parse_job};
 pub use validate::{
-    MAX_ATTEMPTS, MAX_BACKOFF, MAX_COUNT, MAX_CPU, MAX_DISK, MAX_MEMORY, MIN_MEMORY, Problem,
-    Problems,
+    MAX_ATTEMPTS, MAX_BACKOFF, MAX_COUNT, MAX_CPU, MAX_DISK, MAX_MEMORY, MIN_CPU, MIN_MEMORY,
+    Problem, Problems,
 };
 
 /// A job: one or more tasks that run together on one worker.
+///
+/// Deserializing a `Job` (as the manager's store and the API do) reads the file's shape and
+/// checks every rule but the ones that only new submissions are held to ([`MIN_CPU`]), so that a
+/// spec accepted once is never refused when it is read back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "raw::RawJob")]
+#[serde(try_from = "raw::Mapping<raw::RawJob>")]
 pub struct Job {
     /// The job's name: a DNS label, unique in the cluster.
     pub name: JobId,

@@ -7,7 +7,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::Job;
-use super::raw::{RawJob, YamlText};
+use super::raw::{Mapping, Part, RawJob, YamlText};
+use super::validate::{Rules, validate};
 use crate::error::Error;
 
 /// Largest job file accepted, in bytes.
@@ -89,9 +90,9 @@ pub fn parse_job(text: &str, format: Format) -> Result<Job, Error> {
     }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let checked = match format {
-        Format::Yaml => super::validate::validate(parse_yaml(text)?),
-        Format::Json => super::validate::validate(parse_json(text)?),
-        Format::Toml => super::validate::validate(parse_toml(text)?),
+        Format::Yaml => validate(parse_yaml(text)?, Rules::Submission),
+        Format::Json => validate(parse_json(text)?, Rules::Submission),
+        Format::Toml => validate(parse_toml(text)?, Rules::Submission),
     };
     checked.map_err(Error::Invalid)
 }
@@ -104,20 +105,32 @@ fn parse_yaml(text: &str) -> Result<RawJob<YamlText>, Error> {
         column,
         message,
     };
-    let options = serde_saphyr::options! {
-        with_snippet: false,
+    let options = || {
+        serde_saphyr::options! {
+            with_snippet: false,
+        }
     };
-    let raw = serde_saphyr::from_str_with_options::<Option<RawJob<YamlText>>>(text, options)
-        .map_err(|e| {
-            // Locations are 1-based; a zero line means the parser did not know where.
-            let loc = e.location().filter(|l| l.line() > 0);
-            syntax(
-                loc.map(|l| l.line() as usize),
-                loc.map(|l| (l.column() as usize).max(1)),
-                humanize(&yaml_message(&e.to_string())),
-            )
-        })?;
-    raw.ok_or_else(|| {
+    // Locations are 1-based; a zero line means the parser did not know where.
+    let known = |l: &serde_saphyr::Location| l.line() > 0;
+    let parsed: Result<Option<Mapping<RawJob<YamlText>>>, _> =
+        serde_saphyr::from_str_with_options(text, options());
+    let raw = parsed.map_err(|e| {
+        let message = e.to_string();
+        let mut loc = e.location().filter(known);
+        if loc.is_none() && message.contains(<RawJob as Part>::WHAT) {
+            // The whole document has the wrong shape, and nothing above it could say where it
+            // starts: the parser's own reading of it as a mapping can.
+            let as_mapping: Result<Option<RawJob<YamlText>>, _> =
+                serde_saphyr::from_str_with_options(text, options());
+            loc = as_mapping.err().and_then(|e| e.location()).filter(known);
+        }
+        syntax(
+            loc.map(|l| l.line() as usize),
+            loc.map(|l| (l.column() as usize).max(1)),
+            humanize(&yaml_message(&message)),
+        )
+    })?;
+    raw.map(|m| m.0).ok_or_else(|| {
         syntax(
             Some(1),
             Some(1),
@@ -127,7 +140,8 @@ fn parse_yaml(text: &str) -> Result<RawJob<YamlText>, Error> {
 }
 
 fn parse_json(text: &str) -> Result<RawJob, Error> {
-    serde_json::from_str(text).map_err(|e| {
+    let parsed: Result<Mapping<RawJob>, _> = serde_json::from_str(text);
+    parsed.map(|m| m.0).map_err(|e| {
         // serde_json counts columns in bytes, and says 0 at the start of a line or at the end of
         // the input: report characters, from 1, like the other formats.
         let line = e.line().max(1);
@@ -145,7 +159,8 @@ fn parse_json(text: &str) -> Result<RawJob, Error> {
 }
 
 fn parse_toml(text: &str) -> Result<RawJob, Error> {
-    toml::from_str(text).map_err(|e| {
+    let parsed: Result<Mapping<RawJob>, _> = toml::from_str(text);
+    parsed.map(|m| m.0).map_err(|e| {
         let (line, column) = match e.span() {
             Some(span) => {
                 let (l, c) = line_col(text, span.start);
@@ -231,42 +246,10 @@ fn yaml_message(s: &str) -> String {
     l
 }
 
-/// Names the file's parts as the person writing it knows them, not by our Rust type names.
+/// Words meant for Rust programmers replaced by words for the person writing the file. (The
+/// parts of a file name themselves: see `Part::WHAT` in `raw.rs`.)
 fn humanize(message: &str) -> String {
-    const NAMES: &[(&str, &str)] = &[
-        ("struct RawJob", "a job (a mapping with name and tasks)"),
-        (
-            "struct RawConstraint",
-            "a constraint (a mapping with label and equals or not_equals)",
-        ),
-        ("struct RawTask", "a task (a mapping with name, image, ...)"),
-        (
-            "struct RawPort",
-            "a port (a mapping with container, host, protocol)",
-        ),
-        (
-            "struct RawResources",
-            "resources (a mapping with cpu, memory, disk)",
-        ),
-        (
-            "struct RawRestart",
-            "a restart policy (a mapping with policy, max_attempts, backoff)",
-        ),
-        (
-            "struct RawBackoff",
-            "a backoff (a mapping with initial, max, reset_after)",
-        ),
-        (
-            "struct RawHealthCheck",
-            "a health check (a mapping with http, tcp or exec, and interval, timeout, failures)",
-        ),
-        (
-            "struct RawHttpProbe",
-            "an http check (a mapping with port and path)",
-        ),
-        ("struct RawTcpProbe", "a tcp check (a mapping with port)"),
-        ("string scalar", "a string"),
-    ];
+    const NAMES: &[(&str, &str)] = &[("string scalar", "a string")];
     let mut m = message.to_owned();
     for (from, to) in NAMES {
         m = m.replace(from, to);

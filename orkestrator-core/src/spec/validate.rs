@@ -81,6 +81,9 @@ impl std::error::Error for Problems {}
 
 /// Largest CPU a task may ask for.
 pub const MAX_CPU: Cpu = Cpu::from_cores(1024);
+/// Smallest CPU a submitted task may ask for: the kernel's smallest CFS quota is 1 ms per 100 ms
+/// period, so Docker refuses a limit under 0.01 CPU (`cpu.cfs_quota_us: invalid argument`).
+pub const MIN_CPU: Cpu = Cpu::from_millis(10);
 /// Smallest memory a task may ask for (Docker refuses limits under 6 MiB).
 pub const MIN_MEMORY: ByteSize = ByteSize::mib(6);
 /// Largest memory a task may ask for.
@@ -94,7 +97,18 @@ pub const MAX_ATTEMPTS: u32 = 10_000;
 /// Longest backoff duration.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
 
-pub(crate) fn validate<V: Into<Scalar>>(raw: RawJob<V>) -> Result<Job, Problems> {
+/// Which rules a spec is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rules {
+    /// A spec submitted now: every rule.
+    Submission,
+    /// A spec read back as a value (the manager's store, an assignment sent to a worker): what
+    /// was accepted once stays readable, so rules added since (such as [`MIN_CPU`]) are not
+    /// applied again; the runtime copes with such values.
+    Stored,
+}
+
+pub(crate) fn validate<V: Into<Scalar>>(raw: RawJob<V>, rules: Rules) -> Result<Job, Problems> {
     let mut p = Problems::default();
     let name = match raw.name {
         None => {
@@ -155,7 +169,7 @@ pub(crate) fn validate<V: Into<Scalar>>(raw: RawJob<V>) -> Result<Job, Problems>
                         seen.insert(n.clone(), i);
                     }
                 }
-                if let Some(t) = validate_task(&mut p, &path, rt, &mut host_ports) {
+                if let Some(t) = validate_task(&mut p, &path, rt, &mut host_ports, rules) {
                     tasks.push(t);
                 }
             }
@@ -223,6 +237,7 @@ fn validate_task<V: Into<Scalar>>(
     path: &str,
     rt: RawTask<V>,
     host_ports: &mut HashMap<(u16, Protocol), String>,
+    rules: Rules,
 ) -> Option<Task> {
     let before = p.len();
     let name = match rt.name {
@@ -333,7 +348,7 @@ fn validate_task<V: Into<Scalar>>(
         }
         ports.push(port);
     }
-    let resources = validate_resources(p, &format!("{path}.resources"), rt.resources);
+    let resources = validate_resources(p, &format!("{path}.resources"), rt.resources, rules);
     let restart = validate_restart(p, &format!("{path}.restart"), rt.restart);
     let health_check = rt
         .health_check
@@ -543,7 +558,12 @@ fn port_number(p: &mut Problems, path: &str, s: Scalar) -> Option<u16> {
     }
 }
 
-fn validate_resources(p: &mut Problems, path: &str, rr: Option<RawResources>) -> Resources {
+fn validate_resources(
+    p: &mut Problems,
+    path: &str,
+    rr: Option<RawResources>,
+    rules: Rules,
+) -> Resources {
     let mut r = Resources::default();
     let Some(rr) = rr else { return r };
     if let Some(s) = rr.cpu {
@@ -551,6 +571,12 @@ fn validate_resources(p: &mut Problems, path: &str, rr: Option<RawResources>) ->
         match scalar_cpu(s) {
             Err(m) => p.push(fp, m),
             Ok(c) if c == Cpu::ZERO => p.push(fp, "must be more than zero (e.g. 100m or 0.5)"),
+            Ok(c) if c < MIN_CPU && rules == Rules::Submission => p.push(
+                fp,
+                format!(
+                    "{c} is below the minimum of {MIN_CPU} (the kernel's smallest CPU quota is 1ms per 100ms period); ask for at least {MIN_CPU}"
+                ),
+            ),
             Ok(c) if c > MAX_CPU => p.push(
                 fp,
                 format!("{c} is more than the {MAX_CPU} cores allowed (ask for at most {MAX_CPU})"),

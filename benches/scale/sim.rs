@@ -1,0 +1,463 @@
+//! Simulated workers: light agents inside the generator. Each registers, heartbeats every second
+//! (over a shared pool of connections), and optionally watches its assignments on a connection of
+//! its own, reporting `Starting` then `Running` for every new instance in batches. A worker the
+//! manager does not know (404) registers again.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use hyper::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::client::Conn;
+
+/// How much a simulated worker offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    /// Room for thousands of the bench's tasks (100 cores, 1 TiB).
+    Big,
+    /// Room for none of them (1 millicore, 1 MiB): the tasks present stay pending.
+    Tiny,
+}
+
+impl Size {
+    fn resources(self) -> Value {
+        let total = match self {
+            Size::Big => json!({ "cpu": "100", "memory": "1Ti", "disk": "10Ti" }),
+            Size::Tiny => json!({ "cpu": "1m", "memory": "1Mi", "disk": "1Mi" }),
+        };
+        json!({
+            "total": total,
+            "allocated": { "cpu": "0", "memory": "0", "disk": "0" },
+            "available": total,
+        })
+    }
+}
+
+/// How a fleet behaves.
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// Number of workers.
+    pub workers: usize,
+    /// Worker ids are `PREFIX-N`.
+    pub prefix: String,
+    /// What each offers.
+    pub size: Size,
+    /// Connections shared by the heartbeats.
+    pub heartbeat_conns: usize,
+    /// Time between two heartbeats of one worker.
+    pub interval: Duration,
+    /// Whether lost connections are expected (the manager is being restarted): counted and
+    /// retried instead of failing the run. Non-2xx answers other than 404 fail it either way.
+    pub tolerant: bool,
+}
+
+/// Counters of a fleet, as a snapshot.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FleetStats {
+    /// Heartbeats answered 2xx.
+    pub heartbeats: u64,
+    /// Heartbeats that got no answer (connection lost or refused).
+    pub heartbeat_errors: u64,
+    /// Registrations after a 404.
+    pub reregistrations: u64,
+    /// The longest time between two acknowledged heartbeats of one worker.
+    pub max_gap: Duration,
+    /// Watch answers received.
+    pub watch_answers: u64,
+    /// Status reports sent.
+    pub status_reports: u64,
+    /// Tasks reported `Running` and not rejected.
+    pub running: u64,
+    /// Task updates the manager rejected.
+    pub rejected: u64,
+}
+
+impl FleetStats {
+    /// As JSON.
+    pub fn json(&self) -> Value {
+        json!({
+            "heartbeats": self.heartbeats,
+            "heartbeat_errors": self.heartbeat_errors,
+            "reregistrations": self.reregistrations,
+            "max_heartbeat_gap_ms": self.max_gap.as_millis() as u64,
+            "watch_answers": self.watch_answers,
+            "status_reports": self.status_reports,
+            "running": self.running,
+            "rejected": self.rejected,
+        })
+    }
+}
+
+struct Shared {
+    addr: SocketAddr,
+    cfg: FleetConfig,
+    resources: Value,
+    heartbeat_body: Bytes,
+    epoch: Instant,
+    registered: Vec<AtomicBool>,
+    last_beat_ms: Vec<AtomicU64>,
+    heartbeats: AtomicU64,
+    heartbeat_errors: AtomicU64,
+    reregistrations: AtomicU64,
+    max_gap_ms: AtomicU64,
+    watch_answers: AtomicU64,
+    status_reports: AtomicU64,
+    running: AtomicU64,
+    rejected: AtomicU64,
+    first_rejection: Mutex<Option<String>>,
+    fatal: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn id(&self, i: usize) -> String {
+        format!("{}-{i}", self.cfg.prefix)
+    }
+
+    fn register_body(&self, i: usize) -> Bytes {
+        Bytes::from(
+            json!({ "id": self.id(i), "resources": self.resources, "version": "scale-sim" })
+                .to_string(),
+        )
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn beat(&self, i: usize) {
+        let now = self.now_ms();
+        let last = self.last_beat_ms[i].swap(now, Ordering::Relaxed);
+        self.max_gap_ms
+            .fetch_max(now.saturating_sub(last), Ordering::Relaxed);
+    }
+
+    fn fail(&self, message: String) {
+        let mut f = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
+        if f.is_none() {
+            *f = Some(message);
+        }
+    }
+
+    async fn register(&self, conn: &mut Conn, i: usize) -> Result<()> {
+        conn.post("/v1/workers", self.register_body(i))
+            .await
+            .with_context(|| format!("registering worker {}", self.id(i)))?;
+        self.last_beat_ms[i].store(self.now_ms(), Ordering::Relaxed);
+        self.registered[i].store(true, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A fleet of simulated workers; dropping it stops them.
+pub struct Fleet {
+    shared: Arc<Shared>,
+    tasks: JoinSet<()>,
+}
+
+impl Fleet {
+    /// A fleet for the manager at `addr`; nothing runs until [`Fleet::start_heartbeats`].
+    pub fn new(addr: SocketAddr, cfg: FleetConfig) -> Self {
+        let resources = cfg.size.resources();
+        let heartbeat_body =
+            Bytes::from(json!({ "resources": resources, "healthy": true }).to_string());
+        let n = cfg.workers;
+        Fleet {
+            shared: Arc::new(Shared {
+                addr,
+                resources,
+                heartbeat_body,
+                epoch: Instant::now(),
+                registered: (0..n).map(|_| AtomicBool::new(false)).collect(),
+                last_beat_ms: (0..n).map(|_| AtomicU64::new(0)).collect(),
+                heartbeats: AtomicU64::new(0),
+                heartbeat_errors: AtomicU64::new(0),
+                reregistrations: AtomicU64::new(0),
+                max_gap_ms: AtomicU64::new(0),
+                watch_answers: AtomicU64::new(0),
+                status_reports: AtomicU64::new(0),
+                running: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
+                first_rejection: Mutex::new(None),
+                fatal: Mutex::new(None),
+                cfg,
+            }),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Starts the heartbeat pool: each connection serves every K-th worker, spacing its workers'
+    /// heartbeats evenly over the interval. Workers not yet registered are skipped.
+    pub fn start_heartbeats(&mut self) {
+        let k = self.shared.cfg.heartbeat_conns.max(1);
+        for first in 0..k {
+            let s = self.shared.clone();
+            self.tasks
+                .spawn(async move { heartbeat_loop(s, first, k).await });
+        }
+    }
+
+    /// Registers every worker over `conns` connections; returns how long it took.
+    pub async fn register_all(&self, conns: usize) -> Result<Duration> {
+        let start = Instant::now();
+        let next = Arc::new(AtomicU64::new(0));
+        let mut set = JoinSet::new();
+        for _ in 0..conns.max(1) {
+            let s = self.shared.clone();
+            let next = next.clone();
+            set.spawn(async move {
+                let mut conn = Conn::new(s.addr);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= s.cfg.workers {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    s.register(&mut conn, i).await?;
+                }
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r??;
+        }
+        Ok(start.elapsed())
+    }
+
+    /// Starts one watcher per worker, each on its own connection (at most 64 connecting at once).
+    pub fn start_watchers(&mut self) {
+        let gate = Arc::new(Semaphore::new(64));
+        for i in 0..self.shared.cfg.workers {
+            let s = self.shared.clone();
+            let gate = gate.clone();
+            self.tasks.spawn(async move {
+                if let Err(e) = watch_loop(&s, i, gate).await {
+                    s.fail(format!("{e:#}"));
+                }
+            });
+        }
+    }
+
+    /// The first error that should end the run, if any.
+    pub fn fatal(&self) -> Option<String> {
+        self.shared
+            .fatal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The first rejected update's reason, if any.
+    pub fn first_rejection(&self) -> Option<String> {
+        self.shared
+            .first_rejection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Resets the longest heartbeat gap (e.g. before the manager is killed).
+    pub fn reset_max_gap(&self) {
+        self.shared.max_gap_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> FleetStats {
+        let s = &self.shared;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        FleetStats {
+            heartbeats: get(&s.heartbeats),
+            heartbeat_errors: get(&s.heartbeat_errors),
+            reregistrations: get(&s.reregistrations),
+            max_gap: Duration::from_millis(get(&s.max_gap_ms)),
+            watch_answers: get(&s.watch_answers),
+            status_reports: get(&s.status_reports),
+            running: get(&s.running),
+            rejected: get(&s.rejected),
+        }
+    }
+}
+
+async fn heartbeat_loop(s: Arc<Shared>, first: usize, k: usize) {
+    let mine: Vec<usize> = (first..s.cfg.workers).step_by(k).collect();
+    if mine.is_empty() {
+        return;
+    }
+    let mut conn = Conn::new(s.addr);
+    let spacing = s.cfg.interval / mine.len() as u32;
+    // Stagger the pool's connections over the first interval too.
+    let mut round = tokio::time::Instant::now() + s.cfg.interval.mul_f64(first as f64 / k as f64);
+    loop {
+        for (j, &i) in mine.iter().enumerate() {
+            tokio::time::sleep_until(round + spacing * j as u32).await;
+            if !s.registered[i].load(Ordering::Relaxed) {
+                continue;
+            }
+            if let Err(e) = heartbeat(&s, &mut conn, i).await {
+                if s.cfg.tolerant {
+                    s.heartbeat_errors.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    s.fail(format!("{e:#}"));
+                    return;
+                }
+            }
+        }
+        round += s.cfg.interval;
+        let now = tokio::time::Instant::now();
+        if round < now {
+            // Behind (the manager answers slowly): start the next round at once.
+            round = now;
+        }
+    }
+}
+
+async fn heartbeat(s: &Shared, conn: &mut Conn, i: usize) -> Result<()> {
+    let path = format!("/v1/workers/{}/heartbeat", s.id(i));
+    let a = conn
+        .call(Method::POST, &path, Some(s.heartbeat_body.clone()))
+        .await?;
+    if a.ok() {
+        s.heartbeats.fetch_add(1, Ordering::Relaxed);
+        s.beat(i);
+        Ok(())
+    } else if a.status == StatusCode::NOT_FOUND {
+        s.reregistrations.fetch_add(1, Ordering::Relaxed);
+        s.register(conn, i).await
+    } else {
+        let message = format!("POST {path} answered {}: {}", a.status, a.body_text());
+        s.fail(message.clone());
+        anyhow::bail!(message)
+    }
+}
+
+/// A watch answer, reading only what a simulated worker needs.
+#[derive(Deserialize)]
+struct WatchAnswer {
+    index: u64,
+    #[serde(default = "yes")]
+    full: bool,
+    instances: Vec<LeanAssignment>,
+    #[serde(default)]
+    removed: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+struct LeanAssignment {
+    instance: String,
+    desired: String,
+    job: LeanJob,
+}
+
+#[derive(Deserialize)]
+struct LeanJob {
+    tasks: Vec<LeanTask>,
+}
+
+#[derive(Deserialize)]
+struct LeanTask {
+    name: String,
+}
+
+/// Task updates per status report.
+const BATCH: usize = 500;
+
+async fn watch_loop(s: &Shared, i: usize, gate: Arc<Semaphore>) -> Result<()> {
+    while !s.registered[i].load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut conn = {
+        let _permit = gate.acquire().await?;
+        Conn::open(s.addr).await?
+    };
+    let id = s.id(i);
+    let mut index = 0u64;
+    // Instance → whether it was reported started.
+    let mut held: HashMap<String, bool> = HashMap::new();
+    loop {
+        let path = format!("/v1/workers/{id}/assignments?index={index}&wait=30s");
+        let a = conn.call(Method::GET, &path, None).await?;
+        if a.status == StatusCode::NOT_FOUND {
+            s.reregistrations.fetch_add(1, Ordering::Relaxed);
+            s.register(&mut conn, i).await?;
+            index = 0;
+            continue;
+        }
+        if !a.ok() {
+            anyhow::bail!("GET {path} answered {}: {}", a.status, a.body_text());
+        }
+        s.watch_answers.fetch_add(1, Ordering::Relaxed);
+        let answer: WatchAnswer = a.json()?;
+        index = answer.index;
+        if answer.full {
+            let live: std::collections::HashSet<&str> = answer
+                .instances
+                .iter()
+                .map(|x| x.instance.as_str())
+                .collect();
+            held.retain(|k, _| live.contains(k.as_str()));
+        }
+        for r in &answer.removed {
+            held.remove(r);
+        }
+        let mut starting = Vec::new();
+        for x in answer.instances {
+            let run = x.desired.eq_ignore_ascii_case("run");
+            let started = held.entry(x.instance.clone()).or_insert(false);
+            if run && !*started {
+                *started = true;
+                for t in x.job.tasks {
+                    starting.push((x.instance.clone(), t.name));
+                }
+            }
+        }
+        for chunk in starting.chunks(BATCH) {
+            report(s, &mut conn, &id, chunk, "Starting").await?;
+        }
+        for chunk in starting.chunks(BATCH) {
+            let accepted = report(s, &mut conn, &id, chunk, "Running").await?;
+            s.running.fetch_add(accepted, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Reports `state` for every (instance, task) of `chunk`; returns how many were accepted.
+async fn report(
+    s: &Shared,
+    conn: &mut Conn,
+    id: &str,
+    chunk: &[(String, String)],
+    state: &str,
+) -> Result<u64> {
+    let updates: Vec<Value> = chunk
+        .iter()
+        .map(|(instance, task)| json!({ "instance": instance, "task": task, "state": state }))
+        .collect();
+    let body = Bytes::from(Value::Array(updates).to_string());
+    let path = format!("/v1/workers/{id}/status");
+    let answer: Value = conn.post(&path, body).await?.json()?;
+    s.status_reports.fetch_add(1, Ordering::Relaxed);
+    let rejected = answer
+        .get("rejected")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(first) = rejected.first() {
+        s.rejected
+            .fetch_add(rejected.len() as u64, Ordering::Relaxed);
+        let mut f = s.first_rejection.lock().unwrap_or_else(|e| e.into_inner());
+        if f.is_none() {
+            *f = Some(format!("{state} for worker {id}: {first}"));
+        }
+    }
+    Ok((chunk.len() - rejected.len()) as u64)
+}

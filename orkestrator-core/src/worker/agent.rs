@@ -1,0 +1,424 @@
+//! The agent's loops — register, heartbeat, watch assignments, reconcile, wait for exits — and the
+//! carrying out of each [`plan`](super::plan)'s actions with the [`Runtime`] and the
+//! [`Transport`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::health::{self, ProbeOutcome};
+use super::plan::{self, Action, Now, TaskKey, Tracks};
+use super::{ResourceProbe, WorkerConfig, container_spec};
+use crate::api::*;
+use crate::error::Result;
+use crate::ids::{InstanceId, WorkerId};
+use crate::runtime::{Runtime, labels};
+use crate::scheduler::is_unknown_component;
+use crate::spec::{Resources, Task};
+use crate::transport::Transport;
+use crate::units::format_duration;
+
+/// What the agent's loops share.
+pub(crate) struct Agent<T, R> {
+    config: WorkerConfig,
+    transport: Arc<T>,
+    runtime: Arc<R>,
+    probe: Arc<dyn ResourceProbe>,
+    /// What the manager assigned, merged from every watch answer; `None` before the first.
+    assignments: Mutex<Option<BTreeMap<InstanceId, Assignment>>>,
+    /// Wakes the reconcile loop (new assignments, an exit, a stop done, a check done).
+    wake: Notify,
+    tracks: Mutex<Tracks>,
+    /// Running containers with a task waiting for their exit.
+    watching: Mutex<HashSet<String>>,
+    /// Containers being stopped and removed in the background.
+    stopping: Mutex<HashSet<String>>,
+}
+
+fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes one watch answer into what the agent holds: a full answer replaces it, a delta merges.
+/// An answer at the index already held (a long poll that timed out) changes nothing. Returns
+/// whether anything was taken.
+pub(crate) fn take_answer(
+    held: &mut Option<BTreeMap<InstanceId, Assignment>>,
+    index: &mut u64,
+    answer: Assignments,
+) -> bool {
+    if answer.index == *index {
+        return false;
+    }
+    *index = answer.index;
+    answer.apply_to(held.get_or_insert_default());
+    true
+}
+
+impl<T: Transport, R: Runtime> Agent<T, R> {
+    /// An agent that has not registered yet.
+    pub(crate) fn new(
+        config: WorkerConfig,
+        transport: Arc<T>,
+        runtime: Arc<R>,
+        probe: Arc<dyn ResourceProbe>,
+    ) -> Self {
+        Agent {
+            tracks: Mutex::new(Tracks::new(config.seed)),
+            config,
+            transport,
+            runtime,
+            probe,
+            assignments: Mutex::new(None),
+            wake: Notify::new(),
+            watching: Mutex::new(HashSet::new()),
+            stopping: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Registers, then runs the heartbeat, watch and reconcile loops until `shutdown` resolves.
+    pub(crate) async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        let interval = self.register().await;
+        tokio::select! {
+            _ = self.heartbeat_loop(interval) => {},
+            _ = self.watch_loop() => {},
+            _ = self.clone().reconcile_loop() => {},
+            _ = shutdown => {},
+        }
+    }
+
+    fn id(&self) -> &WorkerId {
+        &self.config.id
+    }
+
+    fn resources(&self) -> WorkerResources {
+        let allocated = {
+            let held = lock(&self.assignments);
+            let tracks = lock(&self.tracks);
+            held.iter()
+                .flat_map(|h| h.values())
+                .filter(|a| a.desired == Desired::Run)
+                .flat_map(|a| {
+                    let tracks = &tracks;
+                    a.job
+                        .tasks
+                        .iter()
+                        .filter(move |t| !tracks.is_done(&(a.instance.clone(), t.name.clone())))
+                })
+                .fold(Resources::ZERO, |acc, t| acc.saturating_add(&t.resources))
+        };
+        WorkerResources {
+            total: self.probe.total(),
+            allocated,
+            available: self.probe.available(),
+        }
+    }
+
+    async fn register(&self) -> Duration {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let req = RegisterWorker {
+                id: self.id().clone(),
+                address: self.config.address.clone(),
+                labels: self.config.labels.clone(),
+                resources: self.resources(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            };
+            match self.transport.register_worker(&req).await {
+                Ok(r) => {
+                    tracing::info!(worker = %self.id(), "registered with the manager");
+                    return r.heartbeat_interval();
+                }
+                Err(e) => {
+                    tracing::warn!(worker = %self.id(), error = %e, "registration failed; retrying in {}", format_duration(delay));
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn heartbeat_loop(&self, interval: Duration) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let ping = self.runtime.ping().await;
+            let hb = WorkerHeartbeat {
+                resources: self.resources(),
+                healthy: ping.is_ok(),
+                message: ping.err().map(|e| e.to_string()),
+            };
+            match self.transport.worker_heartbeat(self.id(), &hb).await {
+                Ok(()) => {}
+                Err(e) if is_unknown_component(&e) => {
+                    tracing::warn!(worker = %self.id(), "the manager does not know this worker; registering again");
+                    self.register().await;
+                }
+                Err(e) => tracing::warn!(worker = %self.id(), error = %e, "heartbeat failed"),
+            }
+        }
+    }
+
+    async fn watch_loop(&self) {
+        let mut index = 0;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self
+                .transport
+                .watch_assignments(self.id(), index, self.config.watch_wait)
+                .await
+            {
+                Ok(a) => {
+                    delay = Duration::from_millis(100);
+                    if take_answer(&mut lock(&self.assignments), &mut index, a) {
+                        self.wake.notify_one();
+                    }
+                }
+                Err(e) => {
+                    if is_unknown_component(&e) {
+                        self.register().await;
+                        // The next answer is a full one.
+                        index = 0;
+                    } else {
+                        tracing::warn!(worker = %self.id(), error = %e, "cannot watch assignments; retrying in {}", format_duration(delay));
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn reconcile_loop(self: Arc<Self>) {
+        loop {
+            let next = Instant::now() + self.config.reconcile_interval;
+            if let Err(e) = self.reconcile().await {
+                tracing::warn!(worker = %self.id(), error = %e, "reconcile failed");
+            }
+            self.watch_exits();
+            // A backoff ends, or a check is due, on time rather than on the next tick.
+            let wake_at = lock(&self.tracks).next_wake().map_or(next, |t| t.min(next));
+            tokio::select! {
+                _ = self.wake.notified() => {},
+                _ = tokio::time::sleep_until(wake_at) => {},
+            }
+        }
+    }
+
+    /// Starts a waiter for every running container that has none: when it exits, the agent
+    /// reconciles at once (restart policies act within milliseconds, not on the next tick).
+    fn watch_exits(self: &Arc<Self>) {
+        let running = lock(&self.tracks).running_containers();
+        let mut watching = lock(&self.watching);
+        for id in running {
+            if watching.insert(id.clone()) {
+                let s = self.clone();
+                tokio::spawn(async move {
+                    let r = s.runtime.wait(&id).await;
+                    if r.is_err() {
+                        // The engine is unhappy: do not spin; the periodic check carries on.
+                        tokio::time::sleep(s.config.reconcile_interval).await;
+                    }
+                    lock(&s.watching).remove(&id);
+                    s.wake.notify_one();
+                });
+            }
+        }
+    }
+
+    /// One pass: plan what makes the containers match the assignments, and carry it out.
+    async fn reconcile(self: &Arc<Self>) -> Result<()> {
+        let Some(held) = lock(&self.assignments).clone() else {
+            // Nothing is known yet: never touch containers before the first answer.
+            return Ok(());
+        };
+        let listed = self
+            .runtime
+            .list(&[(labels::WORKER, self.id().as_str())])
+            .await?;
+        let now = Now {
+            at: Instant::now(),
+            unix_ms: now_millis(),
+        };
+        let plan = plan::plan(&held, &listed, &mut lock(&self.tracks), now);
+        let held = Arc::new(held);
+        let mut updates = Vec::new();
+        // Stops run in the background; starts and restarts all at once, so that a job's tasks
+        // start together and one slow start (an image pull) does not hold up the others.
+        let mut work = tokio::task::JoinSet::new();
+        for action in plan.actions {
+            match action {
+                Action::Report(u) => updates.push(u),
+                Action::Stop { container } => self.spawn_stop(container),
+                Action::RemoveGhost {
+                    container,
+                    instance,
+                    task,
+                } => {
+                    if !lock(&self.stopping).contains(&container) {
+                        tracing::info!(worker = %self.id(), %instance, %task, %container, "removing a container that is not assigned here");
+                    }
+                    self.spawn_stop(container);
+                }
+                task_work @ (Action::Start { .. }
+                | Action::StartCreated { .. }
+                | Action::RestartAt { .. }) => {
+                    let (s, held) = (self.clone(), held.clone());
+                    work.spawn(async move { s.carry_out(&held, task_work).await });
+                }
+            }
+        }
+        if !work.is_empty() {
+            // Tell the manager what is starting before waiting for it.
+            self.send(std::mem::take(&mut updates)).await;
+        }
+        while let Some(r) = work.join_next().await {
+            if let Ok(Some(u)) = r {
+                updates.push(u);
+            }
+        }
+        self.run_health_checks(&held).await;
+        self.send(updates).await;
+        Ok(())
+    }
+
+    /// Carries out one start or removal of a task; returns the update it leads to, if any.
+    async fn carry_out(
+        &self,
+        held: &BTreeMap<InstanceId, Assignment>,
+        action: Action,
+    ) -> Option<TaskUpdate> {
+        let (key, replace, attempt) = match action {
+            Action::RestartAt { remove, .. } => {
+                let _ = self.runtime.remove(&remove).await;
+                return None;
+            }
+            Action::StartCreated { key, container } => {
+                let e = self.runtime.start(&container).await.err()?;
+                let (a, task) = find(held, &key)?;
+                return self.start_failed(a, task, &e);
+            }
+            Action::Start {
+                key,
+                attempt,
+                replace,
+            } => (key, replace, attempt),
+            Action::Report(_) | Action::Stop { .. } | Action::RemoveGhost { .. } => return None,
+        };
+        let (a, task) = find(held, &key)?;
+        if let Some(id) = replace {
+            let _ = self.runtime.remove(&id).await;
+        }
+        match self.start_container(a, task, attempt).await {
+            Ok(id) => plan::started(&mut lock(&self.tracks), a, task, id, Instant::now()),
+            Err(e) => self.start_failed(a, task, &e),
+        }
+    }
+
+    async fn start_container(&self, a: &Assignment, task: &Task, attempt: u32) -> Result<String> {
+        self.runtime.ensure_image(&task.image).await?;
+        let spec = container_spec(self.id(), a, &a.job, task, attempt);
+        let id = self.runtime.create(&spec).await?;
+        self.runtime.start(&id).await?;
+        Ok(id)
+    }
+
+    fn start_failed(&self, a: &Assignment, task: &Task, e: &crate::Error) -> Option<TaskUpdate> {
+        if plan::engine_unavailable(e) {
+            tracing::warn!(worker = %self.id(), error = %e, "container engine unavailable");
+        }
+        let now = Now {
+            at: Instant::now(),
+            unix_ms: now_millis(),
+        };
+        plan::start_failed(&mut lock(&self.tracks), a, task, e, now)
+    }
+
+    /// Runs the health checks that are due, concurrently, and stops what turns unhealthy (its
+    /// exit then goes through the restart policy on a later pass).
+    async fn run_health_checks(&self, held: &BTreeMap<InstanceId, Assignment>) {
+        let due = health::due_checks(held, &lock(&self.tracks), Instant::now());
+        if due.is_empty() {
+            return;
+        }
+        health::run_checks(&self.runtime, due, |d, result| {
+            let why = result.as_ref().err().cloned().unwrap_or_default();
+            let mut tracks = lock(&self.tracks);
+            let Some(tr) = tracks.get_mut(&d.key) else {
+                return;
+            };
+            let (instance, task) = &d.key;
+            match tr.health.record(&d.check, result, Instant::now()) {
+                ProbeOutcome::Passed => {}
+                ProbeOutcome::Failed { failures } => {
+                    tracing::info!(worker = %self.id(), %instance, %task, failures, "health check failed: {why}");
+                }
+                ProbeOutcome::Unhealthy { failures, .. } => {
+                    tracing::info!(worker = %self.id(), %instance, %task, failures, "health check failed: {why}; stopping the container");
+                    let rt = self.runtime.clone();
+                    let grace = self.config.stop_grace;
+                    tokio::spawn(async move {
+                        let _ = rt.stop(&d.container, grace).await;
+                    });
+                }
+            }
+        })
+        .await;
+        // Report the new verdicts promptly.
+        self.wake.notify_one();
+    }
+
+    /// Stops and removes a container in the background (once: a container being stopped is not
+    /// stopped again); the agent reconciles again when it is gone. Nothing waits for it, so a
+    /// long grace period never holds up other work.
+    fn spawn_stop(self: &Arc<Self>, id: String) {
+        if !lock(&self.stopping).insert(id.clone()) {
+            return;
+        }
+        let s = self.clone();
+        tokio::spawn(async move {
+            let r = async {
+                s.runtime.stop(&id, s.config.stop_grace).await?;
+                s.runtime.remove(&id).await
+            }
+            .await;
+            if let Err(e) = r {
+                tracing::warn!(worker = %s.id(), container = %id, error = %e, "cannot remove container");
+            }
+            lock(&s.stopping).remove(&id);
+            s.wake.notify_one();
+        });
+    }
+
+    /// Sends updates; on failure they are sent again on the next pass (the tracks forget them).
+    async fn send(&self, updates: Vec<TaskUpdate>) {
+        if updates.is_empty() {
+            return;
+        }
+        match self.transport.report_status(self.id(), &updates).await {
+            Ok(r) => {
+                for rej in r.rejected {
+                    tracing::debug!(worker = %self.id(), instance = %rej.instance, task = %rej.task, reason = %rej.reason, "update refused");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(worker = %self.id(), error = %e, "cannot report task status; will retry");
+                lock(&self.tracks).unreport(&updates);
+            }
+        }
+    }
+}
+
+/// The assignment and task spec of `key` in `held`.
+fn find<'a>(
+    held: &'a BTreeMap<InstanceId, Assignment>,
+    key: &TaskKey,
+) -> Option<(&'a Assignment, &'a Task)> {
+    let a = held.get(&key.0)?;
+    let task = a.job.tasks.iter().find(|t| t.name == key.1)?;
+    Some((a, task))
+}

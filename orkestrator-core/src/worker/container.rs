@@ -1,0 +1,123 @@
+//! How a task's container is named and labelled, and how the labels are read back: the labels are
+//! what lets a restarted agent find and adopt its containers.
+
+use crate::api::Assignment;
+use crate::ids::WorkerId;
+use crate::runtime::{ContainerInfo, ContainerSpec, labels};
+use crate::spec::{Job, Task};
+
+/// The container for one task of one instance: its name, limits and labels.
+///
+/// `attempt` is the container's generation for this task (0 for the first, one more for every
+/// restart); it is part of the name, so that a restart never collides with the container it
+/// replaces, and it orders a task's containers from newest to oldest.
+pub fn container_spec(
+    worker: &WorkerId,
+    a: &Assignment,
+    job: &Job,
+    task: &Task,
+    attempt: u32,
+) -> ContainerSpec {
+    let labels = [
+        (labels::WORKER, worker.as_str().to_owned()),
+        (labels::JOB, job.name.as_str().to_owned()),
+        (labels::TASK, task.name.as_str().to_owned()),
+        (labels::INSTANCE, a.instance.as_str().to_owned()),
+        (labels::ATTEMPT, attempt.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    ContainerSpec {
+        name: format!(
+            "ork-{}-{}-{}-{attempt}",
+            container_safe(worker.as_str()),
+            a.instance,
+            task.name
+        ),
+        image: task.image.clone(),
+        command: task.command.clone(),
+        env: task.env.clone(),
+        ports: task.ports.clone(),
+        resources: task.resources,
+        labels,
+    }
+}
+
+/// `s` with every character Docker does not allow in a container name replaced by `_`.
+pub(crate) fn container_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The instance and task a container was created for (empty when a label is missing).
+pub(crate) fn owner(c: &ContainerInfo) -> (&str, &str) {
+    (
+        c.label(labels::INSTANCE).unwrap_or(""),
+        c.label(labels::TASK).unwrap_or(""),
+    )
+}
+
+/// The container's generation (its attempt label; 0 when missing or unreadable).
+pub(crate) fn attempt(c: &ContainerInfo) -> u32 {
+    c.label(labels::ATTEMPT)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Desired;
+    use crate::ids::InstanceId;
+    use crate::runtime::ContainerState;
+    use crate::spec::{Format, parse_job};
+
+    #[test]
+    fn the_spec_is_named_and_labelled_so_that_it_can_be_adopted() {
+        let job = parse_job(
+            "name: web\ntasks: [{name: srv, image: img:1}]",
+            Format::Yaml,
+        )
+        .unwrap();
+        let a = Assignment {
+            instance: InstanceId::new("i7"),
+            index: 0,
+            desired: Desired::Run,
+            job: std::sync::Arc::new(job.clone()),
+        };
+        let spec = container_spec(&WorkerId::new("w 1/x"), &a, &job, &job.tasks[0], 3);
+        assert_eq!(spec.name, "ork-w_1_x-i7-srv-3");
+        assert_eq!(spec.image, "img:1");
+        let info = ContainerInfo {
+            id: "c".into(),
+            name: spec.name.clone(),
+            labels: spec.labels.clone(),
+            state: ContainerState::Running,
+        };
+        assert_eq!(owner(&info), ("i7", "srv"));
+        assert_eq!(attempt(&info), 3);
+        assert_eq!(info.label(labels::WORKER), Some("w 1/x"));
+        assert_eq!(info.label(labels::JOB), Some("web"));
+    }
+
+    #[test]
+    fn containers_without_labels_belong_to_nobody_and_are_attempt_zero() {
+        let info = ContainerInfo {
+            id: "c".into(),
+            name: "n".into(),
+            labels: [(labels::ATTEMPT.to_owned(), "x".to_owned())].into(),
+            state: ContainerState::Created,
+        };
+        assert_eq!(owner(&info), ("", ""));
+        assert_eq!(attempt(&info), 0);
+        assert_eq!(container_safe("a.b-c_d:é"), "a.b-c_d__");
+    }
+}

@@ -1,0 +1,252 @@
+//! Health checks: which are due, running them concurrently against the runtime, and the verdict
+//! they add up to. A task that fails its check `failures` times in a row is unhealthy: the agent
+//! stops its container, and the exit goes through the restart policy like any other, as a failure
+//! whatever the exit code.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::plan::{TaskKey, Tracks};
+use crate::api::{Assignment, Desired};
+use crate::ids::InstanceId;
+use crate::runtime::Runtime;
+use crate::spec::HealthCheck;
+
+/// The health-check bookkeeping of one task's running container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct HealthTracker {
+    /// When the next check is due.
+    next_probe: Option<Instant>,
+    /// Failed checks in a row.
+    failures: u32,
+    /// The last verdict, once there is one.
+    healthy: Option<bool>,
+    /// Why the container was found unhealthy (it is being stopped; reported with its exit).
+    unhealthy: Option<String>,
+}
+
+/// What one check's result leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ProbeOutcome {
+    /// It passed: the task is healthy.
+    Passed,
+    /// It failed, `failures` times in a row, fewer than the check allows.
+    Failed {
+        /// Failures in a row.
+        failures: u32,
+    },
+    /// It failed once too often: stop the container. `reason` goes with its exit.
+    Unhealthy {
+        /// Failures in a row.
+        failures: u32,
+        /// What failed and why.
+        reason: String,
+    },
+}
+
+impl HealthTracker {
+    /// The last verdict (`None` before the first check, or without a check).
+    pub(crate) fn verdict(&self) -> Option<bool> {
+        self.healthy
+    }
+
+    /// The container runs since `since`: the first check is due one interval after it started.
+    pub(crate) fn running(&mut self, since: Instant, check: Option<&HealthCheck>) {
+        if let Some(hc) = check
+            && self.next_probe.is_none()
+        {
+            self.next_probe = Some(since + hc.interval);
+        }
+    }
+
+    /// The container exited: start afresh with the next one. Returns why it had been found
+    /// unhealthy, if it had.
+    pub(crate) fn exited(&mut self) -> Option<String> {
+        std::mem::take(self).unhealthy
+    }
+
+    /// When the next check is due (none once the container is being stopped as unhealthy).
+    pub(crate) fn wake_at(&self) -> Option<Instant> {
+        self.next_probe.filter(|_| self.unhealthy.is_none())
+    }
+
+    /// Whether a check is due at `now`.
+    pub(crate) fn due(&self, now: Instant) -> bool {
+        self.wake_at().is_some_and(|at| at <= now)
+    }
+
+    /// Records one check's `result`, finished at `now`; the next is due one interval later.
+    pub(crate) fn record(
+        &mut self,
+        check: &HealthCheck,
+        result: Result<(), String>,
+        now: Instant,
+    ) -> ProbeOutcome {
+        self.next_probe = Some(now + check.interval);
+        match result {
+            Ok(()) => {
+                self.failures = 0;
+                self.healthy = Some(true);
+                ProbeOutcome::Passed
+            }
+            Err(why) => {
+                self.failures += 1;
+                let failures = self.failures;
+                if failures < check.failures {
+                    return ProbeOutcome::Failed { failures };
+                }
+                self.healthy = Some(false);
+                let reason = format!("{} failed {failures} times in a row: {why}", check.probe);
+                self.unhealthy = Some(reason.clone());
+                ProbeOutcome::Unhealthy { failures, reason }
+            }
+        }
+    }
+}
+
+/// One check to run now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DueCheck {
+    /// The task.
+    pub(crate) key: TaskKey,
+    /// Its running container.
+    pub(crate) container: String,
+    /// The check.
+    pub(crate) check: HealthCheck,
+}
+
+/// The checks due at `now`: of tasks that should run, have a check, and run a container that is
+/// not already being stopped as unhealthy.
+pub(crate) fn due_checks(
+    held: &BTreeMap<InstanceId, Assignment>,
+    tracks: &Tracks,
+    now: Instant,
+) -> Vec<DueCheck> {
+    let mut due = Vec::new();
+    for a in held.values().filter(|a| a.desired == Desired::Run) {
+        for task in &a.job.tasks {
+            let Some(hc) = &task.health_check else {
+                continue;
+            };
+            let key = (a.instance.clone(), task.name.clone());
+            let Some(tr) = tracks.get(&key) else {
+                continue;
+            };
+            if tr.restart.running_since().is_none() || tr.restart.is_done() {
+                continue;
+            }
+            if let Some(container) = tr.container()
+                && tr.health.due(now)
+            {
+                due.push(DueCheck {
+                    key,
+                    container: container.to_owned(),
+                    check: hc.clone(),
+                });
+            }
+        }
+    }
+    due
+}
+
+/// Runs `due` concurrently; `each` gets every result as it comes in.
+pub(crate) async fn run_checks<R: Runtime>(
+    runtime: &Arc<R>,
+    due: Vec<DueCheck>,
+    mut each: impl FnMut(DueCheck, Result<(), String>),
+) {
+    let mut probes = tokio::task::JoinSet::new();
+    for d in due {
+        let rt = runtime.clone();
+        probes.spawn(async move {
+            let r = rt
+                .probe(&d.container, &d.check.probe, d.check.timeout)
+                .await;
+            (d, r)
+        });
+    }
+    while let Some(joined) = probes.join_next().await {
+        if let Ok((d, r)) = joined {
+            each(d, r);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::spec::Probe;
+
+    fn check(failures: u32) -> HealthCheck {
+        HealthCheck {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(1),
+            failures,
+            probe: Probe::Tcp { port: 80 },
+        }
+    }
+
+    #[test]
+    fn checks_are_due_one_interval_apart_from_the_start() {
+        let t0 = Instant::now();
+        let hc = check(2);
+        let mut h = HealthTracker::default();
+        h.running(t0, None);
+        assert_eq!(h.wake_at(), None, "no check, nothing due");
+        h.running(t0, Some(&hc));
+        assert_eq!(h.wake_at(), Some(t0 + hc.interval));
+        h.running(t0 + Duration::from_secs(1), Some(&hc));
+        assert_eq!(
+            h.wake_at(),
+            Some(t0 + hc.interval),
+            "set once per container"
+        );
+        assert!(!h.due(t0 + Duration::from_millis(4999)));
+        assert!(h.due(t0 + hc.interval));
+        let done = t0 + Duration::from_secs(6);
+        assert_eq!(h.record(&hc, Ok(()), done), ProbeOutcome::Passed);
+        assert_eq!(h.verdict(), Some(true));
+        assert_eq!(h.wake_at(), Some(done + hc.interval));
+    }
+
+    #[test]
+    fn failures_in_a_row_make_it_unhealthy_and_a_pass_forgives() {
+        let t0 = Instant::now();
+        let hc = check(2);
+        let mut h = HealthTracker::default();
+        h.running(t0, Some(&hc));
+        let fail = || Err("refused".to_owned());
+        assert_eq!(
+            h.record(&hc, fail(), t0),
+            ProbeOutcome::Failed { failures: 1 }
+        );
+        assert_eq!(h.record(&hc, Ok(()), t0), ProbeOutcome::Passed);
+        assert_eq!(
+            h.record(&hc, fail(), t0),
+            ProbeOutcome::Failed { failures: 1 }
+        );
+        assert_eq!(h.verdict(), Some(true), "one failure is not a verdict");
+        let reason = "tcp :80 failed 2 times in a row: refused".to_owned();
+        assert_eq!(
+            h.record(&hc, fail(), t0),
+            ProbeOutcome::Unhealthy {
+                failures: 2,
+                reason: reason.clone()
+            }
+        );
+        assert_eq!(h.verdict(), Some(false));
+        assert_eq!(h.wake_at(), None, "no more checks while it is stopped");
+        assert!(!h.due(t0 + Duration::from_secs(60)));
+        assert_eq!(h.exited(), Some(reason));
+        assert_eq!(
+            h,
+            HealthTracker::default(),
+            "the next container starts afresh"
+        );
+        assert_eq!(h.exited(), None);
+    }
+}

@@ -1,0 +1,483 @@
+//! The worker's reconcile as a value: from the assignments it holds, the containers its runtime
+//! shows, what it remembers of every task ([`Tracks`]) and the time, [`plan`] decides what to do —
+//! start, stop, remove, restart later, report — as a list of [`Action`]s, which the agent carries
+//! out. No I/O, no clock, no locks: the same inputs give the same plan, and the tests below are
+//! tables of situations and the actions they lead to.
+//!
+//! The plan updates the [`Tracks`] it is given (a restart counted, a report remembered so that it
+//! is sent once), and so do [`started`] and [`start_failed`], which turn the outcome of a start
+//! into the task's next state.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::container;
+use super::health::HealthTracker;
+use super::restart::{AfterExit, RestartTracker, task_seed};
+use crate::api::{Assignment, Desired, Millis, TaskUpdate};
+use crate::error::{Error, RuntimeErrorKind};
+use crate::ids::{InstanceId, TaskName};
+use crate::runtime::{ContainerInfo, ContainerState};
+use crate::spec::Task;
+use crate::state::TaskState;
+use crate::units::format_duration;
+
+/// One task of one instance.
+pub(crate) type TaskKey = (InstanceId, TaskName);
+
+/// What the agent remembers about one task.
+#[derive(Debug, Clone)]
+pub(crate) struct Track {
+    /// Restarts, backoff, running time.
+    pub(crate) restart: RestartTracker,
+    /// Health checks of the running container.
+    pub(crate) health: HealthTracker,
+    /// The last update sent (or being sent), so that each is sent once.
+    reported: Option<TaskUpdate>,
+}
+
+impl Track {
+    /// The container last reported for the task.
+    pub(crate) fn container(&self) -> Option<&str> {
+        self.reported.as_ref()?.container_id.as_deref()
+    }
+
+    /// Remembers `u` as reported; returns it unless it was reported already.
+    fn report(&mut self, u: TaskUpdate) -> Option<TaskUpdate> {
+        if self.reported.as_ref() == Some(&u) {
+            return None;
+        }
+        self.reported = Some(u.clone());
+        Some(u)
+    }
+}
+
+/// What the agent remembers about every task it holds.
+#[derive(Debug, Clone)]
+pub(crate) struct Tracks {
+    /// The worker's jitter seed; each task's is drawn from it and the task's names.
+    seed: u64,
+    map: BTreeMap<TaskKey, Track>,
+}
+
+impl Tracks {
+    /// No tasks yet; `seed` drives the restart jitter.
+    pub(crate) fn new(seed: u64) -> Self {
+        Tracks {
+            seed,
+            map: BTreeMap::new(),
+        }
+    }
+
+    /// One task's track, if it has one.
+    pub(crate) fn get(&self, key: &TaskKey) -> Option<&Track> {
+        self.map.get(key)
+    }
+
+    /// One task's track, created if it has none.
+    pub(crate) fn entry(&mut self, instance: &InstanceId, task: &TaskName) -> &mut Track {
+        let seed = self.seed;
+        self.map
+            .entry((instance.clone(), task.clone()))
+            .or_insert_with(|| Track {
+                restart: RestartTracker::new(task_seed(seed, instance.as_str(), task.as_str())),
+                health: HealthTracker::default(),
+                reported: None,
+            })
+    }
+
+    /// One task's track, to change, if it has one.
+    pub(crate) fn get_mut(&mut self, key: &TaskKey) -> Option<&mut Track> {
+        self.map.get_mut(key)
+    }
+
+    /// Whether the task is finished for good (it no longer needs its resources).
+    pub(crate) fn is_done(&self, key: &TaskKey) -> bool {
+        self.map.get(key).is_some_and(|t| t.restart.is_done())
+    }
+
+    /// The earliest time something is due: a restart after its backoff, or a health check.
+    pub(crate) fn next_wake(&self) -> Option<Instant> {
+        self.map
+            .values()
+            .flat_map(|t| [t.restart.next_start(), t.health.wake_at()])
+            .flatten()
+            .min()
+    }
+
+    /// The containers of tasks that run (and may exit).
+    pub(crate) fn running_containers(&self) -> Vec<String> {
+        self.map
+            .values()
+            .filter(|t| t.restart.running_since().is_some() && !t.restart.is_done())
+            .filter_map(|t| t.container().map(str::to_owned))
+            .collect()
+    }
+
+    /// `updates` did not reach the manager: forget them, so the next pass reports them again.
+    pub(crate) fn unreport(&mut self, updates: &[TaskUpdate]) {
+        for u in updates {
+            if let Some(t) = self.map.get_mut(&(u.instance.clone(), u.task.clone()))
+                && t.reported.as_ref() == Some(u)
+            {
+                t.reported = None;
+            }
+        }
+    }
+}
+
+/// The time a plan is made at: the monotonic clock for deadlines, the wall clock for reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Now {
+    /// For backoffs and checks.
+    pub(crate) at: Instant,
+    /// Milliseconds since the Unix epoch, for the `next_start_at` the manager shows.
+    pub(crate) unix_ms: Millis,
+}
+
+/// One thing the agent does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Tell the manager about a task's new state.
+    Report(TaskUpdate),
+    /// Stop and remove a container in the background: an older attempt of a task, or a task's
+    /// container when its instance was told to stop.
+    Stop {
+        /// The container.
+        container: String,
+    },
+    /// Stop and remove, in the background, a container of an instance not assigned here.
+    RemoveGhost {
+        /// The container.
+        container: String,
+        /// The instance its labels name.
+        instance: String,
+        /// The task its labels name.
+        task: String,
+    },
+    /// Create and start generation `attempt` of a task's container, removing `replace` (the
+    /// exited container it restarts) first.
+    Start {
+        /// The task.
+        key: TaskKey,
+        /// The container's generation.
+        attempt: u32,
+        /// The exited container to remove first.
+        replace: Option<String>,
+    },
+    /// Start a task's container that was created but never started.
+    StartCreated {
+        /// The task.
+        key: TaskKey,
+        /// The container.
+        container: String,
+    },
+    /// Remove a task's exited container now; the restart is due at `at` (a later plan starts it).
+    RestartAt {
+        /// The task.
+        key: TaskKey,
+        /// The exited container.
+        remove: String,
+        /// When the restart is due.
+        at: Instant,
+    },
+}
+
+/// A plan: what to do now, and when to look again at the latest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// In order: stops and removals first (to free resources), then each task's reports and
+    /// starts.
+    pub(crate) actions: Vec<Action>,
+    /// The earliest pending restart or health check.
+    pub(crate) wake_at: Option<Instant>,
+}
+
+/// Decides what makes `containers` (this worker's, as listed) match `held`, updating `tracks`.
+pub(crate) fn plan(
+    held: &BTreeMap<InstanceId, Assignment>,
+    containers: &[ContainerInfo],
+    tracks: &mut Tracks,
+    now: Now,
+) -> Plan {
+    tracks.map.retain(|(i, _), _| held.contains_key(i));
+    let mut by_task: BTreeMap<(&str, &str), Vec<&ContainerInfo>> = BTreeMap::new();
+    for c in containers {
+        by_task.entry(container::owner(c)).or_default().push(c);
+    }
+    let mut actions = Vec::new();
+    // First everything that goes away (older attempts, instances told to stop, containers of
+    // instances not assigned here), so that resources are freed before new containers start.
+    let mut to_run = Vec::new();
+    for a in held.values() {
+        for task in &a.job.tasks {
+            let mut cs = by_task
+                .remove(&(a.instance.as_str(), task.name.as_str()))
+                .unwrap_or_default();
+            // Newest attempt first; anything older is a leftover.
+            cs.sort_by_key(|c| std::cmp::Reverse(container::attempt(c)));
+            let mut cs = cs.into_iter();
+            let current = cs.next();
+            actions.extend(cs.map(|c| Action::Stop {
+                container: c.id.clone(),
+            }));
+            if a.desired == Desired::Stop {
+                stop_task(a, task, current, tracks, &mut actions);
+            } else {
+                to_run.push((a, task, current));
+            }
+        }
+    }
+    for ((instance, task), cs) in by_task {
+        actions.extend(cs.into_iter().map(|c| Action::RemoveGhost {
+            container: c.id.clone(),
+            instance: instance.to_owned(),
+            task: task.to_owned(),
+        }));
+    }
+    // Then what should run.
+    for (a, task, current) in to_run {
+        run_task(a, task, current, tracks, now, &mut actions);
+    }
+    Plan {
+        actions,
+        wake_at: tracks.next_wake(),
+    }
+}
+
+/// An instance told to stop: stop its container, or report it stopped once it is gone.
+fn stop_task(
+    a: &Assignment,
+    task: &Task,
+    current: Option<&ContainerInfo>,
+    tracks: &mut Tracks,
+    actions: &mut Vec<Action>,
+) {
+    let tr = tracks.entry(&a.instance, &task.name);
+    let mut u = update(a, task, TaskState::Stopping, tr.restart.attempts());
+    match current {
+        Some(c) => {
+            u.container_id = Some(c.id.clone());
+            actions.extend(tr.report(u).map(Action::Report));
+            // Reported `Stopped` on a later pass, once the container is gone.
+            actions.push(Action::Stop {
+                container: c.id.clone(),
+            });
+        }
+        None => {
+            u.state = TaskState::Stopped;
+            u.reason = Some("stopped on request".into());
+            actions.extend(tr.report(u).map(Action::Report));
+        }
+    }
+}
+
+/// A task that should run, given its newest container.
+fn run_task(
+    a: &Assignment,
+    task: &Task,
+    current: Option<&ContainerInfo>,
+    tracks: &mut Tracks,
+    now: Now,
+    actions: &mut Vec<Action>,
+) {
+    let key = (a.instance.clone(), task.name.clone());
+    let tr = tracks.entry(&a.instance, &task.name);
+    if let Some(c) = current {
+        tr.restart.saw_generation(container::attempt(c));
+    }
+    if tr.restart.is_done() {
+        return;
+    }
+    let Some(c) = current else {
+        if tr.restart.start_due(now.at) {
+            start(a, task, tr, key, None, actions);
+        }
+        return;
+    };
+    match &c.state {
+        ContainerState::Running => {
+            let since = tr.restart.observe_running(now.at, &task.restart.backoff);
+            tr.health.running(since, task.health_check.as_ref());
+            let mut u = update(a, task, TaskState::Running, tr.restart.attempts());
+            u.container_id = Some(c.id.clone());
+            u.healthy = tr.health.verdict();
+            actions.extend(tr.report(u).map(Action::Report));
+        }
+        ContainerState::Created => actions.push(Action::StartCreated {
+            key,
+            container: c.id.clone(),
+        }),
+        ContainerState::Other(_) => {}
+        ContainerState::Exited { code, reason } => {
+            let code = *code;
+            let unhealthy = tr.health.exited();
+            // A container stopped for failing its health check failed, whatever it exited with
+            // (a service that shuts down cleanly on SIGTERM exits 0).
+            let failed = code != 0 || unhealthy.is_some();
+            let reason = unhealthy
+                .map(|u| format!("unhealthy: {u}"))
+                .or_else(|| reason.clone());
+            let after = tr.restart.exited(&task.restart, failed, now.at);
+            let mut u = match after {
+                AfterExit::Restart { attempt, delay, .. } => {
+                    let why = format!(
+                        "exited with code {code}{}",
+                        reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                    );
+                    restarting(a, task, attempt, delay, now, &why, "restart")
+                }
+                AfterExit::Done => {
+                    let state = if failed {
+                        TaskState::Failed
+                    } else {
+                        TaskState::Completed
+                    };
+                    let restarts = tr.restart.attempts();
+                    let mut u = update(a, task, state, restarts);
+                    u.reason = match (failed, reason) {
+                        (false, _) => None,
+                        (true, Some(r)) => Some(format!("exited with code {code} ({r})")),
+                        (true, None) if restarts > 0 => {
+                            Some(format!("exited with code {code} after {restarts} restarts"))
+                        }
+                        (true, None) => Some(format!("exited with code {code}")),
+                    };
+                    u
+                }
+            };
+            u.exit_code = Some(code);
+            u.container_id = Some(c.id.clone());
+            actions.extend(tr.report(u).map(Action::Report));
+            match after {
+                // Keep the exited container (and its logs) until the job is stopped.
+                AfterExit::Done => {}
+                AfterExit::Restart { at, .. } if now.at < at => actions.push(Action::RestartAt {
+                    key,
+                    remove: c.id.clone(),
+                    at,
+                }),
+                AfterExit::Restart { .. } => start(a, task, tr, key, Some(c.id.clone()), actions),
+            }
+        }
+    }
+}
+
+/// Reports `Starting` and starts the task's next container.
+fn start(
+    a: &Assignment,
+    task: &Task,
+    tr: &mut Track,
+    key: TaskKey,
+    replace: Option<String>,
+    actions: &mut Vec<Action>,
+) {
+    let attempt = tr.restart.starting();
+    let u = update(a, task, TaskState::Starting, tr.restart.attempts());
+    actions.extend(tr.report(u).map(Action::Report));
+    actions.push(Action::Start {
+        key,
+        attempt,
+        replace,
+    });
+}
+
+/// A task's container `container` started at `now`: the update to report, if new.
+pub(crate) fn started(
+    tracks: &mut Tracks,
+    a: &Assignment,
+    task: &Task,
+    container: String,
+    now: Instant,
+) -> Option<TaskUpdate> {
+    let tr = tracks.entry(&a.instance, &task.name);
+    tr.restart.started(now);
+    let mut u = update(a, task, TaskState::Running, tr.restart.attempts());
+    u.container_id = Some(container);
+    tr.report(u)
+}
+
+/// Whether `e` says the engine itself is unreachable (not the task's fault).
+pub(crate) fn engine_unavailable(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Runtime {
+            kind: RuntimeErrorKind::Unavailable,
+            ..
+        }
+    )
+}
+
+/// A task's container could not be created or started: that counts as a failed run, unless the
+/// engine is unavailable (then the start is simply tried again on the next pass). Returns the
+/// update to report, if new.
+pub(crate) fn start_failed(
+    tracks: &mut Tracks,
+    a: &Assignment,
+    task: &Task,
+    e: &Error,
+    now: Now,
+) -> Option<TaskUpdate> {
+    if engine_unavailable(e) {
+        return None;
+    }
+    let tr = tracks.entry(&a.instance, &task.name);
+    let u = match tr.restart.exited(&task.restart, true, now.at) {
+        AfterExit::Restart { attempt, delay, .. } => restarting(
+            a,
+            task,
+            attempt,
+            delay,
+            now,
+            &format!("cannot start: {e}"),
+            "retry",
+        ),
+        AfterExit::Done => {
+            let mut u = update(a, task, TaskState::Failed, tr.restart.attempts());
+            u.reason = Some(format!("cannot start: {e}"));
+            u
+        }
+    };
+    tr.report(u)
+}
+
+/// The `Restarting` update for restart number `attempt`, due `delay` after `now`.
+fn restarting(
+    a: &Assignment,
+    task: &Task,
+    attempt: u32,
+    delay: Duration,
+    now: Now,
+    why: &str,
+    what: &str,
+) -> TaskUpdate {
+    let ms = delay.as_millis() as u64;
+    let mut u = update(a, task, TaskState::Restarting, attempt);
+    u.next_start_at = Some(now.unix_ms + ms);
+    u.reason = Some(format!(
+        "{why}; {what} {attempt} of {} in {}",
+        task.restart.max_attempts,
+        format_duration(Duration::from_millis(ms))
+    ));
+    u
+}
+
+/// A bare update of one task to `state`.
+fn update(a: &Assignment, task: &Task, state: TaskState, restarts: u32) -> TaskUpdate {
+    TaskUpdate {
+        instance: a.instance.clone(),
+        task: task.name.clone(),
+        state,
+        exit_code: None,
+        reason: None,
+        container_id: None,
+        restarts,
+        next_start_at: None,
+        healthy: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,259 @@
+//! The agent as a whole: watch answers (full or deltas) taken into what it holds, and carried out
+//! on a [`FakeRuntime`] under tokio's paused clock, over a transport that answers from a script.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::agent::take_answer;
+use super::*;
+use crate::api::*;
+use crate::error::Error;
+use crate::fake::FakeRuntime;
+use crate::ids::{InstanceId, JobId, SchedulerId};
+use crate::runtime::{ContainerInfo, ContainerState, labels};
+use crate::spec::{Format, Job, parse_job};
+use crate::state::TaskState;
+
+fn job() -> Job {
+    parse_job("name: j\ntasks: [{name: t, image: img:1}]", Format::Yaml).unwrap()
+}
+
+fn assignment(instance: &str, desired: Desired) -> Assignment {
+    Assignment {
+        instance: InstanceId::new(instance),
+        index: 0,
+        desired,
+        job: std::sync::Arc::new(job()),
+    }
+}
+
+fn answer(index: u64, full: bool, instances: Vec<Assignment>, removed: &[&str]) -> Assignments {
+    Assignments {
+        index,
+        full,
+        instances,
+        removed: removed.iter().map(|r| InstanceId::new(*r)).collect(),
+    }
+}
+
+#[test]
+fn a_delta_answer_changes_only_what_it_names() {
+    let mut held = None;
+    let mut index = 0;
+    let full = answer(
+        4,
+        true,
+        ["i1", "i2", "i3"]
+            .map(|i| assignment(i, Desired::Run))
+            .into(),
+        &[],
+    );
+    assert!(take_answer(&mut held, &mut index, full));
+    let before = held.clone().unwrap();
+    assert_eq!((index, before.len()), (4, 3));
+
+    let delta = answer(
+        6,
+        false,
+        vec![
+            assignment("i2", Desired::Stop),
+            assignment("i4", Desired::Run),
+        ],
+        &["i3"],
+    );
+    assert!(take_answer(&mut held, &mut index, delta));
+    let after = held.clone().unwrap();
+    assert_eq!(index, 6);
+    let ids: Vec<&str> = after.keys().map(|i| i.as_str()).collect();
+    assert_eq!(ids, ["i1", "i2", "i4"]);
+    assert_eq!(after["i1"], before["i1"], "not named: untouched");
+    assert_eq!(after["i2"].desired, Desired::Stop);
+
+    // A long poll that timed out answers at the same index: nothing changes.
+    let idle = answer(6, false, vec![], &["i1"]);
+    assert!(!take_answer(&mut held, &mut index, idle));
+    assert_eq!(held.as_ref(), Some(&after));
+
+    // A full answer (after registering again, say) replaces everything.
+    let full = answer(9, true, vec![assignment("i5", Desired::Run)], &[]);
+    assert!(take_answer(&mut held, &mut index, full));
+    let ids: Vec<&str> = held.as_ref().unwrap().keys().map(|i| i.as_str()).collect();
+    assert_eq!((index, ids), (9, vec!["i5"]));
+}
+
+/// Answers watches from a queue (each answer once, in order); with none queued, a watch times out
+/// after its wait with an empty delta at the index it was given. Records what the worker reports.
+#[derive(Default)]
+struct Scripted {
+    answers: Mutex<VecDeque<Assignments>>,
+    queued: Notify,
+    watched: Mutex<Vec<u64>>,
+    reports: Mutex<Vec<TaskUpdate>>,
+}
+
+impl Scripted {
+    fn push(&self, a: Assignments) {
+        self.answers.lock().unwrap().push_back(a);
+        self.queued.notify_one();
+    }
+}
+
+fn not_a_worker_call() -> Error {
+    Error::Store("not a worker's call".into())
+}
+
+#[async_trait]
+impl crate::transport::Transport for Scripted {
+    async fn submit_job(&self, _: &Job) -> Result<SubmitResponse> {
+        Err(not_a_worker_call())
+    }
+    async fn list_jobs_page(&self, _: &ListQuery) -> Result<Page<JobSummary>> {
+        Err(not_a_worker_call())
+    }
+    async fn get_job(&self, _: &JobId) -> Result<JobView> {
+        Err(not_a_worker_call())
+    }
+    async fn stop_job(&self, _: &JobId) -> Result<JobView> {
+        Err(not_a_worker_call())
+    }
+    async fn list_workers_page(&self, _: &ListQuery) -> Result<Page<WorkerView>> {
+        Err(not_a_worker_call())
+    }
+    async fn gc(&self) -> Result<crate::manager::GcReport> {
+        Err(not_a_worker_call())
+    }
+    async fn health(&self) -> Result<HealthReport> {
+        Err(not_a_worker_call())
+    }
+    async fn register_worker(&self, _: &RegisterWorker) -> Result<Registered> {
+        Ok(Registered {
+            heartbeat_interval_ms: 1000,
+            heartbeat_grace_ms: 5000,
+        })
+    }
+    async fn worker_heartbeat(&self, _: &WorkerId, _: &WorkerHeartbeat) -> Result<()> {
+        Ok(())
+    }
+    async fn watch_assignments(
+        &self,
+        _: &WorkerId,
+        index: u64,
+        wait: Duration,
+    ) -> Result<Assignments> {
+        self.watched.lock().unwrap().push(index);
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(a) = self.answers.lock().unwrap().pop_front() {
+                return Ok(a);
+            }
+            tokio::select! {
+                _ = self.queued.notified() => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(answer(index, false, vec![], &[])),
+            }
+        }
+    }
+    async fn report_status(&self, _: &WorkerId, updates: &[TaskUpdate]) -> Result<ReportResponse> {
+        self.reports.lock().unwrap().extend_from_slice(updates);
+        Ok(ReportResponse::default())
+    }
+    async fn register_scheduler(&self, _: &RegisterScheduler) -> Result<Registered> {
+        Err(not_a_worker_call())
+    }
+    async fn scheduler_heartbeat(&self, _: &SchedulerId) -> Result<()> {
+        Err(not_a_worker_call())
+    }
+    async fn scheduling_work(
+        &self,
+        _: &SchedulerId,
+        _: u64,
+        _: Duration,
+    ) -> Result<SchedulingWork> {
+        Err(not_a_worker_call())
+    }
+    async fn submit_decisions(
+        &self,
+        _: &SchedulerId,
+        _: &[Decision],
+    ) -> Result<Vec<DecisionResult>> {
+        Err(not_a_worker_call())
+    }
+}
+
+/// Polls `f` (in virtual time) until it holds; fails after a minute.
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The running containers, by instance.
+fn running(rt: &FakeRuntime) -> BTreeMap<String, String> {
+    rt.containers()
+        .into_iter()
+        .filter(|c: &ContainerInfo| c.state == ContainerState::Running)
+        .map(|c| (c.label(labels::INSTANCE).unwrap_or("").to_owned(), c.id))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_agent_carries_out_a_delta_without_touching_what_it_does_not_name() {
+    let transport = Arc::new(Scripted::default());
+    let rt = FakeRuntime::new();
+    let mut config = WorkerConfig::new("w1");
+    config.stop_grace = Duration::from_secs(1);
+    let agent = WorkerAgent::new(
+        config,
+        transport.clone(),
+        Arc::new(rt.clone()),
+        Arc::new(StaticProbe(Resources::ZERO)),
+    );
+    let run = tokio::spawn(agent.run(std::future::pending()));
+
+    let all = ["i1", "i2", "i3"].map(|i| assignment(i, Desired::Run));
+    transport.push(answer(3, true, all.into(), &[]));
+    wait_until("three containers", || running(&rt).len() == 3).await;
+    let before = running(&rt);
+    assert_eq!(rt.starts(), 3);
+
+    // i1 is told to stop, i2 leaves, i4 arrives; i3 is not named.
+    let delta = answer(
+        5,
+        false,
+        vec![
+            assignment("i1", Desired::Stop),
+            assignment("i4", Desired::Run),
+        ],
+        &["i2"],
+    );
+    transport.push(delta);
+    wait_until("the delta carried out", || {
+        let now = running(&rt);
+        now.len() == 2 && now.contains_key("i3") && now.contains_key("i4")
+    })
+    .await;
+    wait_until("i1 and i2 removed", || rt.containers().len() == 2).await;
+    wait_until("i1 reported stopped", || {
+        transport
+            .reports
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|u| u.instance.as_str() == "i1" && u.state == TaskState::Stopped)
+    })
+    .await;
+    assert_eq!(running(&rt)["i3"], before["i3"], "i3 kept its container");
+    assert_eq!(rt.starts(), 4, "only i4 was started");
+    let watched = transport.watched.lock().unwrap().clone();
+    assert_eq!(
+        &watched[..3],
+        [0, 3, 5],
+        "each answer's index is passed back"
+    );
+    run.abort();
+}
