@@ -121,7 +121,60 @@ fn bad_requests_get_clear_errors_and_the_manager_keeps_serving() {
     assert_eq!(health["manager"]["status"], "Ready", "{health:#}");
     let r = send("GET", "/v1/jobs", None, b"");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json(), serde_json::json!([]), "no job was created");
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"items": []}),
+        "no job was created"
+    );
+}
+
+#[test]
+fn lists_come_in_pages_and_bad_tokens_are_refused() {
+    let c = Cluster::start_server("apipages", &["--gc-after", "1ms"]);
+    for i in 0..5 {
+        let spec = format!(r#"{{"name": "page-{i}", "tasks": [{{"name": "t", "image": "busybox:latest"}}]}}"#);
+        let r = http(c.port, "POST", "/v1/jobs", Some("application/json"), spec.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}\n{}", c.logs()));
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let mut names = Vec::new();
+    let mut path = "/v1/jobs?limit=2".to_owned();
+    let mut pages = 0;
+    loop {
+        let r = http(c.port, "GET", &path, None, b"").expect("list");
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        pages += 1;
+        for j in v["items"].as_array().expect("items") {
+            names.push(j["name"].as_str().unwrap().to_owned());
+        }
+        match v["continue"].as_str() {
+            Some(t) => path = format!("/v1/jobs?limit=2&continue={t}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(names, ["page-0", "page-1", "page-2", "page-3", "page-4"]);
+    let r = http(c.port, "GET", "/v1/jobs?continue=garbage", None, b"").expect("bad token");
+    let v = error(&r, 400, "invalid_continue");
+    assert!(v["message"].as_str().unwrap().contains("malformed"), "{v:#}");
+    let r = http(c.port, "GET", "/v1/workers?limit=0", None, b"").expect("bad limit");
+    error(&r, 400, "invalid_limit");
+    let r = http(c.port, "GET", "/v1/jobs?size=3", None, b"").expect("unknown param");
+    error(&r, 400, "invalid_query");
+    // The CLI pages through them too.
+    let out = c.ork(&["status", "-o", "json"]);
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    assert_eq!(out.json().as_array().map(Vec::len), Some(5), "{}", out.describe());
+    // Stopped jobs leave with `orkestrator gc` once past --gc-after (0s here: at once).
+    let out = c.ork(&["stop", "page-0"]);
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    // (The background collection may have been first.)
+    let r = http(c.port, "POST", "/v1/gc", None, b"").expect("gc");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.json()["jobs"].is_u64(), "{}", r.text());
+    let r = http(c.port, "GET", "/v1/jobs/page-0", None, b"").expect("get");
+    error(&r, 404, "not_found");
 }
 
 #[test]

@@ -120,18 +120,28 @@ fn get_job(c: &Cluster, job: &str) -> Result<Value, String> {
     serde_json::from_slice(&r.body).map_err(|e| format!("{e}: {}", r.text()))
 }
 
-/// `GET /v1/jobs` (the summaries) by name, or why not.
+/// `GET /v1/jobs` (the summaries, every page) by name, or why not.
 fn list_jobs(c: &Cluster) -> Result<BTreeMap<String, Value>, String> {
-    let r = http(c.port, "GET", "/v1/jobs", None, b"").map_err(|e| e.to_string())?;
-    if r.status != 200 {
-        return Err(format!("GET /v1/jobs: {} {}", r.status, r.text()));
+    let mut out = BTreeMap::new();
+    let mut path = "/v1/jobs?limit=100".to_owned();
+    loop {
+        let r = http(c.port, "GET", &path, None, b"").map_err(|e| e.to_string())?;
+        if r.status != 200 {
+            return Err(format!("GET {path}: {} {}", r.status, r.text()));
+        }
+        let v: Value =
+            serde_json::from_slice(&r.body).map_err(|e| format!("{e}: {}", r.text()))?;
+        for j in v["items"]
+            .as_array()
+            .ok_or_else(|| format!("not a page: {v}"))?
+        {
+            out.insert(j["name"].as_str().unwrap_or_default().to_owned(), j.clone());
+        }
+        match v["continue"].as_str() {
+            Some(t) => path = format!("/v1/jobs?limit=100&continue={t}"),
+            None => return Ok(out),
+        }
     }
-    let v: Value = serde_json::from_slice(&r.body).map_err(|e| format!("{e}: {}", r.text()))?;
-    Ok(v.as_array()
-        .ok_or_else(|| format!("not a list: {v}"))?
-        .iter()
-        .map(|j| (j["name"].as_str().unwrap_or_default().to_owned(), j.clone()))
-        .collect())
 }
 
 /// The instances that should run (not the lost or replaced ones still listed).

@@ -107,7 +107,13 @@ pub struct ErrorResponse(pub ApiError);
 
 impl IntoResponse for ErrorResponse {
     fn into_response(self) -> Response {
-        (status_of(&self.0), Json(self.0)).into_response()
+        let status = status_of(&self.0);
+        // The body carries the HTTP status too, as it always has: scripts read it.
+        let mut body = serde_json::to_value(&self.0).unwrap_or_default();
+        if let Some(o) = body.as_object_mut() {
+            o.insert("status".into(), status.as_u16().into());
+        }
+        (status, Json(body)).into_response()
     }
 }
 
