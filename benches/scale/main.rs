@@ -84,8 +84,10 @@ pub struct Opts {
     /// Instances per job of `c1m` (at most 1,000).
     #[arg(long, default_value_t = 1_000)]
     pub count: u64,
-    /// Connections shared by the simulated workers' heartbeats.
-    #[arg(long, default_value_t = 64)]
+    /// Connections shared by the simulated workers' heartbeats (each sends its workers'
+    /// heartbeats one after another, so the manager must answer one within
+    /// conns / workers seconds for every worker to keep its 1 s rhythm).
+    #[arg(long, default_value_t = 256)]
     pub heartbeat_conns: usize,
     /// Connections used to pre-load tasks and register workers.
     #[arg(long, default_value_t = 4)]

@@ -71,6 +71,8 @@ pub struct FleetStats {
     pub reregistrations: u64,
     /// The longest time between two acknowledged heartbeats of one worker.
     pub max_gap: Duration,
+    /// The slowest heartbeat answer.
+    pub slowest_heartbeat: Duration,
     /// Watch answers received.
     pub watch_answers: u64,
     /// Status reports sent.
@@ -89,6 +91,7 @@ impl FleetStats {
             "heartbeat_errors": self.heartbeat_errors,
             "reregistrations": self.reregistrations,
             "max_heartbeat_gap_ms": self.max_gap.as_millis() as u64,
+            "slowest_heartbeat_ms": self.slowest_heartbeat.as_millis() as u64,
             "watch_answers": self.watch_answers,
             "status_reports": self.status_reports,
             "running": self.running,
@@ -109,6 +112,7 @@ struct Shared {
     heartbeat_errors: AtomicU64,
     reregistrations: AtomicU64,
     max_gap_ms: AtomicU64,
+    slowest_heartbeat_us: AtomicU64,
     watch_answers: AtomicU64,
     status_reports: AtomicU64,
     running: AtomicU64,
@@ -182,6 +186,7 @@ impl Fleet {
                 heartbeat_errors: AtomicU64::new(0),
                 reregistrations: AtomicU64::new(0),
                 max_gap_ms: AtomicU64::new(0),
+                slowest_heartbeat_us: AtomicU64::new(0),
                 watch_answers: AtomicU64::new(0),
                 status_reports: AtomicU64::new(0),
                 running: AtomicU64::new(0),
@@ -262,9 +267,11 @@ impl Fleet {
             .clone()
     }
 
-    /// Resets the longest heartbeat gap (e.g. before the manager is killed).
+    /// Resets the longest heartbeat gap and the slowest answer (e.g. before the manager is
+    /// killed).
     pub fn reset_max_gap(&self) {
         self.shared.max_gap_ms.store(0, Ordering::Relaxed);
+        self.shared.slowest_heartbeat_us.store(0, Ordering::Relaxed);
     }
 
     /// The counters now.
@@ -276,6 +283,7 @@ impl Fleet {
             heartbeat_errors: get(&s.heartbeat_errors),
             reregistrations: get(&s.reregistrations),
             max_gap: Duration::from_millis(get(&s.max_gap_ms)),
+            slowest_heartbeat: Duration::from_micros(get(&s.slowest_heartbeat_us)),
             watch_answers: get(&s.watch_answers),
             status_reports: get(&s.status_reports),
             running: get(&s.running),
@@ -319,9 +327,12 @@ async fn heartbeat_loop(s: Arc<Shared>, first: usize, k: usize) {
 
 async fn heartbeat(s: &Shared, conn: &mut Conn, i: usize) -> Result<()> {
     let path = format!("/v1/workers/{}/heartbeat", s.id(i));
+    let sent = Instant::now();
     let a = conn
         .call(Method::POST, &path, Some(s.heartbeat_body.clone()))
         .await?;
+    s.slowest_heartbeat_us
+        .fetch_max(sent.elapsed().as_micros() as u64, Ordering::Relaxed);
     if a.ok() {
         s.heartbeats.fetch_add(1, Ordering::Relaxed);
         s.beat(i);
