@@ -120,6 +120,8 @@ impl fmt::Display for ApiError {
     }
 }
 
+impl std::error::Error for ApiError {}
+
 impl From<crate::Error> for ApiError {
     fn from(e: crate::Error) -> Self {
         match e {
