@@ -29,7 +29,10 @@ use orkestrator_core::units::{ByteSize, Cpu};
 use orkestrator_runtime::RedbStore;
 
 #[derive(Debug, Parser)]
-#[command(name = "c1m-local", about = "C1M with in-process agents on the real store")]
+#[command(
+    name = "c1m-local",
+    about = "C1M with in-process agents on the real store"
+)]
 struct Opts {
     /// Simulated workers.
     #[arg(long, default_value_t = 10_000)]
@@ -60,8 +63,18 @@ fn cpu_seconds() -> f64 {
     let Ok(s) = std::fs::read_to_string("/proc/self/stat") else {
         return 0.0;
     };
-    let fields: Vec<&str> = s.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let fields: Vec<&str> = s
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -198,7 +211,10 @@ async fn main() -> Result<()> {
         manager.submit_job(job).await?;
     }
     let submitted = start.elapsed();
-    println!("{} jobs ({total} tasks) submitted in {submitted:.2?}", o.jobs);
+    println!(
+        "{} jobs ({total} tasks) submitted in {submitted:.2?}",
+        o.jobs
+    );
     let deadline = Instant::now() + Duration::from_secs(o.timeout);
     let mut last_print = Instant::now();
     let mut peak = 0;
@@ -226,7 +242,9 @@ async fn main() -> Result<()> {
     let cpu = cpu_seconds() - cpu0;
     let h = manager.health().await?;
     println!();
-    println!("| workers | tasks | all Running in | tasks/s | process cores | RSS growth (peak) | commits | changes/commit |");
+    println!(
+        "| workers | tasks | all Running in | tasks/s | process cores | RSS growth (peak) | commits | changes/commit |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     println!(
         "| {} | {total} | {:.1} s | {:.0} | {:.2} | {} MiB ({} MiB) | {} | {:.1} |",

@@ -132,9 +132,17 @@ fn bad_requests_get_clear_errors_and_the_manager_keeps_serving() {
 fn lists_come_in_pages_and_bad_tokens_are_refused() {
     let c = Cluster::start_server("apipages", &["--gc-after", "1ms"]);
     for i in 0..5 {
-        let spec = format!(r#"{{"name": "page-{i}", "tasks": [{{"name": "t", "image": "busybox:latest"}}]}}"#);
-        let r = http(c.port, "POST", "/v1/jobs", Some("application/json"), spec.as_bytes())
-            .unwrap_or_else(|e| panic!("{e}\n{}", c.logs()));
+        let spec = format!(
+            r#"{{"name": "page-{i}", "tasks": [{{"name": "t", "image": "busybox:latest"}}]}}"#
+        );
+        let r = http(
+            c.port,
+            "POST",
+            "/v1/jobs",
+            Some("application/json"),
+            spec.as_bytes(),
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.logs()));
         assert_eq!(r.status, 201, "{}", r.text());
     }
     let mut names = Vec::new();
@@ -157,7 +165,10 @@ fn lists_come_in_pages_and_bad_tokens_are_refused() {
     assert_eq!(names, ["page-0", "page-1", "page-2", "page-3", "page-4"]);
     let r = http(c.port, "GET", "/v1/jobs?continue=garbage", None, b"").expect("bad token");
     let v = error(&r, 400, "invalid_continue");
-    assert!(v["message"].as_str().unwrap().contains("malformed"), "{v:#}");
+    assert!(
+        v["message"].as_str().unwrap().contains("malformed"),
+        "{v:#}"
+    );
     let r = http(c.port, "GET", "/v1/workers?limit=0", None, b"").expect("bad limit");
     error(&r, 400, "invalid_limit");
     let r = http(c.port, "GET", "/v1/jobs?size=3", None, b"").expect("unknown param");
@@ -165,7 +176,12 @@ fn lists_come_in_pages_and_bad_tokens_are_refused() {
     // The CLI pages through them too.
     let out = c.ork(&["status", "-o", "json"]);
     assert_eq!(out.code, Some(0), "{}", out.describe());
-    assert_eq!(out.json().as_array().map(Vec::len), Some(5), "{}", out.describe());
+    assert_eq!(
+        out.json().as_array().map(Vec::len),
+        Some(5),
+        "{}",
+        out.describe()
+    );
     // Stopped jobs leave with `orkestrator gc` once past --gc-after (0s here: at once).
     let out = c.ork(&["stop", "page-0"]);
     assert_eq!(out.code, Some(0), "{}", out.describe());

@@ -129,8 +129,7 @@ fn list_jobs(c: &Cluster) -> Result<BTreeMap<String, Value>, String> {
         if r.status != 200 {
             return Err(format!("GET {path}: {} {}", r.status, r.text()));
         }
-        let v: Value =
-            serde_json::from_slice(&r.body).map_err(|e| format!("{e}: {}", r.text()))?;
+        let v: Value = serde_json::from_slice(&r.body).map_err(|e| format!("{e}: {}", r.text()))?;
         for j in v["items"]
             .as_array()
             .ok_or_else(|| format!("not a page: {v}"))?

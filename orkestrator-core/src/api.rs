@@ -813,7 +813,10 @@ impl ListQuery {
             Some(n) if (1..=Self::MAX_LIMIT).contains(&n) => Ok(n),
             Some(n) => Err(ApiError::bad_request(
                 "invalid_limit",
-                format!("limit {n} is out of range: ask for 1 to {} items", Self::MAX_LIMIT),
+                format!(
+                    "limit {n} is out of range: ask for 1 to {} items",
+                    Self::MAX_LIMIT
+                ),
             )),
         }
     }

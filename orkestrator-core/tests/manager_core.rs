@@ -109,12 +109,21 @@ async fn nothing_is_visible_or_acknowledged_before_it_is_durable() {
         !again.is_finished(),
         "`unchanged` answered before what it compared against was durable"
     );
-    assert!(events.try_recv().is_err(), "an event of an uncommitted change");
+    assert!(
+        events.try_recv().is_err(),
+        "an event of an uncommitted change"
+    );
     assert!(store.snapshot().jobs.is_empty());
     drop(held);
-    assert_eq!(submit.await.unwrap().unwrap().outcome, SubmitOutcome::Created);
+    assert_eq!(
+        submit.await.unwrap().unwrap().outcome,
+        SubmitOutcome::Created
+    );
     assert_eq!(read.await.unwrap().unwrap().name.as_str(), "a");
-    assert_eq!(again.await.unwrap().unwrap().outcome, SubmitOutcome::Unchanged);
+    assert_eq!(
+        again.await.unwrap().unwrap().outcome,
+        SubmitOutcome::Unchanged
+    );
     let e = events.recv().await.unwrap();
     assert!(matches!(e.kind, EventKind::JobSubmitted { .. }), "{e:?}");
     assert_eq!(store.snapshot().jobs.len(), 1);
@@ -168,12 +177,18 @@ async fn a_failed_commit_fails_its_batch_and_those_on_top_and_memory_follows_the
     drop(held);
     let e = doomed.await.unwrap().unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
-    assert!(e.message.contains("nothing of this request was kept"), "{e}");
+    assert!(
+        e.message.contains("nothing of this request was kept"),
+        "{e}"
+    );
     for t in on_top {
         let e = t.await.unwrap().unwrap_err();
         assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
     }
-    assert_eq!(stop.await.unwrap().unwrap_err().kind, ErrorKind::Unavailable);
+    assert_eq!(
+        stop.await.unwrap().unwrap_err().kind,
+        ErrorKind::Unavailable
+    );
     // Memory is what the store holds: `kept` running, nothing of the failed batches.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let jobs = loop {
@@ -189,14 +204,27 @@ async fn a_failed_commit_fails_its_batch_and_those_on_top_and_memory_follows_the
     let names: Vec<_> = jobs.iter().map(|j| j.name.to_string()).collect();
     assert_eq!(names, ["kept"]);
     let snap = store.snapshot();
-    assert_eq!(snap.jobs.keys().map(|k| k.to_string()).collect::<Vec<_>>(), ["kept"]);
+    assert_eq!(
+        snap.jobs.keys().map(|k| k.to_string()).collect::<Vec<_>>(),
+        ["kept"]
+    );
     assert!(!snap.jobs[&JobId::new("kept")].stopped);
-    assert_eq!(m.get_job(&JobId::new("kept")).await.unwrap().phase, JobPhase::Pending);
+    assert_eq!(
+        m.get_job(&JobId::new("kept")).await.unwrap().phase,
+        JobPhase::Pending
+    );
     // The next batch succeeds, and ids handed out in the failed batch are not a problem.
     let r = m.submit_job(job("doomed", 2, 64)).await.unwrap();
     assert_eq!(r.outcome, SubmitOutcome::Created);
     assert_eq!(store.snapshot().jobs.len(), 2);
-    assert_eq!(m.get_job(&JobId::new("doomed")).await.unwrap().instances.len(), 2);
+    assert_eq!(
+        m.get_job(&JobId::new("doomed"))
+            .await
+            .unwrap()
+            .instances
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -209,7 +237,10 @@ async fn racing_submissions_stops_and_decisions_in_one_batch_never_overcommit_or
     let wa = m.scheduling_work(&a, Duration::ZERO).await.unwrap();
     m.submit_job(job("two", 1, 768)).await.unwrap();
     let wb = m.scheduling_work(&b, Duration::ZERO).await.unwrap();
-    let (ia, ib) = (wa.pending[0].instance.clone(), wb.pending[0].instance.clone());
+    let (ia, ib) = (
+        wa.pending[0].instance.clone(),
+        wb.pending[0].instance.clone(),
+    );
     let held = store.hold_commits().await;
     let blocker = spawn_submit(&m, job("blocker", 1, 8));
     settle().await;
@@ -270,7 +301,9 @@ async fn the_index_and_event_ids_never_repeat_across_restarts() {
         );
         let mut events = m.subscribe();
         add_worker(&m, &format!("w{round}"), 1024).await;
-        m.submit_job(job(&format!("j{round}"), 2, 64)).await.unwrap();
+        m.submit_job(job(&format!("j{round}"), 2, 64))
+            .await
+            .unwrap();
         // A soft change: the worker reports trouble, then recovers.
         for healthy in [false, true] {
             m.worker_heartbeat(
@@ -291,7 +324,10 @@ async fn the_index_and_event_ids_never_repeat_across_restarts() {
             }
             seen.push((e.index, e.seq));
         }
-        assert_eq!(liveness, 2, "one event per liveness change (Unhealthy, Ready)");
+        assert_eq!(
+            liveness, 2,
+            "one event per liveness change (Unhealthy, Ready)"
+        );
         last_index = m.health().await.unwrap().manager.index;
     }
     let mut sorted = seen.clone();
@@ -309,7 +345,11 @@ async fn watches_answer_with_what_changed_since_the_index_held() {
     let w = WorkerId::new("w");
     m.submit_job(job("a", 2, 64)).await.unwrap();
     let work = m.scheduling_work(&s, Duration::ZERO).await.unwrap();
-    let d: Vec<_> = work.pending.iter().map(|p| place(&p.instance, "w")).collect();
+    let d: Vec<_> = work
+        .pending
+        .iter()
+        .map(|p| place(&p.instance, "w"))
+        .collect();
     m.submit_decisions(&s, d).await.unwrap();
     let full = m.watch_assignments(&w, 0, Duration::ZERO).await.unwrap();
     assert!(full.full);
@@ -383,7 +423,9 @@ async fn lists_page_by_name_and_refuse_bad_tokens() {
     let store = Arc::new(MemoryStore::new());
     let m = manager_on(&store).await;
     for i in 0..25 {
-        m.submit_job(job(&format!("job{i:02}"), 1, 64)).await.unwrap();
+        m.submit_job(job(&format!("job{i:02}"), 1, 64))
+            .await
+            .unwrap();
     }
     let mut q = ListQuery::first(10);
     let mut names = Vec::new();
@@ -405,7 +447,10 @@ async fn lists_page_by_name_and_refuse_bad_tokens() {
         after: Some("nonsense".into()),
     };
     let e = m.list_jobs(&bad).await.unwrap_err();
-    assert_eq!((e.kind, e.code.as_str()), (ErrorKind::Invalid, "invalid_continue"));
+    assert_eq!(
+        (e.kind, e.code.as_str()),
+        (ErrorKind::Invalid, "invalid_continue")
+    );
     assert!(e.message.contains("malformed"), "{e}");
     // A token made more than an hour ago.
     let old = ListQuery {
@@ -459,7 +504,11 @@ async fn gc_under_churn_keeps_memory_and_store_bounded_and_never_reuses_ids() {
             let v = m.get_job(&JobId::new(&name)).await.unwrap();
             for i in &v.instances {
                 if i.desired == Desired::Run {
-                    assert!(ids.insert(i.id.clone()) || v.version > 1, "id {} reused", i.id);
+                    assert!(
+                        ids.insert(i.id.clone()) || v.version > 1,
+                        "id {} reused",
+                        i.id
+                    );
                 }
             }
             m.stop_job(&JobId::new(&name)).await.unwrap();

@@ -190,7 +190,10 @@ fn load(db: &Database, path: &Path) -> Result<Snapshot> {
     {
         let t = txn.open_table(META).map_err(|e| err(&e))?;
         let get = |k: &str| -> Result<u64> {
-            Ok(t.get(k).map_err(|e| err(&e))?.map(|v| v.value()).unwrap_or(0))
+            Ok(t.get(k)
+                .map_err(|e| err(&e))?
+                .map(|v| v.value())
+                .unwrap_or(0))
         };
         snap.index = get("index")?;
         snap.next_instance = get("next_instance")?;
@@ -222,9 +225,7 @@ fn commit(db: &Database, path: &Path, index: u64, ops: Vec<StoreOp>) -> Result<(
                         .map_err(|e| err(&e))?;
                 }
                 StoreOp::DeleteSpec { job, version } => {
-                    specs
-                        .remove((job.as_str(), version))
-                        .map_err(|e| err(&e))?;
+                    specs.remove((job.as_str(), version)).map_err(|e| err(&e))?;
                 }
                 StoreOp::PutInstance(i) => {
                     instances
@@ -300,8 +301,8 @@ fn migrate_v1(txn: &WriteTransaction) -> std::result::Result<(), String> {
         let t = txn.open_table(JOBS).map_err(|x| e(&x))?;
         for row in t.iter().map_err(|x| e(&x))? {
             let (k, v) = row.map_err(|x| e(&x))?;
-            let j: JobV1 = serde_json::from_slice(v.value())
-                .map_err(|x| format!("job {}: {x}", k.value()))?;
+            let j: JobV1 =
+                serde_json::from_slice(v.value()).map_err(|x| format!("job {}: {x}", k.value()))?;
             jobs_v1.push(j);
         }
     }
@@ -345,12 +346,11 @@ fn migrate_v1(txn: &WriteTransaction) -> std::result::Result<(), String> {
                 .insert((i.job.as_str(), i.version), enc(&i.spec)?.as_slice())
                 .map_err(|x| e(&x))?;
         }
-        if let Some(n) = i
-            .id
-            .as_str()
-            .rsplit('-')
-            .next()
-            .and_then(|n| n.parse::<u64>().ok())
+        if let Some(n) =
+            i.id.as_str()
+                .rsplit('-')
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
         {
             next_instance = next_instance.max(n + 1);
         }
@@ -419,13 +419,24 @@ mod tests {
         assert_eq!(snap.jobs.len(), 2);
         assert!(snap.jobs[&JobId::new("a")].stopped);
         assert_eq!(snap.instances.len(), 4);
-        assert_eq!(snap.specs.len(), 2, "one spec per version, not per instance");
+        assert_eq!(
+            snap.specs.len(),
+            2,
+            "one spec per version, not per instance"
+        );
         assert!(snap.index >= 4);
         assert_eq!(snap.next_instance, 4);
         let m = Manager::new(ManagerConfig::default(), Arc::new(store))
             .await
             .unwrap();
-        assert_eq!(m.list_jobs(&ListQuery::default()).await.unwrap().items.len(), 2);
+        assert_eq!(
+            m.list_jobs(&ListQuery::default())
+                .await
+                .unwrap()
+                .items
+                .len(),
+            2
+        );
     }
 
     #[tokio::test]
@@ -436,7 +447,8 @@ mod tests {
         use orkestrator_core::units::Cpu;
 
         let dir = tempfile::tempdir().unwrap();
-        let mut spec = parse_job("name: old\ntasks: [{name: t, image: x:1}]", Format::Yaml).unwrap();
+        let mut spec =
+            parse_job("name: old\ntasks: [{name: t, image: x:1}]", Format::Yaml).unwrap();
         spec.tasks[0].resources.cpu = Cpu::from_millis(1);
         let name = spec.name.clone();
         let record = JobRecord {

@@ -29,7 +29,12 @@ async fn old_data_dir_loads() {
     assert!(old_index >= 10, "the fixture's index: {old_index}");
     assert_eq!(snap.jobs.len(), 3);
     // One spec per (job, version) that something refers to: web 1 and 2, big 1, batch 1.
-    assert_eq!(snap.specs.len(), 4, "{:?}", snap.specs.keys().collect::<Vec<_>>());
+    assert_eq!(
+        snap.specs.len(),
+        4,
+        "{:?}",
+        snap.specs.keys().collect::<Vec<_>>()
+    );
     assert_eq!(snap.instances.len(), 5);
 
     let m = Manager::new(ManagerConfig::default(), store.clone())

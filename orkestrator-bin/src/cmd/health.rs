@@ -68,8 +68,8 @@ pub async fn run(a: OutputArgs) -> Result<ExitCode> {
                 .unwrap_or_default()
         );
     }
-    let all_ready = h.unready_workers.is_empty()
-        && h.schedulers.iter().all(|s| s.status == Liveness::Ready);
+    let all_ready =
+        h.unready_workers.is_empty() && h.schedulers.iter().all(|s| s.status == Liveness::Ready);
     Ok(if all_ready {
         ExitCode::SUCCESS
     } else {

@@ -9,8 +9,8 @@
 //! rebuilt from the store, so it never holds what the store does not.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::Ordering;
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};

@@ -20,7 +20,12 @@ use super::state::{Instance, JobEntry, Key, State, instance_id, parse_id};
 type ApiResult<T> = std::result::Result<T, ApiError>;
 
 /// Creates or updates a job; an identical re-submission changes nothing.
-pub(crate) fn submit(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig, job: Job) -> SubmitResponse {
+pub(crate) fn submit(
+    st: &mut State,
+    txn: &mut Txn,
+    cfg: &ManagerConfig,
+    job: Job,
+) -> SubmitResponse {
     let name = job.name.clone();
     let (version, outcome) = match st.jobs.get(&name) {
         Some(e) if **e.spec() == job && !e.rec.stopped => {
@@ -239,7 +244,12 @@ pub(crate) fn advance_rollout(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig
                 .is_some_and(|t| now.duration_since(t) >= cfg.min_healthy_time),
         });
     }
-    let r = reconcile::rollout(entry.rec.version, entry.spec().count, entry.rec.stopped, &facts);
+    let r = reconcile::rollout(
+        entry.rec.version,
+        entry.spec().count,
+        entry.rec.stopped,
+        &facts,
+    );
     for a in r.actions {
         match a {
             Action::Stop { number } => stop_instance(st, txn, &(job.clone(), number)),
@@ -278,7 +288,10 @@ pub(crate) fn report(
             rejected.push(reject("unknown instance: stop it".into()));
             continue;
         };
-        let (inst, spec) = (st.instance(&key).expect("checked"), st.spec_of(&key).expect("checked"));
+        let (inst, spec) = (
+            st.instance(&key).expect("checked"),
+            st.spec_of(&key).expect("checked"),
+        );
         if inst.worker.as_ref() != Some(worker) {
             rejected.push(reject(
                 "instance is not assigned to this worker: stop it".into(),
@@ -286,7 +299,10 @@ pub(crate) fn report(
             continue;
         }
         let Some(pos) = spec.tasks.iter().position(|t| t.name == u.task) else {
-            rejected.push(reject(format!("instance has no task {:?}", u.task.as_str())));
+            rejected.push(reject(format!(
+                "instance has no task {:?}",
+                u.task.as_str()
+            )));
             continue;
         };
         let ts = &inst.tasks[pos];

@@ -53,7 +53,8 @@ pub(crate) fn register_worker(st: &mut State, txn: &mut Txn, req: RegisterWorker
             w.down_since = None;
         }
         None => {
-            st.workers.insert(id.clone(), WorkerEntry::new(req.clone(), index, now));
+            st.workers
+                .insert(id.clone(), WorkerEntry::new(req.clone(), index, now));
         }
     }
     st.set_liveness(&id, Liveness::Ready);

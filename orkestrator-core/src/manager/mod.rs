@@ -131,7 +131,9 @@ impl Manager {
             let mut st = m.lock();
             m.seal_always(&mut st, Txn::default())
         };
-        boot.durable().await.map_err(|e| crate::Error::Store(e.message))?;
+        boot.durable()
+            .await
+            .map_err(|e| crate::Error::Store(e.message))?;
         Ok(m)
     }
 
@@ -252,9 +254,8 @@ impl Manager {
 
     /// One job.
     pub async fn get_job(&self, name: &JobId) -> ApiResult<JobView> {
-        let (t, v) = self.read(|st| {
-            views::job_view(st, name).ok_or_else(|| ApiError::not_found("job", name))
-        })?;
+        let (t, v) = self
+            .read(|st| views::job_view(st, name).ok_or_else(|| ApiError::not_found("job", name)))?;
         t.durable().await?;
         Ok(v)
     }
@@ -340,7 +341,10 @@ impl Manager {
                     .get(id)
                     .ok_or_else(|| ApiError::not_found("worker", id))?;
                 if index == 0 || w.assign_index > index || index > st.head {
-                    Ok((views::assignments(&st, id, index), self.ticket_for_head(&st)))
+                    Ok((
+                        views::assignments(&st, id, index),
+                        self.ticket_for_head(&st),
+                    ))
                 } else {
                     Err(w.notify.clone())
                 }
@@ -358,11 +362,7 @@ impl Manager {
             // Re-check: a change between the check and `enable` would otherwise be missed.
             let changed = {
                 let st = self.lock();
-                st.rebuilding
-                    || st
-                        .workers
-                        .get(id)
-                        .is_none_or(|w| w.assign_index > index)
+                st.rebuilding || st.workers.get(id).is_none_or(|w| w.assign_index > index)
             };
             if changed {
                 continue;
@@ -459,7 +459,8 @@ impl Manager {
         scheduler: &SchedulerId,
         decisions: Vec<Decision>,
     ) -> ApiResult<Vec<DecisionResult>> {
-        let (t, r) = self.write(|st, txn, cfg| placement::decide(st, txn, cfg, scheduler, decisions))?;
+        let (t, r) =
+            self.write(|st, txn, cfg| placement::decide(st, txn, cfg, scheduler, decisions))?;
         t.durable().await?;
         Ok(r)
     }
@@ -559,7 +560,10 @@ pub(crate) async fn rebuild(inner: &Arc<Inner>, why: &str) -> u64 {
                 st.generation = generation;
                 st.rebuilding = false;
                 inner.durable.store(st.head, Ordering::Release);
-                tracing::info!(index = st.head, "memory rebuilt from the store after: {why}");
+                tracing::info!(
+                    index = st.head,
+                    "memory rebuilt from the store after: {why}"
+                );
                 return generation;
             }
             Err(e) => {

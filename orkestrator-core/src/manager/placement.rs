@@ -161,14 +161,16 @@ pub(crate) fn decide(
                 unschedulable(st, txn, &key, &d.instance, reason, epoch);
                 results.push(accepted);
             }
-            DecisionOutcome::Place { worker } => match place(st, txn, cfg, &key, &d.instance, &worker, scheduler) {
-                Ok(()) => results.push(accepted),
-                Err(why) => {
-                    // Back to the queue: the next request for work offers it again.
-                    requeue(st, &key);
-                    results.push(refuse(&why));
+            DecisionOutcome::Place { worker } => {
+                match place(st, txn, cfg, &key, &d.instance, &worker, scheduler) {
+                    Ok(()) => results.push(accepted),
+                    Err(why) => {
+                        // Back to the queue: the next request for work offers it again.
+                        requeue(st, &key);
+                        results.push(refuse(&why));
+                    }
                 }
-            },
+            }
         }
     }
     Ok(results)

@@ -79,8 +79,7 @@ pub fn rollout(version: u64, count: u32, stopped: bool, instances: &[InstanceFac
     let busy = instances.iter().any(|i| {
         (current(&i) && !(i.completed || i.settled)) || (!i.run && i.placed && !i.finished)
     });
-    let missing =
-        (0..count).find(|idx| !instances.iter().any(|i| current(&i) && i.index == *idx));
+    let missing = (0..count).find(|idx| !instances.iter().any(|i| current(&i) && i.index == *idx));
     let old_left = instances
         .iter()
         .any(|i| i.run && i.version != version && i.index < count);
@@ -146,10 +145,12 @@ mod tests {
         }
     }
 
+    /// A row of the rollout table: what, version, count, instances, actions, done.
+    type Row = (&'static str, u64, u32, Vec<InstanceFacts>, Vec<Action>, bool);
+
     #[test]
     fn rollout_table() {
-        // (what, version, count, instances, actions, done)
-        let rows: Vec<(&str, u64, u32, Vec<InstanceFacts>, Vec<Action>, bool)> = vec![
+        let rows: Vec<Row> = vec![
             (
                 "all current and settled: done",
                 2,

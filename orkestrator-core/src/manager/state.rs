@@ -428,10 +428,19 @@ impl State {
         };
         let spec = entry.specs[&inst.version].clone();
         entry.tally.add(&inst, entry.rec.version, -1);
-        account(&mut self.workers, &mut self.counts, &key.0, &inst, &spec, -1);
+        account(
+            &mut self.workers,
+            &mut self.counts,
+            &key.0,
+            &inst,
+            &spec,
+            -1,
+        );
         txn.touched.remove(key);
         txn.ops
-            .push(crate::store::StoreOp::DeleteInstance(instance_id(&key.0, inst.index, key.1)));
+            .push(crate::store::StoreOp::DeleteInstance(instance_id(
+                &key.0, inst.index, key.1,
+            )));
         self.ready.remove(&key.1);
         self.blocked.remove(&key.1);
         self.leased.remove(&key.1);

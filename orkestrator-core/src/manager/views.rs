@@ -239,7 +239,10 @@ pub(crate) fn health(
     let now = Instant::now();
     let mut workers = std::collections::BTreeMap::new();
     let unready = st.counts.unready.len() as u64;
-    workers.insert(Liveness::Ready, st.workers.len() as u64 - unready.min(st.workers.len() as u64));
+    workers.insert(
+        Liveness::Ready,
+        st.workers.len() as u64 - unready.min(st.workers.len() as u64),
+    );
     let mut unready_workers = Vec::new();
     for id in &st.counts.unready {
         if let Some(w) = st.workers.get(id) {
@@ -320,7 +323,11 @@ pub(crate) fn assignments(st: &State, worker: &WorkerId, index: u64) -> Assignme
         return Assignments {
             index: w.assign_index,
             full: true,
-            instances: w.assigned.iter().filter_map(|k| assignment(st, k)).collect(),
+            instances: w
+                .assigned
+                .iter()
+                .filter_map(|k| assignment(st, k))
+                .collect(),
             removed: vec![],
         };
     }
@@ -355,7 +362,10 @@ pub(crate) fn log_source(
     task: Option<&str>,
     index: u32,
 ) -> ApiResult<LogSource> {
-    let e = st.jobs.get(job).ok_or_else(|| ApiError::not_found("job", job))?;
+    let e = st
+        .jobs
+        .get(job)
+        .ok_or_else(|| ApiError::not_found("job", job))?;
     let spec = e.spec();
     let names: Vec<&str> = spec.tasks.iter().map(|t| t.name.as_str()).collect();
     let task = match (task, names.as_slice()) {

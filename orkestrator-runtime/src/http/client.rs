@@ -301,8 +301,13 @@ impl Transport for HttpTransport {
     }
 
     async fn list_workers_page(&self, q: &ListQuery) -> Result<Page<WorkerView>> {
-        self.call(Method::GET, &list_path("/v1/workers", q), NONE, Duration::ZERO)
-            .await
+        self.call(
+            Method::GET,
+            &list_path("/v1/workers", q),
+            NONE,
+            Duration::ZERO,
+        )
+        .await
     }
 
     async fn gc(&self) -> Result<orkestrator_core::manager::GcReport> {
