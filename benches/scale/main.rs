@@ -98,7 +98,8 @@ pub struct Opts {
     /// Seconds a manager may take to answer its first `GET /v1/health`.
     #[arg(long, default_value_t = 120.0)]
     pub start_deadline: f64,
-    /// Also print the figures as one JSON object on standard output (after the tables).
+    /// Print the figures as one JSON object on standard output (the tables then go to standard
+    /// error).
     #[arg(long)]
     pub json: bool,
     /// Exit 0 even when a bound is not met (the verdicts are printed all the same).
@@ -143,11 +144,24 @@ async fn run(opts: &Opts) -> Result<ExitCode> {
         start_deadline: Duration::from_secs_f64(opts.start_deadline),
     };
     let started = chrono_free_stamp();
-    let report = scenarios::run(opts, &launcher).await?;
-    print!("{}", report.render());
+    let load_before = load_average();
+    let mut report = scenarios::run(opts, &launcher).await?;
+    let load_after = load_average();
+    report.notes.push(format!(
+        "machine: {} cores; load average (1 min) {load_before} at the start, {load_after} at the end",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    ));
+    if opts.json {
+        // Standard output stays one JSON object; the tables go to standard error.
+        eprint!("{}", report.render());
+    } else {
+        print!("{}", report.render());
+    }
     if opts.json {
         let mut v = report.json();
         v["started_unix_s"] = started.into();
+        v["load_average_start"] = load_before.into();
+        v["load_average_end"] = load_after.into();
         println!("{v}");
     }
     let failures = report.failures();
@@ -165,6 +179,14 @@ async fn run(opts: &Opts) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The 1-minute load average (`/proc/loadavg`), as written there.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "n/a".into())
 }
 
 /// Seconds since the Unix epoch.

@@ -35,7 +35,7 @@ async fn idle_rss(m: &ManagerProc) -> Result<u64> {
     for _ in 0..5 {
         c.get("/v1/health").await?;
     }
-    m.settle(0.05, Duration::from_secs(30)).await?;
+    m.settle(0.25, Duration::from_secs(30)).await?;
     m.rss()
 }
 
@@ -58,7 +58,7 @@ impl Memory {
         let m = Managed::start(launcher, &[]).await?;
         let empty = idle_rss(&m.proc).await?;
         let p = preload(m.proc.addr, self.tasks, self.preload_conns, "mem").await?;
-        let settled = m.proc.settle(0.05, Duration::from_secs(600)).await?;
+        let settled = m.proc.settle(0.25, Duration::from_secs(120)).await?;
         let after = m.proc.rss()?;
         let per_task = (after as f64 - empty as f64) / self.tasks.max(1) as f64;
         let store = dir_size(m.dir.path());

@@ -17,9 +17,10 @@ fn take(report: &mut Report, part: &str, r: Result<Report>) {
         Ok(r) => report.absorb(r),
         Err(e) => {
             eprintln!("scale: quick: {part} failed: {e:#}");
+            report.notes.push(format!("{part} failed: {e:#}"));
             report.check(
                 &format!("{part} ran to the end"),
-                format!("error: {e:#}"),
+                "error (see above)".into(),
                 "no error",
                 false,
             );

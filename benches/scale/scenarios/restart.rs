@@ -65,7 +65,7 @@ impl Restart {
         );
         fleet.start_heartbeats();
         fleet.register_all(self.preload_conns).await?;
-        m.proc.settle(0.25, Duration::from_secs(600)).await?;
+        m.proc.settle(0.25, Duration::from_secs(120)).await?;
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         let mut conn = Conn::open(addr).await?;
         let (ready0, down0, _) = liveness(&mut conn).await?;
