@@ -202,14 +202,32 @@ pub struct StoreStats {
 /// Reads the store's figures, if the manager reports them.
 pub async fn store_stats(conn: &mut Conn) -> Result<Option<StoreStats>> {
     let health: Value = conn.get("/v1/health").await?.json()?;
-    Ok(health
-        .pointer("/manager/store")
-        .and_then(|s| serde_json::from_value(s.clone()).ok()))
+    Ok(parse_store_stats(&health))
+}
+
+/// The store's figures in a health report, if it has them.
+fn parse_store_stats(health: &Value) -> Option<StoreStats> {
+    serde_json::from_value(health.pointer("/manager/store")?.clone()).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::job_body;
+
+    #[test]
+    fn store_figures_are_read_when_reported() {
+        let today = serde_json::json!({ "manager": { "status": "Ready", "index": 3 } });
+        assert!(super::parse_store_stats(&today).is_none());
+        let later = serde_json::json!({ "manager": { "store": {
+            "commits": 10, "changes": 40, "commit_p50_us": 900, "commit_p99_us": 2500,
+            "batch_max": 12
+        } } });
+        let s = super::parse_store_stats(&later).unwrap();
+        assert_eq!(
+            (s.commits, s.changes, s.commit_p99_us, s.batch_max),
+            (10, 40, 2500, 12)
+        );
+    }
 
     #[test]
     fn job_bodies_are_json() {

@@ -103,6 +103,7 @@ impl Launcher {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             log_path,
+            killed: false,
         })
     }
 }
@@ -118,6 +119,7 @@ pub struct ManagerProc {
     /// Where its API listens.
     pub addr: SocketAddr,
     log_path: PathBuf,
+    killed: bool,
 }
 
 impl ManagerProc {
@@ -143,6 +145,7 @@ impl ManagerProc {
 
     /// Kills it with SIGKILL and reaps it.
     pub fn kill9(&mut self) -> Result<()> {
+        self.killed = true;
         self.child.kill().context("kill -9 the manager")?;
         self.child.wait()?;
         Ok(())
@@ -184,10 +187,20 @@ impl ManagerProc {
 }
 
 impl Drop for ManagerProc {
+    /// Kills the manager if it still runs and removes its log; a manager that exited on its own
+    /// keeps its log, and its path is printed.
     fn drop(&mut self) {
-        if self.exited().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        match self.exited() {
+            None => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let _ = std::fs::remove_file(&self.log_path);
+            }
+            Some(_) if self.killed => {}
+            Some(status) => eprintln!(
+                "scale: the manager exited by itself ({status}); its log is {}",
+                self.log_path.display()
+            ),
         }
     }
 }
