@@ -49,12 +49,33 @@ pub async fn bind(host: &str, port: u16) -> Result<tokio::net::TcpListener> {
 }
 
 /// Starts what runs beside the API: the embedded scheduler (over the in-process transport, like
-/// any other scheduler) and the liveness checker.
+/// any other scheduler) and the liveness and garbage-collection loops.
+///
+/// The embedded scheduler gets a thread (and a small tokio runtime) of its own: placing a batch is
+/// CPU work that can take a good part of a second on a large cluster, and on the API's runtime it
+/// would hold up heartbeats and watches queued behind it on the same thread.
 pub fn start_background(manager: &Manager, embedded_scheduler: Option<Arc<dyn Scheduler>>) {
     if let Some(algorithm) = embedded_scheduler {
         let transport = Arc::new(LocalTransport::new(manager.clone()));
         let agent = SchedulerAgent::new(SchedulerId::new("embedded"), transport, algorithm);
-        tokio::spawn(agent.run(std::future::pending()));
+        let spawned = std::thread::Builder::new()
+            .name("embedded-scheduler".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match rt {
+                    Ok(rt) => {
+                        if let Err(e) = rt.block_on(agent.run(std::future::pending())) {
+                            tracing::error!(error = %e, "the embedded scheduler stopped");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot start the embedded scheduler"),
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the embedded scheduler's thread");
+        }
     }
     tokio::spawn(manager.clone().run_liveness_checks());
     tokio::spawn(manager.clone().run_gc());
