@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
@@ -185,19 +184,7 @@ pub async fn preload(
 }
 
 /// The store's figures in `GET /v1/health` → `manager.store` (absent before the rewrite).
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct StoreStats {
-    /// Durable commits so far.
-    pub commits: u64,
-    /// Changes they held.
-    pub changes: u64,
-    /// Commit latency, median, µs.
-    pub commit_p50_us: u64,
-    /// Commit latency, 99th percentile, µs.
-    pub commit_p99_us: u64,
-    /// The largest batch.
-    pub batch_max: u64,
-}
+pub use orkestrator_core::api::StoreStats;
 
 /// Reads the store's figures, if the manager reports them.
 pub async fn store_stats(conn: &mut Conn) -> Result<Option<StoreStats>> {

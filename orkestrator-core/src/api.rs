@@ -752,6 +752,7 @@ pub struct ManagerHealth {
 /// Figures of the manager's store commits (group commits: one durable commit for every change
 /// gathered while the previous one was being written).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StoreStats {
     /// Durable commits since the manager started.
     pub commits: u64,
