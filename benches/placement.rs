@@ -3,17 +3,20 @@
 //! Two parts, both on pure code (no I/O):
 //! 1. A scripted run: 100,000 placements (small jobs, so that all of them fit) into clusters of
 //!    1,000 and 10,000 workers with varied capacities and loads, for the sampled pipeline, a full
-//!    scan, and the registry's `spread` and `binpack` (full scans with job-spread), one placement
-//!    after the other with each decision recorded in the snapshot (what a scheduler does within a
-//!    batch).
-//!    It prints placements per second (median of 3 runs) on one core.
+//!    scan, and the registry's `spread` and `binpack` (full scans with job-spread), in batches of
+//!    1,000 through `Scheduler::place_batch` (as the scheduler agent places a batch: one placement
+//!    after the other, each recorded in the snapshot before the next; the snapshot carries over to
+//!    the next batch).
+//!    It prints placements per second (median of 3 runs) on one core, and each pipeline's rate as
+//!    a ratio of the bare full scan's measured in the same run.
 //! 2. Bin-packing quality: jobs of varied sizes into identical empty workers, until they are
 //!    all placed; workers used by each algorithm against the lower bound
 //!    `max(⌈Σcpu / cpu per worker⌉, ⌈Σmemory / memory per worker⌉)`.
 //!
 //! Then criterion measures batches of 1,000 placements (`decide`) for the same configurations.
 //!
-//! `cargo bench -p orkestrator-benches --bench placement` (add `-- --quick` for a short run).
+//! `cargo bench -p orkestrator-benches --bench placement` (add `-- --quick` for a short run; a
+//! criterion filter such as `-- decide_1000/spread` runs only the criterion benchmarks it selects).
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -125,26 +128,28 @@ fn full_scan() -> Pipeline {
     Pipeline::standard("binpack-full").with_score(scores::BinPack, 1)
 }
 
-/// Places `n` instances one after the other into `workers`; returns (seconds, placed).
+/// How many instances one batch of the scripted run places.
+const BATCH: usize = 1_000;
+
+/// Places `n` instances into `workers` in batches of [`BATCH`], the jobs taking turns; returns
+/// (seconds, placed).
 fn place_many(
     p: &dyn Scheduler,
     mut workers: Vec<WorkerSnapshot>,
     jobs: &[Job],
     n: usize,
 ) -> (f64, usize) {
-    let position: std::collections::HashMap<WorkerId, usize> = workers
-        .iter()
-        .enumerate()
-        .map(|(i, w)| (w.id.clone(), i))
-        .collect();
     let mut placed = 0;
     let t0 = Instant::now();
-    for k in 0..n {
-        let req = Request::new(&jobs[k % jobs.len()], 0);
-        if let Placement::Worker(id) = p.place(&req, &workers) {
-            commit_to_snapshot(&mut workers[position[&id]], &req);
-            placed += 1;
-        }
+    for first in (0..n).step_by(BATCH) {
+        let reqs: Vec<Request<'_>> = (first..n.min(first + BATCH))
+            .map(|k| Request::new(&jobs[k % jobs.len()], 0))
+            .collect();
+        let placements = p.place_batch(&reqs, &mut workers);
+        placed += placements
+            .iter()
+            .filter(|p| matches!(p, Placement::Worker(_)))
+            .count();
         black_box(&workers);
     }
     (t0.elapsed().as_secs_f64(), placed)
@@ -156,23 +161,27 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 fn throughput_report() {
-    println!("\n== placement throughput: 100,000 placements, one core, median of 3 runs ==");
     println!(
-        "{:>8}  {:<16} {:>14} {:>10}",
-        "workers", "pipeline", "placements/s", "placed"
+        "\n== placement throughput: 100,000 placements in batches of {BATCH}, one core, median of 3 runs =="
+    );
+    println!(
+        "{:>8}  {:<16} {:>14} {:>14} {:>10}",
+        "workers", "pipeline", "placements/s", "vs full scan", "placed"
     );
     let jobs = small_shapes();
     for n in [1_000usize, 10_000] {
         let registry = Registry::builtin();
+        // The bare full scan first: every row is also given as a ratio of its rate.
         let pipelines: [(&str, Arc<dyn Scheduler>); 4] = [
-            ("sampled (2)", Arc::new(sampled())),
             ("full scan", Arc::new(full_scan())),
+            ("sampled (2)", Arc::new(sampled())),
             (
                 "spread (default)",
                 registry.get("spread").expect("built-in"),
             ),
             ("binpack", registry.get("binpack").expect("built-in")),
         ];
+        let mut medians = Vec::new();
         for (name, p) in &pipelines {
             let mut rates = Vec::new();
             let mut placed = 0;
@@ -181,8 +190,25 @@ fn throughput_report() {
                 rates.push(100_000.0 / secs);
                 placed = ok;
             }
-            println!("{n:>8}  {name:<16} {:>14.0} {placed:>10}", median(rates));
+            let rate = median(rates);
+            let scan = medians.first().map_or(rate, |(_, r)| *r);
+            println!(
+                "{n:>8}  {name:<16} {rate:>14.0} {:>13.2}x {placed:>10}",
+                rate / scan
+            );
+            medians.push((*name, rate));
         }
+        let rate = |want: &str| {
+            medians
+                .iter()
+                .find(|(name, _)| name.starts_with(want))
+                .map_or(f64::NAN, |(_, r)| *r)
+        };
+        println!(
+            "{n:>8}  spread / bare scan = {:.2}x, binpack / bare scan = {:.2}x",
+            rate("spread") / rate("full scan"),
+            rate("binpack") / rate("full scan")
+        );
     }
 }
 
@@ -240,12 +266,17 @@ fn quality_report() {
     }
 }
 
+/// A job as `PendingInstance::job` holds it, whether that is a `Job` or an `Arc<Job>`.
+fn owned<T: From<Job>>(job: &Job) -> T {
+    T::from(job.clone())
+}
+
 fn pending(jobs: &[Job], n: usize) -> Vec<PendingInstance> {
     (0..n)
         .map(|k| PendingInstance {
             instance: InstanceId::new(format!("i{k}")),
             index: 0,
-            job: std::sync::Arc::new(jobs[k % jobs.len()].clone()),
+            job: owned(&jobs[k % jobs.len()]),
         })
         .collect()
 }
@@ -257,13 +288,20 @@ fn criterion_benches(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1_000));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(5));
+    let registry = Registry::builtin();
     for n in [1_000usize, 10_000] {
         let base = cluster(n, 42);
-        for (name, p) in [("sampled", sampled()), ("full", full_scan())] {
+        let pipelines: [(&str, Arc<dyn Scheduler>); 4] = [
+            ("sampled", Arc::new(sampled())),
+            ("full", Arc::new(full_scan())),
+            ("spread", registry.get("spread").expect("built-in")),
+            ("binpack", registry.get("binpack").expect("built-in")),
+        ];
+        for (name, p) in &pipelines {
             group.bench_function(format!("{name}/{n}"), |b| {
                 b.iter_batched(
                     || base.clone(),
-                    |ws| black_box(decide(&p, &batch, ws)),
+                    |ws| black_box(decide(p.as_ref(), &batch, ws)),
                     BatchSize::LargeInput,
                 )
             });
@@ -279,8 +317,13 @@ fn main() {
         println!("placement: run with `cargo bench` to measure");
         return;
     }
-    throughput_report();
-    quality_report();
+    // A criterion filter (an argument that is not a flag, e.g. `decide_1000/spread`) runs only
+    // the criterion benchmarks it selects.
+    let filtered = std::env::args().skip(1).any(|a| !a.starts_with('-'));
+    if !filtered {
+        throughput_report();
+        quality_report();
+    }
     let mut c = Criterion::default().configure_from_args();
     criterion_benches(&mut c);
     c.final_summary();

@@ -135,34 +135,28 @@ impl<T: Transport> SchedulerAgent<T> {
 }
 
 /// Places each pending instance in turn, updating the snapshot as it goes so that one batch never
-/// over-commits a worker.
+/// over-commits a worker (through [`Scheduler::place_batch`], so that a scheduler can index the
+/// batch once).
 pub fn decide(
     algorithm: &dyn Scheduler,
     pending: &[PendingInstance],
     mut workers: Vec<WorkerSnapshot>,
 ) -> Vec<Decision> {
-    let position: std::collections::HashMap<crate::ids::WorkerId, usize> = workers
+    let reqs: Vec<Request<'_>> = pending
         .iter()
-        .enumerate()
-        .map(|(i, w)| (w.id.clone(), i))
+        .map(|p| Request::new(&p.job, p.index))
         .collect();
+    let placements = algorithm.place_batch(&reqs, &mut workers);
+    debug_assert_eq!(placements.len(), pending.len(), "one placement per request");
     pending
         .iter()
-        .map(|p| {
-            let req = Request::new(&p.job, p.index);
-            let outcome = match algorithm.place(&req, &workers) {
-                Placement::Worker(id) => {
-                    if let Some(w) = position.get(&id).map(|i| &mut workers[*i]) {
-                        commit_to_snapshot(w, &req);
-                    }
-                    DecisionOutcome::Place { worker: id }
-                }
+        .zip(placements)
+        .map(|(p, placement)| Decision {
+            instance: p.instance.clone(),
+            outcome: match placement {
+                Placement::Worker(worker) => DecisionOutcome::Place { worker },
                 Placement::Unschedulable(reason) => DecisionOutcome::Unschedulable { reason },
-            };
-            Decision {
-                instance: p.instance.clone(),
-                outcome,
-            }
+            },
         })
         .collect()
 }

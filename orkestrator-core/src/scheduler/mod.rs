@@ -14,12 +14,14 @@
 //! built-in schedulers (`orkestrator server --scheduler NAME`).
 
 mod agent;
+mod batch;
 pub mod filters;
 mod pipeline;
 mod registry;
 pub mod scores;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 pub(crate) use agent::is_unknown_component;
@@ -49,6 +51,32 @@ pub trait Scheduler: Send + Sync {
     fn name(&self) -> &str;
     /// Chooses a worker for one instance of a job.
     fn place(&self, req: &Request<'_>, workers: &[WorkerSnapshot]) -> Placement;
+
+    /// Places a batch of instances in turn, recording each placement in `workers` (with
+    /// [`commit_to_snapshot`]) before the next, so that one batch never over-commits a worker.
+    /// Returns one placement per request, in order.
+    ///
+    /// The default calls [`Scheduler::place`] for each request. Override it to keep state across
+    /// the batch: a [`Pipeline`] indexes where each job of the batch runs, so that job-spread is
+    /// an array read per worker. The decisions must be those of the default.
+    fn place_batch(&self, reqs: &[Request<'_>], workers: &mut [WorkerSnapshot]) -> Vec<Placement> {
+        let position: HashMap<WorkerId, usize> = workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.id.clone(), i))
+            .collect();
+        reqs.iter()
+            .map(|req| {
+                let placement = self.place(req, workers);
+                if let Placement::Worker(id) = &placement
+                    && let Some(&i) = position.get(id)
+                {
+                    commit_to_snapshot(&mut workers[i], req);
+                }
+                placement
+            })
+            .collect()
+    }
 }
 
 /// What is being placed: one instance of a job, with its needs worked out once.
@@ -309,5 +337,58 @@ mod tests {
             "3 workers: insufficient memory (need 2Gi, max free 1Gi); 1 worker: constraint zone=a"
         );
         assert_eq!(Explanation::default().render(0), "no ready workers");
+    }
+
+    /// A scheduler of its own (first worker that fits), through [`decide`]: the default
+    /// [`Scheduler::place_batch`] records each placement before the next.
+    #[test]
+    fn the_default_batch_records_each_placement_before_the_next() {
+        struct FirstFit;
+        impl Scheduler for FirstFit {
+            fn name(&self) -> &str {
+                "first-fit"
+            }
+            fn place(&self, req: &Request<'_>, workers: &[WorkerSnapshot]) -> Placement {
+                match workers.iter().find(|w| check_fit(req, w).is_ok()) {
+                    Some(w) => Placement::Worker(w.id.clone()),
+                    None => Placement::Unschedulable("full".into()),
+                }
+            }
+        }
+        /// The job as `PendingInstance::job` holds it (a `Job` or an `Arc<Job>`).
+        fn owned<T: From<Job>>(job: &Job) -> T {
+            T::from(job.clone())
+        }
+        let j = tests_support::job_with("cpu: 100m, memory: 600Mi", "");
+        let pending: Vec<crate::api::PendingInstance> = (0..3)
+            .map(|k| crate::api::PendingInstance {
+                instance: crate::ids::InstanceId::new(format!("i{k}")),
+                index: k,
+                job: owned(&j),
+            })
+            .collect();
+        let workers = vec![
+            tests_support::worker("a", 1000, 1024, 0),
+            tests_support::worker("b", 1000, 1024, 0),
+        ];
+        let outcomes: Vec<_> = decide(&FirstFit, &pending, workers)
+            .into_iter()
+            .map(|d| d.outcome)
+            .collect();
+        use crate::api::DecisionOutcome::{Place, Unschedulable};
+        assert_eq!(
+            outcomes,
+            [
+                Place {
+                    worker: WorkerId::new("a")
+                },
+                Place {
+                    worker: WorkerId::new("b")
+                },
+                Unschedulable {
+                    reason: "full".into()
+                },
+            ]
+        );
     }
 }

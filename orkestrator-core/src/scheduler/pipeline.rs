@@ -4,9 +4,12 @@ use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::batch::{DENSE_BUDGET, JobIndex};
 use super::filters::{Constraints, HostPorts, ResourceFit};
-use super::scores::{BinPack, Epvm, JobSpread, Spread};
-use super::{Explanation, Filter, Placement, Request, Scheduler, Score};
+use super::scores::{
+    BinPack, Epvm, JOB_SPREAD_CAPPED, JobSpread, Spread, binpack_unchained, spread_unchained,
+};
+use super::{Explanation, Filter, Placement, Request, Scheduler, Score, commit_to_snapshot};
 use crate::api::WorkerSnapshot;
 
 /// Filters, then weighted scores, over every worker or a sample of them.
@@ -23,7 +26,10 @@ use crate::api::WorkerSnapshot;
 ///   built-ins are recognised when they are added), its cheapest scores first;
 /// - a worker stops being scored as soon as the scores still to come cannot lift it above the
 ///   best so far (each score is at most 100 times its weight);
-/// - rejections are put into words only when no worker fits.
+/// - rejections are put into words only when no worker fits;
+/// - placing a batch ([`Scheduler::place_batch`]), a pipeline of built-ins with job-spread indexes
+///   once where each job of the batch runs, by worker position, so that job-spread reads an array
+///   instead of each worker's map of jobs.
 pub struct Pipeline {
     name: String,
     filters: Vec<FilterStep>,
@@ -99,7 +105,8 @@ impl BuiltinScore {
         }
     }
 
-    /// The order of evaluation: a few arithmetic operations, a map lookup, four powers.
+    /// The order of evaluation: a few arithmetic operations, a map lookup (an array read within a
+    /// batch), four powers.
     fn cost(self) -> u8 {
         match self {
             Self::BinPack | Self::Spread => 0,
@@ -108,20 +115,33 @@ impl BuiltinScore {
         }
     }
 
-    /// Bin-pack and spread are inlined into the scan; the others are calls.
+    /// Bin-pack, spread and job-spread from the batch's index are inlined into the scan; the
+    /// others are calls. `siblings` is the job's count on each worker, by position, if indexed;
+    /// `i` is the worker's position.
     #[inline(always)]
-    fn score(self, req: &Request<'_>, w: &WorkerSnapshot) -> u32 {
+    fn score(self, req: &Request<'_>, w: &WorkerSnapshot, i: usize, siblings: Siblings<'_>) -> u32 {
         #[inline(never)]
         fn call(s: &dyn Score, req: &Request<'_>, w: &WorkerSnapshot) -> u32 {
             s.score(req, w)
         }
-        match self {
-            Self::BinPack => BinPack.score(req, w),
-            Self::Spread => Spread.score(req, w),
-            Self::JobSpread => call(&JobSpread, req, w),
-            Self::Epvm(e) => call(&e, req, w),
+        match (self, siblings) {
+            (Self::BinPack, _) => BinPack.score(req, w),
+            (Self::Spread, _) => Spread.score(req, w),
+            (Self::JobSpread, Some(counts)) => job_spread_at(counts, i),
+            (Self::JobSpread, None) => call(&JobSpread, req, w),
+            (Self::Epvm(e), _) => call(&e, req, w),
         }
     }
+}
+
+/// How many instances of the job being placed run on each worker (capped at 255), by position:
+/// the batch's index, when there is one.
+type Siblings<'a> = Option<&'a [u8]>;
+
+/// Job-spread's score for the worker at position `i`, from the batch's index.
+#[inline(always)]
+fn job_spread_at(siblings: &[u8], i: usize) -> u32 {
+    u32::from(JOB_SPREAD_CAPPED[usize::from(siblings[i])])
 }
 
 /// Weighted scores in the order they are evaluated, each with the most that it and the scores
@@ -293,24 +313,37 @@ impl Pipeline {
         self.filters.iter().filter(|f| f.filter.relevant(req))
     }
 
+    /// Whether placing a batch should index where its jobs run: job-spread is one of the scores
+    /// and the scan calls the built-ins directly (the general path calls job-spread as given).
+    fn indexes_siblings(&self) -> bool {
+        self.filters.iter().all(|f| f.builtin.is_some())
+            && self.builtin_scores.as_ref().is_some_and(|b| {
+                b.steps
+                    .iter()
+                    .any(|(s, _)| matches!(s, BuiltinScore::JobSpread))
+            })
+    }
+
     /// The position of the best worker among the first `limit` feasible ones from `start`.
+    /// `siblings` is the batch's index of the job's instances (used by built-in job-spread).
     fn choose(
         &self,
         req: &Request<'_>,
         workers: &[WorkerSnapshot],
-        start: usize,
-        limit: usize,
+        (start, limit): (usize, usize),
+        siblings: Siblings<'_>,
     ) -> Option<usize> {
         let relevant = self.relevant(req);
         let builtin_filters: Option<Vec<BuiltinFilter>> =
             relevant.clone().map(|f| f.builtin).collect();
         match (builtin_filters, &self.builtin_scores) {
             (Some(filters), Some(scores)) => {
-                scan_builtins(req, workers, start, limit, &filters, scores)
+                let siblings = siblings.filter(|c| c.len() == workers.len());
+                scan_builtins(req, workers, (start, limit), &filters, scores, siblings)
             }
             _ => {
                 let filters: Vec<&dyn Filter> = relevant.map(|f| f.filter.as_ref()).collect();
-                scan(workers, start, limit, |w, floor| {
+                scan(workers, start, limit, |_, w, floor| {
                     Verdict::of(filters.iter().all(|f| f.check(req, w).is_ok()), || {
                         self.scores.total(floor, |s| s.score(req, w))
                     })
@@ -335,14 +368,14 @@ impl Pipeline {
 /// Scans the workers from `start` (wrapping round) until `limit` of them are feasible, and
 /// returns the position of the best one. Ties go to the earlier position, whatever the start, so
 /// a scan never compares ids. `eval` gets a worker and the score to reach (the best so far), and
-/// may give up on a worker that cannot reach it. Generic over the evaluation, so that each kind of
-/// pipeline gets a loop of its own with the evaluation inlined.
+/// may give up on a worker that cannot reach it; it gets the worker's position too. Generic over
+/// the evaluation, so that each kind of pipeline gets a loop of its own with the evaluation inlined.
 #[inline(always)]
 fn scan<'w>(
     workers: &'w [WorkerSnapshot],
     start: usize,
     limit: usize,
-    eval: impl Fn(&'w WorkerSnapshot, u64) -> Verdict,
+    eval: impl Fn(usize, &'w WorkerSnapshot, u64) -> Verdict,
 ) -> Option<usize> {
     let mut best: Option<(u64, usize)> = None;
     let mut feasible = 0usize;
@@ -351,7 +384,7 @@ fn scan<'w>(
     // part's, so a tie with a best from there moves.
     let (head, tail) = workers.split_at(start);
     for (k, w) in tail.iter().enumerate() {
-        let verdict = eval(w, best.map_or(0, |(s, _)| s));
+        let verdict = eval(start + k, w, best.map_or(0, |(s, _)| s));
         if let Verdict::Scored(score) = verdict
             && best.is_none_or(|(bs, _)| score > bs)
         {
@@ -365,7 +398,7 @@ fn scan<'w>(
         }
     }
     for (i, w) in head.iter().enumerate() {
-        let verdict = eval(w, best.map_or(0, |(s, _)| s));
+        let verdict = eval(i, w, best.map_or(0, |(s, _)| s));
         if let Verdict::Scored(score) = verdict
             && best.is_none_or(|(bs, bi)| score > bs || (score == bs && bi >= start))
         {
@@ -381,37 +414,122 @@ fn scan<'w>(
     best.map(|(_, i)| i)
 }
 
-/// [`scan`] for a pipeline of built-ins. The commonest shape, resource fit as the only relevant
-/// filter with one bin-pack or spread score, gets loops of its own with everything inlined.
+/// [`scan`] for a pipeline of built-ins. The commonest shapes get loops of their own with
+/// everything inlined: resource fit as the only relevant filter with one bin-pack or spread score,
+/// and the same with job-spread from the batch's index (the registry's `binpack` and `spread`).
 fn scan_builtins(
     req: &Request<'_>,
     workers: &[WorkerSnapshot],
-    start: usize,
-    limit: usize,
+    (start, limit): (usize, usize),
     filters: &[BuiltinFilter],
     scores: &Weighted<BuiltinScore>,
+    siblings: Siblings<'_>,
 ) -> Option<usize> {
     let fits = |w| ResourceFit::fits(req, w);
-    match (filters, scores.steps.as_slice()) {
-        ([BuiltinFilter::ResourceFit], [(BuiltinScore::BinPack, k)]) => {
-            scan(workers, start, limit, |w, _| {
+    // Job-spread first, an array read, so that a worker it already rules out is not scored further
+    // (the bound is exact, so the order changes no decision).
+    let with_job_spread = |counts: &[u8], i: usize, floor: u64, k: u32, kj: u32| {
+        let js = u64::from(job_spread_at(counts, i)) * u64::from(kj);
+        (js + 100 * u64::from(k) >= floor).then_some(js)
+    };
+    match (filters, scores.steps.as_slice(), siblings) {
+        ([BuiltinFilter::ResourceFit], [(BuiltinScore::BinPack, k)], _) => {
+            scan(workers, start, limit, |_, w, _| {
                 Verdict::of(fits(w), || {
                     Some(u64::from(BinPack.score(req, w)) * u64::from(*k))
                 })
             })
         }
-        ([BuiltinFilter::ResourceFit], [(BuiltinScore::Spread, k)]) => {
-            scan(workers, start, limit, |w, _| {
+        ([BuiltinFilter::ResourceFit], [(BuiltinScore::Spread, k)], _) => {
+            scan(workers, start, limit, |_, w, _| {
                 Verdict::of(fits(w), || {
                     Some(u64::from(Spread.score(req, w)) * u64::from(*k))
                 })
             })
         }
-        _ => scan(workers, start, limit, |w, floor| {
-            Verdict::of(filters.iter().all(|f| f.passes(req, w)), || {
-                scores.total(floor, |s| s.score(req, w))
+        (
+            [BuiltinFilter::ResourceFit],
+            [(BuiltinScore::BinPack, k), (BuiltinScore::JobSpread, kj)],
+            Some(counts),
+        ) => scan(workers, start, limit, |i, w, floor| {
+            Verdict::of(fits(w), || {
+                let js = with_job_spread(counts, i, floor, *k, *kj)?;
+                Some(js + u64::from(binpack_unchained(req, w)) * u64::from(*k))
             })
         }),
+        (
+            [BuiltinFilter::ResourceFit],
+            [(BuiltinScore::Spread, k), (BuiltinScore::JobSpread, kj)],
+            Some(counts),
+        ) => scan(workers, start, limit, |i, w, floor| {
+            Verdict::of(fits(w), || {
+                let js = with_job_spread(counts, i, floor, *k, *kj)?;
+                Some(js + u64::from(spread_unchained(req, w)) * u64::from(*k))
+            })
+        }),
+        _ => scan(workers, start, limit, |i, w, floor| {
+            Verdict::of(filters.iter().all(|f| f.passes(req, w)), || {
+                scores.total(floor, |s| s.score(req, w, i, siblings))
+            })
+        }),
+    }
+}
+
+impl Pipeline {
+    /// The position of the worker chosen for `req`, or why none fits. `siblings` as in
+    /// [`Pipeline::choose`].
+    fn place_at(
+        &self,
+        req: &Request<'_>,
+        workers: &[WorkerSnapshot],
+        siblings: Siblings<'_>,
+    ) -> Result<usize, String> {
+        let n = workers.len();
+        if n == 0 {
+            return Err(Explanation::default().render(0));
+        }
+        let start = match self.sample {
+            Some(_) => (self.next_random() % n as u64) as usize,
+            None => 0,
+        };
+        let limit = self.sample.unwrap_or(usize::MAX);
+        match self.choose(req, workers, (start, limit), siblings) {
+            Some(i) => {
+                for (s, _) in &self.scores.steps {
+                    s.placed(&workers[i].id);
+                }
+                Ok(i)
+            }
+            None => Err(self.explain(req, workers)),
+        }
+    }
+
+    /// [`Scheduler::place_batch`], with at most `budget` bytes for the index of siblings.
+    fn place_batch_within(
+        &self,
+        reqs: &[Request<'_>],
+        workers: &mut [WorkerSnapshot],
+        budget: usize,
+    ) -> Vec<Placement> {
+        let mut index = self
+            .indexes_siblings()
+            .then(|| JobIndex::new(reqs, workers, budget));
+        reqs.iter()
+            .enumerate()
+            .map(|(r, req)| {
+                let siblings = index.as_mut().map(|x| x.siblings(r));
+                match self.place_at(req, workers, siblings) {
+                    Ok(i) => {
+                        commit_to_snapshot(&mut workers[i], req);
+                        if let Some(x) = index.as_mut() {
+                            x.placed(r, i);
+                        }
+                        Placement::Worker(workers[i].id.clone())
+                    }
+                    Err(why) => Placement::Unschedulable(why),
+                }
+            })
+            .collect()
     }
 }
 
@@ -421,26 +539,14 @@ impl Scheduler for Pipeline {
     }
 
     fn place(&self, req: &Request<'_>, workers: &[WorkerSnapshot]) -> Placement {
-        let n = workers.len();
-        if n == 0 {
-            return Placement::Unschedulable(Explanation::default().render(0));
+        match self.place_at(req, workers, None) {
+            Ok(i) => Placement::Worker(workers[i].id.clone()),
+            Err(why) => Placement::Unschedulable(why),
         }
-        let start = match self.sample {
-            Some(_) => (self.next_random() % n as u64) as usize,
-            None => 0,
-        };
-        let limit = self.sample.unwrap_or(usize::MAX);
-        let best = self.choose(req, workers, start, limit);
-        match best {
-            Some(i) => {
-                let w = &workers[i];
-                for (s, _) in &self.scores.steps {
-                    s.placed(&w.id);
-                }
-                Placement::Worker(w.id.clone())
-            }
-            None => Placement::Unschedulable(self.explain(req, workers)),
-        }
+    }
+
+    fn place_batch(&self, reqs: &[Request<'_>], workers: &mut [WorkerSnapshot]) -> Vec<Placement> {
+        self.place_batch_within(reqs, workers, DENSE_BUDGET)
     }
 }
 
@@ -705,7 +811,8 @@ mod tests {
     }
 
     /// Workers of a few shapes and loads (so that scores tie often), some with the job's port in
-    /// use, some in zone a, some already running instances of the job.
+    /// use, some in zone a, some already running instances of the job (a few, or enough for
+    /// job-spread to score 0 whether capped at 255 or not), some running instances of another job.
     fn random_cluster(rng: &mut Rng, n: usize, job: &crate::spec::Job) -> Vec<WorkerSnapshot> {
         (0..n)
             .map(|i| {
@@ -719,9 +826,12 @@ mod tests {
                 if rng.below(2) == 0 {
                     w.labels.insert("zone".into(), "a".into());
                 }
-                let siblings = rng.below(4) as u32;
+                let siblings = [0, 0, 1, 2, 3, 99, 300][rng.below(7) as usize];
                 if siblings > 0 {
                     w.jobs.insert(job.name.clone(), siblings);
+                }
+                if rng.below(3) == 0 {
+                    w.jobs.insert(crate::ids::JobId::new("another"), 1);
                 }
                 w
             })
@@ -739,12 +849,15 @@ mod tests {
         let std_filters: [&dyn Filter; 3] = [&ResourceFit, &HostPorts, &Constraints];
         let parts: [&dyn Score; 4] = [&BinPack, &Spread, &JobSpread, &Epvm::default()];
         let [binpack, spread, job_spread, epvm] = [0, 1, 2, 3];
-        let score_sets: [&[(usize, u32)]; 6] = [
+        let score_sets: [&[(usize, u32)]; 8] = [
             &[(binpack, 1)],
             &[(spread, 3)],
+            // The registry's `spread`, `binpack` and `epvm`.
             &[(spread, 1), (job_spread, 10)],
-            &[(job_spread, 10), (binpack, 1)],
+            &[(binpack, 1), (job_spread, 10)],
             &[(epvm, 1), (job_spread, 10)],
+            &[(job_spread, 10), (binpack, 1)],
+            &[(job_spread, 1), (spread, 2)],
             &[(binpack, 2), (spread, 1), (epvm, 1)],
         ];
         let build = |set: &[(usize, u32)], opaque: bool| {
@@ -777,6 +890,9 @@ mod tests {
             let req = Request::new(job, 0);
             let n = 1 + rng.below(40) as usize;
             let ws = random_cluster(&mut rng, n, job);
+            let reqs = [req.clone()];
+            let mut index = JobIndex::new(&reqs, &ws, DENSE_BUDGET);
+            let siblings = index.siblings(0).to_vec();
             for set in score_sets {
                 let fast = build(set, false);
                 let general = build(set, true);
@@ -790,12 +906,17 @@ mod tests {
                     let want = reference(&std_filters, &scores, &req, &ws, (start, limit));
                     let at = (start, limit);
                     assert_eq!(
-                        fast.choose(&req, &ws, start, limit),
+                        fast.choose(&req, &ws, at, None),
                         want,
                         "built-ins, round {round}, {at:?}, {fast:?}"
                     );
                     assert_eq!(
-                        general.choose(&req, &ws, start, limit),
+                        fast.choose(&req, &ws, at, Some(&siblings)),
+                        want,
+                        "built-ins with the batch's index, round {round}, {at:?}, {fast:?}"
+                    );
+                    assert_eq!(
+                        general.choose(&req, &ws, at, None),
                         want,
                         "general, round {round}, {at:?}"
                     );
@@ -804,5 +925,137 @@ mod tests {
             }
         }
         assert!(decided > 1000, "most rounds place something: {decided}");
+    }
+
+    /// The registry's schedulers, placing batches: with the batch's index (its dense counts in
+    /// turns or not) they decide as one placement at a time without it, and (the stateless ones) as
+    /// the plain definition, each placement recorded before the next.
+    #[test]
+    fn batches_decide_as_one_placement_at_a_time() {
+        // The registry's schedulers, and `spread` sampled.
+        let names = ["spread", "binpack", "round-robin", "epvm", "spread-sampled"];
+        let built = |name: &str| match name {
+            "spread-sampled" => Pipeline::standard(name)
+                .with_score(Spread, 1)
+                .with_score(JobSpread, 10)
+                .with_sample(Some(3))
+                .with_seed(11),
+            _ => super::super::registry::builtin_pipeline(name).unwrap(),
+        };
+        let mut jobs = [
+            job_with("cpu: 300m, memory: 200Mi", ""),
+            job_with("cpu: 100m, memory: 64Mi", ""),
+            job_with("cpu: 1, memory: 700Mi", ""),
+            job_with("cpu: 100m", "ports: [{container: 80, host: 8080}]"),
+            job_constrained("zone", "a"),
+        ];
+        for (k, j) in jobs.iter_mut().enumerate() {
+            j.name = crate::ids::JobId::new(format!("job{k}"));
+        }
+        let std_filters: [&dyn Filter; 3] = [&ResourceFit, &HostPorts, &Constraints];
+        type Scores<'a> = &'a [(&'a dyn Score, u32)];
+        let plain: [(&str, Scores<'_>); 3] = [
+            ("spread", &[(&Spread, 1), (&JobSpread, 10)]),
+            ("binpack", &[(&BinPack, 1), (&JobSpread, 10)]),
+            ("epvm", &[(&Epvm::default(), 1), (&JobSpread, 10)]),
+        ];
+        let mut rng = Rng(0xBA7C);
+        let mut placed = 0;
+        for round in 0..60 {
+            let n = 1 + rng.below(30) as usize;
+            let mut ws = random_cluster(&mut rng, n, &jobs[round % jobs.len()]);
+            for w in &mut ws {
+                if rng.below(2) == 0 {
+                    let other = &jobs[rng.below(jobs.len() as u64) as usize];
+                    w.jobs.insert(other.name.clone(), 1 + rng.below(3) as u32);
+                }
+            }
+            // Interleaved, or in runs of one job.
+            let mut k = 0;
+            let reqs: Vec<Request<'_>> = (0..1 + rng.below(60))
+                .map(|_| {
+                    if rng.below(3) > 0 {
+                        k = rng.below(jobs.len() as u64) as usize;
+                    }
+                    Request::new(&jobs[k], 0)
+                })
+                .collect();
+            for name in names {
+                let one_at_a_time = {
+                    let p = built(name);
+                    let mut ws = ws.clone();
+                    let out: Vec<Placement> = reqs
+                        .iter()
+                        .map(|req| {
+                            let placement = p.place(req, &ws);
+                            if let Placement::Worker(id) = &placement {
+                                let i = ws.iter().position(|w| w.id == *id).unwrap();
+                                commit_to_snapshot(&mut ws[i], req);
+                            }
+                            placement
+                        })
+                        .collect();
+                    (out, ws)
+                };
+                // The shipped budget (one array per job), one array, two.
+                for budget in [DENSE_BUDGET, 1, 2 * n] {
+                    let p = built(name);
+                    assert_eq!(p.indexes_siblings(), name != "round-robin");
+                    let mut batch_ws = ws.clone();
+                    let out = p.place_batch_within(&reqs, &mut batch_ws, budget);
+                    assert_eq!(
+                        (&out, &batch_ws),
+                        (&one_at_a_time.0, &one_at_a_time.1),
+                        "{name}, round {round}, budget {budget}"
+                    );
+                }
+                if let Some((_, scores)) = plain.iter().find(|(n, _)| *n == name) {
+                    let mut ws = ws.clone();
+                    for (r, req) in reqs.iter().enumerate() {
+                        let want = reference(&std_filters, scores, req, &ws, (0, usize::MAX));
+                        let got = match &one_at_a_time.0[r] {
+                            Placement::Worker(id) => ws.iter().position(|w| w.id == *id),
+                            Placement::Unschedulable(_) => None,
+                        };
+                        assert_eq!(got, want, "{name}, round {round}, request {r}");
+                        if let Some(i) = want {
+                            commit_to_snapshot(&mut ws[i], req);
+                            placed += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(placed > 1000, "most requests are placed: {placed}");
+    }
+
+    /// A worker whose score can only equal the best so far is still scored: from a start past
+    /// it, a tie with the best goes to it, the earlier worker. Identical workers where the job
+    /// scores 100 (bin-pack on workers it fills exactly; spread on workers so large that it rounds
+    /// to nothing), so every worker ties at the bound.
+    #[test]
+    fn a_tie_at_the_bound_still_goes_to_the_earlier_worker() {
+        let j = job_with("cpu: 100m, memory: 64Mi", "");
+        let req = Request::new(&j, 0);
+        for (name, size) in [("binpack", (100, 64)), ("spread", (64_000, 262_144))] {
+            let p = super::super::registry::builtin_pipeline(name).unwrap();
+            let ws: Vec<_> = (0..5)
+                .map(|i| worker(&format!("w{i}"), size.0, size.1, 0))
+                .collect();
+            let reqs = [req.clone()];
+            let siblings = JobIndex::new(&reqs, &ws, DENSE_BUDGET).siblings(0).to_vec();
+            for start in 0..ws.len() {
+                for siblings in [None, Some(&siblings[..])] {
+                    let at = (start, ws.len());
+                    let got = p.choose(&req, &ws, at, siblings);
+                    assert_eq!(
+                        got,
+                        Some(0),
+                        "{name}, {at:?}, indexed: {}",
+                        siblings.is_some()
+                    );
+                }
+            }
+        }
     }
 }

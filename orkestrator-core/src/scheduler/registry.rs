@@ -37,36 +37,11 @@ impl Registry {
     /// constraints) plus its score, with instances of one job spread across workers.
     pub fn builtin() -> Self {
         let mut r = Self::new();
-        // JobSpread weighs 10 to 1: a job's instances go to different workers where they fit, and
-        // the algorithm's own score decides among equally spread choices.
-        r.register("spread", || {
-            Arc::new(
-                Pipeline::standard("spread")
-                    .with_score(Spread, 1)
-                    .with_score(JobSpread, 10),
-            )
-        });
-        r.register("binpack", || {
-            Arc::new(
-                Pipeline::standard("binpack")
-                    .with_score(BinPack, 1)
-                    .with_score(JobSpread, 10),
-            )
-        });
-        r.register("round-robin", || {
-            Arc::new(
-                Pipeline::standard("round-robin")
-                    .with_score(RoundRobin::default(), 1)
-                    .with_score(JobSpread, 10),
-            )
-        });
-        r.register("epvm", || {
-            Arc::new(
-                Pipeline::standard("epvm")
-                    .with_score(Epvm::default(), 1)
-                    .with_score(JobSpread, 10),
-            )
-        });
+        for name in BUILTIN {
+            r.register(name, move || {
+                Arc::new(builtin_pipeline(name).expect("a built-in scheduler"))
+            });
+        }
         r
     }
 
@@ -88,6 +63,24 @@ impl Registry {
     pub fn names(&self) -> Vec<&str> {
         self.factories.keys().map(String::as_str).collect()
     }
+}
+
+/// The names of the built-in schedulers.
+const BUILTIN: [&str; 4] = ["spread", "binpack", "round-robin", "epvm"];
+
+/// The pipeline of the built-in scheduler `name`, or `None`.
+pub(super) fn builtin_pipeline(name: &str) -> Option<Pipeline> {
+    let p = Pipeline::standard(name);
+    let p = match name {
+        "spread" => p.with_score(Spread, 1),
+        "binpack" => p.with_score(BinPack, 1),
+        "round-robin" => p.with_score(RoundRobin::default(), 1),
+        "epvm" => p.with_score(Epvm::default(), 1),
+        _ => return None,
+    };
+    // JobSpread weighs 10 to 1: a job's instances go to different workers where they fit, and the
+    // algorithm's own score decides among equally spread choices.
+    Some(p.with_score(JobSpread, 10))
 }
 
 impl Default for Registry {
