@@ -146,7 +146,14 @@ mod tests {
     }
 
     /// A row of the rollout table: what, version, count, instances, actions, done.
-    type Row = (&'static str, u64, u32, Vec<InstanceFacts>, Vec<Action>, bool);
+    type Row = (
+        &'static str,
+        u64,
+        u32,
+        Vec<InstanceFacts>,
+        Vec<Action>,
+        bool,
+    );
 
     #[test]
     fn rollout_table() {
