@@ -13,6 +13,24 @@ use crate::error::Result;
 use crate::ids::{JobId, SchedulerId, WorkerId};
 use crate::spec::Job;
 
+/// Every item of a paged list: asks for pages of the largest size until the last one.
+async fn every_page<T, F, Fut>(mut page: F) -> Result<Vec<T>>
+where
+    F: FnMut(ListQuery) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>>>,
+{
+    let mut q = ListQuery::first(ListQuery::MAX_LIMIT);
+    let mut all = Vec::new();
+    loop {
+        let p = page(q.clone()).await?;
+        all.extend(p.items);
+        match p.next {
+            Some(t) => q.after = Some(t),
+            None => return Ok(all),
+        }
+    }
+}
+
 /// The manager's API.
 #[async_trait]
 pub trait Transport: Send + Sync + 'static {
@@ -24,16 +42,7 @@ pub trait Transport: Send + Sync + 'static {
     async fn list_jobs_page(&self, q: &ListQuery) -> Result<Page<JobSummary>>;
     /// Every job: pages through the list.
     async fn list_jobs(&self) -> Result<Vec<JobSummary>> {
-        let mut q = ListQuery::first(ListQuery::MAX_LIMIT);
-        let mut all = Vec::new();
-        loop {
-            let page = self.list_jobs_page(&q).await?;
-            all.extend(page.items);
-            match page.next {
-                Some(t) => q.after = Some(t),
-                None => return Ok(all),
-            }
-        }
+        every_page(|q| async move { self.list_jobs_page(&q).await }).await
     }
     /// Gets one job.
     async fn get_job(&self, job: &JobId) -> Result<JobView>;
@@ -43,16 +52,7 @@ pub trait Transport: Send + Sync + 'static {
     async fn list_workers_page(&self, q: &ListQuery) -> Result<Page<WorkerView>>;
     /// Every worker: pages through the list.
     async fn list_workers(&self) -> Result<Vec<WorkerView>> {
-        let mut q = ListQuery::first(ListQuery::MAX_LIMIT);
-        let mut all = Vec::new();
-        loop {
-            let page = self.list_workers_page(&q).await?;
-            all.extend(page.items);
-            match page.next {
-                Some(t) => q.after = Some(t),
-                None => return Ok(all),
-            }
-        }
+        every_page(|q| async move { self.list_workers_page(&q).await }).await
     }
     /// Collects garbage now: what ended longer ago than the manager's `gc_after`.
     async fn gc(&self) -> Result<crate::manager::GcReport>;
