@@ -98,6 +98,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 task,
                 from,
                 to,
+                ..
             } = e.kind
             {
                 println!("[event {:>3}] {instance}/{task}: {from} -> {to}", e.index);

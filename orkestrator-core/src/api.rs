@@ -157,6 +157,10 @@ pub struct SubmitResponse {
     pub version: u64,
     /// What the submission did.
     pub outcome: SubmitOutcome,
+    /// The commit index of the change (for `unchanged`, the state index it was compared at):
+    /// an event stream from here (`GET /v1/events?index=N`) misses nothing that follows.
+    #[serde(default)]
+    pub index: u64,
 }
 
 /// What a submission did.
@@ -252,7 +256,7 @@ impl TaskStatus {
 }
 
 /// One placed (or waiting) copy of a job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceView {
     /// The instance.
     pub id: InstanceId,
@@ -268,10 +272,13 @@ pub struct InstanceView {
     pub pending_reason: Option<String>,
     /// Each task's status.
     pub tasks: BTreeMap<TaskName, TaskStatus>,
+    /// Each running task's current CPU and memory, from the metrics its worker publishes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub usage: BTreeMap<TaskName, crate::metrics::Usage>,
 }
 
 /// A job and everything known about it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobView {
     /// The job's name.
     pub name: JobId,
@@ -285,6 +292,10 @@ pub struct JobView {
     pub spec: Job,
     /// Its instances (the current ones first, then replaced ones not yet cleaned up).
     pub instances: Vec<InstanceView>,
+    /// The state index this view is as of (for a stop, the index of the stop's commit): an
+    /// event stream from here misses nothing that follows.
+    #[serde(default)]
+    pub index: u64,
 }
 
 /// `GET /v1/jobs/{job}/logs` query: which task of which instance, and how many lines.
@@ -460,7 +471,7 @@ impl fmt::Display for Liveness {
 }
 
 /// A worker as the manager sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerView {
     /// The worker.
     pub id: WorkerId,
@@ -482,6 +493,9 @@ pub struct WorkerView {
     pub instances: usize,
     /// Milliseconds since its last heartbeat.
     pub last_seen_ms_ago: u64,
+    /// The host's current CPU and memory use, from the metrics the worker publishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::metrics::Usage>,
 }
 
 /// A placed instance, as its worker sees it.
@@ -701,7 +715,7 @@ pub struct SchedulerView {
 /// The health of every component and job, summarised: counts by state, not lists (a cluster may
 /// have tens of thousands of workers and a million tasks). `GET /v1/workers` and `GET /v1/jobs`
 /// page through the details.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthReport {
     /// The manager itself.
     pub manager: ManagerHealth,

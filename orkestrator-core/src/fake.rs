@@ -314,6 +314,7 @@ impl Runtime for FakeRuntime {
             cpu_cores: 0.0,
             memory_bytes: 1 << 20,
             memory_limit_bytes: c.spec.resources.memory.bytes(),
+            ..ContainerStats::default()
         })
     }
 

@@ -29,6 +29,7 @@ pub mod fake;
 pub mod ids;
 pub mod local;
 pub mod manager;
+pub mod metrics;
 pub mod runtime;
 pub mod scheduler;
 pub mod spec;

@@ -10,10 +10,12 @@ use async_trait::async_trait;
 
 use crate::api::*;
 use crate::error::{Error, Result};
+use crate::events::{EventFilter, StreamStart};
 use crate::ids::{JobId, SchedulerId, WorkerId};
 use crate::manager::Manager;
+use crate::metrics::{JobMetrics, MetricsAccepted, MetricsReport, WorkerMetrics};
 use crate::spec::Job;
-use crate::transport::Transport;
+use crate::transport::{EventStream, Transport};
 
 /// A [`Transport`] that calls a [`Manager`] directly. It can be cut off (every call fails as if
 /// the manager were unreachable) to simulate partitions.
@@ -112,6 +114,44 @@ impl Transport for LocalTransport {
     async fn health(&self) -> Result<HealthReport> {
         self.check()?;
         api(self.manager().health().await)
+    }
+
+    async fn events(&self, start: StreamStart, filter: &EventFilter) -> Result<EventStream> {
+        self.check()?;
+        let sub = self.manager().events(start, filter.clone());
+        let cut = self.cut.clone();
+        Ok(Box::pin(futures_util::stream::unfold(
+            sub,
+            move |mut sub| {
+                let cut = cut.clone();
+                async move {
+                    let item = sub.next().await?;
+                    if cut.load(Ordering::SeqCst) {
+                        return None;
+                    }
+                    Some((Ok(item), sub))
+                }
+            },
+        )))
+    }
+
+    async fn job_metrics(&self, job: &JobId) -> Result<JobMetrics> {
+        self.check()?;
+        api(self.manager().job_metrics(job, None).await)
+    }
+
+    async fn worker_metrics(&self, worker: &WorkerId) -> Result<WorkerMetrics> {
+        self.check()?;
+        api(self.manager().worker_metrics(worker, None).await)
+    }
+
+    async fn report_metrics(
+        &self,
+        worker: &WorkerId,
+        report: &MetricsReport,
+    ) -> Result<MetricsAccepted> {
+        self.check()?;
+        api(self.manager().report_metrics(worker, report.clone()).await)
     }
 
     async fn register_worker(&self, req: &RegisterWorker) -> Result<Registered> {

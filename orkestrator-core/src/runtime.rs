@@ -90,10 +90,20 @@ impl ContainerInfo {
 pub struct ContainerStats {
     /// CPU use, in cores (1.0 = one core busy).
     pub cpu_cores: f64,
-    /// Memory in use, in bytes.
+    /// Memory in use (the working set: usage minus inactive file cache), in bytes.
     pub memory_bytes: u64,
     /// Memory limit, in bytes.
     pub memory_limit_bytes: u64,
+    /// CPU time used since the container started, in seconds.
+    pub cpu_seconds_total: f64,
+    /// Bytes received on the container's network interfaces.
+    pub network_rx_bytes: u64,
+    /// Bytes sent on the container's network interfaces.
+    pub network_tx_bytes: u64,
+    /// Bytes read from block devices.
+    pub block_read_bytes: u64,
+    /// Bytes written to block devices.
+    pub block_write_bytes: u64,
 }
 
 /// A container runtime.

@@ -10,8 +10,15 @@ use async_trait::async_trait;
 
 use crate::api::*;
 use crate::error::Result;
+use crate::events::{EventFilter, StreamItem, StreamStart};
 use crate::ids::{JobId, SchedulerId, WorkerId};
+use crate::metrics::{JobMetrics, MetricsAccepted, MetricsReport, WorkerMetrics};
 use crate::spec::Job;
+
+/// A stream of the manager's events (see [`Transport::events`]). It ends when the connection
+/// does; resume with [`StreamStart::After`] the last event's position.
+pub type EventStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<StreamItem>> + Send + 'static>>;
 
 /// Every item of a paged list: asks for pages of the largest size until the last one.
 async fn every_page<T, F, Fut>(mut page: F) -> Result<Vec<T>>
@@ -59,6 +66,15 @@ pub trait Transport: Send + Sync + 'static {
     /// The health of every component and job.
     async fn health(&self) -> Result<HealthReport>;
 
+    /// Follows the manager's events from `start` that pass `filter` (`GET /v1/events`): those it
+    /// still holds first, then live ones. A start older than the manager's window gives a
+    /// [`StreamItem::Reset`] first.
+    async fn events(&self, start: StreamStart, filter: &EventFilter) -> Result<EventStream>;
+    /// The metrics window of a job's tasks (`GET /v1/jobs/{job}/metrics`).
+    async fn job_metrics(&self, job: &JobId) -> Result<JobMetrics>;
+    /// The metrics window of a worker and its tasks (`GET /v1/workers/{id}/metrics`).
+    async fn worker_metrics(&self, worker: &WorkerId) -> Result<WorkerMetrics>;
+
     // --- workers ---
 
     /// Registers (or re-registers) a worker.
@@ -79,6 +95,14 @@ pub trait Transport: Send + Sync + 'static {
         worker: &WorkerId,
         updates: &[TaskUpdate],
     ) -> Result<ReportResponse>;
+
+    /// Publishes one metrics report (`POST /v1/workers/{id}/metrics`): never committed, kept in
+    /// the manager's rolling window.
+    async fn report_metrics(
+        &self,
+        worker: &WorkerId,
+        report: &MetricsReport,
+    ) -> Result<MetricsAccepted>;
 
     // --- schedulers ---
 

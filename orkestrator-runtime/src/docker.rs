@@ -408,6 +408,7 @@ fn container_stats(s: &ContainerStatsResponse) -> ContainerStats {
         cpu_cores,
         memory_bytes,
         memory_limit_bytes,
+        ..ContainerStats::default()
     }
 }
 

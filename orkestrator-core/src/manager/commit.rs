@@ -106,10 +106,20 @@ pub(crate) fn store_failed(m: &str) -> ApiError {
 
 /// Soft events (liveness, leases) are not stored; they get ids under the last durable index:
 /// `(index, seq)` with `seq` counting on after the events of that index.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Publisher {
     pub index: u64,
     pub seq: u32,
+    /// The window of recent events, appended in the order they are sent (under this lock), so a
+    /// stream can read its backlog and subscribe without a gap or a repeat.
+    pub log: crate::events::EventLog,
+}
+
+impl Publisher {
+    fn send(&mut self, inner: &Inner, e: Event) {
+        self.log.push(e.clone());
+        let _ = inner.events.send(e);
+    }
 }
 
 /// Recent commit latencies and counters, for the health report.
@@ -169,12 +179,13 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) fn publish_soft(inner: &Inner, kind: EventKind) {
     let mut p = lock(&inner.publisher);
     p.seq += 1;
-    let _ = inner.events.send(Event {
+    let e = Event {
         index: p.index,
         seq: p.seq,
         at: now_millis(),
         kind,
-    });
+    };
+    p.send(inner, e);
 }
 
 /// The committer: runs until every sender is gone.
@@ -221,12 +232,13 @@ pub(crate) async fn run(inner: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedRe
                         p.index = b.index;
                         p.seq = 0;
                         for kind in std::mem::take(&mut b.events) {
-                            let _ = inner.events.send(Event {
+                            let e = Event {
                                 index: b.index,
                                 seq: p.seq,
                                 at,
                                 kind,
-                            });
+                            };
+                            p.send(&inner, e);
                             p.seq += 1;
                         }
                     }

@@ -84,6 +84,8 @@ pub(crate) fn collect(st: &mut State, txn: &mut Txn, older_than: Duration) -> Gc
         st.set_phase(&name, phase, None);
         st.jobs.remove(&name);
         st.rolling.remove(&name);
+        txn.events
+            .push(EventKind::JobCollected { job: name.clone() });
         txn.ops.push(StoreOp::DeleteJob(name));
         report.jobs += 1;
     }

@@ -33,6 +33,7 @@ pub(crate) fn submit(
                 job: name,
                 version: e.rec.version,
                 outcome: SubmitOutcome::Unchanged,
+                index: 0,
             };
         }
         Some(e) => (e.rec.version + 1, SubmitOutcome::Updated),
@@ -92,14 +93,22 @@ pub(crate) fn submit(
             new_instance(st, txn, &name, index, None);
         }
     }
-    txn.events.push(EventKind::JobSubmitted {
-        job: name.clone(),
-        version,
+    txn.events.push(if version > 1 {
+        EventKind::JobUpdated {
+            job: name.clone(),
+            version,
+        }
+    } else {
+        EventKind::JobSubmitted {
+            job: name.clone(),
+            version,
+        }
     });
     SubmitResponse {
         job: name,
         version,
         outcome,
+        index: 0,
     }
 }
 
@@ -170,10 +179,12 @@ pub(crate) fn end_tasks(
             continue;
         }
         events.push(EventKind::TaskStateChanged {
+            job: spec.name.clone(),
             instance: id.clone(),
             task: t.name.clone(),
             from: s.state,
             to,
+            reason: Some(reason.to_owned()),
         });
         s.state = to;
         s.reason = Some(reason.to_owned());
@@ -323,10 +334,15 @@ pub(crate) fn report(
         }
         if from != u.state {
             txn.events.push(EventKind::TaskStateChanged {
+                job: key.0.clone(),
                 instance: u.instance.clone(),
                 task: u.task.clone(),
                 from,
                 to: u.state,
+                reason: u
+                    .reason
+                    .clone()
+                    .or_else(|| u.exit_code.map(|c| format!("exit code {c}"))),
             });
         }
         st.with_instance(&key, txn, |i, _| {

@@ -27,6 +27,7 @@ mod load;
 mod placement;
 pub mod reconcile;
 mod state;
+mod stream;
 mod views;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,8 +38,11 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use crate::api::*;
-use crate::events::Event;
+use crate::events::{Event, EventFilter, EventKind, EventLog, Position, StreamStart};
 use crate::ids::{JobId, SchedulerId, WorkerId};
+use crate::metrics::{
+    JobMetrics, MetricsAccepted, MetricsReport, MetricsWindow, Placement, WorkerMetrics,
+};
 use crate::spec::Job;
 use crate::store::{Store, StoreOp};
 
@@ -46,6 +50,7 @@ use commit::{Batch, Publisher, Stats, Ticket, Txn};
 use state::State;
 
 pub use gc::GcReport;
+pub use stream::EventSubscription;
 
 /// Manager settings.
 #[derive(Debug, Clone)]
@@ -66,6 +71,11 @@ pub struct ManagerConfig {
     pub gc_after: Duration,
     /// The most pending instances one scheduler's request for work gets. Default 2,000.
     pub max_work: usize,
+    /// How many recent events the manager keeps for streams to resume from. Default 50,000.
+    pub event_window: usize,
+    /// How many metrics samples the manager keeps per task and per worker. Default 60 (five
+    /// minutes at the workers' default 5 s interval).
+    pub metrics_window: usize,
 }
 
 impl Default for ManagerConfig {
@@ -78,6 +88,8 @@ impl Default for ManagerConfig {
             min_healthy_time: Duration::from_secs(5),
             gc_after: Duration::from_secs(3600),
             max_work: 2_000,
+            event_window: 50_000,
+            metrics_window: 60,
         }
     }
 }
@@ -98,6 +110,8 @@ pub(crate) struct Inner {
     events: broadcast::Sender<Event>,
     publisher: Mutex<Publisher>,
     stats: Mutex<Stats>,
+    /// Metrics from workers: not state, never committed.
+    metrics: Mutex<MetricsWindow>,
     started: Instant,
 }
 
@@ -115,14 +129,22 @@ impl Manager {
         let (tx, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(4096);
         let inner = Arc::new(Inner {
-            config,
+            config: config.clone(),
             state: Mutex::new(state),
             store,
             committer: tx,
             durable: AtomicU64::new(index),
             events,
-            publisher: Mutex::new(Publisher { index, seq: 0 }),
+            publisher: Mutex::new(Publisher {
+                index,
+                seq: 0,
+                log: EventLog::new(config.event_window, Position { index, seq: 0 }),
+            }),
             stats: Mutex::new(Stats::default()),
+            metrics: Mutex::new(MetricsWindow::new(
+                config.metrics_window,
+                METRICS_STALE_REPORTS,
+            )),
             started: now,
         });
         tokio::spawn(commit::run(Arc::downgrade(&inner), rx));
@@ -145,6 +167,13 @@ impl Manager {
     /// Subscribes to the event bus: every event from now on, in id order.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
+    }
+
+    /// A stream of events from `start` that pass `filter`: first those the manager's window
+    /// holds, then live ones, none missed and none twice. Starting before the window gives a
+    /// [`Reset`](crate::events::Reset) first.
+    pub fn events(&self, start: StreamStart, filter: EventFilter) -> EventSubscription {
+        EventSubscription::open(&self.inner, start, filter)
     }
 
     /// The index of the last durable commit.
@@ -230,7 +259,12 @@ impl Manager {
 
     /// Creates or updates a job. An identical re-submission is a no-op (`unchanged`).
     pub async fn submit_job(&self, job: Job) -> ApiResult<SubmitResponse> {
-        let (t, r) = self.write(|st, txn, cfg| Ok(jobs::submit(st, txn, cfg, job)))?;
+        let (t, r) = self.write(|st, txn, cfg| {
+            let mut r = jobs::submit(st, txn, cfg, job);
+            // Sealing takes the next index unless nothing changed.
+            r.index = st.head + u64::from(!txn.is_empty());
+            Ok(r)
+        })?;
         t.durable().await?;
         Ok(r)
     }
@@ -239,7 +273,10 @@ impl Manager {
     pub async fn stop_job(&self, name: &JobId) -> ApiResult<JobView> {
         let (t, v) = self.write(|st, txn, _| {
             jobs::stop(st, txn, name)?;
-            views::job_view(st, name).ok_or_else(|| ApiError::not_found("job", name))
+            let mut v =
+                views::job_view(st, name).ok_or_else(|| ApiError::not_found("job", name))?;
+            v.index = st.head + u64::from(!txn.is_empty());
+            Ok(v)
         })?;
         t.durable().await?;
         Ok(v)
@@ -254,10 +291,26 @@ impl Manager {
 
     /// One job.
     pub async fn get_job(&self, name: &JobId) -> ApiResult<JobView> {
-        let (t, v) = self
+        let (t, mut v) = self
             .read(|st| views::job_view(st, name).ok_or_else(|| ApiError::not_found("job", name)))?;
         t.durable().await?;
+        self.add_job_usage(&mut v);
         Ok(v)
+    }
+
+    /// Fills each running task's current CPU and memory in from the metrics window.
+    fn add_job_usage(&self, v: &mut JobView) {
+        let m = commit::lock(&self.inner.metrics);
+        for i in &mut v.instances {
+            let Some((job, number)) = state::parse_id(&i.id) else {
+                continue;
+            };
+            i.usage = i
+                .tasks
+                .keys()
+                .filter_map(|t| Some((t.clone(), m.task_usage(&job, number, t)?)))
+                .collect();
+        }
     }
 
     /// Where the output of `task` of instance `index` of `job` can be read: its worker's endpoint
@@ -316,8 +369,12 @@ impl Manager {
     /// One page of the worker list, by id.
     pub async fn list_workers(&self, q: &ListQuery) -> ApiResult<Page<WorkerView>> {
         let grace = self.inner.config.heartbeat_grace;
-        let (t, page) = self.read(|st| views::worker_page(st, q, grace))?;
+        let (t, mut page) = self.read(|st| views::worker_page(st, q, grace))?;
         t.durable().await?;
+        let m = commit::lock(&self.inner.metrics);
+        for w in &mut page.items {
+            w.usage = m.node_usage(&w.id);
+        }
         Ok(page)
     }
 
@@ -513,9 +570,99 @@ impl Manager {
     /// (with their instances and specs), replaced instances of live jobs, spec versions no
     /// instance runs, and workers down for that long.
     pub async fn gc(&self, older_than: Duration) -> ApiResult<GcReport> {
-        let (t, r) = self.write(|st, txn, _| Ok(gc::collect(st, txn, older_than)))?;
+        let mut jobs = Vec::new();
+        let mut workers = Vec::new();
+        let (t, r) = self.write(|st, txn, _| {
+            let before: Vec<WorkerId> = st.workers.keys().cloned().collect();
+            let r = gc::collect(st, txn, older_than);
+            workers = before
+                .into_iter()
+                .filter(|w| !st.workers.contains_key(w))
+                .collect();
+            jobs = txn
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    EventKind::JobCollected { job } => Some(job.clone()),
+                    _ => None,
+                })
+                .collect();
+            Ok(r)
+        })?;
         t.durable().await?;
+        let mut m = commit::lock(&self.inner.metrics);
+        for j in &jobs {
+            m.remove_job(j);
+        }
+        for w in &workers {
+            m.remove_worker(w);
+        }
         Ok(r)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Metrics (not state: never committed)
+
+    /// Records a worker's metrics report. Samples of instances not placed on this worker are
+    /// ignored (and counted).
+    pub async fn report_metrics(
+        &self,
+        worker: &WorkerId,
+        report: MetricsReport,
+    ) -> ApiResult<MetricsAccepted> {
+        let places: Vec<Option<Placement>> = {
+            let st = self.lock();
+            if !st.workers.contains_key(worker) {
+                return Err(ApiError::not_found("worker", worker));
+            }
+            report
+                .tasks
+                .iter()
+                .map(|t| {
+                    let key = state::parse_id(&t.instance)?;
+                    let i = st.instance(&key)?;
+                    (i.worker.as_ref() == Some(worker)).then(|| Placement {
+                        job: key.0.clone(),
+                        number: key.1,
+                        index: i.index,
+                    })
+                })
+                .collect()
+        };
+        let mut places = places.into_iter();
+        let mut m = commit::lock(&self.inner.metrics);
+        Ok(m.record(worker, report, |_| places.next().flatten()))
+    }
+
+    /// The metrics window of `job`'s tasks (the last `last` samples of each, or all).
+    pub async fn job_metrics(&self, job: &JobId, last: Option<usize>) -> ApiResult<JobMetrics> {
+        if !self.lock().jobs.contains_key(job) {
+            return Err(ApiError::not_found("job", job));
+        }
+        Ok(commit::lock(&self.inner.metrics).job(job, last))
+    }
+
+    /// The metrics window of `worker`'s host and tasks.
+    pub async fn worker_metrics(
+        &self,
+        worker: &WorkerId,
+        last: Option<usize>,
+    ) -> ApiResult<WorkerMetrics> {
+        if !self.lock().workers.contains_key(worker) {
+            return Err(ApiError::not_found("worker", worker));
+        }
+        Ok(commit::lock(&self.inner.metrics)
+            .worker(worker, last)
+            .unwrap_or_else(|| WorkerMetrics {
+                worker: worker.clone(),
+                node: Vec::new(),
+                tasks: Vec::new(),
+            }))
+    }
+
+    /// Runs `f` over the metrics window (for exporters such as Prometheus).
+    pub fn with_metrics<R>(&self, f: impl FnOnce(&MetricsWindow) -> R) -> R {
+        f(&commit::lock(&self.inner.metrics))
     }
 
     /// Runs [`Manager::gc`] with the configured `gc_after`, every `gc_after / 4` (at most every
@@ -533,6 +680,9 @@ impl Manager {
         }
     }
 }
+
+/// A task series is dropped when its worker has sent this many reports without it.
+const METRICS_STALE_REPORTS: u64 = 3;
 
 fn rebuilding() -> ApiError {
     ApiError::unavailable(

@@ -213,6 +213,7 @@ fn unschedulable(
         }
     });
     txn.events.push(EventKind::InstanceUnschedulable {
+        job: key.0.clone(),
         instance: id.clone(),
         reason,
     });
@@ -243,16 +244,19 @@ fn place(
         i.pending_reason = None;
         for (t, s) in spec.tasks.iter().zip(i.tasks.iter_mut()) {
             events.push(EventKind::TaskStateChanged {
+                job: key.0.clone(),
                 instance: id.clone(),
                 task: t.name.clone(),
                 from: s.state,
                 to: TaskState::Scheduled,
+                reason: Some(format!("placed on {worker}")),
             });
             *s = TaskStatus::new(TaskState::Scheduled);
         }
     });
     txn.events.extend(events);
     txn.events.push(EventKind::InstancePlaced {
+        job: key.0.clone(),
         instance: id.clone(),
         worker: worker.clone(),
         scheduler: scheduler.clone(),

@@ -34,6 +34,7 @@ fn instance_view(job: &JobId, number: u64, i: &Instance, e: &JobEntry) -> Instan
             .zip(&i.tasks)
             .map(|(t, s)| (t.name.clone(), s.clone()))
             .collect(),
+        usage: Default::default(),
     }
 }
 
@@ -57,6 +58,7 @@ pub(crate) fn job_view(st: &State, name: &JobId) -> Option<JobView> {
             .into_iter()
             .map(|(n, i)| instance_view(name, *n, i, e))
             .collect(),
+        index: st.head,
     })
 }
 
@@ -211,6 +213,7 @@ pub(crate) fn worker_view(w: &WorkerEntry, grace: Duration) -> WorkerView {
         reserved: w.reserved.resources,
         instances: w.reserved.instances as usize,
         last_seen_ms_ago: Instant::now().duration_since(w.last_seen).as_millis() as u64,
+        usage: None,
     }
 }
 

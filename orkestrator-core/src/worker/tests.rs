@@ -93,6 +93,7 @@ struct Scripted {
     queued: Notify,
     watched: Mutex<Vec<u64>>,
     reports: Mutex<Vec<TaskUpdate>>,
+    metrics: Mutex<Vec<crate::metrics::MetricsReport>>,
 }
 
 impl Scripted {
@@ -128,6 +129,27 @@ impl crate::transport::Transport for Scripted {
     }
     async fn health(&self) -> Result<HealthReport> {
         Err(not_a_worker_call())
+    }
+    async fn events(
+        &self,
+        _: crate::events::StreamStart,
+        _: &crate::events::EventFilter,
+    ) -> Result<crate::transport::EventStream> {
+        Err(not_a_worker_call())
+    }
+    async fn job_metrics(&self, _: &JobId) -> Result<crate::metrics::JobMetrics> {
+        Err(not_a_worker_call())
+    }
+    async fn worker_metrics(&self, _: &WorkerId) -> Result<crate::metrics::WorkerMetrics> {
+        Err(not_a_worker_call())
+    }
+    async fn report_metrics(
+        &self,
+        _: &WorkerId,
+        r: &crate::metrics::MetricsReport,
+    ) -> Result<crate::metrics::MetricsAccepted> {
+        self.metrics.lock().unwrap().push(r.clone());
+        Ok(crate::metrics::MetricsAccepted::default())
     }
     async fn register_worker(&self, _: &RegisterWorker) -> Result<Registered> {
         Ok(Registered {

@@ -5,18 +5,25 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use orkestrator_core::api::*;
+use orkestrator_core::events::{EventFilter, StreamItem, StreamStart};
 use orkestrator_core::ids::{JobId, SchedulerId, WorkerId};
+use orkestrator_core::metrics::{JobMetrics, MetricsAccepted, MetricsReport, WorkerMetrics};
 use orkestrator_core::spec::Job;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::{EventStream, Transport};
 use orkestrator_core::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+/// A response body as it arrives.
+pub type ByteStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes>> + Send + 'static>>;
 
 /// Largest response body the client reads.
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
@@ -121,21 +128,74 @@ impl HttpTransport {
                 self.unreachable(format!("unexpected response from {uri} ({status}): {e}; is this an Orkestrator manager?"))
             });
         }
-        Err(Error::Api(
-            serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| {
+        Err(self.api_error(status, &bytes))
+    }
+
+    /// Opens a streaming `GET`: once the answer's head has come (within the timeout), its body
+    /// as it arrives, with no deadline. An error answer is read whole and returned as its
+    /// [`ApiError`].
+    pub async fn stream_get(
+        &self,
+        path: &str,
+        accept: &str,
+        headers: &[(&str, String)],
+    ) -> Result<ByteStream> {
+        let uri = format!("{}{}", self.base, path);
+        let mut req = Request::builder()
+            .method(Method::GET)
+            .uri(&uri)
+            .header(header::ACCEPT, accept);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let req = req
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| self.unreachable(format!("bad request to {uri}: {e}")))?;
+        let resp = tokio::time::timeout(self.timeout, self.client.request(req))
+            .await
+            .map_err(|_| self.unreachable(format!("no answer within {:?}", self.timeout)))?
+            .map_err(|e| self.unreachable(describe(&e, self.peer)))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| self.unreachable(format!("reading the response: {e}")))?
+                .to_bytes();
+            return Err(self.api_error(status, &bytes));
+        }
+        let base = self.base.clone();
+        let body = http_body_util::BodyStream::new(resp.into_body());
+        Ok(Box::pin(body.filter_map(move |frame| {
+            let base = base.clone();
+            async move {
+                match frame {
+                    Ok(f) => f.into_data().ok().map(Ok),
+                    Err(e) => Some(Err(Error::Unreachable {
+                        addr: base,
+                        message: format!("the stream broke: {e}"),
+                    })),
+                }
+            }
+        })))
+    }
+
+    fn api_error(&self, status: hyper::StatusCode, bytes: &[u8]) -> Error {
+        Error::Api(
+            serde_json::from_slice::<ApiError>(bytes).unwrap_or_else(|_| {
                 ApiError::new(
                     super::server::kind_of(status),
                     "http_error",
                     format!(
                         "{status}: {}",
-                        String::from_utf8_lossy(&bytes)
+                        String::from_utf8_lossy(bytes)
                             .chars()
                             .take(500)
                             .collect::<String>()
                     ),
                 )
             }),
-        ))
+        )
     }
 
     fn unreachable(&self, message: String) -> Error {
@@ -317,6 +377,74 @@ impl Transport for HttpTransport {
 
     async fn health(&self) -> Result<HealthReport> {
         self.call(Method::GET, "/v1/health", NONE, Duration::ZERO)
+            .await
+    }
+
+    async fn events(&self, start: StreamStart, filter: &EventFilter) -> Result<EventStream> {
+        let mut query = Vec::new();
+        match start {
+            StreamStart::Now => {}
+            StreamStart::Index(i) => query.push(format!("index={i}")),
+            StreamStart::After(p) => query.push(format!("index={p}")),
+        }
+        if !filter.topics.is_empty() {
+            let t: Vec<&str> = filter.topics.iter().map(|t| t.as_str()).collect();
+            query.push(format!("topic={}", t.join(",")));
+        }
+        if let Some(k) = &filter.key {
+            query.push(format!("key={}", seg(k)));
+        }
+        let path = format!("/v1/events?{}", query.join("&"));
+        let body = self.stream_get(&path, "text/event-stream", &[]).await?;
+        let base = self.base.clone();
+        let decoded = body
+            .scan(super::sse::SseDecoder::new(), move |dec, chunk| {
+                let out: Vec<Result<StreamItem>> = match chunk {
+                    Err(e) => vec![Err(e)],
+                    Ok(bytes) => match dec.feed(&bytes) {
+                        Err(m) => vec![Err(Error::Unreachable {
+                            addr: base.clone(),
+                            message: m,
+                        })],
+                        Ok(msgs) => msgs
+                            .into_iter()
+                            .map(|m| {
+                                let item = if m.event == "reset" {
+                                    serde_json::from_str(&m.data).map(StreamItem::Reset)
+                                } else {
+                                    serde_json::from_str(&m.data).map(StreamItem::Event)
+                                };
+                                item.map_err(|e| Error::Unreachable {
+                                    addr: base.clone(),
+                                    message: format!("an event the client cannot read: {e}"),
+                                })
+                            })
+                            .collect(),
+                    },
+                };
+                futures_util::future::ready(Some(futures_util::stream::iter(out)))
+            })
+            .flatten();
+        Ok(Box::pin(decoded))
+    }
+
+    async fn job_metrics(&self, job: &JobId) -> Result<JobMetrics> {
+        let path = format!("/v1/jobs/{}/metrics", seg(job.as_str()));
+        self.call(Method::GET, &path, NONE, Duration::ZERO).await
+    }
+
+    async fn worker_metrics(&self, worker: &WorkerId) -> Result<WorkerMetrics> {
+        let path = format!("/v1/workers/{}/metrics", seg(worker.as_str()));
+        self.call(Method::GET, &path, NONE, Duration::ZERO).await
+    }
+
+    async fn report_metrics(
+        &self,
+        worker: &WorkerId,
+        report: &MetricsReport,
+    ) -> Result<MetricsAccepted> {
+        let path = format!("/v1/workers/{}/metrics", seg(worker.as_str()));
+        self.call(Method::POST, &path, Some(report), Duration::ZERO)
             .await
     }
 

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod server;
+pub mod sse;
 
 /// Largest request body the server accepts, in bytes.
 pub const MAX_BODY_BYTES: usize = 1 << 20;

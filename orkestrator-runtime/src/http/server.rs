@@ -9,14 +9,17 @@ use std::time::Duration;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use orkestrator_core::api::*;
 use orkestrator_core::error::RuntimeErrorKind;
+use orkestrator_core::events::{EventFilter, StreamItem, StreamStart};
 use orkestrator_core::ids::{JobId, SchedulerId, WorkerId};
 use orkestrator_core::manager::Manager;
+use orkestrator_core::metrics::{JobMetrics, MetricsAccepted, MetricsReport, WorkerMetrics};
 use orkestrator_core::runtime::{Runtime, labels};
 use orkestrator_core::spec::{Format, parse_job};
 use serde::Deserialize;
@@ -33,8 +36,14 @@ pub fn router(manager: Manager) -> Router {
         .route("/v1/jobs/{job}", get(get_job).delete(stop_job))
         .route("/v1/jobs/{job}/stop", post(stop_job))
         .route("/v1/jobs/{job}/logs", get(job_logs))
+        .route("/v1/jobs/{job}/metrics", get(job_metrics))
+        .route("/v1/events", get(events))
         .route("/v1/workers", get(list_workers).post(register_worker))
         .route("/v1/workers/{id}/heartbeat", post(worker_heartbeat))
+        .route(
+            "/v1/workers/{id}/metrics",
+            get(worker_metrics).post(report_metrics),
+        )
         .route("/v1/gc", post(collect_garbage))
         .route("/v1/workers/{id}/assignments", get(watch_assignments))
         .route("/v1/workers/{id}/status", post(report_status))
@@ -371,6 +380,111 @@ async fn scheduling_work(
 ) -> ApiResult<SchedulingWork> {
     let wait = q.wait()?;
     Ok(Json(m.scheduling_work(&SchedulerId::new(id), wait).await?))
+}
+
+/// `?last=N`: only the newest N samples of each series.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsQuery {
+    last: Option<usize>,
+}
+
+/// `GET /v1/jobs/{job}/metrics?last=N`: the rolling window of the job's tasks.
+async fn job_metrics(
+    State(m): State<Manager>,
+    Path(job): Path<String>,
+    Query(q): Query<MetricsQuery>,
+) -> ApiResult<JobMetrics> {
+    Ok(Json(m.job_metrics(&JobId::new(job), q.last).await?))
+}
+
+/// `GET /v1/workers/{id}/metrics?last=N`: the rolling window of a worker's host and tasks.
+async fn worker_metrics(
+    State(m): State<Manager>,
+    Path(id): Path<String>,
+    Query(q): Query<MetricsQuery>,
+) -> ApiResult<WorkerMetrics> {
+    Ok(Json(m.worker_metrics(&WorkerId::new(id), q.last).await?))
+}
+
+/// `POST /v1/workers/{id}/metrics`: a worker's report (kept in memory, never committed).
+async fn report_metrics(
+    State(m): State<Manager>,
+    Path(id): Path<String>,
+    Body(r): Body<MetricsReport>,
+) -> ApiResult<MetricsAccepted> {
+    Ok(Json(m.report_metrics(&WorkerId::new(id), r).await?))
+}
+
+/// `GET /v1/events` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    /// Start with the first event stamped with this index (`N`), or after this event
+    /// (`INDEX.SEQ`). Left out: from now. A `Last-Event-ID` header wins over it.
+    index: Option<String>,
+    /// Topics to keep, comma-separated: job, task, worker, scheduler, manager.
+    topic: Option<String>,
+    /// The key to keep: a job name (job and task events), a worker or a scheduler id.
+    key: Option<String>,
+    /// Keep-alive interval (default 15s).
+    keepalive: Option<String>,
+}
+
+/// `GET /v1/events`: the event stream as Server-Sent Events. Each event's `id` is
+/// `INDEX.SEQ`, its data the event as JSON; a client that reconnects with `Last-Event-ID` misses
+/// nothing and sees nothing twice. One that starts before the manager's window gets an `event:
+/// reset` (re-list, then follow on).
+async fn events(
+    State(m): State<Manager>,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> Result<Response, ErrorResponse> {
+    let bad = |m: String| ErrorResponse(ApiError::bad_request("invalid_query", m));
+    let last_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty());
+    let start = match last_id.or(q.index.as_deref()) {
+        None => StreamStart::Now,
+        Some(s) => s
+            .parse::<StreamStart>()
+            .map_err(|e| bad(format!("index: {e}")))?,
+    };
+    let mut filter = EventFilter::default();
+    if let Some(t) = &q.topic {
+        for part in t.split(',').filter(|p| !p.trim().is_empty()) {
+            filter
+                .topics
+                .push(part.parse().map_err(|e| bad(format!("topic: {e}")))?);
+        }
+    }
+    filter.key = q.key.filter(|k| !k.is_empty());
+    let keepalive = match &q.keepalive {
+        None => Duration::from_secs(15),
+        Some(k) => orkestrator_core::units::parse_duration(k)
+            .map_err(|e| bad(format!("keepalive: {e}")))?
+            .max(Duration::from_millis(100)),
+    };
+    let sub = m.events(start, filter);
+    let stream = futures_util::stream::unfold(sub, |mut sub| async move {
+        let item = sub.next().await?;
+        let ev = match &item {
+            StreamItem::Event(e) => SseEvent::default()
+                .id(e.id())
+                .json_data(e)
+                .unwrap_or_default(),
+            StreamItem::Reset(r) => SseEvent::default()
+                .event("reset")
+                .id(r.position().to_string())
+                .json_data(r)
+                .unwrap_or_default(),
+        };
+        Some((Ok::<_, std::convert::Infallible>(ev), sub))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(keepalive))
+        .into_response())
 }
 
 async fn submit_decisions(

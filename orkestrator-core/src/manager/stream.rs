@@ -1,0 +1,112 @@
+//! Event streams: a backlog read from the manager's window of recent events, then the live bus,
+//! with no gap and no repeat between them. A subscriber that falls behind the bus re-reads from
+//! the window; one that falls behind the window gets a [`Reset`] (re-list), never a silent gap.
+
+use std::collections::VecDeque;
+use std::sync::Weak;
+
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use crate::events::{Event, EventFilter, Position, Reset, StreamItem, StreamStart};
+
+use super::Inner;
+use super::commit::lock;
+
+/// A stream of the manager's events, from [`Manager::events`](super::Manager::events).
+pub struct EventSubscription {
+    inner: Weak<Inner>,
+    filter: EventFilter,
+    pending: VecDeque<StreamItem>,
+    rx: broadcast::Receiver<Event>,
+    /// The last position delivered or skipped: nothing at or before it is sent again.
+    last: Position,
+}
+
+impl std::fmt::Debug for EventSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventSubscription")
+            .field("filter", &self.filter)
+            .field("last", &self.last)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventSubscription {
+    pub(crate) fn open(
+        inner: &std::sync::Arc<Inner>,
+        start: StreamStart,
+        filter: EventFilter,
+    ) -> Self {
+        // Under the publisher's lock nothing is sent, so the backlog and the subscription meet
+        // exactly.
+        let p = lock(&inner.publisher);
+        let rx = inner.events.subscribe();
+        let head = p.log.head();
+        let (pending, last) = backlog(&p.log, start.after(head), &filter);
+        drop(p);
+        EventSubscription {
+            inner: std::sync::Arc::downgrade(inner),
+            filter,
+            pending,
+            rx,
+            last,
+        }
+    }
+
+    /// The position of the last event delivered (or passed over by the filter).
+    pub fn position(&self) -> Position {
+        self.last
+    }
+
+    /// The next item; `None` once the manager is gone.
+    pub async fn next(&mut self) -> Option<StreamItem> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(item);
+            }
+            match self.rx.recv().await {
+                Ok(e) => {
+                    let at = e.position();
+                    if at <= self.last {
+                        continue;
+                    }
+                    self.last = at;
+                    if self.filter.matches(&e.kind) {
+                        return Some(StreamItem::Event(e));
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    // Fell behind the bus: read what was missed from the window.
+                    let inner = self.inner.upgrade()?;
+                    let p = lock(&inner.publisher);
+                    let (pending, last) = backlog(&p.log, Some(self.last), &self.filter);
+                    drop(p);
+                    self.pending = pending;
+                    self.last = last;
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+/// What a stream resuming after `after` gets from the window first, and the position it has then
+/// seen up to.
+fn backlog(
+    log: &crate::events::EventLog,
+    after: Option<Position>,
+    filter: &EventFilter,
+) -> (VecDeque<StreamItem>, Position) {
+    let head = log.head();
+    match log.after(after, filter) {
+        // A start beyond the head skips what comes before it.
+        Ok(events) => (
+            events.into_iter().map(StreamItem::Event).collect(),
+            head.max(after.unwrap_or_default()),
+        ),
+        Err(reset @ Reset { .. }) => {
+            let at = reset.position();
+            (VecDeque::from([StreamItem::Reset(reset)]), at)
+        }
+    }
+}
