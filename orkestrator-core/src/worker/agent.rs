@@ -10,6 +10,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::health::{self, ProbeOutcome};
+use super::metrics::{self, LatestMetrics};
 use super::plan::{self, Action, Now, TaskKey, Tracks};
 use super::{ResourceProbe, WorkerConfig, container_spec};
 use crate::api::*;
@@ -36,6 +37,8 @@ pub(crate) struct Agent<T, R> {
     watching: Mutex<HashSet<String>>,
     /// Containers being stopped and removed in the background.
     stopping: Mutex<HashSet<String>>,
+    /// The newest metrics sampled.
+    latest: LatestMetrics,
 }
 
 fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
@@ -76,7 +79,13 @@ impl<T: Transport, R: Runtime> Agent<T, R> {
             wake: Notify::new(),
             watching: Mutex::new(HashSet::new()),
             stopping: Mutex::new(HashSet::new()),
+            latest: LatestMetrics::default(),
         }
+    }
+
+    /// The handle on the newest metrics sampled.
+    pub(crate) fn latest_metrics(&self) -> LatestMetrics {
+        self.latest.clone()
     }
 
     /// Registers, then runs the heartbeat, watch and reconcile loops until `shutdown` resolves.
@@ -86,6 +95,7 @@ impl<T: Transport, R: Runtime> Agent<T, R> {
             _ = self.heartbeat_loop(interval) => {},
             _ = self.watch_loop() => {},
             _ = self.clone().reconcile_loop() => {},
+            _ = self.metrics_loop() => {},
             _ = shutdown => {},
         }
     }
@@ -206,6 +216,32 @@ impl<T: Transport, R: Runtime> Agent<T, R> {
                 _ = self.wake.notified() => {},
                 _ = tokio::time::sleep_until(wake_at) => {},
             }
+        }
+    }
+
+    /// Every `metrics_interval`, samples the running task containers and the host and sends one
+    /// report (see [`metrics`]). Never returns when metrics are off.
+    async fn metrics_loop(&self) {
+        if self.config.metrics_interval.is_zero() {
+            return std::future::pending().await;
+        }
+        let mut sampler = metrics::Sampler::default();
+        let mut tick = tokio::time::interval(self.config.metrics_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let targets = metrics::targets(lock(&self.assignments).as_ref(), &lock(&self.tracks));
+            let (t, r) = (self.transport.as_ref(), self.runtime.as_ref());
+            metrics::pass(
+                &mut sampler,
+                self.id(),
+                t,
+                r,
+                &self.probe,
+                &self.latest,
+                targets,
+            )
+            .await;
         }
     }
 

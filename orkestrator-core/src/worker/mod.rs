@@ -23,12 +23,14 @@ use crate::transport::Transport;
 mod agent;
 mod container;
 mod health;
+pub mod metrics;
 mod plan;
 mod restart;
 #[cfg(test)]
 mod tests;
 
 pub use container::container_spec;
+pub use metrics::LatestMetrics;
 
 /// Tells a worker what its host has.
 pub trait ResourceProbe: Send + Sync + 'static {
@@ -36,6 +38,23 @@ pub trait ResourceProbe: Send + Sync + 'static {
     fn total(&self) -> Resources;
     /// What the host has free right now.
     fn available(&self) -> Resources;
+    /// A sample of the host for the metrics loop (its `at` is filled in by the caller). It may
+    /// block briefly: the worker calls it off the async threads. The default derives CPU, memory
+    /// and disk in use from [`total`](Self::total) minus [`available`](Self::available), with no
+    /// load averages.
+    fn node(&self) -> crate::metrics::NodeSample {
+        let (total, free) = (self.total(), self.available());
+        crate::metrics::NodeSample {
+            at: 0,
+            cpu_cores_used: total.cpu.saturating_sub(free.cpu).millis() as f64 / 1000.0,
+            cpu_cores_total: total.cpu.millis() as f64 / 1000.0,
+            memory_used_bytes: total.memory.bytes().saturating_sub(free.memory.bytes()),
+            memory_total_bytes: total.memory.bytes(),
+            disk_used_bytes: total.disk.bytes().saturating_sub(free.disk.bytes()),
+            disk_total_bytes: total.disk.bytes(),
+            ..crate::metrics::NodeSample::default()
+        }
+    }
 }
 
 /// A probe with fixed numbers (for tests and simulations, or to cap what a worker offers).
@@ -68,6 +87,9 @@ pub struct WorkerConfig {
     pub watch_wait: Duration,
     /// Seed for the restart jitter (default: derived from the id).
     pub seed: u64,
+    /// How often task and host metrics are sampled and sent to the manager (see [`metrics`]).
+    /// Default 5 s; zero turns metrics off.
+    pub metrics_interval: Duration,
 }
 
 impl WorkerConfig {
@@ -85,6 +107,7 @@ impl WorkerConfig {
             stop_grace: Duration::from_secs(10),
             reconcile_interval: Duration::from_secs(1),
             watch_wait: Duration::from_secs(30),
+            metrics_interval: Duration::from_secs(5),
         }
     }
 }
@@ -105,6 +128,11 @@ impl<T: Transport, R: Runtime> WorkerAgent<T, R> {
         WorkerAgent {
             agent: Arc::new(agent::Agent::new(config, transport, runtime, probe)),
         }
+    }
+
+    /// The handle on the newest metrics the agent sampled (for the worker's own endpoint).
+    pub fn metrics(&self) -> LatestMetrics {
+        self.agent.latest_metrics()
     }
 
     /// Runs until `shutdown` resolves. Containers keep running when the agent stops.

@@ -279,3 +279,134 @@ async fn the_agent_carries_out_a_delta_without_touching_what_it_does_not_name() 
     );
     run.abort();
 }
+
+/// A [`FakeRuntime`] whose containers each burn half a core: `stats` reports CPU time growing at
+/// 0.5 s per second since the container was first sampled, and no CPU figure of its own (as
+/// Docker's one-shot stats).
+struct HalfCore {
+    inner: FakeRuntime,
+    born: Mutex<BTreeMap<String, Instant>>,
+}
+
+#[async_trait]
+impl crate::runtime::Runtime for HalfCore {
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+    async fn ensure_image(&self, image: &str) -> Result<()> {
+        self.inner.ensure_image(image).await
+    }
+    async fn create(&self, spec: &crate::runtime::ContainerSpec) -> Result<String> {
+        self.inner.create(spec).await
+    }
+    async fn start(&self, id: &str) -> Result<()> {
+        self.inner.start(id).await
+    }
+    async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        self.inner.stop(id, grace).await
+    }
+    async fn remove(&self, id: &str) -> Result<()> {
+        self.inner.remove(id).await
+    }
+    async fn inspect(&self, id: &str) -> Result<ContainerInfo> {
+        self.inner.inspect(id).await
+    }
+    async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>> {
+        self.inner.list(labels).await
+    }
+    async fn stats(&self, id: &str) -> Result<crate::runtime::ContainerStats> {
+        let mut s = self.inner.stats(id).await?;
+        let born = *self
+            .born
+            .lock()
+            .unwrap()
+            .entry(id.to_owned())
+            .or_insert_with(Instant::now);
+        s.cpu_seconds_total = 0.5 * (Instant::now() - born).as_secs_f64();
+        s.cpu_cores = 0.0;
+        Ok(s)
+    }
+    async fn logs(&self, id: &str, tail: usize) -> Result<String> {
+        self.inner.logs(id, tail).await
+    }
+    async fn probe(
+        &self,
+        id: &str,
+        probe: &crate::spec::Probe,
+        timeout: Duration,
+    ) -> std::result::Result<(), String> {
+        self.inner.probe(id, probe, timeout).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_agent_reports_cpu_from_deltas_restarts_and_the_host_once_per_interval() {
+    let transport = Arc::new(Scripted::default());
+    let fake = FakeRuntime::new();
+    let rt = Arc::new(HalfCore {
+        inner: fake.clone(),
+        born: Mutex::default(),
+    });
+    let mut config = WorkerConfig::new("w1");
+    config.metrics_interval = Duration::from_secs(5);
+    let size = Resources {
+        cpu: crate::units::Cpu::from_cores(4),
+        memory: crate::units::ByteSize::b(8 << 30),
+        disk: crate::units::ByteSize::b(100 << 30),
+    };
+    let agent = WorkerAgent::new(config, transport.clone(), rt, Arc::new(StaticProbe(size)));
+    let latest = agent.metrics();
+    let run = tokio::spawn(agent.run(std::future::pending()));
+    let all = ["i1", "i2"].map(|i| assignment(i, Desired::Run));
+    transport.push(answer(3, true, all.into(), &[]));
+    wait_until("two containers", || running(&fake).len() == 2).await;
+
+    let reports = || transport.metrics.lock().unwrap().clone();
+    // The first sample of a container has no predecessor; the next ones carry the delta.
+    wait_until("a report with both tasks at half a core", || {
+        reports().last().is_some_and(|r| {
+            r.tasks.len() == 2
+                && r.tasks
+                    .iter()
+                    .all(|t| (t.sample.cpu_cores - 0.5).abs() < 1e-6)
+        })
+    })
+    .await;
+    let r = reports().last().unwrap().clone();
+    let names: Vec<&str> = r.tasks.iter().map(|t| t.instance.as_str()).collect();
+    assert_eq!(names, ["i1", "i2"]);
+    for t in &r.tasks {
+        assert_eq!(t.sample.memory_working_set_bytes, 1 << 20);
+        assert_eq!(t.sample.restarts, 0);
+        assert!(t.sample.cpu_seconds_total > 0.0);
+        assert!(t.sample.at > 0);
+    }
+    assert_eq!(r.node.cpu_cores_total, 4.0);
+    assert_eq!(r.node.memory_total_bytes, 8 << 30);
+    assert_eq!(r.node.cpu_cores_used, 0.0, "a static probe is never busy");
+    assert!(r.node.at > 0);
+    let shared = latest.get().expect("the newest snapshot is shared");
+    assert_eq!(shared.report(), r);
+    assert_eq!(shared.tasks[0].id.job.as_str(), "j");
+
+    // Reports come one per interval, not more often.
+    let (n, t0) = (reports().len(), Instant::now());
+    wait_until("three more reports", || reports().len() >= n + 3).await;
+    let took = Instant::now() - t0;
+    assert!(
+        took >= Duration::from_secs(10) && took <= Duration::from_secs(16),
+        "{took:?}"
+    );
+
+    // A killed container is restarted (on-failure): its samples count the restart.
+    fake.kill(&running(&fake)["i1"]);
+    wait_until("i1's restart counted", || {
+        reports().last().is_some_and(|r| {
+            r.tasks
+                .iter()
+                .any(|t| t.instance.as_str() == "i1" && t.sample.restarts == 1)
+        })
+    })
+    .await;
+    run.abort();
+}
