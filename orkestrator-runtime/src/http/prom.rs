@@ -1,0 +1,374 @@
+//! The manager's Prometheus endpoint, `GET /metrics`, in the OpenMetrics text format
+//! (`prometheus-client`).
+//!
+//! What it exposes:
+//! - counts by state, read at scrape time: `ork_jobs{phase}`, `ork_tasks{state}`,
+//!   `ork_workers{liveness}`, `ork_schedulers{liveness}`, `ork_state_index`;
+//! - from the committer: `ork_placements_total`, `ork_scheduling_latency_seconds` (how long an
+//!   instance waited for its placement), `ork_store_commit_duration_seconds`,
+//!   `ork_store_commit_batch_changes`, `ork_store_commit_batch_ops`,
+//!   `ork_store_commit_failures_total`, `ork_events_total{type}`;
+//! - from the API layer: `ork_api_request_duration_seconds{route, method, status}` (time to the
+//!   answer's head: for a stream or long-poll, until it starts);
+//! - every task's newest sample under cAdvisor's names (`container_cpu_usage_seconds_total`,
+//!   `container_memory_working_set_bytes`, `container_spec_memory_limit_bytes`,
+//!   `container_network_receive_bytes_total`, `container_network_transmit_bytes_total`,
+//!   `container_fs_reads_bytes_total`, `container_fs_writes_bytes_total`) and
+//!   `ork_task_cpu_cores`, `ork_task_restarts`, labelled `ork_job`, `ork_task`, `ork_index`,
+//!   `ork_worker` (never `job` or `instance`, which Prometheus attaches to every target). At most
+//!   [`ManagerConfig::metrics_max_series`](orkestrator_core::manager::ManagerConfig) tasks are
+//!   exposed; `ork_metrics_series_dropped` counts the rest.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use orkestrator_core::manager::Manager;
+use orkestrator_core::manager::telemetry::Histogram as CoreHistogram;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The content type of the exposition.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type RouteLabels = Vec<(&'static str, String)>;
+
+/// The API's request-duration histograms, by route, method and status.
+#[derive(Clone, Debug)]
+pub struct ApiMetrics {
+    requests: Family<RouteLabels, Histogram>,
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        ApiMetrics {
+            requests: Family::new_with_constructor(|| {
+                Histogram::new(
+                    orkestrator_core::manager::telemetry::LATENCY_BUCKETS
+                        .iter()
+                        .copied(),
+                )
+            }),
+        }
+    }
+}
+
+/// Times one request (a middleware for `axum::middleware::from_fn_with_state`).
+pub async fn time_request(State(m): State<ApiMetrics>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let labels = vec![
+        ("route", route),
+        ("method", method),
+        ("status", resp.status().as_u16().to_string()),
+    ];
+    m.requests
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// The registry behind `/metrics` for `manager`, with `api` timing the routes.
+pub fn registry(manager: Manager, api: &ApiMetrics) -> Registry {
+    let mut r = Registry::default();
+    r.register(
+        "ork_api_request_duration_seconds",
+        "API request duration to the answer's head, by route, method and status",
+        api.requests.clone(),
+    );
+    r.register_collector(Box::new(ManagerCollector { manager }));
+    r
+}
+
+/// Serves `/metrics` from `registry`.
+pub fn render(registry: &Registry) -> Response {
+    let mut out = String::with_capacity(16 << 10);
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, registry) {
+        return (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding the metrics failed: {e}"),
+        )
+            .into_response();
+    }
+    let mut resp = out.into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS));
+    resp
+}
+
+/// Reads the manager's counts, telemetry and metrics window at each scrape.
+#[derive(Clone)]
+struct ManagerCollector {
+    manager: Manager,
+}
+
+impl std::fmt::Debug for ManagerCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ManagerCollector")
+    }
+}
+
+fn gauge_family(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl IntoIterator<Item = (String, u64)>,
+) -> std::fmt::Result {
+    let mut e = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (v, n) in values {
+        e.encode_family(&[(label, v.as_str())])?
+            .encode_gauge(&(n as i64))?;
+    }
+    Ok(())
+}
+
+fn histogram(
+    enc: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    h: &CoreHistogram,
+) -> std::fmt::Result {
+    let mut e = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    let mut buckets = h.cumulative();
+    buckets.push((f64::INFINITY, h.count()));
+    // Per-bucket counts, as the encoder sums them itself.
+    let mut prev = 0;
+    let per: Vec<(f64, u64)> = buckets
+        .into_iter()
+        .map(|(b, c)| {
+            let n = c - prev;
+            prev = c;
+            (b, n)
+        })
+        .collect();
+    e.encode_histogram::<prometheus_client::encoding::NoLabelSet>(h.sum(), h.count(), &per, None)
+}
+
+fn counter(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: u64) -> std::fmt::Result {
+    let mut e = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    e.encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&v, None)
+}
+
+impl Collector for ManagerCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let g = self.manager.gauges();
+        gauge_family(
+            &mut enc,
+            "ork_jobs",
+            "Jobs by phase",
+            "phase",
+            g.jobs.iter().map(|(p, n)| (format!("{p:?}"), *n)),
+        )?;
+        gauge_family(
+            &mut enc,
+            "ork_tasks",
+            "Tasks by state",
+            "state",
+            g.tasks.iter().map(|(s, n)| (format!("{s:?}"), *n)),
+        )?;
+        gauge_family(
+            &mut enc,
+            "ork_workers",
+            "Workers by liveness",
+            "liveness",
+            g.workers.iter().map(|(l, n)| (format!("{l:?}"), *n)),
+        )?;
+        gauge_family(
+            &mut enc,
+            "ork_schedulers",
+            "Schedulers by liveness",
+            "liveness",
+            g.schedulers.iter().map(|(l, n)| (format!("{l:?}"), *n)),
+        )?;
+        for (name, help, v) in [
+            (
+                "ork_state_index",
+                "The last durable commit index",
+                g.durable_index,
+            ),
+            (
+                "ork_event_window_events",
+                "Events held for streams to resume from",
+                g.event_window,
+            ),
+            (
+                "ork_metrics_series",
+                "Task series in the metrics window",
+                g.metrics_series,
+            ),
+        ] {
+            enc.encode_descriptor(name, help, None, MetricType::Gauge)?
+                .encode_gauge(&(v as i64))?;
+        }
+
+        let t = self.manager.telemetry();
+        counter(
+            &mut enc,
+            "ork_placements",
+            "Instances placed on workers",
+            t.placements,
+        )?;
+        histogram(
+            &mut enc,
+            "ork_scheduling_latency_seconds",
+            "How long an instance waited for its placement",
+            &t.scheduling_seconds,
+        )?;
+        histogram(
+            &mut enc,
+            "ork_store_commit_duration_seconds",
+            "Store commit latency",
+            &t.commit_seconds,
+        )?;
+        histogram(
+            &mut enc,
+            "ork_store_commit_batch_changes",
+            "Changes (requests) per store commit",
+            &t.batch_changes,
+        )?;
+        histogram(
+            &mut enc,
+            "ork_store_commit_batch_ops",
+            "Store operations per commit",
+            &t.batch_ops,
+        )?;
+        counter(
+            &mut enc,
+            "ork_store_commit_failures",
+            "Failed store commits",
+            t.commit_failures,
+        )?;
+        {
+            let mut e = enc.encode_descriptor(
+                "ork_events",
+                "Events published, by type",
+                None,
+                MetricType::Counter,
+            )?;
+            for (ty, n) in &t.events {
+                e.encode_family(&[("type", *ty)])?
+                    .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(n, None)?;
+            }
+        }
+        self.encode_tasks(&mut enc)
+    }
+}
+
+impl ManagerCollector {
+    fn encode_tasks(&self, enc: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+        let cap = self.manager.config().metrics_max_series;
+        let (series, dropped) = self.manager.with_metrics(|w| w.latest(cap));
+        enc.encode_descriptor(
+            "ork_metrics_series_dropped",
+            "Task series left out of this exposition by --metrics-max-series",
+            None,
+            MetricType::Gauge,
+        )?
+        .encode_gauge(&(dropped as i64))?;
+        let rows: Vec<([(&str, String); 4], orkestrator_core::metrics::TaskSample)> = series
+            .iter()
+            .filter_map(|s| {
+                let last = *s.last()?;
+                Some((
+                    [
+                        ("ork_job", s.job.to_string()),
+                        ("ork_task", s.task.to_string()),
+                        ("ork_index", s.index.to_string()),
+                        ("ork_worker", s.worker.to_string()),
+                    ],
+                    last,
+                ))
+            })
+            .collect();
+        type Pick = fn(&orkestrator_core::metrics::TaskSample) -> f64;
+        let families: [(&str, &str, MetricType, Pick); 9] = [
+            (
+                "container_cpu_usage_seconds",
+                "Cumulative CPU time consumed, seconds",
+                MetricType::Counter,
+                |s| s.cpu_seconds_total,
+            ),
+            (
+                "container_memory_working_set_bytes",
+                "Current working set, bytes",
+                MetricType::Gauge,
+                |s| s.memory_working_set_bytes as f64,
+            ),
+            (
+                "container_spec_memory_limit_bytes",
+                "Memory limit, bytes",
+                MetricType::Gauge,
+                |s| s.memory_limit_bytes as f64,
+            ),
+            (
+                "container_network_receive_bytes",
+                "Cumulative bytes received",
+                MetricType::Counter,
+                |s| s.network_rx_bytes as f64,
+            ),
+            (
+                "container_network_transmit_bytes",
+                "Cumulative bytes transmitted",
+                MetricType::Counter,
+                |s| s.network_tx_bytes as f64,
+            ),
+            (
+                "container_fs_reads_bytes",
+                "Cumulative bytes read from block devices",
+                MetricType::Counter,
+                |s| s.block_read_bytes as f64,
+            ),
+            (
+                "container_fs_writes_bytes",
+                "Cumulative bytes written to block devices",
+                MetricType::Counter,
+                |s| s.block_write_bytes as f64,
+            ),
+            (
+                "ork_task_cpu_cores",
+                "CPU in use, cores, over the last sample interval",
+                MetricType::Gauge,
+                |s| s.cpu_cores,
+            ),
+            (
+                "ork_task_restarts",
+                "How many times the task was restarted",
+                MetricType::Gauge,
+                |s| f64::from(s.restarts),
+            ),
+        ];
+        for (name, help, ty, pick) in families {
+            let mut e = enc.encode_descriptor(name, help, None, ty.clone())?;
+            for (labels, s) in &rows {
+                let mut f = e.encode_family(labels)?;
+                match ty {
+                    MetricType::Counter => f
+                        .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(
+                            &pick(s),
+                            None,
+                        )?,
+                    _ => f.encode_gauge(&pick(s))?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A router-ready `/metrics` handler over a shared registry.
+pub fn handler(registry: Arc<Registry>) -> impl Fn() -> std::future::Ready<Response> + Clone {
+    move || std::future::ready(render(&registry))
+}
