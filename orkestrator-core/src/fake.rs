@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result, RuntimeErrorKind};
-use crate::runtime::{ContainerInfo, ContainerSpec, ContainerState, ContainerStats, Runtime};
+use crate::runtime::{
+    ContainerInfo, ContainerSpec, ContainerState, ContainerStats, LogOptions, LogStream, Runtime,
+};
 use crate::spec::Probe;
 
 /// What a started container does.
@@ -34,6 +36,8 @@ type Script = dyn Fn(&ContainerSpec) -> Behavior + Send + Sync;
 pub struct FakeRuntime {
     inner: Arc<Mutex<FakeState>>,
     script: Arc<Script>,
+    /// Bumped whenever a container writes output or stops, to wake log followers.
+    changed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 #[derive(Default)]
@@ -50,6 +54,8 @@ struct FakeContainer {
     spec: ContainerSpec,
     state: ContainerState,
     exit_at: Option<(Instant, i64)>,
+    /// What it wrote, in the order written, with when (for `since`).
+    output: Vec<(std::time::SystemTime, String)>,
 }
 
 impl Default for FakeRuntime {
@@ -73,7 +79,36 @@ impl FakeRuntime {
         FakeRuntime {
             inner: Arc::new(Mutex::new(FakeState::default())),
             script: Arc::new(script),
+            changed: Arc::new(tokio::sync::watch::channel(0).0),
         }
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Makes container `id` write `text` to its output (what [`Runtime::stream_logs`] serves).
+    /// Only a running container writes; returns whether it did.
+    pub fn write_output(&self, id: &str, text: &str) -> bool {
+        let wrote = {
+            let mut st = self.lock();
+            let now = Instant::now();
+            match st.containers.get_mut(id) {
+                Some(c) => {
+                    let running = info(id, c, now).state == ContainerState::Running;
+                    if running {
+                        c.output
+                            .push((std::time::SystemTime::now(), text.to_owned()));
+                    }
+                    running
+                }
+                None => false,
+            }
+        };
+        if wrote {
+            self.bump();
+        }
+        wrote
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
@@ -109,6 +144,7 @@ impl FakeRuntime {
             };
             c.exit_at = None;
         }
+        self.bump();
     }
 
     /// Every container (any state), refreshed to the current instant.
@@ -221,6 +257,7 @@ impl Runtime for FakeRuntime {
                 spec: spec.clone(),
                 state: ContainerState::Created,
                 exit_at: None,
+                output: Vec::new(),
             },
         );
         Ok(id)
@@ -272,6 +309,8 @@ impl Runtime for FakeRuntime {
             c.state = ContainerState::Exited { code, reason: None };
             c.exit_at = None;
         }
+        drop(st);
+        self.bump();
         Ok(())
     }
 
@@ -279,6 +318,8 @@ impl Runtime for FakeRuntime {
         let mut st = self.lock();
         Self::check(&st)?;
         st.containers.remove(id);
+        drop(st);
+        self.bump();
         Ok(())
     }
 
@@ -371,5 +412,84 @@ impl Runtime for FakeRuntime {
         Self::check(&st)?;
         let c = st.containers.get(id).ok_or_else(|| not_found(id))?;
         Ok(format!("{} {}\n", c.spec.image, c.spec.command.join(" ")))
+    }
+
+    /// What [`FakeRuntime::write_output`] wrote; following ends once the container stops (an
+    /// exit, a stop, a kill or its removal).
+    async fn stream_logs(&self, id: &str, options: &LogOptions) -> Result<LogStream> {
+        let since = options.since.unwrap_or(0);
+        let keep = |t: &std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+                >= since
+        };
+        let (first, next) = {
+            let st = self.lock();
+            Self::check(&st)?;
+            let c = st.containers.get(id).ok_or_else(|| not_found(id))?;
+            let text: String = c
+                .output
+                .iter()
+                .filter(|(t, _)| keep(t))
+                .map(|(_, s)| s.as_str())
+                .collect();
+            (last_lines(&text, options.tail).to_owned(), c.output.len())
+        };
+        let head = futures_util::stream::iter(
+            Some(Ok(first.into_bytes()))
+                .filter(|r: &Result<Vec<u8>>| r.as_ref().is_ok_and(|b| !b.is_empty())),
+        );
+        if !options.follow {
+            return Ok(Box::pin(head));
+        }
+        let rt = self.clone();
+        let rx = self.changed.subscribe();
+        let id = id.to_owned();
+        let rest =
+            futures_util::stream::unfold((rt, rx, id, next), |(rt, mut rx, id, next)| async move {
+                loop {
+                    rx.borrow_and_update();
+                    let exit_at = {
+                        let mut st = rt.lock();
+                        let now = Instant::now();
+                        let c = st.containers.get_mut(&id)?;
+                        if c.output.len() > next {
+                            let out = c.output[next].1.clone().into_bytes();
+                            return Some((Ok(out), (rt.clone(), rx, id, next + 1)));
+                        }
+                        if info(&id, c, now).state != ContainerState::Running {
+                            return None;
+                        }
+                        c.exit_at.map(|(at, _)| at)
+                    };
+                    match exit_at {
+                        Some(at) => {
+                            tokio::select! {
+                                _ = rx.changed() => {}
+                                _ = tokio::time::sleep_until(at) => {}
+                            }
+                        }
+                        None => {
+                            rx.changed().await.ok()?;
+                        }
+                    }
+                }
+            });
+        Ok(Box::pin(futures_util::StreamExt::chain(head, rest)))
+    }
+}
+
+/// The last `tail` lines of `text` (all of it for `None`).
+fn last_lines(text: &str, tail: Option<usize>) -> &str {
+    let Some(n) = tail else {
+        return text;
+    };
+    if n == 0 {
+        return "";
+    }
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    match body.rmatch_indices('\n').nth(n - 1) {
+        Some((at, _)) => &text[at + 1..],
+        None => text,
     }
 }

@@ -88,7 +88,8 @@ impl ContainerInfo {
 /// A point-in-time resource usage sample of one container.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct ContainerStats {
-    /// CPU use, in cores (1.0 = one core busy).
+    /// CPU use, in cores (1.0 = one core busy), if the runtime measured it over an interval;
+    /// 0 from a single reading (see [`Runtime::stats`]).
     pub cpu_cores: f64,
     /// Memory in use (the working set: usage minus inactive file cache), in bytes.
     pub memory_bytes: u64,
@@ -105,6 +106,21 @@ pub struct ContainerStats {
     /// Bytes written to block devices.
     pub block_write_bytes: u64,
 }
+
+/// What [`Runtime::stream_logs`] reads of a container's output (stdout and stderr).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Only output written at or after this Unix time, in seconds.
+    pub since: Option<i64>,
+    /// Only the last `tail` lines of what was written before the call; `None` for all of it.
+    pub tail: Option<usize>,
+    /// Keep the stream open and pass new output on as it is written, until the container stops.
+    pub follow: bool,
+}
+
+/// A container's output as it arrives, in chunks of bytes (not necessarily whole lines).
+pub type LogStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Vec<u8>>> + Send + 'static>>;
 
 /// A container runtime.
 #[async_trait]
@@ -125,10 +141,26 @@ pub trait Runtime: Send + Sync + 'static {
     async fn inspect(&self, id: &str) -> Result<ContainerInfo>;
     /// Lists containers (running or not) carrying every one of `labels`.
     async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>>;
-    /// Samples resource usage.
+    /// Samples resource usage: one cheap reading, no waiting. The counters
+    /// ([`ContainerStats::cpu_seconds_total`], network, block I/O) are what matter;
+    /// [`ContainerStats::cpu_cores`] may be 0 when the runtime takes a single reading (Docker's
+    /// one-shot stats do), so callers compute CPU from the delta of `cpu_seconds_total` between
+    /// two samples, as the worker's metrics loop does.
     async fn stats(&self, id: &str) -> Result<ContainerStats>;
     /// The last `tail` lines of the container's output (stdout and stderr).
     async fn logs(&self, id: &str, tail: usize) -> Result<String>;
+
+    /// The container's output as a stream: what `options` selects of what is there, then (with
+    /// [`LogOptions::follow`]) what it writes next, ending once the container stops. The default,
+    /// for runtimes that cannot stream, reads [`Runtime::logs`] once: it neither follows nor
+    /// filters by time.
+    async fn stream_logs(&self, id: &str, options: &LogOptions) -> Result<LogStream> {
+        let tail = options.tail.unwrap_or(crate::api::LogsQuery::MAX_TAIL);
+        let text = self.logs(id, tail).await?;
+        Ok(Box::pin(futures_util::stream::iter([
+            Ok(text.into_bytes()),
+        ])))
+    }
 
     /// Runs one health check against a running container: `Ok` when healthy, else why not.
     async fn probe(

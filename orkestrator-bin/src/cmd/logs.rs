@@ -15,6 +15,7 @@ pub async fn run(a: LogsArgs) -> Result<ExitCode> {
         task: a.task,
         index: Some(a.index),
         tail: Some(a.tail),
+        ..LogsQuery::default()
     };
     let logs = client.logs(&JobId::new(a.job), &q).await?;
     match a.output {

@@ -24,6 +24,7 @@ mod gc;
 mod jobs;
 mod liveness;
 mod load;
+mod logs;
 mod placement;
 pub mod reconcile;
 mod state;

@@ -365,6 +365,27 @@ pub(crate) fn log_source(
     task: Option<&str>,
     index: u32,
 ) -> ApiResult<LogSource> {
+    log_target(st, job, task, index)?.source
+}
+
+/// Where a task's output is now, for following it from container to container.
+#[derive(Debug)]
+pub(crate) struct LogTarget {
+    /// Its current container, or why it has none (yet).
+    pub source: ApiResult<LogSource>,
+    /// Whether no further container will come: the job is stopped, the index is past the job's
+    /// count, or the task ended for good (completed or failed) in the instance meant to run.
+    pub ended: bool,
+}
+
+/// Where a task's output is now and whether more can come; an error for a job, task or index
+/// that does not exist.
+pub(crate) fn log_target(
+    st: &State,
+    job: &JobId,
+    task: Option<&str>,
+    index: u32,
+) -> ApiResult<LogTarget> {
     let e = st
         .jobs
         .get(job)
@@ -409,6 +430,29 @@ pub(crate) fn log_source(
             ),
         ));
     };
+    let ispec = e.spec_of(inst);
+    let status = ispec
+        .tasks
+        .iter()
+        .position(|t| t.name == task)
+        .map(|p| &inst.tasks[p]);
+    let ended = e.rec.stopped
+        || index >= spec.count
+        || (inst.desired == Desired::Run
+            && status.is_some_and(|t| matches!(t.state, TaskState::Completed | TaskState::Failed)));
+    let source = source_of(st, job, index, task, *number, inst, status);
+    Ok(LogTarget { source, ended })
+}
+
+fn source_of(
+    st: &State,
+    job: &JobId,
+    index: u32,
+    task: TaskName,
+    number: u64,
+    inst: &Instance,
+    status: Option<&TaskStatus>,
+) -> ApiResult<LogSource> {
     let Some(worker) = inst.worker.clone() else {
         let why = inst
             .pending_reason
@@ -418,12 +462,6 @@ pub(crate) fn log_source(
             "instance {index} of job \"{job}\" is not placed yet ({why}): no output to show"
         )));
     };
-    let ispec = e.spec_of(inst);
-    let status = ispec
-        .tasks
-        .iter()
-        .position(|t| t.name == task)
-        .map(|p| &inst.tasks[p]);
     let Some(container_id) = status.and_then(|t| t.container_id.clone()) else {
         let state = status.map_or("not started".to_owned(), |t| t.state.to_string());
         return Err(ApiError::conflict(format!(
@@ -440,7 +478,7 @@ pub(crate) fn log_source(
             ))
         })?;
     Ok(LogSource {
-        instance: instance_id(job, inst.index, *number),
+        instance: instance_id(job, inst.index, number),
         index,
         task,
         worker,

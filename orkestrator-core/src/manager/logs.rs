@@ -1,0 +1,182 @@
+//! Following a task's output across its containers: the stream of one container, then, once it
+//! ends, the next container of the same task (a restart, or a replacement instance of the same
+//! index on another worker) from its start, until the job is stopped or the task has ended for
+//! good. The manager reads no output itself: an opener (the worker's HTTP endpoint in
+//! production, a runtime directly in tests) serves each container's stream.
+
+use std::future::Future;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::api::{ApiError, LogSource};
+use crate::events::{EventFilter, StreamStart, Topic};
+use crate::ids::JobId;
+use crate::runtime::{LogOptions, LogStream};
+
+use super::views::{self, LogTarget};
+use super::{EventSubscription, Inner, Manager};
+
+/// How long a follower waits for an event about its job before it looks at the state again
+/// anyway (a new container reported without a state change emits no event).
+const RECHECK: Duration = Duration::from_secs(2);
+
+/// What the follower of one task is doing.
+struct Follower<F> {
+    inner: Weak<Inner>,
+    job: JobId,
+    task: Option<String>,
+    index: u32,
+    open: Arc<F>,
+    events: EventSubscription,
+    /// The container whose output was last streamed (or could not be opened), by worker and id
+    /// (ids are unique per engine only).
+    seen: Option<(String, String)>,
+    current: Option<LogStream>,
+}
+
+impl Manager {
+    /// The output of `task` of instance `index` of `job`, followed: the current container's
+    /// output as `options` selects it and what it writes next; when that container ends, the
+    /// output of the task's next container (after a restart, or of the replacement instance of
+    /// the same index) from its start; the stream ends once the job is stopped, the task has
+    /// completed or failed for good, or the index is beyond the job's count. A task without a
+    /// container yet is waited for.
+    ///
+    /// `open` serves one container's stream (it is called with `follow` set). Errors before the
+    /// stream starts (no such job, task or index; the first container cannot be read) are
+    /// returned; later, a container that cannot be read is skipped for the next one.
+    pub async fn follow_logs<F, Fut>(
+        &self,
+        job: &JobId,
+        task: Option<&str>,
+        index: u32,
+        options: LogOptions,
+        open: F,
+    ) -> Result<LogStream, ApiError>
+    where
+        F: Fn(LogSource, LogOptions) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<LogStream, ApiError>> + Send + 'static,
+    {
+        // Subscribed before the state is read, so that no change after the read goes unseen.
+        let events = self.events(
+            StreamStart::Now,
+            EventFilter {
+                topics: vec![Topic::Job, Topic::Task],
+                key: Some(job.as_str().to_owned()),
+            },
+        );
+        let target = self.log_target(job, task, index).await?;
+        let options = LogOptions {
+            follow: true,
+            ..options
+        };
+        let (seen, current) = match target.source {
+            Ok(src) => {
+                let id = identity(&src);
+                (Some(id), Some(open(src, options).await?))
+            }
+            Err(e) if target.ended => return Err(e),
+            // Not placed or not started yet: the stream waits for its first container.
+            Err(_) => (None, None),
+        };
+        let follower = Follower {
+            inner: Arc::downgrade(&self.inner),
+            job: job.clone(),
+            task: task.map(str::to_owned),
+            index,
+            open: Arc::new(open),
+            events,
+            seen,
+            current,
+        };
+        Ok(Box::pin(futures_util::stream::unfold(
+            follower,
+            |mut f| async move {
+                let chunk = f.next_chunk().await?;
+                Some((Ok(chunk), f))
+            },
+        )))
+    }
+
+    async fn log_target(
+        &self,
+        job: &JobId,
+        task: Option<&str>,
+        index: u32,
+    ) -> Result<LogTarget, ApiError> {
+        let (t, target) = self.read(|st| views::log_target(st, job, task, index))?;
+        t.durable().await?;
+        Ok(target)
+    }
+}
+
+impl<F, Fut> Follower<F>
+where
+    F: Fn(LogSource, LogOptions) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<LogStream, ApiError>> + Send + 'static,
+{
+    /// The next chunk of output; `None` once nothing more can come.
+    async fn next_chunk(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(stream) = &mut self.current {
+                match stream.next().await {
+                    Some(Ok(chunk)) if chunk.is_empty() => continue,
+                    Some(Ok(chunk)) => return Some(chunk),
+                    Some(Err(e)) => {
+                        tracing::debug!(job = %self.job, error = %e, "a followed log stream broke");
+                        self.current = None;
+                    }
+                    None => self.current = None,
+                }
+            }
+            self.current = Some(self.next_container().await?);
+        }
+    }
+
+    /// Waits for the task's next container and opens its output from the start; `None` once the
+    /// job or task has ended (or the manager is gone).
+    async fn next_container(&mut self) -> Option<LogStream> {
+        loop {
+            let manager = Manager {
+                inner: self.inner.upgrade()?,
+            };
+            let target = manager
+                .log_target(&self.job, self.task.as_deref(), self.index)
+                .await
+                .ok()?;
+            drop(manager);
+            match target.source {
+                Ok(src) if self.seen.as_ref() != Some(&identity(&src)) => {
+                    self.seen = Some(identity(&src));
+                    let options = LogOptions {
+                        since: None,
+                        tail: None,
+                        follow: true,
+                    };
+                    let container = src.container_id.clone();
+                    match (self.open)(src, options).await {
+                        Ok(stream) => return Some(stream),
+                        Err(e) => tracing::warn!(
+                            job = %self.job, container, error = %e.message,
+                            "cannot read the output of a followed task's next container; waiting for the one after"
+                        ),
+                    }
+                    continue;
+                }
+                _ if target.ended => return None,
+                _ => {}
+            }
+            // Wait for a change of the job (or look again after a while anyway).
+            if let Ok(None) = tokio::time::timeout(RECHECK, self.events.next()).await {
+                return None;
+            }
+        }
+    }
+}
+
+/// What tells one container from another: its worker and its id.
+fn identity(src: &LogSource) -> (String, String) {
+    (src.worker.as_str().to_owned(), src.container_id.clone())
+}
