@@ -191,6 +191,9 @@ pub struct RunArgs {
     /// The job file (`.yaml`, `.yml`, `.toml`, `.json`; `-` for standard input).
     #[arg(short, long, value_name = "FILE", required_unless_present = "path")]
     pub file: Option<PathBuf>,
+    /// How often task and host metrics are sampled and sent to the manager (0s: never).
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub metrics_interval: Duration,
     /// The job file, as a positional argument.
     #[arg(value_name = "FILE", conflicts_with = "file")]
     pub path: Option<PathBuf>,

@@ -355,7 +355,12 @@ fn container_info(r: ContainerInspectResponse, fallback_id: &str) -> ContainerIn
     }
 }
 
-/// CPU and memory use from one stats sample, computed as the Docker CLI does.
+/// Every figure of one stats sample. CPU in cores is computed as the Docker CLI does, from the
+/// sample's pre-sample; a one-shot sample has none, so its `cpu_cores` is 0 (the worker computes
+/// it from `cpu_seconds_total` deltas instead). Memory is the working set: usage minus inactive
+/// file cache (`total_inactive_file` on cgroup v1, `inactive_file` on v2). Network sums every
+/// interface; block I/O sums the `Read` and `Write` entries of `io_service_bytes_recursive` (v1
+/// spells them capitalised and adds `Total`, `Sync`, ... entries; v2 writes `read`, `write`).
 fn container_stats(s: &ContainerStatsResponse) -> ContainerStats {
     let total = |c: &Option<bollard::models::ContainerCpuStats>| {
         c.as_ref()
@@ -381,7 +386,9 @@ fn container_stats(s: &ContainerStatsResponse) -> ContainerStats {
         })
         .filter(|n| *n > 0)
         .unwrap_or(1);
-    let cpu_cores = if cpu_delta > 0 && system_delta > 0 {
+    // A one-shot sample's pre-sample is empty: no figure rather than an average since boot.
+    let presampled = system(&s.precpu_stats) > 0;
+    let cpu_cores = if presampled && cpu_delta > 0 && system_delta > 0 {
         cpu_delta as f64 / system_delta as f64 * online as f64
     } else {
         0.0
@@ -404,11 +411,42 @@ fn container_stats(s: &ContainerStatsResponse) -> ContainerStats {
         }
         None => (0, 0),
     };
+    let (network_rx_bytes, network_tx_bytes) =
+        s.networks
+            .iter()
+            .flat_map(|n| n.values())
+            .fold((0u64, 0u64), |(rx, tx), n| {
+                (
+                    rx.saturating_add(n.rx_bytes.unwrap_or(0)),
+                    tx.saturating_add(n.tx_bytes.unwrap_or(0)),
+                )
+            });
+    let (mut block_read_bytes, mut block_write_bytes) = (0u64, 0u64);
+    let entries = s
+        .blkio_stats
+        .as_ref()
+        .and_then(|b| b.io_service_bytes_recursive.as_ref());
+    for e in entries.into_iter().flatten() {
+        let v = e.value.unwrap_or(0);
+        match e.op.as_deref() {
+            Some(op) if op.eq_ignore_ascii_case("read") => {
+                block_read_bytes = block_read_bytes.saturating_add(v);
+            }
+            Some(op) if op.eq_ignore_ascii_case("write") => {
+                block_write_bytes = block_write_bytes.saturating_add(v);
+            }
+            _ => {}
+        }
+    }
     ContainerStats {
         cpu_cores,
         memory_bytes,
         memory_limit_bytes,
-        ..ContainerStats::default()
+        cpu_seconds_total: total(&s.cpu_stats) as f64 / 1e9,
+        network_rx_bytes,
+        network_tx_bytes,
+        block_read_bytes,
+        block_write_bytes,
     }
 }
 
@@ -730,11 +768,13 @@ impl Runtime for DockerRuntime {
 
     async fn stats(&self, id: &str) -> Result<ContainerStats> {
         let docker = self.client().await?;
-        // `one-shot` needs API 1.41 and skips the CPU pre-sample; without it the engine takes
-        // two samples a second apart, which is what a CPU figure needs.
+        // One-shot (API 1.41): one read of the cgroup, answered at once. Without it the engine
+        // waits for a second sample about a second later, only to compute a CPU figure that the
+        // worker computes itself from consecutive `cpu_seconds_total` readings (see
+        // BENCHMARKS.md, "Worker metrics sampling"). So `cpu_cores` is 0 here.
         let options = StatsOptions {
             stream: false,
-            one_shot: false,
+            one_shot: true,
         };
         let mut stream = docker.stats(id, Some(options));
         match stream.next().await {
@@ -1047,6 +1087,93 @@ mod tests {
             RuntimeErrorKind::Rejected
         );
         assert_eq!(
+    /// A one-shot sample as cgroup v1 (`v2 = false`) or v2 engines send it: no pre-sample, two
+    /// interfaces, block I/O entries in that version's spelling.
+    fn one_shot(v2: bool) -> ContainerStatsResponse {
+        use bollard::models::{
+            ContainerBlkioStatEntry, ContainerBlkioStats, ContainerNetworkStats,
+        };
+        let entry = |op: &str, value| ContainerBlkioStatEntry {
+            major: Some(8),
+            minor: Some(0),
+            op: Some(op.into()),
+            value: Some(value),
+        };
+        let io = if v2 {
+            vec![entry("read", 4096), entry("write", 8192), entry("read", 1)]
+        } else {
+            vec![
+                entry("Read", 4096),
+                entry("Write", 8192),
+                entry("Sync", 12288),
+                entry("Async", 0),
+                entry("Discard", 0),
+                entry("Total", 12288),
+                entry("Read", 1),
+            ]
+        };
+        let net = |rx, tx| ContainerNetworkStats {
+            rx_bytes: Some(rx),
+            tx_bytes: Some(tx),
+            ..Default::default()
+        };
+        let (cache_key, other_key) = if v2 {
+            ("inactive_file", "active_file")
+        } else {
+            ("total_inactive_file", "inactive_file")
+        };
+        ContainerStatsResponse {
+            cpu_stats: Some(ContainerCpuStats {
+                cpu_usage: Some(ContainerCpuUsage {
+                    total_usage: Some(2_500_000_000),
+                    ..Default::default()
+                }),
+                system_cpu_usage: Some(9_000_000_000),
+                online_cpus: Some(2),
+                ..Default::default()
+            }),
+            memory_stats: Some(ContainerMemoryStats {
+                usage: Some(100 << 20),
+                limit: Some(256 << 20),
+                stats: Some(HashMap::from([
+                    (cache_key.to_string(), 30 << 20),
+                    (other_key.to_string(), 5 << 20),
+                ])),
+                ..Default::default()
+            }),
+            networks: Some(HashMap::from([
+                ("eth0".to_string(), net(1000, 200)),
+                ("eth1".to_string(), net(24, 3)),
+            ])),
+            blkio_stats: Some(ContainerBlkioStats {
+                io_service_bytes_recursive: Some(io),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn one_shot_stats_fill_every_figure_on_cgroup_v1_and_v2() {
+        for v2 in [false, true] {
+            let s = container_stats(&one_shot(v2));
+            assert_eq!(s.cpu_cores, 0.0, "no pre-sample, no CPU figure (v2: {v2})");
+            assert!((s.cpu_seconds_total - 2.5).abs() < 1e-9, "{s:?}");
+            assert_eq!(
+                s.memory_bytes,
+                70 << 20,
+                "usage minus inactive file (v2: {v2})"
+            );
+            assert_eq!(s.memory_limit_bytes, 256 << 20);
+            assert_eq!((s.network_rx_bytes, s.network_tx_bytes), (1024, 203));
+            assert_eq!(
+                (s.block_read_bytes, s.block_write_bytes),
+                (4097, 8192),
+                "v2: {v2}"
+            );
+        }
+    }
+
             kind(classify(h, server(500, "boom"), "start")),
             RuntimeErrorKind::Other
         );

@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use orkestrator_core::metrics::NodeSample;
 use orkestrator_core::spec::Resources;
 use orkestrator_core::units::{ByteSize, Cpu};
 use sysinfo::{CpuRefreshKind, DiskRefreshKind, Disks, MemoryRefreshKind, RefreshKind, System};
@@ -156,6 +157,47 @@ impl HostProbe {
         }
     }
 
+    /// A sample of the host for the worker's metrics: CPU busy since the previous call (or since
+    /// the probe was made) in cores, memory in use (total minus available), the disk of the
+    /// probe's path, load averages. `at` is left 0 for the caller to stamp.
+    pub fn node(&mut self) -> NodeSample {
+        let (cpu_cores_used, cpu_cores_total, memory_used_bytes, memory_total_bytes) =
+            match &mut self.system {
+                Some(s) => {
+                    s.refresh_cpu_usage();
+                    s.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
+                    let cores = s.cpus().len().max(1) as f64;
+                    let busy = f64::from(s.global_cpu_usage()).clamp(0.0, 100.0) / 100.0;
+                    let total = s.total_memory();
+                    (
+                        cores * busy,
+                        cores,
+                        total.saturating_sub(s.available_memory()),
+                        total,
+                    )
+                }
+                None => (0.0, fallback_cpu_count() as f64, 0, 0),
+            };
+        let (disk_total, disk_free) = self.refresh_disk();
+        let load = System::load_average().unwrap_or(sysinfo::LoadAvg {
+            one: 0.0,
+            five: 0.0,
+            fifteen: 0.0,
+        });
+        NodeSample {
+            at: 0,
+            cpu_cores_used,
+            cpu_cores_total,
+            memory_used_bytes,
+            memory_total_bytes,
+            disk_used_bytes: disk_total.saturating_sub(disk_free),
+            disk_total_bytes: disk_total,
+            load1: load.one,
+            load5: load.five,
+            load15: load.fifteen,
+        }
+    }
+
     /// `(total, available)` bytes of the filesystem holding the probe's path.
     fn refresh_disk(&mut self) -> (u64, u64) {
         match &mut self.disks {
@@ -216,6 +258,32 @@ mod tests {
         assert!(free.memory.bytes() > 0);
         assert!(free.disk <= total.disk, "{free:?} vs {total:?}");
         assert!(free.disk.bytes() > 0);
+    }
+
+    #[test]
+    fn a_node_sample_is_plausible_and_sees_a_busy_core() {
+        let mut probe = HostProbe::at("/");
+        // Keep one core busy between the two CPU readings.
+        let until = std::time::Instant::now() + 2 * sysinfo::MINIMUM_CPU_UPDATE_INTERVAL;
+        let mut spins = 0u64;
+        while std::time::Instant::now() < until {
+            spins = std::hint::black_box(spins + 1);
+        }
+        let n = probe.node();
+        assert!(n.cpu_cores_total >= 1.0, "{n:?}");
+        assert!(
+            n.cpu_cores_used > 0.5 && n.cpu_cores_used <= n.cpu_cores_total,
+            "{n:?}"
+        );
+        assert!(
+            n.memory_used_bytes > 0 && n.memory_used_bytes < n.memory_total_bytes,
+            "{n:?}"
+        );
+        assert!(
+            n.disk_used_bytes > 0 && n.disk_used_bytes <= n.disk_total_bytes,
+            "{n:?}"
+        );
+        assert!(n.load1 >= 0.0 && n.load15 >= 0.0, "{n:?}");
     }
 
     #[test]

@@ -15,6 +15,9 @@ use orkestrator_core::store::MemoryStore;
 use orkestrator_core::transport::Transport;
 use orkestrator_core::worker::{WorkerAgent, WorkerConfig};
 use orkestrator_runtime::DockerRuntime;
+use orkestrator_runtime::http::worker_metrics::{
+    EngineMetrics, InstrumentedRuntime, WorkerMetricsSource,
+};
 
 use super::worker::SysProbe;
 use crate::cli::{DevArgs, Output};
@@ -24,7 +27,11 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
         Some(path) => Some(load_job_file(path).with_context(|| format!("{}", path.display()))?),
         None => None,
     };
-    let runtime = Arc::new(DockerRuntime::connect()?);
+    let engine = EngineMetrics::new();
+    let runtime = Arc::new(InstrumentedRuntime::new(
+        DockerRuntime::connect()?,
+        engine.clone(),
+    ));
     runtime
         .ping()
         .await
@@ -45,13 +52,19 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
     // The worker's own endpoint (for `orkestrator logs`), on a free loopback port.
     let endpoint = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     config.address = Some(format!("http://{}", endpoint.local_addr()?));
+    let probe = Arc::new(SysProbe::with_caps(None, None, None)?);
+    let id = config.id.clone();
+    let worker = WorkerAgent::new(config, transport.clone(), runtime.clone(), probe);
+    let metrics = WorkerMetricsSource {
+        worker: id.clone(),
+        latest: worker.metrics(),
+        engine,
+    };
     let router =
-        orkestrator_runtime::http::server::worker_router(config.id.clone(), runtime.clone());
+        orkestrator_runtime::http::server::worker_router_with_metrics(id, runtime, metrics);
     tokio::spawn(async move {
         let _ = orkestrator_runtime::http::server::serve_router(endpoint, router).await;
     });
-    let probe = Arc::new(SysProbe::with_caps(None, None, None)?);
-    let worker = WorkerAgent::new(config, transport.clone(), runtime, probe);
     tokio::spawn(worker.run(std::future::pending()));
 
     println!("dev cluster up: manager at {addr}, embedded scheduler, worker dev-worker (Docker)");

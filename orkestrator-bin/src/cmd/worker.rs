@@ -4,10 +4,14 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
+use orkestrator_core::metrics::NodeSample;
 use orkestrator_core::spec::Resources;
 use orkestrator_core::units::{ByteSize, Cpu};
 use orkestrator_core::worker::{ResourceProbe, WorkerAgent, WorkerConfig};
 use orkestrator_runtime::DockerRuntime;
+use orkestrator_runtime::http::worker_metrics::{
+    EngineMetrics, InstrumentedRuntime, WorkerMetricsSource,
+};
 use orkestrator_runtime::probe::HostProbe;
 
 use crate::cli::WorkerArgs;
@@ -28,20 +32,32 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| format!("{}-{}", hostname(), a.port));
     let probe = Arc::new(SysProbe::new(&a)?);
-    let runtime = Arc::new(DockerRuntime::connect()?);
+    let engine = EngineMetrics::new();
+    let runtime = Arc::new(InstrumentedRuntime::new(
+        DockerRuntime::connect()?,
+        engine.clone(),
+    ));
     let mut config = WorkerConfig::new(name.clone());
     config.address = Some(address.clone());
     config.labels = a.labels.iter().cloned().collect();
     config.stop_grace = a.stop_grace;
+    config.metrics_interval = a.metrics_interval;
     tracing::info!(worker = %name, manager = %transport.base(), "worker starting; endpoint {address}");
-    let endpoint =
-        orkestrator_runtime::http::server::worker_router(name.clone().into(), runtime.clone());
+    let agent = WorkerAgent::new(config, transport, runtime.clone(), probe);
+    let metrics = WorkerMetricsSource {
+        worker: name.clone().into(),
+        latest: agent.metrics(),
+        engine,
+    };
+    let endpoint = orkestrator_runtime::http::server::worker_router_with_metrics(
+        name.clone().into(),
+        runtime,
+        metrics,
+    );
     tokio::spawn(async move {
         let _ = orkestrator_runtime::http::server::serve_router(listener, endpoint).await;
     });
-    WorkerAgent::new(config, transport, runtime, probe)
-        .run(super::shutdown_signal())
-        .await?;
+    agent.run(super::shutdown_signal()).await?;
     tracing::info!(
         "worker stopped; its containers keep running and are adopted when it comes back"
     );
@@ -58,9 +74,12 @@ fn hostname() -> String {
         .to_ascii_lowercase()
 }
 
-/// The host's resources from sysinfo, capped by `--cpu`, `--memory`, `--disk`.
+/// The host's resources from sysinfo, capped by `--cpu`, `--memory`, `--disk`; host samples for
+/// the metrics loop (uncapped: what the host really has and uses).
 pub struct SysProbe {
     probe: Mutex<HostProbe>,
+    /// A probe of its own, so that heartbeats and metrics each measure CPU over their own period.
+    node: Mutex<HostProbe>,
     total: Resources,
 }
 
@@ -83,6 +102,7 @@ impl SysProbe {
         }
         Ok(SysProbe {
             probe: Mutex::new(probe),
+            node: Mutex::new(HostProbe::new()),
             total,
         })
     }
@@ -101,5 +121,9 @@ impl ResourceProbe for SysProbe {
             memory: a.memory.min(self.total.memory),
             disk: a.disk.min(self.total.disk),
         }
+    }
+
+    fn node(&self) -> NodeSample {
+        self.node.lock().unwrap_or_else(|e| e.into_inner()).node()
     }
 }

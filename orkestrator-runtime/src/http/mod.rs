@@ -8,4 +8,5 @@ pub mod server;
 pub mod sse;
 
 /// Largest request body the server accepts, in bytes.
+pub mod worker_metrics;
 pub const MAX_BODY_BYTES: usize = 1 << 20;

@@ -610,3 +610,13 @@ pub async fn serve_router(
 ) -> std::io::Result<()> {
     axum::serve(listener, router).await
 }
+/// [`worker_router`] plus `GET /metrics`: the worker's host, its tasks and its engine calls in
+/// the OpenMetrics text format (see [`super::worker_metrics`]).
+pub fn worker_router_with_metrics(
+    worker: WorkerId,
+    runtime: Arc<dyn Runtime>,
+    metrics: super::worker_metrics::WorkerMetricsSource,
+) -> Router {
+    worker_router(worker, runtime).merge(super::worker_metrics::router(metrics))
+}
+
