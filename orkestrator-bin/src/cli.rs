@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use orkestrator_core::events::{StreamStart, Topic};
 
 /// Default manager port.
 pub const DEFAULT_PORT: u16 = 5555;
@@ -12,11 +13,36 @@ pub const DEFAULT_MANAGER: &str = "http://127.0.0.1:5555";
 
 /// Orkestrator: a container orchestrator. Run a manager, workers and schedulers; submit jobs.
 #[derive(Debug, Parser)]
-#[command(name = "orkestrator", version, about, long_about = None, after_help = SEED_HELP)]
+#[command(name = "orkestrator", version, about, long_about = None, after_help = after_help())]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// How to write logs (on standard error): `text` for people, `json` for one JSON object a
+    /// line (for log collectors).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        env = "ORKESTRATOR_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// The top-level `--help` epilogue: the original flags and the exit codes.
+fn after_help() -> String {
+    format!("{SEED_HELP}\n\n{}", crate::output::EXIT_CODES_HELP)
 }
 
 const SEED_HELP: &str = "\
@@ -53,6 +79,10 @@ pub enum Command {
     Gc(OutputArgs),
     /// Check a job file without submitting it.
     Validate(ValidateArgs),
+    /// Follow the manager's events (jobs, tasks, workers, schedulers) as they happen.
+    Events(EventsArgs),
+    /// A live view of the jobs' tasks (or the workers') with their CPU and memory use.
+    Top(TopArgs),
 }
 
 /// Where the manager is.
@@ -117,6 +147,18 @@ pub struct ServerArgs {
     /// removes them at once).
     #[arg(long, default_value = "1h", value_parser = duration, value_name = "DURATION")]
     pub gc_after: Duration,
+    /// How many recent events the manager keeps for event streams to resume from; a client
+    /// asking for an older index gets a reset event (re-list).
+    #[arg(long, default_value_t = 50_000, value_name = "N")]
+    pub event_window: usize,
+    /// How many metrics samples the manager keeps per task and per worker (at the workers'
+    /// default 5 s interval, 60 is five minutes; about 64 bytes a sample).
+    #[arg(long, default_value_t = 60, value_name = "N")]
+    pub metrics_window: usize,
+    /// The most tasks whose figures `GET /metrics` exposes (the rest are counted in
+    /// `ork_metrics_series_dropped`), so that a large cluster cannot make a scrape unbounded.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub metrics_max_series: usize,
 }
 
 /// `worker`.
@@ -149,6 +191,9 @@ pub struct WorkerArgs {
     /// How long `stop` waits after SIGTERM before SIGKILL.
     #[arg(long, default_value = "10s", value_parser = duration)]
     pub stop_grace: Duration,
+    /// How often task and host metrics are sampled and sent to the manager (0s: never).
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub metrics_interval: Duration,
 }
 
 /// `scheduler`.
@@ -191,9 +236,6 @@ pub struct RunArgs {
     /// The job file (`.yaml`, `.yml`, `.toml`, `.json`; `-` for standard input).
     #[arg(short, long, value_name = "FILE", required_unless_present = "path")]
     pub file: Option<PathBuf>,
-    /// How often task and host metrics are sampled and sent to the manager (0s: never).
-    #[arg(long, default_value = "5s", value_parser = duration)]
-    pub metrics_interval: Duration,
     /// The job file, as a positional argument.
     #[arg(value_name = "FILE", conflicts_with = "file")]
     pub path: Option<PathBuf>,
@@ -226,6 +268,12 @@ pub struct StopArgs {
     /// Wait until its containers are gone.
     #[arg(long)]
     pub wait: bool,
+    /// How long `--wait` waits.
+    #[arg(long, default_value = "2m", value_parser = duration)]
+    pub timeout: Duration,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: Output,
     /// Where the manager is.
     #[command(flatten)]
     pub addr: ManagerAddr,
@@ -245,7 +293,15 @@ pub struct LogsArgs {
     /// How many of the last lines (1 to 10000).
     #[arg(short = 'n', long, default_value_t = 100)]
     pub tail: usize,
-    /// Output format.
+    /// Only output written since then: a duration ago (10m, 1h30m) or a time
+    /// (2024-05-01T12:00:00Z, or Unix seconds).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Keep printing the output as it is written, on into the task's next container when it is
+    /// restarted or replaced, until the job stops (or Ctrl-C).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Output format (`json` only without --follow).
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub output: Output,
     /// Where the manager is.
@@ -263,8 +319,55 @@ pub struct ValidateArgs {
     #[arg(value_name = "FILE", conflicts_with = "file")]
     pub path: Option<PathBuf>,
     /// Print the job as Orkestrator reads it (defaults filled in), in this format.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "output")]
     pub print: Option<PrintFormat>,
+    /// Output format of the verdict (`json`: valid, the job's name, needs, or the problems).
+    #[arg(short = 'o', long = "output", value_enum)]
+    pub output: Option<Output>,
+}
+
+/// `events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only this job's events (its job and task topics).
+    #[arg(long, conflicts_with = "key", value_name = "JOB")]
+    pub job: Option<String>,
+    /// Only these topics: job, task, worker, scheduler, manager (comma-separated, repeatable).
+    #[arg(long = "topic", value_delimiter = ',', value_name = "TOPIC")]
+    pub topics: Vec<Topic>,
+    /// Only events about this key: a job name, a worker id or a scheduler id.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// Start with the events of this commit index (`N`), or after this event id (`N.S`), instead
+    /// of with the next event. Events the manager no longer holds are reported as a reset.
+    #[arg(long, value_name = "N|N.S")]
+    pub from_index: Option<StreamStart>,
+    /// Output format (`json`: one JSON object per line).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: Output,
+    /// Where the manager is.
+    #[command(flatten)]
+    pub addr: ManagerAddr,
+}
+
+/// `top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Only this job's tasks.
+    #[arg(conflicts_with = "workers")]
+    pub job: Option<String>,
+    /// Show the workers (host CPU and memory) instead of the tasks.
+    #[arg(long)]
+    pub workers: bool,
+    /// How often to refresh.
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    pub interval: Duration,
+    /// Print one snapshot and exit (also what happens when standard output is not a terminal).
+    #[arg(long)]
+    pub once: bool,
+    /// Output.
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 /// A format to print a job in.

@@ -1,6 +1,8 @@
 //! The `orkestrator` command: a thin layer over `orkestrator-core` and `orkestrator-runtime`.
 //! Parse flags, wire the pieces, print results; no business logic here.
 
+#[macro_use]
+mod output;
 mod cli;
 mod cmd;
 mod limits;
@@ -9,7 +11,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, LogFormat};
+use output::{Exit, StdoutClosed, exit};
 
 fn main() -> ExitCode {
     let args = cli::translate_seed_args(std::env::args().collect());
@@ -18,7 +21,7 @@ fn main() -> ExitCode {
         cli.command,
         Command::Server(_) | Command::Worker(_) | Command::Scheduler(_) | Command::Dev(_)
     );
-    init_tracing(daemon);
+    init_tracing(daemon, cli.log_format);
     limits::raise_open_files_limit();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -26,30 +29,69 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(cmd::dispatch(cli.command)) {
+    let result = rt.block_on(cmd::dispatch(cli.command));
+    // Pending tasks (a progress bar's ticker, a stream being read) must not outlive the answer.
+    rt.shutdown_background();
+    match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            let code = exit_code(&e);
+            match e.downcast_ref::<Exit>() {
+                Some(x) if x.message.is_empty() => {}
+                Some(x) => errln!("error: {}", x.message),
+                None if e.downcast_ref::<StdoutClosed>().is_some() => {}
+                None => errln!("error: {e:#}"),
+            }
+            ExitCode::from(code)
         }
     }
 }
 
-fn init_tracing(daemon: bool) {
+/// The exit code for an error that ended a command (the scheme is in `--help`).
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use orkestrator_core::Error;
+    for cause in e.chain() {
+        if cause.downcast_ref::<StdoutClosed>().is_some() {
+            return exit::OK;
+        }
+        if let Some(x) = cause.downcast_ref::<Exit>() {
+            return x.code;
+        }
+        if let Some(err) = cause.downcast_ref::<Error>() {
+            return match err {
+                Error::Unreachable { .. } => exit::UNREACHABLE,
+                Error::Api(_) => exit::REFUSED,
+                Error::Read { .. }
+                | Error::UnknownFormat { .. }
+                | Error::Syntax { .. }
+                | Error::Invalid(_) => exit::USAGE,
+                _ => exit::FAILED,
+            };
+        }
+    }
+    exit::FAILED
+}
+
+fn init_tracing(daemon: bool, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let default = if daemon { "info" } else { "warn" };
     let filter =
         EnvFilter::try_from_env("ORKESTRATOR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none();
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(output::color_stderr()).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_ansi(false)
+            .try_init(),
+    };
 }

@@ -196,6 +196,20 @@ pub enum JobPhase {
     Stopped,
 }
 
+impl JobPhase {
+    /// Every phase.
+    pub const ALL: [JobPhase; 8] = [
+        JobPhase::Pending,
+        JobPhase::Starting,
+        JobPhase::Running,
+        JobPhase::Completed,
+        JobPhase::Failed,
+        JobPhase::Lost,
+        JobPhase::Stopping,
+        JobPhase::Stopped,
+    ];
+}
+
 impl fmt::Display for JobPhase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self, f)
@@ -312,6 +326,14 @@ pub struct LogsQuery {
     /// [`LogsQuery::MAX_TAIL`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tail: Option<usize>,
+    /// Only output written since then: a duration ago (`10m`, `1h30m`), an RFC 3339 time
+    /// (`2024-05-01T12:00:00Z`) or Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Stream the output as it is written (chunked `text/plain`), following the task into its
+    /// next container when it restarts or is replaced, until the job ends.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follow: bool,
 }
 
 impl LogsQuery {
@@ -326,14 +348,6 @@ impl LogsQuery {
             None => Ok(Self::DEFAULT_TAIL),
             Some(n) if (1..=Self::MAX_TAIL).contains(&n) => Ok(n),
             Some(n) => Err(ApiError::bad_request(
-    /// Only output written since then: a duration ago (`10m`, `1h30m`), an RFC 3339 time
-    /// (`2024-05-01T12:00:00Z`) or Unix seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<String>,
-    /// Stream the output as it is written (chunked `text/plain`), following the task into its
-    /// next container when it restarts or is replaced, until the job ends.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub follow: bool,
                 "invalid_tail",
                 format!(
                     "tail {n} is out of range: ask for 1 to {} lines",
@@ -342,20 +356,6 @@ impl LogsQuery {
             )),
         }
     }
-}
-
-/// Where one task's output lives: the manager finds it, the worker's endpoint serves it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogSource {
-    /// The instance.
-    pub instance: InstanceId,
-    /// Which copy of the job.
-    pub index: u32,
-    /// The task.
-    pub task: TaskName,
-    /// The worker running it.
-    pub worker: WorkerId,
-    /// The worker's endpoint (`http://host:port`).
 
     /// The `since` asked for, as Unix seconds at `now`; `None` when not given.
     pub fn since_at(&self, now: std::time::SystemTime) -> Result<Option<i64>, ApiError> {
@@ -389,6 +389,20 @@ pub fn parse_since(s: &str, now: std::time::SystemTime) -> Result<i64, String> {
     Err(format!(
         "since {s:?} is neither a duration (10m, 1h30m) nor a time (2024-05-01T12:00:00Z, or Unix seconds)"
     ))
+}
+
+/// Where one task's output lives: the manager finds it, the worker's endpoint serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSource {
+    /// The instance.
+    pub instance: InstanceId,
+    /// Which copy of the job.
+    pub index: u32,
+    /// The task.
+    pub task: TaskName,
+    /// The worker running it.
+    pub worker: WorkerId,
+    /// The worker's endpoint (`http://host:port`).
     pub address: String,
     /// The task's container on that worker.
     pub container_id: String,

@@ -68,6 +68,9 @@ pub enum EventKind {
         worker: WorkerId,
         /// The scheduler that decided.
         scheduler: SchedulerId,
+        /// How long the instance waited for its placement, in milliseconds.
+        #[serde(default)]
+        pending_ms: u64,
     },
     /// An instance could not be placed.
     InstanceUnschedulable {

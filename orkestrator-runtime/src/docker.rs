@@ -32,7 +32,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use orkestrator_core::error::{Error, Result, RuntimeErrorKind};
 use orkestrator_core::runtime::{
-    ContainerInfo, ContainerSpec, ContainerState, ContainerStats, Runtime,
+    ContainerInfo, ContainerSpec, ContainerState, ContainerStats, LogOptions, LogStream, Runtime,
 };
 use orkestrator_core::spec::{MIN_CPU, PortMapping, Probe};
 use orkestrator_core::units::Cpu;
@@ -804,6 +804,38 @@ impl Runtime for DockerRuntime {
         }
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
+
+    /// The engine's log stream (`follow` ends when the container stops). Without a tail, all of
+    /// the output; `since` is whole seconds, as the engine takes it.
+    async fn stream_logs(&self, id: &str, options: &LogOptions) -> Result<LogStream> {
+        let docker = self.client().await?;
+        // Ask once, so that an unknown container is an error now rather than inside the stream.
+        docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| self.error(e, &format!("read logs of container {id}")))?;
+        let since = options
+            .since
+            .map_or(0, |s| s.clamp(0, i64::from(i32::MAX)) as i32);
+        let bollard_options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            follow: options.follow,
+            since,
+            tail: options
+                .tail
+                .map_or_else(|| "all".to_owned(), |n| n.to_string()),
+            ..Default::default()
+        };
+        let me = self.clone();
+        let id = id.to_owned();
+        let stream = docker.logs(&id, Some(bollard_options)).map(move |chunk| {
+            chunk
+                .map(|c| c.into_bytes().to_vec())
+                .map_err(|e| me.error(e, &format!("read logs of container {id}")))
+        });
+        Ok(Box::pin(stream))
+    }
 }
 
 #[cfg(test)]
@@ -1055,38 +1087,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn errors_are_classified() {
-        let server = |status_code, message: &str| BollardError::DockerResponseServerError {
-            status_code,
-            message: message.into(),
-        };
-        let kind = |e: Error| match e {
-            Error::Runtime { kind, .. } => kind,
-            other => panic!("{other}"),
-        };
-        let h = DEFAULT_DOCKER_HOST;
-        assert_eq!(
-            kind(classify(h, server(404, "No such container: x"), "inspect")),
-            RuntimeErrorKind::NotFound
-        );
-        assert_eq!(
-            kind(classify(
-                h,
-                server(409, "Conflict. The container name"),
-                "create"
-            )),
-            RuntimeErrorKind::Rejected
-        );
-        assert_eq!(
-            kind(classify(
-                h,
-                server(500, "Bind for 0.0.0.0:80 failed: port is already allocated"),
-                "start"
-            )),
-            RuntimeErrorKind::Rejected
-        );
-        assert_eq!(
     /// A one-shot sample as cgroup v1 (`v2 = false`) or v2 engines send it: no pre-sample, two
     /// interfaces, block I/O entries in that version's spelling.
     fn one_shot(v2: bool) -> ContainerStatsResponse {
@@ -1174,6 +1174,38 @@ mod tests {
         }
     }
 
+    #[test]
+    fn errors_are_classified() {
+        let server = |status_code, message: &str| BollardError::DockerResponseServerError {
+            status_code,
+            message: message.into(),
+        };
+        let kind = |e: Error| match e {
+            Error::Runtime { kind, .. } => kind,
+            other => panic!("{other}"),
+        };
+        let h = DEFAULT_DOCKER_HOST;
+        assert_eq!(
+            kind(classify(h, server(404, "No such container: x"), "inspect")),
+            RuntimeErrorKind::NotFound
+        );
+        assert_eq!(
+            kind(classify(
+                h,
+                server(409, "Conflict. The container name"),
+                "create"
+            )),
+            RuntimeErrorKind::Rejected
+        );
+        assert_eq!(
+            kind(classify(
+                h,
+                server(500, "Bind for 0.0.0.0:80 failed: port is already allocated"),
+                "start"
+            )),
+            RuntimeErrorKind::Rejected
+        );
+        assert_eq!(
             kind(classify(h, server(500, "boom"), "start")),
             RuntimeErrorKind::Other
         );

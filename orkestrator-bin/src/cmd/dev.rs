@@ -67,20 +67,29 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
     });
     tokio::spawn(worker.run(std::future::pending()));
 
-    println!("dev cluster up: manager at {addr}, embedded scheduler, worker dev-worker (Docker)");
-    println!("  try: orkestrator status --manager {addr}");
+    outln!("dev cluster up: manager at {addr}, embedded scheduler, worker dev-worker (Docker)");
+    outln!("  try: orkestrator status --manager {addr}");
 
     let mut code = ExitCode::SUCCESS;
     if let Some(job) = job {
         let r = transport.submit_job(&job).await?;
-        println!("job {} submitted (version {})", r.job, r.version);
-        code = super::run::wait_for(
+        outln!("job {} submitted (version {})", r.job, r.version);
+        code = match super::follow::wait(
             transport.as_ref(),
             &r.job,
+            r.index,
+            super::follow::Goal::Running,
             Duration::from_secs(300),
             Output::Table,
         )
-        .await?;
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                errln!("error: {e:#}");
+                ExitCode::from(crate::output::exit::FAILED)
+            }
+        };
         if let Ok(v) = transport.get_job(&r.job).await {
             for i in &v.instances {
                 for (name, t) in &i.tasks {
@@ -89,7 +98,7 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
                         .as_deref()
                         .map(|c| &c[..c.len().min(12)])
                         .unwrap_or("-");
-                    println!("  task {name}: {} (container {c})", t.state);
+                    outln!("  task {name}: {} (container {c})", t.state);
                 }
             }
         }
@@ -98,7 +107,7 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
             return Ok(code);
         }
     }
-    println!("serving until Ctrl-C; jobs are stopped and their containers removed on exit");
+    outln!("serving until Ctrl-C; jobs are stopped and their containers removed on exit");
     super::shutdown_signal().await;
     stop_all(transport.as_ref(), a.stop_grace).await;
     Ok(code)
@@ -115,10 +124,10 @@ async fn stop_all(t: &LocalTransport, grace: Duration) {
     while tokio::time::Instant::now() < deadline {
         let all = t.list_jobs().await.unwrap_or_default();
         if all.iter().all(|j| j.phase == JobPhase::Stopped) {
-            println!("stopped {} job(s)", all.len());
+            let _ = crate::output::write_out(format_args!("stopped {} job(s)\n", all.len()));
             return;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    eprintln!("some containers may still be stopping");
+    errln!("some containers may still be stopping");
 }

@@ -13,9 +13,12 @@ pub async fn run(a: OutputArgs) -> Result<ExitCode> {
     if a.output == Output::Json {
         super::print_json(&r)?;
     } else {
-        println!(
+        outln!(
             "removed {} jobs, {} instances, {} spec versions, {} workers",
-            r.jobs, r.instances, r.specs, r.workers
+            r.jobs,
+            r.instances,
+            r.specs,
+            r.workers
         );
     }
     Ok(ExitCode::SUCCESS)

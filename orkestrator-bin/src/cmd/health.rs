@@ -1,5 +1,6 @@
 //! `orkestrator health [-o json]`: the manager's summary (counts by state), the schedulers, and
-//! the workers and jobs that need attention. Exits 1 when a worker or scheduler is not ready.
+//! the workers and jobs that need attention. Exits 1 when a worker or scheduler is not ready
+//! (with `-o json` too).
 
 use std::process::ExitCode;
 
@@ -8,6 +9,7 @@ use orkestrator_core::api::Liveness;
 use orkestrator_core::transport::Transport;
 
 use crate::cli::{Output, OutputArgs};
+use crate::output::{Paint, Table};
 
 fn counts<K: std::fmt::Display>(m: &std::collections::BTreeMap<K, u64>) -> String {
     if m.is_empty() {
@@ -22,57 +24,77 @@ fn counts<K: std::fmt::Display>(m: &std::collections::BTreeMap<K, u64>) -> Strin
 pub async fn run(a: OutputArgs) -> Result<ExitCode> {
     let client = super::client(&a.addr)?;
     let h = client.health().await?;
-    if a.output == Output::Json {
-        super::print_json(&h)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!(
-        "manager     {} (version {}, index {}, store commit p50 {}us p99 {}us)",
-        h.manager.status,
-        h.manager.version,
-        h.manager.index,
-        h.manager.store.commit_p50_us,
-        h.manager.store.commit_p99_us
-    );
-    for s in &h.schedulers {
-        println!(
-            "scheduler   {:<20} {} ({}, seen {})",
-            s.id,
-            s.status,
-            s.algorithm,
-            super::ago(s.last_seen_ms_ago)
-        );
-    }
-    println!("workers     {}", counts(&h.workers));
-    println!("jobs        {}", counts(&h.jobs));
-    println!("tasks       {}", counts(&h.tasks));
-    for w in &h.unready_workers {
-        println!(
-            "worker      {:<20} {}{}",
-            w.id,
-            w.status,
-            w.message
-                .as_ref()
-                .map(|m| format!(" ({m})"))
-                .unwrap_or_default()
-        );
-    }
-    for j in &h.failing_jobs {
-        println!(
-            "job         {:<20} {}{}",
-            j.name,
-            j.phase,
-            j.reason
-                .as_ref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
-        );
-    }
     let all_ready =
         h.unready_workers.is_empty() && h.schedulers.iter().all(|s| s.status == Liveness::Ready);
-    Ok(if all_ready {
+    let code = if all_ready {
         ExitCode::SUCCESS
     } else {
-        ExitCode::FAILURE
-    })
+        ExitCode::from(crate::output::exit::FAILED)
+    };
+    if a.output == Output::Json {
+        super::print_json(&h)?;
+        return Ok(code);
+    }
+    let color = crate::output::color();
+    let mut t = Table::bare();
+    t.painted_row(vec![
+        ("manager".into(), Paint::Plain),
+        ("".into(), Paint::Plain),
+        (
+            h.manager.status.to_string(),
+            Paint::for_state(&h.manager.status.to_string()),
+        ),
+        (
+            format!(
+                "version {}, index {}, store commit p50 {}us p99 {}us",
+                h.manager.version,
+                h.manager.index,
+                h.manager.store.commit_p50_us,
+                h.manager.store.commit_p99_us
+            ),
+            Paint::Plain,
+        ),
+    ]);
+    for s in &h.schedulers {
+        t.painted_row(vec![
+            ("scheduler".into(), Paint::Plain),
+            (s.id.to_string(), Paint::Plain),
+            (
+                s.status.to_string(),
+                Paint::for_state(&s.status.to_string()),
+            ),
+            (
+                format!("{}, seen {}", s.algorithm, super::ago(s.last_seen_ms_ago)),
+                Paint::Plain,
+            ),
+        ]);
+    }
+    for w in &h.unready_workers {
+        t.painted_row(vec![
+            ("worker".into(), Paint::Plain),
+            (w.id.to_string(), Paint::Plain),
+            (
+                w.status.to_string(),
+                Paint::for_state(&w.status.to_string()),
+            ),
+            (w.message.clone().unwrap_or_default(), Paint::Plain),
+        ]);
+    }
+    for j in &h.failing_jobs {
+        t.painted_row(vec![
+            ("job".into(), Paint::Plain),
+            (j.name.to_string(), Paint::Plain),
+            (j.phase.to_string(), Paint::for_state(&j.phase.to_string())),
+            (j.reason.clone().unwrap_or_default(), Paint::Plain),
+        ]);
+    }
+    for line in t.render(color) {
+        outln!("{line}");
+    }
+    let mut totals = Table::bare();
+    totals.row(vec!["workers".into(), counts(&h.workers)]);
+    totals.row(vec!["jobs".into(), counts(&h.jobs)]);
+    totals.row(vec!["tasks".into(), counts(&h.tasks)]);
+    totals.print()?;
+    Ok(code)
 }

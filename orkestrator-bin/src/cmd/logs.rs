@@ -1,23 +1,35 @@
-//! `orkestrator logs JOB [--task T] [--index N] [--tail N]`.
+//! `orkestrator logs JOB [--task T] [--index N] [--tail N] [--since WHEN] [-f]`.
 
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
+use futures_util::StreamExt;
 use orkestrator_core::api::LogsQuery;
 use orkestrator_core::ids::JobId;
+use tokio::io::AsyncWriteExt as _;
 
 use crate::cli::{LogsArgs, Output};
 
 pub async fn run(a: LogsArgs) -> Result<ExitCode> {
     let client = super::client(&a.addr)?;
+    let job = JobId::new(a.job);
     let q = LogsQuery {
         task: a.task,
         index: Some(a.index),
         tail: Some(a.tail),
-        ..LogsQuery::default()
+        since: a.since,
+        follow: a.follow,
     };
-    let logs = client.logs(&JobId::new(a.job), &q).await?;
+    if a.follow {
+        if matches!(a.output, Output::Json) {
+            anyhow::bail!(
+                "--follow prints the output as it comes; it has no JSON form (leave out -o json)"
+            );
+        }
+        return follow(&client, &job, &q).await;
+    }
+    let logs = client.logs(&job, &q).await?;
     match a.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&logs)?),
         Output::Table => {
@@ -26,11 +38,51 @@ pub async fn run(a: LogsArgs) -> Result<ExitCode> {
                 logs.task, logs.index, logs.instance, logs.worker
             );
             let mut out = std::io::stdout().lock();
-            out.write_all(logs.text.as_bytes())?;
-            if !logs.text.is_empty() && !logs.text.ends_with('\n') {
-                out.write_all(b"\n")?;
+            let written = out.write_all(logs.text.as_bytes()).and_then(|()| {
+                if !logs.text.is_empty() && !logs.text.ends_with('\n') {
+                    out.write_all(b"\n")?;
+                }
+                out.flush()
+            });
+            match written {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other.context("cannot write to standard output")?,
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the output as it arrives until the job ends, Ctrl-C, or standard output is closed
+/// (all three end quietly, with success).
+async fn follow(
+    client: &orkestrator_runtime::HttpTransport,
+    job: &JobId,
+    q: &LogsQuery,
+) -> Result<ExitCode> {
+    let stop = super::shutdown_signal();
+    tokio::pin!(stop);
+    let mut stream = tokio::select! {
+        _ = &mut stop => return Ok(ExitCode::SUCCESS),
+        s = client.follow_logs(job, q) => s?,
+    };
+    let mut out = tokio::io::stdout();
+    loop {
+        let chunk = tokio::select! {
+            _ = &mut stop => return Ok(ExitCode::SUCCESS),
+            c = stream.next() => c,
+        };
+        let bytes = match chunk {
+            None => return Ok(ExitCode::SUCCESS),
+            Some(Ok(b)) => b,
+            Some(Err(e)) => return Err(e).context(format!("following the output of {job}")),
+        };
+        match out.write_all(&bytes).await.and(out.flush().await) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => return Err(e).context("cannot write to standard output"),
+        }
+    }
 }

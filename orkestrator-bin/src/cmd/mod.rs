@@ -1,6 +1,8 @@
 //! One module per command.
 
 mod dev;
+mod events;
+mod follow;
 mod gc;
 mod health;
 mod logs;
@@ -9,6 +11,7 @@ mod scheduler;
 mod server;
 mod status;
 mod stop;
+mod top;
 mod validate;
 mod worker;
 mod workers;
@@ -35,12 +38,15 @@ pub async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Health(a) => health::run(a).await,
         Command::Gc(a) => gc::run(a).await,
         Command::Validate(a) => validate::run(a),
+        Command::Events(a) => events::run(a).await,
+        Command::Top(a) => top::run(a).await,
     }
 }
 
 /// The HTTP client for the manager at `addr`.
 fn client(addr: &ManagerAddr) -> Result<HttpTransport> {
-    Ok(HttpTransport::new(&addr.manager)?)
+    HttpTransport::new(&addr.manager)
+        .map_err(|e| crate::output::fail(crate::output::exit::USAGE, format!("--manager: {e}")))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -67,33 +73,14 @@ async fn shutdown_signal() {
 
 /// Prints a value as pretty JSON.
 fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    outln!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
-/// Prints rows as an aligned table; the first row is the header.
-fn print_table(rows: &[Vec<String>]) {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for r in rows {
-        let mut line = String::new();
-        for (c, cell) in r.iter().enumerate() {
-            if c + 1 == r.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}  ", w = widths[c]));
-            }
-        }
-        println!("{}", line.trim_end());
-    }
+/// Prints a value as JSON on one line.
+fn print_json_line<T: serde::Serialize>(v: &T) -> Result<()> {
+    outln!("{}", serde_json::to_string(v)?);
+    Ok(())
 }
 
 /// "3s ago", "2m ago".

@@ -18,6 +18,9 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
         heartbeat_interval: a.heartbeat_interval,
         heartbeat_grace: a.heartbeat_grace,
         gc_after: a.gc_after,
+        event_window: a.event_window,
+        metrics_window: a.metrics_window,
+        metrics_max_series: a.metrics_max_series,
         ..ManagerConfig::default()
     };
     let algorithm = scheduler_named(&a.scheduler)?;

@@ -1,13 +1,15 @@
-//! `orkestrator status [JOB] [-o json]`.
+//! `orkestrator status [JOB] [-o json]`: the jobs, or one job with its instances and each task's
+//! state and current CPU and memory use (`-` until its worker publishes metrics).
 
 use std::process::ExitCode;
 
 use anyhow::Result;
-use orkestrator_core::api::{JobView, now_millis};
+use orkestrator_core::api::{JobSummary, JobView, now_millis};
 use orkestrator_core::ids::JobId;
 use orkestrator_core::transport::Transport;
 
 use crate::cli::{Output, StatusArgs};
+use crate::output::{Paint, Table, bytes, cores};
 
 pub async fn run(a: StatusArgs) -> Result<ExitCode> {
     let client = super::client(&a.out.addr)?;
@@ -19,104 +21,123 @@ pub async fn run(a: StatusArgs) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             if jobs.is_empty() {
-                println!("no jobs (submit one with `orkestrator run -f JOB_FILE`)");
+                outln!("no jobs (submit one with `orkestrator run -f JOB_FILE`)");
                 return Ok(ExitCode::SUCCESS);
             }
-            let mut rows = vec![
-                vec!["NAME", "PHASE", "VERSION", "TASKS", "WORKERS", "REASON"]
-                    .into_iter()
-                    .map(String::from)
-                    .collect(),
-            ];
-            for j in jobs {
-                let workers = j
-                    .workers
-                    .iter()
-                    .map(|w| w.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",");
-                rows.push(vec![
-                    j.name.to_string(),
-                    j.phase.to_string(),
-                    j.version.to_string(),
-                    j.tasks.to_string(),
-                    if workers.is_empty() {
-                        "-".into()
-                    } else {
-                        workers
-                    },
-                    j.reason.unwrap_or_default(),
-                ]);
-            }
-            super::print_table(&rows);
+            jobs_table(&jobs).print()?;
         }
         Some(name) => {
             let v = client.get_job(&JobId::new(name)).await?;
             if a.out.output == Output::Json {
                 super::print_json(&v)?;
             } else {
-                print_job(&v);
+                print_job(&v)?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_job(v: &JobView) {
-    println!("Job:      {}", v.name);
-    println!("Phase:    {}", v.phase);
-    println!("Version:  {}", v.version);
-    println!("Tasks:    {}", v.spec.tasks.len());
+fn jobs_table(jobs: &[JobSummary]) -> Table {
+    let mut t = Table::new(&["NAME", "PHASE", "VERSION", "TASKS", "WORKERS", "REASON"]);
+    for j in jobs {
+        let workers = j
+            .workers
+            .iter()
+            .map(|w| w.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let phase = j.phase.to_string();
+        t.painted_row(vec![
+            (j.name.to_string(), Paint::Plain),
+            (phase.clone(), Paint::for_state(&phase)),
+            (j.version.to_string(), Paint::Plain),
+            (j.tasks.to_string(), Paint::Plain),
+            (
+                if workers.is_empty() {
+                    "-".into()
+                } else {
+                    workers
+                },
+                Paint::Plain,
+            ),
+            (j.reason.clone().unwrap_or_default(), Paint::Plain),
+        ]);
+    }
+    t
+}
+
+fn print_job(v: &JobView) -> Result<()> {
+    let color = crate::output::color();
+    let phase = v.phase.to_string();
+    outln!("Job:      {}", v.name);
+    outln!(
+        "Phase:    {}",
+        Paint::for_state(&phase).apply(&phase, color)
+    );
+    outln!("Version:  {}", v.version);
+    outln!("Tasks:    {}", v.spec.tasks.len());
     for i in &v.instances {
-        println!();
+        outln!();
         let place = i
             .worker
             .as_ref()
             .map_or("not placed".to_owned(), |w| format!("on worker {w}"));
-        println!("Instance {} ({place}, desired {:?})", i.id, i.desired);
+        outln!("Instance {} ({place}, desired {:?})", i.id, i.desired);
         if let Some(r) = &i.pending_reason {
-            println!("  Pending: {r}");
+            outln!("  Pending: {r}");
         }
-        let mut rows = vec![
-            vec![
-                "TASK",
-                "STATE",
-                "EXIT",
-                "RESTARTS",
-                "SINCE",
-                "CONTAINER",
-                "REASON",
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
-        ];
-        for (name, t) in &i.tasks {
-            rows.push(vec![
-                name.to_string(),
-                t.state.to_string(),
-                t.exit_code.map_or("-".into(), |c| c.to_string()),
-                t.restarts.to_string(),
-                super::ago(now_millis().saturating_sub(t.since)),
-                t.container_id
-                    .as_deref()
-                    .map_or("-".into(), |c| c.chars().take(12).collect()),
-                {
-                    let mut r = t.reason.clone().unwrap_or_default();
-                    if t.healthy == Some(false) {
-                        r = format!("unhealthy; {r}");
-                    }
-                    r
-                },
+        let mut t = Table::new(&[
+            "TASK",
+            "STATE",
+            "CPU",
+            "MEMORY",
+            "EXIT",
+            "RESTARTS",
+            "SINCE",
+            "CONTAINER",
+            "REASON",
+        ])
+        .indent(2);
+        for (name, task) in &i.tasks {
+            let state = task.state.to_string();
+            let usage = i.usage.get(name);
+            let mut reason = task.reason.clone().unwrap_or_default();
+            if task.healthy == Some(false) {
+                reason = format!("unhealthy; {reason}");
+            }
+            t.painted_row(vec![
+                (name.to_string(), Paint::Plain),
+                (state.clone(), Paint::for_state(&state)),
+                (
+                    usage.map_or("-".into(), |u| cores(u.cpu_cores)),
+                    Paint::Plain,
+                ),
+                (
+                    usage.map_or("-".into(), |u| bytes(u.memory_bytes)),
+                    Paint::Plain,
+                ),
+                (
+                    task.exit_code.map_or("-".into(), |c| c.to_string()),
+                    Paint::Plain,
+                ),
+                (task.restarts.to_string(), Paint::Plain),
+                (
+                    super::ago(now_millis().saturating_sub(task.since)),
+                    Paint::Plain,
+                ),
+                (
+                    task.container_id
+                        .as_deref()
+                        .map_or("-".into(), |c| c.chars().take(12).collect()),
+                    Paint::Plain,
+                ),
+                (reason, Paint::Plain),
             ]);
         }
-        let indented: Vec<Vec<String>> = rows
-            .into_iter()
-            .map(|mut r| {
-                r[0] = format!("  {}", r[0]);
-                r
-            })
-            .collect();
-        super::print_table(&indented);
+        for line in t.render(color) {
+            outln!("{line}");
+        }
     }
+    Ok(())
 }

@@ -1,16 +1,19 @@
-//! `orkestrator validate -f FILE`.
+//! `orkestrator validate -f FILE [--print FORMAT | -o json]`. Exits 2 for an invalid file.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use orkestrator_core::Error;
 use orkestrator_core::spec::{Format, load_job_file};
+use serde_json::json;
 
-use crate::cli::{PrintFormat, ValidateArgs};
+use crate::cli::{Output, PrintFormat, ValidateArgs};
+use crate::output::exit;
 
 pub fn run(a: ValidateArgs) -> Result<ExitCode> {
     let path = a.file.or(a.path).expect("clap requires a file");
     let shown = path.display();
+    let as_json = a.output == Some(Output::Json);
     match load_job_file(&path) {
         Ok(job) => {
             if let Some(p) = a.print {
@@ -19,12 +22,23 @@ pub fn run(a: ValidateArgs) -> Result<ExitCode> {
                     PrintFormat::Toml => Format::Toml,
                     PrintFormat::Json => Format::Json,
                 };
-                print!("{}", f.render(&job)?);
+                crate::output::write_out(format_args!("{}", f.render(&job)?))?;
                 return Ok(ExitCode::SUCCESS);
             }
             let r = job.resources();
             let n = job.tasks.len();
-            println!(
+            if as_json {
+                super::print_json(&json!({
+                    "file": shown.to_string(),
+                    "valid": true,
+                    "job": job.name,
+                    "tasks": n,
+                    "count": job.count,
+                    "needs": r,
+                }))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            outln!(
                 "{shown}: valid job \"{}\" with {n} task{}{} (needs cpu {}, memory {}, disk {}{})",
                 job.name,
                 if n == 1 { "" } else { "s" },
@@ -41,19 +55,35 @@ pub fn run(a: ValidateArgs) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(Error::Invalid(problems)) => {
+            if as_json {
+                super::print_json(&json!({
+                    "file": shown.to_string(),
+                    "valid": false,
+                    "problems": problems,
+                }))?;
+                return Ok(ExitCode::from(exit::USAGE));
+            }
             let n = problems.len();
-            eprintln!(
+            errln!(
                 "{shown}: invalid job spec ({n} problem{}):",
                 if n == 1 { "" } else { "s" }
             );
             for p in problems.iter() {
-                eprintln!("  {p}");
+                errln!("  {p}");
             }
-            Ok(ExitCode::from(2))
+            Ok(ExitCode::from(exit::USAGE))
         }
         Err(e) => {
-            eprintln!("{shown}: {e}");
-            Ok(ExitCode::from(2))
+            if as_json {
+                super::print_json(&json!({
+                    "file": shown.to_string(),
+                    "valid": false,
+                    "error": e.to_string(),
+                }))?;
+            } else {
+                errln!("{shown}: {e}");
+            }
+            Ok(ExitCode::from(exit::USAGE))
         }
     }
 }

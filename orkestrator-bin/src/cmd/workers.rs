@@ -1,11 +1,14 @@
-//! `orkestrator workers [-o json]`.
+//! `orkestrator workers [-o json]`: each worker's status, its resources (reserved of total) and
+//! what its host uses now (from the metrics it publishes; `-` until it has published).
 
 use std::process::ExitCode;
 
 use anyhow::Result;
+use orkestrator_core::api::WorkerView;
 use orkestrator_core::transport::Transport;
 
 use crate::cli::{Output, OutputArgs};
+use crate::output::{Paint, Table, bytes, cores};
 
 pub async fn run(a: OutputArgs) -> Result<ExitCode> {
     let client = super::client(&a.addr)?;
@@ -15,48 +18,73 @@ pub async fn run(a: OutputArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if workers.is_empty() {
-        println!(
+        outln!(
             "no workers (start one with `orkestrator worker --manager {}`)",
             a.addr.manager
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let mut rows = vec![
-        [
-            "NAME",
-            "STATUS",
-            "INSTANCES",
-            "CPU (reserved/total)",
-            "MEMORY (reserved/total)",
-            "DISK (reserved/total)",
-            "SEEN",
-            "LABELS",
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect::<Vec<_>>(),
-    ];
+    table(&workers).print()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The workers as a table (also `top --workers`).
+pub fn table(workers: &[WorkerView]) -> Table {
+    let mut t = Table::new(&[
+        "NAME",
+        "STATUS",
+        "INSTANCES",
+        "CPU USED",
+        "CPU (reserved/total)",
+        "MEM USED",
+        "MEMORY (reserved/total)",
+        "DISK (reserved/total)",
+        "SEEN",
+        "LABELS",
+    ]);
     for w in workers {
-        let t = w.resources.total;
+        let total = w.resources.total;
         let r = w.reserved;
-        rows.push(vec![
-            w.id.to_string(),
-            match &w.message {
-                Some(m) => format!("{} ({m})", w.status),
-                None => w.status.to_string(),
-            },
-            w.instances.to_string(),
-            format!("{}/{}", r.cpu, t.cpu),
-            format!("{}/{}", r.memory.human(), t.memory.human()),
-            format!("{}/{}", r.disk.human(), t.disk.human()),
-            super::ago(w.last_seen_ms_ago),
-            w.labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(","),
+        let status = w.status.to_string();
+        t.painted_row(vec![
+            (w.id.to_string(), Paint::Plain),
+            (
+                match &w.message {
+                    Some(m) => format!("{status} ({m})"),
+                    None => status.clone(),
+                },
+                Paint::for_state(&status),
+            ),
+            (w.instances.to_string(), Paint::Plain),
+            (
+                w.usage.as_ref().map_or("-".into(), |u| cores(u.cpu_cores)),
+                Paint::Plain,
+            ),
+            (format!("{}/{}", r.cpu, total.cpu), Paint::Plain),
+            (
+                w.usage
+                    .as_ref()
+                    .map_or("-".into(), |u| bytes(u.memory_bytes)),
+                Paint::Plain,
+            ),
+            (
+                format!("{}/{}", r.memory.human(), total.memory.human()),
+                Paint::Plain,
+            ),
+            (
+                format!("{}/{}", r.disk.human(), total.disk.human()),
+                Paint::Plain,
+            ),
+            (super::ago(w.last_seen_ms_ago), Paint::Plain),
+            (
+                w.labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                Paint::Plain,
+            ),
         ]);
     }
-    super::print_table(&rows);
-    Ok(ExitCode::SUCCESS)
+    t
 }

@@ -117,6 +117,7 @@ pub(crate) struct Publisher {
 
 impl Publisher {
     fn send(&mut self, inner: &Inner, e: Event) {
+        lock(&inner.stats).telemetry.saw(&e);
         self.log.push(e.clone());
         let _ = inner.events.send(e);
     }
@@ -132,12 +133,17 @@ pub(crate) struct Stats {
     /// The last commits' latencies in microseconds (a ring).
     pub recent: Vec<u64>,
     pub next: usize,
+    /// Histograms and counters for exporters.
+    pub telemetry: super::telemetry::Telemetry,
 }
 
 const RECENT: usize = 1024;
 
 impl Stats {
-    fn record(&mut self, took: Duration, changes: usize) {
+    fn record(&mut self, took: Duration, changes: usize, ops: usize) {
+        self.telemetry.commit_seconds.observe(took.as_secs_f64());
+        self.telemetry.batch_changes.observe(changes as f64);
+        self.telemetry.batch_ops.observe(ops as f64);
         self.commits += 1;
         self.changes += changes as u64;
         self.batch_max = self.batch_max.max(changes as u64);
@@ -221,9 +227,10 @@ pub(crate) async fn run(inner: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedRe
             .flat_map(|b| std::mem::take(&mut b.ops))
             .collect();
         let started = Instant::now();
+        let op_count = ops.len();
         match inner.store.commit(index, ops).await {
             Ok(()) => {
-                lock(&inner.stats).record(started.elapsed(), batches.len());
+                lock(&inner.stats).record(started.elapsed(), batches.len(), op_count);
                 inner.durable.store(index, Ordering::Release);
                 {
                     let mut p = lock(&inner.publisher);
@@ -250,7 +257,11 @@ pub(crate) async fn run(inner: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedRe
             Err(e) => {
                 let msg = e.to_string();
                 tracing::error!(error = %msg, index, "store commit failed; rebuilding memory from the store");
-                lock(&inner.stats).failures += 1;
+                {
+                    let mut s = lock(&inner.stats);
+                    s.failures += 1;
+                    s.telemetry.commit_failures += 1;
+                }
                 for b in batches.drain(..) {
                     let _ = b.done.send(Some(Err(msg.clone())));
                 }

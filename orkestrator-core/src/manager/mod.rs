@@ -29,6 +29,7 @@ mod placement;
 pub mod reconcile;
 mod state;
 mod stream;
+pub mod telemetry;
 mod views;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,6 +78,9 @@ pub struct ManagerConfig {
     /// How many metrics samples the manager keeps per task and per worker. Default 60 (five
     /// minutes at the workers' default 5 s interval).
     pub metrics_window: usize,
+    /// The most tasks whose figures `/metrics` exposes (so that a million tasks cannot make it
+    /// unbounded). Default 10,000.
+    pub metrics_max_series: usize,
 }
 
 impl Default for ManagerConfig {
@@ -91,6 +95,7 @@ impl Default for ManagerConfig {
             max_work: 2_000,
             event_window: 50_000,
             metrics_window: 60,
+            metrics_max_series: 10_000,
         }
     }
 }
@@ -139,7 +144,11 @@ impl Manager {
             publisher: Mutex::new(Publisher {
                 index,
                 seq: 0,
-                log: EventLog::new(config.event_window, Position { index, seq: 0 }),
+                // Every event from the boot commit on is known; what came before is not.
+                log: EventLog::new(
+                    config.event_window,
+                    Position::before_index(index + 1).unwrap_or_default(),
+                ),
             }),
             stats: Mutex::new(Stats::default()),
             metrics: Mutex::new(MetricsWindow::new(
@@ -659,6 +668,47 @@ impl Manager {
                 node: Vec::new(),
                 tasks: Vec::new(),
             }))
+    }
+
+    /// What the committer has measured (commit latency, batch sizes, placements and their
+    /// waits, events by type), for exporters.
+    pub fn telemetry(&self) -> telemetry::Telemetry {
+        commit::lock(&self.inner.stats).telemetry.clone()
+    }
+
+    /// The counts by state right now, for exporters (no store access; a short lock).
+    pub fn gauges(&self) -> telemetry::Gauges {
+        let grace = self.inner.config.heartbeat_grace;
+        let mut g = {
+            let st = self.lock();
+            let mut g = telemetry::Gauges::default();
+            let unready = st.counts.unready.len() as u64;
+            g.workers.insert(
+                Liveness::Ready,
+                (st.workers.len() as u64).saturating_sub(unready),
+            );
+            for id in &st.counts.unready {
+                if let Some(w) = st.workers.get(id) {
+                    *g.workers.entry(w.liveness).or_default() += 1;
+                }
+            }
+            for s in crate::state::TaskState::ALL {
+                g.tasks.insert(s, st.counts.tasks[s as usize]);
+            }
+            for p in JobPhase::ALL {
+                g.jobs.insert(p, st.counts.phases.get(&p).copied().unwrap_or(0));
+            }
+            for s in st.schedulers.values() {
+                *g.schedulers
+                    .entry(liveness::liveness(true, s.last_seen, grace))
+                    .or_default() += 1;
+            }
+            g
+        };
+        g.durable_index = self.durable_index();
+        g.event_window = commit::lock(&self.inner.publisher).log.len() as u64;
+        g.metrics_series = commit::lock(&self.inner.metrics).task_series() as u64;
+        g
     }
 
     /// Runs `f` over the metrics window (for exporters such as Prometheus).

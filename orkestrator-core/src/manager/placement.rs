@@ -239,7 +239,15 @@ fn place(
         return Err(format!("no longer fits on {worker}: {}", why.reason));
     }
     let mut events = Vec::new();
+    let mut pending_ms = 0;
     st.with_instance(key, txn, |i, spec| {
+        let now = now_millis();
+        pending_ms = i
+            .tasks
+            .iter()
+            .map(|s| now.saturating_sub(s.since))
+            .max()
+            .unwrap_or(0);
         i.worker = Some(worker.clone());
         i.pending_reason = None;
         for (t, s) in spec.tasks.iter().zip(i.tasks.iter_mut()) {
@@ -260,6 +268,7 @@ fn place(
         instance: id.clone(),
         worker: worker.clone(),
         scheduler: scheduler.clone(),
+        pending_ms,
     });
     Ok(())
 }

@@ -14,6 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use orkestrator_core::api::*;
 use orkestrator_core::events::{EventFilter, StreamItem, StreamStart};
 use orkestrator_core::ids::{JobId, SchedulerId, WorkerId};
+use orkestrator_core::runtime::LogOptions;
 use orkestrator_core::metrics::{JobMetrics, MetricsAccepted, MetricsReport, WorkerMetrics};
 use orkestrator_core::spec::Job;
 use orkestrator_core::transport::{EventStream, Transport};
@@ -230,29 +231,79 @@ impl HttpTransport {
 
 impl HttpTransport {
     /// The last lines of one task's output: `GET /v1/jobs/{job}/logs` (the manager reads them from
-    /// the task's worker).
+    /// the task's worker). `q.follow` is ignored: see [`HttpTransport::follow_logs`].
     pub async fn logs(&self, job: &JobId, q: &LogsQuery) -> Result<Logs> {
-        let mut query = Vec::new();
-        if let Some(t) = &q.task {
-            query.push(format!("task={}", seg(t)));
-        }
-        if let Some(i) = q.index {
-            query.push(format!("index={i}"));
-        }
-        if let Some(n) = q.tail {
-            query.push(format!("tail={n}"));
-        }
-        let path = format!("/v1/jobs/{}/logs?{}", seg(job.as_str()), query.join("&"));
+        let path = logs_path(job, q, false);
         self.call::<(), _>(Method::GET, &path, None, Duration::ZERO)
             .await
     }
 
-    /// One container's output from a worker's own endpoint: `GET /v1/containers/{id}/logs`.
-    pub async fn container_logs(&self, container: &str, tail: usize) -> Result<ContainerLogs> {
-        let path = format!("/v1/containers/{}/logs?tail={tail}", seg(container));
+    /// One task's output as it is written: `GET /v1/jobs/{job}/logs?follow=true`. The stream
+    /// goes on into the task's next containers (restarts, replacements) and ends when the job
+    /// does. Errors before it starts (unknown job or task, worker unreachable) are returned.
+    pub async fn follow_logs(&self, job: &JobId, q: &LogsQuery) -> Result<ByteStream> {
+        self.stream_get(&logs_path(job, q, true), "text/plain", &[])
+            .await
+    }
+
+    /// One container's output from a worker's own endpoint: `GET /v1/containers/{id}/logs`, the
+    /// last `tail` lines, since Unix time `since` (seconds) if given.
+    pub async fn container_logs(
+        &self,
+        container: &str,
+        tail: usize,
+        since: Option<i64>,
+    ) -> Result<ContainerLogs> {
+        let mut path = format!("/v1/containers/{}/logs?tail={tail}", seg(container));
+        if let Some(s) = since {
+            path.push_str(&format!("&since={s}"));
+        }
         self.call::<(), _>(Method::GET, &path, None, Duration::ZERO)
             .await
     }
+
+    /// One container's output from a worker's own endpoint as a stream
+    /// (`GET /v1/containers/{id}/logs?follow=true` when `options.follow`): it ends when the
+    /// container stops.
+    pub async fn container_log_stream(
+        &self,
+        container: &str,
+        options: &LogOptions,
+    ) -> Result<ByteStream> {
+        let tail = options
+            .tail
+            .map_or_else(|| "all".to_owned(), |n| n.to_string());
+        let mut path = format!(
+            "/v1/containers/{}/logs?tail={tail}&follow={}",
+            seg(container),
+            options.follow
+        );
+        if let Some(s) = options.since {
+            path.push_str(&format!("&since={s}"));
+        }
+        self.stream_get(&path, "text/plain", &[]).await
+    }
+}
+
+/// `/v1/jobs/{job}/logs?...` for `q`, following or not.
+fn logs_path(job: &JobId, q: &LogsQuery, follow: bool) -> String {
+    let mut query = Vec::new();
+    if let Some(t) = &q.task {
+        query.push(format!("task={}", seg(t)));
+    }
+    if let Some(i) = q.index {
+        query.push(format!("index={i}"));
+    }
+    if let Some(n) = q.tail {
+        query.push(format!("tail={n}"));
+    }
+    if let Some(s) = &q.since {
+        query.push(format!("since={}", seg(s)));
+    }
+    if follow {
+        query.push("follow=true".to_owned());
+    }
+    format!("/v1/jobs/{}/logs?{}", seg(job.as_str()), query.join("&"))
 }
 
 fn describe(e: &hyper_util::client::legacy::Error, peer: &str) -> String {

@@ -4,9 +4,11 @@
 //! JSON under `/v1/`. Long-polls take `?index=N&wait=30s`.
 
 pub mod client;
+pub mod dashboard;
+pub mod prom;
 pub mod server;
 pub mod sse;
+pub mod worker_metrics;
 
 /// Largest request body the server accepts, in bytes.
-pub mod worker_metrics;
 pub const MAX_BODY_BYTES: usize = 1 << 20;

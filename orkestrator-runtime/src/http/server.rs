@@ -14,13 +14,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use orkestrator_core::api::*;
 use orkestrator_core::error::RuntimeErrorKind;
 use orkestrator_core::events::{EventFilter, StreamItem, StreamStart};
 use orkestrator_core::ids::{JobId, SchedulerId, WorkerId};
 use orkestrator_core::manager::Manager;
 use orkestrator_core::metrics::{JobMetrics, MetricsAccepted, MetricsReport, WorkerMetrics};
-use orkestrator_core::runtime::{Runtime, labels};
+use orkestrator_core::runtime::{LogOptions, LogStream, Runtime, labels};
 use orkestrator_core::spec::{Format, parse_job};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -30,7 +31,10 @@ use super::client::HttpTransport;
 
 /// The API router for `manager`. Wrap it with more layers (auth, tracing, metrics) as needed.
 pub fn router(manager: Manager) -> Router {
+    let api = super::prom::ApiMetrics::default();
+    let registry = std::sync::Arc::new(super::prom::registry(manager.clone(), &api));
     Router::new()
+        .route("/metrics", get(super::prom::handler(registry)))
         .route("/v1/health", get(health))
         .route("/v1/jobs", post(submit_job).get(list_jobs))
         .route("/v1/jobs/{job}", get(get_job).delete(stop_job))
@@ -51,9 +55,14 @@ pub fn router(manager: Manager) -> Router {
         .route("/v1/schedulers/{id}/heartbeat", post(scheduler_heartbeat))
         .route("/v1/schedulers/{id}/work", get(scheduling_work))
         .route("/v1/schedulers/{id}/decisions", post(submit_decisions))
+        .merge(super::dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            api,
+            super::prom::time_request,
+        ))
         .with_state(manager)
 }
 
@@ -495,18 +504,67 @@ async fn submit_decisions(
     Ok(Json(m.submit_decisions(&SchedulerId::new(id), d).await?))
 }
 
-/// `GET /v1/jobs/{job}/logs?task=T&index=N&tail=100`: the manager finds the task's worker and
-/// container, and reads the output from the worker's own endpoint.
+/// `GET /v1/jobs/{job}/logs?task=T&index=N&tail=100&since=10m`: the manager finds the task's
+/// worker and container, and reads the output from the worker's own endpoint. With
+/// `follow=true` the answer is the output as it comes (chunked `text/plain`), on into the task's
+/// next containers (restarts, replacements) until the job ends; errors found before the stream
+/// starts are JSON as usual.
 async fn job_logs(
     State(m): State<Manager>,
     Path(job): Path<String>,
     Query(q): Query<LogsQuery>,
-) -> ApiResult<Logs> {
+) -> Result<Response, ErrorResponse> {
     let tail = q.tail()?;
+    let since = q.since_at(std::time::SystemTime::now())?;
+    let job = JobId::new(job);
+    if q.follow {
+        let options = LogOptions {
+            since,
+            tail: Some(tail),
+            follow: true,
+        };
+        let stream = m
+            .follow_logs(
+                &job,
+                q.task.as_deref(),
+                q.index.unwrap_or(0),
+                options,
+                open_container_logs,
+            )
+            .await?;
+        return Ok(text_stream(stream));
+    }
     let src = m
-        .log_source(&JobId::new(job), q.task.as_deref(), q.index.unwrap_or(0))
+        .log_source(&job, q.task.as_deref(), q.index.unwrap_or(0))
         .await?;
-    let from_worker = |e: orkestrator_core::Error| match e {
+    let worker = HttpTransport::for_worker(&src.address).map_err(|e| worker_error(&src, e))?;
+    let out = worker
+        .container_logs(&src.container_id, tail, since)
+        .await
+        .map_err(|e| worker_error(&src, e))?;
+    Ok(Json(Logs {
+        instance: src.instance,
+        index: src.index,
+        task: src.task,
+        worker: src.worker,
+        text: out.text,
+    })
+    .into_response())
+}
+
+/// Opens one container's output on its worker's endpoint, for [`Manager::follow_logs`].
+async fn open_container_logs(src: LogSource, options: LogOptions) -> Result<LogStream, ApiError> {
+    let worker = HttpTransport::for_worker(&src.address).map_err(|e| worker_error(&src, e))?;
+    let body = worker
+        .container_log_stream(&src.container_id, &options)
+        .await
+        .map_err(|e| worker_error(&src, e))?;
+    Ok(Box::pin(body.map(|chunk| chunk.map(Vec::from))))
+}
+
+/// A worker's failure to serve `src`'s output, as the manager reports it.
+fn worker_error(src: &LogSource, e: orkestrator_core::Error) -> ApiError {
+    match e {
         // The worker answered: keep a "not found", anything else is the gateway's failure.
         orkestrator_core::Error::Api(a) => ApiError::new(
             if a.kind == ErrorKind::NotFound {
@@ -532,19 +590,21 @@ async fn job_logs(
                 ),
             )
         }
-    };
-    let worker = HttpTransport::for_worker(&src.address).map_err(from_worker)?;
-    let out = worker
-        .container_logs(&src.container_id, tail)
-        .await
-        .map_err(from_worker)?;
-    Ok(Json(Logs {
-        instance: src.instance,
-        index: src.index,
-        task: src.task,
-        worker: src.worker,
-        text: out.text,
-    }))
+    }
+}
+
+/// A stream of output as a chunked `text/plain` answer, each chunk sent as it comes.
+fn text_stream(stream: LogStream) -> Response {
+    let body = axum::body::Body::from_stream(stream.map(|chunk| chunk.map(Bytes::from)));
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// What a worker's endpoint serves from.
@@ -554,21 +614,40 @@ struct WorkerEndpoint {
     runtime: Arc<dyn Runtime>,
 }
 
-/// `?tail=N` of a worker endpoint's logs request.
+/// `?tail=N|all&since=UNIX_SECONDS&follow=true` of a worker endpoint's logs request.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TailQuery {
-    tail: Option<usize>,
+struct ContainerLogsQuery {
+    /// The last N lines (default [`LogsQuery::DEFAULT_TAIL`]); `all` (only when following) for
+    /// everything.
+    tail: Option<String>,
+    /// Only output since then (as `LogsQuery::since`).
+    since: Option<String>,
+    /// Stream the output as it comes until the container stops.
+    #[serde(default)]
+    follow: bool,
 }
 
-/// A worker's own small endpoint: `GET /health`, and `GET /v1/containers/{id}/logs?tail=N` for the
-/// output of this worker's containers (others' are not served).
+/// A worker's own small endpoint: `GET /health`, and
+/// `GET /v1/containers/{id}/logs?tail=N&since=T&follow=true` for the output of this worker's
+/// containers (others' are not served): JSON [`ContainerLogs`], or with `follow=true` a chunked
+/// `text/plain` stream that ends when the container stops.
 pub fn worker_router(worker: WorkerId, runtime: Arc<dyn Runtime>) -> Router {
     Router::new()
         .route("/health", get(worker_health))
         .route("/v1/containers/{id}/logs", get(container_logs))
         .fallback(not_found)
         .with_state(WorkerEndpoint { worker, runtime })
+}
+
+/// [`worker_router`] plus `GET /metrics`: the worker's host, its tasks and its engine calls in
+/// the OpenMetrics text format (see [`super::worker_metrics`]).
+pub fn worker_router_with_metrics(
+    worker: WorkerId,
+    runtime: Arc<dyn Runtime>,
+    metrics: super::worker_metrics::WorkerMetricsSource,
+) -> Router {
+    worker_router(worker, runtime).merge(super::worker_metrics::router(metrics))
 }
 
 async fn worker_health(State(w): State<WorkerEndpoint>) -> Json<serde_json::Value> {
@@ -578,13 +657,30 @@ async fn worker_health(State(w): State<WorkerEndpoint>) -> Json<serde_json::Valu
 async fn container_logs(
     State(w): State<WorkerEndpoint>,
     Path(id): Path<String>,
-    Query(q): Query<TailQuery>,
-) -> ApiResult<ContainerLogs> {
-    let tail = LogsQuery {
-        tail: q.tail,
+    Query(q): Query<ContainerLogsQuery>,
+) -> Result<Response, ErrorResponse> {
+    let tail = match q.tail.as_deref().map(str::trim) {
+        Some("all") if q.follow => None,
+        None => Some(LogsQuery::DEFAULT_TAIL),
+        Some(t) => match t.parse::<usize>() {
+            Ok(n) if n <= LogsQuery::MAX_TAIL => Some(n),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_tail",
+                    format!(
+                        "tail {t:?}: ask for 0 to {} lines (or `all` when following)",
+                        LogsQuery::MAX_TAIL
+                    ),
+                )
+                .into());
+            }
+        },
+    };
+    let since = LogsQuery {
+        since: q.since,
         ..LogsQuery::default()
     }
-    .tail()?;
+    .since_at(std::time::SystemTime::now())?;
     let engine = |e: orkestrator_core::Error| match e {
         orkestrator_core::Error::Runtime {
             kind: RuntimeErrorKind::NotFound,
@@ -599,8 +695,21 @@ async fn container_logs(
     if info.label(labels::WORKER) != Some(w.worker.as_str()) {
         return Err(ApiError::not_found("container of this worker", &id).into());
     }
-    let text = w.runtime.logs(&id, tail).await.map_err(engine)?;
-    Ok(Json(ContainerLogs { text }))
+    let options = LogOptions {
+        since,
+        tail,
+        follow: q.follow,
+    };
+    let mut stream = w.runtime.stream_logs(&id, &options).await.map_err(engine)?;
+    if q.follow {
+        return Ok(text_stream(stream));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.map_err(engine)?);
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    Ok(Json(ContainerLogs { text }).into_response())
 }
 
 /// Serves any router on `listener` (until the process ends).
@@ -610,13 +719,3 @@ pub async fn serve_router(
 ) -> std::io::Result<()> {
     axum::serve(listener, router).await
 }
-/// [`worker_router`] plus `GET /metrics`: the worker's host, its tasks and its engine calls in
-/// the OpenMetrics text format (see [`super::worker_metrics`]).
-pub fn worker_router_with_metrics(
-    worker: WorkerId,
-    runtime: Arc<dyn Runtime>,
-    metrics: super::worker_metrics::WorkerMetricsSource,
-) -> Router {
-    worker_router(worker, runtime).merge(super::worker_metrics::router(metrics))
-}
-

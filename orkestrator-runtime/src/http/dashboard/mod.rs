@@ -1,0 +1,72 @@
+//! The manager's web dashboard: a single page and its script and style sheet, embedded in the
+//! binary and served at `/`, `/ui/app.js`, `/ui/style.css` and `/ui/icon.svg`.
+//!
+//! The page is static; its script reads the JSON API (`/v1/health`, `/v1/jobs`, `/v1/workers`,
+//! the metrics windows) and follows `/v1/events`. Everything it shows that comes from a job file
+//! or a container is put in the page as text, never as markup, and the Content-Security-Policy
+//! every answer carries allows no inline script and nothing from another origin.
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+/// The page.
+const INDEX_HTML: &str = include_str!("index.html");
+/// Its script.
+const APP_JS: &str = include_str!("app.js");
+/// Its style sheet.
+const STYLE_CSS: &str = include_str!("style.css");
+/// Its icon.
+const ICON_SVG: &str = include_str!("icon.svg");
+
+/// The Content-Security-Policy of every dashboard answer: scripts, styles and API calls from
+/// this origin only; no inline scripts, no plugins, no frames, no forms.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
+/// The dashboard's routes (`GET /`, `/ui/app.js`, `/ui/style.css`, `/ui/icon.svg`), to merge into the API
+/// router. They need no state.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+        )
+        .route(
+            "/ui/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/ui/style.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
+        )
+        .route(
+            "/ui/icon.svg",
+            get(|| async { asset("image/svg+xml", ICON_SVG) }),
+        )
+}
+
+/// One embedded file with its type and the security headers.
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // A new binary serves new files: let the browser check each time (they are small).
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
