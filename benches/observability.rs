@@ -242,7 +242,10 @@ async fn main() -> Result<()> {
         events(&opts).await?;
     }
     if !matches!(opts.what.as_str(), "window" | "events" | "all") {
-        bail!("unknown benchmark {:?}: use window, events or all", opts.what);
+        bail!(
+            "unknown benchmark {:?}: use window, events or all",
+            opts.what
+        );
     }
     Ok(())
 }

@@ -49,7 +49,9 @@ fn parse_exposition(text: &str) -> Exposition {
         };
         let value = match value {
             "+Inf" => f64::INFINITY,
-            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
         };
         samples.push((name, labels, value));
     }
@@ -245,7 +247,12 @@ fn manager_metrics_parse_back_with_names_types_labels_and_the_series_cap() {
                 && s.1.get("status").map(String::as_str) == Some("201")
         })
         .collect();
-    assert_eq!(submits.len(), 1, "{:?}", e.of("ork_api_request_duration_seconds_count"));
+    assert_eq!(
+        submits.len(),
+        1,
+        "{:?}",
+        e.of("ork_api_request_duration_seconds_count")
+    );
     assert!(submits[0].2 >= 1.0);
     // Two tasks reported, one exposed: the cap holds and says what it left out.
     let mem = e.of("container_memory_working_set_bytes");

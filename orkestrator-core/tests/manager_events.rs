@@ -153,28 +153,45 @@ async fn every_kind_of_state_change_is_an_event_stamped_with_its_commit_index() 
         matches!(k, EventKind::JobSubmitted { .. })
     })
     .await;
-    assert_eq!(e.index, r.index, "the submit answer carries its commit index");
+    assert_eq!(
+        e.index, r.index,
+        "the submit answer carries its commit index"
+    );
 
     let ids = place_all(&m, &sched, "w1").await;
     let e = until(&mut all, "instance_placed", |k| {
         matches!(k, EventKind::InstancePlaced { .. })
     })
     .await;
-    assert!(matches!(&e.kind, EventKind::InstancePlaced { job, worker, .. } if job.as_str() == "web" && worker.as_str() == "w1"));
+    assert!(
+        matches!(&e.kind, EventKind::InstancePlaced { job, worker, .. } if job.as_str() == "web" && worker.as_str() == "w1")
+    );
 
     let w1 = WorkerId::new("w1");
     m.report_status(&w1, vec![update(&ids[0], TaskState::Running, None)])
         .await
         .unwrap();
     until(&mut all, "task running", |k| {
-        matches!(k, EventKind::TaskStateChanged { to: TaskState::Running, .. })
+        matches!(
+            k,
+            EventKind::TaskStateChanged {
+                to: TaskState::Running,
+                ..
+            }
+        )
     })
     .await;
     m.report_status(&w1, vec![update(&ids[0], TaskState::Failed, Some(3))])
         .await
         .unwrap();
     let e = until(&mut all, "task failed", |k| {
-        matches!(k, EventKind::TaskStateChanged { to: TaskState::Failed, .. })
+        matches!(
+            k,
+            EventKind::TaskStateChanged {
+                to: TaskState::Failed,
+                ..
+            }
+        )
     })
     .await;
     match &e.kind {
@@ -202,7 +219,13 @@ async fn every_kind_of_state_change_is_an_event_stamped_with_its_commit_index() 
 
     // The worker stops heartbeating: it goes down (a soft event under the last index).
     let e = until(&mut all, "worker down", |k| {
-        matches!(k, EventKind::WorkerLiveness { status: Liveness::Down, .. })
+        matches!(
+            k,
+            EventKind::WorkerLiveness {
+                status: Liveness::Down,
+                ..
+            }
+        )
     });
     let checks = {
         let m = m.clone();
@@ -216,7 +239,13 @@ async fn every_kind_of_state_change_is_an_event_stamped_with_its_commit_index() 
     let e = e.await;
     assert!(e.index <= m.durable_index());
     until(&mut all, "scheduler down", |k| {
-        matches!(k, EventKind::SchedulerLiveness { status: Liveness::Down, .. })
+        matches!(
+            k,
+            EventKind::SchedulerLiveness {
+                status: Liveness::Down,
+                ..
+            }
+        )
     })
     .await;
     checks.abort();
@@ -251,9 +280,11 @@ async fn every_kind_of_state_change_is_an_event_stamped_with_its_commit_index() 
     )
     .await
     .unwrap();
-    until(&mut all, "instance_unschedulable", |k| {
-        matches!(k, EventKind::InstanceUnschedulable { reason, .. } if reason.contains("64Mi"))
-    })
+    until(
+        &mut all,
+        "instance_unschedulable",
+        |k| matches!(k, EventKind::InstanceUnschedulable { reason, .. } if reason.contains("64Mi")),
+    )
     .await;
 
     // Garbage collection of the stopped job (nothing left running on its worker).
@@ -310,7 +341,10 @@ async fn a_stream_cut_off_and_resumed_from_its_last_position_misses_nothing_and_
     while seen.len() < expected.len() {
         seen.push(next_event(&mut resumed).await.position());
     }
-    assert_eq!(seen, expected, "the resumed stream differs from an uncut one");
+    assert_eq!(
+        seen, expected,
+        "the resumed stream differs from an uncut one"
+    );
     let mut sorted = seen.clone();
     sorted.dedup();
     assert_eq!(sorted.len(), seen.len(), "an event was seen twice");
@@ -377,7 +411,11 @@ async fn filters_keep_one_jobs_events_and_a_lagging_subscriber_catches_up_from_t
     let mut last = Position::default();
     while submitted.len() < 5000 {
         let e = next_event(&mut slow).await;
-        assert!(e.position() > last, "out of order or repeated: {last} then {}", e.id());
+        assert!(
+            e.position() > last,
+            "out of order or repeated: {last} then {}",
+            e.id()
+        );
         last = e.position();
         if let EventKind::JobSubmitted { job, .. } = e.kind {
             submitted.insert(job);
