@@ -77,7 +77,11 @@ async fn follow(
             Some(Ok(b)) => b,
             Some(Err(e)) => return Err(e).context(format!("following the output of {job}")),
         };
-        match out.write_all(&bytes).await.and(out.flush().await) {
+        let written = async {
+            out.write_all(&bytes).await?;
+            out.flush().await
+        };
+        match written.await {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                 return Ok(ExitCode::SUCCESS);
