@@ -351,7 +351,7 @@ impl ManagerCollector {
             ),
         ];
         for (name, help, ty, pick) in families {
-            let mut e = enc.encode_descriptor(name, help, None, ty.clone())?;
+            let mut e = enc.encode_descriptor(name, help, None, ty)?;
             for (labels, s) in &rows {
                 let mut f = e.encode_family(labels)?;
                 match ty {
