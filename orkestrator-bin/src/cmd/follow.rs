@@ -262,7 +262,7 @@ impl JobModel {
                 let all_ok = self
                     .current()
                     .all(|i| i.all(|s| matches!(s, TaskState::Running | TaskState::Completed)));
-                if current >= want && running >= want && all_ok && current > 0 {
+                if current >= want && running >= want && all_ok && (current > 0 || want == 0) {
                     let completed = self.current().all(|i| i.all(|s| s == TaskState::Completed));
                     Verdict::Done { completed }
                 } else {
