@@ -278,7 +278,16 @@ fn dashboard_shows_workers_and_running_tasks() {
     }
     let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let mut c = Cluster::start(test);
-    let worker = c.add_worker(&["--cpu", "2", "--memory", "2Gi", "--label", "zone=lab-1"]);
+    let worker = c.add_worker(&[
+        "--cpu",
+        "2",
+        "--memory",
+        "2Gi",
+        "--label",
+        "zone=lab-1",
+        "--metrics-interval",
+        "1s",
+    ]);
     let b = Browser::start(&tools);
     b.goto(&format!("{}/", c.addr));
     b.wait_ready();
@@ -331,10 +340,31 @@ fn dashboard_shows_workers_and_running_tasks() {
          return !!d && [...d.querySelectorAll('tbody tr')].filter(r => r.textContent.includes('Running')).length === 2",
     );
     b.wait_js(
+        "web's tasks show CPU and memory sparklines from the metrics window",
+        "const d = document.querySelector('tr[data-detail=\"web\"]');
+         return !!d && d.querySelectorAll('.spark.cpu svg').length === 2
+           && d.querySelectorAll('.spark.mem svg').length === 2",
+    );
+    b.wait_js(
+        "the worker's bars show what its tasks use, measured",
+        &format!(
+            "const w = document.querySelector({});
+             return !!w && w.querySelectorAll('.bar .used').length === 2
+               && w.textContent.includes('tasks use')
+               && w.querySelectorAll('.sparks svg').length === 2",
+            json!(format!("[data-worker=\"{worker}\"]"))
+        ),
+    );
+    b.wait_js(
+        "the header counts the jobs by phase",
+        "return document.getElementById('counts').textContent.includes('2 running · 1 completed')",
+    );
+    b.wait_js(
         "the events panel shows the tasks starting",
         "return !!document.querySelector('#events li[data-type=task_state_changed]')",
     );
 
+    b.set_window_size(1440, 1280);
     let png = b.screenshot();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
     let out = c.dir().join("dashboard.png");
@@ -571,6 +601,12 @@ impl Browser {
 
     fn alert_text(&self) -> Option<String> {
         self.rt.block_on(self.client().get_alert_text()).ok()
+    }
+
+    fn set_window_size(&self, width: u32, height: u32) {
+        self.rt
+            .block_on(self.client().set_window_size(width, height))
+            .expect("set window size");
     }
 
     fn screenshot(&self) -> Vec<u8> {

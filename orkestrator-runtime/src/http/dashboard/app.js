@@ -156,7 +156,7 @@
 
   let healthTimer = 0;
   function scheduleHealth() {
-    if (!healthTimer) healthTimer = setTimeout(() => { healthTimer = 0; loadHealth(); }, 1000);
+    if (!healthTimer) healthTimer = setTimeout(() => { healthTimer = 0; loadHealth(); }, 500);
   }
 
   async function loadHealth() {
@@ -240,7 +240,7 @@
       const u = el("div", { class: "used" });
       u.style.width = pct(used) + "%";
       bar.append(u);
-      text += " · using " + fmt(used);
+      text += " · tasks use " + fmt(used);
     }
     bar.title = text;
     return [el("span", { class: "res-name" }, name), bar, el("span", { class: "res-text" }, text)];
@@ -256,10 +256,30 @@
     box.replaceChildren(...state.workers.map(renderWorker));
   }
 
+  /**
+   * What the worker's tasks use now: the sum of the newest sample of each task series that is
+   * still reporting (within 15 s of the worker's newest sample). Null without samples.
+   */
+  function tasksUsage(m) {
+    const series = ((m && m.tasks) || []).filter((t) => t.samples && t.samples.length);
+    if (!series.length) return null;
+    const lastOf = (t) => t.samples[t.samples.length - 1];
+    const newest = Math.max(...series.map((t) => lastOf(t).at));
+    let cpu = 0, memory = 0;
+    for (const t of series) {
+      const s = lastOf(t);
+      if (s.at < newest - 15000) continue;
+      cpu += s.cpu_cores;
+      memory += s.memory_working_set_bytes;
+    }
+    return { cpu, memory };
+  }
+
   function renderWorker(w) {
     const total = w.resources.total;
     const reserved = w.reserved;
-    const usage = w.usage || null;
+    const m = state.workerMetrics.get(w.id);
+    const usage = tasksUsage(m);
     const labels = Object.entries(w.labels || {});
     const meta = [w.instances + " instance" + (w.instances === 1 ? "" : "s"), "seen " + fmtAgo(Date.now() - w.last_seen_ms_ago)];
     if (w.address) meta.push(w.address);
@@ -269,22 +289,27 @@
       w.message ? el("div", { class: "worker-meta" }, w.message) : null,
       labels.length ? el("div", { class: "labels" }, ...labels.map(([k, v]) => el("span", { class: "label-chip" }, k + "=" + v))) : null,
       el("div", { class: "res" },
-        ...resourceBar("CPU", cores(reserved.cpu), usage ? usage.cpu_cores : null, cores(total.cpu), fmtCores),
-        ...resourceBar("Memory", bytes(reserved.memory), usage ? usage.memory_bytes : null, bytes(total.memory), fmtBytes),
+        ...resourceBar("CPU", cores(reserved.cpu), usage ? usage.cpu : null, cores(total.cpu), fmtCores),
+        ...resourceBar("Memory", bytes(reserved.memory), usage ? usage.memory : null, bytes(total.memory), fmtBytes),
         ...resourceBar("Disk", bytes(reserved.disk), null, bytes(total.disk), fmtBytes)),
     );
-    const m = state.workerMetrics.get(w.id);
     const node = (m && m.node) || [];
+    const last = node.length ? node[node.length - 1] : null;
     card.append(el("div", { class: "sparks" },
-      sparkline("cpu", "host CPU", node.map((s) => s.cpu_cores_used), node.length ? node[node.length - 1].cpu_cores_total : 0, fmtCores),
-      sparkline("mem", "host memory", node.map((s) => s.memory_used_bytes), node.length ? node[node.length - 1].memory_total_bytes : 0, fmtBytes)));
+      el("span", { class: "res-name" }, "Host CPU"),
+      sparkline("cpu", "host CPU in use", node.map((s) => s.cpu_cores_used),
+        last ? last.cpu_cores_total : 0, fmtCores, last ? " of " + fmtCores(last.cpu_cores_total) : ""),
+      el("span", { class: "res-name" }, "Host mem"),
+      sparkline("mem", "host memory in use", node.map((s) => s.memory_used_bytes),
+        last ? last.memory_total_bytes : 0, fmtBytes, last ? " of " + fmtBytes(last.memory_total_bytes) : "")));
     return card;
   }
 
   // ---------------------------------------------------------------------------------------
   // Sparklines (inline SVG)
 
-  function sparkline(kind, label, values, max, fmt) {
+  /** `values` as a line over `max` (or their own maximum), then the newest value and `suffix`. */
+  function sparkline(kind, label, values, max, fmt, suffix) {
     const wrap = el("span", { class: "spark " + kind, title: label });
     if (!values.length) {
       wrap.append(el("span", { class: "nosamples" }, "no samples yet"));
@@ -298,7 +323,7 @@
     const s = svg("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": label });
     s.append(svg("polygon", { class: "area", points: "0," + H + " " + line + " " + W + "," + H }));
     s.append(svg("polyline", { points: values.length > 1 ? line : "0," + pts[0][1].toFixed(1) + " " + line }));
-    wrap.append(s, el("span", null, fmt(values[values.length - 1])));
+    wrap.append(s, el("span", null, fmt(values[values.length - 1]) + (suffix || "")));
     return wrap;
   }
 
@@ -453,7 +478,7 @@
       el("td", { class: "phase" }, badge(j.phase)),
       el("td", { class: "num" }, String(j.version)),
       el("td", { class: "num" }, String(j.tasks)),
-      el("td", { class: "workers" }, (j.workers || []).join(", ")),
+      el("td", { class: "job-workers" }, (j.workers || []).join(", ")),
       el("td", { class: "reason" }, j.reason || ""),
     );
   }
