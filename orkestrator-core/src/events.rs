@@ -432,6 +432,18 @@ impl EventLog {
         after: Option<Position>,
         filter: &EventFilter,
     ) -> Result<Vec<Event>, Reset> {
+        self.after_bounded(after, filter, usize::MAX)
+            .map(|chunk| chunk.events)
+    }
+
+    /// Like [`EventLog::after`], looking at no more than `max_scan` events (so a caller holding
+    /// a lock holds it briefly): the chunk says how far it got and whether that is the head.
+    pub fn after_bounded(
+        &self,
+        after: Option<Position>,
+        filter: &EventFilter,
+        max_scan: usize,
+    ) -> Result<Chunk, Reset> {
         // `None` is "before everything": served only while nothing was ever dropped.
         let missed = match after {
             None => self.floor > Position::default(),
@@ -451,13 +463,31 @@ impl EventLog {
         }
         let after = after.unwrap_or_default();
         let start = self.events.partition_point(|e| e.position() <= after);
-        Ok(self
-            .events
-            .range(start..)
-            .filter(|e| filter.matches(&e.kind))
-            .cloned()
-            .collect())
+        let end = start.saturating_add(max_scan).min(self.events.len());
+        let scanned = self.events.range(start..end);
+        Ok(Chunk {
+            events: scanned
+                .clone()
+                .filter(|e| filter.matches(&e.kind))
+                .cloned()
+                .collect(),
+            through: scanned
+                .last()
+                .map_or(after.max(self.floor), Event::position),
+            complete: end == self.events.len(),
+        })
     }
+}
+
+/// A piece of the window, from [`EventLog::after_bounded`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// The events that passed the filter.
+    pub events: Vec<Event>,
+    /// The position of the last event looked at.
+    pub through: Position,
+    /// Whether that was the newest event held.
+    pub complete: bool,
 }
 
 impl StreamStart {

@@ -20,7 +20,12 @@ pub struct EventSubscription {
     rx: broadcast::Receiver<Event>,
     /// The last position delivered or skipped: nothing at or before it is sent again.
     last: Position,
+    /// Reading the window in chunks (after a lag) rather than the bus.
+    catching_up: bool,
 }
+
+/// The most events read from the window under the publisher's lock at once.
+const CHUNK: usize = 2048;
 
 impl std::fmt::Debug for EventSubscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,7 +47,7 @@ impl EventSubscription {
         let p = lock(&inner.publisher);
         let rx = inner.events.subscribe();
         let head = p.log.head();
-        let (pending, last) = backlog(&p.log, start.after(head), &filter);
+        let (pending, last, complete) = backlog(&p.log, start.after(head), &filter);
         drop(p);
         EventSubscription {
             inner: std::sync::Arc::downgrade(inner),
@@ -50,6 +55,7 @@ impl EventSubscription {
             pending,
             rx,
             last,
+            catching_up: !complete,
         }
     }
 
@@ -64,6 +70,10 @@ impl EventSubscription {
             if let Some(item) = self.pending.pop_front() {
                 return Some(item);
             }
+            if self.catching_up {
+                self.refill()?;
+                continue;
+            }
             match self.rx.recv().await {
                 Ok(e) => {
                     let at = e.position();
@@ -75,38 +85,45 @@ impl EventSubscription {
                         return Some(StreamItem::Event(e));
                     }
                 }
-                Err(RecvError::Lagged(_)) => {
-                    // Fell behind the bus: read what was missed from the window.
-                    let inner = self.inner.upgrade()?;
-                    let p = lock(&inner.publisher);
-                    let (pending, last) = backlog(&p.log, Some(self.last), &self.filter);
-                    drop(p);
-                    self.pending = pending;
-                    self.last = last;
-                }
+                // Fell behind the bus: read what was missed from the window.
+                Err(RecvError::Lagged(_)) => self.catching_up = true,
                 Err(RecvError::Closed) => return None,
             }
         }
     }
+
+    /// Reads the next chunk of the window after `last`; `None` once the manager is gone.
+    fn refill(&mut self) -> Option<()> {
+        let inner = self.inner.upgrade()?;
+        let p = lock(&inner.publisher);
+        let (pending, last, complete) = backlog(&p.log, Some(self.last), &self.filter);
+        drop(p);
+        self.pending = pending;
+        self.last = last;
+        // Once the window's head is reached, the bus holds everything newer (anything it
+        // dropped meanwhile shows as another lag).
+        self.catching_up = !complete;
+        Some(())
+    }
 }
 
-/// What a stream resuming after `after` gets from the window first, and the position it has then
-/// seen up to.
+/// The next chunk of the window for a stream resuming after `after`, the position it has then
+/// seen up to, and whether that is the window's head.
 fn backlog(
     log: &crate::events::EventLog,
     after: Option<Position>,
     filter: &EventFilter,
-) -> (VecDeque<StreamItem>, Position) {
-    let head = log.head();
-    match log.after(after, filter) {
-        // A start beyond the head skips what comes before it.
-        Ok(events) => (
-            events.into_iter().map(StreamItem::Event).collect(),
-            head.max(after.unwrap_or_default()),
+) -> (VecDeque<StreamItem>, Position, bool) {
+    match log.after_bounded(after, filter, CHUNK) {
+        Ok(chunk) => (
+            chunk.events.into_iter().map(StreamItem::Event).collect(),
+            // A start beyond the head skips what comes before it.
+            chunk.through.max(after.unwrap_or_default()),
+            chunk.complete,
         ),
         Err(reset @ Reset { .. }) => {
             let at = reset.position();
-            (VecDeque::from([StreamItem::Reset(reset)]), at)
+            (VecDeque::from([StreamItem::Reset(reset)]), at, true)
         }
     }
 }
