@@ -66,18 +66,57 @@ pub fn router(manager: Manager) -> Router {
         .with_state(manager)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API on `listener` until `shutdown` resolves. Followed logs end then (a graceful
+/// shutdown does not wait for them).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     manager: Manager,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let (closing, rx) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = closing.send(true);
+    };
     axum::serve(
         listener,
-        router(manager).into_make_service_with_connect_info::<SocketAddr>(),
+        router(manager)
+            .layer(axum::Extension(Closing(rx)))
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// Turns `true` when the server starts shutting down: endless answers end then.
+#[derive(Clone)]
+struct Closing(tokio::sync::watch::Receiver<bool>);
+
+/// `stream`, broken off (with an error, so the client does not take it for the end of the job)
+/// once the server shuts down.
+fn until_closing(stream: LogStream, closing: Option<Closing>) -> LogStream {
+    let Some(Closing(rx)) = closing else {
+        return stream;
+    };
+    Box::pin(futures_util::stream::unfold(
+        (stream, rx, false),
+        |(mut stream, mut rx, closed)| async move {
+            if closed {
+                return None;
+            }
+            let next = tokio::select! {
+                chunk = stream.next() => Ok(chunk),
+                _ = rx.wait_for(|closing| *closing) => Err(()),
+            };
+            match next {
+                Ok(chunk) => chunk.map(|c| (c, (stream, rx, false))),
+                Err(()) => {
+                    let e = ApiError::unavailable("shutting_down", "the manager is shutting down");
+                    Some((Err(orkestrator_core::Error::Api(e)), (stream, rx, true)))
+                }
+            }
+        },
+    ))
 }
 
 /// The HTTP status for an error of `kind`.
@@ -511,6 +550,7 @@ async fn submit_decisions(
 /// starts are JSON as usual.
 async fn job_logs(
     State(m): State<Manager>,
+    closing: Option<axum::Extension<Closing>>,
     Path(job): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> Result<Response, ErrorResponse> {
@@ -532,7 +572,7 @@ async fn job_logs(
                 open_container_logs,
             )
             .await?;
-        return Ok(text_stream(stream));
+        return Ok(text_stream(until_closing(stream, closing.map(|c| c.0))));
     }
     let src = m
         .log_source(&job, q.task.as_deref(), q.index.unwrap_or(0))
