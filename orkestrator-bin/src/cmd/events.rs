@@ -35,8 +35,10 @@ pub async fn run(a: EventsArgs) -> Result<ExitCode> {
     }
 }
 
-/// Prints items from `start` on, reconnecting when the stream ends or breaks. The first
-/// connection's error is the command's; later ones are retried (with a note on standard error).
+/// Prints items from `start` on, reconnecting when the stream ends or breaks, after the last item
+/// seen (a stream opened "now" that broke before any item resumes at the commit index after the
+/// manager's index when it opened). The first connection's error is the command's; later ones are
+/// retried (with a note on standard error).
 async fn follow(
     client: &impl Transport,
     mut start: StreamStart,
@@ -45,6 +47,13 @@ async fn follow(
 ) -> Result<ExitCode> {
     let color = crate::output::color();
     let mut stream = client.events(start, filter).await?;
+    if start == StreamStart::Now {
+        // Resuming "now" after a drop would lose what came in between: resume from the commit
+        // index after the one the stream opened at instead, until an event gives a position.
+        if let Ok(h) = client.health().await {
+            start = StreamStart::Index(h.manager.index + 1);
+        }
+    }
     loop {
         while let Some(item) = stream.next().await {
             let item = match item {
