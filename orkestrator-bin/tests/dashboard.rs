@@ -264,6 +264,17 @@ fn dashboard_lists_follows_events_escapes_and_paints_1000_jobs_fast() {
         painted < 1000.0,
         "the job table took {painted:.0} ms (> 1 s) to paint: {m}"
     );
+
+    // The filter narrows the table without asking the manager again.
+    b.js("const f = document.getElementById('filter');
+          f.value = 'bulk-09'; f.dispatchEvent(new Event('input')); return true");
+    b.wait_js(
+        "the filter keeps bulk-0900 to bulk-0999",
+        &format!(
+            "return document.querySelectorAll('tr.job').length === 100
+               && document.getElementById('jobs-count').textContent === '(100 of {total})'"
+        ),
+    );
     b.close();
 }
 

@@ -414,6 +414,12 @@
     return frag;
   }
 
+  /** Runs `f` once the browser has painted the next frame. */
+  function afterPaint(f) {
+    // A frame callback runs before the frame is painted; a task queued from it, after.
+    requestAnimationFrame(() => setTimeout(f, 0));
+  }
+
   let renderGen = 0;
   let allRowsMarked = false;
 
@@ -435,12 +441,12 @@
         performance.mark("orkestrator:jobs-all-rows");
       }
     };
-    const step = (from) => setTimeout(() => {
+    const step = (from) => afterPaint(() => {
       if (gen !== renderGen) return;
       const to = Math.min(n, from + ROW_CHUNK);
       body.append(rowsFragment(names, from, to));
       if (to < n) step(to); else done();
-    }, 0);
+    });
     if (first < n) step(first); else done();
     const total = state.names.length;
     $("jobs-count").textContent = state.filter
@@ -778,11 +784,12 @@
     // Follow from the last few changes on (a little history for the panel), then list: nothing
     // that happens after the list is missed.
     openStream(Math.max(0, index - 20));
-    await Promise.all([relist(index), loadWorkers()]);
+    const workers = loadWorkers();
+    await relist(index);
     performance.mark("orkestrator:jobs-rendered");
-    // A frame callback runs before the frame is painted; a task queued from it, after.
-    await new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)));
+    await new Promise(afterPaint);
     performance.mark("orkestrator:jobs-painted");
+    await workers;
     document.documentElement.dataset.ready = "true";
     poll();
   }
