@@ -216,6 +216,20 @@ fn dashboard_lists_follows_events_escapes_and_paints_1000_jobs_fast() {
     );
     assert_eq!(b.js("return window.__sameDocument === true"), json!(true));
 
+    // The manager restarts: the page reconnects by itself and goes on following.
+    c.restart_manager();
+    let third = unique("third", test);
+    submit(c.port, &job_spec(&third, FOREVER, json!({})));
+    b.wait_js(
+        "a job submitted after a manager restart appears",
+        &row_phase_is(&third, "Pending"),
+    );
+    b.wait_js(
+        "the event stream is live again",
+        "return document.getElementById('conn').dataset.state === 'live'",
+    );
+    assert_eq!(b.js("return window.__sameDocument === true"), json!(true));
+
     // 1,000 jobs: a fresh load paints the whole table within a second.
     let bulk: Vec<String> = (0..1000).map(|i| format!("bulk-{i:04}")).collect();
     let started = Instant::now();
@@ -230,7 +244,7 @@ fn dashboard_lists_follows_events_escapes_and_paints_1000_jobs_fast() {
         }
     });
     eprintln!("submitted {} jobs in {:?}", bulk.len(), started.elapsed());
-    let total = bulk.len() + 3;
+    let total = bulk.len() + 4;
     b.goto(&format!("{}/", c.addr));
     b.wait_ready();
     b.wait_js(
