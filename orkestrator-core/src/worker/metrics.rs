@@ -26,8 +26,12 @@ use crate::metrics::{MetricsReport, NodeSample, TaskMetrics, TaskSample};
 use crate::runtime::{ContainerStats, Runtime};
 use crate::transport::Transport;
 
-/// How many containers are sampled at once.
-pub const SAMPLE_CONCURRENCY: usize = 8;
+/// How many containers are sampled at once. Docker answers a one-shot stats call on the next
+/// tick of its stats collector (once a second, for every container asked about), so a call is
+/// mostly waiting, not work: with 8 in flight a round of 100 containers took 13 s, longer than
+/// the interval; with all in flight, one tick (see BENCHMARKS.md, "Worker metrics sampling").
+/// The bound keeps a very full worker from opening thousands of engine connections at once.
+pub const SAMPLE_CONCURRENCY: usize = 128;
 
 /// One task the worker runs, as its metrics name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
