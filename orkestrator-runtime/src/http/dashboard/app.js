@@ -773,6 +773,10 @@
       }, 120);
     });
     $("more").addEventListener("click", () => { state.shown += SHOW_STEP; renderJobs(); });
+    // Back to a hidden tab: catch up on what polling skipped meanwhile.
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) { scheduleWorkers(); scheduleHealth(); for (const n of state.open.keys()) refreshOpen(n); }
+    });
     $("events-clear").addEventListener("click", () => {
       $("events").replaceChildren();
       $("events-empty").hidden = false;
