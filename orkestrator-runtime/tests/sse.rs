@@ -271,3 +271,35 @@ async fn the_http_client_follows_and_filters_the_stream() {
     };
     assert_eq!(second, also_second);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_stream_does_not_hold_up_a_graceful_shutdown() {
+    let m = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new()))
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(orkestrator_runtime::http::server::serve(
+        listener,
+        m.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let mut s = Raw::open(port, "/v1/events?keepalive=1h", &[]).await;
+    submit(&m, "one").await;
+    assert!(s.next().await.data.contains("\"one\""));
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server did not shut down within 10 s with a stream open")
+        .unwrap()
+        .unwrap();
+    // The stream ended: the connection reads to its end.
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.stream.read_to_end(&mut rest))
+        .await
+        .expect("the stream did not end")
+        .unwrap();
+}

@@ -486,6 +486,7 @@ struct EventsQuery {
 async fn events(
     State(m): State<Manager>,
     headers: HeaderMap,
+    closing: Option<axum::Extension<Closing>>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, ErrorResponse> {
     let bad = |m: String| ErrorResponse(ApiError::bad_request("invalid_query", m));
@@ -515,21 +516,30 @@ async fn events(
             .max(Duration::from_millis(100)),
     };
     let sub = m.events(start, filter);
-    let stream = futures_util::stream::unfold(sub, |mut sub| async move {
-        let item = sub.next().await?;
-        let ev = match &item {
-            StreamItem::Event(e) => SseEvent::default()
-                .id(e.id())
-                .json_data(e)
-                .unwrap_or_default(),
-            StreamItem::Reset(r) => SseEvent::default()
-                .event("reset")
-                .id(r.position().to_string())
-                .json_data(r)
-                .unwrap_or_default(),
-        };
-        Some((Ok::<_, std::convert::Infallible>(ev), sub))
-    });
+    // The stream ends when the server shuts down (a client resumes with `Last-Event-ID`).
+    let closing = closing.map(|axum::Extension(Closing(rx))| rx);
+    let stream =
+        futures_util::stream::unfold((sub, closing), |(mut sub, mut closing)| async move {
+            let item = match &mut closing {
+                Some(rx) => tokio::select! {
+                    item = sub.next() => item?,
+                    _ = rx.wait_for(|c| *c) => return None,
+                },
+                None => sub.next().await?,
+            };
+            let ev = match &item {
+                StreamItem::Event(e) => SseEvent::default()
+                    .id(e.id())
+                    .json_data(e)
+                    .unwrap_or_default(),
+                StreamItem::Reset(r) => SseEvent::default()
+                    .event("reset")
+                    .id(r.position().to_string())
+                    .json_data(r)
+                    .unwrap_or_default(),
+            };
+            Some((Ok::<_, std::convert::Infallible>(ev), (sub, closing)))
+        });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(keepalive))
         .into_response())
