@@ -31,9 +31,9 @@ pub async fn run(a: LogsArgs) -> Result<ExitCode> {
     }
     let logs = client.logs(&job, &q).await?;
     match a.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&logs)?),
+        Output::Json => crate::outln!("{}", serde_json::to_string_pretty(&logs)?),
         Output::Table => {
-            eprintln!(
+            crate::errln!(
                 "task {} of instance {} ({}) on worker {}:",
                 logs.task, logs.index, logs.instance, logs.worker
             );
