@@ -35,7 +35,10 @@ pub async fn run(a: LogsArgs) -> Result<ExitCode> {
         Output::Table => {
             crate::errln!(
                 "task {} of instance {} ({}) on worker {}:",
-                logs.task, logs.index, logs.instance, logs.worker
+                logs.task,
+                logs.index,
+                logs.instance,
+                logs.worker
             );
             let mut out = std::io::stdout().lock();
             let written = out.write_all(logs.text.as_bytes()).and_then(|()| {
