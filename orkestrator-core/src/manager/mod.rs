@@ -696,7 +696,8 @@ impl Manager {
                 g.tasks.insert(s, st.counts.tasks[s as usize]);
             }
             for p in JobPhase::ALL {
-                g.jobs.insert(p, st.counts.phases.get(&p).copied().unwrap_or(0));
+                g.jobs
+                    .insert(p, st.counts.phases.get(&p).copied().unwrap_or(0));
             }
             for s in st.schedulers.values() {
                 *g.schedulers
