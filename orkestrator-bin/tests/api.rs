@@ -100,8 +100,16 @@ fn bad_requests_get_clear_errors_and_the_manager_keeps_serving() {
     let r = send("POST", "/v1/jobs/no-such-job/stop", None, b"");
     error(&r, 404, "not_found");
 
-    // Unknown routes: a JSON 404 that points at /v1.
-    for path in ["/", "/jobs", "/v1/nothing-here", "/v2/jobs"] {
+    // `/` is the dashboard (HTML); unknown routes get a JSON 404 that points at /v1.
+    let r = send("GET", "/", None, b"");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("text/html")),
+        "{:?}",
+        r.headers
+    );
+    for path in ["/jobs", "/v1/nothing-here", "/v2/jobs", "/ui/nothing"] {
         let r = send("GET", path, None, b"");
         let v = error(&r, 404, "no_route");
         assert!(
