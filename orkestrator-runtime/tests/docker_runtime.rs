@@ -522,12 +522,29 @@ async fn stats_of_a_running_container() {
     s.resources.cpu = Cpu::from_millis(500);
     s.resources.memory = ByteSize::mib(48);
     let id = run(&rt, &s).await;
-    let stats = rt.stats(&id).await.expect("stats");
-    assert!(stats.memory_bytes > 0, "{stats:?}");
-    assert_eq!(stats.memory_limit_bytes, 48 * 1024 * 1024, "{stats:?}");
-    // A busy loop capped at half a core.
-    assert!(stats.cpu_cores > 0.0, "{stats:?}");
-    assert!(stats.cpu_cores < 0.8, "{stats:?}");
+    let first = rt.stats(&id).await.expect("stats");
+    let since = std::time::Instant::now();
+    assert!(first.memory_bytes > 0, "{first:?}");
+    assert_eq!(first.memory_limit_bytes, 48 * 1024 * 1024, "{first:?}");
+    // One-shot stats carry cumulative CPU time; the rate comes from two samples (as the worker
+    // computes it). A busy loop capped at half a core: wait for a second of CPU time to pass.
+    let deadline = since + Duration::from_secs(30);
+    let (second, wall) = loop {
+        let s = rt.stats(&id).await.expect("stats");
+        if s.cpu_seconds_total >= first.cpu_seconds_total + 1.0 {
+            break (s, since.elapsed().as_secs_f64());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "CPU time did not grow by 1 s within 30 s: {first:?} then {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let cores = (second.cpu_seconds_total - first.cpu_seconds_total) / wall;
+    assert!(
+        cores > 0.2 && cores < 0.8,
+        "{cores} cores: {first:?} then {second:?}"
+    );
 }
 
 #[tokio::test]
