@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures_util::StreamExt;
-use orkestrator_core::events::{EventFilter, StreamItem, StreamStart};
+use orkestrator_core::events::{EventFilter, EventKind, StreamItem, StreamStart};
 use orkestrator_core::ids::{InstanceId, JobId, TaskName, WorkerId};
 use orkestrator_core::manager::{Manager, ManagerConfig};
 use orkestrator_core::metrics::{
@@ -162,24 +162,35 @@ async fn events_round(subscribers: usize, jobs: usize, tag: &str) -> Result<(u64
         s.await??;
     }
     let head = m.durable_index();
-    // Every client reads until it has an event at the last index.
+    // Every client reads until it has an event at the last index, checking that events come in
+    // order, none twice, one per submitted job.
     let readers: Vec<_> = clients
         .into_iter()
         .map(|mut s| {
             tokio::spawn(async move {
-                let mut n = 0u64;
+                let mut jobs = std::collections::BTreeSet::new();
+                let mut last = None;
                 while let Some(item) = s.next().await {
                     match item? {
                         StreamItem::Event(e) => {
-                            n += 1;
+                            if last.is_some_and(|p| e.position() <= p) {
+                                bail!("out of order or repeated: {:?} then {}", last, e.id());
+                            }
+                            last = Some(e.position());
+                            if let EventKind::JobSubmitted { job, .. } = &e.kind
+                                && !jobs.insert(job.clone())
+                            {
+                                bail!("{job} submitted twice");
+                            }
                             if e.index >= head {
-                                return anyhow::Ok(n);
+                                return anyhow::Ok(jobs.len() as u64);
                             }
                         }
                         StreamItem::Reset(r) => bail!("unexpected reset: {}", r.message),
+                        StreamItem::Bookmark(_) => {}
                     }
                 }
-                bail!("the stream ended early after {n} events")
+                bail!("the stream ended early after {} jobs", jobs.len())
             })
         })
         .collect();
@@ -193,8 +204,8 @@ async fn events_round(subscribers: usize, jobs: usize, tag: &str) -> Result<(u64
     }
     let took = began.elapsed().as_secs_f64();
     let n = counts[0];
-    if counts.iter().any(|c| *c != n) {
-        bail!("subscribers got different event counts: {counts:?}");
+    if counts.iter().any(|c| *c != jobs as u64) {
+        bail!("a subscriber missed submissions: {counts:?} of {jobs}");
     }
     Ok((n, took))
 }

@@ -187,6 +187,11 @@ fn manager_metrics_parse_back_with_names_types_labels_and_the_series_cap() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["accepted"], 2);
 
+    // Made-up methods: each gets an answer, none a series of its own.
+    for m in ["FOO1", "FOO2", "BREW"] {
+        let r = http(c.port, m, "/v1/health", None, b"").unwrap();
+        assert!(r.status >= 400, "{m}: {}", r.status);
+    }
     let r = http(c.port, "GET", "/metrics", None, b"").unwrap();
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = beats.join();
@@ -253,6 +258,16 @@ fn manager_metrics_parse_back_with_names_types_labels_and_the_series_cap() {
         "{:?}",
         e.of("ork_api_request_duration_seconds_count")
     );
+    let methods: BTreeSet<&str> = e
+        .of("ork_api_request_duration_seconds_count")
+        .iter()
+        .filter_map(|s| s.1.get("method").map(String::as_str))
+        .collect();
+    assert!(methods.contains("other"), "{methods:?}");
+    assert!(
+        methods.iter().all(|m| ["GET", "POST", "other"].contains(m)),
+        "a method label per made-up method: {methods:?}"
+    );
     assert!(submits[0].2 >= 1.0);
     // Two tasks reported, one exposed: the cap holds and says what it left out.
     let mem = e.of("container_memory_working_set_bytes");
@@ -294,27 +309,16 @@ impl Drop for Killed {
     }
 }
 
-fn prometheus_or_skip(test: &str) -> bool {
-    let found = Command::new("prometheus")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: CI=true but the `prometheus` server is not installed (.ci/run installs Debian's prometheus)"
-        );
-        eprintln!("{test}: skipped: no `prometheus` binary (apt-get install prometheus)");
-    }
-    found
-}
-
 #[test]
 fn a_real_prometheus_scrapes_the_manager_and_returns_a_running_tasks_memory() {
     let test = "prom-real";
-    if !docker_or_skip(test) || !prometheus_or_skip(test) {
+    if !docker_or_skip(test)
+        || !tool_or_skip(
+            test,
+            "prometheus",
+            "apt-get install prometheus; .ci/run installs Debian's",
+        )
+    {
         return;
     }
     let mut c = Cluster::start(test);

@@ -379,6 +379,49 @@ pub enum StreamItem {
     Event(Event),
     /// Events were missed: re-list.
     Reset(Reset),
+    /// No event: the stream has covered everything up to this position (events the filter
+    /// passed over included). A client resuming after it misses nothing; sent when a stream
+    /// opens and now and then while a filtered stream is quiet (as Kubernetes' `BOOKMARK`).
+    Bookmark(Bookmark),
+}
+
+/// A position a stream has covered (see [`StreamItem::Bookmark`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bookmark {
+    /// See [`Position::index`].
+    pub index: u64,
+    /// See [`Position::seq`].
+    pub seq: u32,
+}
+
+impl From<Position> for Bookmark {
+    fn from(p: Position) -> Self {
+        Bookmark {
+            index: p.index,
+            seq: p.seq,
+        }
+    }
+}
+
+impl Bookmark {
+    /// The position.
+    pub fn position(&self) -> Position {
+        Position {
+            index: self.index,
+            seq: self.seq,
+        }
+    }
+}
+
+impl StreamItem {
+    /// The position a client that got this item resumes after.
+    pub fn position(&self) -> Position {
+        match self {
+            StreamItem::Event(e) => e.position(),
+            StreamItem::Reset(r) => r.position(),
+            StreamItem::Bookmark(b) => b.position(),
+        }
+    }
 }
 
 /// The manager's bounded window of recent events. It knows every event after its `floor`; a

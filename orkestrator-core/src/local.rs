@@ -16,6 +16,7 @@ use crate::manager::Manager;
 use crate::metrics::{JobMetrics, MetricsAccepted, MetricsReport, WorkerMetrics};
 use crate::spec::Job;
 use crate::transport::{EventStream, Transport};
+use futures_util::StreamExt;
 
 /// A [`Transport`] that calls a [`Manager`] directly. It can be cut off (every call fails as if
 /// the manager were unreachable) to simulate partitions.
@@ -119,8 +120,10 @@ impl Transport for LocalTransport {
     async fn events(&self, start: StreamStart, filter: &EventFilter) -> Result<EventStream> {
         self.check()?;
         let sub = self.manager().events(start, filter.clone());
+        let first =
+            futures_util::stream::iter([Ok(crate::events::StreamItem::Bookmark(sub.bookmark()))]);
         let cut = self.cut.clone();
-        Ok(Box::pin(futures_util::stream::unfold(
+        Ok(Box::pin(first.chain(futures_util::stream::unfold(
             sub,
             move |mut sub| {
                 let cut = cut.clone();
@@ -132,7 +135,7 @@ impl Transport for LocalTransport {
                     Some((Ok(item), sub))
                 }
             },
-        )))
+        ))))
     }
 
     async fn job_metrics(&self, job: &JobId) -> Result<JobMetrics> {

@@ -80,8 +80,18 @@ impl Raw {
         }
     }
 
-    /// The next message, within 10 s.
+    /// The next message that is not a bookmark, within 10 s.
     async fn next(&mut self) -> SseMessage {
+        loop {
+            let m = self.next_any().await;
+            if m.event != "bookmark" {
+                return m;
+            }
+        }
+    }
+
+    /// The next message, within 10 s.
+    async fn next_any(&mut self) -> SseMessage {
         loop {
             if !self.pending.is_empty() {
                 return self.pending.remove(0);
@@ -235,11 +245,7 @@ async fn the_http_client_follows_and_filters_the_stream() {
     for i in 0..6 {
         submit(&m, &format!("c{i}")).await;
     }
-    let item = tokio::time::timeout(Duration::from_secs(10), only_c3.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let item = next_item(&mut only_c3).await;
     match item {
         StreamItem::Event(e) => assert_eq!(e.kind.key(), Some("c3")),
         other => panic!("{other:?}"),
@@ -249,7 +255,7 @@ async fn the_http_client_follows_and_filters_the_stream() {
         .events(StreamStart::Index(start), &EventFilter::default())
         .await
         .unwrap();
-    let first = match all.next().await.unwrap().unwrap() {
+    let first = match next_item(&mut all).await {
         StreamItem::Event(e) => e,
         other => panic!("{other:?}"),
     };
@@ -260,12 +266,12 @@ async fn the_http_client_follows_and_filters_the_stream() {
         )
         .await
         .unwrap();
-    let second = match after.next().await.unwrap().unwrap() {
+    let second = match next_item(&mut after).await {
         StreamItem::Event(e) => e,
         other => panic!("{other:?}"),
     };
     assert!(second.position() > first.position());
-    let also_second = match all.next().await.unwrap().unwrap() {
+    let also_second = match next_item(&mut all).await {
         StreamItem::Event(e) => e,
         other => panic!("{other:?}"),
     };
@@ -302,4 +308,91 @@ async fn an_open_stream_does_not_hold_up_a_graceful_shutdown() {
         .await
         .expect("the stream did not end")
         .unwrap();
+}
+
+/// The next item of a client stream that is not a bookmark, within 10 s.
+async fn next_item(s: &mut orkestrator_core::transport::EventStream) -> StreamItem {
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(10), s.next())
+            .await
+            .expect("no item within 10 s")
+            .expect("the stream ended")
+            .expect("the stream broke");
+        if !matches!(item, StreamItem::Bookmark(_)) {
+            return item;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookmarks_give_a_quiet_filtered_stream_a_position_to_resume_from() {
+    let cfg = ManagerConfig {
+        event_window: 50,
+        ..ManagerConfig::default()
+    };
+    let (m, port) = serve(cfg).await;
+    // Opened "now": the first message is a bookmark of where the stream starts.
+    let mut s = Raw::open(port, "/v1/events?key=wanted&keepalive=100ms", &[]).await;
+    let first = s.next_any().await;
+    assert_eq!(first.event, "bookmark", "{first:?}");
+    let start: orkestrator_core::events::Position = first.id.clone().unwrap().parse().unwrap();
+    assert_eq!(start.index, m.durable_index());
+    // 60 events the filter passes over: more than the window holds.
+    for i in 0..60 {
+        submit(&m, &format!("other{i}")).await;
+    }
+    let head = m.durable_index();
+    // A bookmark moves the stream's id past them, though nothing was sent.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let moved = loop {
+        let b = s.next_any().await;
+        assert_eq!(
+            b.event, "bookmark",
+            "the filter let something through: {b:?}"
+        );
+        let p: orkestrator_core::events::Position = b.id.unwrap().parse().unwrap();
+        if p.index >= head {
+            break p;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no bookmark reached {head}"
+        );
+    };
+    drop(s);
+    submit(&m, "wanted").await;
+    // Resuming from the bookmark: no reset (though the window moved on), the event that came.
+    let id = moved.to_string();
+    let mut again = Raw::open(
+        port,
+        "/v1/events?key=wanted",
+        &[("Last-Event-ID", id.as_str())],
+    )
+    .await;
+    let next = again.next().await;
+    assert_eq!(next.event, "message", "{next:?}");
+    assert!(next.data.contains("\"wanted\""), "{next:?}");
+    // Resuming from the first bookmark instead would have been a reset, said so.
+    let old = start.to_string();
+    let mut stale = Raw::open(
+        port,
+        "/v1/events?key=wanted",
+        &[("Last-Event-ID", old.as_str())],
+    )
+    .await;
+    assert_eq!(stale.next().await.event, "reset");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_id_from_another_life_of_the_manager_gets_a_reset_not_a_silent_skip() {
+    let (m, port) = serve(ManagerConfig::default()).await;
+    submit(&m, "x").await;
+    // An id far ahead of this (fresh, in-memory) manager, as after it restarted without state.
+    let mut s = Raw::open(port, "/v1/events", &[("Last-Event-ID", "900.0")]).await;
+    let r = s.next().await;
+    assert_eq!(r.event, "reset", "{r:?}");
+    assert!(r.data.contains("newer than this manager"), "{r:?}");
+    submit(&m, "y").await;
+    let e = s.next().await;
+    assert!(e.data.contains("\"y\""), "{e:?}");
 }

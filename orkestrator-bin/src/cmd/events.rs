@@ -1,6 +1,7 @@
 //! `orkestrator events [--job J] [--topic T,...] [--key K] [--from-index N|N.S] [-o json]`:
 //! follows the manager's event stream until Ctrl-C. A dropped connection is resumed after the
-//! last event seen, so nothing is missed or repeated.
+//! last event seen, so nothing is missed or repeated, after a pause that grows (100 ms, doubling,
+//! at most 5 s) while connections bring nothing (see [`Backoff`]).
 
 use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
@@ -13,6 +14,7 @@ use orkestrator_core::events::{
 use orkestrator_core::transport::Transport;
 use serde_json::json;
 
+use super::follow::Backoff;
 use crate::cli::{EventsArgs, Output};
 use crate::output::Paint;
 
@@ -36,9 +38,9 @@ pub async fn run(a: EventsArgs) -> Result<ExitCode> {
 }
 
 /// Prints items from `start` on, reconnecting when the stream ends or breaks, after the last item
-/// seen (a stream opened "now" that broke before any item resumes at the commit index after the
-/// manager's index when it opened). The first connection's error is the command's; later ones are
-/// retried (with a note on standard error).
+/// seen (bookmarks included). The first connection's error is the command's; later ones are
+/// retried (with a note on standard error). One [`Backoff`] paces every reconnection and is reset
+/// only by an item, so a stream that opens and ends at once is not reopened in a tight loop.
 async fn follow(
     client: &impl Transport,
     mut start: StreamStart,
@@ -46,14 +48,10 @@ async fn follow(
     output: Output,
 ) -> Result<ExitCode> {
     let color = crate::output::color();
+    // Every stream opens with a bookmark of where it starts, so even one that breaks before any
+    // event resumes exactly there.
     let mut stream = client.events(start, filter).await?;
-    if start == StreamStart::Now {
-        // Resuming "now" after a drop would lose what came in between: resume from the commit
-        // index after the one the stream opened at instead, until an event gives a position.
-        if let Ok(h) = client.health().await {
-            start = StreamStart::Index(h.manager.index + 1);
-        }
-    }
+    let mut backoff = Backoff::default();
     loop {
         while let Some(item) = stream.next().await {
             let item = match item {
@@ -63,28 +61,33 @@ async fn follow(
                     break;
                 }
             };
-            match &item {
-                StreamItem::Event(e) => start = StreamStart::After(e.position()),
-                StreamItem::Reset(r) => start = StreamStart::After(r.position()),
+            start = StreamStart::After(item.position());
+            // A bookmark is only where to resume from: nothing to show (and, coming first on
+            // every stream, no sign that the stream works).
+            if matches!(item, StreamItem::Bookmark(_)) {
+                continue;
             }
+            backoff.reset();
             match output {
                 Output::Json => super::print_json_line(&json_item(&item))?,
                 Output::Table => outln!("{}", human(&item, color)),
             }
         }
-        stream = reconnect(client, start, filter).await;
+        stream = reconnect(client, start, filter, &mut backoff).await;
     }
 }
 
-/// Opens the stream again at `start`, retrying (with a growing pause) until it opens.
+/// Opens the stream again at `start`, pausing as `backoff` says before each try (the stream just
+/// ended, and may end at once again), until it opens.
 async fn reconnect(
     client: &impl Transport,
     start: StreamStart,
     filter: &EventFilter,
+    backoff: &mut Backoff,
 ) -> orkestrator_core::transport::EventStream {
-    let mut backoff = Duration::from_millis(100);
     let mut told = false;
     loop {
+        tokio::time::sleep(backoff.pause()).await;
         match client.events(start, filter).await {
             Ok(s) => {
                 if told {
@@ -97,8 +100,6 @@ async fn reconnect(
                     errln!("event stream lost ({e}); reconnecting");
                     told = true;
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
@@ -122,6 +123,7 @@ pub fn json_item(item: &StreamItem) -> serde_json::Value {
             }
             v
         }
+        StreamItem::Bookmark(b) => json!({"type": "bookmark", "index": b.index, "seq": b.seq}),
     }
 }
 
@@ -137,6 +139,7 @@ pub fn human(item: &StreamItem, color: bool) -> String {
     match item {
         StreamItem::Event(e) => event_line(e, color),
         StreamItem::Reset(r) => reset_line(r, color),
+        StreamItem::Bookmark(b) => format!("(bookmark {})", b.position()),
     }
 }
 

@@ -4,8 +4,18 @@
 //!
 //! The stream is opened first, at the commit index of the submit or stop, and the picture taken
 //! after: events the picture already holds (index at or below the picture's) are skipped, and
-//! nothing after it is missed. A dropped connection is resumed after the last event seen; a reset
-//! (events the manager no longer holds) takes a new picture.
+//! nothing after it is missed. A dropped connection is resumed after the last event seen, after a
+//! pause ([`Backoff`]) that grows while connections bring nothing; a reset (events the manager no
+//! longer holds) takes a new picture.
+//!
+//! `run --wait` waits for the instances of one spec version: the picture's, which is the submitted
+//! one (the picture is taken after the submission's commit) unless a later submission has already
+//! replaced it. Instances of older versions (the ones a rolling update is replacing) are not
+//! counted, however they run. When another submission supersedes the version waited for (a
+//! `JobUpdated` event), the wait follows it: it says so ("version N submitted; waiting for it
+//! instead of version M"), takes a new picture (the new version's count and instances), and waits
+//! for that version instead — the job is what the wait is about, and its newest spec is what will
+//! be running.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -43,8 +53,10 @@ struct Inst {
     /// Which copy, when known (from the picture).
     index: Option<u32>,
     worker: Option<WorkerId>,
-    /// Of the current version and desired to run.
-    current: bool,
+    /// The spec version it runs.
+    version: u64,
+    /// Desired to run (not lost, replaced or stopped since).
+    run: bool,
     pending: Option<String>,
     tasks: BTreeMap<TaskName, (TaskState, Option<String>)>,
 }
@@ -52,6 +64,11 @@ struct Inst {
 impl Inst {
     fn all(&self, ok: impl Fn(TaskState) -> bool) -> bool {
         !self.tasks.is_empty() && self.tasks.values().all(|(s, _)| ok(*s))
+    }
+
+    /// Whether the wait counts it: desired to run, and of the version waited for.
+    fn current(&self, version: u64) -> bool {
+        self.run && self.version == version
     }
 }
 
@@ -74,14 +91,23 @@ pub enum Verdict {
 pub struct JobModel {
     job: JobId,
     goal: Goal,
+    /// The spec version waited for: the picture's, or a later one submitted since. An instance
+    /// first seen in an event (created after the picture) is of this version: the manager
+    /// creates instances of the job's newest version only, and announces a new version before
+    /// any event of its instances.
+    version: u64,
+    /// How many instances `version` wants.
     want: u32,
+    /// A version newer than the picture's was submitted: `want` (and which instances there are)
+    /// is not known until a new picture is taken; the wait does not end meanwhile.
+    stale: bool,
     instances: BTreeMap<InstanceId, Inst>,
     failure: Option<String>,
     gone: bool,
 }
 
 impl JobModel {
-    /// The starting picture.
+    /// The starting picture: waits for the instances of the view's version.
     pub fn from_view(v: &JobView, goal: Goal) -> JobModel {
         let instances = v
             .instances
@@ -90,7 +116,9 @@ impl JobModel {
                 let inst = Inst {
                     index: Some(i.index),
                     worker: i.worker.clone(),
-                    current: i.desired == Desired::Run,
+                    // 0: a manager that does not say; take it for the job's version.
+                    version: if i.version == 0 { v.version } else { i.version },
+                    run: i.desired == Desired::Run,
                     pending: i.pending_reason.clone(),
                     tasks: i
                         .tasks
@@ -104,7 +132,9 @@ impl JobModel {
         let mut m = JobModel {
             job: v.name.clone(),
             goal,
+            version: v.version,
             want: v.spec.count,
+            stale: false,
             instances,
             failure: None,
             gone: false,
@@ -128,7 +158,7 @@ impl JobModel {
                 .tasks
                 .iter()
                 .find(|(_, (s, _))| *s == TaskState::Failed)
-                .filter(|_| i.current)?;
+                .filter(|_| i.current(self.version))?;
             Some(format!(
                 "task {task} of {} failed{}",
                 self.name(id),
@@ -143,6 +173,7 @@ impl JobModel {
     /// Applies one event; returns a line that tells what changed, if anything did.
     pub fn apply(&mut self, kind: &EventKind) -> Option<String> {
         let running = self.goal == Goal::Running;
+        let version = self.version;
         match kind {
             EventKind::InstancePlaced {
                 instance, worker, ..
@@ -175,9 +206,9 @@ impl JobModel {
                     TaskState::Lost | TaskState::Stopping | TaskState::Stopped
                 ) {
                     // Lost, replaced or stopped: no longer one the job waits for to run.
-                    i.current = false;
+                    i.run = false;
                 }
-                let current = i.current;
+                let current = i.current(version);
                 let name = self.name(instance);
                 let why = reason
                     .as_ref()
@@ -207,22 +238,44 @@ impl JobModel {
                 }
                 Some("removed by garbage collection".into())
             }
-            EventKind::JobUpdated { version, .. } | EventKind::JobSubmitted { version, .. } => {
-                Some(format!("version {version} submitted"))
+            EventKind::JobUpdated { version: new, .. }
+            | EventKind::JobSubmitted { version: new, .. } => {
+                if running && *new > version {
+                    // Superseded: follow the new version (see the module's documentation).
+                    self.version = *new;
+                    self.stale = true;
+                    Some(format!(
+                        "version {new} submitted; waiting for it instead of version {version}"
+                    ))
+                } else {
+                    Some(format!("version {new} submitted"))
+                }
             }
             _ => None,
         }
     }
 
     fn instance(&mut self, id: &InstanceId) -> &mut Inst {
+        let version = self.version;
         self.instances.entry(id.clone()).or_insert_with(|| Inst {
-            current: true,
+            version,
+            run: true,
             ..Inst::default()
         })
     }
 
     fn current(&self) -> impl Iterator<Item = &Inst> {
-        self.instances.values().filter(|i| i.current)
+        self.instances.values().filter(|i| i.current(self.version))
+    }
+
+    /// The spec version waited for.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Whether a newer version was submitted since the picture: take a new one.
+    pub fn stale(&self) -> bool {
+        self.stale
     }
 
     /// How many current instances are placed, how many run (every task Running or Completed),
@@ -256,6 +309,7 @@ impl JobModel {
             return Verdict::Failed(f.clone());
         }
         match self.goal {
+            Goal::Running if self.stale => Verdict::Waiting,
             Goal::Running => {
                 let (_, running, want) = self.counts();
                 let current = self.current().count();
@@ -356,32 +410,86 @@ impl Show {
     }
 }
 
-/// Opens the job's stream at `start`, retrying a failed connection until `deadline`.
+/// The pause before opening an event stream again: [`Backoff::MIN`] at first, doubling with each
+/// pause up to [`Backoff::MAX`]. It is kept across reconnections and goes back to the minimum only
+/// when an item arrives ([`Backoff::reset`]), so a stream that opens and ends at once (or a
+/// manager that refuses connections) is retried ever more slowly, never in a tight loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    /// The first pause.
+    pub const MIN: Duration = Duration::from_millis(100);
+    /// The longest pause.
+    pub const MAX: Duration = Duration::from_secs(5);
+
+    /// The pause to take now; the next one is twice as long (at most [`Backoff::MAX`]).
+    pub fn pause(&mut self) -> Duration {
+        let now = self.next;
+        self.next = (now * 2).min(Self::MAX);
+        now
+    }
+
+    /// The pause [`Backoff::pause`] would return, without taking it.
+    pub fn peek(&self) -> Duration {
+        self.next
+    }
+
+    /// An item arrived: the connection works; the next pause is the first one again.
+    pub fn reset(&mut self) {
+        self.next = Self::MIN;
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff { next: Self::MIN }
+    }
+}
+
+/// Opens the job's stream at `start`, retrying a failed connection (pausing as `backoff` says)
+/// until `deadline`.
 async fn open(
     client: &impl Transport,
     start: StreamStart,
     filter: &EventFilter,
     deadline: Instant,
+    backoff: &mut Backoff,
 ) -> Result<EventStream> {
-    let mut backoff = Duration::from_millis(100);
     loop {
         match client.events(start, filter).await {
             Ok(s) => return Ok(s),
             Err(e @ orkestrator_core::Error::Unreachable { .. })
-                if Instant::now() + backoff < deadline =>
+                if Instant::now() + backoff.peek() < deadline =>
             {
                 tracing::debug!(error = %e, "event stream: reconnecting");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+                tokio::time::sleep(backoff.pause()).await;
             }
             Err(e) => return Err(e.into()),
         }
     }
 }
 
+/// Opens the job's stream again at `start` after it ended or broke: pauses first (as `backoff`
+/// says, but not past `deadline`), since a stream that ended at once may well end at once again.
+async fn reopen(
+    client: &impl Transport,
+    start: StreamStart,
+    filter: &EventFilter,
+    deadline: Instant,
+    backoff: &mut Backoff,
+) -> Result<EventStream> {
+    tokio::time::sleep_until((Instant::now() + backoff.pause()).min(deadline)).await;
+    open(client, start, filter, deadline, backoff).await
+}
+
 /// Follows `job` from the commit index `from_index` until `goal`: 0 when it is reached, 1 when
 /// a task fails (or the job is stopped while waiting for it to run), 5 on the timeout. With
-/// `-o json` prints the job's final view.
+/// `-o json` prints the job's final view. For [`Goal::Running`], `from_index` is a submission's
+/// commit index, and the version waited for is the one current just after it, followed to newer
+/// ones submitted meanwhile (see the module's documentation).
 pub async fn wait(
     client: &impl Transport,
     job: &JobId,
@@ -396,7 +504,8 @@ pub async fn wait(
         key: Some(job.to_string()),
     };
     let mut start = StreamStart::Index(from_index);
-    let mut stream = open(client, start, &filter, deadline).await?;
+    let mut backoff = Backoff::default();
+    let mut stream = open(client, start, &filter, deadline, &mut backoff).await?;
     let view = client.get_job(job).await?;
     let mut seen = view.index;
     let mut model = JobModel::from_view(&view, goal);
@@ -435,6 +544,10 @@ pub async fn wait(
                 ));
             }
         };
+        // A bookmark comes first on every stream: only an event shows the stream works.
+        if let Some(Ok(StreamItem::Event(_))) = &item {
+            backoff.reset();
+        }
         match item {
             Some(Ok(StreamItem::Event(e))) => {
                 start = StreamStart::After(e.position());
@@ -445,6 +558,7 @@ pub async fn wait(
                     show.change(job, &line)?;
                 }
             }
+            Some(Ok(StreamItem::Bookmark(b))) => start = StreamStart::After(b.position()),
             Some(Ok(StreamItem::Reset(r))) => {
                 start = StreamStart::After(r.position());
                 let view = client.get_job(job).await?;
@@ -453,11 +567,17 @@ pub async fn wait(
             }
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "event stream broke; resuming");
-                stream = open(client, start, &filter, deadline).await?;
+                stream = reopen(client, start, &filter, deadline, &mut backoff).await?;
             }
             None => {
-                stream = open(client, start, &filter, deadline).await?;
+                stream = reopen(client, start, &filter, deadline, &mut backoff).await?;
             }
+        }
+        if model.stale() {
+            // A newer version was submitted: its count and instances come from a new picture.
+            let view = client.get_job(job).await?;
+            seen = view.index;
+            model = JobModel::from_view(&view, goal);
         }
     };
     show.done();
@@ -474,7 +594,8 @@ pub async fn wait(
                         let phase = final_view
                             .as_ref()
                             .map_or("Running".to_owned(), |v| v.phase.to_string());
-                        outln!("{job}: {phase} ({running}/{want} instances)");
+                        let version = model.version();
+                        outln!("{job}: {phase} ({running}/{want} instances of version {version})");
                     }
                     Goal::Stopped => outln!("job {job} stopped"),
                 }
@@ -520,11 +641,132 @@ mod tests {
         JobModel {
             job: JobId::new("j"),
             goal,
+            version: 1,
             want,
+            stale: false,
             instances: BTreeMap::new(),
             failure: None,
             gone: false,
         }
+    }
+
+    fn updated(version: u64) -> EventKind {
+        EventKind::JobUpdated {
+            job: JobId::new("j"),
+            version,
+        }
+    }
+
+    /// A picture of job `j` at `version` wanting `count`, with instances (id, index, version,
+    /// task state).
+    fn view(version: u64, count: u32, insts: &[(&str, u32, u64, TaskState)]) -> JobView {
+        use orkestrator_core::api::{InstanceView, JobPhase, TaskStatus};
+        use orkestrator_core::spec::{Format, parse_job};
+        let spec = parse_job(
+            &format!("name: j\ncount: {count}\ntasks: [{{name: main, image: img:{version}}}]"),
+            Format::Yaml,
+        )
+        .unwrap();
+        JobView {
+            name: JobId::new("j"),
+            phase: JobPhase::Starting,
+            version,
+            submitted_at: 0,
+            spec,
+            instances: insts
+                .iter()
+                .map(|(id, index, version, state)| InstanceView {
+                    id: InstanceId::new(*id),
+                    index: *index,
+                    version: *version,
+                    worker: Some(WorkerId::new("w1")),
+                    desired: Desired::Run,
+                    pending_reason: None,
+                    tasks: [(TaskName::new("main"), TaskStatus::new(*state))].into(),
+                    usage: Default::default(),
+                })
+                .collect(),
+            index: 7,
+        }
+    }
+
+    #[test]
+    fn old_version_instances_running_do_not_satisfy_a_wait_for_the_new_one() {
+        use TaskState::*;
+        // A rolling update to version 2 of a job of 2: both version 1 instances still run, the
+        // first replacement is starting.
+        let v = view(
+            2,
+            2,
+            &[
+                ("a", 0, 1, Running),
+                ("b", 1, 1, Running),
+                ("c", 0, 2, Starting),
+            ],
+        );
+        let mut m = JobModel::from_view(&v, Goal::Running);
+        assert_eq!(m.version(), 2);
+        assert_eq!(m.counts(), (1, 0, 2));
+        assert_eq!(m.verdict(), Verdict::Waiting);
+        m.apply(&task("c", Starting, Running, None));
+        assert_eq!(m.counts(), (1, 1, 2));
+        assert_eq!(m.verdict(), Verdict::Waiting, "one of version 2 runs");
+        // A version 1 instance failing is not the new version's failure.
+        m.apply(&task("b", Running, Failed, Some("exited with code 1")));
+        assert_eq!(m.verdict(), Verdict::Waiting);
+        // The second replacement (first seen in events: of the newest version) runs.
+        m.apply(&placed("d"));
+        m.apply(&task("d", Starting, Running, None));
+        assert_eq!(m.counts(), (2, 2, 2));
+        assert_eq!(m.verdict(), Verdict::Done { completed: false });
+    }
+
+    #[test]
+    fn a_newer_submission_is_followed_and_its_instances_waited_for() {
+        use TaskState::*;
+        let mut m = JobModel::from_view(&view(1, 1, &[("a", 0, 1, Running)]), Goal::Running);
+        assert_eq!(m.verdict(), Verdict::Done { completed: false });
+        let line = m.apply(&updated(2)).unwrap();
+        assert_eq!(
+            line,
+            "version 2 submitted; waiting for it instead of version 1"
+        );
+        assert!(m.stale());
+        assert_eq!(m.version(), 2);
+        // Until a new picture says what version 2 wants, the version 1 instance that still runs
+        // does not end the wait (nor does anything else).
+        assert_eq!(m.verdict(), Verdict::Waiting);
+        assert_eq!(m.counts().1, 0);
+        // The new picture: version 2 wants 1, its instance starts, then runs.
+        let mut m = JobModel::from_view(
+            &view(2, 1, &[("b", 0, 2, Starting), ("a", 0, 1, Running)]),
+            Goal::Running,
+        );
+        assert!(!m.stale());
+        assert_eq!(m.verdict(), Verdict::Waiting);
+        m.apply(&task("b", Starting, Running, None));
+        assert_eq!(m.verdict(), Verdict::Done { completed: false });
+        // Its own (or an older) version's event changes nothing.
+        assert_eq!(m.apply(&updated(2)).as_deref(), Some("version 2 submitted"));
+        assert!(!m.stale());
+    }
+
+    #[test]
+    fn a_manager_that_does_not_report_instance_versions_counts_every_running_one() {
+        use TaskState::*;
+        let m = JobModel::from_view(&view(3, 1, &[("a", 0, 0, Running)]), Goal::Running);
+        assert_eq!(m.verdict(), Verdict::Done { completed: false });
+    }
+
+    #[test]
+    fn backoff_grows_to_its_cap_across_reconnects_and_resets_on_an_item() {
+        let mut b = Backoff::default();
+        let pauses: Vec<u64> = (0..9).map(|_| b.pause().as_millis() as u64).collect();
+        assert_eq!(pauses, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+        assert_eq!(b.peek(), Backoff::MAX);
+        b.reset();
+        assert_eq!(b.pause(), Backoff::MIN);
+        assert_eq!(b.peek(), Duration::from_millis(200));
     }
 
     #[test]

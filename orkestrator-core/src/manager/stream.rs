@@ -22,6 +22,8 @@ pub struct EventSubscription {
     last: Position,
     /// Reading the window in chunks (after a lag) rather than the bus.
     catching_up: bool,
+    /// The position of the last item handed out (or where the stream started).
+    delivered: Position,
 }
 
 /// The most events read from the window under the publisher's lock at once.
@@ -46,9 +48,33 @@ impl EventSubscription {
         // exactly.
         let p = lock(&inner.publisher);
         let rx = inner.events.subscribe();
-        let head = p.log.head();
-        let (pending, last, complete) = backlog(&p.log, start.after(head), &filter);
+        // The newest event's position, or, when commits since carried none, the last published
+        // commit's index (no event sits at or before it unsent).
+        let head = p.log.head().max(Position {
+            index: p.index,
+            seq: 0,
+        });
+        let (pending, last, complete) = match start {
+            // An event id this manager never gave: it restarted with other state (in memory,
+            // or from an older copy). Skipping up to that id would hide what happens meanwhile.
+            StreamStart::After(p) if p > head => {
+                let reset = Reset {
+                    index: head.index,
+                    seq: head.seq,
+                    oldest_index: head.index,
+                    message: format!(
+                        "event {p} is newer than this manager's newest event {head} (it restarted without the state that id came from): re-list, then follow from {head}"
+                    ),
+                };
+                (VecDeque::from([StreamItem::Reset(reset)]), head, true)
+            }
+            _ => backlog(&p.log, start.after(head), &filter),
+        };
         drop(p);
+        let delivered = match start {
+            StreamStart::Now => head,
+            s => s.after(head).unwrap_or_default().min(last),
+        };
         EventSubscription {
             inner: std::sync::Arc::downgrade(inner),
             filter,
@@ -56,6 +82,7 @@ impl EventSubscription {
             rx,
             last,
             catching_up: !complete,
+            delivered,
         }
     }
 
@@ -64,10 +91,22 @@ impl EventSubscription {
         self.last
     }
 
+    /// A bookmark of [`EventSubscription::position`]: a client resuming after it misses
+    /// nothing this subscription would have sent.
+    pub fn bookmark(&self) -> crate::events::Bookmark {
+        if self.pending.is_empty() {
+            // Everything scanned was handed out or passed over by the filter.
+            self.last.into()
+        } else {
+            self.delivered.into()
+        }
+    }
+
     /// The next item; `None` once the manager is gone.
     pub async fn next(&mut self) -> Option<StreamItem> {
         loop {
             if let Some(item) = self.pending.pop_front() {
+                self.delivered = item.position();
                 return Some(item);
             }
             if self.catching_up {
@@ -82,6 +121,7 @@ impl EventSubscription {
                     }
                     self.last = at;
                     if self.filter.matches(&e.kind) {
+                        self.delivered = at;
                         return Some(StreamItem::Event(e));
                     }
                 }

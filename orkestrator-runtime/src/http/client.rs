@@ -460,10 +460,12 @@ impl Transport for HttpTransport {
                         Ok(msgs) => msgs
                             .into_iter()
                             .map(|m| {
-                                let item = if m.event == "reset" {
-                                    serde_json::from_str(&m.data).map(StreamItem::Reset)
-                                } else {
-                                    serde_json::from_str(&m.data).map(StreamItem::Event)
+                                let item = match m.event.as_str() {
+                                    "reset" => serde_json::from_str(&m.data).map(StreamItem::Reset),
+                                    "bookmark" => {
+                                        serde_json::from_str(&m.data).map(StreamItem::Bookmark)
+                                    }
+                                    _ => serde_json::from_str(&m.data).map(StreamItem::Event),
                                 };
                                 item.map_err(|e| Error::Unreachable {
                                     addr: base.clone(),

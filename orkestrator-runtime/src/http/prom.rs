@@ -14,8 +14,8 @@
 //!   `container_memory_working_set_bytes`, `container_spec_memory_limit_bytes`,
 //!   `container_network_receive_bytes_total`, `container_network_transmit_bytes_total`,
 //!   `container_fs_reads_bytes_total`, `container_fs_writes_bytes_total`) and
-//!   `ork_task_cpu_cores`, `ork_task_restarts`, labelled `ork_job`, `ork_task`, `ork_index`,
-//!   `ork_worker` (never `job` or `instance`, which Prometheus attaches to every target). At most
+//!   `ork_task_cpu_cores`, `ork_task_restarts`, labelled `ork_worker`, `ork_job`, `ork_task`,
+//!   `ork_index` (never `job` or `instance`, which Prometheus attaches to every target). At most
 //!   [`ManagerConfig::metrics_max_series`](orkestrator_core::manager::ManagerConfig) tasks are
 //!   exposed; `ork_metrics_series_dropped` counts the rest.
 
@@ -23,19 +23,24 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use orkestrator_core::ids::{JobId, TaskName, WorkerId};
 use orkestrator_core::manager::Manager;
 use orkestrator_core::manager::telemetry::Histogram as CoreHistogram;
+use orkestrator_core::metrics::TaskSample;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 
-/// The content type of the exposition.
+/// The content type of the OpenMetrics text format, of the manager's and the workers'
+/// `/metrics`.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 type RouteLabels = Vec<(&'static str, String)>;
@@ -66,7 +71,18 @@ pub async fn time_request(State(m): State<ApiMetrics>, req: Request, next: Next)
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    // Known methods by name; anything else one label, so a client cannot grow the family.
+    let method = match *req.method() {
+        Method::GET
+        | Method::POST
+        | Method::PUT
+        | Method::DELETE
+        | Method::HEAD
+        | Method::OPTIONS
+        | Method::PATCH => req.method().as_str(),
+        _ => "other",
+    }
+    .to_owned();
     let started = Instant::now();
     let resp = next.run(req).await;
     let labels = vec![
@@ -278,94 +294,134 @@ impl ManagerCollector {
             MetricType::Gauge,
         )?
         .encode_gauge(&(dropped as i64))?;
-        let rows: Vec<([(&str, String); 4], orkestrator_core::metrics::TaskSample)> = series
+        let rows: Vec<(TaskLabels, TaskSample)> = series
             .iter()
             .filter_map(|s| {
                 let last = *s.last()?;
-                Some((
-                    [
-                        ("ork_job", s.job.to_string()),
-                        ("ork_task", s.task.to_string()),
-                        ("ork_index", s.index.to_string()),
-                        ("ork_worker", s.worker.to_string()),
-                    ],
-                    last,
-                ))
+                Some((task_labels(&s.worker, &s.job, &s.task, s.index), last))
             })
             .collect();
-        type Pick = fn(&orkestrator_core::metrics::TaskSample) -> f64;
-        let families: [(&str, &str, MetricType, Pick); 9] = [
-            (
-                "container_cpu_usage_seconds",
-                "Cumulative CPU time consumed, seconds",
-                MetricType::Counter,
-                |s| s.cpu_seconds_total,
-            ),
-            (
-                "container_memory_working_set_bytes",
-                "Current working set, bytes",
-                MetricType::Gauge,
-                |s| s.memory_working_set_bytes as f64,
-            ),
-            (
-                "container_spec_memory_limit_bytes",
-                "Memory limit, bytes",
-                MetricType::Gauge,
-                |s| s.memory_limit_bytes as f64,
-            ),
-            (
-                "container_network_receive_bytes",
-                "Cumulative bytes received",
-                MetricType::Counter,
-                |s| s.network_rx_bytes as f64,
-            ),
-            (
-                "container_network_transmit_bytes",
-                "Cumulative bytes transmitted",
-                MetricType::Counter,
-                |s| s.network_tx_bytes as f64,
-            ),
-            (
-                "container_fs_reads_bytes",
-                "Cumulative bytes read from block devices",
-                MetricType::Counter,
-                |s| s.block_read_bytes as f64,
-            ),
-            (
-                "container_fs_writes_bytes",
-                "Cumulative bytes written to block devices",
-                MetricType::Counter,
-                |s| s.block_write_bytes as f64,
-            ),
-            (
-                "ork_task_cpu_cores",
-                "CPU in use, cores, over the last sample interval",
-                MetricType::Gauge,
-                |s| s.cpu_cores,
-            ),
-            (
-                "ork_task_restarts",
-                "How many times the task was restarted",
-                MetricType::Gauge,
-                |s| f64::from(s.restarts),
-            ),
-        ];
-        for (name, help, ty, pick) in families {
-            let mut e = enc.encode_descriptor(name, help, None, ty)?;
-            for (labels, s) in &rows {
-                let mut f = e.encode_family(labels)?;
-                match ty {
-                    MetricType::Counter => f
-                        .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(
-                            &pick(s),
-                            None,
-                        )?,
-                    _ => f.encode_gauge(&pick(s))?,
+        encode_task_families(enc, &rows)
+    }
+}
+
+/// The labels of one task's series, in this order: `ork_worker`, `ork_job`, `ork_task`,
+/// `ork_index` (never `job` or `instance`, which Prometheus sets on every scraped series).
+pub(crate) type TaskLabels = [(&'static str, String); 4];
+
+/// The labels of the series of `task` of instance `index` of `job`, measured on `worker`.
+pub(crate) fn task_labels(
+    worker: &WorkerId,
+    job: &JobId,
+    task: &TaskName,
+    index: u32,
+) -> TaskLabels {
+    [
+        ("ork_worker", worker.to_string()),
+        ("ork_job", job.to_string()),
+        ("ork_task", task.to_string()),
+        ("ork_index", index.to_string()),
+    ]
+}
+
+/// Picks one figure of a task's sample.
+type Pick = fn(&TaskSample) -> f64;
+
+/// The per-task families, under cAdvisor's names where cAdvisor has one: name (without the
+/// unit), help, unit, type, and the figure. With the unit the exposed family is
+/// `<name>_<unit>`, and a counter's samples end in `_total`.
+const TASK_FAMILIES: [(&str, &str, Option<Unit>, MetricType, Pick); 9] = [
+    (
+        "container_cpu_usage",
+        "CPU time the task's container used.",
+        Some(Unit::Seconds),
+        MetricType::Counter,
+        |x| x.cpu_seconds_total,
+    ),
+    (
+        "container_memory_working_set",
+        "The task's container's memory working set (usage minus inactive file cache).",
+        Some(Unit::Bytes),
+        MetricType::Gauge,
+        |x| x.memory_working_set_bytes as f64,
+    ),
+    (
+        "container_spec_memory_limit",
+        "The task's container's memory limit (0: none).",
+        Some(Unit::Bytes),
+        MetricType::Gauge,
+        |x| x.memory_limit_bytes as f64,
+    ),
+    (
+        "container_network_receive",
+        "Bytes the task's container received.",
+        Some(Unit::Bytes),
+        MetricType::Counter,
+        |x| x.network_rx_bytes as f64,
+    ),
+    (
+        "container_network_transmit",
+        "Bytes the task's container sent.",
+        Some(Unit::Bytes),
+        MetricType::Counter,
+        |x| x.network_tx_bytes as f64,
+    ),
+    (
+        "container_fs_reads",
+        "Bytes the task's container read from block devices.",
+        Some(Unit::Bytes),
+        MetricType::Counter,
+        |x| x.block_read_bytes as f64,
+    ),
+    (
+        "container_fs_writes",
+        "Bytes the task's container wrote to block devices.",
+        Some(Unit::Bytes),
+        MetricType::Counter,
+        |x| x.block_write_bytes as f64,
+    ),
+    (
+        "ork_task_cpu_cores",
+        "CPU the task's container used over the last sample interval, in cores.",
+        None,
+        MetricType::Gauge,
+        |x| x.cpu_cores,
+    ),
+    (
+        "ork_task_restarts",
+        "How many times the task has been restarted.",
+        None,
+        MetricType::Gauge,
+        |x| f64::from(x.restarts),
+    ),
+];
+
+/// Writes the per-task families (`container_cpu_usage_seconds_total`,
+/// `container_memory_working_set_bytes`, `container_spec_memory_limit_bytes`,
+/// `container_network_receive_bytes_total`, `container_network_transmit_bytes_total`,
+/// `container_fs_reads_bytes_total`, `container_fs_writes_bytes_total`, `ork_task_cpu_cores`,
+/// `ork_task_restarts`), one sample per row in each; nothing without rows. Shared by the
+/// manager's and the workers' `/metrics`.
+pub(crate) fn encode_task_families(
+    enc: &mut DescriptorEncoder<'_>,
+    rows: &[(TaskLabels, TaskSample)],
+) -> std::fmt::Result {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    for (name, help, unit, ty, pick) in TASK_FAMILIES {
+        let mut e = enc.encode_descriptor(name, help, unit.as_ref(), ty)?;
+        for (labels, sample) in rows {
+            let f = e.encode_family(labels)?;
+            match ty {
+                MetricType::Counter => {
+                    ConstCounter::new(pick(sample)).encode(f)?;
                 }
+                _ => ConstGauge::new(pick(sample)).encode(f)?,
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// A router-ready `/metrics` handler over a shared registry.

@@ -518,31 +518,76 @@ async fn events(
     let sub = m.events(start, filter);
     // The stream ends when the server shuts down (a client resumes with `Last-Event-ID`).
     let closing = closing.map(|axum::Extension(Closing(rx))| rx);
-    let stream =
-        futures_util::stream::unfold((sub, closing), |(mut sub, mut closing)| async move {
-            let item = match &mut closing {
-                Some(rx) => tokio::select! {
-                    item = sub.next() => item?,
-                    _ = rx.wait_for(|c| *c) => return None,
-                },
-                None => sub.next().await?,
-            };
-            let ev = match &item {
-                StreamItem::Event(e) => SseEvent::default()
-                    .id(e.id())
-                    .json_data(e)
-                    .unwrap_or_default(),
-                StreamItem::Reset(r) => SseEvent::default()
-                    .event("reset")
-                    .id(r.position().to_string())
-                    .json_data(r)
-                    .unwrap_or_default(),
-            };
-            Some((Ok::<_, std::convert::Infallible>(ev), (sub, closing)))
-        });
+    // A bookmark first (where the stream starts), then whenever a keep-alive interval passes
+    // with the position moved but nothing sent (a quiet filtered stream).
+    let state = Streaming {
+        sub,
+        closing,
+        tick: tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive),
+        sent: None,
+    };
+    let stream = futures_util::stream::unfold(state, |mut st| async move {
+        let item = st.next().await?;
+        st.sent = Some(item.position());
+        Some((Ok::<_, std::convert::Infallible>(sse_event(&item)), st))
+    });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(keepalive))
         .into_response())
+}
+
+/// An event stream being served.
+struct Streaming {
+    sub: orkestrator_core::manager::EventSubscription,
+    closing: Option<tokio::sync::watch::Receiver<bool>>,
+    tick: tokio::time::Interval,
+    /// The position of the last item sent.
+    sent: Option<orkestrator_core::events::Position>,
+}
+
+impl Streaming {
+    /// The next item to send; `None` ends the stream (the manager or the server going away).
+    async fn next(&mut self) -> Option<StreamItem> {
+        if self.sent.is_none() {
+            return Some(StreamItem::Bookmark(self.sub.bookmark()));
+        }
+        loop {
+            let closing = async {
+                match &mut self.closing {
+                    Some(rx) => {
+                        let _ = rx.wait_for(|c| *c).await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                item = self.sub.next() => return item,
+                _ = closing => return None,
+                _ = self.tick.tick() => {
+                    let b = self.sub.bookmark();
+                    if Some(b.position()) != self.sent {
+                        return Some(StreamItem::Bookmark(b));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One stream item as Server-Sent Event: the id is its position, the data its JSON.
+fn sse_event(item: &StreamItem) -> SseEvent {
+    let ev = SseEvent::default().id(item.position().to_string());
+    let ev = match item {
+        StreamItem::Event(_) => ev,
+        StreamItem::Reset(_) => ev.event("reset"),
+        StreamItem::Bookmark(_) => ev.event("bookmark"),
+    };
+    match item {
+        StreamItem::Event(e) => ev.json_data(e),
+        StreamItem::Reset(r) => ev.json_data(r),
+        StreamItem::Bookmark(b) => ev.json_data(b),
+    }
+    .unwrap_or_default()
 }
 
 async fn submit_decisions(
