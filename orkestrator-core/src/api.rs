@@ -276,6 +276,10 @@ pub struct InstanceView {
     pub id: InstanceId,
     /// Which copy of the job (0-based).
     pub index: u32,
+    /// The spec version it runs (the job's `version` for a current instance, lower for one a
+    /// rolling update is replacing). 0 from a manager that does not report it.
+    #[serde(default)]
+    pub version: u64,
     /// The worker it is placed on, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<WorkerId>,

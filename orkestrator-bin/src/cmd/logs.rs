@@ -10,6 +10,7 @@ use orkestrator_core::ids::JobId;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::cli::{LogsArgs, Output};
+use crate::output::{exit, fail};
 
 pub async fn run(a: LogsArgs) -> Result<ExitCode> {
     let client = super::client(&a.addr)?;
@@ -23,9 +24,10 @@ pub async fn run(a: LogsArgs) -> Result<ExitCode> {
     };
     if a.follow {
         if matches!(a.output, Output::Json) {
-            anyhow::bail!(
-                "--follow prints the output as it comes; it has no JSON form (leave out -o json)"
-            );
+            return Err(fail(
+                exit::USAGE,
+                "--follow prints the output as it comes; it has no JSON form (leave out -o json)",
+            ));
         }
         return follow(&client, &job, &q).await;
     }
@@ -91,5 +93,25 @@ async fn follow(
             }
             Err(e) => return Err(e).context("cannot write to standard output"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use crate::cli::{Cli, Command};
+    use crate::output::{Exit, exit};
+
+    #[tokio::test]
+    async fn follow_with_json_output_is_a_usage_error() {
+        let cli = Cli::try_parse_from(["orkestrator", "logs", "web", "-f", "-o", "json"]).unwrap();
+        let Command::Logs(a) = cli.command else {
+            panic!("not logs: {:?}", cli.command);
+        };
+        let e = super::run(a).await.unwrap_err();
+        let x = e.downcast_ref::<Exit>().expect("an exit code");
+        assert_eq!(x.code, exit::USAGE, "{e}");
+        assert!(x.message.contains("no JSON form"), "{e}");
     }
 }

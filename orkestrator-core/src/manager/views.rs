@@ -25,6 +25,7 @@ fn instance_view(job: &JobId, number: u64, i: &Instance, e: &JobEntry) -> Instan
     InstanceView {
         id: instance_id(job, i.index, number),
         index: i.index,
+        version: i.version,
         worker: i.worker.clone(),
         desired: i.desired,
         pending_reason: i.pending_reason.clone(),
