@@ -84,6 +84,39 @@ pub fn docker_or_skip(test: &str) -> bool {
     }
 }
 
+/// Whether the external program `tool` (e.g. `prometheus`) runs (`tool --version` succeeds).
+/// When it does not: panics if it is required (`CI=true`, any case, or
+/// `ORKESTRATOR_REQUIRE_<TOOL>=1`, e.g. `ORKESTRATOR_REQUIRE_PROMETHEUS=1`), otherwise prints a
+/// loud SKIP line naming `install_hint` and returns false.
+pub fn tool_or_skip(test: &str, tool: &str, install_hint: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return true;
+    }
+    let switch = format!(
+        "ORKESTRATOR_REQUIRE_{}",
+        tool.to_ascii_uppercase().replace('-', "_")
+    );
+    let required = std::env::var(&switch).is_ok_and(|v| v == "1")
+        || std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    assert!(
+        !required,
+        "{test}: `{tool}` is required (CI / {switch}) but does not run; install it: {install_hint}"
+    );
+    // Straight to the process's stderr in one piece: the harness captures `eprintln!`.
+    let line = format!(
+        "\nSKIP orkestrator-bin test `{test}`: no `{tool}` ({install_hint}); \
+         set {switch}=1 to fail instead\n"
+    );
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    false
+}
+
 /// Builds the test image with `scripts/build-test-image.sh` once, if it is missing.
 fn ensure_test_image() {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();

@@ -14,7 +14,8 @@
 //!   `container_network_receive_bytes_total`, `container_network_transmit_bytes_total`,
 //!   `container_fs_reads_bytes_total`, `container_fs_writes_bytes_total`, plus
 //!   `ork_task_cpu_cores` and `ork_task_restarts`; labelled `ork_worker`, `ork_job`, `ork_task`,
-//!   `ork_index` (never `job` or `instance`, which Prometheus sets on every scraped series);
+//!   `ork_index` (never `job` or `instance`, which Prometheus sets on every scraped series); the
+//!   same families as the manager's `/metrics` ([`prom`](super::prom) defines them for both);
 //! - the time of the newest pass, `ork_worker_metrics_sampled_timestamp_seconds`;
 //! - the latency of every call the worker makes to the container engine,
 //!   `ork_engine_call_duration_seconds{call="stats"|"create"|...}` (a histogram), measured by
@@ -39,14 +40,12 @@ use orkestrator_core::worker::LatestMetrics;
 use orkestrator_core::worker::metrics::WorkerSnapshot;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-/// The content type of the OpenMetrics text format.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+use super::prom::{OPENMETRICS, encode_task_families, task_labels};
 
 type CallLabels = [(&'static str, &'static str); 1];
 
@@ -285,88 +284,15 @@ impl Collector for SnapshotCollector {
             )?;
         }
 
-        let labels = |t: &orkestrator_core::worker::metrics::SampledTask| {
-            vec![
-                ("ork_worker", self.worker.to_string()),
-                ("ork_job", t.id.job.to_string()),
-                ("ork_task", t.id.task.to_string()),
-                ("ork_index", t.id.index.to_string()),
-            ]
-        };
-        type Pick = fn(&orkestrator_core::metrics::TaskSample) -> f64;
-        let counters: [(&str, &str, Option<Unit>, Pick); 5] = [
-            (
-                "container_cpu_usage",
-                "CPU time the task's container used.",
-                Some(Unit::Seconds),
-                |x| x.cpu_seconds_total,
-            ),
-            (
-                "container_network_receive",
-                "Bytes the task's container received.",
-                Some(Unit::Bytes),
-                |x| x.network_rx_bytes as f64,
-            ),
-            (
-                "container_network_transmit",
-                "Bytes the task's container sent.",
-                Some(Unit::Bytes),
-                |x| x.network_tx_bytes as f64,
-            ),
-            (
-                "container_fs_reads",
-                "Bytes the task's container read from block devices.",
-                Some(Unit::Bytes),
-                |x| x.block_read_bytes as f64,
-            ),
-            (
-                "container_fs_writes",
-                "Bytes the task's container wrote to block devices.",
-                Some(Unit::Bytes),
-                |x| x.block_write_bytes as f64,
-            ),
-        ];
-        for (name, help, unit, pick) in counters {
-            let rows = s
-                .tasks
-                .iter()
-                .map(|t| (labels(t), ConstCounter::new(pick(&t.sample))));
-            family(&mut enc, (name, help, unit), rows)?;
-        }
-        let gauges: [(&str, &str, Option<Unit>, Pick); 4] = [
-            (
-                "container_memory_working_set",
-                "The task's container's memory working set (usage minus inactive file cache).",
-                Some(Unit::Bytes),
-                |x| x.memory_working_set_bytes as f64,
-            ),
-            (
-                "container_spec_memory_limit",
-                "The task's container's memory limit (0: none).",
-                Some(Unit::Bytes),
-                |x| x.memory_limit_bytes as f64,
-            ),
-            (
-                "ork_task_cpu_cores",
-                "CPU the task's container used since the previous pass, in cores.",
-                None,
-                |x| x.cpu_cores,
-            ),
-            (
-                "ork_task_restarts",
-                "How many times the task has been restarted.",
-                None,
-                |x| f64::from(x.restarts),
-            ),
-        ];
-        for (name, help, unit, pick) in gauges {
-            let rows = s
-                .tasks
-                .iter()
-                .map(|t| (labels(t), ConstGauge::new(pick(&t.sample))));
-            family(&mut enc, (name, help, unit), rows)?;
-        }
-        Ok(())
+        let rows: Vec<_> = s
+            .tasks
+            .iter()
+            .map(|t| {
+                let labels = task_labels(&self.worker, &t.id.job, &t.id.task, t.id.index);
+                (labels, t.sample)
+            })
+            .collect();
+        encode_task_families(&mut enc, &rows)
     }
 }
 
@@ -399,7 +325,7 @@ pub fn router(source: WorkerMetricsSource) -> Router {
 async fn scrape(State(s): State<WorkerMetricsSource>) -> Response {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        [(header::CONTENT_TYPE, OPENMETRICS)],
         encode(&s),
     )
         .into_response()
