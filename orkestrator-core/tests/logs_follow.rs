@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use orkestrator_core::api::{ApiError, JobPhase, LogSource};
+use orkestrator_core::api::{ApiError, JobPhase, Liveness, LogSource};
 use orkestrator_core::fake::FakeRuntime;
 use orkestrator_core::ids::JobId;
 use orkestrator_core::local::LocalTransport;
 use orkestrator_core::manager::Manager;
 use orkestrator_core::runtime::{ContainerState, LogOptions, LogStream, Runtime, labels};
 use orkestrator_core::spec::{Format, Resources, parse_job};
+use orkestrator_core::state::TaskState;
 use orkestrator_core::store::MemoryStore;
 use orkestrator_core::transport::Transport;
 use orkestrator_core::units::{ByteSize, Cpu};
@@ -55,6 +56,7 @@ fn size() -> Resources {
 
 struct Sim {
     manager: Manager,
+    store: Arc<MemoryStore>,
     client: LocalTransport,
     runtimes: BTreeMap<String, FakeRuntime>,
     links: BTreeMap<String, LocalTransport>,
@@ -64,10 +66,12 @@ struct Sim {
 
 impl Sim {
     async fn new(workers: usize) -> Sim {
-        let (manager, background) = start_manager(Arc::new(MemoryStore::new())).await;
+        let store = Arc::new(MemoryStore::new());
+        let (manager, background) = start_manager(store.clone()).await;
         let client = LocalTransport::new(manager.clone());
         let mut sim = Sim {
             manager,
+            store,
             client,
             runtimes: BTreeMap::new(),
             links: BTreeMap::new(),
@@ -83,8 +87,26 @@ impl Sim {
             sim.runtimes.insert(name.clone(), rt);
             sim.links.insert(name, link);
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        sim.wait_workers_ready(workers).await;
         sim
+    }
+
+    /// Waits (on the paused clock, with a deadline) until `n` workers are registered and Ready.
+    async fn wait_workers_ready(&self, n: usize) {
+        let mut workers = Vec::new();
+        for _ in 0..600 {
+            workers = self.client.list_workers().await.unwrap();
+            if workers
+                .iter()
+                .filter(|w| w.status == Liveness::Ready)
+                .count()
+                == n
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("not {n} workers Ready: {workers:#?}");
     }
 
     /// Reads each container's output straight from its worker's runtime.
@@ -369,4 +391,96 @@ async fn the_fake_runtime_serves_tails_and_ends_a_follow_when_the_container_exit
     );
     assert_eq!(next_text(&mut s, Duration::from_secs(10)).await, None);
     assert_eq!(t0.elapsed(), Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_store_commit_while_waiting_for_the_next_container_does_not_end_the_stream() {
+    let sim = Sim::new(1).await;
+    let job = JobId::new("shaky");
+    sim.client
+        .submit_job(
+            &parse_job(
+                &format!("name: shaky\ntasks: [{{name: t, image: x:1, {ALWAYS}}}]"),
+                Format::Yaml,
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    sim.wait_phase("shaky", JobPhase::Running).await;
+    let (w, c1) = sim.running("shaky").unwrap();
+    let rt = &sim.runtimes[&w];
+    assert!(rt.write_output(&c1, "one\n"));
+    let mut s = sim
+        .manager
+        .follow_logs(&job, None, 0, LogOptions::default(), sim.opener())
+        .await
+        .unwrap();
+    let mut got = String::new();
+    read_until(&mut s, &mut got, "one\n").await;
+    // The stream is read on (so the follower runs) from here on, by a task of its own.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        while let Some(item) = s.next().await {
+            let item = item.map(|b| String::from_utf8(b).unwrap());
+            if tx.send(item.map_err(|e| e.to_string())).is_err() {
+                break;
+            }
+        }
+    });
+
+    // Commits wait at the gate, and the next one fails. The container dies: its stream ends and
+    // the worker's report of it is applied in memory, its commit held.
+    let gate = sim.store.hold_commits().await;
+    sim.store.fail_next_commits(1);
+    let durable = sim.manager.durable_index();
+    rt.kill(&c1);
+    let mut pending = false;
+    for _ in 0..600 {
+        let g = sim.manager.gauges();
+        if g.tasks.get(&TaskState::Running) == Some(&0) {
+            pending = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        pending,
+        "the exit was never applied: {:?}",
+        sim.manager.gauges()
+    );
+    assert_eq!(
+        sim.manager.durable_index(),
+        durable,
+        "nothing committed past the gate"
+    );
+    // Longer than the follower's recheck (2 s): on the paused clock time only moves on once
+    // every task is idle, so by then the follower has read the state again and waits for that
+    // read to be durable.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The commit fails (a 503 `store_unavailable` for the reads waiting on it) and memory is
+    // rebuilt from the store.
+    drop(gate);
+
+    // The stream goes on (it used to end, cleanly, on that 503) into the restarted container.
+    let (_, c2) = sim.wait_running_other_than("shaky", (&w, &c1)).await;
+    assert!(rt.write_output(&c2, "two\n"));
+    while !got.ends_with("two\n") {
+        match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+            Ok(Some(Ok(text))) => got.push_str(&text),
+            Ok(Some(Err(e))) => panic!("the stream failed: {e}; got {got:?}"),
+            Ok(None) => panic!("the stream ended; got {got:?}"),
+            Err(_) => panic!("nothing within 30 s; got {got:?}"),
+        }
+    }
+    assert_eq!(got, "one\ntwo\n");
+    assert!(
+        sim.manager.telemetry().commit_failures >= 1,
+        "the injected failure happened"
+    );
+
+    sim.client.stop_job(&job).await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await;
+    assert!(matches!(end, Ok(None)), "{end:?}");
+    reader.await.unwrap();
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::api::{ApiError, LogSource};
+use crate::api::{ApiError, ErrorKind, LogSource};
 use crate::events::{EventFilter, StreamStart, Topic};
 use crate::ids::JobId;
 use crate::runtime::{LogOptions, LogStream};
@@ -21,6 +21,14 @@ use super::{EventSubscription, Inner, Manager};
 /// How long a follower waits for an event about its job before it looks at the state again
 /// anyway (a new container reported without a state change emits no event).
 const RECHECK: Duration = Duration::from_secs(2);
+
+/// The first wait before a follower reads the state again after a passing failure (a store
+/// commit that failed, the manager rebuilding its memory); it doubles up to [`RECHECK`].
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+
+/// How long a follower retries reads that keep failing with a passing failure before it ends its
+/// stream with the error.
+const RETRY_FOR: Duration = Duration::from_secs(30);
 
 /// What the follower of one task is doing.
 struct Follower<F> {
@@ -46,7 +54,11 @@ impl Manager {
     ///
     /// `open` serves one container's stream (it is called with `follow` set). Errors before the
     /// stream starts (no such job, task or index; the first container cannot be read) are
-    /// returned; later, a container that cannot be read is skipped for the next one.
+    /// returned; later, a container that cannot be read is skipped for the next one. While it
+    /// waits for the next container, the job being gone ends the stream; a passing failure to
+    /// read the state (`Unavailable`: a failed store commit, memory being rebuilt) is retried
+    /// with a backoff for a while, and ends the stream with an error item if it lasts; any other
+    /// error ends it with an error item at once.
     pub async fn follow_logs<F, Fut>(
         &self,
         job: &JobId,
@@ -91,11 +103,15 @@ impl Manager {
             seen,
             current,
         };
+        // After an error item the stream ends (`None` as the state).
         Ok(Box::pin(futures_util::stream::unfold(
-            follower,
-            |mut f| async move {
-                let chunk = f.next_chunk().await?;
-                Some((Ok(chunk), f))
+            Some(follower),
+            |f| async move {
+                let mut f = f?;
+                match f.next_chunk().await? {
+                    Ok(chunk) => Some((Ok(chunk), Some(f))),
+                    Err(e) => Some((Err(crate::Error::Api(e)), None)),
+                }
             },
         )))
     }
@@ -117,13 +133,14 @@ where
     F: Fn(LogSource, LogOptions) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<LogStream, ApiError>> + Send + 'static,
 {
-    /// The next chunk of output; `None` once nothing more can come.
-    async fn next_chunk(&mut self) -> Option<Vec<u8>> {
+    /// The next chunk of output; `None` once nothing more can come, an error if the follower
+    /// cannot go on (see [`Follower::next_container`]).
+    async fn next_chunk(&mut self) -> Option<Result<Vec<u8>, ApiError>> {
         loop {
             if let Some(stream) = &mut self.current {
                 match stream.next().await {
                     Some(Ok(chunk)) if chunk.is_empty() => continue,
-                    Some(Ok(chunk)) => return Some(chunk),
+                    Some(Ok(chunk)) => return Some(Ok(chunk)),
                     Some(Err(e)) => {
                         tracing::debug!(job = %self.job, error = %e, "a followed log stream broke");
                         self.current = None;
@@ -131,22 +148,50 @@ where
                     None => self.current = None,
                 }
             }
-            self.current = Some(self.next_container().await?);
+            match self.next_container().await? {
+                Ok(stream) => self.current = Some(stream),
+                Err(e) => return Some(Err(e)),
+            }
         }
     }
 
     /// Waits for the task's next container and opens its output from the start; `None` once the
-    /// job or task has ended (or the manager is gone).
-    async fn next_container(&mut self) -> Option<LogStream> {
+    /// job or task has ended, the job is gone (not found), or the manager is gone. A state read
+    /// that fails with `Unavailable` is retried with a backoff for up to [`RETRY_FOR`]; that
+    /// error once it lasts longer, or any other error, is returned.
+    async fn next_container(&mut self) -> Option<Result<LogStream, ApiError>> {
+        // Since when reads have been failing, and the next wait after a failure.
+        let mut failing: Option<(tokio::time::Instant, Duration)> = None;
         loop {
             let manager = Manager {
                 inner: self.inner.upgrade()?,
             };
-            let target = manager
+            let read = manager
                 .log_target(&self.job, self.task.as_deref(), self.index)
-                .await
-                .ok()?;
+                .await;
             drop(manager);
+            let target = match read {
+                Ok(target) => {
+                    failing = None;
+                    target
+                }
+                Err(e) if e.kind == ErrorKind::NotFound => return None,
+                Err(e) if e.kind == ErrorKind::Unavailable => {
+                    let now = tokio::time::Instant::now();
+                    let (since, wait) = failing.unwrap_or((now, RETRY_FIRST));
+                    if now.duration_since(since) >= RETRY_FOR {
+                        return Some(Err(e));
+                    }
+                    tracing::debug!(
+                        job = %self.job, error = %e.message, retry_in = ?wait,
+                        "a follower cannot read the state; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    failing = Some((since, (wait * 2).min(RECHECK)));
+                    continue;
+                }
+                Err(e) => return Some(Err(e)),
+            };
             match target.source {
                 Ok(src) if self.seen.as_ref() != Some(&identity(&src)) => {
                     self.seen = Some(identity(&src));
@@ -157,7 +202,7 @@ where
                     };
                     let container = src.container_id.clone();
                     match (self.open)(src, options).await {
-                        Ok(stream) => return Some(stream),
+                        Ok(stream) => return Some(Ok(stream)),
                         Err(e) => tracing::warn!(
                             job = %self.job, container, error = %e.message,
                             "cannot read the output of a followed task's next container; waiting for the one after"
