@@ -59,6 +59,7 @@ pub fn router(manager: Manager) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(refuse_cross_origin_changes))
         .layer(axum::middleware::from_fn_with_state(
             api,
             super::prom::time_request,
@@ -117,6 +118,42 @@ fn until_closing(stream: LogStream, closing: Option<Closing>) -> LogStream {
             }
         },
     ))
+}
+
+/// Refuses a request that changes state when a browser says it comes from a page of another
+/// origin (`Sec-Fetch-Site` other than `same-origin`/`none`, or an `Origin` that is not this
+/// server's): any web page could otherwise submit jobs to a manager on the operator's machine
+/// (a plain-text body needs no CORS preflight). Clients that are not browsers send neither header.
+async fn refuse_cross_origin_changes(req: Request, next: axum::middleware::Next) -> Response {
+    let safe = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if !safe && let Some(why) = cross_origin(req.headers()) {
+        return ErrorResponse(ApiError::new(
+            ErrorKind::Forbidden,
+            "cross_origin",
+            format!(
+                "a request that changes state from a web page of another origin is refused ({why}); use the CLI or the API directly"
+            ),
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Why the headers say a request comes from another origin, if they do.
+fn cross_origin(h: &HeaderMap) -> Option<String> {
+    let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = text("sec-fetch-site")
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Some(format!("Sec-Fetch-Site: {site}"));
+    }
+    let origin = text("origin")?;
+    let host = text("host").unwrap_or_default();
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    (origin_host != host).then(|| format!("Origin: {origin}, Host: {host}"))
 }
 
 /// The HTTP status for an error of `kind`.
