@@ -35,8 +35,20 @@ fn last_change(i: &Instance) -> Millis {
     i.tasks.iter().map(|t| t.since).max().unwrap_or(0)
 }
 
+/// What one collection removed, by name (for the metrics window, which is not state).
+#[derive(Debug, Default)]
+pub(crate) struct Removed {
+    pub jobs: Vec<JobId>,
+    pub workers: Vec<crate::ids::WorkerId>,
+}
+
 /// One collection of everything that ended more than `older_than` ago.
-pub(crate) fn collect(st: &mut State, txn: &mut Txn, older_than: Duration) -> GcReport {
+pub(crate) fn collect(
+    st: &mut State,
+    txn: &mut Txn,
+    older_than: Duration,
+    removed: &mut Removed,
+) -> GcReport {
     let cutoff = now_millis().saturating_sub(older_than.as_millis() as u64);
     let mut report = GcReport::default();
     let mut whole: Vec<JobId> = Vec::new();
@@ -86,6 +98,7 @@ pub(crate) fn collect(st: &mut State, txn: &mut Txn, older_than: Duration) -> Gc
         st.rolling.remove(&name);
         txn.events
             .push(EventKind::JobCollected { job: name.clone() });
+        removed.jobs.push(name.clone());
         txn.ops.push(StoreOp::DeleteJob(name));
         report.jobs += 1;
     }
@@ -141,7 +154,8 @@ pub(crate) fn collect(st: &mut State, txn: &mut Txn, older_than: Duration) -> Gc
     for id in gone {
         st.workers.remove(&id);
         st.counts.unready.remove(&id);
-        txn.ops.push(StoreOp::DeleteWorker(id));
+        txn.ops.push(StoreOp::DeleteWorker(id.clone()));
+        removed.workers.push(id);
         report.workers += 1;
     }
     if report != GcReport::default() {

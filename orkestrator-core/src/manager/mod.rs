@@ -40,7 +40,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use crate::api::*;
-use crate::events::{Event, EventFilter, EventKind, EventLog, Position, StreamStart};
+use crate::events::{Event, EventFilter, EventLog, Position, StreamStart};
 use crate::ids::{JobId, SchedulerId, WorkerId};
 use crate::metrics::{
     JobMetrics, MetricsAccepted, MetricsReport, MetricsWindow, Placement, WorkerMetrics,
@@ -580,31 +580,14 @@ impl Manager {
     /// (with their instances and specs), replaced instances of live jobs, spec versions no
     /// instance runs, and workers down for that long.
     pub async fn gc(&self, older_than: Duration) -> ApiResult<GcReport> {
-        let mut jobs = Vec::new();
-        let mut workers = Vec::new();
-        let (t, r) = self.write(|st, txn, _| {
-            let before: Vec<WorkerId> = st.workers.keys().cloned().collect();
-            let r = gc::collect(st, txn, older_than);
-            workers = before
-                .into_iter()
-                .filter(|w| !st.workers.contains_key(w))
-                .collect();
-            jobs = txn
-                .events
-                .iter()
-                .filter_map(|e| match e {
-                    EventKind::JobCollected { job } => Some(job.clone()),
-                    _ => None,
-                })
-                .collect();
-            Ok(r)
-        })?;
+        let mut removed = gc::Removed::default();
+        let (t, r) = self.write(|st, txn, _| Ok(gc::collect(st, txn, older_than, &mut removed)))?;
         t.durable().await?;
         let mut m = commit::lock(&self.inner.metrics);
-        for j in &jobs {
+        for j in &removed.jobs {
             m.remove_job(j);
         }
-        for w in &workers {
+        for w in &removed.workers {
             m.remove_worker(w);
         }
         Ok(r)
