@@ -27,6 +27,9 @@ pub mod labels {
 }
 
 /// Everything needed to create one task's container.
+///
+/// A runtime creates every container unprivileged and with `no-new-privileges`: there is no way
+/// to ask for anything else.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerSpec {
     /// The container's name (unique on the engine).
@@ -43,6 +46,12 @@ pub struct ContainerSpec {
     pub resources: Resources,
     /// Labels (see [`labels`]).
     pub labels: BTreeMap<String, String>,
+    /// The most processes the container may have at once (0: no limit of Orkestrator's).
+    pub pids_limit: u32,
+    /// The user to run as; none runs as the image's user.
+    pub user: Option<String>,
+    /// Whether the root filesystem is read-only.
+    pub read_only: bool,
 }
 
 /// A container's state as the engine reports it.

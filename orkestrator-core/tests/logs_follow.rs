@@ -348,6 +348,9 @@ async fn the_fake_runtime_serves_tails_and_ends_a_follow_when_the_container_exit
         ports: vec![],
         resources: Resources::default(),
         labels: BTreeMap::new(),
+        pids_limit: 4096,
+        user: None,
+        read_only: false,
     };
     let id = rt.create(&spec).await.unwrap();
     assert!(

@@ -463,7 +463,7 @@ const LISTS_FOR_MAPPINGS: &[(&str, &str, Option<&str>, &str)] = &[
         "resources",
         r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "resources": [1, 2]}]}"#,
         Some("name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nresources = [1, 2]\n"),
-        "resources (a mapping with cpu, memory, disk)",
+        "resources (a mapping with cpu, memory, disk, pids)",
     ),
     (
         "restart",
@@ -551,14 +551,14 @@ fn a_list_for_resources_gives_one_plain_message() {
     assert_eq!(line, Some(1));
     assert_eq!(
         message,
-        "invalid type: sequence, expected resources (a mapping with cpu, memory, disk)"
+        "invalid type: sequence, expected resources (a mapping with cpu, memory, disk, pids)"
     );
     let text = "name = 'web'\n[[tasks]]\nname = 't'\nimage = 'x:1'\nresources = ['1', '64Mi']\n";
     let (line, column, message) = syntax(text, Format::Toml);
     assert_eq!((line, column), (Some(5), Some(13)), "{message}");
     assert_eq!(
         message,
-        "invalid type: sequence, expected resources (a mapping with cpu, memory, disk)"
+        "invalid type: sequence, expected resources (a mapping with cpu, memory, disk, pids)"
     );
 }
 
@@ -1077,7 +1077,8 @@ fn the_reference_examples_are_valid_and_agree() {
     assert_eq!(*quoted, problems.to_string());
 
     // Every message quoted in a table (`path` | `message`) is one the parser gives for the input
-    // written in the row: rows of the count, constraint, resources and health check tables.
+    // written in the row: rows of the count, constraint, resources, task safety and health check
+    // tables.
     let mut checked = 0;
     for line in doc.lines() {
         let cells: Vec<&str> = line
@@ -1098,6 +1099,8 @@ fn the_reference_examples_are_valid_and_agree() {
             format!("name: j\n{first}\ntasks: [{{name: t, image: 'a:1'}}]\n")
         } else if path.starts_with("constraints") {
             format!("name: j\nconstraints: [{first}]\ntasks: [{{name: t, image: 'a:1'}}]\n")
+        } else if path == "tasks[0].user" || path == "tasks[0].read_only" {
+            format!("name: j\ntasks:\n  - name: t\n    image: a:1\n    {first}\n")
         } else if path.starts_with("tasks[0].resources") {
             format!("name: j\ntasks:\n  - name: t\n    image: a:1\n    resources: {first}\n")
         } else {
@@ -1112,7 +1115,7 @@ fn the_reference_examples_are_valid_and_agree() {
         );
         checked += 1;
     }
-    assert!(checked >= 19, "only {checked} quoted messages were checked");
+    assert!(checked >= 25, "only {checked} quoted messages were checked");
 }
 
 /// The text of a table cell written as one code span (`` `x` ``).

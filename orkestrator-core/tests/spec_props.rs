@@ -9,8 +9,8 @@ use orkestrator_core::Error;
 use orkestrator_core::ids::{JobId, TaskName};
 use orkestrator_core::spec::{
     Backoff, Constraint, ConstraintOp, Format, HealthCheck, Job, MAX_ATTEMPTS, MAX_BACKOFF,
-    MAX_COUNT, MAX_CPU, MAX_DISK, MAX_MEMORY, MIN_CPU, MIN_MEMORY, PortMapping, Probe, Protocol,
-    Resources, RestartMode, RestartPolicy, Task, parse_job,
+    MAX_COUNT, MAX_CPU, MAX_DISK, MAX_MEMORY, MAX_PIDS, MIN_CPU, MIN_MEMORY, PortMapping, Probe,
+    Protocol, Resources, RestartMode, RestartPolicy, Task, parse_job,
 };
 use orkestrator_core::units::{ByteSize, Cpu, format_duration, parse_duration};
 use proptest::collection::{btree_map, btree_set, vec};
@@ -238,7 +238,27 @@ type TaskBody = (
     Resources,
     RestartPolicy,
     Option<HealthCheck>,
+    (u32, Option<String>, bool),
 );
+
+/// A task's process limit, user and read-only flag: any allowed value, and the edges.
+fn safety() -> impl Strategy<Value = (u32, Option<String>, bool)> {
+    let pids = prop_oneof![
+        Just(Task::DEFAULT_PIDS),
+        Just(1),
+        Just(MAX_PIDS),
+        1..=MAX_PIDS
+    ];
+    let user = prop_oneof![
+        Just(None),
+        (1..u32::MAX).prop_map(|u| Some(u.to_string())),
+        "[a-z_][a-z0-9_.-]{0,31}(:[a-z_][a-z0-9_.-]{0,31})?"
+            .prop_filter("not root", |u| u != "root" && !u.starts_with("root:"))
+            .prop_map(Some),
+        (1..100_000u32, 0..100_000u32).prop_map(|(u, g)| Some(format!("{u}:{g}"))),
+    ];
+    (pids, user, any::<bool>())
+}
 
 fn task_body() -> impl Strategy<Value = TaskBody> {
     (
@@ -249,6 +269,7 @@ fn task_body() -> impl Strategy<Value = TaskBody> {
         resources(),
         restart(),
         health_check(),
+        safety(),
     )
 }
 
@@ -289,7 +310,16 @@ fn valid_job() -> impl Strategy<Value = Job> {
                 .map(
                     |(
                         task_name,
-                        (image, command, env, ports, resources, restart, health_check),
+                        (
+                            image,
+                            command,
+                            env,
+                            ports,
+                            resources,
+                            restart,
+                            health_check,
+                            (pids, user, read_only),
+                        ),
                     )| {
                         let mut containers = HashSet::new();
                         let ports = ports
@@ -308,6 +338,9 @@ fn valid_job() -> impl Strategy<Value = Job> {
                             resources,
                             restart,
                             health_check,
+                            pids,
+                            user,
+                            read_only,
                         }
                     },
                 )
@@ -422,6 +455,9 @@ const KEYS: &[&str] = &[
     "cpu",
     "memory",
     "disk",
+    "pids",
+    "user",
+    "read_only",
     "policy",
     "max_attempts",
     "backoff",

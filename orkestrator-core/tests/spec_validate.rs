@@ -6,7 +6,7 @@ use std::time::Duration;
 use orkestrator_core::Error;
 use orkestrator_core::spec::{
     ConstraintOp, Format, Job, MAX_ATTEMPTS, MAX_BACKOFF, MAX_COUNT, MAX_CPU, MAX_DISK, MAX_MEMORY,
-    MIN_CPU, MIN_MEMORY, Problems, RestartMode, parse_job,
+    MAX_PIDS, MIN_CPU, MIN_MEMORY, Problems, RestartMode, Task, parse_job,
 };
 use orkestrator_core::units::{ByteSize, Cpu, format_duration, parse_duration};
 
@@ -1370,4 +1370,235 @@ fn units_edge_cases() {
     assert!(parse_duration("30").is_err());
     assert!(parse_duration("-5s").is_err());
     assert!(parse_duration("99999999999999999999999h").is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Safe containers: the process limit, the user and a read-only root filesystem.
+
+#[test]
+fn safety_fields_default_to_4096_processes_the_image_user_and_a_writable_root() {
+    let job = valid(&task_yaml(&[]));
+    let t = &job.tasks[0];
+    assert_eq!(t.pids, 4096);
+    assert_eq!(t.pids, Task::DEFAULT_PIDS);
+    assert_eq!(t.user, None);
+    assert!(!t.read_only);
+    // Only some resources given: pids still defaults, and the others do too.
+    let t = valid(&task_yaml(&["resources: { cpu: 250m }"])).tasks[0].clone();
+    assert_eq!((t.pids, t.resources.cpu), (4096, Cpu::from_millis(250)));
+}
+
+#[test]
+fn pids_is_read_and_bounded_and_not_reserved() {
+    let job = valid(&task_yaml(&["resources: { pids: 50 }"]));
+    assert_eq!(job.tasks[0].pids, 50);
+    // The process limit is not part of what placement adds up.
+    assert_eq!(job.resources(), valid(&task_yaml(&[])).resources());
+    assert_eq!(
+        valid(&task_yaml(&[&format!("resources: {{ pids: {MAX_PIDS} }}")])).tasks[0].pids,
+        MAX_PIDS
+    );
+    assert_eq!(
+        valid(&task_yaml(&["resources: { pids: 1 }"])).tasks[0].pids,
+        1
+    );
+    for bad in ["0", "-1", &(MAX_PIDS as u64 + 1).to_string()] {
+        assert_problem(
+            &task_yaml(&[&format!("resources: {{ pids: {bad} }}")]),
+            "tasks[0].resources.pids",
+            &[bad, "out of range", "1 to 1048576"],
+        );
+    }
+    for bad in ["1.5", "many", "true"] {
+        assert_problem(
+            &task_yaml(&[&format!("resources: {{ pids: {bad} }}")]),
+            "tasks[0].resources.pids",
+            &["not a whole number", "e.g. 4096"],
+        );
+    }
+}
+
+#[test]
+fn a_non_root_user_is_kept_as_written() {
+    for (written, kept) in [
+        ("1000", "1000"),
+        ("\"1000:1000\"", "1000:1000"),
+        ("1000:0", "1000:0"),
+        ("app", "app"),
+        ("app:staff", "app:staff"),
+        ("_svc-1.x", "_svc-1.x"),
+    ] {
+        let job = valid(&task_yaml(&[&format!("user: {written}")]));
+        assert_eq!(job.tasks[0].user.as_deref(), Some(kept), "{written}");
+    }
+}
+
+#[test]
+fn root_is_refused_naming_the_field_and_the_fix() {
+    for root in ["root", "0", "\"0\"", "\"00\"", "\"0:0\"", "0:1000", "root:root"] {
+        assert_problem(
+            &task_yaml(&[&format!("user: {root}")]),
+            "tasks[0].user",
+            &[
+                "is root",
+                "may not run as root",
+                "\"1000:1000\"",
+                "leave user out",
+            ],
+        );
+    }
+}
+
+#[test]
+fn a_malformed_user_is_refused() {
+    for bad in [
+        "\"\"",
+        "\":1000\"",
+        "\"1000:\"",
+        "\"app user\"",
+        "-1",
+        "4294967295",
+        "\"1a\"",
+        "\"a:b:c\"",
+        &"a".repeat(33),
+    ] {
+        assert_problem(
+            &task_yaml(&[&format!("user: {bad}")]),
+            "tasks[0].user",
+            &["is not a user", "e.g."],
+        );
+    }
+    assert_problem(
+        &task_yaml(&["user: true"]),
+        "tasks[0].user",
+        &["true is not a user"],
+    );
+}
+
+#[test]
+fn read_only_is_a_boolean() {
+    assert!(valid(&task_yaml(&["read_only: true"])).tasks[0].read_only);
+    assert!(!valid(&task_yaml(&["read_only: false"])).tasks[0].read_only);
+    for bad in ["enabled", "1", "\"true\""] {
+        assert_problem(
+            &task_yaml(&[&format!("read_only: {bad}")]),
+            "tasks[0].read_only",
+            &["is not true or false", "read_only: true"],
+        );
+    }
+}
+
+#[test]
+fn the_safety_fields_read_the_same_in_yaml_toml_and_json() {
+    let yaml = "name: j\ntasks:\n  - name: t\n    image: a:1\n    resources: { pids: 64 }\n    user: 1000\n    read_only: true\n";
+    let toml = "name = \"j\"\n[[tasks]]\nname = \"t\"\nimage = \"a:1\"\nresources = { pids = 64 }\nuser = 1000\nread_only = true\n";
+    let json = r#"{"name": "j", "tasks": [{"name": "t", "image": "a:1", "resources": {"pids": 64}, "user": "1000", "read_only": true}]}"#;
+    let a = parse_job(yaml, Format::Yaml).unwrap();
+    assert_eq!(a, parse_job(toml, Format::Toml).unwrap());
+    assert_eq!(a, parse_job(json, Format::Json).unwrap());
+    let t = &a.tasks[0];
+    assert_eq!(
+        (t.pids, t.user.as_deref(), t.read_only),
+        (64, Some("1000"), true)
+    );
+    // The same problems in every format.
+    let bad_yaml = "name: j\ntasks:\n  - name: t\n    image: a:1\n    resources: { pids: 0 }\n    user: root\n    read_only: 1\n";
+    let bad_toml = "name = \"j\"\n[[tasks]]\nname = \"t\"\nimage = \"a:1\"\nresources = { pids = 0 }\nuser = \"root\"\nread_only = 1\n";
+    let bad_json = r#"{"name": "j", "tasks": [{"name": "t", "image": "a:1", "resources": {"pids": 0}, "user": "root", "read_only": 1}]}"#;
+    let expected = problems_of(bad_yaml, Format::Yaml);
+    assert_eq!(
+        expected.iter().map(|p| p.path.as_str()).collect::<Vec<_>>(),
+        [
+            "tasks[0].resources.pids",
+            "tasks[0].user",
+            "tasks[0].read_only"
+        ]
+    );
+    assert_eq!(expected, problems_of(bad_toml, Format::Toml));
+    assert_eq!(expected, problems_of(bad_json, Format::Json));
+}
+
+#[test]
+fn rendering_shows_the_defaults_and_parses_back_equal() {
+    let job = valid(&task_yaml(&[]));
+    for format in [Format::Yaml, Format::Toml, Format::Json] {
+        let text = format.render(&job).unwrap();
+        assert!(text.contains("pids"), "{format}: {text}");
+        assert!(text.contains("4096"), "{format}: {text}");
+        assert!(text.contains("read_only"), "{format}: {text}");
+        assert!(
+            !text.contains("user"),
+            "{format}: no user is written: {text}"
+        );
+        assert_eq!(parse_job(&text, format).unwrap(), job, "{format}:\n{text}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&Format::Json.render(&job).unwrap()).unwrap();
+    assert_eq!(json["tasks"][0]["resources"]["pids"], 4096);
+    assert_eq!(json["tasks"][0]["read_only"], false);
+    assert!(
+        json["tasks"][0].get("pids").is_none(),
+        "pids is written in resources"
+    );
+    let asked = valid(&task_yaml(&[
+        "resources: { pids: 50 }",
+        "user: \"1000:1000\"",
+        "read_only: true",
+    ]));
+    for format in [Format::Yaml, Format::Toml, Format::Json] {
+        let text = format.render(&asked).unwrap();
+        assert_eq!(
+            parse_job(&text, format).unwrap(),
+            asked,
+            "{format}:\n{text}"
+        );
+    }
+}
+
+/// A job as the store held it before the safety fields existed (serialized `Job` JSON, without
+/// `pids`, `user` or `read_only`).
+const STORED_BEFORE: &str = r#"{
+  "name": "web",
+  "count": 2,
+  "tasks": [
+    {
+      "name": "server",
+      "image": "orkestrator/busybox:latest",
+      "command": ["sh", "-c", "httpd -f -p 8080"],
+      "env": {"MODE": "prod"},
+      "ports": [{"container": 8080, "host": 18080, "protocol": "tcp"}],
+      "resources": {"cpu": "250m", "memory": "64Mi", "disk": "256Mi"},
+      "restart": {
+        "policy": "on-failure",
+        "max_attempts": 5,
+        "backoff": {"initial": "10s", "max": "5m", "reset_after": "10m"}
+      }
+    }
+  ]
+}"#;
+
+/// The job file the stored spec came from, as a user would submit it again today.
+const ITS_FILE: &str = "name: web
+count: 2
+tasks:
+  - name: server
+    image: orkestrator/busybox:latest
+    command: [sh, -c, httpd -f -p 8080]
+    env: { MODE: prod }
+    ports: [{ container: 8080, host: 18080 }]
+    resources: { cpu: 250m, memory: 64Mi }
+";
+
+#[test]
+fn a_spec_stored_before_the_safety_fields_equals_its_file_parsed_today() {
+    let stored: Job = serde_json::from_str(STORED_BEFORE).unwrap();
+    let today = parse_job(ITS_FILE, Format::Yaml).unwrap();
+    // Equal, so a re-submission is `unchanged` and nothing rolls out.
+    assert_eq!(stored, today);
+    assert_eq!(stored.tasks[0].pids, Task::DEFAULT_PIDS);
+    assert_eq!(stored.tasks[0].user, None);
+    assert!(!stored.tasks[0].read_only);
+    // Written back with the defaults, it reads the same again.
+    let again: Job = serde_json::from_str(&serde_json::to_string(&stored).unwrap()).unwrap();
+    assert_eq!(again, stored);
 }

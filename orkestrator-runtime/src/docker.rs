@@ -251,6 +251,9 @@ fn pull_reference(image: &str) -> String {
     }
 }
 
+/// The security option every container is created with.
+const NO_NEW_PRIVILEGES: &str = "no-new-privileges:true";
+
 /// The engine's request body for `spec`.
 fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
     let memory = spec.resources.memory.bytes();
@@ -260,6 +263,12 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         // Memory + swap = memory: no swap at all.
         memory_swap: (memory > 0).then(|| to_i64(memory)),
         port_bindings: Some(port_bindings(&spec.ports)).filter(|p| !p.is_empty()),
+        // Safe by default: never privileged, and no process may gain privileges it was not
+        // started with (setuid binaries, file capabilities).
+        privileged: Some(false),
+        security_opt: Some(vec![NO_NEW_PRIVILEGES.to_owned()]),
+        pids_limit: (spec.pids_limit > 0).then(|| i64::from(spec.pids_limit)),
+        readonly_rootfs: Some(spec.read_only),
         ..Default::default()
     };
     ContainerCreateBody {
@@ -273,6 +282,7 @@ fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
                 .collect(),
         ),
         exposed_ports: (!spec.ports.is_empty()).then(|| exposed_ports(&spec.ports)),
+        user: spec.user.clone(),
         host_config: Some(host_config),
         ..Default::default()
     }
@@ -885,7 +895,32 @@ mod tests {
                 disk: ByteSize::mib(10),
             },
             labels: BTreeMap::from([("orkestrator.job".into(), "web".into())]),
+            pids_limit: 4096,
+            user: None,
+            read_only: false,
         }
+    }
+
+    #[test]
+    fn create_body_is_unprivileged_with_a_pid_limit() {
+        let body = create_body(&spec());
+        assert!(body.user.is_none());
+        let hc = body.host_config.unwrap();
+        assert_eq!(hc.privileged, Some(false));
+        assert_eq!(hc.security_opt.unwrap(), ["no-new-privileges:true"]);
+        assert_eq!(hc.pids_limit, Some(4096));
+        assert_eq!(hc.readonly_rootfs, Some(false));
+
+        let mut s = spec();
+        s.pids_limit = 50;
+        s.user = Some("1000:1000".into());
+        s.read_only = true;
+        let body = create_body(&s);
+        assert_eq!(body.user.as_deref(), Some("1000:1000"));
+        let hc = body.host_config.unwrap();
+        assert_eq!(hc.pids_limit, Some(50));
+        assert_eq!(hc.readonly_rootfs, Some(true));
+        assert_eq!(hc.security_opt.unwrap(), ["no-new-privileges:true"]);
     }
 
     #[test]

@@ -136,6 +136,9 @@ fn spec(name: &str, command: &[&str]) -> ContainerSpec {
             (RUN_LABEL.to_string(), run_id()),
             (labels::JOB.to_string(), name.to_string()),
         ]),
+        pids_limit: 4096,
+        user: None,
+        read_only: false,
     }
 }
 
@@ -390,8 +393,21 @@ async fn stop_kills_after_the_grace_period() {
     let mut cleanup = Cleanup::new();
     let name = cleanup.name("stop-grace");
     // As PID 1 without a handler, busybox sleep ignores SIGTERM: only the SIGKILL after the
-    // grace period ends it.
-    let id = run(&rt, &spec(&name, &["sleep", "1000"])).await;
+    // grace period ends it. A start returns before runc's own init has exec'd the command (and
+    // that init dies of SIGTERM): wait until the shell has run, then it is sleep's.
+    let id = run(
+        &rt,
+        &spec(&name, &["sh", "-c", "echo ready; exec sleep 1000"]),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rt.logs(&id, 5).await.expect("logs").trim() != "ready" {
+        assert!(
+            Instant::now() < deadline,
+            "the container never printed ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let grace = Duration::from_secs(1);
     let started = Instant::now();
     rt.stop(&id, grace).await.expect("stop");

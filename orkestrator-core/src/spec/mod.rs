@@ -20,8 +20,8 @@ use crate::units::{ByteSize, Cpu};
 
 pub use parse::{Format, MAX_SPEC_BYTES, load_job_file, parse_job};
 pub use validate::{
-    MAX_ATTEMPTS, MAX_BACKOFF, MAX_COUNT, MAX_CPU, MAX_DISK, MAX_MEMORY, MIN_CPU, MIN_MEMORY,
-    Problem, Problems,
+    MAX_ATTEMPTS, MAX_BACKOFF, MAX_COUNT, MAX_CPU, MAX_DISK, MAX_MEMORY, MAX_PIDS, MIN_CPU,
+    MIN_MEMORY, Problem, Problems,
 };
 
 /// A job: one or more tasks that run together on one worker.
@@ -108,30 +108,93 @@ impl Job {
 }
 
 /// One container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Every container runs with `no-new-privileges` and is never privileged (there is no field to
+/// ask for either). It serializes in the file's shape: [`Task::pids`] is written inside
+/// `resources` (`resources: { pids: 4096 }`), although it is not part of the [`Resources`] that
+/// placement adds up. It is read only as part of a [`Job`], which checks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
     /// The task's name: a DNS label, unique within its job.
     pub name: TaskName,
     /// The image reference, with a tag or digest (`busybox:1.36`, `registry:5000/app@sha256:…`).
     pub image: String,
     /// The command and its arguments; empty runs the image's default command.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
     /// Environment variables.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     /// Ports the container listens on and, optionally, the host ports they are published on.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortMapping>,
     /// What the task needs from its worker.
-    #[serde(default)]
     pub resources: Resources,
     /// What to do when the container exits.
-    #[serde(default)]
     pub restart: RestartPolicy,
     /// How to tell that the running container is healthy; none means running is healthy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+    /// The most processes (threads included) the container may have at once: written as
+    /// `resources.pids`, default [`Task::DEFAULT_PIDS`], enforced as the container's PID limit so
+    /// that a fork bomb stays inside it. Not reserved on the worker.
+    pub pids: u32,
+    /// The user the container runs as (`1000`, `1000:1000`, `app` or `app:app`), never root;
+    /// none runs as the image's user.
+    pub user: Option<String>,
+    /// Whether the container's root filesystem is read-only.
+    pub read_only: bool,
+}
+
+impl Task {
+    /// Default process limit of a task that names none.
+    pub const DEFAULT_PIDS: u32 = 4096;
+}
+
+impl Serialize for Task {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        /// `resources` as the file writes it: what is reserved, and the process limit.
+        #[derive(Serialize)]
+        struct FileResources {
+            cpu: Cpu,
+            memory: ByteSize,
+            disk: ByteSize,
+            pids: u32,
+        }
+        /// The task as the file writes it.
+        #[derive(Serialize)]
+        struct FileTask<'a> {
+            name: &'a TaskName,
+            image: &'a str,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            command: &'a [String],
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            env: &'a BTreeMap<String, String>,
+            #[serde(skip_serializing_if = "<[PortMapping]>::is_empty")]
+            ports: &'a [PortMapping],
+            resources: FileResources,
+            restart: &'a RestartPolicy,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            health_check: &'a Option<HealthCheck>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            user: &'a Option<String>,
+            read_only: bool,
+        }
+        FileTask {
+            name: &self.name,
+            image: &self.image,
+            command: &self.command,
+            env: &self.env,
+            ports: &self.ports,
+            resources: FileResources {
+                cpu: self.resources.cpu,
+                memory: self.resources.memory,
+                disk: self.resources.disk,
+                pids: self.pids,
+            },
+            restart: &self.restart,
+            health_check: &self.health_check,
+            user: &self.user,
+            read_only: self.read_only,
+        }
+        .serialize(s)
+    }
 }
 
 /// A health check: run every `interval`; after `failures` failures in a row the task is

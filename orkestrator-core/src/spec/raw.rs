@@ -55,6 +55,8 @@ pub(crate) struct RawTask<V = Scalar> {
     pub restart: Option<RawRestart>,
     #[serde(default, deserialize_with = "mapping")]
     pub health_check: Option<RawHealthCheck>,
+    pub user: Option<Scalar>,
+    pub read_only: Option<Scalar>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +99,7 @@ pub(crate) struct RawResources {
     pub cpu: Option<Scalar>,
     pub memory: Option<Scalar>,
     pub disk: Option<Scalar>,
+    pub pids: Option<Scalar>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,7 +154,7 @@ impl Part for RawPort {
 }
 
 impl Part for RawResources {
-    const WHAT: &'static str = "resources (a mapping with cpu, memory, disk)";
+    const WHAT: &'static str = "resources (a mapping with cpu, memory, disk, pids)";
 }
 
 impl Part for RawRestart {
@@ -177,7 +180,7 @@ impl Part for RawTcpProbe {
 
 /// A `T` read from a mapping and nothing else. Anything else (a list, a string, a number) is a
 /// shape error that names the part: "invalid type: sequence, expected resources (a mapping with
-/// cpu, memory, disk)".
+/// cpu, memory, disk, pids)".
 #[derive(Debug)]
 pub(crate) struct Mapping<T>(pub T);
 

@@ -348,7 +348,27 @@ fn validate_task<V: Into<Scalar>>(
         }
         ports.push(port);
     }
-    let resources = validate_resources(p, &format!("{path}.resources"), rt.resources, rules);
+    let mut raw_resources = rt.resources;
+    let raw_pids = raw_resources.as_mut().and_then(|r| r.pids.take());
+    let resources = validate_resources(p, &format!("{path}.resources"), raw_resources, rules);
+    let pids = validate_pids(p, &format!("{path}.resources.pids"), raw_pids);
+    let user = rt
+        .user
+        .and_then(|u| validate_user(p, &format!("{path}.user"), u));
+    let read_only = match rt.read_only {
+        None => false,
+        Some(Scalar::Bool(b)) => b,
+        Some(other) => {
+            p.push(
+                format!("{path}.read_only"),
+                format!(
+                    "{} is not true or false (write read_only: true for a read-only root filesystem)",
+                    show(&other)
+                ),
+            );
+            false
+        }
+    };
     let restart = validate_restart(p, &format!("{path}.restart"), rt.restart);
     let health_check = rt
         .health_check
@@ -365,7 +385,93 @@ fn validate_task<V: Into<Scalar>>(
         resources,
         restart,
         health_check,
+        pids,
+        user,
+        read_only,
     })
+}
+
+/// Most processes a task may allow itself (`resources.pids`).
+pub const MAX_PIDS: u32 = 1 << 20;
+
+fn validate_pids(p: &mut Problems, path: &str, s: Option<Scalar>) -> u32 {
+    let Some(s) = s else {
+        return Task::DEFAULT_PIDS;
+    };
+    match s {
+        Scalar::Int(n) if (1..=MAX_PIDS as i128).contains(&n) => n as u32,
+        Scalar::Int(n) => {
+            p.push(
+                path,
+                format!(
+                    "{n} is out of range (allow 1 to {MAX_PIDS} processes; the default is {})",
+                    Task::DEFAULT_PIDS
+                ),
+            );
+            Task::DEFAULT_PIDS
+        }
+        other => {
+            p.push(
+                path,
+                format!("{} is not a whole number (use e.g. 4096)", show(&other)),
+            );
+            Task::DEFAULT_PIDS
+        }
+    }
+}
+
+/// Checks `user`: a user id or name, optionally with a group (`1000`, `1000:1000`, `app:app`),
+/// and not root.
+fn validate_user(p: &mut Problems, path: &str, s: Scalar) -> Option<String> {
+    let text = match s {
+        Scalar::Str(t) => t,
+        Scalar::Int(n) => n.to_string(),
+        other => {
+            p.push(
+                path,
+                format!(
+                    "{} is not a user (write a user id or name, e.g. \"1000\" or \"1000:1000\")",
+                    show(&other)
+                ),
+            );
+            return None;
+        }
+    };
+    let (user, group) = match text.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (text.as_str(), None),
+    };
+    let part_ok = |part: &str| -> bool {
+        if part.bytes().all(|b| b.is_ascii_digit()) {
+            !part.is_empty() && part.parse::<u32>().is_ok_and(|id| id < u32::MAX)
+        } else {
+            let b = part.as_bytes();
+            b.len() <= 32
+                && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+        }
+    };
+    if !part_ok(user) || group.is_some_and(|g| !part_ok(g)) {
+        p.push(
+            path,
+            format!(
+                "{text:?} is not a user (write a user id or name, optionally with a group: e.g. \"1000\", \"1000:1000\" or \"app\")"
+            ),
+        );
+        return None;
+    }
+    let is_root = user == "root" || user.bytes().all(|b| b == b'0');
+    if is_root {
+        p.push(
+            path,
+            format!(
+                "{text:?} is root, and tasks may not run as root (use a non-root user such as \"1000:1000\", or leave user out to run as the image's user)"
+            ),
+        );
+        return None;
+    }
+    Some(text)
 }
 
 /// Longest health check interval.

@@ -41,6 +41,9 @@ pub fn container_spec(
         ports: task.ports.clone(),
         resources: task.resources,
         labels,
+        pids_limit: task.pids,
+        user: task.user.clone(),
+        read_only: task.read_only,
     }
 }
 
