@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use orkestrator_core::api::{Desired, JobPhase, ListQuery};
+use orkestrator_core::api::{Desired, JobPhase, ListQuery, SubmitOutcome};
 use orkestrator_core::ids::{JobId, WorkerId};
 use orkestrator_core::manager::{Manager, ManagerConfig};
-use orkestrator_core::spec::{Format, parse_job};
+use orkestrator_core::spec::{Format, Task, parse_job};
 use orkestrator_core::state::TaskState;
 use orkestrator_core::store::Store;
 use orkestrator_core::units::ByteSize;
@@ -106,4 +106,37 @@ async fn old_data_dir_loads() {
     let snap2 = again.load().await.unwrap();
     assert_eq!(snap2.jobs.len(), 3);
     assert!(snap2.index > old_index);
+}
+
+/// Specs stored before tasks had `resources.pids`, `user` and `read_only` read back with the
+/// defaults, and the same file submitted again today changes nothing: upgrading rolls nothing out.
+#[tokio::test]
+async fn old_specs_take_the_safety_defaults_and_resubmitting_them_is_unchanged() {
+    let dir = copy_fixture();
+    let store = Arc::new(RedbStore::open_dir(dir.path()).unwrap());
+    let m = Manager::new(ManagerConfig::default(), store.clone())
+        .await
+        .unwrap();
+    for name in ["web", "batch"] {
+        let job = m.get_job(&JobId::new(name)).await.unwrap();
+        for t in &job.spec.tasks {
+            assert_eq!(t.pids, Task::DEFAULT_PIDS, "{name}/{}", t.name);
+            assert_eq!(t.user, None, "{name}/{}", t.name);
+            assert!(!t.read_only, "{name}/{}", t.name);
+        }
+        // The file as it was written before this change: the spec without the new fields.
+        let mut file: serde_json::Value = serde_json::to_value(&job.spec).unwrap();
+        for t in file["tasks"].as_array_mut().unwrap() {
+            let t = t.as_object_mut().unwrap();
+            assert!(t.remove("read_only").is_some());
+            assert!(t.remove("user").is_none());
+            let r = t["resources"].as_object_mut().unwrap();
+            assert!(r.remove("pids").is_some());
+        }
+        let today = parse_job(&file.to_string(), Format::Json).unwrap();
+        assert_eq!(today, job.spec, "{name}");
+        let r = m.submit_job(today).await.unwrap();
+        assert_eq!(r.outcome, SubmitOutcome::Unchanged, "{name}");
+        assert_eq!(r.version, job.version, "{name}");
+    }
 }
