@@ -112,6 +112,32 @@ mod tests {
     }
 
     #[test]
+    fn the_spec_carries_the_process_limit_user_and_root_filesystem() {
+        let job = parse_job(
+            "name: web\ntasks:\n  - {name: a, image: img:1}\n  - {name: b, image: img:1, resources: {pids: 50}, user: app, read_only: true}",
+            Format::Yaml,
+        )
+        .unwrap();
+        let a = Assignment {
+            instance: InstanceId::new("i1"),
+            index: 0,
+            desired: Desired::Run,
+            job: std::sync::Arc::new(job.clone()),
+        };
+        let w = WorkerId::new("w1");
+        let plain = container_spec(&w, &a, &job, &job.tasks[0], 0);
+        assert_eq!(
+            (plain.pids_limit, plain.user.as_deref(), plain.read_only),
+            (4096, None, false)
+        );
+        let asked = container_spec(&w, &a, &job, &job.tasks[1], 0);
+        assert_eq!(
+            (asked.pids_limit, asked.user.as_deref(), asked.read_only),
+            (50, Some("app"), true)
+        );
+    }
+
+    #[test]
     fn containers_without_labels_belong_to_nobody_and_are_attempt_zero() {
         let info = ContainerInfo {
             id: "c".into(),

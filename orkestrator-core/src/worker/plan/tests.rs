@@ -204,6 +204,14 @@ fn rows() -> Vec<Row> {
             )
         },
         Row {
+            containers: vec![container("c1", "i1", 0, ContainerState::Running)],
+            ..row(
+                "a running container is adopted whatever its process limit, user or root filesystem (made before they existed, say): never replaced for them",
+                "    resources: {pids: 64}\n    user: \"1000:1000\"\n    read_only: true\n",
+                &["report t Running r0"],
+            )
+        },
+        Row {
             containers: vec![container("c2", "i1", 2, ContainerState::Running)],
             ..row(
                 "a running container after the agent restarted: adopt it with its count",
