@@ -1435,7 +1435,15 @@ fn a_non_root_user_is_kept_as_written() {
 
 #[test]
 fn root_is_refused_naming_the_field_and_the_fix() {
-    for root in ["root", "0", "\"0\"", "\"00\"", "\"0:0\"", "0:1000", "root:root"] {
+    for root in [
+        "root",
+        "0",
+        "\"0\"",
+        "\"00\"",
+        "\"0:0\"",
+        "0:1000",
+        "root:root",
+    ] {
         assert_problem(
             &task_yaml(&[&format!("user: {root}")]),
             "tasks[0].user",
@@ -1601,4 +1609,28 @@ fn a_spec_stored_before_the_safety_fields_equals_its_file_parsed_today() {
     // Written back with the defaults, it reads the same again.
     let again: Job = serde_json::from_str(&serde_json::to_string(&stored).unwrap()).unwrap();
     assert_eq!(again, stored);
+}
+
+#[test]
+fn a_job_read_as_a_value_is_held_to_the_same_safety_rules() {
+    let with = |task_fields: &str| {
+        format!(r#"{{"name": "j", "tasks": [{{"name": "t", "image": "a:1"{task_fields}}}]}}"#)
+    };
+    let job: Job =
+        serde_json::from_str(&with(r#", "resources": {"pids": 7}, "user": "1000""#)).unwrap();
+    assert_eq!(
+        (job.tasks[0].pids, job.tasks[0].user.as_deref()),
+        (7, Some("1000"))
+    );
+    for bad in [
+        r#", "user": "root""#,
+        r#", "user": 0"#,
+        r#", "resources": {"pids": 0}"#,
+        r#", "read_only": "yes""#,
+    ] {
+        let e = serde_json::from_str::<Job>(&with(bad))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tasks[0]."), "{bad}: {e}");
+    }
 }
