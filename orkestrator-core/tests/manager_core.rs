@@ -546,3 +546,99 @@ async fn gc_removes_replaced_instances_and_old_specs_of_live_jobs() {
     assert_eq!(v.version, 4);
     assert_eq!(v.instances.len(), 2);
 }
+
+#[tokio::test]
+async fn a_registration_over_a_limit_is_refused_naming_it_and_the_manager_keeps_serving() {
+    use orkestrator_core::manager::{
+        MAX_COMPONENT_ID_BYTES, MAX_COMPONENT_TEXT_BYTES, MAX_WORKER_ADDRESS_BYTES,
+        MAX_WORKER_LABELS, REGISTRATION_LIMIT,
+    };
+    use orkestrator_core::spec::{MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES};
+    let store = Arc::new(MemoryStore::new());
+    let m = manager_on(&store).await;
+    let reg = |id: &str, labels: BTreeMap<String, String>| RegisterWorker {
+        id: WorkerId::new(id),
+        address: None,
+        labels,
+        resources: size(1024),
+        version: String::new(),
+    };
+    let many: BTreeMap<String, String> = (0..=MAX_WORKER_LABELS)
+        .map(|i| (format!("l{i}"), "v".to_owned()))
+        .collect();
+    let long_key = BTreeMap::from([("k".repeat(MAX_LABEL_KEY_BYTES + 1), "v".to_owned())]);
+    let long_value = BTreeMap::from([("zone".to_owned(), "v".repeat(MAX_LABEL_VALUE_BYTES + 1))]);
+    let mut long_address = reg("w", BTreeMap::new());
+    long_address.address = Some("a".repeat(MAX_WORKER_ADDRESS_BYTES + 1));
+    let mut long_version = reg("w", BTreeMap::new());
+    long_version.version = "1".repeat(MAX_COMPONENT_TEXT_BYTES + 1);
+    let cases = [
+        (
+            reg(&"w".repeat(MAX_COMPONENT_ID_BYTES + 1), BTreeMap::new()),
+            format!(
+                "worker id: {} bytes; at most {MAX_COMPONENT_ID_BYTES} are allowed",
+                MAX_COMPONENT_ID_BYTES + 1
+            ),
+        ),
+        (
+            reg("w", many),
+            format!(
+                "labels: {} labels; at most {MAX_WORKER_LABELS} are allowed",
+                MAX_WORKER_LABELS + 1
+            ),
+        ),
+        (
+            reg("w", long_key),
+            format!(
+                "a label key: {} bytes; at most {MAX_LABEL_KEY_BYTES} are allowed",
+                MAX_LABEL_KEY_BYTES + 1
+            ),
+        ),
+        (
+            reg("w", long_value),
+            format!(
+                "label \"zone\": {} bytes; at most {MAX_LABEL_VALUE_BYTES} are allowed",
+                MAX_LABEL_VALUE_BYTES + 1
+            ),
+        ),
+        (
+            long_address,
+            format!("address: {} bytes", MAX_WORKER_ADDRESS_BYTES + 1),
+        ),
+        (
+            long_version,
+            format!("version: {} bytes", MAX_COMPONENT_TEXT_BYTES + 1),
+        ),
+    ];
+    for (req, message) in cases {
+        let e = m.register_worker(req).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Invalid, "{e:?}");
+        assert_eq!(e.code, REGISTRATION_LIMIT, "{e:?}");
+        assert!(e.message.contains(&message), "{message:?} not in {e:?}");
+    }
+    let e = m
+        .register_scheduler(RegisterScheduler {
+            id: SchedulerId::new("s".repeat(MAX_COMPONENT_ID_BYTES + 1)),
+            algorithm: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, REGISTRATION_LIMIT, "{e:?}");
+    // Nothing refused was registered, and a registration at every limit is taken.
+    let listed = m.list_workers(&ListQuery::default()).await.unwrap();
+    assert!(listed.items.is_empty(), "{listed:?}");
+    let at_limits: BTreeMap<String, String> = (0..MAX_WORKER_LABELS)
+        .map(|i| {
+            (
+                format!("{i}{}", "k".repeat(MAX_LABEL_KEY_BYTES - 3)),
+                "v".repeat(MAX_LABEL_VALUE_BYTES),
+            )
+        })
+        .collect();
+    m.register_worker(reg(&"w".repeat(MAX_COMPONENT_ID_BYTES), at_limits))
+        .await
+        .unwrap();
+    add_worker(&m, "ok", 1024).await;
+    let listed = m.list_workers(&ListQuery::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 2, "{listed:?}");
+}

@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use orkestrator_core::Error;
 use orkestrator_core::spec::{
-    ConstraintOp, Format, Job, MAX_ATTEMPTS, MAX_BACKOFF, MAX_COUNT, MAX_CPU, MAX_DISK, MAX_MEMORY,
-    MAX_PIDS, MIN_CPU, MIN_MEMORY, Problems, RestartMode, Task, parse_job,
+    ConstraintOp, Format, Job, MAX_ATTEMPTS, MAX_BACKOFF, MAX_COMMAND_ARG_BYTES, MAX_COMMAND_ARGS,
+    MAX_COMMAND_BYTES, MAX_CONSTRAINTS, MAX_COUNT, MAX_CPU, MAX_DISK, MAX_ENV_BYTES,
+    MAX_ENV_NAME_BYTES, MAX_ENV_VALUE_BYTES, MAX_ENV_VARS, MAX_IMAGE_BYTES, MAX_LABEL_KEY_BYTES,
+    MAX_LABEL_VALUE_BYTES, MAX_MEMORY, MAX_PIDS, MAX_PORTS, MAX_PROBE_PATH_BYTES, MAX_TASKS,
+    MIN_CPU, MIN_MEMORY, Problems, RestartMode, Task, parse_job,
 };
 use orkestrator_core::units::{ByteSize, Cpu, format_duration, parse_duration};
 
@@ -1633,4 +1636,241 @@ fn a_job_read_as_a_value_is_held_to_the_same_safety_rules() {
             .to_string();
         assert!(e.contains("tasks[0]."), "{bad}: {e}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Size limits: each names the limit and the value, at the field path.
+
+/// A job named `job` with the tasks whose YAML bodies are `tasks` (each without the leading `- `).
+fn job_with_tasks(tasks: &[String]) -> String {
+    let mut s = String::from("name: job\ntasks:\n");
+    for t in tasks {
+        s.push_str("  - ");
+        s.push_str(t);
+        s.push('\n');
+    }
+    s
+}
+
+#[test]
+fn a_job_has_at_most_max_tasks() {
+    let tasks = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|i| format!("{{name: t{i}, image: 'busybox:1.36'}}"))
+            .collect()
+    };
+    assert_eq!(
+        valid(&job_with_tasks(&tasks(MAX_TASKS))).tasks.len(),
+        MAX_TASKS
+    );
+    let n = MAX_TASKS + 1;
+    assert_problem(
+        &job_with_tasks(&tasks(n)),
+        "tasks",
+        &[&format!("{n} tasks; at most {MAX_TASKS} are allowed")],
+    );
+}
+
+#[test]
+fn a_job_has_at_most_max_constraints_with_bounded_values() {
+    let job = |n: usize, value: &str| -> String {
+        let cs: Vec<String> = (0..n)
+            .map(|i| format!("{{label: l{i}, equals: '{value}'}}"))
+            .collect();
+        format!(
+            "name: job\nconstraints: [{}]\ntasks: [{{name: t, image: 'busybox:1.36'}}]\n",
+            cs.join(", ")
+        )
+    };
+    assert_eq!(
+        valid(&job(MAX_CONSTRAINTS, "a")).constraints.len(),
+        MAX_CONSTRAINTS
+    );
+    let n = MAX_CONSTRAINTS + 1;
+    assert_problem(
+        &job(n, "a"),
+        "constraints",
+        &[&format!(
+            "{n} constraints; at most {MAX_CONSTRAINTS} are allowed"
+        )],
+    );
+    valid(&job(1, &"v".repeat(MAX_LABEL_VALUE_BYTES)));
+    let long = MAX_LABEL_VALUE_BYTES + 1;
+    assert_problem(
+        &job(1, &"v".repeat(long)),
+        "constraints[0].equals",
+        &[&format!(
+            "{long} bytes; at most {MAX_LABEL_VALUE_BYTES} are allowed"
+        )],
+    );
+    let not_equals = format!(
+        "name: job\nconstraints: [{{label: l, not_equals: '{}'}}]\ntasks: [{{name: t, image: 'busybox:1.36'}}]\n",
+        "v".repeat(long)
+    );
+    assert_problem(
+        &not_equals,
+        "constraints[0].not_equals",
+        &[&format!("at most {MAX_LABEL_VALUE_BYTES}")],
+    );
+}
+
+#[test]
+fn a_task_has_at_most_max_env_vars() {
+    let env = |n: usize| -> String {
+        let vars: Vec<String> = (0..n).map(|i| format!("V{i}: x")).collect();
+        format!("env: {{{}}}", vars.join(", "))
+    };
+    assert_eq!(
+        valid(&task_yaml(&[&env(MAX_ENV_VARS)])).tasks[0].env.len(),
+        MAX_ENV_VARS
+    );
+    assert_problem(
+        &task_yaml(&[&env(300)]),
+        "tasks[0].env",
+        &[&format!(
+            "300 variables; at most {MAX_ENV_VARS} are allowed"
+        )],
+    );
+}
+
+#[test]
+fn env_values_names_and_the_whole_environment_are_bounded() {
+    let one =
+        |name: &str, value_len: usize| format!("env: {{{name}: '{}'}}", "x".repeat(value_len));
+    valid(&task_yaml(&[&one("BIG", MAX_ENV_VALUE_BYTES)]));
+    let long = MAX_ENV_VALUE_BYTES + 1;
+    assert_problem(
+        &task_yaml(&[&one("BIG", long)]),
+        "tasks[0].env.BIG",
+        &[&format!(
+            "{long} bytes; at most {MAX_ENV_VALUE_BYTES} are allowed"
+        )],
+    );
+    // A name too long to be a path is reported on the environment, without repeating it.
+    let name = "N".repeat(MAX_ENV_NAME_BYTES + 1);
+    let (path, message) = one_problem(&task_yaml(&[&one(&name, 1)]));
+    assert_eq!(path, "tasks[0].env");
+    assert!(
+        message.contains(&format!("at most {MAX_ENV_NAME_BYTES} are allowed")),
+        "{message}"
+    );
+    assert!(!message.contains(&name), "{message}");
+    // Values each under their limit, over the total: three of 30,000 bytes with their names.
+    let vars: Vec<String> = (0..3)
+        .map(|i| format!("V{i}: '{}'", "x".repeat(30_000)))
+        .collect();
+    let total = 3 * (2 + 30_000);
+    assert!(total > MAX_ENV_BYTES);
+    assert_problem(
+        &task_yaml(&[&format!("env: {{{}}}", vars.join(", "))]),
+        "tasks[0].env",
+        &[&format!(
+            "{total} bytes in all (names and values); at most {MAX_ENV_BYTES} are allowed"
+        )],
+    );
+}
+
+#[test]
+fn commands_are_bounded_in_elements_and_bytes() {
+    let command = |n: usize, len: usize| -> String {
+        let args: Vec<String> = (0..n).map(|_| format!("'{}'", "a".repeat(len))).collect();
+        format!("command: [{}]", args.join(", "))
+    };
+    assert_eq!(
+        valid(&task_yaml(&[&command(MAX_COMMAND_ARGS, 1)])).tasks[0]
+            .command
+            .len(),
+        MAX_COMMAND_ARGS
+    );
+    let n = MAX_COMMAND_ARGS + 1;
+    assert_problem(
+        &task_yaml(&[&command(n, 1)]),
+        "tasks[0].command",
+        &[&format!(
+            "{n} elements; at most {MAX_COMMAND_ARGS} are allowed"
+        )],
+    );
+    valid(&task_yaml(&[&command(1, MAX_COMMAND_ARG_BYTES)]));
+    let long = MAX_COMMAND_ARG_BYTES + 1;
+    assert_problem(
+        &task_yaml(&[&command(1, long)]),
+        "tasks[0].command[0]",
+        &[&format!(
+            "{long} bytes; at most {MAX_COMMAND_ARG_BYTES} are allowed"
+        )],
+    );
+    // Elements each within their limit, over the total.
+    let len = MAX_COMMAND_ARG_BYTES / 2 + 1;
+    let total = 4 * len;
+    assert!(total > MAX_COMMAND_BYTES);
+    assert_problem(
+        &task_yaml(&[&command(4, len)]),
+        "tasks[0].command",
+        &[&format!(
+            "{total} bytes in all; at most {MAX_COMMAND_BYTES} are allowed"
+        )],
+    );
+    // A health check's exec command is held to the same limits.
+    let exec = format!(
+        "health_check: {{exec: ['sh', '{}']}}",
+        "a".repeat(MAX_COMMAND_ARG_BYTES + 1)
+    );
+    assert_problem(
+        &task_yaml(&[&exec]),
+        "tasks[0].health_check.exec[1]",
+        &[&format!("at most {MAX_COMMAND_ARG_BYTES} are allowed")],
+    );
+}
+
+#[test]
+fn ports_probe_paths_and_label_keys_are_bounded() {
+    let ports: Vec<String> = (1..=MAX_PORTS + 1)
+        .map(|i| format!("{{container: {i}}}"))
+        .collect();
+    assert_problem(
+        &task_yaml(&[&format!("ports: [{}]", ports.join(", "))]),
+        "tasks[0].ports",
+        &[&format!(
+            "{} ports; at most {MAX_PORTS} are allowed",
+            MAX_PORTS + 1
+        )],
+    );
+    let path = format!("/{}", "p".repeat(MAX_PROBE_PATH_BYTES));
+    assert_problem(
+        &task_yaml(&[&format!(
+            "health_check: {{http: {{port: 80, path: '{path}'}}}}"
+        )]),
+        "tasks[0].health_check.http.path",
+        &[&format!(
+            "{} bytes; at most {MAX_PROBE_PATH_BYTES} are allowed",
+            MAX_PROBE_PATH_BYTES + 1
+        )],
+    );
+    let key = "k".repeat(MAX_LABEL_KEY_BYTES + 1);
+    let (path, message) = one_problem(&format!(
+        "name: job\nconstraints: [{{label: {key}, equals: a}}]\ntasks: [{{name: t, image: 'busybox:1.36'}}]\n"
+    ));
+    assert_eq!(path, "constraints[0].label");
+    assert!(
+        message.contains(&format!("at most {MAX_LABEL_KEY_BYTES} are allowed")),
+        "{message}"
+    );
+    let image = format!("{}:1", "a".repeat(MAX_IMAGE_BYTES));
+    assert_problem(
+        &task_yaml(&[]).replace("busybox:1.36", &image),
+        "tasks[0].image",
+        &[&format!("is {} bytes long", MAX_IMAGE_BYTES + 2)],
+    );
+}
+
+#[test]
+fn every_limit_broken_at_once_is_reported_at_once() {
+    let env: Vec<String> = (0..MAX_ENV_VARS + 1).map(|i| format!("V{i}: x")).collect();
+    let text = task_yaml(&[
+        &format!("env: {{{}}}", env.join(", ")),
+        &format!("command: ['{}']", "a".repeat(MAX_COMMAND_ARG_BYTES + 1)),
+    ]);
+    let p = problems_of(&text, Format::Yaml);
+    let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["tasks[0].command[0]", "tasks[0].env"], "{p}");
 }

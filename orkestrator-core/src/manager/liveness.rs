@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use crate::api::*;
 use crate::events::EventKind;
 use crate::ids::{SchedulerId, WorkerId};
+use crate::spec::{MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES};
 use crate::state::TaskState;
 use crate::store::StoreOp;
 
@@ -31,6 +32,58 @@ pub(crate) fn liveness(healthy: bool, last_seen: Instant, grace: Duration) -> Li
     }
 }
 
+/// Longest worker or scheduler id, in bytes.
+pub const MAX_COMPONENT_ID_BYTES: usize = 253;
+/// Most labels a worker may register with.
+pub const MAX_WORKER_LABELS: usize = 64;
+/// Longest address a worker may give for its own endpoint, in bytes.
+pub const MAX_WORKER_ADDRESS_BYTES: usize = 255;
+/// Longest software version a worker may give, or algorithm name a scheduler may give, in bytes.
+pub const MAX_COMPONENT_TEXT_BYTES: usize = 128;
+
+/// The code of a registration refused for breaking one of the limits above (a 400).
+pub const REGISTRATION_LIMIT: &str = "limit_exceeded";
+
+/// `Err` naming the limit that `n` breaks when it is more than `max`.
+fn within(what: &str, n: usize, max: usize, unit: &str) -> ApiResult<()> {
+    if n <= max {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        REGISTRATION_LIMIT,
+        format!("{what}: {n} {unit}; at most {max} are allowed"),
+    ))
+}
+
+/// Holds a worker's registration to the limits on its id, labels, address and version.
+fn check_worker_limits(req: &RegisterWorker) -> ApiResult<()> {
+    within(
+        "worker id",
+        req.id.as_str().len(),
+        MAX_COMPONENT_ID_BYTES,
+        "bytes",
+    )?;
+    within("labels", req.labels.len(), MAX_WORKER_LABELS, "labels")?;
+    for (k, v) in &req.labels {
+        within("a label key", k.len(), MAX_LABEL_KEY_BYTES, "bytes")?;
+        within(
+            &format!("label {k:?}"),
+            v.len(),
+            MAX_LABEL_VALUE_BYTES,
+            "bytes",
+        )?;
+    }
+    if let Some(a) = &req.address {
+        within("address", a.len(), MAX_WORKER_ADDRESS_BYTES, "bytes")?;
+    }
+    within(
+        "version",
+        req.version.len(),
+        MAX_COMPONENT_TEXT_BYTES,
+        "bytes",
+    )
+}
+
 /// Registers or re-registers a worker (durable).
 pub(crate) fn register_worker(st: &mut State, txn: &mut Txn, req: RegisterWorker) -> ApiResult<()> {
     if req.id.as_str().is_empty() {
@@ -39,6 +92,7 @@ pub(crate) fn register_worker(st: &mut State, txn: &mut Txn, req: RegisterWorker
             "worker id: must not be empty",
         ));
     }
+    check_worker_limits(&req)?;
     let now = Instant::now();
     let index = st.head + 1;
     let id = req.id.clone();
@@ -107,6 +161,18 @@ pub(crate) fn register_scheduler(
             "scheduler id: must not be empty",
         ));
     }
+    within(
+        "scheduler id",
+        req.id.as_str().len(),
+        MAX_COMPONENT_ID_BYTES,
+        "bytes",
+    )?;
+    within(
+        "algorithm",
+        req.algorithm.len(),
+        MAX_COMPONENT_TEXT_BYTES,
+        "bytes",
+    )?;
     let algorithm = if req.algorithm.is_empty() {
         st.schedulers
             .get(&req.id)

@@ -52,6 +52,10 @@ use commit::{Batch, Publisher, Stats, Ticket, Txn};
 use state::State;
 
 pub use gc::GcReport;
+pub use liveness::{
+    MAX_COMPONENT_ID_BYTES, MAX_COMPONENT_TEXT_BYTES, MAX_WORKER_ADDRESS_BYTES, MAX_WORKER_LABELS,
+    REGISTRATION_LIMIT,
+};
 pub use stream::EventSubscription;
 
 /// Manager settings.

@@ -20,8 +20,11 @@ use crate::units::{ByteSize, Cpu};
 
 pub use parse::{Format, MAX_SPEC_BYTES, load_job_file, parse_job};
 pub use validate::{
-    MAX_ATTEMPTS, MAX_BACKOFF, MAX_COUNT, MAX_CPU, MAX_DISK, MAX_MEMORY, MAX_PIDS, MIN_CPU,
-    MIN_MEMORY, Problem, Problems,
+    MAX_ATTEMPTS, MAX_BACKOFF, MAX_COMMAND_ARG_BYTES, MAX_COMMAND_ARGS, MAX_COMMAND_BYTES,
+    MAX_CONSTRAINTS, MAX_COUNT, MAX_CPU, MAX_DISK, MAX_ENV_BYTES, MAX_ENV_NAME_BYTES,
+    MAX_ENV_VALUE_BYTES, MAX_ENV_VARS, MAX_IMAGE_BYTES, MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES,
+    MAX_MEMORY, MAX_PIDS, MAX_PORTS, MAX_PROBE_PATH_BYTES, MAX_TASKS, MIN_CPU, MIN_MEMORY, Problem,
+    Problems,
 };
 
 /// A job: one or more tasks that run together on one worker.

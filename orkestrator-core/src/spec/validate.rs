@@ -97,6 +97,53 @@ pub const MAX_ATTEMPTS: u32 = 10_000;
 /// Longest backoff duration.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
 
+/// Most tasks a job may have.
+pub const MAX_TASKS: usize = 64;
+/// Most constraints a job may have.
+pub const MAX_CONSTRAINTS: usize = 64;
+/// Longest label key, in bytes (a constraint's `label`, a worker's label key).
+pub const MAX_LABEL_KEY_BYTES: usize = 253;
+/// Longest label value, in bytes (a constraint's `equals` or `not_equals`, a worker's label
+/// value).
+pub const MAX_LABEL_VALUE_BYTES: usize = 1024;
+/// Longest image reference, in bytes.
+pub const MAX_IMAGE_BYTES: usize = 255;
+/// Most elements a command (`command`, a health check's `exec`) may have.
+pub const MAX_COMMAND_ARGS: usize = 1024;
+/// Longest single element of a command, in bytes.
+pub const MAX_COMMAND_ARG_BYTES: usize = 64 * 1024;
+/// Most bytes a command's elements may hold in all.
+pub const MAX_COMMAND_BYTES: usize = 128 * 1024;
+/// Most environment variables a task may have.
+pub const MAX_ENV_VARS: usize = 256;
+/// Longest environment variable name, in bytes.
+pub const MAX_ENV_NAME_BYTES: usize = 256;
+/// Longest environment variable value, in bytes.
+pub const MAX_ENV_VALUE_BYTES: usize = 32 * 1024;
+/// Most bytes a task's environment may hold in all (names and values).
+pub const MAX_ENV_BYTES: usize = 64 * 1024;
+/// Most ports a task may list.
+pub const MAX_PORTS: usize = 256;
+/// Longest HTTP health check path, in bytes.
+pub const MAX_PROBE_PATH_BYTES: usize = 2048;
+
+/// Reports, for a submission, that `path` holds `n` `what`s where at most `max` are allowed;
+/// returns whether it did.
+fn over_limit(
+    p: &mut Problems,
+    rules: Rules,
+    path: &str,
+    n: usize,
+    max: usize,
+    what: &str,
+) -> bool {
+    if rules != Rules::Submission || n <= max {
+        return false;
+    }
+    p.push(path, format!("{n} {what}; at most {max} are allowed"));
+    true
+}
+
 /// Which rules a spec is held to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Rules {
@@ -135,12 +182,19 @@ pub(crate) fn validate<V: Into<Scalar>>(raw: RawJob<V>, rules: Rules) -> Result<
             1
         }
     };
-    let constraints: Vec<Constraint> = raw
-        .constraints
-        .unwrap_or_default()
+    let raw_constraints = raw.constraints.unwrap_or_default();
+    over_limit(
+        &mut p,
+        rules,
+        "constraints",
+        raw_constraints.len(),
+        MAX_CONSTRAINTS,
+        "constraints",
+    );
+    let constraints: Vec<Constraint> = raw_constraints
         .into_iter()
         .enumerate()
-        .filter_map(|(i, c)| validate_constraint(&mut p, &format!("constraints[{i}]"), c))
+        .filter_map(|(i, c)| validate_constraint(&mut p, &format!("constraints[{i}]"), c, rules))
         .collect();
     let mut tasks = Vec::new();
     match raw.tasks {
@@ -153,6 +207,7 @@ pub(crate) fn validate<V: Into<Scalar>>(raw: RawJob<V>, rules: Rules) -> Result<
             "is empty: a job needs at least one task (a list of {name, image, ...})",
         ),
         Some(raw_tasks) => {
+            over_limit(&mut p, rules, "tasks", raw_tasks.len(), MAX_TASKS, "tasks");
             let mut seen: HashMap<String, usize> = HashMap::new();
             let mut host_ports: HashMap<(u16, Protocol), String> = HashMap::new();
             for (i, rt) in raw_tasks.into_iter().enumerate() {
@@ -186,12 +241,39 @@ pub(crate) fn validate<V: Into<Scalar>>(raw: RawJob<V>, rules: Rules) -> Result<
     }
 }
 
-fn validate_constraint(p: &mut Problems, path: &str, rc: RawConstraint) -> Option<Constraint> {
+fn validate_constraint(
+    p: &mut Problems,
+    path: &str,
+    rc: RawConstraint,
+    rules: Rules,
+) -> Option<Constraint> {
+    for (field, value) in [("equals", &rc.equals), ("not_equals", &rc.not_equals)] {
+        if let Some(v) = value {
+            over_limit(
+                p,
+                rules,
+                &format!("{path}.{field}"),
+                v.len(),
+                MAX_LABEL_VALUE_BYTES,
+                "bytes",
+            );
+        }
+    }
     let label = match rc.label {
         None => {
             p.push(
                 format!("{path}.label"),
                 "is required (the worker label to test, e.g. zone)",
+            );
+            None
+        }
+        Some(l) if l.len() > MAX_LABEL_KEY_BYTES => {
+            p.push(
+                format!("{path}.label"),
+                format!(
+                    "is not a label key: {} bytes; at most {MAX_LABEL_KEY_BYTES} are allowed",
+                    l.len()
+                ),
             );
             None
         }
@@ -227,7 +309,7 @@ fn validate_constraint(p: &mut Problems, path: &str, rc: RawConstraint) -> Optio
 
 fn is_label_key(k: &str) -> bool {
     !k.is_empty()
-        && k.len() <= 253
+        && k.len() <= MAX_LABEL_KEY_BYTES
         && k.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._/-".contains(&b))
 }
@@ -267,6 +349,7 @@ fn validate_task<V: Into<Scalar>>(
         },
     };
     let command = rt.command.unwrap_or_default();
+    check_command_size(p, rules, &format!("{path}.command"), &command);
     for (ci, c) in command.iter().enumerate() {
         if c.contains('\0') {
             p.push(
@@ -282,7 +365,29 @@ fn validate_task<V: Into<Scalar>>(
         );
     }
     let mut env = BTreeMap::new();
-    for (k, v) in rt.env.unwrap_or_default() {
+    let raw_env = rt.env.unwrap_or_default();
+    let env_path = format!("{path}.env");
+    over_limit(
+        p,
+        rules,
+        &env_path,
+        raw_env.len(),
+        MAX_ENV_VARS,
+        "variables",
+    );
+    let mut env_bytes = 0usize;
+    for (k, v) in raw_env {
+        if rules == Rules::Submission && k.len() > MAX_ENV_NAME_BYTES {
+            // The name is the path of every other problem: too long to repeat.
+            p.push(
+                &env_path,
+                format!(
+                    "a variable name of {} bytes; at most {MAX_ENV_NAME_BYTES} are allowed",
+                    k.len()
+                ),
+            );
+            continue;
+        }
         let kp = format!("{path}.env.{k}");
         if !is_env_name(&k) {
             p.push(&kp, format!("{k:?} is not a valid variable name (use letters, digits and _, not starting with a digit)"));
@@ -307,11 +412,30 @@ fn validate_task<V: Into<Scalar>>(
                 "contains a NUL character (remove it: the environment cannot hold it)",
             );
         }
+        over_limit(p, rules, &kp, value.len(), MAX_ENV_VALUE_BYTES, "bytes");
+        env_bytes += k.len() + value.len();
         env.insert(k, value);
+    }
+    if rules == Rules::Submission && env_bytes > MAX_ENV_BYTES {
+        p.push(
+            &env_path,
+            format!(
+                "{env_bytes} bytes in all (names and values); at most {MAX_ENV_BYTES} are allowed"
+            ),
+        );
     }
     let mut ports = Vec::new();
     let mut seen_container: HashMap<(u16, Protocol), usize> = HashMap::new();
-    for (i, rp) in rt.ports.unwrap_or_default().into_iter().enumerate() {
+    let raw_ports = rt.ports.unwrap_or_default();
+    over_limit(
+        p,
+        rules,
+        &format!("{path}.ports"),
+        raw_ports.len(),
+        MAX_PORTS,
+        "ports",
+    );
+    for (i, rp) in raw_ports.into_iter().enumerate() {
         let pp = format!("{path}.ports[{i}]");
         let Some(port) = validate_port(p, &pp, rp) else {
             continue;
@@ -372,7 +496,7 @@ fn validate_task<V: Into<Scalar>>(
     let restart = validate_restart(p, &format!("{path}.restart"), rt.restart);
     let health_check = rt
         .health_check
-        .and_then(|h| validate_health(p, &format!("{path}.health_check"), h));
+        .and_then(|h| validate_health(p, &format!("{path}.health_check"), h, rules));
     if p.len() != before {
         return None;
     }
@@ -477,7 +601,12 @@ fn validate_user(p: &mut Problems, path: &str, s: Scalar) -> Option<String> {
 /// Longest health check interval.
 pub const MAX_HEALTH_INTERVAL: Duration = Duration::from_secs(3600);
 
-fn validate_health(p: &mut Problems, path: &str, h: RawHealthCheck) -> Option<HealthCheck> {
+fn validate_health(
+    p: &mut Problems,
+    path: &str,
+    h: RawHealthCheck,
+    rules: Rules,
+) -> Option<HealthCheck> {
     let before = p.len();
     let mut kinds = Vec::new();
     if let Some(http) = h.http {
@@ -492,10 +621,19 @@ fn validate_health(p: &mut Problems, path: &str, h: RawHealthCheck) -> Option<He
             Some(s) => port_number(p, &format!("{path}.http.port"), s),
         };
         let probe_path = http.path.unwrap_or_else(|| "/".to_owned());
-        if !probe_path.starts_with('/')
-            || probe_path
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control())
+        let too_long = over_limit(
+            p,
+            rules,
+            &format!("{path}.http.path"),
+            probe_path.len(),
+            MAX_PROBE_PATH_BYTES,
+            "bytes",
+        );
+        if !too_long
+            && (!probe_path.starts_with('/')
+                || probe_path
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control()))
         {
             p.push(
                 format!("{path}.http.path"),
@@ -521,7 +659,9 @@ fn validate_health(p: &mut Problems, path: &str, h: RawHealthCheck) -> Option<He
         kinds.push(port.map(|port| Probe::Tcp { port }));
     }
     if let Some(cmd) = h.exec {
-        if cmd.first().is_none_or(|c| c.trim().is_empty()) {
+        if check_command_size(p, rules, &format!("{path}.exec"), &cmd) {
+            kinds.push(None);
+        } else if cmd.first().is_none_or(|c| c.trim().is_empty()) {
             p.push(
                 format!("{path}.exec"),
                 "needs a command, e.g. [\"sh\", \"-c\", \"test -f /tmp/ready\"]",
@@ -942,6 +1082,31 @@ fn suggest_dns_label(s: &str) -> String {
         .to_owned()
 }
 
+/// Holds a submitted command (`command`, `exec`) to [`MAX_COMMAND_ARGS`],
+/// [`MAX_COMMAND_ARG_BYTES`] and [`MAX_COMMAND_BYTES`]; returns whether it broke one.
+fn check_command_size(p: &mut Problems, rules: Rules, path: &str, command: &[String]) -> bool {
+    let before = p.len();
+    over_limit(p, rules, path, command.len(), MAX_COMMAND_ARGS, "elements");
+    for (i, c) in command.iter().enumerate() {
+        over_limit(
+            p,
+            rules,
+            &format!("{path}[{i}]"),
+            c.len(),
+            MAX_COMMAND_ARG_BYTES,
+            "bytes",
+        );
+    }
+    let total: usize = command.iter().map(String::len).sum();
+    if rules == Rules::Submission && total > MAX_COMMAND_BYTES {
+        p.push(
+            path,
+            format!("{total} bytes in all; at most {MAX_COMMAND_BYTES} are allowed"),
+        );
+    }
+    p.len() != before
+}
+
 fn is_env_name(k: &str) -> bool {
     let mut b = k.bytes();
     matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
@@ -955,8 +1120,11 @@ pub(crate) fn check_image(image: &str) -> Result<(), String> {
     if image.is_empty() {
         return Err("is empty (use an image reference with a tag, e.g. busybox:1.36)".to_owned());
     }
-    if image.len() > 255 {
-        return bad("longer than 255 characters");
+    if image.len() > MAX_IMAGE_BYTES {
+        return Err(format!(
+            "is {} bytes long, longer than {MAX_IMAGE_BYTES} (the most an image reference may have)",
+            image.len()
+        ));
     }
     if image.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return bad("contains whitespace");
