@@ -48,7 +48,9 @@ impl HttpTransport {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            // Shorter than the server's header read timeout, which closes idle connections: the
+            // client drops a connection before the server can close it under a new request.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build(connector);
         Ok(HttpTransport {
             base,

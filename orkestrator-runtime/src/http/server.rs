@@ -67,26 +67,173 @@ pub fn router(manager: Manager) -> Router {
         .with_state(manager)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves. Followed logs end then (a graceful
-/// shutdown does not wait for them).
+/// How long the manager waits for a request's headers, from the connection's first byte (or the
+/// end of its previous answer) to the blank line that ends them: a client that sends half a
+/// request's headers, or keeps an idle connection open, is cut off then.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the manager waits for a request's whole body once its headers have come: a body that
+/// stalls is answered `408 body_timeout`. Answers may take as long as they need (long-polls,
+/// event streams, followed logs): only reading the request is timed.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The code of the error answered when a request's body does not come in time (a 408).
+pub const BODY_TIMEOUT: &str = "body_timeout";
+
+/// How [`serve_with`] reads requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// See [`HEADER_READ_TIMEOUT`], the default.
+    pub header_read_timeout: Duration,
+    /// See [`BODY_READ_TIMEOUT`], the default.
+    pub body_read_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            body_read_timeout: BODY_READ_TIMEOUT,
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, with the default [`ServeOptions`].
+/// Followed logs and event streams end then (a graceful shutdown does not wait for them).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     manager: Manager,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, manager, shutdown, ServeOptions::default()).await
+}
+
+/// [`serve`] with the read timeouts of `options`. On `shutdown` it stops accepting, ends endless
+/// answers, lets every connection finish the request it is answering and returns once all are
+/// closed.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    manager: Manager,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    options: ServeOptions,
+) -> std::io::Result<()> {
     let (closing, rx) = tokio::sync::watch::channel(false);
-    let shutdown = async move {
-        shutdown.await;
-        let _ = closing.send(true);
+    let app = router(manager)
+        .layer(axum::middleware::from_fn_with_state(
+            options.body_read_timeout,
+            read_body_in_time,
+        ))
+        .layer(axum::Extension(Closing(rx.clone())));
+    // Every connection holds a sender; `recv` answers `None` once the last has closed.
+    let (open, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: others may close soon. Errors of one
+                    // connection (reset before it was accepted) need no pause.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    if !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                    ) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        tokio::spawn(serve_connection(
+            stream,
+            peer,
+            app.clone(),
+            rx.clone(),
+            open.clone(),
+            options,
+        ));
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    drop(open);
+    let _ = all_closed.recv().await;
+    Ok(())
+}
+
+/// Serves one connection: HTTP/1.1 with the header read timeout, shut down gracefully (the
+/// answer in progress is finished, then the connection closed) once `closing` turns `true`.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+    _open: tokio::sync::mpsc::Sender<()>,
+    options: ServeOptions,
+) {
+    use tower::ServiceExt as _;
+    let _ = stream.set_nodelay(true);
+    let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        app.clone().oneshot(req)
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = async { closing.wait_for(|c| *c).await.is_ok() } => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Reads the request's body within `timeout` (and at most [`MAX_BODY_BYTES`] of it) before the
+/// handler runs: a body that stalls is answered `408 body_timeout`, one too large `413`.
+async fn read_body_in_time(
+    State(timeout): State<Duration>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use http_body_util::BodyExt as _;
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    let bytes = match tokio::time::timeout(timeout, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return ErrorResponse(too_large()).into_response();
+        }
+        Ok(Err(e)) => {
+            return ErrorResponse(ApiError::bad_request(
+                "invalid_body",
+                format!("cannot read the request body: {e}"),
+            ))
+            .into_response();
+        }
+        Err(_) => {
+            let e = ApiError::new(
+                ErrorKind::LimitExceeded,
+                BODY_TIMEOUT,
+                format!(
+                    "the request body did not come within the body read timeout of {}",
+                    orkestrator_core::units::format_duration(timeout)
+                ),
+            );
+            let mut resp = ErrorResponse(e).into_response();
+            // The rest of the body may still come: the connection cannot carry another request.
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return resp;
+        }
     };
-    axum::serve(
-        listener,
-        router(manager)
-            .layer(axum::Extension(Closing(rx)))
-            .into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 /// Turns `true` when the server starts shutting down: endless answers end then.
@@ -166,6 +313,7 @@ pub fn status_of(e: &ApiError) -> StatusCode {
         ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         ErrorKind::LimitExceeded if e.code == BODY_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::LimitExceeded if e.code == BODY_TIMEOUT => StatusCode::REQUEST_TIMEOUT,
         ErrorKind::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
         // Not the leader: the client should ask another manager (the error names it).
         ErrorKind::NotLeader => StatusCode::MISDIRECTED_REQUEST,
@@ -185,7 +333,7 @@ pub fn kind_of(status: StatusCode) -> ErrorKind {
         404 => ErrorKind::NotFound,
         405 => ErrorKind::MethodNotAllowed,
         409 => ErrorKind::Conflict,
-        413 | 429 => ErrorKind::LimitExceeded,
+        408 | 413 | 429 => ErrorKind::LimitExceeded,
         415 => ErrorKind::UnsupportedMedia,
         421 => ErrorKind::NotLeader,
         502 | 504 => ErrorKind::Upstream,
