@@ -1874,3 +1874,16 @@ fn every_limit_broken_at_once_is_reported_at_once() {
     let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(paths, ["tasks[0].command[0]", "tasks[0].env"], "{p}");
 }
+
+#[test]
+fn a_job_read_as_a_value_is_not_held_to_the_size_limits() {
+    // A spec stored before the limits existed stays readable: the limits bind submissions only.
+    let tasks: Vec<String> = (0..=MAX_TASKS)
+        .map(|i| format!(r#"{{"name": "t{i}", "image": "busybox:1.36"}}"#))
+        .collect();
+    let text = format!(r#"{{"name": "job", "tasks": [{}]}}"#, tasks.join(", "));
+    let stored: Job = serde_json::from_str(&text).expect("a stored job over a limit loads");
+    assert_eq!(stored.tasks.len(), MAX_TASKS + 1);
+    let submitted = problems_of(&text, Format::Json);
+    assert_eq!(submitted.0[0].path, "tasks", "{submitted}");
+}
