@@ -30,8 +30,30 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 // ---------------------------------------------------------------------------------------------
 // Ports and names
 
-/// A port that was free a moment ago on 127.0.0.1 (bind to port 0, read it, drop the listener).
+/// A port that was free a moment ago on 127.0.0.1, taken from below the kernel's ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`): a port from inside it (what binding port 0 gives)
+/// can be handed to an outgoing connection's local end before the process meant to listen on it
+/// binds it, which failed a worker's start with "Address already in use". Each call in a test
+/// process gives another port.
 pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    const LOW: u32 = 10_000;
+    if ephemeral_low > LOW + 1_000 {
+        let span = ephemeral_low - LOW;
+        // Test processes run one after another, but spread them anyway.
+        let seed = std::process::id().wrapping_mul(7919) % span;
+        for _ in 0..span {
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let port = (LOW + (seed + n) % span) as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
 }
