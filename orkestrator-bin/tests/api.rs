@@ -118,6 +118,26 @@ fn bad_requests_get_clear_errors_and_the_manager_keeps_serving() {
         );
     }
 
+    // A path segment that is not UTF-8 once decoded (found by the api_request fuzz target):
+    // a JSON 400, not axum's plain text.
+    for (method, path) in [
+        ("GET", "/v1/jobs/%FF"),
+        ("HEAD", "/v1/workers/%AF/metrics"),
+        ("POST", "/v1/schedulers/%C3%28/heartbeat"),
+    ] {
+        let r = send(method, path, None, b"");
+        assert_eq!(r.status, 400, "{method} {path}: {}", r.text());
+        assert!(
+            r.header("content-type")
+                .is_some_and(|c| c.starts_with("application/json")),
+            "{method} {path}: {:?}",
+            r.headers
+        );
+        if method != "HEAD" {
+            error(&r, 400, "invalid_path");
+        }
+    }
+
     // A method the route does not take.
     let r = send("PUT", "/v1/health", None, b"");
     error(&r, 405, "method_not_allowed");

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -444,12 +444,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     ) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Query(v)),
-            Err(r @ QueryRejection::FailedToDeserializeQueryString(_)) => Err(ErrorResponse(
-                ApiError::bad_request("invalid_query", r.body_text()),
-            )),
             Err(r) => Err(ErrorResponse(ApiError::bad_request(
                 "invalid_query",
                 r.body_text(),
+            ))),
+        }
+    }
+}
+
+/// Path parameters whose rejections are [`ApiError`]s (a segment that is not UTF-8 once
+/// percent-decoded, say), not axum's plain-text answers.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ErrorResponse;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(r) => Err(ErrorResponse(ApiError::bad_request(
+                "invalid_path",
+                format!("{} (ids are UTF-8 text)", r.body_text()),
             ))),
         }
     }
