@@ -232,3 +232,36 @@ async fn requests_over_a_size_limit_get_a_4xx_naming_it_and_the_manager_keeps_se
     assert!(got.contains("body_too_large"), "{got}");
     assert_serving(port).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workers_endpoint_cuts_off_half_a_header_too() {
+    use orkestrator_core::fake::FakeRuntime;
+    use orkestrator_core::ids::WorkerId;
+    use orkestrator_runtime::http::server::{serve_app, worker_router};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = worker_router(WorkerId::new("w1"), Arc::new(FakeRuntime::new()));
+    let options = ServeOptions {
+        header_read_timeout: TIMEOUT,
+        body_read_timeout: TIMEOUT,
+    };
+    tokio::spawn(async move {
+        serve_app(listener, app, std::future::pending(), options)
+            .await
+            .unwrap();
+    });
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let started = Instant::now();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Half: ")
+        .await
+        .unwrap();
+    let _ = read_all(&mut s).await;
+    let took = started.elapsed();
+    assert!(
+        took >= TIMEOUT / 2,
+        "cut off after {took:?}, before the timeout"
+    );
+    // And it keeps answering.
+    let ok = send(port, "GET", "/health", "").await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+}

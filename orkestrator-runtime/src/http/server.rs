@@ -116,8 +116,19 @@ pub async fn serve_with(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     options: ServeOptions,
 ) -> std::io::Result<()> {
+    serve_app(listener, router(manager), shutdown, options).await
+}
+
+/// Serves any router (the manager's API, a worker's endpoint) on `listener` until `shutdown`
+/// resolves, reading requests within the timeouts of `options`; endless answers end on shutdown.
+pub async fn serve_app(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    options: ServeOptions,
+) -> std::io::Result<()> {
     let (closing, rx) = tokio::sync::watch::channel(false);
-    let app = router(manager)
+    let app = app
         .layer(axum::middleware::from_fn_with_state(
             options.body_read_timeout,
             read_body_in_time,
@@ -1010,10 +1021,17 @@ async fn container_logs(
     Ok(Json(ContainerLogs { text }).into_response())
 }
 
-/// Serves any router on `listener` (until the process ends).
+/// Serves any router on `listener` until the process ends, with the default [`ServeOptions`]
+/// (a worker's own endpoint: a client that sends half a request is cut off here too).
 pub async fn serve_router(
     listener: tokio::net::TcpListener,
     router: Router,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).await
+    serve_app(
+        listener,
+        router,
+        std::future::pending(),
+        ServeOptions::default(),
+    )
+    .await
 }
