@@ -265,3 +265,69 @@ async fn a_workers_endpoint_cuts_off_half_a_header_too() {
     let ok = send(port, "GET", "/health", "").await;
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_logs_read_holds_its_last_16_mib_and_says_so() {
+    use orkestrator_core::fake::FakeRuntime;
+    use orkestrator_core::ids::WorkerId;
+    use orkestrator_core::runtime::{ContainerSpec, Runtime, labels};
+    use orkestrator_runtime::http::server::{serve_app, worker_router};
+    let rt = Arc::new(FakeRuntime::new());
+    let spec = ContainerSpec {
+        name: "big".into(),
+        image: "x:1".into(),
+        command: Vec::new(),
+        env: Default::default(),
+        ports: Vec::new(),
+        resources: orkestrator_core::spec::Resources::ZERO,
+        labels: [(labels::WORKER.to_owned(), "w1".to_owned())].into(),
+        pids_limit: 4096,
+        user: None,
+        read_only: false,
+    };
+    let id = rt.create(&spec).await.unwrap();
+    rt.start(&id).await.unwrap();
+    // 20 MiB in the last 10,000 lines (the most a read asks for); the last line is what a
+    // reader most wants.
+    let line = "x".repeat(2047);
+    for _ in 0..9_999 {
+        assert!(rt.write_output(&id, &format!("{line}\n")));
+    }
+    assert!(rt.write_output(&id, "the last line\n"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = worker_router(WorkerId::new("w1"), rt.clone());
+    tokio::spawn(async move {
+        serve_app(
+            listener,
+            app,
+            std::future::pending(),
+            ServeOptions::default(),
+        )
+        .await
+        .unwrap();
+    });
+    let answer = send(
+        port,
+        "GET",
+        &format!("/v1/containers/{id}/logs?tail=10000"),
+        "",
+    )
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "{}",
+        &answer[..200.min(answer.len())]
+    );
+    let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+    let v: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    let text = v["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("[earlier output left out"),
+        "{}",
+        &text[..100]
+    );
+    assert!(text.ends_with("the last line\n"));
+    assert!(text.len() <= (16 << 20) + 200, "{} bytes", text.len());
+    assert!(text.len() >= 16 << 20, "{} bytes", text.len());
+}

@@ -1013,13 +1013,36 @@ async fn container_logs(
     if q.follow {
         return Ok(text_stream(stream));
     }
+    // Even 10,000 lines can be large (an engine splits lines at 16 KiB): keep the last
+    // MAX_LOG_READ bytes.
     let mut bytes = Vec::new();
+    let mut cut = false;
     while let Some(chunk) = stream.next().await {
         bytes.extend_from_slice(&chunk.map_err(engine)?);
+        if bytes.len() > 2 * MAX_LOG_READ {
+            bytes.drain(..bytes.len() - MAX_LOG_READ);
+            cut = true;
+        }
     }
-    let text = String::from_utf8_lossy(&bytes).into_owned();
+    if bytes.len() > MAX_LOG_READ {
+        bytes.drain(..bytes.len() - MAX_LOG_READ);
+        cut = true;
+    }
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    if cut {
+        text.insert_str(
+            0,
+            &format!(
+                "[earlier output left out: only the last {} MiB are read at once; use --tail or --follow]\n",
+                MAX_LOG_READ >> 20
+            ),
+        );
+    }
     Ok(Json(ContainerLogs { text }).into_response())
 }
+
+/// The most output one plain (not followed) logs read holds: the last 16 MiB.
+const MAX_LOG_READ: usize = 16 << 20;
 
 /// Serves any router on `listener` until the process ends, with the default [`ServeOptions`]
 /// (a worker's own endpoint: a client that sends half a request is cut off here too).
