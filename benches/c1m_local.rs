@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use orkestrator_benches::rss_bytes;
 use orkestrator_core::api::*;
 use orkestrator_core::ids::{InstanceId, SchedulerId, WorkerId};
 use orkestrator_core::local::LocalTransport;
@@ -46,17 +47,6 @@ struct Opts {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
-}
-
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024)
 }
 
 fn cpu_seconds() -> f64 {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures_util::StreamExt;
+use orkestrator_benches::rss_bytes;
 use orkestrator_core::events::{EventFilter, EventKind, StreamItem, StreamStart};
 use orkestrator_core::ids::{InstanceId, JobId, TaskName, WorkerId};
 use orkestrator_core::manager::{Manager, ManagerConfig};
@@ -49,17 +50,6 @@ struct Opts {
     /// Rounds of `events`; the median is reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-}
-
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
