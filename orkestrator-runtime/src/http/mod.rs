@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod dashboard;
+pub mod openapi;
 pub mod prom;
 pub mod server;
 pub mod sse;

@@ -56,6 +56,7 @@ pub fn router(manager: Manager) -> Router {
         .route("/v1/schedulers/{id}/work", get(scheduling_work))
         .route("/v1/schedulers/{id}/decisions", post(submit_decisions))
         .merge(super::dashboard::routes())
+        .merge(super::openapi::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
