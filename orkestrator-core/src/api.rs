@@ -485,12 +485,16 @@ pub struct RegisterWorker {
 }
 
 /// What the manager tells a component that registers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registered {
     /// How often to send heartbeats, in milliseconds.
     pub heartbeat_interval_ms: u64,
     /// After how long without a heartbeat the component counts as down, in milliseconds.
     pub heartbeat_grace_ms: u64,
+    /// The component's own credential, when this registration issued one (registering with the
+    /// join token, or by an operator): it acts only as this component from now on. Shown once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 impl Registered {

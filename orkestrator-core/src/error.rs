@@ -81,6 +81,9 @@ pub enum Error {
     /// The component was shut down.
     #[error("shutting down")]
     Shutdown,
+    /// The operating system could not give what was needed (randomness for a token).
+    #[error("{0}")]
+    System(String),
 }
 
 /// Kinds of container runtime failure.

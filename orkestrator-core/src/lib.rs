@@ -23,6 +23,7 @@
 //! ```
 
 pub mod api;
+pub mod auth;
 pub mod error;
 pub mod events;
 pub mod fake;

@@ -9,7 +9,7 @@
 //! [`MemoryStore`] is for tests and simulations; `orkestrator-runtime` has a redb-backed store.
 //!
 //! What is stored: jobs (without their specs), one copy of each job spec version, instances
-//! (referring to their spec by version), worker registrations and two counters (the state index
+//! (referring to their spec by version), worker registrations, tokens (as digests) and two counters (the state index
 //! and the next instance number). Liveness, leases and metrics are soft state and never stored.
 
 use std::collections::BTreeMap;
@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Desired, Millis, RegisterWorker, TaskStatus};
+use crate::auth::TokenRecord;
 use crate::error::{Error, Result};
 use crate::ids::{InstanceId, JobId, WorkerId};
 use crate::spec::Job;
@@ -98,6 +99,10 @@ pub enum StoreOp {
     DeleteWorker(WorkerId),
     /// Record the next instance number (instance ids are never reused, even after GC).
     SetNextInstance(u64),
+    /// Insert or replace a token (its digest, never its secret).
+    PutToken(TokenRecord),
+    /// Delete (revoke) a token.
+    DeleteToken(String),
 }
 
 /// Everything a store holds.
@@ -115,6 +120,8 @@ pub struct Snapshot {
     pub instances: BTreeMap<InstanceId, InstanceRecord>,
     /// Worker registrations by id.
     pub workers: BTreeMap<WorkerId, RegisterWorker>,
+    /// Tokens and component credentials by id.
+    pub tokens: BTreeMap<String, TokenRecord>,
 }
 
 impl Snapshot {
@@ -146,6 +153,12 @@ impl Snapshot {
                 self.workers.remove(&id);
             }
             StoreOp::SetNextInstance(n) => self.next_instance = n,
+            StoreOp::PutToken(t) => {
+                self.tokens.insert(t.id.clone(), t);
+            }
+            StoreOp::DeleteToken(id) => {
+                self.tokens.remove(&id);
+            }
         }
     }
 }

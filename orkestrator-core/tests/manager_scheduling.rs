@@ -116,15 +116,14 @@ async fn two_schedulers_racing_for_the_last_slot_exactly_one_wins() {
         1,
         "the refused instance is pending again"
     );
-    // A decision from a scheduler that does not hold the lease is refused.
+    // A decision from a scheduler that does not hold the lease is refused whole (403), and
+    // changes nothing.
     let stolen = m
         .submit_decisions(&b, vec![place(&again.pending[0].instance, "w")])
         .await
-        .unwrap();
-    assert_eq!(
-        stolen[0].reason.as_deref(),
-        Some("instance is leased to another scheduler")
-    );
+        .unwrap_err();
+    assert_eq!(stolen.kind, ErrorKind::Forbidden, "{stolen:?}");
+    assert_eq!(stolen.code, "not_your_lease");
     let placed: Vec<_> = m
         .list_jobs(&ListQuery::default())
         .await

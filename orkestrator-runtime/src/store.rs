@@ -7,7 +7,8 @@
 //!
 //! Layout (format 2): `jobs` (name → job record), `specs` ((name, version) → spec: one copy per
 //! version, shared by its instances), `instances` (id → instance record), `workers`
-//! (id → registration) and `meta` (`format`, `index`, `next_instance`). Records are JSON, so a
+//! (id → registration), `tokens` (id → token record: a digest, never a secret; added within
+//! format 2, older releases ignore it) and `meta` (`format`, `index`, `next_instance`). Records are JSON, so a
 //! record that gains an optional field still loads. A file of format 1 (release 0.1.0: a spec
 //! inside every job and instance record) is rewritten to format 2 when opened; a file of a newer
 //! format is refused with a message that says so.
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use orkestrator_core::api::{Desired, Millis, RegisterWorker, TaskStatus};
+use orkestrator_core::auth::TokenRecord;
 use orkestrator_core::ids::{InstanceId, JobId, TaskName, WorkerId};
 use orkestrator_core::spec::Job;
 use orkestrator_core::state::TaskState;
@@ -31,6 +33,7 @@ const JOBS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("jobs");
 const SPECS: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("specs");
 const INSTANCES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("instances");
 const WORKERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("workers");
+const TOKENS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("tokens");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
 /// The file name inside `--data-dir`.
@@ -117,6 +120,7 @@ impl RedbStore {
             txn.open_table(SPECS).map_err(|e| self.err(e))?;
             txn.open_table(INSTANCES).map_err(|e| self.err(e))?;
             txn.open_table(WORKERS).map_err(|e| self.err(e))?;
+            txn.open_table(TOKENS).map_err(|e| self.err(e))?;
         }
         match format {
             Some(f) if f > FORMAT => {
@@ -188,6 +192,14 @@ fn load(db: &Database, path: &Path) -> Result<Snapshot> {
         }
     }
     {
+        let t = txn.open_table(TOKENS).map_err(|e| err(&e))?;
+        for row in t.iter().map_err(|e| err(&e))? {
+            let (k, v) = row.map_err(|e| err(&e))?;
+            let rec: TokenRecord = decode("tokens", k.value(), v.value())?;
+            snap.tokens.insert(rec.id.clone(), rec);
+        }
+    }
+    {
         let t = txn.open_table(META).map_err(|e| err(&e))?;
         let get = |k: &str| -> Result<u64> {
             Ok(t.get(k)
@@ -209,6 +221,7 @@ fn commit(db: &Database, path: &Path, index: u64, ops: Vec<StoreOp>) -> Result<(
         let mut specs = txn.open_table(SPECS).map_err(|e| err(&e))?;
         let mut instances = txn.open_table(INSTANCES).map_err(|e| err(&e))?;
         let mut workers = txn.open_table(WORKERS).map_err(|e| err(&e))?;
+        let mut tokens = txn.open_table(TOKENS).map_err(|e| err(&e))?;
         let mut meta = txn.open_table(META).map_err(|e| err(&e))?;
         for op in ops {
             match op {
@@ -245,6 +258,14 @@ fn commit(db: &Database, path: &Path, index: u64, ops: Vec<StoreOp>) -> Result<(
                 }
                 StoreOp::SetNextInstance(n) => {
                     meta.insert("next_instance", n).map_err(|e| err(&e))?;
+                }
+                StoreOp::PutToken(t) => {
+                    tokens
+                        .insert(t.id.as_str(), encode(&t)?.as_slice())
+                        .map_err(|e| err(&e))?;
+                }
+                StoreOp::DeleteToken(id) => {
+                    tokens.remove(id.as_str()).map_err(|e| err(&e))?;
                 }
             }
         }

@@ -287,6 +287,23 @@ pub(crate) fn report(
     if !st.workers.contains_key(worker) {
         return Err(ApiError::not_found("worker", worker));
     }
+    // A worker reports only for its own instances: naming another worker's is refused whole
+    // (403), before anything is changed.
+    for u in &updates {
+        let owner = parse_id(&u.instance)
+            .and_then(|k| st.instance(&k))
+            .and_then(|i| i.worker.as_ref())
+            .filter(|w| *w != worker);
+        if let Some(owner) = owner {
+            return Err(super::tokens::forbidden(
+                "not_your_instance",
+                format!(
+                    "instance {} runs on worker \"{owner}\", not on \"{worker}\": a worker reports only its own tasks",
+                    u.instance
+                ),
+            ));
+        }
+    }
     let mut rejected = Vec::new();
     let mut touched: BTreeSet<JobId> = BTreeSet::new();
     for u in updates {

@@ -45,7 +45,7 @@ pub const MAX_COMPONENT_TEXT_BYTES: usize = 128;
 pub const REGISTRATION_LIMIT: &str = "limit_exceeded";
 
 /// `Err` naming the limit that `n` breaks when it is more than `max`.
-fn within(what: &str, n: usize, max: usize, unit: &str) -> ApiResult<()> {
+pub(crate) fn within(what: &str, n: usize, max: usize, unit: &str) -> ApiResult<()> {
     if n <= max {
         return Ok(());
     }

@@ -22,6 +22,8 @@ impl State {
             specs,
             instances,
             workers,
+            // Tokens live beside the state (`Manager::new` and `rebuild` load them).
+            tokens: _,
         } = snap;
         let mut st = State {
             head: index,

@@ -30,6 +30,7 @@ pub mod reconcile;
 mod state;
 mod stream;
 pub mod telemetry;
+pub mod tokens;
 mod views;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +41,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 use crate::api::*;
+use crate::auth::{CreateToken, IssuedToken, Principal, Role, Subject, TokenInfo};
 use crate::events::{Event, EventFilter, EventLog, Position, StreamStart};
 use crate::ids::{JobId, SchedulerId, WorkerId};
 use crate::metrics::{
@@ -122,6 +124,10 @@ pub(crate) struct Inner {
     stats: Mutex<Stats>,
     /// Metrics from workers: not state, never committed.
     metrics: Mutex<MetricsWindow>,
+    /// Who may call: taken after `state` when both are needed, alone to check a credential.
+    tokens: std::sync::RwLock<tokens::Tokens>,
+    /// The manager's own credential for calling workers' endpoints (logs).
+    endpoint_token: std::sync::RwLock<Option<String>>,
     started: Instant,
 }
 
@@ -132,7 +138,8 @@ impl Manager {
     /// that the state index after a restart never repeats one shown before) and spawns its
     /// committer on the current tokio runtime.
     pub async fn new(config: ManagerConfig, store: Arc<dyn Store>) -> crate::Result<Self> {
-        let snap = store.load().await?;
+        let mut snap = store.load().await?;
+        let tokens = tokens::Tokens::load(std::mem::take(&mut snap.tokens).into_values());
         let now = Instant::now();
         let state = State::from_snapshot(snap, now);
         let index = state.head;
@@ -159,6 +166,8 @@ impl Manager {
                 config.metrics_window,
                 METRICS_STALE_REPORTS,
             )),
+            tokens: std::sync::RwLock::new(tokens),
+            endpoint_token: std::sync::RwLock::new(None),
             started: now,
         });
         tokio::spawn(commit::run(Arc::downgrade(&inner), rx));
@@ -343,17 +352,67 @@ impl Manager {
     // -----------------------------------------------------------------------------------------
     // Workers
 
-    /// Registers or re-registers a worker.
+    /// Registers or re-registers a worker, for a trusted in-process caller (no credential is
+    /// issued).
     pub async fn register_worker(&self, req: RegisterWorker) -> ApiResult<Registered> {
         let (t, ()) = self.write(|st, txn, _| liveness::register_worker(st, txn, req))?;
         t.durable().await?;
-        Ok(self.registered())
+        Ok(self.registered(None))
     }
 
-    fn registered(&self) -> Registered {
+    /// Registers or re-registers a worker for `by`, as Kubernetes' NodeRestriction would: a join
+    /// token registers a new name (or one registered before credentials existed) and gets the
+    /// worker's own credential; the worker's credential re-registers only itself; an operator
+    /// may take any name (and gets a new credential for it, revoking the old one).
+    pub async fn register_worker_as(
+        &self,
+        req: RegisterWorker,
+        by: &Principal,
+    ) -> ApiResult<Registered> {
+        let subject = Subject::Worker(req.id.clone());
+        let (t, credential) = self.write(|st, txn, _| {
+            let mut tokens = write_lock(&self.inner.tokens);
+            let issue = match by.role {
+                Role::Operator => true,
+                Role::Worker if by.is_worker(&req.id) => false,
+                Role::Worker => {
+                    return Err(tokens::forbidden(
+                        "not_yourself",
+                        format!(
+                            "this credential belongs to another worker; it cannot register as worker \"{}\"",
+                            req.id
+                        ),
+                    ));
+                }
+                Role::Join => {
+                    if tokens.credential_of(&subject).is_some() {
+                        return Err(tokens::forbidden(
+                            "name_taken",
+                            format!(
+                                "worker \"{}\" is registered with a credential of its own: restart it with its --data-dir (where it keeps that credential), pick another --name, or have an operator revoke the old credential (orkestrator token list / token revoke ID)",
+                                req.id
+                            ),
+                        ));
+                    }
+                    true
+                }
+                _ => return Err(cannot_register(by, "workers")),
+            };
+            liveness::register_worker(st, txn, req)?;
+            if !issue {
+                return Ok(None);
+            }
+            issue_credential(&mut tokens, txn, subject).map(Some)
+        })?;
+        t.durable().await?;
+        Ok(self.registered(credential))
+    }
+
+    fn registered(&self, credential: Option<String>) -> Registered {
         Registered {
             heartbeat_interval_ms: self.inner.config.heartbeat_interval.as_millis() as u64,
             heartbeat_grace_ms: self.inner.config.heartbeat_grace.as_millis() as u64,
+            credential,
         }
     }
 
@@ -461,7 +520,63 @@ impl Manager {
     // -----------------------------------------------------------------------------------------
     // Schedulers
 
-    /// Registers or re-registers a scheduler (soft state).
+    /// Registers or re-registers a scheduler for `by`: like [`Manager::register_worker_as`],
+    /// except that a join token may also take the name of a scheduler that is not live (a
+    /// scheduler keeps its credential only in memory, so a restarted one joins again).
+    pub async fn register_scheduler_as(
+        &self,
+        req: RegisterScheduler,
+        by: &Principal,
+    ) -> ApiResult<Registered> {
+        let subject = Subject::Scheduler(req.id.clone());
+        let (t, (credential, soft)) = self.write(|st, txn, _| {
+            let mut tokens = write_lock(&self.inner.tokens);
+            let issue = match by.role {
+                Role::Operator => true,
+                Role::Scheduler if by.is_scheduler(&req.id) => false,
+                Role::Scheduler => {
+                    return Err(tokens::forbidden(
+                        "not_yourself",
+                        format!(
+                            "this credential belongs to another scheduler; it cannot register as scheduler \"{}\"",
+                            req.id
+                        ),
+                    ));
+                }
+                Role::Join => {
+                    let live = st
+                        .schedulers
+                        .get(&req.id)
+                        .is_some_and(|s| s.liveness != Liveness::Down);
+                    if live && tokens.credential_of(&subject).is_some() {
+                        return Err(tokens::forbidden(
+                            "name_taken",
+                            format!(
+                                "scheduler \"{}\" is live with a credential of its own: pick another --name, or wait until it is down",
+                                req.id
+                            ),
+                        ));
+                    }
+                    true
+                }
+                _ => return Err(cannot_register(by, "schedulers")),
+            };
+            let soft = liveness::register_scheduler(st, req)?;
+            let credential = if issue {
+                Some(issue_credential(&mut tokens, txn, subject)?)
+            } else {
+                None
+            };
+            Ok((credential, soft))
+        })?;
+        for e in soft {
+            commit::publish_soft(&self.inner, e);
+        }
+        t.durable().await?;
+        Ok(self.registered(credential))
+    }
+
+    /// Registers or re-registers a scheduler (soft state), for a trusted in-process caller.
     pub async fn register_scheduler(&self, req: RegisterScheduler) -> ApiResult<Registered> {
         let (t, soft) = {
             let mut st = self.lock();
@@ -472,7 +587,7 @@ impl Manager {
             commit::publish_soft(&self.inner, e);
         }
         t.durable().await?;
-        Ok(self.registered())
+        Ok(self.registered(None))
     }
 
     /// Records a scheduler's heartbeat.
@@ -537,6 +652,148 @@ impl Manager {
     }
 
     // -----------------------------------------------------------------------------------------
+    // Tokens
+
+    /// Who `token` (a bearer token) is: a 401 for a malformed, unknown or revoked one.
+    pub fn authenticate(&self, token: &str) -> ApiResult<Principal> {
+        read_lock(&self.inner.tokens).authenticate(token)
+    }
+
+    /// Who a dashboard session is, while it and its token last.
+    pub fn authenticate_session(&self, session: &str) -> ApiResult<Principal> {
+        read_lock(&self.inner.tokens).authenticate_session(session, Instant::now())
+    }
+
+    /// Signs in with `token`: a new session id (for an HttpOnly cookie) standing for it, and
+    /// what the token is. Component credentials and join tokens cannot sign in.
+    pub fn open_session(&self, token: &str) -> ApiResult<(String, TokenInfo)> {
+        let mut tokens = write_lock(&self.inner.tokens);
+        let p = tokens.authenticate(token)?;
+        if !matches!(p.role, Role::Operator | Role::Read) {
+            return Err(tokens::forbidden(
+                "forbidden",
+                format!(
+                    "a {} token cannot sign in to the dashboard: use an operator or read token",
+                    p.role
+                ),
+            ));
+        }
+        let info = tokens
+            .get(&p.token)
+            .map(|r| r.info())
+            .ok_or_else(|| tokens::unauthenticated("the token was revoked"))?;
+        let (_, session) = crate::auth::generate(Role::Read, None, None).map_err(ApiError::from)?;
+        tokens.open_session(&session, &p.token, Instant::now());
+        Ok((session, info))
+    }
+
+    /// Signs a dashboard session out.
+    pub fn close_session(&self, session: &str) {
+        write_lock(&self.inner.tokens).close_session(session);
+    }
+
+    /// What the API shows of the token a principal came with.
+    pub fn token_info(&self, p: &Principal) -> ApiResult<TokenInfo> {
+        read_lock(&self.inner.tokens)
+            .get(&p.token)
+            .map(|r| r.info())
+            .ok_or_else(|| tokens::unauthenticated("the token was revoked"))
+    }
+
+    /// Creates an operator, read or join token. Its secret is in the answer and nowhere else.
+    pub async fn create_token(&self, req: CreateToken) -> ApiResult<IssuedToken> {
+        tokens::check_user_role(&req.role)?;
+        if let Some(n) = &req.name {
+            liveness::within("name", n.len(), crate::auth::MAX_TOKEN_NAME, "bytes")?;
+        }
+        let (t, issued) = self.write(|_, txn, _| {
+            let (record, token) =
+                crate::auth::generate(req.role, req.name, None).map_err(ApiError::from)?;
+            let info = record.info();
+            txn.ops.push(StoreOp::PutToken(record.clone()));
+            write_lock(&self.inner.tokens).put(record);
+            Ok(IssuedToken { info, token })
+        })?;
+        t.durable().await?;
+        Ok(issued)
+    }
+
+    /// Every token and component credential (never their secrets), oldest first.
+    pub async fn list_tokens(&self) -> ApiResult<Vec<TokenInfo>> {
+        let (t, ()) = self.read(|_| Ok(()))?;
+        t.durable().await?;
+        let mut all: Vec<TokenInfo> = read_lock(&self.inner.tokens)
+            .all()
+            .map(|r| r.info())
+            .collect();
+        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(all)
+    }
+
+    /// Revokes a token or credential: it stops working at once (dashboard sessions opened with
+    /// it too).
+    pub async fn revoke_token(&self, id: &str) -> ApiResult<TokenInfo> {
+        let (t, info) = self.write(|_, txn, _| {
+            let r = write_lock(&self.inner.tokens)
+                .remove(id)
+                .ok_or_else(|| ApiError::not_found("token", id))?;
+            txn.ops.push(StoreOp::DeleteToken(r.id.clone()));
+            Ok(r.info())
+        })?;
+        t.durable().await?;
+        Ok(info)
+    }
+
+    /// Makes sure a token of `role` named `name` exists whose text is `existing` (read from the
+    /// file the server keeps it in). If `existing` is missing or no longer valid, the tokens
+    /// of that name are revoked and a new one made; its text is returned to be written out.
+    pub async fn bootstrap_token(
+        &self,
+        role: Role,
+        name: &str,
+        existing: Option<&str>,
+    ) -> ApiResult<Option<String>> {
+        if let Some(text) = existing
+            && let Ok(p) = self.authenticate(text)
+            && p.role == role
+            && self
+                .token_info(&p)
+                .is_ok_and(|i| i.name.as_deref() == Some(name))
+        {
+            return Ok(None);
+        }
+        let (t, token) = self.write(|_, txn, _| {
+            let mut tokens = write_lock(&self.inner.tokens);
+            let old: Vec<String> = tokens
+                .all()
+                .filter(|r| r.role == role && r.name.as_deref() == Some(name))
+                .map(|r| r.id.clone())
+                .collect();
+            for id in old {
+                tokens.remove(&id);
+                txn.ops.push(StoreOp::DeleteToken(id));
+            }
+            let (record, token) =
+                crate::auth::generate(role, Some(name.to_owned()), None).map_err(ApiError::from)?;
+            txn.ops.push(StoreOp::PutToken(record.clone()));
+            tokens.put(record);
+            Ok(token)
+        })?;
+        t.durable().await?;
+        Ok(Some(token))
+    }
+
+    /// Sets the credential the manager presents to workers' endpoints.
+    pub fn set_endpoint_token(&self, token: Option<String>) {
+        *write_lock(&self.inner.endpoint_token) = token;
+    }
+
+    /// The credential the manager presents to workers' endpoints, if it has one.
+    pub fn endpoint_token(&self) -> Option<String> {
+        read_lock(&self.inner.endpoint_token).clone()
+    }
+
+    // -----------------------------------------------------------------------------------------
     // Health, liveness, GC
 
     /// The health of every component and job, summarised.
@@ -585,7 +842,20 @@ impl Manager {
     /// instance runs, and workers down for that long.
     pub async fn gc(&self, older_than: Duration) -> ApiResult<GcReport> {
         let mut removed = gc::Removed::default();
-        let (t, r) = self.write(|st, txn, _| Ok(gc::collect(st, txn, older_than, &mut removed)))?;
+        let (t, r) = self.write(|st, txn, _| {
+            let r = gc::collect(st, txn, older_than, &mut removed);
+            let mut tokens = write_lock(&self.inner.tokens);
+            for w in &removed.workers {
+                let id = tokens
+                    .credential_of(&Subject::Worker(w.clone()))
+                    .map(|r| r.id.clone());
+                if let Some(id) = id {
+                    tokens.remove(&id);
+                    txn.ops.push(StoreOp::DeleteToken(id));
+                }
+            }
+            Ok(r)
+        })?;
         t.durable().await?;
         let mut m = commit::lock(&self.inner.metrics);
         for j in &removed.jobs {
@@ -732,6 +1002,45 @@ fn rebuilding() -> ApiError {
 
 /// After a failed commit: memory is rebuilt from what the store holds. Returns the new
 /// generation; batches of older generations are refused.
+fn read_lock<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write_lock<T>(l: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Issues `subject` a new credential, revoking the one it had.
+fn issue_credential(
+    tokens: &mut tokens::Tokens,
+    txn: &mut Txn,
+    subject: Subject,
+) -> ApiResult<String> {
+    if let Some(old) = tokens.credential_of(&subject).map(|r| r.id.clone()) {
+        tokens.remove(&old);
+        txn.ops.push(StoreOp::DeleteToken(old));
+    }
+    let role = match subject {
+        Subject::Worker(_) => Role::Worker,
+        Subject::Scheduler(_) => Role::Scheduler,
+    };
+    let (record, token) =
+        crate::auth::generate(role, None, Some(subject)).map_err(ApiError::from)?;
+    txn.ops.push(StoreOp::PutToken(record.clone()));
+    tokens.put(record);
+    Ok(token)
+}
+
+fn cannot_register(by: &Principal, what: &str) -> ApiError {
+    tokens::forbidden(
+        "forbidden",
+        format!(
+            "a {} token cannot register {what}: use the join token (--join-token, --join-token-file or ORKESTRATOR_JOIN_TOKEN)",
+            by.role
+        ),
+    )
+}
+
 pub(crate) async fn rebuild(inner: &Arc<Inner>, why: &str) -> u64 {
     let generation = {
         let mut st = commit::lock(&inner.state);
@@ -742,10 +1051,12 @@ pub(crate) async fn rebuild(inner: &Arc<Inner>, why: &str) -> u64 {
     };
     loop {
         match inner.store.load().await {
-            Ok(snap) => {
+            Ok(mut snap) => {
+                let tokens = tokens::Tokens::load(std::mem::take(&mut snap.tokens).into_values());
                 let mut st = commit::lock(&inner.state);
                 let fresh = State::from_snapshot(snap, Instant::now());
                 st.replace_durable(fresh);
+                write_lock(&inner.tokens).replace_durable(tokens);
                 st.generation = generation;
                 st.rebuilding = false;
                 inner.durable.store(st.head, Ordering::Release);

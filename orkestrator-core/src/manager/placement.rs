@@ -129,6 +129,22 @@ pub(crate) fn decide(
     if !st.schedulers.contains_key(scheduler) {
         return Err(ApiError::not_found("scheduler", scheduler));
     }
+    // A scheduler decides only what it leased: naming another's lease is refused whole (403),
+    // before anything is changed.
+    for d in &decisions {
+        let other = parse_id(&d.instance)
+            .and_then(|k| st.leased.get(&k.1))
+            .filter(|l| &l.scheduler != scheduler);
+        if let Some(l) = other {
+            return Err(super::tokens::forbidden(
+                "not_your_lease",
+                format!(
+                    "instance {} is leased to scheduler \"{}\", not to \"{scheduler}\": a scheduler decides only instances it leased",
+                    d.instance, l.scheduler
+                ),
+            ));
+        }
+    }
     let mut results = Vec::with_capacity(decisions.len());
     for d in decisions {
         let refuse = |reason: &str| DecisionResult {
@@ -146,8 +162,10 @@ pub(crate) fn decide(
             continue;
         }
         let lease = st.leased.get(&key.1).cloned();
-        if matches!(&lease, Some(l) if &l.scheduler != scheduler) {
-            results.push(refuse("instance is leased to another scheduler"));
+        if lease.is_none() {
+            results.push(refuse(
+                "instance is not leased to this scheduler (its lease expired?): take work again",
+            ));
             continue;
         }
         let epoch = lease.as_ref().map_or(st.capacity_epoch, |l| l.epoch);

@@ -170,7 +170,9 @@ pub fn commit_to_snapshot(w: &mut WorkerSnapshot, req: &Request<'_>) {
     *w.jobs.entry(req.job.name.clone()).or_insert(0) += 1;
 }
 
-/// Whether the manager said it does not know this component (it restarted, or forgot us).
+/// Whether the manager said it does not know this component (it restarted, or forgot us), or no
+/// longer takes its credential (revoked, or a manager that lost its state): registering again
+/// fixes both (the transport then presents the join token).
 pub(crate) fn is_unknown_component(e: &Error) -> bool {
-    matches!(e, Error::Api(a) if a.kind == crate::api::ErrorKind::NotFound)
+    matches!(e, Error::Api(a) if matches!(a.kind, crate::api::ErrorKind::NotFound | crate::api::ErrorKind::Unauthenticated))
 }

@@ -155,6 +155,7 @@ impl crate::transport::Transport for Scripted {
         Ok(Registered {
             heartbeat_interval_ms: 1000,
             heartbeat_grace_ms: 5000,
+            credential: None,
         })
     }
     async fn worker_heartbeat(&self, _: &WorkerId, _: &WorkerHeartbeat) -> Result<()> {
