@@ -81,16 +81,49 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Follow the manager's events (jobs, tasks, workers, schedulers) as they happen.
     Events(EventsArgs),
+    /// Create, list and revoke the manager's tokens (operators only).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// A live view of the jobs' tasks (or the workers') with their CPU and memory use.
     Top(TopArgs),
 }
 
-/// Where the manager is.
+/// Where the manager is, and the token to present.
 #[derive(Debug, Args, Clone)]
 pub struct ManagerAddr {
     /// The manager's address.
     #[arg(long, env = "ORKESTRATOR_ADDR", default_value = DEFAULT_MANAGER, value_name = "URL")]
     pub manager: String,
+    /// The token to present (an operator or read token). On the manager's own host the
+    /// operator token the server wrote is found by itself.
+    #[arg(
+        long,
+        env = "ORKESTRATOR_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// A file holding the token to present.
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// How a worker or scheduler joins.
+#[derive(Debug, Args, Clone)]
+pub struct JoinArgs {
+    /// The join token (`orkestrator server` writes one to `DATA_DIR/join.token`; on the
+    /// manager's own host it is found by itself). Presented once, at registration: the
+    /// component then gets a credential of its own.
+    #[arg(
+        long,
+        env = "ORKESTRATOR_JOIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub join_token: Option<String>,
+    /// A file holding the join token.
+    #[arg(long, value_name = "FILE", conflicts_with = "join_token")]
+    pub join_token_file: Option<PathBuf>,
 }
 
 /// Output format.
@@ -159,6 +192,13 @@ pub struct ServerArgs {
     /// `ork_metrics_series_dropped`), so that a large cluster cannot make a scrape unbounded.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub metrics_max_series: usize,
+    /// The most requests one credential may have the manager answer at once (more get 429).
+    #[arg(long, default_value_t = orkestrator_runtime::http::auth::Limits::DEFAULT_REQUESTS, value_name = "N")]
+    pub max_requests_per_credential: usize,
+    /// The most long-polls, event streams and followed logs one credential may hold open at
+    /// once (more get 429).
+    #[arg(long, default_value_t = orkestrator_runtime::http::auth::Limits::DEFAULT_STREAMS, value_name = "N")]
+    pub max_streams_per_credential: usize,
 }
 
 /// `worker`.
@@ -167,6 +207,13 @@ pub struct WorkerArgs {
     /// Where the manager is.
     #[command(flatten)]
     pub addr: ManagerAddr,
+    /// How it joins.
+    #[command(flatten)]
+    pub join: JoinArgs,
+    /// Where the worker keeps its credential (mode 0600), so that a restart comes back as
+    /// itself. Default: `$XDG_DATA_HOME/orkestrator/worker-NAME` (or `~/.local/share/...`).
+    #[arg(long, value_name = "DIR", env = "ORKESTRATOR_WORKER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Port of the worker's own endpoint (health).
     #[arg(short, long, default_value_t = 5556)]
     pub port: u16,
@@ -202,6 +249,9 @@ pub struct SchedulerArgs {
     /// Where the manager is.
     #[command(flatten)]
     pub addr: ManagerAddr,
+    /// How it joins.
+    #[command(flatten)]
+    pub join: JoinArgs,
     /// The scheduler's name.
     #[arg(long, default_value = "remote")]
     pub name: String,
@@ -368,6 +418,53 @@ pub struct TopArgs {
     /// Output.
     #[command(flatten)]
     pub out: OutputArgs,
+}
+
+/// `token`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once (standard output) and never shown again.
+    Create(TokenCreateArgs),
+    /// List tokens and component credentials (never their secrets).
+    List(OutputArgs),
+    /// Revoke a token or credential by its id: it stops working at once.
+    Revoke(TokenRevokeArgs),
+}
+
+/// `token create`.
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// What it may do: `operator` (everything), `read` (every GET, /metrics too) or `join`
+    /// (register workers and schedulers).
+    #[arg(long, value_parser = role)]
+    pub role: orkestrator_core::auth::Role,
+    /// A description: who or what it is for.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Output.
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// `token revoke`.
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's id (the first column of `token list`).
+    pub id: String,
+    /// Output.
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+fn role(s: &str) -> Result<orkestrator_core::auth::Role, String> {
+    let r: orkestrator_core::auth::Role = s.parse()?;
+    if r.is_user_role() {
+        Ok(r)
+    } else {
+        Err(format!(
+            "{s}: use operator, read or join (component credentials are issued at registration)"
+        ))
+    }
 }
 
 /// A format to print a job in.

@@ -5,6 +5,7 @@
 mod output;
 mod cli;
 mod cmd;
+mod creds;
 mod limits;
 
 use std::process::ExitCode;

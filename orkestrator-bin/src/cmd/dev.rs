@@ -39,6 +39,9 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
 
     let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new())).await?;
     let listener = super::server::bind("127.0.0.1", a.port).await?;
+    let creds = crate::creds::runtime_dir()?.join(format!("manager-{}.d", a.port));
+    crate::creds::bootstrap(&manager, &creds, None).await?;
+    crate::creds::publish(a.port, &creds)?;
     let addr = format!("http://{}", listener.local_addr()?);
     super::server::start_background(&manager, Some(super::server::scheduler_named("spread")?));
     let m = manager.clone();
@@ -60,8 +63,12 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
         latest: worker.metrics(),
         engine,
     };
-    let router =
-        orkestrator_runtime::http::server::worker_router_with_metrics(id, runtime, metrics);
+    let router = orkestrator_runtime::http::server::worker_router_with_metrics(
+        id,
+        runtime,
+        metrics,
+        Arc::new(manager.clone()),
+    );
     tokio::spawn(async move {
         let _ = orkestrator_runtime::http::server::serve_router(endpoint, router).await;
     });

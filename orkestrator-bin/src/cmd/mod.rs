@@ -11,6 +11,7 @@ mod scheduler;
 mod server;
 mod status;
 mod stop;
+mod token;
 mod top;
 mod validate;
 mod worker;
@@ -40,13 +41,72 @@ pub async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Validate(a) => validate::run(a),
         Command::Events(a) => events::run(a).await,
         Command::Top(a) => top::run(a).await,
+        Command::Token(c) => token::run(c).await,
     }
 }
 
-/// The HTTP client for the manager at `addr`.
+/// The HTTP client for the manager at `addr`, presenting its token (see
+/// [`crate::creds::client_token`]).
 fn client(addr: &ManagerAddr) -> Result<HttpTransport> {
+    let token = crate::creds::client_token(addr)
+        .map_err(|e| crate::output::fail(crate::output::exit::USAGE, format!("{e:#}")))?;
+    Ok(bare_client(addr)?.with_token(token))
+}
+
+/// The HTTP client for the manager at `addr`, presenting nothing yet.
+fn bare_client(addr: &ManagerAddr) -> Result<HttpTransport> {
     HttpTransport::new(&addr.manager)
         .map_err(|e| crate::output::fail(crate::output::exit::USAGE, format!("--manager: {e}")))
+}
+
+/// A worker's or scheduler's client: its own credential if it has one (`credential`), else it
+/// joins with the join token and keeps what it is issued (`keep`).
+fn component_client(
+    addr: &ManagerAddr,
+    join: &crate::cli::JoinArgs,
+    credential: Option<String>,
+    keep: Option<orkestrator_runtime::http::client::OnCredential>,
+) -> Result<HttpTransport> {
+    let explicit = addr.token.is_some() || addr.token_file.is_some();
+    let token = if explicit {
+        crate::creds::client_token(addr)?
+    } else {
+        credential
+    };
+    let mut t = bare_client(addr)?.with_token(token.clone());
+    match crate::creds::join_token(join, addr)? {
+        Some(j) => t = t.with_join_token(j, keep),
+        None if token.is_none() => {
+            return Err(crate::output::fail(
+                crate::output::exit::USAGE,
+                format!(
+                    "no join token: pass --join-token-file FILE (the manager wrote it to DATA_DIR/{}), --join-token or ORKESTRATOR_JOIN_TOKEN; on the manager's own host it is found by itself",
+                    crate::creds::JOIN_FILE
+                ),
+            ));
+        }
+        None => {}
+    }
+    Ok(t)
+}
+
+/// `$XDG_DATA_HOME/orkestrator/NAME`, else `~/.local/share/orkestrator/NAME`, else
+/// `./.orkestrator/NAME`.
+pub fn data_dir_named(name: &str) -> std::path::PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/share"))
+        })
+        .map(|b| b.join("orkestrator"))
+        .unwrap_or_else(|| std::path::PathBuf::from(".orkestrator"));
+    base.join(name)
+}
+
+/// The manager's default data directory for `port`.
+pub fn default_data_dir(port: u16) -> std::path::PathBuf {
+    data_dir_named(&format!("manager-{port}"))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -10,7 +10,8 @@ use orkestrator_core::scheduler::SchedulerAgent;
 use crate::cli::SchedulerArgs;
 
 pub async fn run(a: SchedulerArgs) -> Result<ExitCode> {
-    let transport = Arc::new(super::client(&a.addr)?);
+    // A scheduler keeps its credential in memory only: a restarted one joins again.
+    let transport = Arc::new(super::component_client(&a.addr, &a.join, None, None)?);
     tracing::info!(scheduler = %a.name, manager = %transport.base(), "scheduler starting");
     SchedulerAgent::new(
         SchedulerId::new(a.name),

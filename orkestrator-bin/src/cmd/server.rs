@@ -25,22 +25,36 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
     };
     let algorithm = scheduler_named(&a.scheduler)?;
     let listener = bind(&a.bind, a.port).await?;
-    let store: Arc<dyn Store> = if a.in_memory {
+    let (store, creds): (Arc<dyn Store>, _) = if a.in_memory {
         tracing::warn!("--in-memory: state is lost when the manager stops");
-        Arc::new(MemoryStore::new())
+        let creds = crate::creds::runtime_dir()?.join(format!("manager-{}.d", a.port));
+        (Arc::new(MemoryStore::new()), creds)
     } else {
         let dir = a
             .data_dir
             .clone()
-            .unwrap_or_else(|| default_data_dir(a.port));
+            .unwrap_or_else(|| super::default_data_dir(a.port));
         let store = RedbStore::open_dir(&dir)?;
         tracing::info!("state in {}", store.path().display());
-        Arc::new(store)
+        (Arc::new(store), dir)
     };
     let manager = Manager::new(config, store).await?;
+    crate::creds::bootstrap(&manager, &creds, None).await?;
+    crate::creds::publish(a.port, &creds)?;
     start_background(&manager, (!a.no_embedded_scheduler).then_some(algorithm));
     tracing::info!("manager listening on http://{}", listener.local_addr()?);
-    orkestrator_runtime::http::server::serve(listener, manager, super::shutdown_signal()).await?;
+    let limits = orkestrator_runtime::http::auth::Limits {
+        requests: a.max_requests_per_credential,
+        streams: a.max_streams_per_credential,
+    };
+    let app = orkestrator_runtime::http::server::router_with_limits(manager, limits);
+    orkestrator_runtime::http::server::serve_app(
+        listener,
+        app,
+        super::shutdown_signal(),
+        Default::default(),
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -93,18 +107,4 @@ pub fn scheduler_named(name: &str) -> Result<Arc<dyn Scheduler>> {
             registry.names().join(", ")
         )
     })
-}
-
-/// `$XDG_DATA_HOME/orkestrator/manager-PORT`, else `~/.local/share/orkestrator/manager-PORT`, else
-/// `./.orkestrator/manager-PORT`.
-fn default_data_dir(port: u16) -> std::path::PathBuf {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/share"))
-        })
-        .map(|b| b.join("orkestrator"))
-        .unwrap_or_else(|| std::path::PathBuf::from(".orkestrator"));
-    base.join(format!("manager-{port}"))
 }

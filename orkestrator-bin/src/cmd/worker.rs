@@ -17,7 +17,32 @@ use orkestrator_runtime::probe::HostProbe;
 use crate::cli::WorkerArgs;
 
 pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
-    let transport = Arc::new(super::client(&a.addr)?);
+    let name = a
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", hostname(), a.port));
+    let data_dir = a
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| super::data_dir_named(&format!("worker-{name}")));
+    crate::creds::private_dir(&data_dir)?;
+    let credential_file = data_dir.join(crate::creds::CREDENTIAL_FILE);
+    let credential = crate::creds::read_token(&credential_file).ok();
+    let keep: orkestrator_runtime::http::client::OnCredential = {
+        let file = credential_file.clone();
+        Arc::new(move |c: &str| match crate::creds::write_secret(&file, c) {
+            Ok(()) => tracing::info!(file = %file.display(), "credential kept (mode 0600)"),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot keep the worker's credential: a restart will need the join token again")
+            }
+        })
+    };
+    let transport = Arc::new(super::component_client(
+        &a.addr,
+        &a.join,
+        credential,
+        Some(keep),
+    )?);
     let listener = tokio::net::TcpListener::bind((a.bind.as_str(), a.port))
         .await
         .with_context(|| {
@@ -27,10 +52,6 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
             )
         })?;
     let address = format!("http://{}", listener.local_addr()?);
-    let name = a
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("{}-{}", hostname(), a.port));
     let probe = Arc::new(SysProbe::new(&a)?);
     let engine = EngineMetrics::new();
     let runtime = Arc::new(InstrumentedRuntime::new(
@@ -43,16 +64,20 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
     config.stop_grace = a.stop_grace;
     config.metrics_interval = a.metrics_interval;
     tracing::info!(worker = %name, manager = %transport.base(), "worker starting; endpoint {address}");
-    let agent = WorkerAgent::new(config, transport, runtime.clone(), probe);
+    let agent = WorkerAgent::new(config, transport.clone(), runtime.clone(), probe);
     let metrics = WorkerMetricsSource {
         worker: name.clone().into(),
         latest: agent.metrics(),
         engine,
     };
+    let verifier = Arc::new(orkestrator_runtime::http::auth::RemoteVerifier::new(
+        transport.as_ref().clone(),
+    ));
     let endpoint = orkestrator_runtime::http::server::worker_router_with_metrics(
         name.clone().into(),
         runtime,
         metrics,
+        verifier,
     );
     tokio::spawn(async move {
         let _ = orkestrator_runtime::http::server::serve_router(listener, endpoint).await;

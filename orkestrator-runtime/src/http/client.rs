@@ -1,6 +1,7 @@
 //! [`HttpTransport`]: the manager's API over HTTP, on hyper. Workers, remote schedulers and the CLI
 //! use it; it implements the same [`Transport`] trait as the in-process transport.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -37,6 +38,41 @@ pub struct HttpTransport {
     timeout: Duration,
     /// The command that serves `base`, for the hint when it cannot be reached.
     peer: &'static str,
+    /// What it presents: shared by clones, so that a credential a registration issued is used
+    /// by every loop of the component.
+    credentials: Arc<Credentials>,
+}
+
+/// Called with a component's new credential, to keep it (a worker writes it to its data
+/// directory).
+pub type OnCredential = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The tokens a client presents.
+#[derive(Default)]
+struct Credentials {
+    /// The bearer token of every request (an operator or read token, or the component's own
+    /// credential).
+    token: RwLock<Option<String>>,
+    /// The join token, presented to register when there is no credential yet or the manager
+    /// no longer takes it.
+    join: Option<String>,
+    on_credential: Option<OnCredential>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the tokens themselves.
+        f.debug_struct("Credentials")
+            .field("token", &self.bearer().is_some())
+            .field("join", &self.join.is_some())
+            .finish()
+    }
+}
+
+impl Credentials {
+    fn bearer(&self) -> Option<String> {
+        self.token.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 impl HttpTransport {
@@ -57,7 +93,106 @@ impl HttpTransport {
             client,
             timeout: Duration::from_secs(15),
             peer: "orkestrator server",
+            credentials: Arc::default(),
         })
+    }
+
+    /// Presents `token` (`Authorization: Bearer`) on every request.
+    pub fn with_token(self, token: Option<String>) -> Self {
+        let join = self.credentials.join.clone();
+        let on_credential = self.credentials.on_credential.clone();
+        HttpTransport {
+            credentials: Arc::new(Credentials {
+                token: RwLock::new(token.map(|t| t.trim().to_owned())),
+                join,
+                on_credential,
+            }),
+            ..self
+        }
+    }
+
+    /// For a worker or scheduler: registers with `join` when it has no credential of its own
+    /// (or the manager no longer takes it), then presents the credential the registration
+    /// issued, handing it to `on_credential` to keep. A CA digest the join token carries is not
+    /// sent.
+    pub fn with_join_token(self, join: String, on_credential: Option<OnCredential>) -> Self {
+        let join = orkestrator_core::auth::TokenParts::parse(&join)
+            .map_or_else(|| join.trim().to_owned(), |p| p.credential());
+        HttpTransport {
+            credentials: Arc::new(Credentials {
+                token: RwLock::new(self.credentials.bearer()),
+                join: Some(join),
+                on_credential,
+            }),
+            ..self
+        }
+    }
+
+    /// What the manager says of the token this client presents (`GET /v1/auth/whoami`).
+    pub async fn whoami(&self) -> Result<orkestrator_core::auth::TokenInfo> {
+        self.call(Method::GET, "/v1/auth/whoami", NONE, Duration::ZERO)
+            .await
+    }
+
+    /// Every token and credential (`GET /v1/tokens`; operators only).
+    pub async fn list_tokens(&self) -> Result<Vec<orkestrator_core::auth::TokenInfo>> {
+        self.call(Method::GET, "/v1/tokens", NONE, Duration::ZERO)
+            .await
+    }
+
+    /// Creates a token (`POST /v1/tokens`; operators only).
+    pub async fn create_token(
+        &self,
+        req: &orkestrator_core::auth::CreateToken,
+    ) -> Result<orkestrator_core::auth::IssuedToken> {
+        self.call(Method::POST, "/v1/tokens", Some(req), Duration::ZERO)
+            .await
+    }
+
+    /// Revokes a token (`DELETE /v1/tokens/ID`; operators only).
+    pub async fn revoke_token(&self, id: &str) -> Result<orkestrator_core::auth::TokenInfo> {
+        self.call(
+            Method::DELETE,
+            &format!("/v1/tokens/{}", seg(id)),
+            NONE,
+            Duration::ZERO,
+        )
+        .await
+    }
+
+    /// Whether a bearer token is presented.
+    pub fn has_token(&self) -> bool {
+        self.credentials.bearer().is_some()
+    }
+
+    /// Registers with the credential it has, falling back to the join token when there is
+    /// none or the manager refuses it as unknown (401); keeps a credential the answer issues.
+    async fn register<B: Serialize + ?Sized>(&self, path: &str, req: &B) -> Result<Registered> {
+        let own = self.credentials.bearer();
+        let join = self.credentials.join.clone();
+        let first = own.clone().or_else(|| join.clone());
+        let mut answer = self.call_as(Method::POST, path, Some(req), first).await;
+        if own.is_some()
+            && join.is_some()
+            && matches!(&answer, Err(Error::Api(a)) if a.kind == ErrorKind::Unauthenticated)
+        {
+            tracing::info!(
+                "the manager does not take this component's credential; joining again with the join token"
+            );
+            answer = self.call_as(Method::POST, path, Some(req), join).await;
+        }
+        let registered: Registered = answer?;
+        if let Some(c) = &registered.credential {
+            *self
+                .credentials
+                .token
+                .write()
+                .unwrap_or_else(|e| e.into_inner()) = Some(c.clone());
+            if let Some(keep) = &self.credentials.on_credential {
+                keep(c);
+            }
+        }
+        Ok(registered)
     }
 
     /// A client for a worker's own endpoint at `base` (where the manager reads logs from).
@@ -71,6 +206,28 @@ impl HttpTransport {
     /// The manager's base address.
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    async fn call_as<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        bearer: Option<String>,
+    ) -> Result<R> {
+        let body = Bytes::from(serde_json::to_vec(&body).map_err(|e| Error::Unreachable {
+            addr: self.base.clone(),
+            message: format!("cannot encode request: {e}"),
+        })?);
+        self.send_as(
+            method,
+            path,
+            "application/json",
+            body,
+            Duration::ZERO,
+            bearer,
+        )
+        .await
     }
 
     async fn call<B: Serialize + ?Sized, R: DeserializeOwned>(
@@ -99,12 +256,30 @@ impl HttpTransport {
         body: Bytes,
         extra_wait: Duration,
     ) -> Result<R> {
+        let bearer = self.credentials.bearer();
+        self.send_as(method, path, content_type, body, extra_wait, bearer)
+            .await
+    }
+
+    async fn send_as<R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
+        extra_wait: Duration,
+        bearer: Option<String>,
+    ) -> Result<R> {
         let uri = format!("{}{}", self.base, path);
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(&uri)
             .header(header::CONTENT_TYPE, content_type)
-            .header(header::ACCEPT, "application/json")
+            .header(header::ACCEPT, "application/json");
+        if let Some(t) = &bearer {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = req
             .body(Full::new(body))
             .map_err(|e| self.unreachable(format!("bad request to {uri}: {e}")))?;
         let fut = async {
@@ -148,6 +323,9 @@ impl HttpTransport {
             .method(Method::GET)
             .uri(&uri)
             .header(header::ACCEPT, accept);
+        if let Some(t) = self.credentials.bearer() {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
         for (k, v) in headers {
             req = req.header(*k, v);
         }
@@ -504,8 +682,7 @@ impl Transport for HttpTransport {
     }
 
     async fn register_worker(&self, req: &RegisterWorker) -> Result<Registered> {
-        self.call(Method::POST, "/v1/workers", Some(req), Duration::ZERO)
-            .await
+        self.register("/v1/workers", req).await
     }
 
     async fn worker_heartbeat(&self, worker: &WorkerId, hb: &WorkerHeartbeat) -> Result<()> {
@@ -547,8 +724,7 @@ impl Transport for HttpTransport {
     }
 
     async fn register_scheduler(&self, req: &RegisterScheduler) -> Result<Registered> {
-        self.call(Method::POST, "/v1/schedulers", Some(req), Duration::ZERO)
-            .await
+        self.register("/v1/schedulers", req).await
     }
 
     async fn scheduler_heartbeat(&self, scheduler: &SchedulerId) -> Result<()> {

@@ -3,6 +3,7 @@
 //!
 //! JSON under `/v1/`. Long-polls take `?index=N&wait=30s`.
 
+pub mod auth;
 pub mod client;
 pub mod dashboard;
 pub mod openapi;

@@ -29,8 +29,18 @@ use serde::de::DeserializeOwned;
 use super::MAX_BODY_BYTES;
 use super::client::HttpTransport;
 
-/// The API router for `manager`. Wrap it with more layers (auth, tracing, metrics) as needed.
+/// The API router for `manager`, with authentication ([`super::auth`]) and the default
+/// per-credential limits. Wrap it with more layers (tracing, metrics) as needed.
 pub fn router(manager: Manager) -> Router {
+    router_with_limits(manager, super::auth::Limits::default())
+}
+
+/// [`router`] with per-credential `limits`.
+pub fn router_with_limits(manager: Manager, limits: super::auth::Limits) -> Router {
+    let auth = super::auth::AuthState {
+        manager: manager.clone(),
+        usage: Arc::new(super::auth::Usage::new(limits)),
+    };
     let api = super::prom::ApiMetrics::default();
     let registry = std::sync::Arc::new(super::prom::registry(manager.clone(), &api));
     Router::new()
@@ -57,9 +67,14 @@ pub fn router(manager: Manager) -> Router {
         .route("/v1/schedulers/{id}/decisions", post(submit_decisions))
         .merge(super::dashboard::routes())
         .merge(super::openapi::routes())
+        .merge(super::auth::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            auth,
+            super::auth::layer,
+        ))
         .layer(axum::middleware::from_fn(refuse_cross_origin_changes))
         .layer(axum::middleware::from_fn_with_state(
             api,
@@ -485,6 +500,36 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
     }
 }
 
+/// Who made the request, as the authentication layer found (a 401 where it found no one).
+pub struct Principal(pub orkestrator_core::auth::Principal);
+
+impl std::ops::Deref for Principal {
+    type Target = orkestrator_core::auth::Principal;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = ErrorResponse;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<orkestrator_core::auth::Principal>()
+            .cloned()
+            .map(Principal)
+            .ok_or_else(|| {
+                ErrorResponse(orkestrator_core::manager::tokens::unauthenticated(
+                    "this request needs a credential",
+                ))
+            })
+    }
+}
+
 async fn not_found() -> ErrorResponse {
     ErrorResponse(ApiError::new(
         ErrorKind::NotFound,
@@ -501,8 +546,19 @@ async fn method_not_allowed() -> ErrorResponse {
     ))
 }
 
-async fn health(State(m): State<Manager>) -> ApiResult<HealthReport> {
-    Ok(Json(m.health().await?))
+/// `GET /v1/health`: without a credential only whether the manager is up; the whole report
+/// for read and operator tokens.
+async fn health(
+    State(m): State<Manager>,
+    who: Option<axum::Extension<orkestrator_core::auth::Principal>>,
+) -> Result<Response, ErrorResponse> {
+    use orkestrator_core::auth::Role;
+    match who {
+        Some(p) if matches!(p.role, Role::Operator | Role::Read) => {
+            Ok(Json(m.health().await?).into_response())
+        }
+        _ => Ok(Json(serde_json::json!({ "status": "up" })).into_response()),
+    }
 }
 
 /// `POST /v1/gc`: collects garbage now (what ended longer ago than the manager's `--gc-after`).
@@ -592,9 +648,10 @@ async fn list_workers(
 
 async fn register_worker(
     State(m): State<Manager>,
+    who: Principal,
     Body(req): Body<RegisterWorker>,
 ) -> ApiResult<Registered> {
-    Ok(Json(m.register_worker(req).await?))
+    Ok(Json(m.register_worker_as(req, &who).await?))
 }
 
 async fn worker_heartbeat(
@@ -627,9 +684,10 @@ async fn report_status(
 
 async fn register_scheduler(
     State(m): State<Manager>,
+    who: Principal,
     Body(req): Body<RegisterScheduler>,
 ) -> ApiResult<Registered> {
-    Ok(Json(m.register_scheduler(req).await?))
+    Ok(Json(m.register_scheduler_as(req, &who).await?))
 }
 
 async fn scheduler_heartbeat(State(m): State<Manager>, Path(id): Path<String>) -> ApiResult<()> {
@@ -827,6 +885,7 @@ async fn job_logs(
     let tail = q.tail()?;
     let since = q.since_at(std::time::SystemTime::now())?;
     let job = JobId::new(job);
+    let token = m.endpoint_token();
     if q.follow {
         let options = LogOptions {
             since,
@@ -839,7 +898,7 @@ async fn job_logs(
                 q.task.as_deref(),
                 q.index.unwrap_or(0),
                 options,
-                open_container_logs,
+                move |src, options| open_container_logs(src, options, token.clone()),
             )
             .await?;
         return Ok(text_stream(until_closing(stream, closing.map(|c| c.0))));
@@ -847,7 +906,9 @@ async fn job_logs(
     let src = m
         .log_source(&job, q.task.as_deref(), q.index.unwrap_or(0))
         .await?;
-    let worker = HttpTransport::for_worker(&src.address).map_err(|e| worker_error(&src, e))?;
+    let worker = HttpTransport::for_worker(&src.address)
+        .map_err(|e| worker_error(&src, e))?
+        .with_token(token);
     let out = worker
         .container_logs(&src.container_id, tail, since)
         .await
@@ -863,8 +924,14 @@ async fn job_logs(
 }
 
 /// Opens one container's output on its worker's endpoint, for [`Manager::follow_logs`].
-async fn open_container_logs(src: LogSource, options: LogOptions) -> Result<LogStream, ApiError> {
-    let worker = HttpTransport::for_worker(&src.address).map_err(|e| worker_error(&src, e))?;
+async fn open_container_logs(
+    src: LogSource,
+    options: LogOptions,
+    token: Option<String>,
+) -> Result<LogStream, ApiError> {
+    let worker = HttpTransport::for_worker(&src.address)
+        .map_err(|e| worker_error(&src, e))?
+        .with_token(token);
     let body = worker
         .container_log_stream(&src.container_id, &options)
         .await
@@ -941,8 +1008,20 @@ struct ContainerLogsQuery {
 /// A worker's own small endpoint: `GET /health`, and
 /// `GET /v1/containers/{id}/logs?tail=N&since=T&follow=true` for the output of this worker's
 /// containers (others' are not served): JSON [`ContainerLogs`], or with `follow=true` a chunked
-/// `text/plain` stream that ends when the container stops.
-pub fn worker_router(worker: WorkerId, runtime: Arc<dyn Runtime>) -> Router {
+/// `text/plain` stream that ends when the container stops. Only the manager (and operators)
+/// may read logs, as `verifier` says ([`super::auth::worker_layer`]).
+pub fn worker_router(
+    worker: WorkerId,
+    runtime: Arc<dyn Runtime>,
+    verifier: Arc<dyn super::auth::Verifier>,
+) -> Router {
+    worker_routes(worker, runtime).layer(axum::middleware::from_fn_with_state(
+        super::auth::WorkerAuth(verifier),
+        super::auth::worker_layer,
+    ))
+}
+
+fn worker_routes(worker: WorkerId, runtime: Arc<dyn Runtime>) -> Router {
     Router::new()
         .route("/health", get(worker_health))
         .route("/v1/containers/{id}/logs", get(container_logs))
@@ -951,13 +1030,19 @@ pub fn worker_router(worker: WorkerId, runtime: Arc<dyn Runtime>) -> Router {
 }
 
 /// [`worker_router`] plus `GET /metrics`: the worker's host, its tasks and its engine calls in
-/// the OpenMetrics text format (see [`super::worker_metrics`]).
+/// the OpenMetrics text format (see [`super::worker_metrics`]), for read tokens too.
 pub fn worker_router_with_metrics(
     worker: WorkerId,
     runtime: Arc<dyn Runtime>,
     metrics: super::worker_metrics::WorkerMetricsSource,
+    verifier: Arc<dyn super::auth::Verifier>,
 ) -> Router {
-    worker_router(worker, runtime).merge(super::worker_metrics::router(metrics))
+    worker_routes(worker, runtime)
+        .merge(super::worker_metrics::router(metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            super::auth::WorkerAuth(verifier),
+            super::auth::worker_layer,
+        ))
 }
 
 async fn worker_health(State(w): State<WorkerEndpoint>) -> Json<serde_json::Value> {

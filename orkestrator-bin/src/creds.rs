@@ -1,0 +1,218 @@
+//! Where tokens are kept on disk and how commands find them.
+//!
+//! `server` keeps its tokens in files of mode 0600 in its credentials directory (its data
+//! directory, or for `--in-memory` and `dev` a directory under the runtime directory):
+//! `operator.token`, `join.token` and `manager.token` (the manager's credential for workers'
+//! endpoints). It also writes a pointer, `RUNTIME/manager-PORT`, naming that directory, so that
+//! a client on the same host that talks to `127.0.0.1:PORT` finds the operator token (and a
+//! worker the join token) by itself, if the user can read it: the quick start and the original
+//! command lines need no configuration.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use orkestrator_core::auth::Role;
+use orkestrator_core::manager::Manager;
+
+use crate::cli::{JoinArgs, ManagerAddr};
+
+/// The operator token's file in a credentials directory.
+pub const OPERATOR_FILE: &str = "operator.token";
+/// The join token's file.
+pub const JOIN_FILE: &str = "join.token";
+/// The manager's own credential for workers' endpoints.
+pub const MANAGER_FILE: &str = "manager.token";
+/// A worker's credential in its data directory.
+pub const CREDENTIAL_FILE: &str = "credential";
+
+/// `$XDG_RUNTIME_DIR/orkestrator`, else `TMP/orkestrator-UID`: this user's, mode 0700.
+pub fn runtime_dir() -> Result<PathBuf> {
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0);
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d).join("orkestrator"),
+        None => std::env::temp_dir().join(format!("orkestrator-{uid}")),
+    };
+    private_dir(&dir)?;
+    let meta = std::fs::metadata(&dir)?;
+    if meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
+        bail!(
+            "{} is not this user's private directory (owner {}, mode {:o}): remove it",
+            dir.display(),
+            meta.uid(),
+            meta.permissions().mode() & 0o777
+        );
+    }
+    Ok(dir)
+}
+
+/// Creates `dir` (and its parents) with mode 0700 for what it creates.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+}
+
+/// Writes `text` to `path` with mode 0600, replacing it whole (a new file renamed over it).
+pub fn write_secret(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// The token in a file (its first line), if it can be read.
+pub fn read_token(path: &Path) -> Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let token = text.lines().next().unwrap_or_default().trim().to_owned();
+    if token.is_empty() {
+        bail!("{} holds no token", path.display());
+    }
+    Ok(token)
+}
+
+/// Makes sure the server's operator, join and manager tokens exist and that their files hold
+/// them, writing new ones where a file is missing or stale; logs where they are, never what.
+/// Returns the manager's endpoint credential.
+pub async fn bootstrap(manager: &Manager, dir: &Path, ca_digest: Option<[u8; 32]>) -> Result<()> {
+    private_dir(dir)?;
+    for (role, file, name) in [
+        (Role::Operator, OPERATOR_FILE, "operator (operator.token)"),
+        (Role::Join, JOIN_FILE, "join (join.token)"),
+        (Role::Manager, MANAGER_FILE, "manager (manager.token)"),
+    ] {
+        let path = dir.join(file);
+        let existing = read_token(&path).ok();
+        let current = existing.as_deref().map(|t| {
+            orkestrator_core::auth::TokenParts::parse(t).map_or(t.to_owned(), |p| p.credential())
+        });
+        let fresh = manager
+            .bootstrap_token(role.clone(), name, current.as_deref())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create the {role} token: {e}"))?;
+        let token = fresh.clone().or(current).unwrap_or_default();
+        // The join token carries the CA's digest, so a worker verifies the manager with it alone.
+        let text = match (&role, ca_digest) {
+            (Role::Join, Some(ca)) => orkestrator_core::auth::with_ca_digest(&token, &ca),
+            _ => token.clone(),
+        };
+        if fresh.is_some() || existing.as_deref() != Some(text.as_str()) {
+            write_secret(&path, &text)?;
+            tracing::info!(file = %path.display(), "{role} token written (mode 0600)");
+        } else {
+            tracing::info!(file = %path.display(), "{role} token");
+        }
+        if role == Role::Manager {
+            manager.set_endpoint_token(Some(token));
+        }
+    }
+    Ok(())
+}
+
+/// Records that the manager on `port` keeps its tokens in `dir`.
+pub fn publish(port: u16, dir: &Path) -> Result<()> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    let pointer = runtime_dir()?.join(format!("manager-{port}"));
+    write_secret(&pointer, &dir.to_string_lossy())
+}
+
+/// The credentials directory of the manager on this host's `port`, if one is known.
+fn find_dir(port: u16) -> Option<PathBuf> {
+    let pointer = runtime_dir().ok()?.join(format!("manager-{port}"));
+    if let Ok(text) = std::fs::read_to_string(pointer) {
+        let dir = PathBuf::from(text.trim());
+        if dir.is_dir() {
+            return Some(dir);
+        }
+    }
+    let default = crate::cmd::default_data_dir(port);
+    default.is_dir().then_some(default)
+}
+
+/// The port of `url` if it names this host (loopback or `localhost`).
+fn local_port(url: &str) -> Option<u16> {
+    let base = orkestrator_runtime::http::client::normalize_addr(url).ok()?;
+    let rest = base.split_once("://").map_or(base.as_str(), |(_, r)| r);
+    let hostport = rest.split('/').next()?;
+    let (host, port) = hostport.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let local = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !local {
+        return None;
+    }
+    port.parse().ok()
+}
+
+/// The token a client presents: `--token`/`ORKESTRATOR_TOKEN`, `--token-file`, else the
+/// operator token of a manager on this host, if the user can read it.
+pub fn client_token(addr: &ManagerAddr) -> Result<Option<String>> {
+    if let Some(t) = &addr.token {
+        return Ok(Some(t.trim().to_owned()));
+    }
+    if let Some(f) = &addr.token_file {
+        return read_token(f).map(Some).context("--token-file");
+    }
+    Ok(local_port(&addr.manager)
+        .and_then(find_dir)
+        .and_then(|d| read_token(&d.join(OPERATOR_FILE)).ok()))
+}
+
+/// The join token a worker or scheduler presents: `--join-token`/`ORKESTRATOR_JOIN_TOKEN`,
+/// `--join-token-file`, else the join token of a manager on this host.
+pub fn join_token(join: &JoinArgs, addr: &ManagerAddr) -> Result<Option<String>> {
+    if let Some(t) = &join.join_token {
+        return Ok(Some(t.trim().to_owned()));
+    }
+    if let Some(f) = &join.join_token_file {
+        return read_token(f).map(Some).context("--join-token-file");
+    }
+    Ok(local_port(&addr.manager)
+        .and_then(find_dir)
+        .and_then(|d| read_token(&d.join(JOIN_FILE)).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_addresses_are_recognised() {
+        assert_eq!(local_port("http://127.0.0.1:5555"), Some(5555));
+        assert_eq!(local_port("localhost:6000"), Some(6000));
+        assert_eq!(local_port("http://[::1]:7000/"), Some(7000));
+        assert_eq!(local_port("http://10.0.0.2:5555"), None);
+        assert_eq!(local_port("http://manager.example:5555"), None);
+    }
+
+    #[test]
+    fn secrets_are_written_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.token");
+        write_secret(&p, "ork.x.y").unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(read_token(&p).unwrap(), "ork.x.y");
+        write_secret(&p, "ork.z").unwrap();
+        assert_eq!(read_token(&p).unwrap(), "ork.z");
+    }
+}
