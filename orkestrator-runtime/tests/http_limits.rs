@@ -14,6 +14,8 @@ use orkestrator_runtime::http::server::{BODY_TIMEOUT, ServeOptions, serve_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod support;
+
 /// The timeouts of these tests: short, so that they run fast, and long enough for a loaded
 /// machine to send a whole request in time.
 const TIMEOUT: Duration = Duration::from_millis(1500);
@@ -27,6 +29,7 @@ async fn serve() -> u16 {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    support::remember_operator(&m, port).await;
     let options = ServeOptions {
         header_read_timeout: TIMEOUT,
         body_read_timeout: TIMEOUT,
@@ -43,7 +46,8 @@ async fn serve() -> u16 {
 async fn send(port: u16, method: &str, path: &str, body: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        support::auth_line(port),
         body.len()
     );
     s.write_all(req.as_bytes()).await.unwrap();
@@ -153,7 +157,11 @@ async fn long_answers_outlast_the_read_timeouts() {
     let mut events = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     events
         .write_all(
-            b"GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n",
+            format!(
+                "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{}\r\n",
+                support::auth_line(port)
+            )
+            .as_bytes(),
         )
         .await
         .unwrap();
@@ -240,7 +248,15 @@ async fn a_workers_endpoint_cuts_off_half_a_header_too() {
     use orkestrator_runtime::http::server::{serve_app, worker_router};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let app = worker_router(WorkerId::new("w1"), Arc::new(FakeRuntime::new()));
+    let m = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new()))
+        .await
+        .unwrap();
+    support::remember_operator(&m, port).await;
+    let app = worker_router(
+        WorkerId::new("w1"),
+        Arc::new(FakeRuntime::new()),
+        Arc::new(m),
+    );
     let options = ServeOptions {
         header_read_timeout: TIMEOUT,
         body_read_timeout: TIMEOUT,
@@ -296,7 +312,11 @@ async fn a_plain_logs_read_holds_its_last_16_mib_and_says_so() {
     assert!(rt.write_output(&id, "the last line\n"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let app = worker_router(WorkerId::new("w1"), rt.clone());
+    let m = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new()))
+        .await
+        .unwrap();
+    support::remember_operator(&m, port).await;
+    let app = worker_router(WorkerId::new("w1"), rt.clone(), Arc::new(m));
     tokio::spawn(async move {
         serve_app(
             listener,

@@ -9,12 +9,15 @@ use orkestrator_core::store::MemoryStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod support;
+
 async fn serve() -> u16 {
     let m = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new()))
         .await
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    support::remember_operator(&m, port).await;
     tokio::spawn(async move {
         orkestrator_runtime::http::server::serve(listener, m, std::future::pending())
             .await
@@ -33,7 +36,8 @@ async fn send(
 ) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{}Content-Length: {}\r\n",
+        support::auth_line(port),
         body.len()
     );
     for (k, v) in headers {

@@ -17,12 +17,15 @@ use orkestrator_runtime::http::sse::{SseDecoder, SseMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod support;
+
 async fn serve(cfg: ManagerConfig) -> (Manager, u16) {
     let m = Manager::new(cfg, Arc::new(MemoryStore::new()))
         .await
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    support::remember_operator(&m, port).await;
     let served = m.clone();
     tokio::spawn(async move {
         orkestrator_runtime::http::server::serve(listener, served, std::future::pending())
@@ -54,8 +57,10 @@ impl Raw {
     async fn open(port: u16, path: &str, headers: &[(&str, &str)]) -> Raw {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         // HTTP/1.0: the body comes unchunked, ended by the close, so it is SSE bytes alone.
-        let mut req =
-            format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n");
+        let mut req = format!(
+            "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{}",
+            support::auth_line(port)
+        );
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -216,7 +221,11 @@ async fn bad_event_queries_get_clear_errors() {
     ] {
         let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{}\r\n",
+                support::auth_line(port)
+            )
+            .as_bytes(),
         )
         .await
         .unwrap();
@@ -230,7 +239,9 @@ async fn bad_event_queries_get_clear_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_client_follows_and_filters_the_stream() {
     let (m, port) = serve(ManagerConfig::default()).await;
-    let http = HttpTransport::new(&format!("127.0.0.1:{port}")).unwrap();
+    let http = HttpTransport::new(&format!("127.0.0.1:{port}"))
+        .unwrap()
+        .with_token(Some(support::token_for(port)));
     let start = m.durable_index() + 1;
     let mut only_c3 = http
         .events(
@@ -285,6 +296,7 @@ async fn an_open_stream_does_not_hold_up_a_graceful_shutdown() {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    support::remember_operator(&m, port).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(orkestrator_runtime::http::server::serve(
         listener,
