@@ -1,0 +1,443 @@
+//! The OpenAPI document served at `/v1/openapi.json` against the router: every route the
+//! manager serves is documented with exactly its methods and nothing else is; every `$ref`
+//! resolves; every operation has an id, responses and its path's parameters. The checks are
+//! shown to fail on documents broken on purpose, and the route list is checked against the real
+//! router (each listed method is routed; an unlisted one is answered 405).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use orkestrator_core::manager::{Manager, ManagerConfig};
+use orkestrator_core::store::MemoryStore;
+use orkestrator_runtime::http::openapi::OPENAPI_JSON;
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+/// Every route of `server::router` (read from `router` in `src/http/server.rs`) and its
+/// methods, in the router's own path syntax (which is OpenAPI's). The dashboard's static files
+/// are left out of the document on purpose: see [`STATIC_ROUTES`].
+const ROUTES: &[(&str, &[&str])] = &[
+    ("/metrics", &["get"]),
+    ("/v1/health", &["get"]),
+    ("/v1/openapi.json", &["get"]),
+    ("/v1/jobs", &["get", "post"]),
+    ("/v1/jobs/{job}", &["get", "delete"]),
+    ("/v1/jobs/{job}/stop", &["post"]),
+    ("/v1/jobs/{job}/logs", &["get"]),
+    ("/v1/jobs/{job}/metrics", &["get"]),
+    ("/v1/events", &["get"]),
+    ("/v1/workers", &["get", "post"]),
+    ("/v1/workers/{id}/heartbeat", &["post"]),
+    ("/v1/workers/{id}/metrics", &["get", "post"]),
+    ("/v1/gc", &["post"]),
+    ("/v1/workers/{id}/assignments", &["get"]),
+    ("/v1/workers/{id}/status", &["post"]),
+    ("/v1/schedulers", &["post"]),
+    ("/v1/schedulers/{id}/heartbeat", &["post"]),
+    ("/v1/schedulers/{id}/work", &["get"]),
+    ("/v1/schedulers/{id}/decisions", &["post"]),
+    // Authentication (issue 11).
+    ("/v1/tokens", &["get", "post"]),
+    ("/v1/tokens/{id}", &["delete"]),
+    ("/v1/auth/whoami", &["get"]),
+    ("/v1/session", &["post", "delete"]),
+];
+
+/// Routes documented ahead of the router: the authentication endpoints being added in the same
+/// issue. The router probe accepts `no_route` for these only; once they are routed, take them
+/// out of this list.
+const NOT_YET_ROUTED: &[&str] = &[
+    "/v1/tokens",
+    "/v1/tokens/{id}",
+    "/v1/auth/whoami",
+    "/v1/session",
+];
+
+/// The dashboard's static files: routed, public, and not part of the document.
+const STATIC_ROUTES: &[&str] = &["/", "/ui/app.js", "/ui/style.css", "/ui/icon.svg"];
+
+/// Operations anyone may call, without a credential (`security: []`).
+const PUBLIC_OPERATIONS: &[(&str, &str)] = &[("/v1/health", "get"), ("/v1/session", "post")];
+
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+fn document() -> Value {
+    serde_json::from_str(OPENAPI_JSON).expect("openapi.json is JSON")
+}
+
+/// The document's paths and the methods of each.
+fn documented(doc: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out = BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        let methods = item
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .filter(|k| METHODS.contains(&k.as_str()))
+            .collect();
+        out.insert(path.clone(), methods);
+    }
+    out
+}
+
+/// Differences between `routes` and the document's paths and methods.
+fn route_problems(doc: &Value, routes: &[(&str, &[&str])]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let docs = documented(doc);
+    let mut listed = BTreeSet::new();
+    for (path, methods) in routes {
+        listed.insert(path.to_string());
+        let want: BTreeSet<String> = methods.iter().map(|m| m.to_string()).collect();
+        match docs.get(*path) {
+            None => problems.push(format!("route {path} is not documented")),
+            Some(have) if *have != want => problems.push(format!(
+                "route {path}: the router takes {want:?}, the document says {have:?}"
+            )),
+            Some(_) => {}
+        }
+    }
+    for path in docs.keys() {
+        if !listed.contains(path) {
+            problems.push(format!("documented path {path} is not a route"));
+        }
+        if STATIC_ROUTES.contains(&path.as_str()) {
+            problems.push(format!("static file {path} is documented"));
+        }
+    }
+    problems
+}
+
+/// Follows a local JSON pointer (`#/components/schemas/X`).
+fn resolve<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
+    let pointer = reference.strip_prefix('#')?;
+    doc.pointer(pointer)
+}
+
+/// Every `$ref` that does not resolve (or is not a local reference).
+fn ref_problems(doc: &Value) -> Vec<String> {
+    fn walk(doc: &Value, v: &Value, at: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                match map.get("$ref").map(Value::as_str) {
+                    None => {}
+                    Some(Some(r)) if resolve(doc, r).is_some() => {}
+                    Some(Some(r)) => out.push(format!("{at}: $ref {r} does not resolve")),
+                    Some(None) => out.push(format!("{at}: $ref is not a string")),
+                }
+                for (k, child) in map {
+                    walk(doc, child, &format!("{at}/{k}"), out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(doc, child, &format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(doc, doc, "#", &mut out);
+    out
+}
+
+/// `v`, or what it refers to when it is a `$ref`.
+fn deref<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => resolve(doc, r).unwrap_or(&Value::Null),
+        None => v,
+    }
+}
+
+/// Operations without a unique id, responses, a declared parameter for each `{name}` of their
+/// path, a schema for each response body, or the 401 and 403 every authenticated operation may
+/// answer; and securities that are not the ones documented.
+fn operation_problems(doc: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut ids = BTreeSet::new();
+    let schemes = doc["components"]["securitySchemes"].as_object();
+    let has_scheme = |name: &str| schemes.is_some_and(|s| s.contains_key(name));
+    for name in ["bearerAuth", "sessionCookie"] {
+        if !has_scheme(name) {
+            problems.push(format!("security scheme {name} is not defined"));
+        }
+        let global = doc["security"].as_array().into_iter().flatten();
+        if !global
+            .clone()
+            .any(|s| s.as_object().is_some_and(|o| o.contains_key(name)))
+        {
+            problems.push(format!("security scheme {name} is not applied globally"));
+        }
+    }
+    let cookie = &doc["components"]["securitySchemes"]["sessionCookie"];
+    if cookie["in"] != "cookie" || cookie["name"] != "ork_session" {
+        problems.push("sessionCookie is not the ork_session cookie".to_owned());
+    }
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        let shared: Vec<&Value> = item["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .collect();
+        let template: BTreeSet<String> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .map(str::to_owned)
+            .collect();
+        for (method, op) in item.as_object().into_iter().flatten() {
+            if !METHODS.contains(&method.as_str()) {
+                continue;
+            }
+            let name = format!("{} {path}", method.to_uppercase());
+            match op["operationId"].as_str() {
+                Some(id) if !id.is_empty() => {
+                    if !ids.insert(id.to_owned()) {
+                        problems.push(format!("{name}: operationId {id} is used twice"));
+                    }
+                }
+                _ => problems.push(format!("{name}: no operationId")),
+            }
+            let responses = op["responses"].as_object();
+            if responses.is_none_or(|r| r.is_empty()) {
+                problems.push(format!("{name}: no responses"));
+            }
+            let mut in_path = BTreeSet::new();
+            for p in shared
+                .iter()
+                .copied()
+                .chain(op["parameters"].as_array().into_iter().flatten())
+            {
+                let p = deref(doc, p);
+                if p["in"] == "path" {
+                    if p["required"] != true {
+                        problems.push(format!("{name}: path parameter {} is optional", p["name"]));
+                    }
+                    in_path.insert(p["name"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+            if in_path != template {
+                problems.push(format!(
+                    "{name}: the path has {template:?}, the parameters {in_path:?}"
+                ));
+            }
+            for (status, response) in responses.into_iter().flatten() {
+                let response = deref(doc, response);
+                if response["description"].as_str().is_none() {
+                    problems.push(format!("{name} {status}: no description"));
+                }
+                for (media, body) in response["content"].as_object().into_iter().flatten() {
+                    if body.get("schema").is_none() {
+                        problems.push(format!("{name} {status} {media}: no schema"));
+                    }
+                }
+                if status.starts_with('4') || status.starts_with('5') {
+                    let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                    if schema != "#/components/schemas/ApiError" {
+                        problems.push(format!("{name} {status}: not an ApiError"));
+                    }
+                }
+            }
+            let public = PUBLIC_OPERATIONS.contains(&(path.as_str(), method.as_str()));
+            match (&op["security"], public) {
+                (Value::Array(s), true) if s.is_empty() => {}
+                (_, true) => problems.push(format!("{name}: should be public (security: [])")),
+                (Value::Null, false) => {
+                    for status in ["401", "403"] {
+                        if responses.is_none_or(|r| !r.contains_key(status)) {
+                            problems.push(format!("{name}: does not document {status}"));
+                        }
+                    }
+                }
+                (_, false) => problems.push(format!("{name}: overrides the global security")),
+            }
+        }
+    }
+    problems
+}
+
+fn all_problems(doc: &Value) -> Vec<String> {
+    let mut p = route_problems(doc, ROUTES);
+    p.extend(ref_problems(doc));
+    p.extend(operation_problems(doc));
+    p
+}
+
+#[test]
+fn the_document_is_openapi_3_1_with_every_route_and_only_routes() {
+    let doc = document();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    let problems = all_problems(&doc);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_checks_fail_on_a_broken_document() {
+    let good = document();
+
+    let mut missing_path = good.clone();
+    missing_path["paths"]
+        .as_object_mut()
+        .unwrap()
+        .remove("/v1/gc");
+    assert!(
+        all_problems(&missing_path)
+            .iter()
+            .any(|p| p == "route /v1/gc is not documented"),
+    );
+
+    let mut extra_method = good.clone();
+    extra_method["paths"]["/v1/gc"]["put"] = extra_method["paths"]["/v1/gc"]["post"].clone();
+    let problems = all_problems(&extra_method);
+    assert!(
+        problems.iter().any(|p| p.starts_with("route /v1/gc:")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("is used twice")),
+        "{problems:?}"
+    );
+
+    let mut extra_path = good.clone();
+    extra_path["paths"]["/v1/nothing"] = good["paths"]["/v1/health"].clone();
+    assert!(
+        all_problems(&extra_path)
+            .iter()
+            .any(|p| p == "documented path /v1/nothing is not a route")
+    );
+
+    let mut broken_ref = good.clone();
+    broken_ref["components"]["schemas"]
+        .as_object_mut()
+        .unwrap()
+        .remove("Liveness");
+    assert!(
+        all_problems(&broken_ref)
+            .iter()
+            .any(|p| p.contains("#/components/schemas/Liveness does not resolve"))
+    );
+
+    let mut no_id = good.clone();
+    no_id["paths"]["/v1/jobs"]["get"]
+        .as_object_mut()
+        .unwrap()
+        .remove("operationId");
+    assert!(
+        all_problems(&no_id)
+            .iter()
+            .any(|p| p == "GET /v1/jobs: no operationId")
+    );
+
+    let mut no_responses = good.clone();
+    no_responses["paths"]["/v1/events"]["get"]["responses"] = serde_json::json!({});
+    assert!(
+        all_problems(&no_responses)
+            .iter()
+            .any(|p| p == "GET /v1/events: no responses")
+    );
+
+    let mut no_param = good.clone();
+    no_param["paths"]["/v1/jobs/{job}/logs"]
+        .as_object_mut()
+        .unwrap()
+        .remove("parameters");
+    assert!(
+        all_problems(&no_param)
+            .iter()
+            .any(|p| p.starts_with("GET /v1/jobs/{job}/logs: the path has"))
+    );
+
+    let mut no_401 = good.clone();
+    no_401["paths"]["/v1/workers"]["get"]["responses"]
+        .as_object_mut()
+        .unwrap()
+        .remove("401");
+    assert!(
+        all_problems(&no_401)
+            .iter()
+            .any(|p| p == "GET /v1/workers: does not document 401")
+    );
+}
+
+/// One request to the manager's real router; the status and the error code, if any.
+async fn call(app: &axum::Router, method: &str, path: &str) -> (StatusCode, Option<String>) {
+    let req = Request::builder()
+        .method(Method::from_bytes(method.as_bytes()).unwrap())
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    // Endless answers (the event stream) are not read: only errors are.
+    let code = if is_json && (status.is_client_error() || status.is_server_error()) {
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v["code"].as_str().map(str::to_owned))
+    } else {
+        None
+    };
+    (status, code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_listed_route_is_routed_with_exactly_its_methods() {
+    let m = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new()))
+        .await
+        .unwrap();
+    let app = orkestrator_runtime::http::server::router(m);
+    // The baseline: a path that is not a route.
+    let (status, code) = call(&app, "GET", "/v1/no-such-endpoint").await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (StatusCode::NOT_FOUND, Some("no_route"))
+    );
+    let mut problems = Vec::new();
+    for (template, methods) in ROUTES {
+        // An id that names nothing: handlers answer at once (404), long-polls do not wait.
+        let path = template
+            .replace("{job}", "openapi-probe")
+            .replace("{id}", "openapi-probe");
+        let pending = NOT_YET_ROUTED.contains(template);
+        for method in METHODS
+            .iter()
+            .filter(|m| !matches!(**m, "head" | "options"))
+        {
+            let (status, code) = call(&app, &method.to_uppercase(), &path).await;
+            let unrouted = code.as_deref() == Some("no_route");
+            if pending && unrouted {
+                continue;
+            }
+            if unrouted {
+                problems.push(format!("{method} {template}: not routed"));
+            } else if methods.contains(method) && status == StatusCode::METHOD_NOT_ALLOWED {
+                problems.push(format!(
+                    "{method} {template}: the router refuses the method"
+                ));
+            } else if !methods.contains(method) && status != StatusCode::METHOD_NOT_ALLOWED {
+                problems.push(format!(
+                    "{method} {template}: the router takes it ({status}) but the list does not"
+                ));
+            }
+        }
+    }
+    for path in STATIC_ROUTES {
+        let (status, _) = call(&app, "GET", path).await;
+        if status != StatusCode::OK {
+            problems.push(format!("static file {path}: {status}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
