@@ -921,12 +921,50 @@ impl HttpResponse {
     }
 }
 
-/// Sends one request to 127.0.0.1:`port` with `Connection: close` and reads the whole response.
-/// The body is written from a second thread while the response is read, so a server that answers
-/// before reading all of a large body (413) is heard, and a write the server cut short is not an
-/// error.
+/// The directory where a manager on this host records where its tokens are (as the binary's
+/// `creds::runtime_dir`).
+pub fn runtime_dir() -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d).join("orkestrator"),
+        None => {
+            let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+            std::env::temp_dir().join(format!("orkestrator-{uid}"))
+        }
+    }
+}
+
+/// The directory holding the tokens of the manager on `port`, as the server recorded it.
+pub fn token_dir(port: u16) -> Option<PathBuf> {
+    let pointer = std::fs::read_to_string(runtime_dir().join(format!("manager-{port}"))).ok()?;
+    Some(PathBuf::from(pointer.trim()))
+}
+
+/// A token file (`operator.token`, `join.token`, `manager.token`) of the manager on `port`.
+pub fn token_of(port: u16, file: &str) -> Option<String> {
+    let text = std::fs::read_to_string(token_dir(port)?.join(file)).ok()?;
+    Some(text.lines().next()?.trim().to_owned())
+}
+
+/// Sends one request to 127.0.0.1:`port` with `Connection: close` and reads the whole response,
+/// presenting the operator token of the manager on `port` (if it wrote one). The body is written
+/// from a second thread while the response is read, so a server that answers before reading all
+/// of a large body (413) is heard, and a write the server cut short is not an error.
 pub fn http(
     port: u16,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
+    let token = token_of(port, "operator.token");
+    http_as(port, token.as_deref(), method, path, content_type, body)
+}
+
+/// [`http`] presenting `token` (none: no `Authorization` header).
+pub fn http_as(
+    port: u16,
+    token: Option<&str>,
     method: &str,
     path: &str,
     content_type: Option<&str>,
@@ -942,6 +980,9 @@ pub fn http(
     );
     if let Some(ct) = content_type {
         head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
     head.push_str("\r\n");
     let mut writer = stream.try_clone()?;
