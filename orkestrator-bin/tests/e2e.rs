@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::{
     Cluster, FOREVER, IMAGE, containers_with_label, docker, docker_or_skip, free_port, inspect,
-    lock_port, ork_in, remove_worker_containers, unique, wait_port_free,
+    lock_port, ork_in, remove_worker_containers, token_of, unique, wait_port_free,
 };
 use serde_json::Value;
 
@@ -522,7 +522,10 @@ fn logs_show_a_tasks_output_read_from_its_worker() {
         .unwrap_or_else(|| panic!("no address for {worker}: {workers:#}"))
         .to_owned();
     let foreign = docker(&["create", IMAGE, "true"]).trim().to_owned();
-    let resp = http_get(&format!("{address}/v1/containers/{foreign}/logs"));
+    let resp = http_get(
+        &format!("{address}/v1/containers/{foreign}/logs"),
+        token_of(c.port, "manager.token").as_deref(),
+    );
     docker(&["rm", "-f", &foreign]);
     assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
 
@@ -542,16 +545,17 @@ fn logs_show_a_tasks_output_read_from_its_worker() {
 }
 
 /// A plain HTTP/1.1 GET on loopback; the whole response as text.
-fn http_get(url: &str) -> String {
+fn http_get(url: &str, token: Option<&str>) -> String {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest.split_once('/').expect("a path");
     let mut s = std::net::TcpStream::connect(host).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         s,
-        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{auth}\r\n"
     )
     .expect("send");
     let mut out = String::new();

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, IMAGE, docker_or_skip, http, unique};
+use common::{Cluster, IMAGE, docker_or_skip, http, http_as, unique};
 use serde_json::Value;
 
 /// A job of one task running `script` under `sh -c` with `resources`.
@@ -160,13 +160,20 @@ fn the_worker_serves_its_tasks_and_host_to_prometheus() {
         ),
     );
     let port = worker_port(&c, &worker);
+    let read = {
+        let out = c.ork(&["token", "create", "--role", "read", "--name", "prometheus"]);
+        assert_eq!(out.code, Some(0), "{}", out.describe());
+        Some(out.stdout.trim().to_owned())
+    };
     let labels =
         format!(r#"{{ork_worker="{worker}",ork_job="{name}",ork_task="main",ork_index="0"}}"#);
     let text = c.wait_until(
         "the worker's /metrics shows the task",
         Duration::from_secs(30),
         |_| {
-            let r = http(port, "GET", "/metrics", None, b"").map_err(|e| e.to_string())?;
+            // A read token of the manager's is enough for a worker's /metrics.
+            let r = http_as(port, read.as_deref(), "GET", "/metrics", None, b"")
+                .map_err(|e| e.to_string())?;
             assert_eq!(r.status, 200, "{}", r.text());
             assert_eq!(
                 r.header("content-type"),
