@@ -14,7 +14,8 @@
 #   SCHEMATHESIS_SEED           a seed, to repeat a run
 #   SCHEMATHESIS_WORKERS        concurrent schemathesis workers (default 2)
 #   SCHEMATHESIS_CHECKS         the checks (default: not_a_server_error, status_code_conformance,
-#                               content_type_conformance, response_schema_conformance)
+#                               content_type_conformance, response_schema_conformance and, when
+#                               the manager has authentication, ignored_auth)
 #   SCHEMATHESIS_REPORTS        report formats (default junit,ndjson; har keeps every exchange)
 #   SCHEMATHESIS_REPORT_DIR     where the reports go (default: a temporary dir, removed after)
 #   SCHEMATHESIS_SCHEMA         a document file (relative to the repository) to test instead of
@@ -107,8 +108,9 @@ trap 'exit 130' INT TERM
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base=http://127.0.0.1:$port
 say "starting $bin server on $base (data dir $data_dir)"
-"$bin" server --port "$port" --bind 127.0.0.1 --data-dir "$data_dir" "${embedded_scheduler[@]}" \
-    >"$work/server.log" 2>&1 &
+# Its token files and the pointer to them stay in the work dir too.
+XDG_RUNTIME_DIR=$work/run "$bin" server --port "$port" --bind 127.0.0.1 --data-dir "$data_dir" \
+    "${embedded_scheduler[@]}" >"$work/server.log" 2>&1 &
 server_pid=$!
 
 deadline=$((SECONDS + STARTUP_DEADLINE_SECS))
@@ -131,20 +133,40 @@ done
 
 auth=()
 filters=()
-checks=${SCHEMATHESIS_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance}
+checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
+victim=
 if [ -s "$data_dir/operator.token" ]; then
     token=$(head -n 1 "$data_dir/operator.token" | tr -d '[:space:]')
     auth=(--header "Authorization: Bearer $token")
     say "authenticating with the operator token from $data_dir/operator.token"
+    # And every operation that needs a credential must refuse a request without one (or with a
+    # bad one).
+    checks=$checks,ignored_auth
+    # The one token the run may revoke: DELETE /v1/tokens/{id} is pinned to it, so that the
+    # run never revokes the operator token it works with.
+    victim=$(python3 - "$base/v1/tokens" "$token" <<'PY'
+import json, sys, urllib.request
+req = urllib.request.Request(
+    sys.argv[1],
+    data=json.dumps({"role": "read", "name": "schemathesis: to be revoked"}).encode(),
+    headers={"Authorization": "Bearer " + sys.argv[2], "Content-Type": "application/json"},
+    method="POST",
+)
+with urllib.request.urlopen(req, timeout=5) as r:
+    print(json.load(r)["info"]["id"])
+PY
+) || die "cannot create the token the run revokes (POST /v1/tokens)"
 else
-    # A manager without authentication: its token endpoints do not exist yet.
+    # A manager without authentication: its token endpoints do not exist.
     say "no $data_dir/operator.token: running without a credential, token and session endpoints left out"
     filters=(--exclude-tag auth)
 fi
+checks=${SCHEMATHESIS_CHECKS:-$checks}
 
 # What keeps each case short: an event stream is read up to its first event (the bookmark every
 # stream opens with), long-polls wait 20 ms (not the default 30 s), and logs are read, not
-# followed (a followed task without a container waits for one).
+# followed (a followed task without a container waits for one). Revocations revoke one token
+# made for that (below), never the run's own.
 config=$work/schemathesis.toml
 cat >"$config" <<'EOF'
 request-timeout = 10.0
@@ -161,6 +183,14 @@ parameters = { "query.follow" = "false" }
 include-name = ["GET /v1/workers/{id}/assignments", "GET /v1/schedulers/{id}/work"]
 parameters = { "query.wait" = "20ms" }
 EOF
+if [ -n "$victim" ]; then
+    cat >>"$config" <<EOF
+
+[[operations]]
+include-name = "DELETE /v1/tokens/{id}"
+parameters = { "path.id" = "$victim" }
+EOF
+fi
 
 # Schemathesis writes JSON and YAML bodies itself; POST /v1/jobs also reads TOML, written here.
 # A value TOML cannot hold (a body that is not a table, a null) is sent as its JSON text, which
@@ -245,6 +275,7 @@ PYTHONPATH=$work/hooks SCHEMATHESIS_HOOKS=orkestrator_toml "$st" --config-file "
     --max-examples "$MAX_EXAMPLES" \
     --workers "$WORKERS" \
     --generation-with-security-parameters false \
+    --generation-database none \
     --no-color \
     --report "${SCHEMATHESIS_REPORTS:-junit,ndjson}" --report-dir "$report_dir" \
     2>&1 | tee "$work/schemathesis.out"

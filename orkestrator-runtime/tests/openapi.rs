@@ -2,13 +2,14 @@
 //! manager serves is documented with exactly its methods and nothing else is; every `$ref`
 //! resolves; every operation has an id, responses and its path's parameters. The checks are
 //! shown to fail on documents broken on purpose, and the route list is checked against the real
-//! router (each listed method is routed; an unlisted one is answered 405).
+//! router, as an operator (each listed method is routed; an unlisted one is answered 405).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
+use orkestrator_core::auth::{CreateToken, Role};
 use orkestrator_core::manager::{Manager, ManagerConfig};
 use orkestrator_core::store::MemoryStore;
 use orkestrator_runtime::http::openapi::OPENAPI_JSON;
@@ -45,21 +46,15 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/session", &["post", "delete"]),
 ];
 
-/// Routes documented ahead of the router: the authentication endpoints being added in the same
-/// issue. The router probe accepts `no_route` for these only; once they are routed, take them
-/// out of this list.
-const NOT_YET_ROUTED: &[&str] = &[
-    "/v1/tokens",
-    "/v1/tokens/{id}",
-    "/v1/auth/whoami",
-    "/v1/session",
-];
-
 /// The dashboard's static files: routed, public, and not part of the document.
 const STATIC_ROUTES: &[&str] = &["/", "/ui/app.js", "/ui/style.css", "/ui/icon.svg"];
 
 /// Operations anyone may call, without a credential (`security: []`).
-const PUBLIC_OPERATIONS: &[(&str, &str)] = &[("/v1/health", "get"), ("/v1/session", "post")];
+const PUBLIC_OPERATIONS: &[(&str, &str)] = &[
+    ("/v1/health", "get"),
+    ("/v1/session", "post"),
+    ("/v1/session", "delete"),
+];
 
 const METHODS: &[&str] = &[
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -155,8 +150,8 @@ fn deref<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
 }
 
 /// Operations without a unique id, responses, a declared parameter for each `{name}` of their
-/// path, a schema for each response body, or the 401 and 403 every authenticated operation may
-/// answer; and securities that are not the ones documented.
+/// path, a schema for each response body, the 401 and 429 any credential may get or the 403 of
+/// every authenticated operation; and securities that are not the ones documented.
 fn operation_problems(doc: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     let mut ids = BTreeSet::new();
@@ -246,14 +241,19 @@ fn operation_problems(doc: &Value) -> Vec<String> {
             match (&op["security"], public) {
                 (Value::Array(s), true) if s.is_empty() => {}
                 (_, true) => problems.push(format!("{name}: should be public (security: [])")),
-                (Value::Null, false) => {
-                    for status in ["401", "403"] {
-                        if responses.is_none_or(|r| !r.contains_key(status)) {
-                            problems.push(format!("{name}: does not document {status}"));
-                        }
-                    }
-                }
+                (Value::Null, false) => {}
                 (_, false) => problems.push(format!("{name}: overrides the global security")),
+            }
+            // A public operation refuses a bad credential too, and counts a good one's requests.
+            let statuses: &[&str] = if public {
+                &["401", "429"]
+            } else {
+                &["401", "403", "429"]
+            };
+            for status in statuses {
+                if responses.is_none_or(|r| !r.contains_key(*status)) {
+                    problems.push(format!("{name}: does not document {status}"));
+                }
             }
         }
     }
@@ -364,14 +364,22 @@ fn the_checks_fail_on_a_broken_document() {
     );
 }
 
-/// One request to the manager's real router; the status and the error code, if any.
-async fn call(app: &axum::Router, method: &str, path: &str) -> (StatusCode, Option<String>) {
-    let req = Request::builder()
+/// One request to the manager's real router, with `token` if any; the status and the error
+/// code, if any.
+async fn call(
+    app: &axum::Router,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+) -> (StatusCode, Option<String>) {
+    let mut req = Request::builder()
         .method(Method::from_bytes(method.as_bytes()).unwrap())
         .uri(path)
-        .header("content-type", "application/json")
-        .body(Body::empty())
-        .unwrap();
+        .header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req.body(Body::empty()).unwrap();
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
     let is_json = resp
@@ -393,13 +401,22 @@ async fn call(app: &axum::Router, method: &str, path: &str) -> (StatusCode, Opti
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_listed_route_is_routed_with_exactly_its_methods() {
+async fn every_listed_route_is_routed_with_exactly_its_methods_and_documented_security() {
     let m = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new()))
         .await
         .unwrap();
+    // An operator may call everything: what is not routed is answered `no_route`, not 401/403.
+    let token = m
+        .create_token(CreateToken {
+            role: Role::Operator,
+            name: Some("openapi test".into()),
+        })
+        .await
+        .unwrap()
+        .token;
     let app = orkestrator_runtime::http::server::router(m);
     // The baseline: a path that is not a route.
-    let (status, code) = call(&app, "GET", "/v1/no-such-endpoint").await;
+    let (status, code) = call(&app, Some(&token), "GET", "/v1/no-such-endpoint").await;
     assert_eq!(
         (status, code.as_deref()),
         (StatusCode::NOT_FOUND, Some("no_route"))
@@ -410,17 +427,12 @@ async fn every_listed_route_is_routed_with_exactly_its_methods() {
         let path = template
             .replace("{job}", "openapi-probe")
             .replace("{id}", "openapi-probe");
-        let pending = NOT_YET_ROUTED.contains(template);
         for method in METHODS
             .iter()
             .filter(|m| !matches!(**m, "head" | "options"))
         {
-            let (status, code) = call(&app, &method.to_uppercase(), &path).await;
-            let unrouted = code.as_deref() == Some("no_route");
-            if pending && unrouted {
-                continue;
-            }
-            if unrouted {
+            let (status, code) = call(&app, Some(&token), &method.to_uppercase(), &path).await;
+            if code.as_deref() == Some("no_route") {
                 problems.push(format!("{method} {template}: not routed"));
             } else if methods.contains(method) && status == StatusCode::METHOD_NOT_ALLOWED {
                 problems.push(format!(
@@ -433,8 +445,26 @@ async fn every_listed_route_is_routed_with_exactly_its_methods() {
             }
         }
     }
+    // Without a credential: what the document says is public is served, the rest is 401.
+    let doc = document();
+    for (template, methods) in documented(&doc) {
+        let path = template
+            .replace("{job}", "openapi-probe")
+            .replace("{id}", "openapi-probe");
+        for method in methods {
+            let op = &doc["paths"][&template][&method];
+            let public = op["security"].as_array().is_some_and(|s| s.is_empty());
+            let (status, code) = call(&app, None, &method.to_uppercase(), &path).await;
+            let refused = status == StatusCode::UNAUTHORIZED;
+            if public == refused {
+                problems.push(format!(
+                    "{method} {template} without a credential: {status} {code:?}, public: {public}"
+                ));
+            }
+        }
+    }
     for path in STATIC_ROUTES {
-        let (status, _) = call(&app, "GET", path).await;
+        let (status, _) = call(&app, None, "GET", path).await;
         if status != StatusCode::OK {
             problems.push(format!("static file {path}: {status}"));
         }
