@@ -340,11 +340,16 @@ fn a_real_prometheus_scrapes_the_manager_and_returns_a_running_tasks_memory() {
     c.wait_phase(&job, "Running");
 
     let prom_port = free_port();
+    // Prometheus scrapes with a read token of its own, from a file (`credentials_file`).
+    let token = c.ork(&["token", "create", "--role", "read", "--name", "prometheus"]);
+    assert_eq!(token.code, Some(0), "token create: {}", token.describe());
+    let credentials = c.write("prometheus.token", token.stdout.trim());
     let config = c.write(
         "prometheus.yml",
         &format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: orkestrator\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+             scrape_configs:\n  - job_name: orkestrator\n    authorization:\n      credentials_file: {}\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+            credentials.display(),
             c.port
         ),
     );
