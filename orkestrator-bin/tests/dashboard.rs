@@ -1,6 +1,10 @@
 //! The manager's web dashboard: its files and headers over plain HTTP, and the page itself in
 //! headless Chromium driven over WebDriver (`chromedriver`, via fantoccini).
 //!
+//! The API needs a token: the page signs in with one (an HttpOnly session cookie from
+//! `POST /v1/session`), and the tests submit and stop jobs with the operator token the server
+//! wrote to `DATA_DIR/operator.token`.
+//!
 //! The browser tests need `chromium` and `chromedriver` on `PATH` (or `ORKESTRATOR_CHROMIUM` /
 //! `ORKESTRATOR_CHROMEDRIVER`); without them they print a SKIP line and pass, unless `CI=true`
 //! or `ORKESTRATOR_REQUIRE_BROWSER=1`. The test with a worker needs Docker too.
@@ -17,8 +21,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, FOREVER, IMAGE, docker_or_skip, free_port, http, unique};
-use fantoccini::{Client, ClientBuilder};
+use common::{Cluster, FOREVER, IMAGE, docker_or_skip, free_port, http, http_as, unique};
+use fantoccini::cookies::Cookie;
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::StreamExt;
+use orkestrator_core::auth::{CreateToken, IssuedToken, Role};
+use orkestrator_core::ids::JobId;
+use orkestrator_core::spec::Format;
+use orkestrator_core::transport::Transport;
+use orkestrator_runtime::HttpTransport;
 use serde_json::{Value, json};
 
 /// One browser at a time: two Chromiums on two cores make the timings meaningless.
@@ -48,6 +59,8 @@ fn dashboard_files_have_types_and_a_strict_csp() {
         "default-src 'none'",
         "script-src 'self'",
         "connect-src 'self'",
+        // The sign-in form is posted by the script, never by the browser itself.
+        "form-action 'none'",
     ] {
         assert!(csp.contains(part), "CSP {csp:?} lacks {part:?}");
     }
@@ -70,6 +83,21 @@ fn dashboard_files_have_types_and_a_strict_csp() {
         !has_event_attribute(&html),
         "inline event handler attribute in {html}"
     );
+    // The sign-in form: a password field with no name (a form submitted by the browser could
+    // never carry the token), posted by the script.
+    let field = html
+        .match_indices("<input id=\"signin-token\"")
+        .map(|(i, _)| &html[i..])
+        .next()
+        .expect("a token field in the page");
+    let field = &field[..field.find('>').expect("a closed tag")];
+    assert!(field.contains(r#"type="password""#), "{field}");
+    assert!(
+        !field.contains(" name="),
+        "the token field has a name: {field}"
+    );
+    assert!(html.contains(r#"id="signin-button""#), "{html}");
+    assert!(html.contains(r#"id="sign-out""#), "{html}");
 
     let js = get("/ui/app.js");
     assert_eq!(js.status, 200);
@@ -91,6 +119,10 @@ fn dashboard_files_have_types_and_a_strict_csp() {
         code.contains("new EventSource"),
         "app.js follows no event stream"
     );
+    for place in ["localStorage", "sessionStorage", "document.cookie"] {
+        assert!(!code.contains(place), "app.js uses {place}");
+    }
+    assert!(code.contains(r#""/v1/session""#), "app.js does not sign in");
 
     let css = get("/ui/style.css");
     assert_eq!(css.status, 200);
@@ -108,6 +140,36 @@ fn dashboard_files_have_types_and_a_strict_csp() {
     }
     let r = http(c.port, "POST", "/", None, b"").expect("POST /");
     assert_eq!(r.status, 405, "{}", r.text());
+
+    // What the page meets: the API without a session answers 401 (the page then shows its
+    // sign-in form), and signing in sets the session cookie, HttpOnly and SameSite=Strict.
+    let r = http_as(c.port, None, "GET", "/v1/jobs", None, b"").expect("GET /v1/jobs");
+    assert_eq!(r.status, 401, "{}", r.text());
+    let body = json!({ "token": operator_token(&c) }).to_string();
+    let r = http_as(
+        c.port,
+        None,
+        "POST",
+        "/v1/session",
+        Some("application/json"),
+        body.as_bytes(),
+    )
+    .expect("POST /v1/session");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["role"], "operator", "{}", r.text());
+    let cookie = r.header("set-cookie").expect("a session cookie");
+    let parts: Vec<&str> = cookie.split(';').map(str::trim).collect();
+    assert!(
+        parts[0].starts_with("ork_session=") && parts[0].len() > "ork_session=".len() + 16,
+        "{cookie}"
+    );
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(parts.contains(&attr), "{cookie} lacks {attr}");
+    }
+    assert!(
+        !parts.iter().any(|p| p.eq_ignore_ascii_case("secure")),
+        "over plain HTTP a Secure cookie is not kept by a browser (off loopback): {cookie}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -121,12 +183,13 @@ fn dashboard_lists_follows_events_escapes_and_paints_1000_jobs_fast() {
     };
     let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let c = Cluster::start_server(test, &[]);
+    let api = Api::operator(&c);
     let first = unique("first", test);
-    submit(c.port, &job_spec(&first, FOREVER, json!({})));
+    api.submit(&job_spec(&first, FOREVER, json!({})));
 
     let b = Browser::start(&tools);
     b.goto(&format!("{}/", c.addr));
-    b.wait_ready();
+    b.sign_in_as(&operator_token(&c), "operator");
     // Without workers the job waits for a placement, and the row says so.
     b.wait_js(
         "the first job is listed as Pending",
@@ -143,8 +206,7 @@ fn dashboard_lists_follows_events_escapes_and_paints_1000_jobs_fast() {
     b.js("window.__sameDocument = true; return true");
 
     // Changes appear without a reload: a stop, and a job submitted while the page is open.
-    let r = http(c.port, "POST", &format!("/v1/jobs/{first}/stop"), None, b"").expect("stop");
-    assert_eq!(r.status, 200, "{}", r.text());
+    api.stop(&first);
     b.wait_js(
         "the stopped job's row shows Stopped",
         &row_phase_is(&first, "Stopped"),
@@ -158,7 +220,7 @@ fn dashboard_lists_follows_events_escapes_and_paints_1000_jobs_fast() {
         ),
     );
     let second = unique("second", test);
-    submit(c.port, &job_spec(&second, FOREVER, json!({})));
+    api.submit(&job_spec(&second, FOREVER, json!({})));
     b.wait_js(
         "a job submitted later appears",
         &row_phase_is(&second, "Pending"),
@@ -168,14 +230,11 @@ fn dashboard_lists_follows_events_escapes_and_paints_1000_jobs_fast() {
     let evil = unique("evil", test);
     let payload = "<img src=x onerror=alert(1)>";
     let env_payload = "<b>bold</b><script>alert(2)</script>";
-    submit(
-        c.port,
-        &job_spec(
-            &evil,
-            &json!(["sh", "-c", format!("echo {payload}")]).to_string(),
-            json!({ "NOTE": env_payload }),
-        ),
-    );
+    api.submit(&job_spec(
+        &evil,
+        &json!(["sh", "-c", format!("echo {payload}")]).to_string(),
+        json!({ "NOTE": env_payload }),
+    ));
     b.wait_js(
         "the job with markup appears",
         &row_phase_is(&evil, "Pending"),
@@ -216,10 +275,21 @@ fn dashboard_lists_follows_events_escapes_and_paints_1000_jobs_fast() {
     );
     assert_eq!(b.js("return window.__sameDocument === true"), json!(true));
 
-    // The manager restarts: the page reconnects by itself and goes on following.
+    // The manager restarts: it keeps sessions in memory only, so the page's next call finds its
+    // session gone and shows the sign-in form; signed in again, it goes on following in the
+    // same document.
     c.restart_manager();
+    b.wait_js(
+        "the page asks to sign in again after the manager restarted",
+        SIGN_IN_SHOWN,
+    );
+    // Until the manager ignores a dead session cookie on its public routes, the browser must
+    // forget it to sign in again: a request that carries it, `POST /v1/session` included, is
+    // refused with 401 (and an HttpOnly cookie is out of the page's reach).
+    b.delete_cookie("ork_session");
+    b.sign_in_as(&operator_token(&c), "operator");
     let third = unique("third", test);
-    submit(c.port, &job_spec(&third, FOREVER, json!({})));
+    api.submit(&job_spec(&third, FOREVER, json!({})));
     b.wait_js(
         "a job submitted after a manager restart appears",
         &row_phase_is(&third, "Pending"),
@@ -231,18 +301,11 @@ fn dashboard_lists_follows_events_escapes_and_paints_1000_jobs_fast() {
     assert_eq!(b.js("return window.__sameDocument === true"), json!(true));
 
     // 1,000 jobs: a fresh load paints the whole table within a second.
-    let bulk: Vec<String> = (0..1000).map(|i| format!("bulk-{i:04}")).collect();
+    let bulk: Vec<Value> = (0..1000)
+        .map(|i| job_spec(&format!("bulk-{i:04}"), FOREVER, json!({})))
+        .collect();
     let started = Instant::now();
-    std::thread::scope(|s| {
-        for chunk in bulk.chunks(63) {
-            let port = c.port;
-            s.spawn(move || {
-                for name in chunk {
-                    submit(port, &job_spec(name, FOREVER, json!({})));
-                }
-            });
-        }
-    });
+    api.submit_all(&bulk, 32);
     eprintln!("submitted {} jobs in {:?}", bulk.len(), started.elapsed());
     let total = bulk.len() + 4;
     // The open page catches up with the burst by itself (it lists again past 50 changed jobs).
@@ -298,6 +361,154 @@ fn dashboard_lists_follows_events_escapes_and_paints_1000_jobs_fast() {
 }
 
 #[test]
+fn dashboard_signs_in_with_a_token_and_out_when_it_is_revoked() {
+    let test = "dash-signin";
+    let Some(tools) = browser_or_skip(test) else {
+        return;
+    };
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let c = Cluster::start_server(test, &[]);
+    let api = Api::operator(&c);
+    let job = unique("job", test);
+    api.submit(&job_spec(&job, FOREVER, json!({})));
+
+    // Without a session the page shows the sign-in form and nothing of the cluster.
+    let b = Browser::start(&tools);
+    b.goto(&format!("{}/", c.addr));
+    b.wait_js("the page first shows the sign-in form", SIGN_IN_SHOWN);
+    let text = b.js("return document.body.innerText");
+    let text = text.as_str().unwrap_or_default();
+    assert!(
+        !text.contains(&job),
+        "a signed-out page shows a job: {text}"
+    );
+    assert_eq!(
+        b.js("return document.getElementById('signin-token').type"),
+        json!("password")
+    );
+    assert!(b.session_cookie().is_none(), "{:?}", b.cookies());
+
+    // A wrong token: an error, still signed out, no cookie.
+    b.sign_in("ork.nosuchid.nosuchsecret");
+    let m = b.wait_js("a wrong token shows an error", SIGN_IN_MESSAGE);
+    assert_eq!(m["kind"], "error", "{m}");
+    assert!(
+        m["text"].as_str().is_some_and(|t| t.len() > 10),
+        "the error says nothing: {m}"
+    );
+    assert_eq!(b.js(SIGN_IN_SHOWN), json!(true), "{m}");
+    assert!(b.session_cookie().is_none(), "{:?}", b.cookies());
+    // A join token may not sign in (403), and the page says why.
+    let join = api.create_token(Role::Join, "dash-join");
+    b.sign_in(&join.token);
+    b.wait_js(
+        "a join token is refused with a reason",
+        "const m = document.getElementById('signin-message');
+         return !m.hidden && m.dataset.kind === 'error' && m.textContent.includes('cannot sign in')",
+    );
+    assert!(b.session_cookie().is_none(), "{:?}", b.cookies());
+
+    // The operator token signs in: the role shows, the jobs appear, live events arrive.
+    let operator = operator_token(&c);
+    b.sign_in_as(&operator, "operator");
+    assert_eq!(
+        b.js("return document.getElementById('signin-token').value"),
+        json!(""),
+        "the token stays in the field after signing in"
+    );
+    b.wait_js(
+        "the job submitted before signing in is listed",
+        &row_phase_is(&job, "Pending"),
+    );
+    b.js("window.__sameDocument = true; return true");
+    api.stop(&job);
+    b.wait_js("the stop arrives live", &row_phase_is(&job, "Stopped"));
+    b.wait_js(
+        "the events panel shows the stop",
+        &format!(
+            "return [...document.querySelectorAll('#events li[data-type=job_stopped]')]
+               .some(li => li.textContent.includes({}))",
+            json!(job)
+        ),
+    );
+    b.wait_js(
+        "the event stream is live",
+        "return document.getElementById('conn').dataset.state === 'live'",
+    );
+
+    // The session is a cookie the page's script cannot read: HttpOnly, SameSite=Strict.
+    let cookie = b.session_cookie().expect("a session cookie");
+    assert_eq!(cookie.http_only(), Some(true), "{cookie:?}");
+    assert_eq!(
+        cookie.same_site().map(|s| s.to_string()),
+        Some("Strict".to_owned()),
+        "{cookie:?}"
+    );
+    assert_eq!(cookie.path(), Some("/"), "{cookie:?}");
+    let seen = b.js("return document.cookie");
+    assert!(
+        !seen.as_str().unwrap_or_default().contains("ork_session"),
+        "the page's script sees the session: {seen}"
+    );
+    // The token went nowhere but the sign-in request's body.
+    let kept = b.js(
+        "return { href: location.href, local: localStorage.length, session: sessionStorage.length,
+                  urls: performance.getEntriesByType('resource').map(e => e.name) }",
+    );
+    let kept_text = kept.to_string();
+    assert!(
+        !kept_text.contains(&operator) && !kept_text.contains("token="),
+        "{kept}"
+    );
+    assert_eq!(kept["local"], json!(0), "{kept}");
+    assert_eq!(kept["session"], json!(0), "{kept}");
+
+    // A reload keeps the session: no form, straight to the data.
+    b.goto(&format!("{}/", c.addr));
+    b.wait_js("a reload stays signed in", &signed_in_as("operator"));
+    b.wait_js("the job is listed again", &row_phase_is(&job, "Stopped"));
+
+    // Signing out forgets the session (the cookie too) and the data.
+    b.js("window.__sameDocument = true; return true");
+    b.click("sign-out");
+    b.wait_js("signing out shows the sign-in form", SIGN_IN_SHOWN);
+    let m = b.wait_js("signing out says so", SIGN_IN_MESSAGE);
+    assert_eq!(m["kind"], "note", "{m}");
+    assert!(b.session_cookie().is_none(), "{:?}", b.cookies());
+
+    // A read token made for the browser signs in (in the same document), and revoking it
+    // sends the page back to the sign-in form on its next call.
+    let read = api.create_token(Role::Read, "dash-browser");
+    b.sign_in_as(&read.token, "read");
+    assert!(
+        b.js("return document.getElementById('who').textContent")
+            .as_str()
+            .is_some_and(|t| t.contains("dash-browser")),
+        "the header names the token"
+    );
+    b.wait_js(
+        "a read token lists the jobs",
+        &row_phase_is(&job, "Stopped"),
+    );
+    assert_eq!(b.js("return window.__sameDocument === true"), json!(true));
+    api.revoke(&read.info.id);
+    b.wait_js(
+        "the page falls back to the sign-in form once its token is revoked",
+        SIGN_IN_SHOWN,
+    );
+    let m = b.wait_js("the page says why", SIGN_IN_MESSAGE);
+    assert!(
+        m["text"].as_str().is_some_and(|t| t.contains("revoked")),
+        "{m}"
+    );
+    assert_eq!(
+        b.js("return document.getElementById('conn').dataset.state"),
+        json!("signed-out")
+    );
+    b.close();
+}
+
+#[test]
 fn dashboard_shows_workers_and_running_tasks() {
     let test = "dash-worker";
     let Some(tools) = browser_or_skip(test) else {
@@ -318,9 +529,10 @@ fn dashboard_shows_workers_and_running_tasks() {
         "--metrics-interval",
         "1s",
     ]);
+    let api = Api::operator(&c);
     let b = Browser::start(&tools);
     b.goto(&format!("{}/", c.addr));
-    b.wait_ready();
+    b.sign_in_as(&operator_token(&c), "operator");
     b.wait_js(
         "the worker's card shows it Ready with capacity bars",
         &format!(
@@ -335,17 +547,18 @@ fn dashboard_shows_workers_and_running_tasks() {
     let mut spec = job_spec(web, FOREVER, json!({ "MODE": "serve" }));
     spec["count"] = json!(2);
     spec["tasks"][0]["resources"] = json!({ "cpu": "500m", "memory": "256Mi" });
-    submit(c.port, &spec);
-    let mut api = job_spec("api", FOREVER, json!({}));
-    api["tasks"][0]["resources"] = json!({ "cpu": "250m", "memory": "128Mi" });
-    submit(c.port, &api);
+    api.submit(&spec);
+    let mut small = job_spec("api", FOREVER, json!({}));
+    small["tasks"][0]["resources"] = json!({ "cpu": "250m", "memory": "128Mi" });
+    api.submit(&small);
     let mut big = job_spec("too-big", FOREVER, json!({}));
     big["tasks"][0]["resources"] = json!({ "cpu": "8", "memory": "64Gi" });
-    submit(c.port, &big);
-    submit(
-        c.port,
-        &job_spec("batch", r#"["sh", "-c", "echo done"]"#, json!({})),
-    );
+    api.submit(&big);
+    api.submit(&job_spec(
+        "batch",
+        r#"["sh", "-c", "echo done"]"#,
+        json!({}),
+    ));
     b.wait_js("web is Running", &row_phase_is(web, "Running"));
     b.wait_js("api is Running", &row_phase_is("api", "Running"));
     b.wait_js("batch is Completed", &row_phase_is("batch", "Completed"));
@@ -425,24 +638,118 @@ fn job_spec(name: &str, command: &str, env: Value) -> Value {
     })
 }
 
-fn submit(port: u16, spec: &Value) {
-    let body = spec.to_string();
-    let r = http(
-        port,
-        "POST",
-        "/v1/jobs",
-        Some("application/json"),
-        body.as_bytes(),
-    )
-    .expect("POST /v1/jobs");
-    assert!(
-        r.status == 200 || r.status == 201,
-        "submit {}: {} {}",
-        spec["name"],
-        r.status,
-        r.text()
-    );
+/// The operator token the manager of `c` wrote to `DATA_DIR/operator.token` (its data directory
+/// is `XDG_DATA_HOME/orkestrator/manager-PORT`, and the cluster points `XDG_DATA_HOME` at
+/// `dir/data`).
+fn operator_token(c: &Cluster) -> String {
+    let path = c
+        .dir()
+        .join("data/orkestrator")
+        .join(format!("manager-{}", c.port))
+        .join("operator.token");
+    let deadline = Instant::now() + PAGE_TIMEOUT;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && let Some(token) = text.lines().next().filter(|t| !t.trim().is_empty())
+        {
+            return token.trim().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the manager wrote no operator token to {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
+
+/// The manager's API with one token (blocking calls over the project's own client).
+struct Api {
+    rt: tokio::runtime::Runtime,
+    client: HttpTransport,
+}
+
+impl Api {
+    /// The API of `c` as its operator.
+    fn operator(c: &Cluster) -> Api {
+        Api {
+            rt: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("tokio runtime"),
+            client: HttpTransport::new(&c.addr)
+                .expect("a client")
+                .with_token(Some(operator_token(c))),
+        }
+    }
+
+    fn submit(&self, spec: &Value) {
+        self.submit_all(std::slice::from_ref(spec), 1);
+    }
+
+    /// Submits every spec, `at_once` at a time.
+    fn submit_all(&self, specs: &[Value], at_once: usize) {
+        let client = &self.client;
+        let failed: Vec<String> = self.rt.block_on(
+            futures_util::stream::iter(specs)
+                .map(|spec| async move {
+                    client
+                        .submit_spec_text(spec.to_string(), Format::Json)
+                        .await
+                        .err()
+                        .map(|e| format!("submit {}: {e}", spec["name"]))
+                })
+                .buffer_unordered(at_once)
+                .filter_map(|e| async move { e })
+                .collect(),
+        );
+        assert!(failed.is_empty(), "{failed:#?}");
+    }
+
+    fn stop(&self, job: &str) {
+        self.rt
+            .block_on(self.client.stop_job(&JobId::from(job)))
+            .unwrap_or_else(|e| panic!("stop {job}: {e}"));
+    }
+
+    /// A new token of `role` named `name`.
+    fn create_token(&self, role: Role, name: &str) -> IssuedToken {
+        self.rt
+            .block_on(self.client.create_token(&CreateToken {
+                role,
+                name: Some(name.to_owned()),
+            }))
+            .unwrap_or_else(|e| panic!("create a token {name}: {e}"))
+    }
+
+    fn revoke(&self, id: &str) {
+        self.rt
+            .block_on(self.client.revoke_token(id))
+            .unwrap_or_else(|e| panic!("revoke token {id}: {e}"));
+    }
+}
+
+/// A script that is true once the page shows its sign-in form and no data.
+const SIGN_IN_SHOWN: &str = "const html = document.documentElement;
+     return html.dataset.auth === 'signed-out' && !document.getElementById('signin').hidden
+       && document.getElementById('layout').hidden && document.getElementById('counts').hidden
+       && document.querySelectorAll('tr.job').length === 0";
+
+/// A script that is true once the page is signed in as `role` and has loaded everything.
+fn signed_in_as(role: &str) -> String {
+    format!(
+        "const html = document.documentElement;
+         return html.dataset.auth === 'signed-in' && html.dataset.ready === 'true'
+           && document.getElementById('signin').hidden
+           && document.getElementById('who-role').dataset.role === {}",
+        json!(role)
+    )
+}
+
+/// The message under the sign-in form (an error or a note), once one shows.
+const SIGN_IN_MESSAGE: &str = "const m = document.getElementById('signin-message');
+     return m.hidden ? null : { kind: m.dataset.kind, text: m.textContent }";
 
 /// Whether `html` holds an attribute like ` onclick=`.
 fn has_event_attribute(html: &str) -> bool {
@@ -627,6 +934,67 @@ impl Browser {
             "the dashboard has loaded",
             "return document.documentElement.dataset.ready === 'true'",
         );
+    }
+
+    /// Types `token` into the sign-in form and presses its button, as a person would.
+    fn sign_in(&self, token: &str) {
+        self.wait_js("the sign-in form shows", SIGN_IN_SHOWN);
+        self.rt.block_on(async {
+            let c = self.client();
+            let field = c
+                .find(Locator::Id("signin-token"))
+                .await
+                .expect("the token field");
+            field.clear().await.expect("clear the token field");
+            field.send_keys(token).await.expect("type the token");
+            c.find(Locator::Id("signin-button"))
+                .await
+                .expect("the sign-in button")
+                .click()
+                .await
+                .expect("press the sign-in button");
+        });
+    }
+
+    /// Signs in with `token` and waits until the page shows `role` and its data.
+    fn sign_in_as(&self, token: &str, role: &str) {
+        self.sign_in(token);
+        self.wait_js(
+            &format!("the page is signed in as {role} and loaded"),
+            &signed_in_as(role),
+        );
+    }
+
+    /// Presses a button (by id).
+    fn click(&self, id: &str) {
+        self.rt.block_on(async {
+            self.client()
+                .find(Locator::Id(id))
+                .await
+                .unwrap_or_else(|e| panic!("#{id}: {e}"))
+                .click()
+                .await
+                .unwrap_or_else(|e| panic!("click #{id}: {e}"));
+        });
+    }
+
+    /// The browser's cookies for the page's site (HttpOnly ones too).
+    fn cookies(&self) -> Vec<Cookie<'static>> {
+        self.rt
+            .block_on(self.client().get_all_cookies())
+            .expect("the browser's cookies")
+    }
+
+    fn session_cookie(&self) -> Option<Cookie<'static>> {
+        self.cookies()
+            .into_iter()
+            .find(|c| c.name() == "ork_session")
+    }
+
+    fn delete_cookie(&self, name: &str) {
+        self.rt
+            .block_on(self.client().delete_cookie(name))
+            .unwrap_or_else(|e| panic!("delete cookie {name}: {e}"));
     }
 
     fn alert_text(&self) -> Option<String> {

@@ -3,6 +3,11 @@
 // Safety rule: everything that comes from a job file, a container or the manager is put in the
 // page as text (textContent, attribute values), never parsed as markup. Elements are built with
 // el() / svg() below; nothing here assigns innerHTML.
+//
+// Signing in: the API answers 401 without a credential. The page then shows a sign-in form and
+// POSTs the token typed there to /v1/session, which answers with an HttpOnly cookie; every call
+// after that (fetch and EventSource, same origin) carries the cookie, so the token itself is
+// dropped at once: it is never kept in a variable, a URL or the browser's web storage.
 "use strict";
 
 (() => {
@@ -19,7 +24,8 @@
   const STATES = new Set(["pending", "scheduled", "starting", "running", "restarting", "completed",
     "failed", "lost", "stopping", "stopped", "ready", "unhealthy", "down"]);
 
-  const state = {
+  /** What the page knows of one session; everything is forgotten on signing out. */
+  const freshState = () => ({
     jobs: new Map(), // name -> JobSummary
     names: [], // job names, sorted as the API lists them
     rows: new Map(), // name -> {summary, tr}
@@ -35,7 +41,8 @@
     relistAgain: false,
     lastEventId: "",
     pendingEvents: [],
-  };
+  });
+  const state = freshState();
 
   const $ = (id) => document.getElementById(id);
 
@@ -129,25 +136,65 @@
   // ---------------------------------------------------------------------------------------
   // API
 
-  async function api(path) {
-    const r = await fetch(path, { headers: { accept: "application/json" } });
+  /**
+   * Who is signed in, and a generation that every sign-in and sign-out advances: an answer to a
+   * request made in an older generation is dropped (its data belongs to a session that ended).
+   */
+  const auth = { who: null, gen: 0 };
+  /** Timers that belong to a session (cleared on signing out). */
+  const timers = { poll: 0, stream: 0, retry: 0 };
+
+  /** An error that only says "this answer came for a session that has ended". */
+  function stale() {
+    const err = new Error("stale answer");
+    err.stale = true;
+    return err;
+  }
+
+  /**
+   * A JSON request to the manager. `init` is fetch's; `init.signingIn` keeps a 401 from
+   * signing the page out (it is the answer to a sign-in). Any other 401 means the session is
+   * gone (expired, its token revoked, the manager restarted): the page shows the sign-in form.
+   */
+  async function api(path, init) {
+    const gen = auth.gen;
+    const headers = Object.assign({ accept: "application/json" }, init && init.headers);
+    const r = await fetch(path, Object.assign({ credentials: "same-origin" }, init, { headers }));
+    if (gen !== auth.gen) throw stale();
     if (!r.ok) {
       let message = "HTTP " + r.status;
+      let code = "";
       try {
         const body = await r.json();
         if (body && body.message) message = body.message;
+        if (body && body.code) code = body.code;
       } catch (_) { /* not JSON */ }
+      if (gen !== auth.gen) throw stale();
+      // The manager's 401 goes on to tell API clients how to send a token: not the page's news.
+      if (r.status === 401) message = message.replace(/: send `Authorization[\s\S]*$/, "");
       const err = new Error(path + ": " + message);
       err.status = r.status;
+      err.code = code;
+      err.reason = message;
+      if (r.status === 401 && !(init && init.signingIn)) signedOut(message);
       throw err;
     }
-    return r.json();
+    const body = await r.json();
+    if (gen !== auth.gen) throw stale();
+    return body;
   }
 
   function showError(e) {
     const box = $("error");
     if (!e) { box.hidden = true; return; }
-    box.textContent = "Cannot reach the manager: " + (e.message || String(e));
+    // A 401 shows the sign-in form instead; a stale answer is nobody's business.
+    if (e.stale || e.status === 401) return;
+    if (e.status === 403) {
+      const who = auth.who ? "Not allowed with a " + auth.who.role + " token: " : "Not allowed: ";
+      box.textContent = who + (e.reason || e.message);
+    } else {
+      box.textContent = "Cannot reach the manager: " + (e.message || String(e));
+    }
     box.hidden = false;
   }
 
@@ -204,6 +251,7 @@
   }
 
   async function loadWorkers() {
+    const gen = auth.gen;
     try {
       const items = [];
       let token = null;
@@ -213,6 +261,7 @@
         items.push(...page.items);
         token = page.continue;
       } while (token);
+      if (gen !== auth.gen) return;
       state.workers = items;
       // Host sparklines: a few workers are usual; past 50, leave them out.
       if (items.length <= 50) {
@@ -222,6 +271,7 @@
           } catch (_) { state.workerMetrics.delete(w.id); }
         }));
       }
+      if (gen !== auth.gen) return;
       renderWorkers();
       showError(null);
     } catch (e) {
@@ -356,12 +406,14 @@
    */
   function relist(knownIndex) {
     if (state.listing) { state.relistAgain = true; return state.listing; }
+    const gen = auth.gen;
     state.listing = (async () => {
       try {
         do {
           state.relistAgain = false;
           if (knownIndex === undefined) {
             const h = await loadHealth();
+            if (gen !== auth.gen) return;
             if (h && h.manager) state.baseIndex = Math.max(state.baseIndex, h.manager.index);
           }
           knownIndex = undefined;
@@ -377,7 +429,7 @@
       } catch (e) {
         showError(e);
       } finally {
-        state.listing = null;
+        if (gen === auth.gen) state.listing = null;
       }
     })();
     return state.listing;
@@ -738,31 +790,203 @@
       scheduleWorkers();
     });
     es.onerror = () => {
+      if (stream !== es) return;
       conn.dataset.state = "down";
       conn.textContent = "reconnecting";
-      // The browser retries by itself unless the answer was not a stream; then start anew.
-      if (es.readyState === EventSource.CLOSED && stream === es) {
-        setTimeout(() => { if (stream === es) openStream(state.baseIndex); }, 3000);
+      // The browser retries by itself unless the answer was not a stream (a 401 when the
+      // session is gone, say); then ask who is signed in (a 401 there shows the sign-in form)
+      // and start anew.
+      if (es.readyState === EventSource.CLOSED) {
+        timers.stream = setTimeout(async () => {
+          timers.stream = 0;
+          if (stream !== es) return;
+          try {
+            await api("/v1/auth/whoami");
+          } catch (e) {
+            if (e.stale || e.status === 401) return;
+          }
+          if (stream === es) openStream(state.baseIndex);
+        }, 3000);
       }
     };
+  }
+
+  function closeStream() {
+    if (stream) stream.close();
+    stream = null;
   }
 
   // ---------------------------------------------------------------------------------------
   // Polling what events do not carry (measured use, metrics windows)
 
-  function poll() {
-    setTimeout(async () => {
+  function poll(gen) {
+    timers.poll = setTimeout(async () => {
+      timers.poll = 0;
+      if (gen !== auth.gen) return;
       if (!document.hidden) {
         await Promise.all([loadWorkers(), loadHealth(), ...[...state.open.keys()].map(refreshOpen)]);
       }
-      poll();
+      if (gen === auth.gen) poll(gen);
     }, POLL_MS);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Signing in and out
+
+  /** Stops everything a session started and forgets what it showed. */
+  function forget() {
+    closeStream();
+    for (const k of Object.keys(timers)) { clearTimeout(timers[k]); timers[k] = 0; }
+    clearTimeout(healthTimer); healthTimer = 0;
+    clearTimeout(workersTimer); workersTimer = 0;
+    clearTimeout(state.dirtyTimer);
+    Object.assign(state, freshState(), { filter: state.filter });
+    renderGen++; // cancels the row chunks of an older render
+    $("counts").replaceChildren();
+    $("workers-count").textContent = "";
+    $("workers").replaceChildren(el("p", { class: "empty" }, "Loading workers…"));
+    $("jobs-body").replaceChildren();
+    $("jobs-count").textContent = "";
+    $("jobs-empty").textContent = "Loading jobs…";
+    $("jobs-empty").hidden = false;
+    $("more").hidden = true;
+    $("events").replaceChildren();
+    $("events-empty").hidden = false;
+    showError(null);
+  }
+
+  /** Signed in as `info` (a TokenInfo): shows who, and loads everything. */
+  function signedIn(info) {
+    forget();
+    auth.gen++;
+    auth.who = info;
+    document.documentElement.dataset.auth = "signed-in";
+    $("signin").hidden = true;
+    $("signin-message").hidden = true;
+    const role = $("who-role");
+    role.textContent = String(info.role) + (info.name ? " · " + info.name : "");
+    role.dataset.role = String(info.role);
+    role.title = "token " + info.id;
+    $("who").hidden = false;
+    $("counts").hidden = false;
+    $("layout").hidden = false;
+    begin(auth.gen);
+  }
+
+  /**
+   * The session is gone (or never was): forgets its data and shows the sign-in form, saying
+   * `why` when the page was signed in.
+   */
+  function signedOut(why) {
+    const was = auth.who;
+    auth.gen++;
+    auth.who = null;
+    forget();
+    const html = document.documentElement;
+    html.dataset.auth = "signed-out";
+    delete html.dataset.ready;
+    $("who").hidden = true;
+    $("counts").hidden = true;
+    $("layout").hidden = true;
+    const conn = $("conn");
+    conn.dataset.state = "signed-out";
+    conn.textContent = "signed out";
+    if (was && why) signInMessage("note", why); else $("signin-message").hidden = true;
+    $("signin").hidden = false;
+    $("signin-token").focus();
+  }
+
+  function signInMessage(kind, text) {
+    const m = $("signin-message");
+    m.dataset.kind = kind;
+    m.textContent = text;
+    m.hidden = false;
+  }
+
+  /** The sign-in form's submit: POST /v1/session; the answer sets the session cookie. */
+  async function signIn(ev) {
+    ev.preventDefault();
+    const input = $("signin-token");
+    const button = $("signin-button");
+    if (!input.value.trim()) { signInMessage("error", "Enter a token."); return; }
+    button.disabled = true;
+    $("signin-message").hidden = true;
+    let info;
+    try {
+      info = await api("/v1/session", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ token: input.value.trim() }),
+        signingIn: true,
+      });
+    } catch (e) {
+      if (e.stale) return;
+      let text;
+      if (e.status === 401 && /session/.test(e.reason)) {
+        // The answer is about the cookie of an old session, not the token typed.
+        text = "Cannot sign in: " + e.reason + " (the browser still sends an old session's " +
+          "cookie; clear this site's cookies)";
+      } else if (e.status === 401) text = "That token is not valid: " + e.reason;
+      else if (e.status === 403) text = e.reason;
+      else if (e.status) text = "Cannot sign in: " + e.reason;
+      else text = "Cannot reach the manager: " + (e.message || String(e));
+      signInMessage("error", text);
+      input.select();
+      return;
+    } finally {
+      button.disabled = false;
+    }
+    input.value = "";
+    signedIn(info);
+  }
+
+  async function signOut() {
+    try {
+      await api("/v1/session", { method: "DELETE", signingIn: true });
+    } catch (_) { /* signed out all the same */ }
+    signedOut(null);
+    signInMessage("note", "Signed out.");
+  }
+
+  /** Asks who the page is signed in as: signs in, shows the form (401), or tries again. */
+  async function whoAmI() {
+    let who;
+    try {
+      who = await api("/v1/auth/whoami");
+    } catch (e) {
+      if (e.stale || e.status === 401) return; // api() showed the sign-in form
+      showError(e);
+      timers.retry = setTimeout(whoAmI, 3000);
+      return;
+    }
+    signedIn(who);
   }
 
   // ---------------------------------------------------------------------------------------
   // Start
 
-  async function start() {
+  /** Loads everything for the session of generation `gen` and follows its events. */
+  async function begin(gen) {
+    const h = await loadHealth();
+    if (gen !== auth.gen) return;
+    const index = h && h.manager ? h.manager.index : 0;
+    state.baseIndex = index;
+    // Follow from the last few changes on (a little history for the panel), then list: nothing
+    // that happens after the list is missed.
+    openStream(Math.max(0, index - 20));
+    const workers = loadWorkers();
+    await relist(index);
+    if (gen !== auth.gen) return;
+    performance.mark("orkestrator:jobs-rendered");
+    await new Promise(afterPaint);
+    performance.mark("orkestrator:jobs-painted");
+    await workers;
+    if (gen !== auth.gen) return;
+    document.documentElement.dataset.ready = "true";
+    poll(gen);
+  }
+
+  function start() {
     let filterTimer = 0;
     $("filter").addEventListener("input", (e) => {
       clearTimeout(filterTimer);
@@ -775,27 +999,16 @@
     $("more").addEventListener("click", () => { state.shown += SHOW_STEP; renderJobs(); });
     // Back to a hidden tab: catch up on what polling skipped meanwhile.
     document.addEventListener("visibilitychange", () => {
-      if (!document.hidden) { scheduleWorkers(); scheduleHealth(); for (const n of state.open.keys()) refreshOpen(n); }
+      if (document.hidden || !auth.who) return;
+      scheduleWorkers(); scheduleHealth(); for (const n of state.open.keys()) refreshOpen(n);
     });
     $("events-clear").addEventListener("click", () => {
       $("events").replaceChildren();
       $("events-empty").hidden = false;
     });
-
-    const h = await loadHealth();
-    const index = h && h.manager ? h.manager.index : 0;
-    state.baseIndex = index;
-    // Follow from the last few changes on (a little history for the panel), then list: nothing
-    // that happens after the list is missed.
-    openStream(Math.max(0, index - 20));
-    const workers = loadWorkers();
-    await relist(index);
-    performance.mark("orkestrator:jobs-rendered");
-    await new Promise(afterPaint);
-    performance.mark("orkestrator:jobs-painted");
-    await workers;
-    document.documentElement.dataset.ready = "true";
-    poll();
+    $("signin-form").addEventListener("submit", signIn);
+    $("sign-out").addEventListener("click", signOut);
+    whoAmI();
   }
 
   start();

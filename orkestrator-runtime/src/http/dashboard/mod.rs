@@ -5,6 +5,13 @@
 //! the metrics windows) and follows `/v1/events`. Everything it shows that comes from a job file
 //! or a container is put in the page as text, never as markup, and the Content-Security-Policy
 //! every answer carries allows no inline script and nothing from another origin.
+//!
+//! Signing in: when the API answers 401, the page shows a form for a token (an operator or read
+//! one) and its script POSTs it as JSON to `/v1/session`, whose answer sets the HttpOnly,
+//! SameSite=Strict `ork_session` cookie that every later call (fetch and `EventSource`, same
+//! origin) carries. The token is kept nowhere: not in a URL, not in `localStorage` or
+//! `sessionStorage`. The page shows the role signed in (`GET /v1/auth/whoami`) and signs out
+//! with `DELETE /v1/session`. It only reads: it submits, stops or collects nothing.
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -21,7 +28,9 @@ const STYLE_CSS: &str = include_str!("style.css");
 const ICON_SVG: &str = include_str!("icon.svg");
 
 /// The Content-Security-Policy of every dashboard answer: scripts, styles and API calls from
-/// this origin only; no inline scripts, no plugins, no frames, no forms.
+/// this origin only; no inline scripts, no plugins, no frames. `form-action 'none'`: the
+/// sign-in form is posted by the script (as JSON, with `fetch`), never submitted by the browser
+/// itself, so a token can never end up in a URL or a form post.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
