@@ -855,8 +855,11 @@
     showError(null);
   }
 
-  /** Signed in as `info` (a TokenInfo): shows who, and loads everything. */
-  function signedIn(info) {
+  /**
+   * Signed in as `info` (a TokenInfo): shows who, and loads everything (`health`: a health
+   * report just read, if any).
+   */
+  function signedIn(info, health) {
     forget();
     auth.gen++;
     auth.who = info;
@@ -870,7 +873,7 @@
     $("who").hidden = false;
     $("counts").hidden = false;
     $("layout").hidden = false;
-    begin(auth.gen);
+    begin(auth.gen, health);
   }
 
   /**
@@ -948,26 +951,30 @@
     signInMessage("note", "Signed out.");
   }
 
-  /** Asks who the page is signed in as: signs in, shows the form (401), or tries again. */
+  /**
+   * Asks who the page is signed in as: signs in, shows the form (401), or tries again. The
+   * health report the page starts from is read at the same time (one round trip less).
+   */
   async function whoAmI() {
-    let who;
+    let who, health;
     try {
-      who = await api("/v1/auth/whoami");
+      [who, health] = await Promise.all([api("/v1/auth/whoami"), api("/v1/health")]);
     } catch (e) {
       if (e.stale || e.status === 401) return; // api() showed the sign-in form
       showError(e);
       timers.retry = setTimeout(whoAmI, 3000);
       return;
     }
-    signedIn(who);
+    signedIn(who, health && health.manager ? health : null);
   }
 
   // ---------------------------------------------------------------------------------------
   // Start
 
   /** Loads everything for the session of generation `gen` and follows its events. */
-  async function begin(gen) {
-    const h = await loadHealth();
+  async function begin(gen, health) {
+    let h = health;
+    if (h) renderHealth(h); else h = await loadHealth();
     if (gen !== auth.gen) return;
     const index = h && h.manager ? h.manager.index : 0;
     state.baseIndex = index;
