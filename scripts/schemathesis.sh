@@ -55,7 +55,7 @@ fi
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 
 # --- schemathesis, in a venv of its own -------------------------------------------------------
-venv=${XDG_CACHE_HOME:-$HOME/.cache}/orkestrator-schemathesis/venv-$SCHEMATHESIS_VERSION
+venv=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/orkestrator-schemathesis/venv-$SCHEMATHESIS_VERSION
 st=$venv/bin/schemathesis
 if ! "$st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
     command -v python3 >/dev/null || die "python3 is needed to install schemathesis"
