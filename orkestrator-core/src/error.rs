@@ -84,6 +84,16 @@ pub enum Error {
     /// The operating system could not give what was needed (randomness for a token).
     #[error("{0}")]
     System(String),
+    /// TLS could not be set up or did not verify: a certificate, key or CA file that is missing
+    /// or unusable, a malformed CA digest, a peer whose certificate is not the cluster's. The
+    /// message says what to do.
+    #[error("TLS: {}{message}", path_prefix(path.as_deref()))]
+    Tls {
+        /// The file concerned, where there is one.
+        path: Option<PathBuf>,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
 }
 
 /// Kinds of container runtime failure.
@@ -115,6 +125,14 @@ impl std::fmt::Display for RuntimeErrorKind {
 }
 
 impl Error {
+    /// A TLS error about `path` (`None` when no file is concerned).
+    pub fn tls(path: Option<&std::path::Path>, message: impl Into<String>) -> Self {
+        Error::Tls {
+            path: path.map(std::path::Path::to_path_buf),
+            message: message.into(),
+        }
+    }
+
     /// A runtime error of `kind`.
     pub fn runtime(kind: RuntimeErrorKind, message: impl Into<String>) -> Self {
         Error::Runtime {
@@ -122,6 +140,11 @@ impl Error {
             message: message.into(),
         }
     }
+}
+
+fn path_prefix(path: Option<&std::path::Path>) -> String {
+    path.map(|p| format!("{}: ", p.display()))
+        .unwrap_or_default()
 }
 
 fn location(line: Option<usize>, column: Option<usize>) -> String {

@@ -33,6 +33,7 @@ async fn serve() -> u16 {
     let options = ServeOptions {
         header_read_timeout: TIMEOUT,
         body_read_timeout: TIMEOUT,
+        ..ServeOptions::default()
     };
     tokio::spawn(async move {
         serve_with(listener, m, std::future::pending(), options)
@@ -260,6 +261,7 @@ async fn a_workers_endpoint_cuts_off_half_a_header_too() {
     let options = ServeOptions {
         header_read_timeout: TIMEOUT,
         body_read_timeout: TIMEOUT,
+        ..ServeOptions::default()
     };
     tokio::spawn(async move {
         serve_app(listener, app, std::future::pending(), options)

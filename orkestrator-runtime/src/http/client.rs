@@ -23,6 +23,8 @@ use orkestrator_core::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::tls::{ClientConfig, ClientTls};
+
 /// A response body as it arrives.
 pub type ByteStream =
     std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes>> + Send + 'static>>;
@@ -30,11 +32,14 @@ pub type ByteStream =
 /// Largest response body the client reads.
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
-/// The manager's API over HTTP.
+/// The connector of every client: plain TCP for `http://`, rustls over it for `https://`.
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// The manager's API over HTTP (or HTTPS).
 #[derive(Clone, Debug)]
 pub struct HttpTransport {
     base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<Connector, Full<Bytes>>,
     timeout: Duration,
     /// The command that serves `base`, for the hint when it cannot be reached.
     peer: &'static str,
@@ -75,22 +80,33 @@ impl Credentials {
     }
 }
 
+/// How the manager verifies its workers' endpoints over `https://` (see [`set_worker_tls`]).
+static WORKER_TLS: RwLock<Option<Arc<ClientConfig>>> = RwLock::new(None);
+
+/// Sets how every [`HttpTransport::for_worker`] in this process verifies a worker's `https://`
+/// endpoint: the manager calls it once at start with its own CA
+/// ([`ClientTls::CaCert`] of [`tls::ca_of_chain`](super::tls::ca_of_chain) of its `--tls-cert`).
+/// Until then workers are verified against the system's roots.
+pub fn set_worker_tls(tls: &ClientTls) -> Result<()> {
+    let config = tls.client_config()?;
+    *WORKER_TLS.write().unwrap_or_else(|e| e.into_inner()) = Some(config);
+    Ok(())
+}
+
 impl HttpTransport {
     /// A client for the manager at `base` (`http://127.0.0.1:5555`; a bare `host:port` gets
-    /// `http://`).
+    /// `http://`). An `https://` base is verified against the system's roots until
+    /// [`HttpTransport::with_tls`] says otherwise.
     pub fn new(base: &str) -> Result<Self> {
         let base = normalize_addr(base)?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let client = Client::builder(TokioExecutor::new())
-            // Shorter than the server's header read timeout, which closes idle connections: the
-            // client drops a connection before the server can close it under a new request.
-            .pool_idle_timeout(Duration::from_secs(5))
-            .build(connector);
+        let config = if is_https(&base) {
+            ClientTls::System.client_config()?
+        } else {
+            super::tls::no_roots_config()
+        };
         Ok(HttpTransport {
             base,
-            client,
+            client: build_client(config),
             timeout: Duration::from_secs(15),
             peer: "orkestrator server",
             credentials: Arc::default(),
@@ -195,11 +211,43 @@ impl HttpTransport {
         Ok(registered)
     }
 
-    /// A client for a worker's own endpoint at `base` (where the manager reads logs from).
-    pub fn for_worker(base: &str) -> Result<Self> {
+    /// This client, verifying an `https://` server as `tls` says (a CA file, the cluster CA's
+    /// digest from a join token, ...). Errors if `tls` cannot be loaded (a missing CA file).
+    pub fn with_tls(self, tls: ClientTls) -> Result<Self> {
         Ok(HttpTransport {
+            client: build_client(tls.client_config()?),
+            ..self
+        })
+    }
+
+    /// A client for a worker's own endpoint at `base` (where the manager reads logs from); an
+    /// `https://` endpoint is verified as [`set_worker_tls`] set.
+    pub fn for_worker(base: &str) -> Result<Self> {
+        let worker = HttpTransport {
             peer: "orkestrator worker",
-            ..Self::new(base)?
+            ..Self::new_unverified(base)?
+        };
+        if !is_https(&worker.base) {
+            return Ok(worker);
+        }
+        let set = WORKER_TLS.read().unwrap_or_else(|e| e.into_inner()).clone();
+        Ok(match set {
+            Some(config) => HttpTransport {
+                client: build_client(config),
+                ..worker
+            },
+            None => worker.with_tls(ClientTls::System)?,
+        })
+    }
+
+    /// Like [`HttpTransport::new`], with a client that cannot verify any `https://` server yet.
+    fn new_unverified(base: &str) -> Result<Self> {
+        Ok(HttpTransport {
+            base: normalize_addr(base)?,
+            client: build_client(super::tls::no_roots_config()),
+            timeout: Duration::from_secs(15),
+            peer: "orkestrator server",
+            credentials: Arc::default(),
         })
     }
 
@@ -488,18 +536,76 @@ fn logs_path(job: &JobId, q: &LogsQuery, follow: bool) -> String {
 
 fn describe(e: &hyper_util::client::legacy::Error, peer: &str) -> String {
     let mut msg = e.to_string();
+    let mut tls = None;
+    let mut not_http = false;
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
-        msg = format!("{msg}: {s}");
+        tls = tls.or_else(|| rustls_error(s));
+        not_http |= s
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse);
+        match &tls {
+            // The TLS error says all there is below it, in its own words.
+            Some(t) => {
+                msg = format!("{msg}: {}", tls_text(t));
+                break;
+            }
+            None => msg = format!("{msg}: {s}"),
+        }
         src = s.source();
     }
-    if e.is_connect() {
-        msg.push_str(&format!(" (is `{peer}` running there?)"));
+    match tls {
+        Some(rustls::Error::InvalidCertificate(_)) if peer == "orkestrator worker" => msg.push_str(
+            " (the worker's certificate must be issued by the manager's CA for the address it \
+             registered: `orkestrator tls cert DIR --name NAME --san HOST` with the manager's DIR)",
+        ),
+        Some(rustls::Error::InvalidCertificate(_)) => msg.push_str(
+            " (verify the server with --ca-file DIR/ca.pem or --ca-digest SHA256, both from \
+             `orkestrator tls init DIR`; the address's host must be one of the certificate's \
+             --san names)",
+        ),
+        Some(rustls::Error::InvalidMessage(_)) => {
+            msg.push_str(" (does it serve plain HTTP? then use http://)")
+        }
+        Some(_) => {}
+        None if not_http => {
+            msg.push_str(" (the answer is not HTTP: if it serves TLS, use https://)")
+        }
+        None if e.is_connect() => msg.push_str(&format!(" (is `{peer}` running there?)")),
+        None => {}
     }
     msg
 }
 
-/// `host:port` → `http://host:port`; trailing slashes removed; anything but http refused.
+/// A TLS error for people: rustls shows a verifier's own reason as a debug dump.
+fn tls_text(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => {
+            match other.0.downcast_ref::<Error>() {
+                Some(Error::Tls { message, .. }) => format!("invalid peer certificate: {message}"),
+                _ => format!("invalid peer certificate: {}", other.0),
+            }
+        }
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
+            "invalid peer certificate: it is not signed by a CA this client trusts".to_owned()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The TLS layer's error in `e`: it comes wrapped in `io::Error`s (tokio-rustls', then
+/// hyper-rustls'), whose `source` skips what they wrap.
+fn rustls_error(mut e: &(dyn std::error::Error + 'static)) -> Option<rustls::Error> {
+    loop {
+        if let Some(t) = e.downcast_ref::<rustls::Error>() {
+            return Some(t.clone());
+        }
+        e = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+    }
+}
+
+/// `host:port` → `http://host:port`; trailing slashes removed; anything but `http://` and
+/// `https://` refused.
 pub fn normalize_addr(addr: &str) -> Result<String> {
     let a = addr.trim();
     let a = if a.contains("://") {
@@ -511,10 +617,12 @@ pub fn normalize_addr(addr: &str) -> Result<String> {
         Some((scheme, rest)) => format!("{scheme}://{}", rest.trim_end_matches('/')),
         None => a,
     };
-    if !a.starts_with("http://") {
+    if !a.starts_with("http://") && !is_https(&a) {
         return Err(Error::Unreachable {
             addr: addr.to_owned(),
-            message: "only http:// addresses are supported (e.g. http://127.0.0.1:5555)".into(),
+            message:
+                "only http:// and https:// addresses are supported (e.g. http://127.0.0.1:5555)"
+                    .into(),
         });
     }
     match a.parse::<hyper::Uri>() {
@@ -524,6 +632,25 @@ pub fn normalize_addr(addr: &str) -> Result<String> {
             message: "not a valid address (use e.g. http://127.0.0.1:5555)".into(),
         }),
     }
+}
+
+fn is_https(base: &str) -> bool {
+    base.starts_with("https://")
+}
+
+/// A pooled client over [`Connector`] with `tls` for `https://` addresses.
+fn build_client(tls: Arc<ClientConfig>) -> Client<Connector, Full<Bytes>> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    // The TLS layer takes `https://`; the TCP connector must let it through.
+    connector.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnector::from((connector, tls));
+    Client::builder(TokioExecutor::new())
+        // Shorter than the server's header read timeout, which closes idle connections: the
+        // client drops a connection before the server can close it under a new request.
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build(connector)
 }
 
 fn seg(s: &str) -> String {
@@ -780,7 +907,8 @@ mod tests {
             normalize_addr("http://localhost:5555/").unwrap(),
             "http://localhost:5555"
         );
-        assert!(normalize_addr("https://x:1").is_err());
+        assert_eq!(normalize_addr("https://x:1/").unwrap(), "https://x:1");
+        assert!(normalize_addr("ftp://x:1").is_err());
         assert!(normalize_addr("http://").is_err());
     }
 

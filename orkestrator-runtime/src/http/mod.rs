@@ -1,5 +1,6 @@
 //! The HTTP transport: the manager's API server ([`server`]) and the client that implements
-//! [`Transport`](orkestrator_core::transport::Transport) over it ([`client`]).
+//! [`Transport`](orkestrator_core::transport::Transport) over it ([`client`]), over plain HTTP
+//! or TLS ([`tls`]).
 //!
 //! JSON under `/v1/`. Long-polls take `?index=N&wait=30s`.
 
@@ -10,6 +11,7 @@ pub mod openapi;
 pub mod prom;
 pub mod server;
 pub mod sse;
+pub mod tls;
 pub mod worker_metrics;
 
 /// Largest request body the server accepts, in bytes.

@@ -95,13 +95,17 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// The code of the error answered when a request's body does not come in time (a 408).
 pub const BODY_TIMEOUT: &str = "body_timeout";
 
-/// How [`serve_with`] reads requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How [`serve_with`] and [`serve_app`] read requests, and whether they speak TLS.
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// See [`HEADER_READ_TIMEOUT`], the default.
+    /// See [`HEADER_READ_TIMEOUT`], the default. With TLS, the handshake must also be done
+    /// within it: a client that opens a connection and never completes one is cut off then.
     pub header_read_timeout: Duration,
     /// See [`BODY_READ_TIMEOUT`], the default.
     pub body_read_timeout: Duration,
+    /// TLS: every connection starts with a handshake on this configuration (see
+    /// [`tls::server_config`](super::tls::server_config)). `None` (the default): plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServeOptions {
@@ -109,6 +113,17 @@ impl Default for ServeOptions {
         ServeOptions {
             header_read_timeout: HEADER_READ_TIMEOUT,
             body_read_timeout: BODY_READ_TIMEOUT,
+            tls: None,
+        }
+    }
+}
+
+impl ServeOptions {
+    /// These options, serving TLS with `config` (or plain HTTP with `None`).
+    pub fn with_tls(self, config: Option<Arc<rustls::ServerConfig>>) -> Self {
+        ServeOptions {
+            tls: config,
+            ..self
         }
     }
 }
@@ -150,6 +165,7 @@ pub async fn serve_app(
             read_body_in_time,
         ))
         .layer(axum::Extension(Closing(rx.clone())));
+    let acceptor = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     // Every connection holds a sender; `recv` answers `None` once the last has closed.
     let (open, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -178,7 +194,8 @@ pub async fn serve_app(
             app.clone(),
             rx.clone(),
             open.clone(),
-            options,
+            options.header_read_timeout,
+            acceptor.clone(),
         ));
     }
     drop(listener);
@@ -188,18 +205,55 @@ pub async fn serve_app(
     Ok(())
 }
 
-/// Serves one connection: HTTP/1.1 with the header read timeout, shut down gracefully (the
-/// answer in progress is finished, then the connection closed) once `closing` turns `true`.
+/// Serves one connection: the TLS handshake first when `tls` is given (within the header read
+/// timeout), then HTTP/1.1 with the header read timeout, shut down gracefully (the answer in
+/// progress is finished, then the connection closed) once `closing` turns `true`.
 async fn serve_connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     app: Router,
     mut closing: tokio::sync::watch::Receiver<bool>,
-    _open: tokio::sync::mpsc::Sender<()>,
-    options: ServeOptions,
+    open: tokio::sync::mpsc::Sender<()>,
+    header_read_timeout: Duration,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
-    use tower::ServiceExt as _;
     let _ = stream.set_nodelay(true);
+    let Some(acceptor) = tls else {
+        return serve_http(stream, peer, app, closing, open, header_read_timeout).await;
+    };
+    let handshake = tokio::time::timeout(header_read_timeout, acceptor.accept(stream));
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                // Port scanners and plain-HTTP clients end here: not worth more than debug.
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "no TLS handshake within the header read timeout");
+                return;
+            }
+        },
+        // Shutting down: a connection that has not finished its handshake has no answer in
+        // progress to finish.
+        _ = closing.wait_for(|c| *c) => return,
+    };
+    serve_http(stream, peer, app, closing, open, header_read_timeout).await;
+}
+
+/// HTTP/1.1 on `io` (a TCP stream, or a TLS stream over one): see [`serve_connection`].
+async fn serve_http<I>(
+    io: I,
+    peer: SocketAddr,
+    app: Router,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+    _open: tokio::sync::mpsc::Sender<()>,
+    header_read_timeout: Duration,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tower::ServiceExt as _;
     let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(peer));
@@ -207,8 +261,8 @@ async fn serve_connection(
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout)
-        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        .header_read_timeout(header_read_timeout)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}
@@ -1136,11 +1190,15 @@ pub async fn serve_router(
     listener: tokio::net::TcpListener,
     router: Router,
 ) -> std::io::Result<()> {
-    serve_app(
-        listener,
-        router,
-        std::future::pending(),
-        ServeOptions::default(),
-    )
-    .await
+    serve_router_with(listener, router, ServeOptions::default()).await
+}
+
+/// [`serve_router`] with `options` (a worker's endpoint over TLS:
+/// `ServeOptions::default().with_tls(..)`).
+pub async fn serve_router_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    options: ServeOptions,
+) -> std::io::Result<()> {
+    serve_app(listener, router, std::future::pending(), options).await
 }
