@@ -86,12 +86,14 @@ pub enum Command {
     Token(TokenCommand),
     /// A live view of the jobs' tasks (or the workers') with their CPU and memory use.
     Top(TopArgs),
+    /// Create the cluster's TLS certificates (a CA and the manager's), or issue more from its CA.
+    Tls(TlsArgs),
 }
 
-/// Where the manager is, and the token to present.
+/// Where the manager is, the token to present, and how to verify it over `https://`.
 #[derive(Debug, Args, Clone)]
 pub struct ManagerAddr {
-    /// The manager's address.
+    /// The manager's address (`https://...` when it serves TLS).
     #[arg(long, env = "ORKESTRATOR_ADDR", default_value = DEFAULT_MANAGER, value_name = "URL")]
     pub manager: String,
     /// The token to present (an operator or read token). On the manager's own host the
@@ -106,6 +108,21 @@ pub struct ManagerAddr {
     /// A file holding the token to present.
     #[arg(long, value_name = "FILE", conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
+    /// Verify an `https://` manager against the CA certificates in this PEM file: the cluster's
+    /// `DIR/ca.pem` from `orkestrator tls init DIR`. Default: the system's trusted roots.
+    #[arg(long, env = "ORKESTRATOR_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Verify an `https://` manager by the SHA-256 digest of the cluster CA (64 hex digits, as
+    /// `orkestrator tls init` prints it), with no CA file: the manager must present that CA after
+    /// its certificate, and its certificate must be valid for the address's host.
+    #[arg(
+        long,
+        env = "ORKESTRATOR_CA_DIGEST",
+        value_name = "SHA256",
+        value_parser = ca_digest,
+        conflicts_with = "ca_file"
+    )]
+    pub ca_digest: Option<[u8; 32]>,
 }
 
 /// How a worker or scheduler joins.
@@ -124,6 +141,19 @@ pub struct JoinArgs {
     /// A file holding the join token.
     #[arg(long, value_name = "FILE", conflicts_with = "join_token")]
     pub join_token_file: Option<PathBuf>,
+}
+
+/// The certificate and key a server (the manager, a worker's endpoint) serves TLS with.
+#[derive(Debug, Args, Clone)]
+pub struct TlsFiles {
+    /// Serve TLS with this PEM certificate chain: the certificate first, the cluster CA last
+    /// (`DIR/manager.pem` from `orkestrator tls init DIR`; for a worker,
+    /// `orkestrator tls cert DIR --name NAME`). Needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (`DIR/NAME-key.pem`). Needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Output format.
@@ -153,9 +183,18 @@ pub struct ServerArgs {
     /// Port to listen on.
     #[arg(short, long, default_value_t = DEFAULT_PORT)]
     pub port: u16,
-    /// Address to bind (use 0.0.0.0 to accept workers from other hosts).
+    /// Address to bind (use 0.0.0.0 to accept workers from other hosts: that needs TLS,
+    /// --tls-cert and --tls-key, or --insecure).
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
+    /// TLS for the API.
+    #[command(flatten)]
+    pub tls: TlsFiles,
+    /// Serve plain HTTP on an address other than loopback: anyone who can reach it can then read
+    /// and change the cluster, and what clients send crosses the network in the clear. Without
+    /// it, such a --bind without TLS refuses to start.
+    #[arg(long)]
+    pub insecure: bool,
     /// Do not run the embedded scheduler (placement then needs `orkestrator scheduler`).
     #[arg(long)]
     pub no_embedded_scheduler: bool,
@@ -220,6 +259,10 @@ pub struct WorkerArgs {
     /// Address the worker's endpoint binds.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
+    /// TLS for the worker's endpoint (where the manager reads logs from): a certificate issued
+    /// by the manager's CA, which the manager verifies it against.
+    #[command(flatten)]
+    pub tls: TlsFiles,
     /// The worker's name (its id; keep it stable across restarts). Default: HOSTNAME-PORT.
     #[arg(long)]
     pub name: Option<String>,
@@ -467,6 +510,62 @@ fn role(s: &str) -> Result<orkestrator_core::auth::Role, String> {
     }
 }
 
+/// `tls`.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// What to create.
+    #[command(subcommand)]
+    pub command: TlsCommand,
+}
+
+/// The `tls` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Create a cluster CA (DIR/ca.pem, DIR/ca-key.pem) and the manager's certificate
+    /// (DIR/NAME.pem: the certificate then the CA; DIR/NAME-key.pem), and print the CA's digest.
+    /// Refuses to replace an existing CA.
+    Init(TlsInitArgs),
+    /// Issue one more certificate from the CA in DIR (for a worker's endpoint, or a manager on
+    /// another host): DIR/NAME.pem and DIR/NAME-key.pem.
+    Cert(TlsCertArgs),
+}
+
+/// `tls init`.
+#[derive(Debug, Args)]
+pub struct TlsInitArgs {
+    /// The directory to write into (created if missing).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The certificate's name: its file names and common name.
+    #[arg(long, default_value = "manager")]
+    pub name: String,
+    /// A host name or IP address clients reach the server by, besides localhost and 127.0.0.1
+    /// (repeatable).
+    #[arg(long = "san", value_name = "NAME")]
+    pub sans: Vec<String>,
+    /// How many days the certificate is valid (the CA: ten years).
+    #[arg(long, default_value_t = 825, value_name = "N")]
+    pub days: u32,
+}
+
+/// `tls cert`.
+#[derive(Debug, Args)]
+pub struct TlsCertArgs {
+    /// The directory that holds the CA (`ca.pem`, `ca-key.pem`) from `orkestrator tls init`.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The certificate's name: its file names and common name (e.g. worker-1).
+    #[arg(long)]
+    pub name: String,
+    /// A host name or IP address clients reach the server by, besides localhost and 127.0.0.1
+    /// (repeatable). A worker's must include the host of the address it registers.
+    #[arg(long = "san", value_name = "NAME")]
+    pub sans: Vec<String>,
+    /// How many days the certificate is valid.
+    #[arg(long, default_value_t = 825, value_name = "N")]
+    pub days: u32,
+}
+
 /// A format to print a job in.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum PrintFormat {
@@ -480,6 +579,13 @@ pub enum PrintFormat {
 
 fn duration(s: &str) -> Result<Duration, String> {
     orkestrator_core::units::parse_duration(s)
+}
+
+fn ca_digest(s: &str) -> Result<[u8; 32], String> {
+    orkestrator_runtime::http::tls::parse_digest(s).map_err(|e| match e {
+        orkestrator_core::Error::Tls { message, .. } => message,
+        other => other.to_string(),
+    })
 }
 
 fn label(s: &str) -> Result<(String, String), String> {

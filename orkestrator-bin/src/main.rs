@@ -69,7 +69,8 @@ fn exit_code(e: &anyhow::Error) -> u8 {
                 Error::Read { .. }
                 | Error::UnknownFormat { .. }
                 | Error::Syntax { .. }
-                | Error::Invalid(_) => exit::USAGE,
+                | Error::Invalid(_)
+                | Error::Tls { .. } => exit::USAGE,
                 _ => exit::FAILED,
             };
         }

@@ -11,6 +11,7 @@ mod scheduler;
 mod server;
 mod status;
 mod stop;
+mod tls;
 mod token;
 mod top;
 mod validate;
@@ -20,9 +21,12 @@ mod workers;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use orkestrator_runtime::HttpTransport;
+use std::sync::Arc;
 
-use crate::cli::{Command, ManagerAddr};
+use orkestrator_runtime::HttpTransport;
+use orkestrator_runtime::http::tls::{CertificateDer, ClientTls, ServerConfig};
+
+use crate::cli::{Command, ManagerAddr, TlsFiles};
 
 /// Runs one command.
 pub async fn dispatch(command: Command) -> Result<ExitCode> {
@@ -42,6 +46,7 @@ pub async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Events(a) => events::run(a).await,
         Command::Top(a) => top::run(a).await,
         Command::Token(c) => token::run(c).await,
+        Command::Tls(a) => tls::run(a),
     }
 }
 
@@ -53,10 +58,65 @@ fn client(addr: &ManagerAddr) -> Result<HttpTransport> {
     Ok(bare_client(addr)?.with_token(token))
 }
 
-/// The HTTP client for the manager at `addr`, presenting nothing yet.
+/// The HTTP client for the manager at `addr`, presenting nothing yet, verifying an `https://`
+/// manager as [`client_tls`] says.
 fn bare_client(addr: &ManagerAddr) -> Result<HttpTransport> {
-    HttpTransport::new(&addr.manager)
-        .map_err(|e| crate::output::fail(crate::output::exit::USAGE, format!("--manager: {e}")))
+    let http = HttpTransport::new(&addr.manager).map_err(|e| {
+        crate::output::fail(crate::output::exit::USAGE, format!("--manager: {e}"))
+    })?;
+    let Some(tls) = client_tls(addr) else {
+        return Ok(http);
+    };
+    if !http.base().starts_with("https://") {
+        tracing::warn!(
+            "--ca-file and --ca-digest only matter for an https:// manager; {} is plain HTTP",
+            http.base()
+        );
+    }
+    http.with_tls(tls)
+        .map_err(|e| crate::output::fail(crate::output::exit::USAGE, e.to_string()))
+}
+
+/// How to verify an `https://` manager: against `--ca-file`, or the cluster CA of
+/// `--ca-digest`; `None`: the system's trusted roots.
+fn client_tls(addr: &ManagerAddr) -> Option<ClientTls> {
+    match (&addr.ca_file, addr.ca_digest) {
+        (Some(file), _) => Some(ClientTls::CaFile(file.clone())),
+        (None, Some(digest)) => Some(ClientTls::CaDigest(digest)),
+        (None, None) => None,
+    }
+}
+
+/// What a server (the manager, a worker's endpoint) serves TLS with.
+struct ServeTls {
+    /// The rustls configuration.
+    config: Arc<ServerConfig>,
+    /// The CA that ends its chain: what the manager verifies its workers against.
+    ca: CertificateDer<'static>,
+    /// That CA's SHA-256 digest: what clients and joining workers can verify the server by.
+    ca_digest: [u8; 32],
+}
+
+/// Loads `--tls-cert` and `--tls-key` (`None` when neither is given; clap requires both or
+/// neither).
+fn serve_tls(files: &TlsFiles) -> Result<Option<ServeTls>> {
+    let (Some(cert), Some(key)) = (&files.tls_cert, &files.tls_key) else {
+        return Ok(None);
+    };
+    let usage = |e: orkestrator_core::Error| {
+        crate::output::fail(
+            crate::output::exit::USAGE,
+            format!("--tls-cert/--tls-key: {e}"),
+        )
+    };
+    use orkestrator_runtime::http::tls as rt;
+    let config = rt::server_config(cert, key).map_err(usage)?;
+    let ca = rt::ca_of_chain(cert).map_err(usage)?;
+    Ok(Some(ServeTls {
+        config,
+        ca_digest: rt::cert_digest(&ca),
+        ca,
+    }))
 }
 
 /// A worker's or scheduler's client: its own credential if it has one (`credential`), else it
@@ -75,7 +135,19 @@ fn component_client(
     };
     let mut t = bare_client(addr)?.with_token(token.clone());
     match crate::creds::join_token(join, addr)? {
-        Some(j) => t = t.with_join_token(j, keep),
+        Some(j) => {
+            // A join token that carries the cluster CA's digest verifies an https:// manager
+            // by it, unless --ca-file or --ca-digest say otherwise.
+            let digest = orkestrator_core::auth::TokenParts::parse(&j).and_then(|p| p.ca_digest);
+            if let (Some(d), None, true) =
+                (digest, client_tls(addr), t.base().starts_with("https://"))
+            {
+                t = t.with_tls(ClientTls::CaDigest(d)).map_err(|e| {
+                    crate::output::fail(crate::output::exit::USAGE, e.to_string())
+                })?;
+            }
+            t = t.with_join_token(j, keep);
+        }
         None if token.is_none() => {
             return Err(crate::output::fail(
                 crate::output::exit::USAGE,

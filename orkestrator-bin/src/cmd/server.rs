@@ -1,5 +1,7 @@
 //! `orkestrator server`: the manager, serving the HTTP API, with an embedded scheduler.
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -10,8 +12,11 @@ use orkestrator_core::manager::{Manager, ManagerConfig};
 use orkestrator_core::scheduler::{Registry, Scheduler, SchedulerAgent};
 use orkestrator_core::store::{MemoryStore, Store};
 use orkestrator_runtime::RedbStore;
+use orkestrator_runtime::http::server::ServeOptions;
+use orkestrator_runtime::http::tls::{ClientTls, digest_hex};
 
 use crate::cli::ServerArgs;
+use crate::output::{exit, fail};
 
 pub async fn run(a: ServerArgs) -> Result<ExitCode> {
     let config = ManagerConfig {
@@ -24,7 +29,30 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
         ..ManagerConfig::default()
     };
     let algorithm = scheduler_named(&a.scheduler)?;
+    let tls = super::serve_tls(&a.tls)?;
     let listener = bind(&a.bind, a.port).await?;
+    let local = listener.local_addr()?;
+    refuse_plain_http_off_loopback(local, tls.is_some(), a.insecure)?;
+    let scheme = match &tls {
+        Some(t) => {
+            // Workers' endpoints are verified against the manager's own CA.
+            orkestrator_runtime::http::client::set_worker_tls(&ClientTls::CaCert(t.ca.clone()))?;
+            tracing::info!(
+                "TLS with {}; cluster CA digest (SHA-256) {}",
+                a.tls.tls_cert.as_deref().unwrap_or(Path::new("")).display(),
+                digest_hex(&t.ca_digest)
+            );
+            "https"
+        }
+        None if a.insecure && !local.ip().is_loopback() => {
+            tracing::warn!(
+                "--insecure: serving plain HTTP on {local}; anyone who can reach it can read and \
+                 change the cluster"
+            );
+            "http"
+        }
+        None => "http",
+    };
     let (store, creds): (Arc<dyn Store>, _) = if a.in_memory {
         tracing::warn!("--in-memory: state is lost when the manager stops");
         let creds = crate::creds::runtime_dir()?.join(format!("manager-{}.d", a.port));
@@ -39,10 +67,11 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
         (Arc::new(store), dir)
     };
     let manager = Manager::new(config, store).await?;
-    crate::creds::bootstrap(&manager, &creds, None).await?;
+    // The join token carries the cluster CA's digest, so a worker verifies the manager by it.
+    crate::creds::bootstrap(&manager, &creds, tls.as_ref().map(|t| t.ca_digest)).await?;
     crate::creds::publish(a.port, &creds)?;
     start_background(&manager, (!a.no_embedded_scheduler).then_some(algorithm));
-    tracing::info!("manager listening on http://{}", listener.local_addr()?);
+    tracing::info!("manager listening on {scheme}://{local}");
     let limits = orkestrator_runtime::http::auth::Limits {
         requests: a.max_requests_per_credential,
         streams: a.max_streams_per_credential,
@@ -52,10 +81,29 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
         listener,
         app,
         super::shutdown_signal(),
-        Default::default(),
+        ServeOptions::default().with_tls(tls.map(|t| t.config)),
     )
     .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses to serve plain HTTP on an address other than loopback unless `--insecure` says so:
+/// anyone who can reach it could read and change the cluster (Docker's engine refuses TCP
+/// without TLS the same way).
+fn refuse_plain_http_off_loopback(local: SocketAddr, tls: bool, insecure: bool) -> Result<()> {
+    if tls || insecure || local.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(fail(
+        exit::USAGE,
+        format!(
+            "refusing to serve the API on {local} without TLS: anyone who can reach that address \
+             could read and change the cluster, and what clients send would cross the network in \
+             the clear. Create certificates with `orkestrator tls init DIR [--san HOST]` and \
+             pass --tls-cert DIR/manager.pem --tls-key DIR/manager-key.pem; or pass --insecure \
+             to serve plain HTTP anyway (on a network you trust); or bind 127.0.0.1"
+        ),
+    ))
 }
 
 /// Binds the API's listener, with an error that says what to do.

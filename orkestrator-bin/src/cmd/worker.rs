@@ -9,6 +9,7 @@ use orkestrator_core::spec::Resources;
 use orkestrator_core::units::{ByteSize, Cpu};
 use orkestrator_core::worker::{ResourceProbe, WorkerAgent, WorkerConfig};
 use orkestrator_runtime::DockerRuntime;
+use orkestrator_runtime::http::server::ServeOptions;
 use orkestrator_runtime::http::worker_metrics::{
     EngineMetrics, InstrumentedRuntime, WorkerMetricsSource,
 };
@@ -43,6 +44,7 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
         credential,
         Some(keep),
     )?);
+    let tls = super::serve_tls(&a.tls)?;
     let listener = tokio::net::TcpListener::bind((a.bind.as_str(), a.port))
         .await
         .with_context(|| {
@@ -51,7 +53,8 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
                 a.bind, a.port
             )
         })?;
-    let address = format!("http://{}", listener.local_addr()?);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let address = format!("{scheme}://{}", listener.local_addr()?);
     let probe = Arc::new(SysProbe::new(&a)?);
     let engine = EngineMetrics::new();
     let runtime = Arc::new(InstrumentedRuntime::new(
@@ -79,8 +82,10 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
         metrics,
         verifier,
     );
+    let options = ServeOptions::default().with_tls(tls.map(|t| t.config));
     tokio::spawn(async move {
-        let _ = orkestrator_runtime::http::server::serve_router(listener, endpoint).await;
+        let _ =
+            orkestrator_runtime::http::server::serve_router_with(listener, endpoint, options).await;
     });
     agent.run(super::shutdown_signal()).await?;
     tracing::info!(

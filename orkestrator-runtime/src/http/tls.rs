@@ -19,9 +19,10 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls_pki_types::{PrivateKeyDer, ServerName, UnixTime};
 
 pub use rustls::{ClientConfig, ServerConfig};
+pub use rustls_pki_types::CertificateDer;
 
 /// The one protocol both sides offer in ALPN.
 const ALPN_HTTP1: &[u8] = b"http/1.1";
@@ -38,12 +39,17 @@ pub fn provider() -> Arc<CryptoProvider> {
         .clone()
 }
 
-/// The SHA-256 digest of a DER-encoded certificate: what identifies a cluster CA.
-pub fn cert_digest(der: &[u8]) -> [u8; 32] {
-    let d = ring::digest::digest(&ring::digest::SHA256, der);
+/// The SHA-256 digest of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
     out
+}
+
+/// The SHA-256 digest of a DER-encoded certificate: what identifies a cluster CA.
+pub fn cert_digest(der: &[u8]) -> [u8; 32] {
+    sha256(der)
 }
 
 /// `digest` as 64 lower-case hex digits.
@@ -132,6 +138,28 @@ pub fn ca_of_chain(path: &Path) -> Result<CertificateDer<'static>> {
 /// token carries so that workers can verify the manager.
 pub fn ca_digest(path: &Path) -> Result<[u8; 32]> {
     Ok(cert_digest(&ca_of_chain(path)?))
+}
+
+/// Checks that the chain file `path` holds a leaf valid now for `host` that verifies against the
+/// chain's own last certificate (its CA), as a client given that CA or its digest would check.
+pub fn check_chain(path: &Path, host: &str) -> Result<()> {
+    let certs = load_certs(path)?;
+    let ca = ca_of_chain(path)?;
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|e| Error::tls(None, format!("{host:?} is not a host name: {e}")))?;
+    let verifier = PinnedCa {
+        digest: cert_digest(&ca),
+        provider: provider(),
+    };
+    verifier
+        .verify_server_cert(&certs[0], &certs[1..], &name, &[], UnixTime::now())
+        .map(|_| ())
+        .map_err(|e| {
+            Error::tls(
+                Some(path),
+                format!("its certificate does not verify against its CA for {host}: {e}"),
+            )
+        })
 }
 
 /// A server's TLS: the chain in `cert` (the leaf first, the CA last) and the key in `key`,
