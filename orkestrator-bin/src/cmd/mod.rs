@@ -89,6 +89,8 @@ fn client_tls(addr: &ManagerAddr) -> Option<ClientTls> {
 
 /// What a server (the manager, a worker's endpoint) serves TLS with.
 struct ServeTls {
+    /// The certificate chain file (`--tls-cert`).
+    cert: std::path::PathBuf,
     /// The rustls configuration.
     config: Arc<ServerConfig>,
     /// The CA that ends its chain: what the manager verifies its workers against.
@@ -113,6 +115,7 @@ fn serve_tls(files: &TlsFiles) -> Result<Option<ServeTls>> {
     let config = rt::server_config(cert, key).map_err(usage)?;
     let ca = rt::ca_of_chain(cert).map_err(usage)?;
     Ok(Some(ServeTls {
+        cert: cert.clone(),
         config,
         ca_digest: rt::cert_digest(&ca),
         ca,

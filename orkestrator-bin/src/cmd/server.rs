@@ -1,7 +1,6 @@
 //! `orkestrator server`: the manager, serving the HTTP API, with an embedded scheduler.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -39,7 +38,7 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
             orkestrator_runtime::http::client::set_worker_tls(&ClientTls::CaCert(t.ca.clone()))?;
             tracing::info!(
                 "TLS with {}; cluster CA digest (SHA-256) {}",
-                a.tls.tls_cert.as_deref().unwrap_or(Path::new("")).display(),
+                t.cert.display(),
                 digest_hex(&t.ca_digest)
             );
             "https"
