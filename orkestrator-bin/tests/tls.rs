@@ -1,7 +1,7 @@
 //! TLS with the real binary: `tls init` writes a CA and the manager's certificate; a manager
 //! serving them answers the CLI given the CA file or the CA's digest, and refuses one given
-//! neither; a worker joins over TLS with nothing but the digest (what a join token carries) and
-//! serves its own endpoint over TLS, which the manager verifies against its CA to read logs; a
+//! neither; a worker joins over TLS with nothing but the join token (which carries the CA's
+//! digest) and serves its own endpoint over TLS, which the manager verifies against its CA to read logs; a
 //! manager bound to an address other than loopback without TLS refuses to start and names
 //! `--insecure`, and starts with it.
 
@@ -62,7 +62,8 @@ impl Pki {
     }
 }
 
-/// Starts a manager on `port` serving the certificates of `pki`, bound to `bind`.
+/// Starts a manager on `port` serving the certificates of `pki`, bound to `bind`, with its
+/// state (and tokens) in the scratch directory's `data/`.
 fn tls_manager(pki: &Pki, port: u16, bind: &str) -> Proc {
     let args = strings(&[
         "server",
@@ -70,7 +71,8 @@ fn tls_manager(pki: &Pki, port: u16, bind: &str) -> Proc {
         &port.to_string(),
         "--bind",
         bind,
-        "--in-memory",
+        "--data-dir",
+        &pki.dir.path().join("data").display().to_string(),
         "--heartbeat-interval",
         "500ms",
         "--tls-cert",
@@ -266,7 +268,7 @@ fn a_non_loopback_bind_without_tls_refuses_to_start_unless_insecure() {
 }
 
 #[test]
-fn a_worker_joins_over_tls_with_the_ca_digest_alone() {
+fn a_worker_joins_over_tls_with_nothing_but_the_join_token() {
     let test = "worker_joins_over_tls";
     if !docker_or_skip(test) {
         return;
@@ -286,15 +288,24 @@ fn a_worker_joins_over_tls_with_the_ca_digest_alone() {
         ok(pki.ork(&addr, &["health"], &["--ca-file", &ca]))
     });
 
-    // The worker gets the manager's address and the CA's digest, no CA file; its own endpoint
-    // serves a certificate from the same CA.
+    // The join token the manager wrote carries the CA's digest.
+    let join_file = pki.dir.path().join("data").join("join.token");
+    let join = std::fs::read_to_string(&join_file).expect("the manager writes its join token");
+    assert!(
+        join.trim().ends_with(&format!(".{}", pki.digest)),
+        "the join token does not end with the CA digest {}: {join}",
+        pki.digest
+    );
+
+    // The worker gets the manager's address and the join token: no CA file, no digest of its
+    // own. Its endpoint serves a certificate from the same CA.
     let name = unique("tls", test);
     let worker_args = strings(&[
         "worker",
         "--manager",
         &addr,
-        "--ca-digest",
-        &pki.digest,
+        "--join-token-file",
+        &join_file.display().to_string(),
         "--port",
         &free_port().to_string(),
         "--name",

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use orkestrator_core::api::ErrorKind;
+use orkestrator_core::auth::{CreateToken, Role};
 use orkestrator_core::manager::{Manager, ManagerConfig};
 use orkestrator_core::store::MemoryStore;
 use orkestrator_core::transport::Transport;
@@ -19,6 +21,8 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use tokio::io::AsyncReadExt;
+
+mod support;
 
 /// The longest any step may take before the test fails (a bound, not a wait).
 const BOUND: Duration = Duration::from_secs(20);
@@ -77,6 +81,7 @@ async fn serve_manager(
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    support::remember_operator(&m, port).await;
     let task = tokio::spawn(serve_with(listener, m, shutdown, options));
     (port, task)
 }
@@ -86,9 +91,17 @@ async fn serve_tls(pki: &Pki) -> u16 {
     serve_manager(options, std::future::pending()).await.0
 }
 
-/// `health()` from a client at `base` verifying with `tls`, within [`BOUND`].
+/// `health()` from a client at `base` verifying with `tls`, within [`BOUND`], presenting the
+/// operator token of the manager on the port of `base`.
 async fn health(base: &str, tls: Option<ClientTls>) -> Result<(), String> {
-    let mut client = HttpTransport::new(base).map_err(|e| e.to_string())?;
+    let port: u16 = base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    let mut client = HttpTransport::new(base)
+        .map_err(|e| e.to_string())?
+        .with_token(Some(support::token_for(port)));
     if let Some(t) = tls {
         client = client.with_tls(t).map_err(|e| e.to_string())?;
     }
@@ -279,7 +292,8 @@ async fn graceful_shutdown_returns_with_tls_connections_open() {
     let client = HttpTransport::new(&format!("https://127.0.0.1:{port}"))
         .unwrap()
         .with_tls(ClientTls::CaFile(pki.path("ca.pem")))
-        .unwrap();
+        .unwrap()
+        .with_token(Some(support::token_for(port)));
     client.health().await.unwrap();
     let _silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -306,7 +320,23 @@ async fn the_manager_verifies_a_workers_endpoint_against_its_own_ca() {
     let pki = Pki::new(&["localhost", "127.0.0.1"]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let app = worker_router(WorkerId::new("w1"), Arc::new(FakeRuntime::new()));
+    // The worker checks tokens with its manager; the manager presents its own.
+    let m = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new()))
+        .await
+        .unwrap();
+    let token = m
+        .create_token(CreateToken {
+            role: Role::Operator,
+            name: None,
+        })
+        .await
+        .unwrap()
+        .token;
+    let app = worker_router(
+        WorkerId::new("w1"),
+        Arc::new(FakeRuntime::new()),
+        Arc::new(m),
+    );
     let options = ServeOptions::default().with_tls(Some(pki.server_config()));
     tokio::spawn(serve_app(listener, app, std::future::pending(), options));
     let base = format!("https://127.0.0.1:{port}");
@@ -315,15 +345,17 @@ async fn the_manager_verifies_a_workers_endpoint_against_its_own_ca() {
         tls::ca_of_chain(&pki.path("server.pem")).unwrap(),
     ))
     .unwrap();
-    let worker = HttpTransport::for_worker(&base).unwrap();
+    let worker = HttpTransport::for_worker(&base)
+        .unwrap()
+        .with_token(Some(token));
     // An unknown container: the worker answers 404, so TLS went through.
     let e = tokio::time::timeout(BOUND, worker.container_logs("nope", 10, None))
         .await
         .unwrap()
         .unwrap_err();
     assert!(
-        matches!(e, orkestrator_core::Error::Api(_)),
-        "expected the worker's answer, got: {e}"
+        matches!(&e, orkestrator_core::Error::Api(a) if a.kind == ErrorKind::NotFound),
+        "expected the worker's 404, got: {e}"
     );
 }
 

@@ -61,9 +61,8 @@ fn client(addr: &ManagerAddr) -> Result<HttpTransport> {
 /// The HTTP client for the manager at `addr`, presenting nothing yet, verifying an `https://`
 /// manager as [`client_tls`] says.
 fn bare_client(addr: &ManagerAddr) -> Result<HttpTransport> {
-    let http = HttpTransport::new(&addr.manager).map_err(|e| {
-        crate::output::fail(crate::output::exit::USAGE, format!("--manager: {e}"))
-    })?;
+    let http = HttpTransport::new(&addr.manager)
+        .map_err(|e| crate::output::fail(crate::output::exit::USAGE, format!("--manager: {e}")))?;
     let Some(tls) = client_tls(addr) else {
         return Ok(http);
     };
@@ -145,9 +144,9 @@ fn component_client(
             if let (Some(d), None, true) =
                 (digest, client_tls(addr), t.base().starts_with("https://"))
             {
-                t = t.with_tls(ClientTls::CaDigest(d)).map_err(|e| {
-                    crate::output::fail(crate::output::exit::USAGE, e.to_string())
-                })?;
+                t = t
+                    .with_tls(ClientTls::CaDigest(d))
+                    .map_err(|e| crate::output::fail(crate::output::exit::USAGE, e.to_string()))?;
             }
             t = t.with_join_token(j, keep);
         }
