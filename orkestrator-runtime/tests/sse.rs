@@ -408,3 +408,53 @@ async fn an_event_id_from_another_life_of_the_manager_gets_a_reset_not_a_silent_
     let e = s.next().await;
     assert!(e.data.contains("\"y\""), "{e:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_stream_ends_when_its_token_is_revoked() {
+    let (m, port) = serve(ManagerConfig::default()).await;
+    let issued = m
+        .create_token(orkestrator_core::auth::CreateToken {
+            role: orkestrator_core::auth::Role::Read,
+            name: None,
+        })
+        .await
+        .unwrap();
+    let http = HttpTransport::new(&format!("127.0.0.1:{port}"))
+        .unwrap()
+        .with_token(Some(issued.token.clone()));
+    let mut stream = http
+        .events(StreamStart::Now, &EventFilter::default())
+        .await
+        .unwrap();
+    submit(&m, "before").await;
+    let seen = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match stream.next().await {
+                Some(Ok(StreamItem::Event(e))) if e.kind.key() == Some("before") => return,
+                Some(Ok(_)) => {}
+                other => panic!("the stream ended before the revocation: {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(seen.is_ok(), "the event before the revocation came");
+    m.revoke_token(&issued.info.id).await.unwrap();
+    // The next event would be sent down the stream: instead it ends.
+    submit(&m, "after").await;
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match stream.next().await {
+                None | Some(Err(_)) => return,
+                Some(Ok(StreamItem::Event(e))) if e.kind.key() == Some("after") => {
+                    panic!("a revoked token's stream still carries events")
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ends once its token is revoked");
+    // And a new one with the token is refused.
+    let again = http.events(StreamStart::Now, &EventFilter::default()).await;
+    assert!(again.is_err(), "a revoked token opens no stream");
+}

@@ -692,6 +692,12 @@ impl Manager {
         write_lock(&self.inner.tokens).close_session(session);
     }
 
+    /// Whether the token (or session's token) a principal came with still exists: an open stream
+    /// of a revoked one ends.
+    pub fn still_valid(&self, p: &Principal) -> bool {
+        p.token.is_empty() || read_lock(&self.inner.tokens).get(&p.token).is_some()
+    }
+
     /// What the API shows of the token a principal came with.
     pub fn token_info(&self, p: &Principal) -> ApiResult<TokenInfo> {
         read_lock(&self.inner.tokens)

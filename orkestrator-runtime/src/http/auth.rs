@@ -299,7 +299,10 @@ pub async fn layer(
     let principal = match presented(req.headers()) {
         Ok(Some(p)) => match resolve(&s.manager, &p) {
             Ok(p) => Some(p),
-            // A bad credential on a public endpoint is still refused: the caller meant to use it.
+            // A session that ended (expired, revoked, a restarted manager) is no one on a public
+            // endpoint: the browser holding its cookie must still load the page and sign in again.
+            Err(_) if need == Need::Public && matches!(p, Presented::Session(_)) => None,
+            // A bad bearer token is refused even there: the caller meant to use it.
             Err(e) => return ErrorResponse(e).into_response(),
         },
         Ok(None) => None,
@@ -319,13 +322,15 @@ pub async fn layer(
         Ok(g) => g,
         Err(e) => return ErrorResponse(e).into_response(),
     };
-    req.extensions_mut().insert(principal);
+    req.extensions_mut().insert(principal.clone());
     let resp = next.run(req).await;
-    // The guard lasts as long as the answer's body: a stream holds it until it ends.
+    // The guard lasts as long as the answer's body: a stream holds it until it ends. A stream
+    // whose token is revoked ends at its next chunk (an event or a keep-alive).
     let (parts, body) = resp.into_parts();
-    let body = axum::body::Body::from_stream(body.into_data_stream().map(move |chunk| {
+    let manager = s.manager.clone();
+    let body = axum::body::Body::from_stream(body.into_data_stream().take_while(move |_| {
         let _held = &guard;
-        chunk
+        std::future::ready(manager.still_valid(&principal))
     }));
     Response::from_parts(parts, body)
 }
@@ -409,7 +414,7 @@ impl Verifier for Manager {
 }
 
 /// Checks tokens with a remote manager (`GET /v1/auth/whoami`), remembering answers for
-/// [`RemoteVerifier::FRESH`] (and, while the manager cannot be reached, for
+/// [`RemoteVerifier::FRESH`] (2 s: a revoked token is refused there within that; and, while the manager cannot be reached, for
 /// [`RemoteVerifier::STALE`]), so a scrape every few seconds costs the manager little and a
 /// worker's metrics stay readable while the manager is down.
 pub struct RemoteVerifier {
@@ -419,7 +424,7 @@ pub struct RemoteVerifier {
 
 impl RemoteVerifier {
     /// How long a checked token is taken without asking again.
-    pub const FRESH: Duration = Duration::from_secs(10);
+    pub const FRESH: Duration = Duration::from_secs(2);
     /// How long a checked token is taken while the manager does not answer.
     pub const STALE: Duration = Duration::from_secs(600);
 

@@ -219,7 +219,7 @@ async fn serve_connection(
 ) {
     let _ = stream.set_nodelay(true);
     let Some(acceptor) = tls else {
-        return serve_http(stream, peer, app, closing, open, header_read_timeout).await;
+        return serve_http(stream, peer, app, closing, open, header_read_timeout, false).await;
     };
     let handshake = tokio::time::timeout(header_read_timeout, acceptor.accept(stream));
     let stream = tokio::select! {
@@ -239,8 +239,12 @@ async fn serve_connection(
         // progress to finish.
         _ = closing.wait_for(|c| *c) => return,
     };
-    serve_http(stream, peer, app, closing, open, header_read_timeout).await;
+    serve_http(stream, peer, app, closing, open, header_read_timeout, true).await;
 }
+
+/// Marks a request that came over TLS (so a session cookie set in its answer is `Secure`).
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
 
 /// HTTP/1.1 on `io` (a TCP stream, or a TLS stream over one): see [`serve_connection`].
 async fn serve_http<I>(
@@ -250,6 +254,7 @@ async fn serve_http<I>(
     mut closing: tokio::sync::watch::Receiver<bool>,
     _open: tokio::sync::mpsc::Sender<()>,
     header_read_timeout: Duration,
+    over_tls: bool,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -257,6 +262,9 @@ async fn serve_http<I>(
     let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(peer));
+        if over_tls {
+            req.extensions_mut().insert(OverTls);
+        }
         app.clone().oneshot(req)
     });
     let conn = hyper::server::conn::http1::Builder::new()
