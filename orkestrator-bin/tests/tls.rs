@@ -357,6 +357,52 @@ fn a_worker_joins_over_tls_with_nothing_but_the_join_token() {
             }
         },
     );
+
+    // Killed and started again without the join token, it comes back as itself: its
+    // credential and the CA's digest are in its data directory.
+    let kept = pki
+        .dir
+        .path()
+        .join("data/orkestrator")
+        .join(format!("worker-{name}"));
+    let pin =
+        std::fs::read_to_string(kept.join("ca.sha256")).expect("the worker keeps the CA digest");
+    assert_eq!(
+        pin.trim(),
+        pki.digest,
+        "the kept digest is the cluster CA's"
+    );
+    assert!(
+        kept.join("credential").is_file(),
+        "the worker keeps its credential"
+    );
+    let _ = worker.kill();
+    let again_args: Vec<String> = {
+        let mut v = worker_args.clone();
+        let at = v.iter().position(|a| a == "--join-token-file").unwrap();
+        v.drain(at..at + 2);
+        v
+    };
+    let mut worker = pki.spawn("worker-again", &again_args, Some(name.clone()));
+    let again_log = pki.dir.path().join("worker-again.err");
+    wait(
+        &format!("worker {name} is Ready again without the join token"),
+        &mut [&mut server, &mut worker],
+        || {
+            let out = ok(pki.ork(&addr, &["workers", "-o", "json"], &["--ca-file", &ca]))?;
+            let w = out.json();
+            let ready = w.as_array().is_some_and(|ws| {
+                ws.iter()
+                    .any(|w| w["id"] == name.as_str() && w["status"] == "Ready")
+            });
+            let log = std::fs::read_to_string(&again_log).unwrap_or_default();
+            if ready && log.contains("registered with the manager") {
+                Ok(())
+            } else {
+                Err(format!("workers: {w}\n{log}"))
+            }
+        },
+    );
     let stop = pki.ork(&addr, &["stop", &job, "--wait"], &["--ca-file", &ca]);
     assert_eq!(stop.code, Some(0), "{}", stop.describe());
 }

@@ -123,11 +123,15 @@ fn serve_tls(files: &TlsFiles) -> Result<Option<ServeTls>> {
 
 /// A worker's or scheduler's client: its own credential if it has one (`credential`), else it
 /// joins with the join token and keeps what it is issued (`keep`).
+///
+/// `pin`, a file in the component's data directory, keeps the cluster CA's digest a join token
+/// carried, so that a restart with its credential and no join token still verifies the manager.
 fn component_client(
     addr: &ManagerAddr,
     join: &crate::cli::JoinArgs,
     credential: Option<String>,
     keep: Option<orkestrator_runtime::http::client::OnCredential>,
+    pin: Option<&std::path::Path>,
 ) -> Result<HttpTransport> {
     let explicit = addr.token.is_some() || addr.token_file.is_some();
     let token = if explicit {
@@ -136,11 +140,28 @@ fn component_client(
         credential
     };
     let mut t = bare_client(addr)?.with_token(token.clone());
-    match crate::creds::join_token(join, addr)? {
+    let pinned = pin
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|text| orkestrator_core::auth::from_hex(text.trim()));
+    let join_token = crate::creds::join_token(join, addr)?;
+    if join_token.is_none()
+        && let (Some(d), None, true) = (pinned, client_tls(addr), t.base().starts_with("https://"))
+    {
+        t = t
+            .with_tls(ClientTls::CaDigest(d))
+            .map_err(|e| crate::output::fail(crate::output::exit::USAGE, e.to_string()))?;
+    }
+    match join_token {
         Some(j) => {
             // A join token that carries the cluster CA's digest verifies an https:// manager
             // by it, unless --ca-file or --ca-digest say otherwise.
             let digest = orkestrator_core::auth::TokenParts::parse(&j).and_then(|p| p.ca_digest);
+            if let (Some(d), Some(p)) = (digest, pin)
+                && pinned != Some(d)
+                && let Err(e) = crate::creds::write_secret(p, &orkestrator_core::auth::to_hex(&d))
+            {
+                tracing::warn!(error = %format!("{e:#}"), "cannot keep the cluster CA's digest");
+            }
             if let (Some(d), None, true) =
                 (digest, client_tls(addr), t.base().starts_with("https://"))
             {

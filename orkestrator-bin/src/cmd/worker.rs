@@ -38,11 +38,13 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
             }
         })
     };
+    let pin = data_dir.join("ca.sha256");
     let transport = Arc::new(super::component_client(
         &a.addr,
         &a.join,
         credential,
         Some(keep),
+        Some(&pin),
     )?);
     let tls = super::serve_tls(&a.tls)?;
     let listener = tokio::net::TcpListener::bind((a.bind.as_str(), a.port))
