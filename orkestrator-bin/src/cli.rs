@@ -259,6 +259,11 @@ pub struct WorkerArgs {
     /// Address the worker's endpoint binds.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: String,
+    /// Where the manager reaches the worker's endpoint, `HOST:PORT` (a name its certificate is
+    /// valid for, over TLS). Default: the address it listens on, which is right on one host but
+    /// not with `--bind 0.0.0.0` across hosts.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
     /// TLS for the worker's endpoint (where the manager reads logs from): a certificate issued
     /// by the manager's CA, which the manager verifies it against.
     #[command(flatten)]

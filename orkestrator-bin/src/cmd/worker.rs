@@ -56,7 +56,10 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
             )
         })?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let address = format!("{scheme}://{}", listener.local_addr()?);
+    let address = match &a.advertise {
+        Some(host) => format!("{scheme}://{host}"),
+        None => format!("{scheme}://{}", listener.local_addr()?),
+    };
     let probe = Arc::new(SysProbe::new(&a)?);
     let engine = EngineMetrics::new();
     let runtime = Arc::new(InstrumentedRuntime::new(
