@@ -90,6 +90,44 @@ pub struct MetricsReport {
     pub tasks: Vec<TaskMetrics>,
 }
 
+impl MetricsReport {
+    /// The largest figure a report may carry in a CPU or load field (far above any host, well
+    /// inside what the window keeps as `f32`).
+    pub const MAX_FIGURE: f64 = 1e12;
+
+    /// Refuses a report with a CPU or load figure that is negative, not finite or over
+    /// [`MetricsReport::MAX_FIGURE`]: a 400 naming the field.
+    pub fn check(&self) -> Result<(), crate::api::ApiError> {
+        let n = &self.node;
+        let mut fields: Vec<(String, f64)> = vec![
+            ("node.cpu_cores_used".into(), n.cpu_cores_used),
+            ("node.cpu_cores_total".into(), n.cpu_cores_total),
+            ("node.load1".into(), n.load1),
+            ("node.load5".into(), n.load5),
+            ("node.load15".into(), n.load15),
+        ];
+        for (i, t) in self.tasks.iter().enumerate() {
+            fields.push((format!("tasks[{i}].sample.cpu_cores"), t.sample.cpu_cores));
+            fields.push((
+                format!("tasks[{i}].sample.cpu_seconds_total"),
+                t.sample.cpu_seconds_total,
+            ));
+        }
+        for (field, v) in fields {
+            if !(v.is_finite() && (0.0..=Self::MAX_FIGURE).contains(&v)) {
+                return Err(crate::api::ApiError::bad_request(
+                    "invalid_metrics",
+                    format!(
+                        "{field}: {v} is not a figure between 0 and {:e}",
+                        Self::MAX_FIGURE
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The manager's answer to a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MetricsAccepted {
@@ -463,6 +501,34 @@ impl MetricsWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reports_with_figures_out_of_range_are_refused_naming_the_field() {
+        let ok = MetricsReport::default();
+        assert!(ok.check().is_ok());
+        for bad in [f64::NAN, f64::INFINITY, -1.0, 1e300] {
+            let mut r = MetricsReport::default();
+            r.node.load5 = bad;
+            let e = r.check().unwrap_err();
+            assert_eq!(e.code, "invalid_metrics");
+            assert!(e.message.contains("node.load5"), "{e}");
+        }
+        let mut r = MetricsReport::default();
+        r.tasks.push(TaskMetrics {
+            instance: "j-0-0".into(),
+            task: "t".into(),
+            sample: TaskSample {
+                cpu_cores: 1e300,
+                ..TaskSample::default()
+            },
+        });
+        assert!(
+            r.check()
+                .unwrap_err()
+                .message
+                .contains("tasks[0].sample.cpu_cores")
+        );
+    }
 
     fn sample(at: Millis, cpu: f64, mem: u64) -> TaskSample {
         TaskSample {

@@ -883,6 +883,7 @@ impl Manager {
         worker: &WorkerId,
         report: MetricsReport,
     ) -> ApiResult<MetricsAccepted> {
+        report.check()?;
         let places: Vec<Option<Placement>> = {
             let st = self.lock();
             if !st.workers.contains_key(worker) {

@@ -413,20 +413,20 @@ impl Verifier for Manager {
     }
 }
 
-/// Checks tokens with a remote manager (`GET /v1/auth/whoami`), remembering answers for
-/// [`RemoteVerifier::FRESH`] (2 s: a revoked token is refused there within that; and, while the manager cannot be reached, for
-/// [`RemoteVerifier::STALE`]), so a scrape every few seconds costs the manager little and a
-/// worker's metrics stay readable while the manager is down.
+/// Checks tokens with a remote manager (`GET /v1/auth/whoami`) on every request, so a revoked
+/// token is refused at once; the answers are remembered only for when the manager cannot be
+/// reached (for [`RemoteVerifier::STALE`]), so that a worker's metrics stay readable while the
+/// manager is down.
 pub struct RemoteVerifier {
     manager: super::client::HttpTransport,
     seen: Mutex<HashMap<[u8; 32], (Role, Instant)>>,
 }
 
 impl RemoteVerifier {
-    /// How long a checked token is taken without asking again.
-    pub const FRESH: Duration = Duration::from_secs(2);
-    /// How long a checked token is taken while the manager does not answer.
+    /// How long a token checked before is taken while the manager does not answer.
     pub const STALE: Duration = Duration::from_secs(600);
+    /// The most answers remembered.
+    const MAX_SEEN: usize = 10_000;
 
     /// Checks with the manager at `manager` (its credentials are not used: the token checked
     /// is the one presented).
@@ -442,37 +442,23 @@ impl RemoteVerifier {
 impl Verifier for RemoteVerifier {
     async fn role_of(&self, token: &str) -> Result<Role, ApiError> {
         let key = orkestrator_core::auth::digest(token);
-        let now = Instant::now();
-        let cached = self
-            .seen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .cloned();
-        if let Some((role, at)) = &cached
-            && now.duration_since(*at) < Self::FRESH
-        {
-            return Ok(role.clone());
-        }
         let asker = self.manager.clone().with_token(Some(token.to_owned()));
-        match asker.whoami().await {
+        let answer = asker.whoami().await;
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        match answer {
             Ok(info) => {
-                let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-                if seen.len() > 10_000 {
+                if seen.len() >= Self::MAX_SEEN {
                     seen.clear();
                 }
-                seen.insert(key, (info.role.clone(), now));
+                seen.insert(key, (info.role.clone(), Instant::now()));
                 Ok(info.role)
             }
             Err(orkestrator_core::Error::Api(e)) => {
-                self.seen
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&key);
+                seen.remove(&key);
                 Err(e)
             }
-            Err(other) => match cached {
-                Some((role, at)) if now.duration_since(at) < Self::STALE => Ok(role),
+            Err(other) => match seen.get(&key) {
+                Some((role, at)) if at.elapsed() < Self::STALE => Ok(role.clone()),
                 _ => Err(ApiError::unavailable(
                     "manager_unreachable",
                     format!("cannot check the token with the manager: {other}"),
