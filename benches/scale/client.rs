@@ -1,14 +1,17 @@
 //! A lean HTTP/1.1 client: one kept-alive connection per requester, on hyper's connection API
-//! (no pool, so that each requester really holds one socket of its own).
+//! (no pool, so that each requester really holds one socket of its own). Every call presents a
+//! bearer token (issue 11): the connection's own, or one given for that call (the simulated
+//! workers share heartbeat connections, each heartbeat with its worker's credential).
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -48,27 +51,118 @@ impl Answer {
     }
 }
 
+/// A bearer token as the `Authorization` header that presents it (marked sensitive, so that it
+/// never shows in a debug print).
+#[derive(Clone)]
+pub struct Bearer(HeaderValue);
+
+impl Bearer {
+    /// The header for `token` (`ork.ID.SECRET`, as the manager wrote or issued it).
+    pub fn new(token: &str) -> Result<Self> {
+        let mut v = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .context("a token must be printable ASCII")?;
+        v.set_sensitive(true);
+        Ok(Bearer(v))
+    }
+
+    /// The token in `path` (its first line: a file the server wrote, such as
+    /// `DATA_DIR/operator.token`).
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        let token = text.lines().next().unwrap_or_default().trim();
+        if token.is_empty() {
+            bail!("{} holds no token", path.display());
+        }
+        Bearer::new(token)
+    }
+}
+
+/// Where a manager listens, and the tokens its server wrote in its data directory.
+#[derive(Clone)]
+pub struct Api {
+    /// Its API's address.
+    pub addr: SocketAddr,
+    /// `DATA_DIR/operator.token`: submissions, reads, the job and worker lists. `None` only for
+    /// a manager from before tokens (issue 11), which writes none: then nothing is presented,
+    /// so that the same harness measures a build from before and after.
+    pub operator: Option<Bearer>,
+    /// `DATA_DIR/join.token`: what simulated workers register with (`None` as above).
+    pub join: Option<Bearer>,
+}
+
+/// The file in a manager's data directory that holds its operator token.
+pub const OPERATOR_FILE: &str = "operator.token";
+/// The file that holds its join token.
+pub const JOIN_FILE: &str = "join.token";
+
+impl Api {
+    /// The tokens in `data_dir`, for the manager at `addr`: both, or (a manager from before
+    /// tokens, whose directory holds neither file) none.
+    pub fn read(addr: SocketAddr, data_dir: &Path) -> Result<Self> {
+        let (operator, join) = (data_dir.join(OPERATOR_FILE), data_dir.join(JOIN_FILE));
+        if !operator.exists() && !join.exists() {
+            return Ok(Api {
+                addr,
+                operator: None,
+                join: None,
+            });
+        }
+        Ok(Api {
+            addr,
+            operator: Some(Bearer::read(&operator)?),
+            join: Some(Bearer::read(&join)?),
+        })
+    }
+
+    /// Whether the manager's API takes tokens (its server wrote them).
+    pub fn has_tokens(&self) -> bool {
+        self.operator.is_some()
+    }
+
+    /// A connection presenting the operator token, opened lazily by the first call.
+    pub fn conn(&self) -> Conn {
+        Conn::new(self.addr).with_auth(self.operator.clone())
+    }
+
+    /// A connection presenting the operator token, opened now.
+    pub async fn open(&self) -> Result<Conn> {
+        let mut c = self.conn();
+        c.connect().await?;
+        Ok(c)
+    }
+}
+
 /// One HTTP/1.1 connection to the manager, reconnected on the next call after it broke.
 pub struct Conn {
     addr: SocketAddr,
     host: HeaderValue,
+    auth: Option<Bearer>,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl Conn {
-    /// A connection to `addr`, opened lazily by the first call.
+    /// A connection to `addr` presenting no token (public endpoints only, or a token per call),
+    /// opened lazily by the first call.
     pub fn new(addr: SocketAddr) -> Self {
         let host = HeaderValue::from_str(&addr.to_string()).expect("a socket address is ASCII");
         Conn {
             addr,
             host,
+            auth: None,
             sender: None,
         }
     }
 
-    /// A connection to `addr`, opened now.
-    pub async fn open(addr: SocketAddr) -> Result<Self> {
-        let mut c = Conn::new(addr);
+    /// The same connection presenting `auth` on every call that names no token of its own.
+    pub fn with_auth(mut self, auth: Option<Bearer>) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// A connection to `addr` presenting `auth`, opened now.
+    pub async fn open(addr: SocketAddr, auth: Option<Bearer>) -> Result<Self> {
+        let mut c = Conn::new(addr).with_auth(auth);
         c.connect().await?;
         Ok(c)
     }
@@ -88,10 +182,23 @@ impl Conn {
         Ok(self.sender.insert(sender))
     }
 
-    /// Sends one request and reads the whole answer. Transport errors drop the connection (the
-    /// next call opens a new one); HTTP statuses are left to the caller.
+    /// Sends one request with the connection's token and reads the whole answer. Transport
+    /// errors drop the connection (the next call opens a new one); HTTP statuses are left to the
+    /// caller.
     pub async fn call(
         &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<Answer> {
+        let auth = self.auth.clone();
+        self.call_as(auth.as_ref(), method, path, body).await
+    }
+
+    /// As [`Conn::call`], presenting `auth` (none: no `Authorization` header).
+    pub async fn call_as(
+        &mut self,
+        auth: Option<&Bearer>,
         method: Method,
         path: &str,
         body: Option<Bytes>,
@@ -100,6 +207,9 @@ impl Conn {
             .method(method.clone())
             .uri(path)
             .header(HOST, self.host.clone());
+        if let Some(a) = auth {
+            req = req.header(AUTHORIZATION, a.0.clone());
+        }
         if body.is_some() {
             req = req.header(CONTENT_TYPE, "application/json");
         }
@@ -132,7 +242,19 @@ impl Conn {
         path: &str,
         body: Option<Bytes>,
     ) -> Result<Answer> {
-        let a = self.call(method.clone(), path, body).await?;
+        let auth = self.auth.clone();
+        self.expect_ok_as(auth.as_ref(), method, path, body).await
+    }
+
+    /// As [`Conn::expect_ok`], presenting `auth`.
+    pub async fn expect_ok_as(
+        &mut self,
+        auth: Option<&Bearer>,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<Answer> {
+        let a = self.call_as(auth, method.clone(), path, body).await?;
         if !a.ok() {
             bail!("{method} {path} answered {}: {}", a.status, a.body_text());
         }
@@ -193,7 +315,8 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-/// Waits until `GET /v1/health` answers 200 at `addr`, trying every 20 ms until `deadline` passes.
+/// Waits until `GET /v1/health` answers 200 at `addr`, trying every 20 ms until `deadline` passes
+/// (without a token: the manager answers `{"status":"up"}` to anyone).
 pub async fn wait_healthy(addr: SocketAddr, deadline: Duration) -> Result<()> {
     let start = std::time::Instant::now();
     let mut last = String::from("no attempt");

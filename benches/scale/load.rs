@@ -1,7 +1,6 @@
 //! Submission load: closed-loop requesters (one connection each) that submit a new one-task job
 //! per request, the pre-loading of many pending tasks, and the store figures of `/v1/health`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
-use crate::client::Conn;
+use crate::client::{Api, Conn};
 use crate::report::Percentiles;
 
 /// The most instances one job may ask for.
@@ -62,11 +61,12 @@ impl LoadResult {
     }
 }
 
-/// `concurrency` requesters, each on its own kept-alive connection, submit new one-task jobs
-/// named `PREFIX-REQUESTER-N` back to back for `duration`. Connections are opened before the clock
-/// starts. Any non-2xx answer fails the run, naming the request and the body.
+/// `concurrency` requesters, each on its own kept-alive connection presenting the operator
+/// token, submit new one-task jobs named `PREFIX-REQUESTER-N` back to back for `duration`.
+/// Connections are opened before the clock starts. Any non-2xx answer fails the run, naming the
+/// request and the body.
 pub async fn submit_load(
-    addr: SocketAddr,
+    api: &Api,
     concurrency: usize,
     duration: Duration,
     prefix: &str,
@@ -76,7 +76,7 @@ pub async fn submit_load(
     for r in 0..concurrency {
         let barrier = barrier.clone();
         let prefix = prefix.to_owned();
-        let mut conn = Conn::open(addr).await?;
+        let mut conn = api.open().await?;
         set.spawn(async move {
             barrier.wait().await;
             let end = Instant::now() + duration;
@@ -128,13 +128,8 @@ impl Preloaded {
 }
 
 /// Submits `tasks` pending tasks as jobs of [`MAX_COUNT`] one-task instances (the last one
-/// smaller) named `PREFIX-N`, over `conns` connections.
-pub async fn preload(
-    addr: SocketAddr,
-    tasks: u64,
-    conns: usize,
-    prefix: &str,
-) -> Result<Preloaded> {
+/// smaller) named `PREFIX-N`, over `conns` connections (operator token).
+pub async fn preload(api: &Api, tasks: u64, conns: usize, prefix: &str) -> Result<Preloaded> {
     let jobs = tasks.div_ceil(MAX_COUNT);
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -142,7 +137,7 @@ pub async fn preload(
     for _ in 0..conns.max(1) {
         let next = next.clone();
         let prefix = prefix.to_owned();
-        let mut conn = Conn::open(addr).await?;
+        let mut conn = api.open().await?;
         set.spawn(async move {
             loop {
                 let j = next.fetch_add(1, Ordering::Relaxed);
@@ -186,7 +181,8 @@ pub async fn preload(
 /// The store's figures in `GET /v1/health` → `manager.store` (absent before the rewrite).
 pub use orkestrator_core::api::StoreStats;
 
-/// Reads the store's figures, if the manager reports them.
+/// Reads the store's figures, if the manager reports them (only to a read or operator token:
+/// `conn` must present one).
 pub async fn store_stats(conn: &mut Conn) -> Result<Option<StoreStats>> {
     let health: Value = conn.get("/v1/health").await?.json()?;
     Ok(parse_store_stats(&health))

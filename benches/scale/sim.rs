@@ -2,22 +2,29 @@
 //! (over a shared pool of connections), and optionally watches its assignments on a connection of
 //! its own, reporting `Starting` then `Running` for every new instance in batches. A worker the
 //! manager does not know (404) registers again.
+//!
+//! As real workers do (issue 11), each registers with the cluster's join token, keeps the
+//! credential the answer carries, and presents that credential alone from then on: heartbeats
+//! (each heartbeat on the shared connections with its own worker's credential), watches, status
+//! reports and re-registrations. So the manager checks one credential per worker, and its
+//! per-credential limits apply to each worker separately.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
+use orkestrator_core::api::Registered;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::client::Conn;
+use crate::client::{Api, Bearer, Conn};
 
 /// How much a simulated worker offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,11 +109,14 @@ impl FleetStats {
 
 struct Shared {
     addr: SocketAddr,
+    join: Option<Bearer>,
     cfg: FleetConfig,
     resources: Value,
     heartbeat_body: Bytes,
     epoch: Instant,
-    registered: Vec<AtomicBool>,
+    /// Set once a worker has registered (until then it sends nothing else): its own credential,
+    /// the one its first registration issued (`None` against a manager from before tokens).
+    credentials: Vec<OnceLock<Option<Bearer>>>,
     last_beat_ms: Vec<AtomicU64>,
     heartbeats: AtomicU64,
     heartbeat_errors: AtomicU64,
@@ -151,12 +161,53 @@ impl Shared {
         }
     }
 
+    /// Whether worker `i` has registered.
+    fn registered(&self, i: usize) -> bool {
+        self.credentials[i].get().is_some()
+    }
+
+    /// Worker `i`'s own credential, once it has registered with a manager that takes tokens.
+    fn credential(&self, i: usize) -> Option<&Bearer> {
+        self.credentials[i].get().and_then(Option::as_ref)
+    }
+
+    /// Registers worker `i`: the first time with the join token (keeping the credential the
+    /// answer carries), after that with its own credential, as a restarted worker does.
     async fn register(&self, conn: &mut Conn, i: usize) -> Result<()> {
-        conn.post("/v1/workers", self.register_body(i))
+        let first = !self.registered(i);
+        let auth = if first {
+            self.join.as_ref()
+        } else {
+            self.credential(i)
+        };
+        let answer = conn
+            .expect_ok_as(
+                auth,
+                Method::POST,
+                "/v1/workers",
+                Some(self.register_body(i)),
+            )
             .await
             .with_context(|| format!("registering worker {}", self.id(i)))?;
+        // Before the worker counts as registered, so that its first heartbeat's gap is measured
+        // from now.
         self.last_beat_ms[i].store(self.now_ms(), Ordering::Relaxed);
-        self.registered[i].store(true, Ordering::Relaxed);
+        if first {
+            let credential = match &self.join {
+                None => None,
+                Some(_) => {
+                    let registered: Registered = answer.json()?;
+                    let Some(c) = registered.credential else {
+                        bail!(
+                            "registering worker {} with the join token issued no credential",
+                            self.id(i)
+                        );
+                    };
+                    Some(Bearer::new(&c)?)
+                }
+            };
+            let _ = self.credentials[i].set(credential);
+        }
         Ok(())
     }
 }
@@ -168,19 +219,21 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// A fleet for the manager at `addr`; nothing runs until [`Fleet::start_heartbeats`].
-    pub fn new(addr: SocketAddr, cfg: FleetConfig) -> Self {
+    /// A fleet for the manager `api` names (its join token registers the workers); nothing runs
+    /// until [`Fleet::start_heartbeats`].
+    pub fn new(api: &Api, cfg: FleetConfig) -> Self {
         let resources = cfg.size.resources();
         let heartbeat_body =
             Bytes::from(json!({ "resources": resources, "healthy": true }).to_string());
         let n = cfg.workers;
         Fleet {
             shared: Arc::new(Shared {
-                addr,
+                addr: api.addr,
+                join: api.join.clone(),
                 resources,
                 heartbeat_body,
                 epoch: Instant::now(),
-                registered: (0..n).map(|_| AtomicBool::new(false)).collect(),
+                credentials: (0..n).map(|_| OnceLock::new()).collect(),
                 last_beat_ms: (0..n).map(|_| AtomicU64::new(0)).collect(),
                 heartbeats: AtomicU64::new(0),
                 heartbeat_errors: AtomicU64::new(0),
@@ -304,7 +357,7 @@ async fn heartbeat_loop(s: Arc<Shared>, first: usize, k: usize) {
     loop {
         for (j, &i) in mine.iter().enumerate() {
             tokio::time::sleep_until(round + spacing * j as u32).await;
-            if !s.registered[i].load(Ordering::Relaxed) {
+            if !s.registered(i) {
                 continue;
             }
             if let Err(e) = heartbeat(&s, &mut conn, i).await {
@@ -329,7 +382,12 @@ async fn heartbeat(s: &Shared, conn: &mut Conn, i: usize) -> Result<()> {
     let path = format!("/v1/workers/{}/heartbeat", s.id(i));
     let sent = Instant::now();
     let a = conn
-        .call(Method::POST, &path, Some(s.heartbeat_body.clone()))
+        .call_as(
+            s.credential(i),
+            Method::POST,
+            &path,
+            Some(s.heartbeat_body.clone()),
+        )
         .await?;
     s.slowest_heartbeat_us
         .fetch_max(sent.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -383,12 +441,14 @@ struct LeanTask {
 const BATCH: usize = 500;
 
 async fn watch_loop(s: &Shared, i: usize, gate: Arc<Semaphore>) -> Result<()> {
-    while !s.registered[i].load(Ordering::Relaxed) {
+    while !s.registered(i) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let credential = s.credential(i).cloned();
+    // Its own connection, presenting its own credential on every call.
     let mut conn = {
         let _permit = gate.acquire().await?;
-        Conn::open(s.addr).await?
+        Conn::open(s.addr, credential).await?
     };
     let id = s.id(i);
     let mut index = 0u64;

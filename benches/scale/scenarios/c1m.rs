@@ -1,6 +1,9 @@
 //! `c1m`: C1M in a box. Simulated workers register, heartbeat and watch; then jobs are submitted
 //! and the clock runs until the workers have reported every task `Running` (counted from the
 //! acknowledged reports, so no polling loads the manager), confirmed at the end by the job list.
+//! Every worker registers with the join token and then presents a credential of its own (issue
+//! 11): the manager checks as many credentials as there are workers, each under its own
+//! per-credential limits; the submitter and the job list use the operator token.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
 use super::{CpuWindow, Managed, cores};
-use crate::client::{Conn, list_all};
+use crate::client::{Api, list_all};
 use crate::load::job_body;
 use crate::manager_proc::Launcher;
 use crate::report::{Report, Table, bytes, count, dur, rate};
@@ -53,9 +56,8 @@ impl C1m {
             );
         }
         let m = Managed::start(launcher, &[]).await?;
-        let addr = m.proc.addr;
         let mut fleet = Fleet::new(
-            addr,
+            &m.api,
             FleetConfig {
                 workers: self.workers,
                 prefix: "cw".into(),
@@ -93,7 +95,7 @@ impl C1m {
         let busy = CpuWindow::start(&m.proc)?;
         let start = Instant::now();
         let submitted_at = Arc::new(AtomicU64::new(0));
-        let mut submitters = spawn_submitters(addr, self.jobs, self.count, submitted_at.clone());
+        let mut submitters = spawn_submitters(&m.api, self.jobs, self.count, submitted_at.clone());
         let mut last_print = Instant::now();
         let mut submit_error = None;
         loop {
@@ -113,7 +115,7 @@ impl C1m {
                 return Err(e);
             }
             if start.elapsed() > self.timeout {
-                let mut conn = Conn::open(addr).await?;
+                let mut conn = m.api.open().await?;
                 let down = list_all(&mut conn, "/v1/workers")
                     .await?
                     .iter()
@@ -154,7 +156,7 @@ impl C1m {
         let rejection = fleet.first_rejection();
 
         // Confirm from the manager's side: every job's phase.
-        let mut conn = Conn::open(addr).await?;
+        let mut conn = m.api.open().await?;
         let listed = list_all(&mut conn, "/v1/jobs").await?;
         let running_jobs = listed
             .iter()
@@ -284,10 +286,10 @@ impl C1m {
     }
 }
 
-/// Submits jobs `c1m-0` … over [`SUBMITTERS`] connections; stores when the last was answered
-/// (µs after the start) in `done_at`.
+/// Submits jobs `c1m-0` … over [`SUBMITTERS`] connections (operator token); stores when the last
+/// was answered (µs after the start) in `done_at`.
 fn spawn_submitters(
-    addr: std::net::SocketAddr,
+    api: &Api,
     jobs: u64,
     count: u64,
     done_at: Arc<AtomicU64>,
@@ -298,8 +300,8 @@ fn spawn_submitters(
     for _ in 0..SUBMITTERS {
         let next = next.clone();
         let done_at = done_at.clone();
+        let mut conn = api.conn();
         set.spawn(async move {
-            let mut conn = Conn::new(addr);
             loop {
                 let j = next.fetch_add(1, Ordering::Relaxed);
                 if j >= jobs {

@@ -37,7 +37,6 @@ impl Decay {
     /// Runs it.
     pub async fn run(&self, launcher: &Launcher) -> Result<Report> {
         let m = Managed::start(launcher, &[]).await?;
-        let addr = m.proc.addr;
         let mut report = Report::new("decay");
         let mut table = Table::new(
             "Submissions at concurrency 64 as pending tasks accumulate (no workers)",
@@ -52,7 +51,7 @@ impl Decay {
         );
         let mut present = 0;
         if self.base_tasks > 0 {
-            let p = preload(addr, self.base_tasks, self.preload_conns, "base").await?;
+            let p = preload(&m.api, self.base_tasks, self.preload_conns, "base").await?;
             present += p.tasks;
             m.proc.settle(IDLE, SETTLE).await?;
         }
@@ -61,7 +60,7 @@ impl Decay {
         table.row(row(present, &r0, &c0));
         present += r0.requests;
         let extra = self.tasks.saturating_sub(present);
-        let p = preload(addr, extra, self.preload_conns, "pre").await?;
+        let p = preload(&m.api, extra, self.preload_conns, "pre").await?;
         present += p.tasks;
         let settled = m.proc.settle(IDLE, SETTLE).await?;
         report.notes.push(format!(
@@ -101,7 +100,7 @@ impl Decay {
 
 async fn level(m: &Managed, prefix: &str, d: Duration) -> Result<(LoadResult, String)> {
     let cpu = CpuWindow::start(&m.proc)?;
-    let r = submit_load(m.proc.addr, CONCURRENCY, d, prefix).await?;
+    let r = submit_load(&m.api, CONCURRENCY, d, prefix).await?;
     let (mcpu, _, wall) = cpu.read(&m.proc)?;
     Ok((r, cores(mcpu, wall)))
 }

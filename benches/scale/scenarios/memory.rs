@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::Managed;
 use crate::load::preload;
-use crate::manager_proc::{Launcher, ManagerProc, dir_size};
+use crate::manager_proc::{Launcher, dir_size};
 use crate::report::{Report, Table, bytes, count, dur};
 use crate::sim::{Fleet, FleetConfig, Size};
 
@@ -29,14 +29,14 @@ pub struct Memory {
 /// The most RSS growth per worker allowed, bytes.
 const WORKER_BOUND: f64 = 4096.0;
 
-/// RSS of a manager that has answered a few requests and is idle.
-async fn idle_rss(m: &ManagerProc) -> Result<u64> {
-    let mut c = crate::client::Conn::open(m.addr).await?;
+/// RSS of a manager that has answered a few requests (with the operator token) and is idle.
+async fn idle_rss(m: &Managed) -> Result<u64> {
+    let mut c = m.api.open().await?;
     for _ in 0..5 {
         c.get("/v1/health").await?;
     }
-    m.settle(0.25, Duration::from_secs(30)).await?;
-    m.rss()
+    m.proc.settle(0.25, Duration::from_secs(30)).await?;
+    m.proc.rss()
 }
 
 impl Memory {
@@ -56,8 +56,8 @@ impl Memory {
         );
 
         let m = Managed::start(launcher, &[]).await?;
-        let empty = idle_rss(&m.proc).await?;
-        let p = preload(m.proc.addr, self.tasks, self.preload_conns, "mem").await?;
+        let empty = idle_rss(&m).await?;
+        let p = preload(&m.api, self.tasks, self.preload_conns, "mem").await?;
         let settled = m.proc.settle(0.25, Duration::from_secs(120)).await?;
         let after = m.proc.rss()?;
         let per_task = (after as f64 - empty as f64) / self.tasks.max(1) as f64;
@@ -98,9 +98,9 @@ impl Memory {
 
         if let Some(w) = self.workers.filter(|w| *w > 0) {
             let m = Managed::start(launcher, &[]).await?;
-            let empty = idle_rss(&m.proc).await?;
+            let empty = idle_rss(&m).await?;
             let mut fleet = Fleet::new(
-                m.proc.addr,
+                &m.api,
                 FleetConfig {
                     workers: w,
                     prefix: "mw".into(),
@@ -130,8 +130,10 @@ impl Memory {
                 bytes(per_worker),
             ]);
             report.notes.push(format!(
-                "workers: registered in {}; heartbeats over {} shared connections (their buffers \
-                 are in the figure, amortised; no long-poll connections open)",
+                "workers: registered in {} with the join token, each then heartbeating with its \
+                 own credential (its token record is in the figure); heartbeats over {} shared \
+                 connections (their buffers are in the figure, amortised; no long-poll \
+                 connections open)",
                 dur(took),
                 self.heartbeat_conns.min(w),
             ));

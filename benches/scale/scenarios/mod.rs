@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::client::Api;
 use crate::manager_proc::{Launcher, ManagerProc};
 use crate::report::Report;
 use crate::{Opts, Scenario};
@@ -88,16 +89,26 @@ pub async fn run(opts: &Opts, launcher: &Launcher) -> Result<Report> {
 pub struct Managed {
     /// The manager.
     pub proc: ManagerProc,
+    /// Where it listens and the tokens it wrote (they outlast a restart on the same directory).
+    pub api: Api,
     /// Its data directory.
     pub dir: tempfile::TempDir,
 }
 
 impl Managed {
-    /// Starts a manager with the default flags plus `args` on a fresh data directory.
+    /// Starts a manager with the default flags plus `args` on a fresh data directory, and reads
+    /// the operator and join tokens it wrote there.
     pub async fn start(launcher: &Launcher, args: &[&str]) -> Result<Self> {
         let dir = launcher.data_dir()?;
         let proc = launcher.start(dir.path(), args).await?;
-        Ok(Managed { proc, dir })
+        let api = Api::read(proc.addr, dir.path()).map_err(|e| e.context(proc.log_tail()))?;
+        if !api.has_tokens() {
+            eprintln!(
+                "scale: the manager wrote no tokens in its data directory (a build from before \
+                 issue 11?): requests carry none"
+            );
+        }
+        Ok(Managed { proc, api, dir })
     }
 }
 

@@ -51,9 +51,9 @@ impl Restart {
         let mut report = Report::new("restart");
         let mut m = Managed::start(launcher, &[]).await?;
         let addr = m.proc.addr;
-        let p = preload(addr, self.tasks, self.preload_conns, "rs").await?;
+        let p = preload(&m.api, self.tasks, self.preload_conns, "rs").await?;
         let mut fleet = Fleet::new(
-            addr,
+            &m.api,
             FleetConfig {
                 workers: self.workers,
                 prefix: "rw".into(),
@@ -67,7 +67,7 @@ impl Restart {
         fleet.register_all(self.preload_conns).await?;
         m.proc.settle(0.25, Duration::from_secs(120)).await?;
         tokio::time::sleep(Duration::from_millis(1_500)).await;
-        let mut conn = Conn::open(addr).await?;
+        let mut conn = m.api.open().await?;
         let (ready0, down0, _) = liveness(&mut conn).await?;
         if down0 > 0 {
             bail!("{down0} workers were already Down before the kill");
@@ -80,7 +80,9 @@ impl Restart {
         m.proc.kill9()?;
         let restarted = Instant::now();
         m.proc = launcher.spawn(m.dir.path(), addr.port(), &[])?;
-        let mut writer = Conn::new(addr);
+        // The restarted manager keeps the tokens of its data directory: the same operator token
+        // and worker credentials work on.
+        let mut writer = m.api.conn();
         let mut attempts = 0u64;
         let acked = loop {
             if let Some(status) = m.proc.exited() {
@@ -113,7 +115,7 @@ impl Restart {
         };
         let from_start = acked - restarted;
         let from_kill = acked - killed;
-        let mut conn = Conn::open(addr).await?;
+        let mut conn = m.api.open().await?;
         let (ready_at_ack, down_at_ack, _) = liveness(&mut conn).await?;
         // Past the heartbeat grace (3 s by default): a worker the restart lost would be Down now.
         tokio::time::sleep(Duration::from_secs(4)).await;

@@ -29,8 +29,7 @@ impl Submit {
     /// Runs it.
     pub async fn run(&self, launcher: &Launcher) -> Result<Report> {
         let m = Managed::start(launcher, &[]).await?;
-        let addr = m.proc.addr;
-        let mut probe = crate::client::Conn::open(addr).await?;
+        let mut probe = m.api.open().await?;
         let mut report = Report::new("submit");
         let mut table = Table::new(
             "Durable submissions (one new one-task job per request, keep-alive, one connection per requester)",
@@ -52,7 +51,7 @@ impl Submit {
         for &c in &self.levels {
             let before = store_stats(&mut probe).await?;
             let cpu = CpuWindow::start(&m.proc)?;
-            let r = submit_load(addr, c.max(1), self.duration, &format!("s{c}")).await?;
+            let r = submit_load(&m.api, c.max(1), self.duration, &format!("s{c}")).await?;
             let (mcpu, gcpu, wall) = cpu.read(&m.proc)?;
             let after = store_stats(&mut probe).await?;
             let batch = batch_figure(before, after);
@@ -92,8 +91,9 @@ impl Submit {
         }
         report.tables.push(table);
         report.notes.push(format!(
-            "{:?} per level; job bodies as shared/load/submit.lua; store figures from GET /v1/health \
-             → manager.store (n/a: not reported by this manager)",
+            "{:?} per level; job bodies as shared/load/submit.lua, each request with the operator \
+             token (Authorization: Bearer); store figures from GET /v1/health → manager.store \
+             (n/a: not reported by this manager)",
             self.duration
         ));
         report.set("levels", Value::Array(levels));
