@@ -3,7 +3,9 @@
 # workers) on a free loopback port, and runs schemathesis against the OpenAPI document it serves
 # at /v1/openapi.json: every operation gets generated requests (examples, coverage, fuzzing and
 # stateful phases), and every answer is checked for server errors (5xx), for a status, a content
-# type and a body that the document allows. Exits non-zero on any failure. Builds nothing.
+# type and a body that the document allows; with the operator token (when the manager has
+# authentication), then once more without a credential for the public operations. Exits non-zero
+# on any failure. Builds nothing.
 #
 # Usage: scripts/schemathesis.sh [PATH-TO-ORKESTRATOR-BINARY]
 #   (default: target/release/orkestrator, else target/debug/orkestrator)
