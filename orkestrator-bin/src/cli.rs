@@ -52,6 +52,8 @@ The original flags work too:
   orkestrator -client -file job.yaml -port 5555 (= run -f job.yaml --manager http://127.0.0.1:5555)";
 
 /// The subcommands.
+// Parsed once per process: the size of the largest variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the manager (the API server), with an embedded scheduler.
