@@ -88,7 +88,8 @@ pub fn read_token(path: &Path) -> Result<String> {
 
 /// Makes sure the server's operator, join and manager tokens exist and that their files hold
 /// them, writing new ones where a file is missing or stale; logs where they are, never what.
-/// Returns the manager's endpoint credential.
+/// The join token carries `ca_digest` (a TLS manager's cluster CA); the manager token becomes the
+/// manager's credential for workers' endpoints.
 pub async fn bootstrap(manager: &Manager, dir: &Path, ca_digest: Option<[u8; 32]>) -> Result<()> {
     private_dir(dir)?;
     for (role, file, name) in [
