@@ -6,6 +6,8 @@
 //! - `events`: the event stream's throughput to `--subscribers` SSE clients over real HTTP on
 //!   loopback (a manager on the in-memory store, served by the real router), against one
 //!   subscriber in the same run: every client must receive every event of `--jobs` submissions.
+//!   Each subscriber presents a read token of its own (issue 11), as separate dashboards would,
+//!   so none shares another's per-credential stream limit.
 //!
 //! ```text
 //! cargo run --release -p orkestrator-benches --bin observability -- [window|events|all]
@@ -18,6 +20,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use futures_util::StreamExt;
 use orkestrator_benches::rss_bytes;
+use orkestrator_core::auth::{CreateToken, Role};
 use orkestrator_core::events::{EventFilter, EventKind, StreamItem, StreamStart};
 use orkestrator_core::ids::{InstanceId, JobId, TaskName, WorkerId};
 use orkestrator_core::manager::{Manager, ManagerConfig};
@@ -120,10 +123,21 @@ async fn start_manager() -> Result<(Manager, u16)> {
 /// last client had them all).
 async fn events_round(subscribers: usize, jobs: usize, tag: &str) -> Result<(u64, f64)> {
     let (m, port) = start_manager().await?;
-    let start = m.durable_index() + 1;
-    let http = HttpTransport::new(&format!("127.0.0.1:{port}"))?;
-    let mut clients = Vec::new();
+    let mut transports = Vec::new();
     for _ in 0..subscribers {
+        let read = m
+            .create_token(CreateToken {
+                role: Role::Read,
+                name: Some("observability bench subscriber".into()),
+            })
+            .await?;
+        transports
+            .push(HttpTransport::new(&format!("127.0.0.1:{port}"))?.with_token(Some(read.token)));
+    }
+    // From past the tokens' own writes: the streams carry the submissions alone.
+    let start = m.durable_index() + 1;
+    let mut clients = Vec::new();
+    for http in &transports {
         let s = http
             .events(StreamStart::Index(start), &EventFilter::default())
             .await?;

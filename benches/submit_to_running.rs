@@ -50,6 +50,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use orkestrator_core::api::{JobPhase, Liveness};
+use orkestrator_core::auth::{CreateToken, Role};
 use orkestrator_core::events::EventKind;
 use orkestrator_core::ids::{InstanceId, JobId, SchedulerId, WorkerId};
 use orkestrator_core::local::LocalTransport;
@@ -425,6 +426,22 @@ async fn bench(run_id: &str, n: usize, warmup: usize, verbose: bool) -> Res<()> 
         });
     }
 
+    // Tokens, as `orkestrator server` writes them (issue 11): the client presents an operator
+    // token; the worker joins with a join token and then uses the credential it is issued.
+    let token = |role: Role| {
+        let m = manager.clone();
+        async move {
+            m.create_token(CreateToken {
+                role,
+                name: Some("submit_to_running bench".into()),
+            })
+            .await
+            .map(|t| t.token)
+        }
+    };
+    let operator = token(Role::Operator).await?;
+    let join = token(Role::Join).await?;
+
     // One worker with the Docker runtime, talking to the manager over HTTP.
     let worker = WorkerId::new(worker_id(run_id));
     let mut wconfig = WorkerConfig::new(worker.clone());
@@ -438,7 +455,7 @@ async fn bench(run_id: &str, n: usize, warmup: usize, verbose: bool) -> Res<()> 
     }));
     let agent = WorkerAgent::new(
         wconfig,
-        Arc::new(HttpTransport::new(&addr)?),
+        Arc::new(HttpTransport::new(&addr)?.with_join_token(join, None)),
         Arc::new(DockerRuntime::connect()?),
         probe,
     );
@@ -446,7 +463,7 @@ async fn bench(run_id: &str, n: usize, warmup: usize, verbose: bool) -> Res<()> 
 
     let b = Bench {
         run_id: run_id.to_owned(),
-        client: HttpTransport::new(&addr)?,
+        client: HttpTransport::new(&addr)?.with_token(Some(operator)),
         docker,
         seen,
         engine,
