@@ -15,7 +15,10 @@
 # Part 2, the real worker: `orkestrator server` + `orkestrator worker --metrics-interval INTERVAL`
 # running a job of N copies of `sleep`; CPU of the worker process over ROUNDS intervals with
 # metrics on, then (same containers, adopted) with metrics off (`--metrics-interval 0s`), and
-# dockerd's CPU in both.
+# dockerd's CPU in both. The manager keeps its state and tokens in a temporary data directory;
+# the worker joins with its join token (DATA_DIR/join.token) and keeps its credential in a
+# temporary directory of its own; the script reads the manager's and the worker's figures with
+# the operator token (DATA_DIR/operator.token), and `orkestrator run` finds that token by itself.
 #
 # CPU is read from /proc/<pid>/stat (utime + stime) before and after each window; figures are
 # percent of one core. Each window is measured REPEAT times; the medians are printed.
@@ -155,9 +158,11 @@ part2() {
     dir=$(mktemp -d)
     port=$((20000 + RANDOM % 20000)); wport=$((port + 1))
     log "part 2: manager on $port, worker endpoint on $wport, $N tasks"
-    "$BIN" server --port "$port" >"$dir/server.log" 2>&1 &
+    "$BIN" server --port "$port" --data-dir "$dir/manager" >"$dir/server.log" 2>&1 &
     local server=$!
     until curl -sf "http://127.0.0.1:$port/v1/health" >/dev/null; do sleep 0.2; done
+    local auth
+    auth="authorization: Bearer $(head -n 1 "$dir/manager/operator.token")"
     cat >"$dir/job.yaml" <<EOF
 name: bench-wm
 count: $N
@@ -170,6 +175,7 @@ tasks:
 EOF
     start_worker() {
         "$BIN" worker --manager "http://127.0.0.1:$port" --port "$wport" --name bench-wm-worker \
+            --join-token-file "$dir/manager/join.token" --data-dir "$dir/worker" \
             --cpu 64 --memory 64Gi --metrics-interval "$1" >>"$dir/worker.log" 2>&1 &
         WORKER=$!
         until curl -sf "http://127.0.0.1:$wport/health" >/dev/null; do sleep 0.2; done
@@ -180,7 +186,7 @@ EOF
     # Let starts settle, and the first samples (no CPU delta yet) pass.
     sleep $((3 * INTERVAL))
     local samples
-    samples=$(curl -s "http://127.0.0.1:$port/v1/jobs/bench-wm/metrics?last=1" | jq '.tasks | length')
+    samples=$(curl -s -H "$auth" "http://127.0.0.1:$port/v1/jobs/bench-wm/metrics?last=1" | jq '.tasks | length')
     log "the manager holds samples of $samples tasks"
     local on_w=() on_d=() off_w=() off_d=()
     for _ in $(seq 1 "$REPEAT"); do
@@ -189,10 +195,10 @@ EOF
         on_w+=("$w"); on_d+=("$d")
     done
     local stats_count
-    stats_count=$(curl -s "http://127.0.0.1:$wport/metrics" |
+    stats_count=$(curl -s -H "$auth" "http://127.0.0.1:$wport/metrics" |
         awk '/^ork_engine_call_duration_seconds_count\{call="stats"\}/ { print $2 }')
     local stats_sum
-    stats_sum=$(curl -s "http://127.0.0.1:$wport/metrics" |
+    stats_sum=$(curl -s -H "$auth" "http://127.0.0.1:$wport/metrics" |
         awk '/^ork_engine_call_duration_seconds_sum\{call="stats"\}/ { print $2 }')
     kill "$WORKER"; wait "$WORKER" 2>/dev/null || true
     start_worker 0s
