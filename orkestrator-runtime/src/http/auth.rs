@@ -318,14 +318,20 @@ pub async fn layer(
     if let Err(e) = permit(&principal, &need, &method, &path) {
         return ErrorResponse(e).into_response();
     }
-    let guard = match s.usage.take(&principal.token, is_stream(&path)) {
+    let stream = is_stream(&path);
+    let guard = match s.usage.take(&principal.token, stream) {
         Ok(g) => g,
         Err(e) => return ErrorResponse(e).into_response(),
     };
     req.extensions_mut().insert(principal.clone());
     let resp = next.run(req).await;
-    // The guard lasts as long as the answer's body: a stream holds it until it ends. A stream
-    // whose token is revoked ends at its next chunk (an event or a keep-alive).
+    if !stream {
+        // The answer is whole: what the request held is given back now.
+        drop(guard);
+        return resp;
+    }
+    // A stream holds its guard as long as its body lasts, and ends at its next chunk (an event
+    // or a keep-alive) once its token is revoked.
     let (parts, body) = resp.into_parts();
     let manager = s.manager.clone();
     let body = axum::body::Body::from_stream(body.into_data_stream().take_while(move |_| {
