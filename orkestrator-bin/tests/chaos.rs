@@ -512,7 +512,10 @@ fn restarted_worker_adopts_containers() {
     if !docker_or_skip(test) {
         return;
     }
-    let mut c = Cluster::start_server(test, &["--heartbeat-grace", "3s"]);
+    // The worker must be back within the grace for its containers to be adopted rather than
+    // replaced; between the kill and the restart the test starts a container with `docker run`,
+    // which alone took over 3 s on a loaded engine (the tasks were then rightly replaced).
+    let mut c = Cluster::start_server(test, &["--heartbeat-grace", "10s"]);
     let (w, p) = c.add_worker_proc(WORKER);
     let job = unique("chaos", test);
     submit(&c, &job, &job_yaml(&job, "count: 3\n", ALWAYS));
