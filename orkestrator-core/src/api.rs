@@ -140,6 +140,15 @@ impl From<crate::Error> for ApiError {
             }
             crate::Error::IllegalTransition { .. } => ApiError::conflict(e.to_string()),
             crate::Error::Api(a) => a,
+            crate::Error::Store(m) => {
+                crate::manager::store_failure(crate::manager::StoreFailure::Failed, &m)
+            }
+            crate::Error::OutcomeUnknown(m) => {
+                crate::manager::store_failure(crate::manager::StoreFailure::OutcomeUnknown, &m)
+            }
+            crate::Error::NotLeader(m) => {
+                crate::manager::store_failure(crate::manager::StoreFailure::NotLeader, &m)
+            }
             other => ApiError::internal(other.to_string()),
         }
     }

@@ -78,6 +78,14 @@ pub enum Error {
     /// The durable store failed.
     #[error("store: {0}")]
     Store(String),
+    /// A commit was sent but its outcome is unknown (the store timed out or the connection broke
+    /// before it answered): it may or may not have been applied, so the manager reloads.
+    #[error("store: outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// The store refused a commit because this manager is no longer the leader (another was
+    /// elected, or its lease ran out): nothing of it was applied.
+    #[error("store: not the leader: {0}")]
+    NotLeader(String),
     /// The component was shut down.
     #[error("shutting down")]
     Shutdown,

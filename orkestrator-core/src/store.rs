@@ -175,6 +175,40 @@ pub trait Store: Send + Sync + 'static {
     async fn load(&self) -> Result<Snapshot>;
     /// Atomically applies `ops` and records `index` as the state index.
     async fn commit(&self, index: u64, ops: Vec<StoreOp>) -> Result<()>;
+    /// The most one commit may hold. The committer splits a group of changes so that each
+    /// commit fits (a single change never splits: one that does not fit alone is refused).
+    fn limits(&self) -> CommitLimits {
+        CommitLimits::UNLIMITED
+    }
+    /// What `op` counts against [`CommitLimits::bytes`] (its encoded size). Only called when
+    /// the limits are not unlimited.
+    fn op_bytes(&self, op: &StoreOp) -> usize {
+        let _ = op;
+        0
+    }
+}
+
+/// How much one [`Store::commit`] may hold: a network store's transaction limits (etcd's
+/// `--max-txn-ops` and `--max-request-bytes`), less what the store adds itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitLimits {
+    /// The most operations.
+    pub ops: usize,
+    /// The most encoded bytes, as [`Store::op_bytes`] counts them.
+    pub bytes: usize,
+}
+
+impl CommitLimits {
+    /// No limit (an embedded store).
+    pub const UNLIMITED: CommitLimits = CommitLimits {
+        ops: usize::MAX,
+        bytes: usize::MAX,
+    };
+
+    /// Whether these are [`CommitLimits::UNLIMITED`].
+    pub fn is_unlimited(&self) -> bool {
+        *self == Self::UNLIMITED
+    }
 }
 
 /// An in-memory store: for tests, examples and simulations (a "restart" reloads from it). It can

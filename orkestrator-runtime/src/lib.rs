@@ -3,6 +3,8 @@
 //! Production implementations of `orkestrator-core`'s plug points.
 
 pub mod docker;
+pub mod etcd;
+pub mod etcd_testing;
 pub mod probe;
 
 pub use docker::DockerRuntime;
@@ -11,3 +13,4 @@ pub mod http;
 pub use http::client::HttpTransport;
 pub mod store;
 pub use store::RedbStore;
+pub use etcd::EtcdStore;

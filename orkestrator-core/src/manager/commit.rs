@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::api::{ApiError, StoreStats, now_millis};
 use crate::events::{Event, EventKind};
-use crate::store::StoreOp;
+use crate::store::{CommitLimits, StoreOp};
 
 use super::Inner;
 use super::state::Key;
@@ -50,7 +50,71 @@ impl Txn {
 }
 
 /// The outcome of a batch: `None` while in flight, then `Ok` or the store's error.
-pub(crate) type Outcome = Option<Result<(), String>>;
+pub(crate) type Outcome = Option<Result<(), Failure>>;
+
+/// Why a commit failed, and what the store said.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub kind: StoreFailure,
+    pub message: String,
+}
+
+impl Failure {
+    fn of(e: &crate::Error) -> Self {
+        let (kind, message) = match e {
+            crate::Error::OutcomeUnknown(m) => (StoreFailure::OutcomeUnknown, m.clone()),
+            crate::Error::NotLeader(m) => (StoreFailure::NotLeader, m.clone()),
+            crate::Error::Store(m) => (StoreFailure::Failed, m.clone()),
+            other => (StoreFailure::Failed, other.to_string()),
+        };
+        Failure { kind, message }
+    }
+
+    fn failed(message: impl Into<String>) -> Self {
+        Failure {
+            kind: StoreFailure::Failed,
+            message: message.into(),
+        }
+    }
+}
+
+/// How a store commit failed, as a client is told (all are 503s: nothing was acknowledged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreFailure {
+    /// The store refused or could not take the commit: `store_unavailable`.
+    Failed,
+    /// The commit was sent but not answered (a timeout): `outcome_unknown`.
+    OutcomeUnknown,
+    /// This manager is no longer the leader: `not_leader`.
+    NotLeader,
+}
+
+/// The 503 a client gets when the store failed its change.
+pub fn store_failure(kind: StoreFailure, m: &str) -> ApiError {
+    match kind {
+        StoreFailure::Failed => ApiError::unavailable(
+            "store_unavailable",
+            format!(
+                "the manager's store failed to commit ({m}); nothing of this request was kept: retry"
+            ),
+        ),
+        StoreFailure::OutcomeUnknown => ApiError::unavailable(
+            "outcome_unknown",
+            format!(
+                "outcome unknown: the store did not answer the commit ({m}); it may or may not \
+                 have been applied, and the manager is reloading its state: read it back, or \
+                 retry (a resubmitted spec is answered `unchanged` if it was kept)"
+            ),
+        ),
+        StoreFailure::NotLeader => ApiError::unavailable(
+            "not_leader",
+            format!(
+                "this manager is no longer the leader ({m}); nothing of this request was kept: \
+                 retry, and it goes to the new leader"
+            ),
+        ),
+    }
+}
 
 /// Waits for a batch's outcome.
 pub(crate) type Done = watch::Receiver<Outcome>;
@@ -77,14 +141,14 @@ impl Ticket {
         loop {
             match &*rx.borrow_and_update() {
                 Some(Ok(())) => return Ok(()),
-                Some(Err(m)) => return Err(store_failed(m)),
+                Some(Err(f)) => return Err(store_failure(f.kind, &f.message)),
                 None => {}
             }
             if rx.changed().await.is_err() {
                 // The committer went away without an answer (shutdown).
                 return match &*rx.borrow() {
                     Some(Ok(())) => Ok(()),
-                    Some(Err(m)) => Err(store_failed(m)),
+                    Some(Err(f)) => Err(store_failure(f.kind, &f.message)),
                     None => Err(ApiError::unavailable(
                         "store_unavailable",
                         "the manager is shutting down; the change was not committed",
@@ -93,15 +157,6 @@ impl Ticket {
             }
         }
     }
-}
-
-pub(crate) fn store_failed(m: &str) -> ApiError {
-    ApiError::unavailable(
-        "store_unavailable",
-        format!(
-            "the manager's store failed to commit ({m}); nothing of this request was kept: retry"
-        ),
-    )
 }
 
 /// Soft events (liveness, leases) are not stored; they get ids under the last durable index:
@@ -212,69 +267,107 @@ pub(crate) async fn run(inner: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedRe
         batches.retain(|b| {
             let stale = b.generation < generation;
             if stale {
-                let _ = b
-                    .done
-                    .send(Some(Err("an earlier commit it depended on failed".into())));
+                let _ = b.done.send(Some(Err(Failure::failed(
+                    "an earlier commit it depended on failed",
+                ))));
             }
             !stale
         });
         if batches.is_empty() {
             continue;
         }
-        let index = batches.last().map_or(0, |b| b.index);
-        let ops: Vec<StoreOp> = batches
-            .iter_mut()
-            .flat_map(|b| std::mem::take(&mut b.ops))
-            .collect();
-        let started = Instant::now();
-        let op_count = ops.len();
-        match inner.store.commit(index, ops).await {
-            Ok(()) => {
-                lock(&inner.stats).record(started.elapsed(), batches.len(), op_count);
-                inner.durable.store(index, Ordering::Release);
-                {
-                    let mut p = lock(&inner.publisher);
-                    let at = now_millis();
-                    for b in &mut batches {
-                        p.index = b.index;
-                        p.seq = 0;
-                        for kind in std::mem::take(&mut b.events) {
-                            let e = Event {
-                                index: b.index,
-                                seq: p.seq,
-                                at,
-                                kind,
-                            };
-                            p.send(&inner, e);
-                            p.seq += 1;
-                        }
-                    }
+        let limits = inner.store.limits();
+        let mut rest = std::mem::take(&mut batches);
+        while !rest.is_empty() {
+            let take = fitting(&*inner.store, limits, &rest);
+            let tail = rest.split_off(take);
+            let group = std::mem::replace(&mut rest, tail);
+            if let Err(failure) = commit_group(&inner, group).await {
+                // This group and everything after it stood on the failed state.
+                for b in rest.drain(..) {
+                    let _ = b.done.send(Some(Err(failure.clone())));
                 }
-                for b in batches.drain(..) {
-                    let _ = b.done.send(Some(Ok(())));
-                }
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                tracing::error!(error = %msg, index, "store commit failed; rebuilding memory from the store");
-                {
-                    let mut s = lock(&inner.stats);
-                    s.failures += 1;
-                    s.telemetry.commit_failures += 1;
-                }
-                for b in batches.drain(..) {
-                    let _ = b.done.send(Some(Err(msg.clone())));
-                }
-                generation = super::rebuild(&inner, &msg).await;
+                generation = super::rebuild(&inner, &failure.message).await;
                 // Everything already queued was prepared on the failed state.
                 while let Ok(b) = rx.try_recv() {
                     if b.generation < generation {
-                        let _ = b.done.send(Some(Err(msg.clone())));
+                        let _ = b.done.send(Some(Err(failure.clone())));
                     } else {
                         batches.push(b);
                     }
                 }
+                break;
             }
+        }
+    }
+}
+
+/// How many of `batches` (at least one) go into the next commit within `limits`.
+fn fitting(store: &dyn crate::store::Store, limits: CommitLimits, batches: &[Batch]) -> usize {
+    if limits.is_unlimited() {
+        return batches.len();
+    }
+    let (mut ops, mut bytes) = (0usize, 0usize);
+    for (i, b) in batches.iter().enumerate() {
+        let o = b.ops.len();
+        let n: usize = b.ops.iter().map(|op| store.op_bytes(op)).sum();
+        if i > 0 && (ops + o > limits.ops || bytes + n > limits.bytes) {
+            return i;
+        }
+        ops += o;
+        bytes += n;
+    }
+    batches.len()
+}
+
+/// Commits `batches` as one store commit and answers them; on failure, answers them with it.
+async fn commit_group(inner: &Inner, mut batches: Vec<Batch>) -> Result<(), Failure> {
+    let index = batches.last().map_or(0, |b| b.index);
+    let ops: Vec<StoreOp> = batches
+        .iter_mut()
+        .flat_map(|b| std::mem::take(&mut b.ops))
+        .collect();
+    let started = Instant::now();
+    let op_count = ops.len();
+    match inner.store.commit(index, ops).await {
+        Ok(()) => {
+            lock(&inner.stats).record(started.elapsed(), batches.len(), op_count);
+            inner.durable.store(index, Ordering::Release);
+            {
+                let mut p = lock(&inner.publisher);
+                let at = now_millis();
+                for b in &mut batches {
+                    p.index = b.index;
+                    p.seq = 0;
+                    for kind in std::mem::take(&mut b.events) {
+                        let e = Event {
+                            index: b.index,
+                            seq: p.seq,
+                            at,
+                            kind,
+                        };
+                        p.send(inner, e);
+                        p.seq += 1;
+                    }
+                }
+            }
+            for b in batches.drain(..) {
+                let _ = b.done.send(Some(Ok(())));
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let failure = Failure::of(&e);
+            tracing::error!(error = %e, index, "store commit failed; rebuilding memory from the store");
+            {
+                let mut s = lock(&inner.stats);
+                s.failures += 1;
+                s.telemetry.commit_failures += 1;
+            }
+            for b in batches.drain(..) {
+                let _ = b.done.send(Some(Err(failure.clone())));
+            }
+            Err(failure)
         }
     }
 }

@@ -53,6 +53,7 @@ use crate::store::{Store, StoreOp};
 use commit::{Batch, Publisher, Stats, Ticket, Txn};
 use state::State;
 
+pub use commit::{StoreFailure, store_failure};
 pub use gc::GcReport;
 pub use liveness::{
     MAX_COMPONENT_ID_BYTES, MAX_COMPONENT_TEXT_BYTES, MAX_WORKER_ADDRESS_BYTES, MAX_WORKER_LABELS,

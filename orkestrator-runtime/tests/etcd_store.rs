@@ -1,0 +1,201 @@
+//! The etcd store against real etcd members on loopback: what is committed loads back, indexes
+//! carry on from one store (one manager) to the next, a count-1,000 job commits, a fenced store
+//! whose leader key is gone writes nothing, a second writer is refused, etcd's default limits
+//! are refused with the flags named, and a stopped etcd refuses commits until it is back.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use orkestrator_core::api::ErrorKind;
+use orkestrator_core::error::Error;
+use orkestrator_core::manager::{Manager, ManagerConfig};
+use orkestrator_core::spec::{Format, parse_job};
+use orkestrator_core::store::{Store, StoreOp};
+use orkestrator_runtime::EtcdStore;
+use orkestrator_runtime::etcd::{EtcdOptions, ManagerRecord, Member};
+use orkestrator_runtime::etcd_testing::EtcdCluster;
+
+fn options(cluster: &EtcdCluster, prefix: &str) -> EtcdOptions {
+    EtcdOptions::from_url(&cluster.url())
+        .expect("a good url")
+        .with_prefix(prefix)
+}
+
+fn job(name: &str, count: u32) -> orkestrator_core::spec::Job {
+    parse_job(
+        &format!(
+            "name: {name}\ncount: {count}\ntasks:\n  - name: t\n    image: busybox:1\n    resources: {{cpu: 0.01, memory: 8MiB}}\n"
+        ),
+        Format::Yaml,
+    )
+    .expect("a valid job")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_on_etcd_reloads_what_it_acknowledged_and_its_index_carries_on() {
+    let Some(cluster) = EtcdCluster::start(1) else {
+        return;
+    };
+    let store = EtcdStore::connect(options(&cluster, "/t1")).await.unwrap();
+    let m = Manager::new(ManagerConfig::default(), Arc::new(store))
+        .await
+        .unwrap();
+    let r = m
+        .submit_job(job("big", 1000))
+        .await
+        .expect("count 1,000 commits");
+    let index = m.durable_index();
+    assert!(index > 0);
+    let view = m.get_job(&r.job).await.unwrap();
+    assert_eq!(view.instances.len(), 1000);
+    drop(m);
+
+    // A second manager (a new leader, say) on the same prefix sees all of it, and its index
+    // goes on from the first's.
+    let store = EtcdStore::connect(options(&cluster, "/t1")).await.unwrap();
+    let snap = store.load().await.unwrap();
+    assert_eq!(snap.index, index);
+    assert_eq!(snap.instances.len(), 1000);
+    assert_eq!(snap.jobs.len(), 1);
+    assert!(snap.next_instance >= 1000);
+    let m2 = Manager::new(ManagerConfig::default(), Arc::new(store))
+        .await
+        .unwrap();
+    assert!(
+        m2.durable_index() > index,
+        "the boot commit moves the index on"
+    );
+    assert_eq!(m2.get_job(&r.job).await.unwrap().instances.len(), 1000);
+
+    // Another prefix is another cluster.
+    let other = EtcdStore::connect(options(&cluster, "/t1-other"))
+        .await
+        .unwrap();
+    assert_eq!(other.load().await.unwrap().jobs.len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_store_whose_leader_key_is_gone_writes_nothing() {
+    let Some(cluster) = EtcdCluster::start(1) else {
+        return;
+    };
+    let store = EtcdStore::connect(options(&cluster, "/t2")).await.unwrap();
+    store.load().await.unwrap();
+    let member = Member::join(
+        store.client(),
+        store.prefix(),
+        ManagerRecord {
+            name: "a".into(),
+            addr: "http://127.0.0.1:1".into(),
+        },
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    let lead = member.campaign().await.unwrap();
+    store.fence(lead.key.clone(), lead.create_revision);
+    store
+        .commit(1, vec![StoreOp::SetNextInstance(7)])
+        .await
+        .unwrap();
+    let mut fenced_out = store.fenced_out();
+
+    // The lease goes (as when the leader was paused past it): its key goes with it.
+    member.leave().await;
+    let e = store
+        .commit(2, vec![StoreOp::SetNextInstance(8)])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NotLeader(_)), "{e}");
+    assert!(
+        *fenced_out.borrow_and_update(),
+        "the store tells it was fenced out"
+    );
+
+    let fresh = EtcdStore::connect(options(&cluster, "/t2")).await.unwrap();
+    let snap = fresh.load().await.unwrap();
+    assert_eq!(
+        (snap.index, snap.next_instance),
+        (1, 7),
+        "nothing of the fenced commit landed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_writer_on_the_same_prefix_is_refused() {
+    let Some(cluster) = EtcdCluster::start(1) else {
+        return;
+    };
+    let a = EtcdStore::connect(options(&cluster, "/t3")).await.unwrap();
+    let b = EtcdStore::connect(options(&cluster, "/t3")).await.unwrap();
+    a.load().await.unwrap();
+    b.load().await.unwrap();
+    a.commit(1, vec![StoreOp::SetNextInstance(1)])
+        .await
+        .unwrap();
+    let e = b
+        .commit(1, vec![StoreOp::SetNextInstance(99)])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NotLeader(_)), "{e}");
+    // After reloading, b sees a's write and may go on.
+    assert_eq!(b.load().await.unwrap().next_instance, 1);
+    b.commit(2, vec![StoreOp::SetNextInstance(2)])
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_etcd_limits_are_refused_with_the_flags_named() {
+    let Some(cluster) = EtcdCluster::start_with_default_limits() else {
+        return;
+    };
+    let e = EtcdStore::connect(options(&cluster, "/t4"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--max-txn-ops=4096"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_etcd_stopped_commits_are_refused_and_work_again_once_it_is_back() {
+    let Some(mut cluster) = EtcdCluster::start(1) else {
+        return;
+    };
+    let store = EtcdStore::connect(options(&cluster, "/t5")).await.unwrap();
+    let m = Manager::new(ManagerConfig::default(), Arc::new(store))
+        .await
+        .unwrap();
+    m.submit_job(job("before", 1)).await.unwrap();
+    cluster.kill(0);
+    let e = m.submit_job(job("during", 1)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+    cluster.restart(0);
+    cluster.wait_healthy(Duration::from_secs(30));
+    // The manager reloads by itself and takes writes again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match m.submit_job(job("after", 1)).await {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("no write went through within 30 s of etcd's return: {e}"),
+        }
+    }
+    let names: Vec<String> = m
+        .list_jobs(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|j| j.name.to_string())
+        .collect();
+    assert!(names.contains(&"before".to_string()), "{names:?}");
+    assert!(names.contains(&"after".to_string()), "{names:?}");
+    assert!(
+        !names.contains(&"during".to_string()),
+        "a refused write was kept: {names:?}"
+    );
+}
