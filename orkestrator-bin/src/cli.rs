@@ -95,8 +95,16 @@ pub enum Command {
 /// Where the manager is, the token to present, and how to verify it over `https://`.
 #[derive(Debug, Args, Clone)]
 pub struct ManagerAddr {
-    /// The manager's address (`https://...` when it serves TLS).
-    #[arg(long, env = "ORKESTRATOR_ADDR", default_value = DEFAULT_MANAGER, value_name = "URL")]
+    /// The manager's address (`https://...` when it serves TLS), or a comma-separated list of
+    /// the addresses of a highly available manager (`http://a:5555,http://b:5555,c:5555`):
+    /// requests go to one at a time, move to the next when it cannot be reached, and to the
+    /// leader when a follower names it.
+    #[arg(
+        long,
+        env = "ORKESTRATOR_ADDR",
+        default_value = DEFAULT_MANAGER,
+        value_name = "URL[,URL...]"
+    )]
     pub manager: String,
     /// The token to present (an operator or read token). On the manager's own host the
     /// operator token the server wrote is found by itself.

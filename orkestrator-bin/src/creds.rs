@@ -162,8 +162,28 @@ fn local_port(url: &str) -> Option<u16> {
     port.parse().ok()
 }
 
+/// The token in `file` of the credentials directory of the first manager on this host in
+/// `managers` (a comma-separated list of addresses) that has one the user can read.
+fn local_token(managers: &str, file: &str) -> Option<String> {
+    local_token_in(managers, file, find_dir)
+}
+
+/// [`local_token`], with `dir_of` finding the credentials directory of a port.
+fn local_token_in(
+    managers: &str,
+    file: &str,
+    dir_of: impl Fn(u16) -> Option<PathBuf>,
+) -> Option<String> {
+    managers
+        .split(',')
+        .filter_map(local_port)
+        .filter_map(dir_of)
+        .find_map(|d| read_token(&d.join(file)).ok())
+}
+
 /// The token a client presents: `--token`/`ORKESTRATOR_TOKEN`, `--token-file`, else the
-/// operator token of a manager on this host, if the user can read it.
+/// operator token of a manager on this host (the first of the loopback addresses in
+/// `--manager` whose token the user can read).
 pub fn client_token(addr: &ManagerAddr) -> Result<Option<String>> {
     if let Some(t) = &addr.token {
         return Ok(Some(t.trim().to_owned()));
@@ -171,13 +191,12 @@ pub fn client_token(addr: &ManagerAddr) -> Result<Option<String>> {
     if let Some(f) = &addr.token_file {
         return read_token(f).map(Some).context("--token-file");
     }
-    Ok(local_port(&addr.manager)
-        .and_then(find_dir)
-        .and_then(|d| read_token(&d.join(OPERATOR_FILE)).ok()))
+    Ok(local_token(&addr.manager, OPERATOR_FILE))
 }
 
 /// The join token a worker or scheduler presents: `--join-token`/`ORKESTRATOR_JOIN_TOKEN`,
-/// `--join-token-file`, else the join token of a manager on this host.
+/// `--join-token-file`, else the join token of a manager on this host (as
+/// [`client_token`] finds the operator token).
 pub fn join_token(join: &JoinArgs, addr: &ManagerAddr) -> Result<Option<String>> {
     if let Some(t) = &join.join_token {
         return Ok(Some(t.trim().to_owned()));
@@ -185,9 +204,7 @@ pub fn join_token(join: &JoinArgs, addr: &ManagerAddr) -> Result<Option<String>>
     if let Some(f) = &join.join_token_file {
         return read_token(f).map(Some).context("--join-token-file");
     }
-    Ok(local_port(&addr.manager)
-        .and_then(find_dir)
-        .and_then(|d| read_token(&d.join(JOIN_FILE)).ok()))
+    Ok(local_token(&addr.manager, JOIN_FILE))
 }
 
 #[cfg(test)]
@@ -201,6 +218,37 @@ mod tests {
         assert_eq!(local_port("http://[::1]:7000/"), Some(7000));
         assert_eq!(local_port("http://10.0.0.2:5555"), None);
         assert_eq!(local_port("http://manager.example:5555"), None);
+    }
+
+    #[test]
+    fn the_first_local_manager_with_a_token_gives_it() {
+        let dirs = tempfile::tempdir().unwrap();
+        let (no_token, with_token, other) = (
+            dirs.path().join("7001"),
+            dirs.path().join("7002"),
+            dirs.path().join("7003"),
+        );
+        for d in [&no_token, &with_token, &other] {
+            std::fs::create_dir(d).unwrap();
+        }
+        write_secret(&with_token.join(OPERATOR_FILE), "ork.second").unwrap();
+        write_secret(&other.join(OPERATOR_FILE), "ork.third").unwrap();
+        let dir_of = |port: u16| {
+            let d = dirs.path().join(port.to_string());
+            d.is_dir().then_some(d)
+        };
+        // A remote address, a port with no manager, one whose directory has no token: skipped.
+        let list = "http://10.0.0.9:7003, 127.0.0.1:7000,localhost:7001,http://127.0.0.1:7002,127.0.0.1:7003";
+        assert_eq!(
+            local_token_in(list, OPERATOR_FILE, dir_of).as_deref(),
+            Some("ork.second")
+        );
+        assert_eq!(
+            local_token_in("127.0.0.1:7003", OPERATOR_FILE, dir_of).as_deref(),
+            Some("ork.third")
+        );
+        assert_eq!(local_token_in("10.0.0.9:7002", OPERATOR_FILE, dir_of), None);
+        assert_eq!(local_token_in(list, JOIN_FILE, dir_of), None);
     }
 
     #[test]

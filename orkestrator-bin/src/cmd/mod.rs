@@ -66,10 +66,10 @@ fn bare_client(addr: &ManagerAddr) -> Result<HttpTransport> {
     let Some(tls) = client_tls(addr) else {
         return Ok(http);
     };
-    if !http.base().starts_with("https://") {
+    if !http.uses_tls() {
         tracing::warn!(
             "--ca-file and --ca-digest only matter for an https:// manager; {} is plain HTTP",
-            http.base()
+            http.addresses().join(",")
         );
     }
     http.with_tls(tls)
@@ -145,7 +145,7 @@ fn component_client(
         .and_then(|text| orkestrator_core::auth::from_hex(text.trim()));
     let join_token = crate::creds::join_token(join, addr)?;
     if join_token.is_none()
-        && let (Some(d), None, true) = (pinned, client_tls(addr), t.base().starts_with("https://"))
+        && let (Some(d), None, true) = (pinned, client_tls(addr), t.uses_tls())
     {
         t = t
             .with_tls(ClientTls::CaDigest(d))
@@ -162,9 +162,7 @@ fn component_client(
             {
                 tracing::warn!(error = %format!("{e:#}"), "cannot keep the cluster CA's digest");
             }
-            if let (Some(d), None, true) =
-                (digest, client_tls(addr), t.base().starts_with("https://"))
-            {
+            if let (Some(d), None, true) = (digest, client_tls(addr), t.uses_tls()) {
                 t = t
                     .with_tls(ClientTls::CaDigest(d))
                     .map_err(|e| crate::output::fail(crate::output::exit::USAGE, e.to_string()))?;

@@ -13,7 +13,7 @@ pub async fn run(a: SchedulerArgs) -> Result<ExitCode> {
     let algorithm = super::server::scheduler_named(&a.algorithm)?;
     // A scheduler keeps its credential in memory only: a restarted one joins again.
     let transport = Arc::new(super::component_client(&a.addr, &a.join, None, None, None)?);
-    tracing::info!(scheduler = %a.name, manager = %transport.base(), "scheduler starting");
+    tracing::info!(scheduler = %a.name, manager = %transport.addresses().join(","), "scheduler starting");
     SchedulerAgent::new(SchedulerId::new(a.name), transport, algorithm)
         .run(super::shutdown_signal())
         .await?;

@@ -71,7 +71,7 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
     config.labels = a.labels.iter().cloned().collect();
     config.stop_grace = a.stop_grace;
     config.metrics_interval = a.metrics_interval;
-    tracing::info!(worker = %name, manager = %transport.base(), "worker starting; endpoint {address}");
+    tracing::info!(worker = %name, manager = %transport.addresses().join(","), "worker starting; endpoint {address}");
     let agent = WorkerAgent::new(config, transport.clone(), runtime.clone(), probe);
     let metrics = WorkerMetricsSource {
         worker: name.clone().into(),

@@ -1,8 +1,14 @@
 //! [`HttpTransport`]: the manager's API over HTTP, on hyper. Workers, remote schedulers and the CLI
 //! use it; it implements the same [`Transport`] trait as the in-process transport.
+//!
+//! A client may know several managers (a highly available manager: one leader, followers that
+//! forward to it). It sends to one address at a time and moves on by itself: to the next address
+//! when the current one cannot be reached, to the leader a follower names in
+//! [`LEADER_HEADER`], and around the managers while they elect a leader (`no_leader`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -35,13 +41,34 @@ const MAX_RESPONSE_BYTES: usize = 64 << 20;
 /// The connector of every client: plain TCP for `http://`, rustls over it for `https://`.
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// The manager's API over HTTP (or HTTPS).
+/// The header in which a follower names the leader's base address (`http://10.0.0.1:5555`) on
+/// the answers it forwards; a client that knows that address sends its next requests there.
+pub const LEADER_HEADER: &str = "orkestrator-leader";
+
+/// How long a request goes on trying while the managers have no leader (an election), by
+/// default.
+pub const DEFAULT_ELECTION_WAIT: Duration = Duration::from_secs(10);
+
+/// The first pause before asking again when the managers have no leader; it doubles up to
+/// [`NO_LEADER_BACKOFF_MAX`].
+const NO_LEADER_BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// The longest pause between two tries while the managers have no leader.
+const NO_LEADER_BACKOFF_MAX: Duration = Duration::from_millis(1000);
+
+/// The manager's API over HTTP (or HTTPS), at one address or several.
+///
+/// Clones share the address they send to, so every loop of a worker moves together.
 #[derive(Clone, Debug)]
 pub struct HttpTransport {
-    base: String,
+    /// The managers' base addresses, normalized, in the order given; never empty.
+    addrs: Arc<[String]>,
+    /// The index in `addrs` requests go to.
+    current: Arc<AtomicUsize>,
+    /// How long a request goes on trying while the managers have no leader.
+    election_wait: Duration,
     client: Client<Connector, Full<Bytes>>,
     timeout: Duration,
-    /// The command that serves `base`, for the hint when it cannot be reached.
+    /// The command that serves the addresses, for the hint when it cannot be reached.
     peer: &'static str,
     /// What it presents: shared by clones, so that a credential a registration issued is used
     /// by every loop of the component.
@@ -95,22 +122,53 @@ pub fn set_worker_tls(tls: &ClientTls) -> Result<()> {
 
 impl HttpTransport {
     /// A client for the manager at `base` (`http://127.0.0.1:5555`; a bare `host:port` gets
-    /// `http://`). An `https://` base is verified against the system's roots until
-    /// [`HttpTransport::with_tls`] says otherwise.
+    /// `http://`), or for the managers of a comma-separated list of such addresses
+    /// (`http://a:5555,b:5555`; see [`HttpTransport::with_addresses`]). An `https://` base is
+    /// verified against the system's roots until [`HttpTransport::with_tls`] says otherwise.
     pub fn new(base: &str) -> Result<Self> {
-        let base = normalize_addr(base)?;
-        let config = if is_https(&base) {
+        Self::with_addresses(base.split(','))
+    }
+
+    /// A client for the managers at `addrs` (each normalized as [`normalize_addr`] does; one
+    /// may be a comma-separated list; blanks are skipped, repeats kept once).
+    ///
+    /// Requests go to the first. When an address cannot be reached (refused, reset, no answer
+    /// in time) the request is sent to the next, and so on once round the list; the client stays
+    /// on the address that answered. A follower's [`LEADER_HEADER`] moves the client to the
+    /// leader, if the client knows its address. While the managers have no leader (`no_leader`)
+    /// the request is tried round the list with a short backoff for up to
+    /// [`HttpTransport::with_election_wait`]. Any other error answer is returned as it is. TLS
+    /// settings apply to every address.
+    pub fn with_addresses<I, S>(addrs: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let addrs = parse_addresses(addrs)?;
+        let config = if addrs.iter().any(|a| is_https(a)) {
             ClientTls::System.client_config()?
         } else {
             super::tls::no_roots_config()
         };
         Ok(HttpTransport {
-            base,
+            addrs: addrs.into(),
+            current: Arc::default(),
+            election_wait: DEFAULT_ELECTION_WAIT,
             client: build_client(config),
             timeout: Duration::from_secs(15),
             peer: "orkestrator server",
             credentials: Arc::default(),
         })
+    }
+
+    /// How long a request goes on trying while the managers answer that they have no leader
+    /// (`503`, `no_leader`) or that they are not it (`421`); [`DEFAULT_ELECTION_WAIT`] unless
+    /// set. `Duration::ZERO`: return such an answer at once.
+    pub fn with_election_wait(self, wait: Duration) -> Self {
+        HttpTransport {
+            election_wait: wait,
+            ..self
+        }
     }
 
     /// Presents `token` (`Authorization: Bearer`) on every request.
@@ -227,7 +285,7 @@ impl HttpTransport {
             peer: "orkestrator worker",
             ..Self::new_unverified(base)?
         };
-        if !is_https(&worker.base) {
+        if !worker.uses_tls() {
             return Ok(worker);
         }
         let set = WORKER_TLS.read().unwrap_or_else(|e| e.into_inner()).clone();
@@ -243,7 +301,9 @@ impl HttpTransport {
     /// Like [`HttpTransport::new`], with a client that cannot verify any `https://` server yet.
     fn new_unverified(base: &str) -> Result<Self> {
         Ok(HttpTransport {
-            base: normalize_addr(base)?,
+            addrs: Arc::from([normalize_addr(base)?]),
+            current: Arc::default(),
+            election_wait: DEFAULT_ELECTION_WAIT,
             client: build_client(super::tls::no_roots_config()),
             timeout: Duration::from_secs(15),
             peer: "orkestrator server",
@@ -251,9 +311,45 @@ impl HttpTransport {
         })
     }
 
-    /// The manager's base address.
+    /// The base address requests go to now (with several managers, the one the client last
+    /// moved to).
     pub fn base(&self) -> &str {
-        &self.base
+        &self.addrs[self.index()]
+    }
+
+    /// Every address the client knows, normalized, in the order given.
+    pub fn addresses(&self) -> &[String] {
+        &self.addrs
+    }
+
+    /// Whether any of its addresses is `https://`.
+    pub fn uses_tls(&self) -> bool {
+        self.addrs.iter().any(|a| is_https(a))
+    }
+
+    fn index(&self) -> usize {
+        self.current.load(Ordering::Relaxed) % self.addrs.len()
+    }
+
+    /// Moves from the address at `from` to the next one, unless another request has moved the
+    /// client already.
+    fn advance(&self, from: usize) {
+        advance_from(&self.current, from, self.addrs.len());
+    }
+
+    /// Moves to `leader` if it is one of the addresses; whether the client moved.
+    fn follow_leader(&self, leader: &str) -> bool {
+        let Ok(leader) = normalize_addr(leader) else {
+            return false;
+        };
+        let Some(i) = self.addrs.iter().position(|a| *a == leader) else {
+            return false;
+        };
+        let was = self.current.swap(i, Ordering::Relaxed) % self.addrs.len();
+        if was != i {
+            tracing::debug!(leader = %leader, "moving to the leader");
+        }
+        was != i
     }
 
     async fn call_as<B: Serialize + ?Sized, R: DeserializeOwned>(
@@ -263,10 +359,10 @@ impl HttpTransport {
         body: Option<&B>,
         bearer: Option<String>,
     ) -> Result<R> {
-        let body = Bytes::from(serde_json::to_vec(&body).map_err(|e| Error::Unreachable {
-            addr: self.base.clone(),
-            message: format!("cannot encode request: {e}"),
-        })?);
+        let body = Bytes::from(
+            serde_json::to_vec(&body)
+                .map_err(|e| self.unreachable(format!("cannot encode request: {e}")))?,
+        );
         self.send_as(
             method,
             path,
@@ -286,10 +382,10 @@ impl HttpTransport {
         extra_wait: Duration,
     ) -> Result<R> {
         let body = match body {
-            Some(b) => Bytes::from(serde_json::to_vec(b).map_err(|e| Error::Unreachable {
-                addr: self.base.clone(),
-                message: format!("cannot encode request: {e}"),
-            })?),
+            Some(b) => Bytes::from(
+                serde_json::to_vec(b)
+                    .map_err(|e| self.unreachable(format!("cannot encode request: {e}")))?,
+            ),
             None => Bytes::new(),
         };
         self.send(method, path, "application/json", body, extra_wait)
@@ -318,92 +414,183 @@ impl HttpTransport {
         extra_wait: Duration,
         bearer: Option<String>,
     ) -> Result<R> {
-        let uri = format!("{}{}", self.base, path);
+        let out = Outgoing {
+            method,
+            path,
+            content_type: Some(content_type),
+            accept: "application/json",
+            headers: &[],
+            body,
+            bearer,
+            timeout: self.timeout + extra_wait,
+            stream: false,
+        };
+        let (i, answer) = self.exchange(&out).await?;
+        let Answer::Whole(status, bytes) = answer else {
+            return Err(self.unreachable("a stream where a whole answer was expected".into()));
+        };
+        serde_json::from_slice(&bytes).map_err(|e| {
+            let uri = format!("{}{path}", self.addrs[i]);
+            self.unreachable_at(
+                i,
+                format!(
+                    "unexpected response from {uri} ({status}): {e}; is this an Orkestrator manager?"
+                ),
+            )
+        })
+    }
+
+    /// Sends `out` to the current address, moving on as the type's documentation says: to the
+    /// next address when this one cannot be reached (once round the list), to the leader a
+    /// follower names, round the list with a backoff while there is no leader. Returns the index
+    /// of the address that answered and its (successful) answer; an error answer that is not
+    /// about the leader is returned as its [`ApiError`] at once.
+    async fn exchange(&self, out: &Outgoing<'_>) -> Result<(usize, Answer)> {
+        let n = self.addrs.len();
+        let started = Instant::now();
+        let mut unreachable_in_a_row = 0;
+        let mut backoff = NO_LEADER_BACKOFF_MIN;
+        loop {
+            let i = self.index();
+            let failed = match self.attempt(i, out).await {
+                Ok((leader, answer)) => {
+                    let moved = leader.is_some_and(|l| self.follow_leader(&l));
+                    let (status, bytes) = match answer {
+                        Answer::Whole(status, bytes) if !status.is_success() => (status, bytes),
+                        answer => return Ok((i, answer)),
+                    };
+                    let e = self.api_error(status, &bytes);
+                    let Error::Api(a) = &e else { return Err(e) };
+                    if !about_the_leader(a) {
+                        return Err(e);
+                    }
+                    unreachable_in_a_row = 0;
+                    if started.elapsed() + backoff > self.election_wait {
+                        return Err(e);
+                    }
+                    tracing::debug!(addr = %self.addrs[i], code = %a.code, "no leader there; trying again");
+                    if !moved {
+                        self.advance(i);
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(NO_LEADER_BACKOFF_MAX);
+                    continue;
+                }
+                Err(e) => e,
+            };
+            unreachable_in_a_row += 1;
+            self.advance(i);
+            if unreachable_in_a_row >= n {
+                return Err(match failed {
+                    Error::Unreachable { addr, message } if n > 1 => Error::Unreachable {
+                        addr,
+                        message: format!(
+                            "{message}; no other manager answered either ({})",
+                            self.addrs.join(", ")
+                        ),
+                    },
+                    other => other,
+                });
+            }
+            tracing::debug!(error = %failed, next = %self.base(), "manager unreachable; trying the next address");
+        }
+    }
+
+    /// Sends `out` once to the address at `i`: the leader it names, if any, and its answer (an
+    /// error answer read whole). Every error is the address failing to answer.
+    async fn attempt(&self, i: usize, out: &Outgoing<'_>) -> Result<(Option<String>, Answer)> {
+        let uri = format!("{}{}", self.addrs[i], out.path);
         let mut req = Request::builder()
-            .method(method)
+            .method(out.method.clone())
             .uri(&uri)
-            .header(header::CONTENT_TYPE, content_type)
-            .header(header::ACCEPT, "application/json");
-        if let Some(t) = &bearer {
+            .header(header::ACCEPT, out.accept);
+        if let Some(c) = out.content_type {
+            req = req.header(header::CONTENT_TYPE, c);
+        }
+        if let Some(t) = &out.bearer {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
+        for (k, v) in out.headers {
+            req = req.header(*k, v);
+        }
         let req = req
-            .body(Full::new(body))
-            .map_err(|e| self.unreachable(format!("bad request to {uri}: {e}")))?;
+            .body(Full::new(out.body.clone()))
+            .map_err(|e| self.unreachable_at(i, format!("bad request to {uri}: {e}")))?;
         let fut = async {
             let resp = self
                 .client
                 .request(req)
                 .await
-                .map_err(|e| self.unreachable(describe(&e, self.peer)))?;
+                .map_err(|e| self.unreachable_at(i, describe(&e, self.peer)))?;
             let status = resp.status();
+            let leader = resp
+                .headers()
+                .get(LEADER_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            if out.stream && status.is_success() {
+                return Ok((leader, Answer::Stream(resp.into_body())));
+            }
             let bytes = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
                 .collect()
                 .await
-                .map_err(|e| self.unreachable(format!("reading the response: {e}")))?
+                .map_err(|e| self.unreachable_at(i, format!("reading the response: {e}")))?
                 .to_bytes();
-            Ok::<_, Error>((status, bytes))
+            Ok::<_, Error>((leader, Answer::Whole(status, bytes)))
         };
-        let (status, bytes) = tokio::time::timeout(self.timeout + extra_wait, fut)
+        tokio::time::timeout(out.timeout, fut)
             .await
-            .map_err(|_| {
-                self.unreachable(format!("no answer within {:?}", self.timeout + extra_wait))
-            })??;
-        if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                self.unreachable(format!("unexpected response from {uri} ({status}): {e}; is this an Orkestrator manager?"))
-            });
-        }
-        Err(self.api_error(status, &bytes))
+            .map_err(|_| self.unreachable_at(i, format!("no answer within {:?}", out.timeout)))?
     }
 
     /// Opens a streaming `GET`: once the answer's head has come (within the timeout), its body
     /// as it arrives, with no deadline. An error answer is read whole and returned as its
-    /// [`ApiError`].
+    /// [`ApiError`]. Opening it moves between addresses as any request does; a stream that breaks
+    /// moves the client to the next address, for the call that opens it again.
     pub async fn stream_get(
         &self,
         path: &str,
         accept: &str,
         headers: &[(&str, String)],
     ) -> Result<ByteStream> {
-        let uri = format!("{}{}", self.base, path);
-        let mut req = Request::builder()
-            .method(Method::GET)
-            .uri(&uri)
-            .header(header::ACCEPT, accept);
-        if let Some(t) = self.credentials.bearer() {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        for (k, v) in headers {
-            req = req.header(*k, v);
-        }
-        let req = req
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| self.unreachable(format!("bad request to {uri}: {e}")))?;
-        let resp = tokio::time::timeout(self.timeout, self.client.request(req))
-            .await
-            .map_err(|_| self.unreachable(format!("no answer within {:?}", self.timeout)))?
-            .map_err(|e| self.unreachable(describe(&e, self.peer)))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let bytes = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map_err(|e| self.unreachable(format!("reading the response: {e}")))?
-                .to_bytes();
-            return Err(self.api_error(status, &bytes));
-        }
-        let base = self.base.clone();
-        let body = http_body_util::BodyStream::new(resp.into_body());
+        let out = Outgoing {
+            method: Method::GET,
+            path,
+            content_type: None,
+            accept,
+            headers,
+            body: Bytes::new(),
+            bearer: self.credentials.bearer(),
+            timeout: self.timeout,
+            stream: true,
+        };
+        let (i, answer) = self.exchange(&out).await?;
+        let body = match answer {
+            Answer::Stream(body) => body,
+            // Not an error answer (those are errors by now): a body the server sent whole.
+            Answer::Whole(_, bytes) => {
+                return Ok(Box::pin(futures_util::stream::once(
+                    async move { Ok(bytes) },
+                )));
+            }
+        };
+        let base = self.addrs[i].clone();
+        let current = self.current.clone();
+        let n = self.addrs.len();
+        let body = http_body_util::BodyStream::new(body);
         Ok(Box::pin(body.filter_map(move |frame| {
             let base = base.clone();
+            let current = current.clone();
             async move {
                 match frame {
                     Ok(f) => f.into_data().ok().map(Ok),
-                    Err(e) => Some(Err(Error::Unreachable {
-                        addr: base,
-                        message: format!("the stream broke: {e}"),
-                    })),
+                    Err(e) => {
+                        advance_from(&current, i, n);
+                        Some(Err(Error::Unreachable {
+                            addr: base,
+                            message: format!("the stream broke: {e}"),
+                        }))
+                    }
                 }
             }
         })))
@@ -427,9 +614,15 @@ impl HttpTransport {
         )
     }
 
+    /// An [`Error::Unreachable`] at the current address.
     fn unreachable(&self, message: String) -> Error {
+        self.unreachable_at(self.index(), message)
+    }
+
+    /// An [`Error::Unreachable`] at the address at `i`.
+    fn unreachable_at(&self, i: usize, message: String) -> Error {
         Error::Unreachable {
-            addr: self.base.clone(),
+            addr: self.addrs[i].clone(),
             message,
         }
     }
@@ -604,6 +797,72 @@ fn rustls_error(mut e: &(dyn std::error::Error + 'static)) -> Option<rustls::Err
     }
 }
 
+/// One request, as it is sent to whichever address.
+struct Outgoing<'a> {
+    method: Method,
+    path: &'a str,
+    content_type: Option<&'a str>,
+    accept: &'a str,
+    headers: &'a [(&'a str, String)],
+    body: Bytes,
+    bearer: Option<String>,
+    /// How long the answer may take to come: all of it, or for a stream its head.
+    timeout: Duration,
+    /// Whether a successful answer's body is handed on as it arrives.
+    stream: bool,
+}
+
+/// An answer to an [`Outgoing`] request.
+enum Answer {
+    /// Its status and whole body.
+    Whole(hyper::StatusCode, Bytes),
+    /// A successful stream's body, as it arrives.
+    Stream(hyper::body::Incoming),
+}
+
+/// Whether an error answer says to ask another manager: there is no leader yet (`no_leader`,
+/// an election is on) or this one is not it (`421`).
+fn about_the_leader(e: &ApiError) -> bool {
+    e.code == "no_leader" || e.kind == ErrorKind::NotLeader
+}
+
+/// Moves `current` from `from` to the address after it, unless it has moved already.
+fn advance_from(current: &AtomicUsize, from: usize, n: usize) {
+    let _ = current.compare_exchange(from, (from + 1) % n, Ordering::Relaxed, Ordering::Relaxed);
+}
+
+/// Each of `addrs` (and each of a comma-separated list in one of them) normalized, blanks
+/// skipped, repeats dropped; an error if none is left.
+fn parse_addresses<I, S>(addrs: I) -> Result<Vec<String>>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut out: Vec<String> = Vec::new();
+    let mut given = Vec::new();
+    for a in addrs {
+        for one in a.as_ref().split(',') {
+            given.push(one.to_owned());
+            if one.trim().is_empty() {
+                continue;
+            }
+            let a = normalize_addr(one)?;
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::Unreachable {
+            addr: given.join(","),
+            message:
+                "no address given (use e.g. http://127.0.0.1:5555, or several separated by commas)"
+                    .into(),
+        });
+    }
+    Ok(out)
+}
+
 /// `host:port` → `http://host:port`; trailing slashes removed; anything but `http://` and
 /// `https://` refused.
 pub fn normalize_addr(addr: &str) -> Result<String> {
@@ -754,7 +1013,7 @@ impl Transport for HttpTransport {
         }
         let path = format!("/v1/events?{}", query.join("&"));
         let body = self.stream_get(&path, "text/event-stream", &[]).await?;
-        let base = self.base.clone();
+        let base = self.base().to_owned();
         let decoded = body
             .scan(super::sse::SseDecoder::new(), move |dec, chunk| {
                 let out: Vec<Result<StreamItem>> = match chunk {
@@ -910,6 +1169,65 @@ mod tests {
         assert_eq!(normalize_addr("https://x:1/").unwrap(), "https://x:1");
         assert!(normalize_addr("ftp://x:1").is_err());
         assert!(normalize_addr("http://").is_err());
+    }
+
+    #[test]
+    fn a_comma_separated_list_names_several_managers() {
+        let t = HttpTransport::new("http://a:1, b:2,,https://c:3/,b:2").unwrap();
+        assert_eq!(t.addresses(), ["http://a:1", "http://b:2", "https://c:3"]);
+        assert_eq!(t.base(), "http://a:1");
+        assert!(t.uses_tls());
+        let one = HttpTransport::new("127.0.0.1:5555").unwrap();
+        assert_eq!(one.addresses(), ["http://127.0.0.1:5555"]);
+        assert_eq!(one.base(), "http://127.0.0.1:5555");
+        assert!(!one.uses_tls());
+        let listed = HttpTransport::with_addresses(["a:1", "b:2,c:3"]).unwrap();
+        assert_eq!(
+            listed.addresses(),
+            ["http://a:1", "http://b:2", "http://c:3"]
+        );
+        assert!(HttpTransport::new("").is_err());
+        assert!(HttpTransport::new(" , ").is_err());
+        assert!(HttpTransport::new("a:1,ftp://b:2").is_err());
+    }
+
+    #[test]
+    fn the_leader_header_moves_only_to_a_known_address_and_clones_move_together() {
+        let t = HttpTransport::new("a:1,b:2,c:3").unwrap();
+        let clone = t.clone();
+        assert!(t.follow_leader("http://c:3/"));
+        assert_eq!(clone.base(), "http://c:3");
+        assert!(!t.follow_leader("c:3"), "already there");
+        assert!(!t.follow_leader("http://d:4"));
+        assert!(!t.follow_leader("not an address at all ::"));
+        assert_eq!(t.base(), "http://c:3");
+        t.advance(2);
+        assert_eq!(
+            clone.base(),
+            "http://a:1",
+            "the next after the last is the first"
+        );
+        // Another request moved the client already: a stale failure does not move it again.
+        t.advance(2);
+        assert_eq!(t.base(), "http://a:1");
+    }
+
+    #[test]
+    fn only_leader_answers_send_a_request_elsewhere() {
+        assert!(about_the_leader(&ApiError::unavailable(
+            "no_leader",
+            "election"
+        )));
+        assert!(about_the_leader(&ApiError::new(
+            ErrorKind::NotLeader,
+            "not_leader",
+            "ask the leader"
+        )));
+        assert!(!about_the_leader(&ApiError::unavailable(
+            "store",
+            "commit failed"
+        )));
+        assert!(!about_the_leader(&ApiError::not_found("job", "web")));
     }
 
     #[test]
