@@ -248,6 +248,62 @@ pub struct ServerArgs {
     /// once (more get 429).
     #[arg(long, default_value_t = orkestrator_runtime::http::auth::Limits::DEFAULT_STREAMS, value_name = "N")]
     pub max_streams_per_credential: usize,
+    /// Keep the state in etcd, `etcd://HOST:PORT[,HOST:PORT...]`, instead of a redb file in
+    /// --data-dir. Several managers on one etcd and prefix elect a leader; the others keep
+    /// following and forward requests to it. The members must run with
+    /// --max-txn-ops=4096 and --max-request-bytes=4194304 (or more).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "ORKESTRATOR_STORE",
+        conflicts_with = "in_memory"
+    )]
+    pub store: Option<String>,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+}
+
+/// How a manager reaches etcd and takes part in the election (with `--store etcd://...`).
+#[derive(Debug, Clone, Args)]
+pub struct EtcdArgs {
+    /// The key prefix the cluster's state lives under in etcd (several clusters can share one
+    /// etcd with different prefixes).
+    #[arg(long, default_value = "/orkestrator/", value_name = "PREFIX")]
+    pub etcd_prefix: String,
+    /// Verify the etcd members' certificates against this CA (PEM); talks TLS to etcd.
+    #[arg(long, value_name = "FILE")]
+    pub etcd_ca_file: Option<PathBuf>,
+    /// A client certificate (PEM) for etcd's client-certificate authentication.
+    #[arg(long, value_name = "FILE", requires = "etcd_key")]
+    pub etcd_cert: Option<PathBuf>,
+    /// The key of --etcd-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "etcd_cert")]
+    pub etcd_key: Option<PathBuf>,
+    /// A user of etcd's own authentication (with --etcd-password).
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "ORKESTRATOR_ETCD_USER",
+        requires = "etcd_password"
+    )]
+    pub etcd_user: Option<String>,
+    /// The password of --etcd-user (better in the environment than on the command line).
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "ORKESTRATOR_ETCD_PASSWORD",
+        hide_env_values = true
+    )]
+    pub etcd_password: Option<String>,
+    /// The leader's lease: a leader that cannot renew it within this long steps down, and the
+    /// others elect a new one.
+    #[arg(long, default_value = "3s", value_parser = duration, value_name = "DURATION")]
+    pub leader_lease: Duration,
+    /// Where the other managers (and the clients they point at the leader) reach this one:
+    /// `http(s)://HOST:PORT`. Default: this manager's own scheme, bind address and port
+    /// (127.0.0.1 for a wildcard bind, which suits one host only).
+    #[arg(long, value_name = "URL")]
+    pub advertise_addr: Option<String>,
 }
 
 /// `worker`.

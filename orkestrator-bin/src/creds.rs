@@ -125,6 +125,66 @@ pub async fn bootstrap(manager: &Manager, dir: &Path, ca_digest: Option<[u8; 32]
     Ok(())
 }
 
+/// [`bootstrap`] for one of several managers on one store (etcd), once it leads: the operator
+/// and join tokens are created in one commit by whichever manager leads first, and their files
+/// written only on its host; a later leader never makes its own (on its host, copy them from the
+/// first, or `orkestrator token create`). The manager token, its credential towards workers'
+/// endpoints, is each manager's own (`manager NAME`).
+pub async fn bootstrap_shared(
+    manager: &Manager,
+    dir: &Path,
+    ca_digest: Option<[u8; 32]>,
+    own_name: &str,
+) -> Result<()> {
+    private_dir(dir)?;
+    let shared = [
+        (Role::Operator, OPERATOR_FILE, "operator (operator.token)"),
+        (Role::Join, JOIN_FILE, "join (join.token)"),
+    ];
+    let wanted: Vec<(Role, &str)> = shared.iter().map(|(r, _, n)| (r.clone(), *n)).collect();
+    let made = manager
+        .bootstrap_tokens_once(&wanted)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create the cluster's tokens: {e}"))?;
+    for ((role, file, _), fresh) in shared.iter().zip(made) {
+        let path = dir.join(file);
+        match fresh {
+            Some(token) => {
+                let text = match (role, ca_digest) {
+                    (Role::Join, Some(ca)) => orkestrator_core::auth::with_ca_digest(&token, &ca),
+                    _ => token,
+                };
+                write_secret(&path, &text)?;
+                tracing::info!(file = %path.display(), "{role} token created for the cluster and written (mode 0600)");
+            }
+            None if read_token(&path).is_ok() => {
+                tracing::info!(file = %path.display(), "{role} token");
+            }
+            None => tracing::info!(
+                "the cluster's {role} token was created by the manager that led first; it is in \
+                 {file} in that manager's data directory (or create another: orkestrator token \
+                 create)"
+            ),
+        }
+    }
+    let path = dir.join(MANAGER_FILE);
+    let name = format!("manager {own_name}");
+    let existing = read_token(&path).ok();
+    let current = existing.as_deref().map(|t| {
+        orkestrator_core::auth::TokenParts::parse(t).map_or(t.to_owned(), |p| p.credential())
+    });
+    let fresh = manager
+        .bootstrap_token(Role::Manager, &name, current.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot create this manager's token: {e}"))?;
+    if let Some(t) = &fresh {
+        write_secret(&path, t)?;
+        tracing::info!(file = %path.display(), "manager token written (mode 0600)");
+    }
+    manager.set_endpoint_token(fresh.or(current));
+    Ok(())
+}
+
 /// Records that the manager on `port` keeps its tokens in `dir`.
 pub fn publish(port: u16, dir: &Path) -> Result<()> {
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());

@@ -803,6 +803,20 @@ pub struct HealthReport {
     pub unready_workers: Vec<WorkerView>,
     /// Jobs that are `Failed` or `Lost` (at most [`HealthReport::MAX_LISTED`]), to act on.
     pub failing_jobs: Vec<JobSummary>,
+    /// The managers sharing the store (etcd) and which one leads; empty for a lone manager.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managers: Vec<ManagerPeer>,
+}
+
+/// One of several managers on one store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagerPeer {
+    /// Its name.
+    pub name: String,
+    /// Where it answers.
+    pub addr: String,
+    /// Whether it is the leader (the one that commits; the others forward to it).
+    pub leader: bool,
 }
 
 impl HealthReport {

@@ -127,7 +127,6 @@ impl EtcdOptions {
     fn connect_options(&self) -> Result<ConnectOptions> {
         let mut o = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(self.timeout)
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
             .with_keep_alive_while_idle(true);
         if let Some((u, p)) = &self.user {
@@ -594,7 +593,7 @@ impl Store for EtcdStore {
         self.revision.store(revision, Ordering::Release);
         self.format_written.store(true, Ordering::Relaxed);
         let n = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
-        if n % COMPACT_EVERY == 0 {
+        if n.is_multiple_of(COMPACT_EVERY) {
             self.compact_behind(revision);
         }
         Ok(())

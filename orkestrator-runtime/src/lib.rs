@@ -12,5 +12,5 @@ pub mod http;
 
 pub use http::client::HttpTransport;
 pub mod store;
-pub use store::RedbStore;
 pub use etcd::EtcdStore;
+pub use store::RedbStore;

@@ -4,6 +4,7 @@ mod dev;
 mod events;
 mod follow;
 mod gc;
+mod ha;
 mod health;
 mod logs;
 mod run;
@@ -87,15 +88,15 @@ fn client_tls(addr: &ManagerAddr) -> Option<ClientTls> {
 }
 
 /// What a server (the manager, a worker's endpoint) serves TLS with.
-struct ServeTls {
+pub(crate) struct ServeTls {
     /// The certificate chain file (`--tls-cert`).
-    cert: std::path::PathBuf,
+    pub(crate) cert: std::path::PathBuf,
     /// The rustls configuration.
-    config: Arc<ServerConfig>,
+    pub(crate) config: Arc<ServerConfig>,
     /// The CA that ends its chain: what the manager verifies its workers against.
-    ca: CertificateDer<'static>,
+    pub(crate) ca: CertificateDer<'static>,
     /// That CA's SHA-256 digest: what clients and joining workers can verify the server by.
-    ca_digest: [u8; 32],
+    pub(crate) ca_digest: [u8; 32],
 }
 
 /// Loads `--tls-cert` and `--tls-key` (`None` when neither is given; clap requires both or

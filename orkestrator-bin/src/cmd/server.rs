@@ -52,6 +52,17 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
         }
         None => "http",
     };
+    if let Some(url) = a.store.clone() {
+        let prepared = super::ha::Prepared {
+            config,
+            algorithm: (!a.no_embedded_scheduler).then_some(algorithm),
+            tls,
+            listener,
+            local,
+            scheme,
+        };
+        return super::ha::run(a, &url, prepared).await;
+    }
     let (store, creds): (Arc<dyn Store>, _) = if a.in_memory {
         tracing::warn!("--in-memory: state is lost when the manager stops");
         let creds = crate::creds::runtime_dir()?.join(format!("manager-{}.d", a.port));

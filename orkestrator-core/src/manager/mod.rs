@@ -129,6 +129,8 @@ pub(crate) struct Inner {
     tokens: std::sync::RwLock<tokens::Tokens>,
     /// The manager's own credential for calling workers' endpoints (logs).
     endpoint_token: std::sync::RwLock<Option<String>>,
+    /// The managers sharing the store, as the embedding process last told (for health).
+    peers: std::sync::RwLock<Vec<crate::api::ManagerPeer>>,
     started: Instant,
 }
 
@@ -169,6 +171,7 @@ impl Manager {
             )),
             tokens: std::sync::RwLock::new(tokens),
             endpoint_token: std::sync::RwLock::new(None),
+            peers: std::sync::RwLock::new(Vec::new()),
             started: now,
         });
         tokio::spawn(commit::run(Arc::downgrade(&inner), rx));
@@ -751,6 +754,38 @@ impl Manager {
         Ok(info)
     }
 
+    /// Creates each `(role, name)` token that the store does not hold yet, all in one commit,
+    /// and answers the secrets of those it created (`None` for those that were there). For
+    /// several managers on one store: whichever leads first creates the operator and join
+    /// tokens; the others never make their own.
+    pub async fn bootstrap_tokens_once(
+        &self,
+        wanted: &[(Role, &str)],
+    ) -> ApiResult<Vec<Option<String>>> {
+        let (t, made) = self.write(|_, txn, _| {
+            let mut tokens = write_lock(&self.inner.tokens);
+            let mut made = Vec::with_capacity(wanted.len());
+            for (role, name) in wanted {
+                let there = tokens
+                    .all()
+                    .any(|r| r.role == *role && r.name.as_deref() == Some(*name));
+                if there {
+                    made.push(None);
+                    continue;
+                }
+                let (record, token) =
+                    crate::auth::generate(role.clone(), Some((*name).to_owned()), None)
+                        .map_err(ApiError::from)?;
+                txn.ops.push(StoreOp::PutToken(record.clone()));
+                tokens.put(record);
+                made.push(Some(token));
+            }
+            Ok(made)
+        })?;
+        t.durable().await?;
+        Ok(made)
+    }
+
     /// Makes sure a token of `role` named `name` exists whose text is `existing` (read from the
     /// file the server keeps it in). If `existing` is missing or no longer valid, the tokens
     /// of that name are revoked and a new one made; its text is returned to be written out.
@@ -809,9 +844,16 @@ impl Manager {
         let grace = self.inner.config.heartbeat_grace;
         let uptime = self.inner.started.elapsed();
         let durable = self.durable_index();
-        let (t, h) = self.read(|st| Ok(views::health(st, grace, uptime, durable, stats)))?;
+        let (t, mut h) = self.read(|st| Ok(views::health(st, grace, uptime, durable, stats)))?;
         t.durable().await?;
+        h.managers = read_lock(&self.inner.peers).clone();
         Ok(h)
+    }
+
+    /// Tells the manager which managers share its store and which leads, for
+    /// [`Manager::health`] (the process that runs the election keeps it current).
+    pub fn set_managers(&self, peers: Vec<crate::api::ManagerPeer>) {
+        *write_lock(&self.inner.peers) = peers;
     }
 
     /// Detects workers whose heartbeats stopped (their live instances are marked `Lost` and

@@ -299,6 +299,7 @@ pub(crate) fn health(
         tasks,
         unready_workers,
         failing_jobs,
+        managers: Vec::new(),
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod client;
 pub mod dashboard;
+pub mod forward;
 pub mod openapi;
 pub mod prom;
 pub mod server;

@@ -1,0 +1,264 @@
+//! `orkestrator server --store etcd://...`: one of several managers on one etcd.
+//!
+//! Each manager joins the election on a lease of `--leader-lease` and serves the API at once:
+//! while it follows, it forwards every request to the leader (and answers 503 `no_leader` while
+//! none is known); once elected, it fences its store on its leader key, loads the state, and
+//! serves the API itself. A leader that loses its lease (paused, cut off from etcd) or whose
+//! commit is refused by the fence steps down by starting itself again as a follower: nothing of
+//! the old leader's memory survives, the way Kubernetes' controllers exit when they lose their
+//! lease. Its fenced store has already made sure it committed nothing after losing.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use orkestrator_core::api::ManagerPeer;
+use orkestrator_core::manager::{Manager, ManagerConfig};
+use orkestrator_core::scheduler::Scheduler;
+use orkestrator_runtime::EtcdStore;
+use orkestrator_runtime::etcd::{self, EtcdOptions, ManagerRecord, Member};
+use orkestrator_runtime::http::forward::{Forwarder, Role, front};
+use orkestrator_runtime::http::server::ServeOptions;
+use tokio::sync::watch;
+
+use crate::cli::ServerArgs;
+use crate::output::{exit, fail};
+
+/// Everything `server` worked out before the store: passed on from `server::run`.
+pub struct Prepared {
+    pub config: ManagerConfig,
+    pub algorithm: Option<Arc<dyn Scheduler>>,
+    pub tls: Option<super::ServeTls>,
+    pub listener: tokio::net::TcpListener,
+    pub local: SocketAddr,
+    pub scheme: &'static str,
+}
+
+pub async fn run(a: ServerArgs, url: &str, p: Prepared) -> Result<ExitCode> {
+    let mut options = EtcdOptions::from_url(url)
+        .map_err(|e| fail(exit::USAGE, format!("--store: {e}")))?
+        .with_prefix(&a.etcd.etcd_prefix);
+    options.ca_file = a.etcd.etcd_ca_file.clone();
+    options.client_cert = a.etcd.etcd_cert.clone().zip(a.etcd.etcd_key.clone());
+    options.user = a.etcd.etcd_user.clone().zip(a.etcd.etcd_password.clone());
+    let advertise = advertise_addr(&a, p.local, p.scheme)?;
+    // The API answers from now on: refused while etcd cannot be reached, forwarded while
+    // following, served once leading.
+    let (role_tx, role) = watch::channel(Role::Down("etcd has not answered yet".into()));
+    let tls_client = match &p.tls {
+        Some(t) => {
+            orkestrator_runtime::http::tls::ClientTls::CaCert(t.ca.clone()).client_config()?
+        }
+        None => orkestrator_runtime::http::tls::ClientTls::System.client_config()?,
+    };
+    let front = front(role, Forwarder::new(tls_client));
+    let serve_tls = p.tls.as_ref().map(|t| t.config.clone());
+    let mut server = tokio::spawn(orkestrator_runtime::http::server::serve_app(
+        p.listener,
+        front,
+        super::shutdown_signal(),
+        ServeOptions::default().with_tls(serve_tls),
+    ));
+    let record = ManagerRecord {
+        name: advertise
+            .split_once("://")
+            .map_or(advertise.as_str(), |(_, rest)| rest)
+            .to_string(),
+        addr: advertise.clone(),
+    };
+    // etcd may be down (or not up yet): wait for it, answering 503 with the reason meanwhile.
+    let (store, member) = loop {
+        let joined = async {
+            let store = Arc::new(EtcdStore::connect(options.clone()).await?);
+            let member = Member::join(
+                store.client(),
+                store.prefix(),
+                record.clone(),
+                a.etcd.leader_lease,
+            )
+            .await?;
+            Ok::<_, orkestrator_core::Error>((store, member))
+        };
+        tokio::select! {
+            r = joined => match r {
+                Ok(joined) => break joined,
+                Err(e) if is_setup_error(&e) => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot join the managers in etcd; retrying");
+                    let _ = role_tx.send(Role::Down(e.to_string()));
+                }
+            },
+            r = &mut server => {
+                r.context("the API server stopped")??;
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let _ = role_tx.send(Role::Follower(None));
+    tracing::info!(
+        addr = %advertise,
+        store = %url,
+        prefix = store.prefix(),
+        "manager started on etcd; following until elected"
+    );
+    let follow = tokio::spawn(follow_leader(
+        store.clone(),
+        advertise.clone(),
+        role_tx.clone(),
+    ));
+
+    let mut lost = member.lost();
+    let lead = tokio::select! {
+        lead = member.campaign() => match lead {
+            Ok(lead) => lead,
+            Err(e) => step_down(&format!("the election failed ({e})")),
+        },
+        _ = lost.changed() => step_down("its lease ran out before it was elected"),
+        r = &mut server => return finished(r, member).await,
+    };
+    follow.abort();
+    tracing::info!(addr = %advertise, "elected leader; loading the state from etcd");
+    store.fence(lead.key.clone(), lead.create_revision);
+    let mut fenced = store.fenced_out();
+    let manager = Manager::new(p.config, store.clone()).await?;
+    let creds = a
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| super::default_data_dir(a.port));
+    let name = member.record().name.clone();
+    crate::creds::bootstrap_shared(&manager, &creds, p.tls.as_ref().map(|t| t.ca_digest), &name)
+        .await?;
+    crate::creds::publish(a.port, &creds)?;
+    super::server::start_background(&manager, p.algorithm);
+    tokio::spawn(keep_peers(
+        manager.clone(),
+        store.clone(),
+        advertise.clone(),
+    ));
+    let limits = orkestrator_runtime::http::auth::Limits {
+        requests: a.max_requests_per_credential,
+        streams: a.max_streams_per_credential,
+    };
+    let _ = role_tx.send(Role::Leader(
+        orkestrator_runtime::http::server::router_with_limits(manager.clone(), limits),
+    ));
+    tracing::info!(
+        addr = %advertise,
+        index = manager.durable_index(),
+        "leading: serving the API"
+    );
+    tokio::select! {
+        _ = lost.changed() => step_down("its lease ran out (was it paused, or cut off from etcd?)"),
+        _ = fenced.changed() => step_down("etcd refused its commit: another manager leads"),
+        r = &mut server => finished(r, member).await,
+    }
+}
+
+async fn finished(
+    r: std::result::Result<std::io::Result<()>, tokio::task::JoinError>,
+    member: Member,
+) -> Result<ExitCode> {
+    // Shutting down: give the lease back so that another manager is elected at once.
+    member.leave().await;
+    r.context("the API server stopped")??;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Steps down by starting this process again (same arguments, same pid) as a follower.
+fn step_down(why: &str) -> ! {
+    tracing::error!("lost the leadership: {why}; starting again as a follower");
+    let exe = std::env::current_exe();
+    #[cfg(unix)]
+    if let Ok(exe) = &exe {
+        use std::os::unix::process::CommandExt;
+        let e = std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .exec();
+        tracing::error!(error = %e, "cannot start again; exiting");
+    }
+    std::process::exit(exit::FAILED.into());
+}
+
+/// Whether connecting to etcd failed for a reason that waiting does not fix (its limits, the
+/// stored format, TLS files): those stop the manager with the message.
+fn is_setup_error(e: &orkestrator_core::Error) -> bool {
+    let m = e.to_string();
+    matches!(e, orkestrator_core::Error::Tls { .. })
+        || m.contains("--max-txn-ops")
+        || m.contains("--max-request-bytes")
+        || m.contains("newer than this build")
+}
+
+/// The address the others reach this manager at.
+fn advertise_addr(a: &ServerArgs, local: SocketAddr, scheme: &str) -> Result<String> {
+    if let Some(addr) = &a.etcd.advertise_addr {
+        let addr = if addr.contains("://") {
+            addr.trim_end_matches('/').to_string()
+        } else {
+            format!("{scheme}://{addr}")
+        };
+        let rest = addr.split_once("://").map_or("", |(_, r)| r);
+        let ok = (addr.starts_with("http://") || addr.starts_with("https://"))
+            && rest
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        if !ok {
+            return Err(fail(
+                exit::USAGE,
+                format!("--advertise-addr {addr:?} is not an address: write http(s)://HOST:PORT"),
+            ));
+        }
+        return Ok(addr);
+    }
+    let host = if local.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        local.ip().to_string()
+    };
+    Ok(format!("{scheme}://{host}:{}", local.port()))
+}
+
+/// While following: keeps the leader's address current.
+async fn follow_leader(store: Arc<EtcdStore>, own: String, role: watch::Sender<Role>) {
+    let client = store.client();
+    loop {
+        let leader = match etcd::leader(&client, store.prefix()).await {
+            Ok(l) => l.map(|r| r.addr).filter(|a| *a != own),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the leader");
+                None
+            }
+        };
+        role.send_if_modified(|r| match r {
+            Role::Follower(current) if *current != leader => {
+                tracing::info!(leader = ?leader, "following");
+                *current = leader.clone();
+                true
+            }
+            _ => false,
+        });
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// While leading: tells the manager who the managers are, for `/v1/health`.
+async fn keep_peers(manager: Manager, store: Arc<EtcdStore>, own: String) {
+    let client = store.client();
+    loop {
+        if let Ok(all) = etcd::managers(&client, store.prefix()).await {
+            let peers = all
+                .into_iter()
+                .map(|m| ManagerPeer {
+                    leader: m.addr == own,
+                    name: m.name,
+                    addr: m.addr,
+                })
+                .collect();
+            manager.set_managers(peers);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
