@@ -331,6 +331,28 @@ impl EtcdStore {
         }
     }
 
+    /// [`EtcdStore::timed`], sent again (for up to a second) while it could not even be sent:
+    /// with a member down, the client's balancer may first pick the dead one.
+    async fn retrying<T, F, Fut>(&self, mut f: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            match self.timed(f()).await {
+                Err(e @ Error::Store(_))
+                    if e.to_string().contains("cannot reach etcd")
+                        && tokio::time::Instant::now() < give_up =>
+                {
+                    tracing::debug!(error = %e, "etcd request not sent; trying again");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Runs one request within the timeout; a late or broken answer is an unknown outcome.
     async fn timed<T>(
         &self,
@@ -398,8 +420,15 @@ impl EtcdStore {
     /// Why a commit's comparison failed: the fence, or another writer.
     async fn refused(&self, fence: Option<&Fence>) -> Error {
         if let Some(f) = fence {
-            let mut kv = self.client.kv_client();
-            let holds = match self.timed(kv.get(f.key.clone(), None)).await {
+            let kv = self.client.kv_client();
+            let holds = match self
+                .retrying(|| {
+                    let mut kv = kv.clone();
+                    let key = f.key.clone();
+                    async move { kv.get(key, None).await }
+                })
+                .await
+            {
                 Ok(r) => r
                     .kvs()
                     .first()
@@ -473,7 +502,7 @@ fn number(key: &str, bytes: &[u8]) -> Result<u64> {
 #[async_trait]
 impl Store for EtcdStore {
     async fn load(&self) -> Result<Snapshot> {
-        let mut kv = self.client.kv_client();
+        let kv = self.client.kv_client();
         let mut snap = Snapshot::default();
         let end = prefix_end(self.prefix.as_bytes());
         let mut from = self.prefix.as_bytes().to_vec();
@@ -485,7 +514,12 @@ impl Store for EtcdStore {
             if at > 0 {
                 o = o.with_revision(at);
             }
-            let r = self.timed(kv.get(from.clone(), Some(o))).await?;
+            let r = self
+                .retrying(|| {
+                    let (mut kv, from, o) = (kv.clone(), from.clone(), o.clone());
+                    async move { kv.get(from, Some(o)).await }
+                })
+                .await?;
             if at == 0 {
                 at = r.header().map_or(0, |h| h.revision());
             }
@@ -581,9 +615,14 @@ impl Store for EtcdStore {
                 None,
             ));
         }
-        let mut kv = self.client.kv_client();
+        let kv = self.client.kv_client();
+        let txn = Txn::new().when(when).and_then(then);
         let r = self
-            .timed(kv.txn(Txn::new().when(when).and_then(then)))
+            .retrying(|| {
+                let mut kv = kv.clone();
+                let txn = txn.clone();
+                async move { kv.txn(txn).await }
+            })
             .await?;
         if !r.succeeded() {
             return Err(self.refused(fence.as_ref()).await);

@@ -151,8 +151,12 @@ pub async fn run(a: ServerArgs, url: &str, p: Prepared) -> Result<ExitCode> {
         "leading: serving the API"
     );
     tokio::select! {
-        _ = lost.changed() => step_down("its lease ran out (was it paused, or cut off from etcd?)"),
-        _ = fenced.changed() => step_down("etcd refused its commit: another manager leads"),
+        _ = lost.changed(), if !fault_ignore_lease_loss() => {
+            step_down_after_answers("its lease ran out (was it paused, or cut off from etcd?)").await
+        }
+        _ = fenced.changed() => {
+            step_down_after_answers("etcd refused its commit: another manager leads").await
+        }
         r = &mut server => finished(r, member).await,
     }
 }
@@ -165,6 +169,20 @@ async fn finished(
     member.leave().await;
     r.context("the API server stopped")??;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fault injection for the fencing test: with `ORKESTRATOR_FAULT_IGNORE_LEASE_LOSS=1` a leader
+/// does not step down when its lease runs out, so that only the fence on its commits stops it.
+fn fault_ignore_lease_loss() -> bool {
+    std::env::var("ORKESTRATOR_FAULT_IGNORE_LEASE_LOSS").is_ok_and(|v| v == "1")
+}
+
+/// [`step_down`], after a moment for the answers in flight (refusals, by now: the fence keeps
+/// any commit from landing) to reach their clients.
+async fn step_down_after_answers(why: &str) -> ! {
+    tracing::error!("lost the leadership: {why}; stepping down");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    step_down(why)
 }
 
 /// Steps down by starting this process again (same arguments, same pid) as a follower.

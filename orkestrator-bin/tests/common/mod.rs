@@ -259,11 +259,34 @@ impl Proc {
         cwd: &Path,
         worker: Option<String>,
     ) -> Proc {
+        Self::spawn_with(dir, label, args, cwd, worker, &[])
+    }
+
+    /// [`Proc::spawn`] of a manager with `env` set too.
+    pub fn spawn_env(
+        dir: &Path,
+        label: &str,
+        args: &[String],
+        cwd: &Path,
+        env: &[(&str, &str)],
+    ) -> Proc {
+        Self::spawn_with(dir, label, args, cwd, None, env)
+    }
+
+    fn spawn_with(
+        dir: &Path,
+        label: &str,
+        args: &[String],
+        cwd: &Path,
+        worker: Option<String>,
+        env: &[(&str, &str)],
+    ) -> Proc {
         let file = label.replace(' ', "-");
         let stdout = dir.join(format!("{file}.out"));
         let stderr = dir.join(format!("{file}.err"));
         let child = Command::new(BIN)
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(cwd)
             .env("NO_COLOR", "1")
             .env("XDG_DATA_HOME", dir.join("data"))

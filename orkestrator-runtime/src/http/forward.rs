@@ -137,6 +137,7 @@ impl std::fmt::Debug for Role {
 /// known.
 pub fn front(role: watch::Receiver<Role>, forwarder: Forwarder) -> Router {
     Router::new().fallback(move |req: Request<Body>| {
+        let watcher = role.clone();
         let role = role.borrow().clone();
         let forwarder = forwarder.clone();
         async move {
@@ -145,7 +146,21 @@ pub fn front(role: watch::Receiver<Role>, forwarder: Forwarder) -> Router {
                     Ok(r) => r,
                     Err(never) => match never {},
                 },
-                Role::Follower(Some(leader)) => forwarder.forward(&leader, req).await,
+                Role::Follower(Some(leader)) => {
+                    // A leader that stops answering (paused, cut off) leaves the request hanging
+                    // until another is known: then it is answered, and the client goes again.
+                    let mut changes = watcher;
+                    let moved =
+                        changes.wait_for(|r| !matches!(r, Role::Follower(Some(l)) if *l == leader));
+                    tokio::select! {
+                        answer = forwarder.forward(&leader, req) => answer,
+                        _ = moved => no_leader(format!(
+                            "the leader changed while this request was with {leader}; if it was a \
+                             change, its outcome is unknown: read it back, or send it again (a \
+                             resubmitted spec is answered `unchanged` if it was kept)"
+                        )),
+                    }
+                }
                 Role::Follower(None) => {
                     no_leader("no manager leads yet (an election is going on); retry in a moment")
                 }
