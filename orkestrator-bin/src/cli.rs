@@ -90,6 +90,8 @@ pub enum Command {
     Top(TopArgs),
     /// Create the cluster's TLS certificates (a CA and the manager's), or issue more from its CA.
     Tls(TlsArgs),
+    /// Work on a manager's stored state: `store copy` moves a cluster from redb onto etcd.
+    Store(StoreArgs),
 }
 
 /// Where the manager is, the token to present, and how to verify it over `https://`.
@@ -261,9 +263,18 @@ pub struct ServerArgs {
     pub store: Option<String>,
     #[command(flatten)]
     pub etcd: EtcdArgs,
+    /// The leader's lease: a leader that cannot renew it within this long steps down, and the
+    /// others elect a new one.
+    #[arg(long, default_value = "3s", value_parser = duration, value_name = "DURATION")]
+    pub leader_lease: Duration,
+    /// Where the other managers (and the clients they point at the leader) reach this one:
+    /// `http(s)://HOST:PORT`. Default: this manager's own scheme, bind address and port
+    /// (127.0.0.1 for a wildcard bind, which suits one host only).
+    #[arg(long, value_name = "URL")]
+    pub advertise_addr: Option<String>,
 }
 
-/// How a manager reaches etcd and takes part in the election (with `--store etcd://...`).
+/// How a manager reaches etcd (with `--store etcd://...`).
 #[derive(Debug, Clone, Args)]
 pub struct EtcdArgs {
     /// The key prefix the cluster's state lives under in etcd (several clusters can share one
@@ -295,15 +306,6 @@ pub struct EtcdArgs {
         hide_env_values = true
     )]
     pub etcd_password: Option<String>,
-    /// The leader's lease: a leader that cannot renew it within this long steps down, and the
-    /// others elect a new one.
-    #[arg(long, default_value = "3s", value_parser = duration, value_name = "DURATION")]
-    pub leader_lease: Duration,
-    /// Where the other managers (and the clients they point at the leader) reach this one:
-    /// `http(s)://HOST:PORT`. Default: this manager's own scheme, bind address and port
-    /// (127.0.0.1 for a wildcard bind, which suits one host only).
-    #[arg(long, value_name = "URL")]
-    pub advertise_addr: Option<String>,
 }
 
 /// `worker`.
@@ -803,4 +805,38 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+/// `store`.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: StoreCommand,
+}
+
+/// The `store` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy a stopped manager's state (its --data-dir) into etcd, so that managers started with
+    /// `--store etcd://...` carry on with it: jobs, instances, workers, tokens and the state
+    /// index. Refuses an etcd prefix that already holds anything unless --replace.
+    Copy(StoreCopyArgs),
+}
+
+/// `store copy`.
+#[derive(Debug, Args)]
+pub struct StoreCopyArgs {
+    /// The manager's data directory (redb), or its state file.
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+    /// The etcd to copy into: `etcd://HOST:PORT[,HOST:PORT...]`.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// How to reach etcd.
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    /// Delete what the prefix holds first (another cluster's state, or an interrupted copy).
+    #[arg(long)]
+    pub replace: bool,
 }

@@ -628,3 +628,104 @@ fn with_etcd_stopped_writes_are_refused_and_all_comes_back() {
     assert!(names.contains(&"after".to_owned()), "{names:?}");
     assert!(!names.contains(&"during".to_owned()), "{names:?}");
 }
+
+#[test]
+fn store_copy_moves_a_cluster_from_redb_onto_etcd() {
+    let test = "ha-copy";
+    let Some(mut ha) = Ha::start(test, 1, 0, &[]) else {
+        return;
+    };
+    // A manager on redb, with jobs; then stopped.
+    let port = free_port();
+    let redb = ha.dir.path().join("redb");
+    let args: Vec<String> = [
+        "server",
+        "--port",
+        &port.to_string(),
+        "--data-dir",
+        &redb.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut p = Proc::spawn(ha.dir.path(), "redb manager", &args, ha.dir.path(), None);
+    let token = ha.wait("the redb manager's token", Duration::from_secs(30), || {
+        std::fs::read_to_string(redb.join("operator.token")).ok()
+    });
+    let token = token.trim().to_owned();
+    *ha.token.lock().unwrap() = Some(token.clone());
+    for name in ["kept-1", "kept-2"] {
+        let spec = format!(
+            r#"{{"name": "{name}", "count": 3, "tasks": [{{"name": "t", "image": "{IMAGE}",
+               "resources": {{"cpu": 512, "memory": "16MiB"}}}}]}}"#
+        );
+        ha.wait(
+            "the redb manager takes a job",
+            Duration::from_secs(30),
+            || {
+                let r = http_as(
+                    port,
+                    Some(&token),
+                    "POST",
+                    "/v1/jobs",
+                    Some("application/json"),
+                    spec.as_bytes(),
+                )
+                .ok()?;
+                (200..300).contains(&r.status).then_some(())
+            },
+        );
+    }
+    let index = http_as(port, Some(&token), "GET", "/v1/health", None, b"")
+        .expect("health")
+        .json()["manager"]["index"]
+        .as_u64()
+        .expect("an index");
+    p.kill();
+
+    let url = ha.etcd.url();
+    let redb_s = redb.display().to_string();
+    let out = ork_in(
+        ha.dir.path(),
+        &["store", "copy", "--from", &redb_s, "--to", &url],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    assert!(
+        out.stdout.contains("2 jobs, 6 instances"),
+        "{}",
+        out.describe()
+    );
+    // Twice: refused, the prefix holds a cluster now.
+    let again = ork_in(
+        ha.dir.path(),
+        &["store", "copy", "--from", &redb_s, "--to", &url],
+        &[],
+    );
+    assert_ne!(again.code, Some(0), "{}", again.describe());
+    assert!(again.stderr.contains("--replace"), "{}", again.describe());
+
+    // A manager on etcd carries on: the jobs, the index, and the old operator token.
+    let port = free_port();
+    ha.ports.push(port);
+    let m = ha.spawn_manager(0, port, &[]);
+    ha.managers.push(Some(m));
+    ha.wait_leader(None, Duration::from_secs(30));
+    let names = ha.job_names(0);
+    assert!(
+        names.contains(&"kept-1".to_owned()) && names.contains(&"kept-2".to_owned()),
+        "{names:?}"
+    );
+    let h = ha
+        .request(0, "GET", "/v1/health", b"")
+        .expect("health")
+        .json();
+    assert!(
+        h["manager"]["index"].as_u64().expect("an index") > index,
+        "{h}"
+    );
+    assert!(
+        !ha.data_dir(0).join("operator.token").exists(),
+        "the copied operator token is the cluster's: no new one is made"
+    );
+}

@@ -509,6 +509,7 @@ impl Store for EtcdStore {
         let mut at = 0i64;
         let mut index_revision = 0i64;
         let mut format = 0u64;
+        let mut copying = false;
         loop {
             let mut o = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
             if at > 0 {
@@ -536,6 +537,7 @@ impl Store for EtcdStore {
                     }
                     Some(("meta", "next_instance")) => snap.next_instance = number(&key, v)?,
                     Some(("meta", "format")) => format = number(&key, v)?,
+                    Some(("meta", "copying")) => copying = true,
                     Some(("jobs", _)) => {
                         let j: JobRecord = decode(&key, v)?;
                         snap.jobs.insert(j.name.clone(), j);
@@ -573,6 +575,13 @@ impl Store for EtcdStore {
             let Some(last) = r.kvs().last() else { break };
             from = last.key().to_vec();
             from.push(0);
+        }
+        if copying {
+            return Err(Error::Store(format!(
+                "a copy into etcd under {} did not finish (`orkestrator store copy` was \
+                 interrupted): run it again with --replace",
+                self.prefix
+            )));
         }
         if format > FORMAT {
             return Err(Error::Store(format!(
@@ -656,6 +665,65 @@ impl Store for EtcdStore {
             _ => 0,
         };
         value + self.prefix.len() + 128
+    }
+}
+
+impl EtcdStore {
+    /// Whether anything is stored under the prefix.
+    pub async fn is_empty(&self) -> Result<bool> {
+        let mut kv = self.client.kv_client();
+        let o = GetOptions::new().with_prefix().with_count_only();
+        let r = self.timed(kv.get(self.prefix.clone(), Some(o))).await?;
+        Ok(r.count() == 0)
+    }
+
+    /// Deletes everything under the prefix (the election and managers' keys too).
+    pub async fn clear(&self) -> Result<()> {
+        let mut kv = self.client.kv_client();
+        let o = etcd_client::DeleteOptions::new().with_prefix();
+        self.timed(kv.delete(self.prefix.clone(), Some(o))).await?;
+        self.index_revision.store(0, Ordering::Release);
+        self.format_written.store(false, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes `snap` (what another store loaded) under the empty prefix: in commits within the
+    /// limits, guarded by a `meta/copying` key that [`Store::load`] refuses, so that an
+    /// interrupted copy is never taken for a cluster's state. Answers the number of records.
+    pub async fn copy_in(&self, snap: Snapshot) -> Result<usize> {
+        let mut kv = self.client.kv_client();
+        self.timed(kv.put(self.key("meta/copying"), "1", None))
+            .await?;
+        let mut ops: Vec<StoreOp> = Vec::new();
+        ops.extend(snap.jobs.into_values().map(StoreOp::PutJob));
+        ops.extend(
+            snap.specs
+                .into_iter()
+                .map(|((job, version), spec)| StoreOp::PutSpec { job, version, spec }),
+        );
+        ops.extend(snap.instances.into_values().map(StoreOp::PutInstance));
+        ops.extend(snap.workers.into_values().map(StoreOp::PutWorker));
+        ops.extend(snap.tokens.into_values().map(StoreOp::PutToken));
+        let records = ops.len();
+        ops.push(StoreOp::SetNextInstance(snap.next_instance));
+        let limits = self.limits();
+        // The index key's revision as it is now (the guard's put did not touch it).
+        self.index_revision.store(0, Ordering::Release);
+        let mut chunk: Vec<StoreOp> = Vec::new();
+        let mut bytes = 0;
+        for op in ops {
+            let n = self.op_bytes(&op);
+            if !chunk.is_empty() && (chunk.len() + 1 > limits.ops || bytes + n > limits.bytes) {
+                self.commit(snap.index, std::mem::take(&mut chunk)).await?;
+                bytes = 0;
+            }
+            bytes += n;
+            chunk.push(op);
+        }
+        self.commit(snap.index, chunk).await?;
+        self.timed(kv.delete(self.key("meta/copying"), None))
+            .await?;
+        Ok(records)
     }
 }
 

@@ -23,7 +23,7 @@ use orkestrator_runtime::http::forward::{Forwarder, Role, front};
 use orkestrator_runtime::http::server::ServeOptions;
 use tokio::sync::watch;
 
-use crate::cli::ServerArgs;
+use crate::cli::{EtcdArgs, ServerArgs};
 use crate::output::{exit, fail};
 
 /// Everything `server` worked out before the store: passed on from `server::run`.
@@ -36,13 +36,19 @@ pub struct Prepared {
     pub scheme: &'static str,
 }
 
-pub async fn run(a: ServerArgs, url: &str, p: Prepared) -> Result<ExitCode> {
+/// The etcd options of `url` and `args`; `flag` names the URL's flag in errors.
+pub fn etcd_options(url: &str, args: &EtcdArgs, flag: &str) -> Result<EtcdOptions> {
     let mut options = EtcdOptions::from_url(url)
-        .map_err(|e| fail(exit::USAGE, format!("--store: {e}")))?
-        .with_prefix(&a.etcd.etcd_prefix);
-    options.ca_file = a.etcd.etcd_ca_file.clone();
-    options.client_cert = a.etcd.etcd_cert.clone().zip(a.etcd.etcd_key.clone());
-    options.user = a.etcd.etcd_user.clone().zip(a.etcd.etcd_password.clone());
+        .map_err(|e| fail(exit::USAGE, format!("{flag}: {e}")))?
+        .with_prefix(&args.etcd_prefix);
+    options.ca_file = args.etcd_ca_file.clone();
+    options.client_cert = args.etcd_cert.clone().zip(args.etcd_key.clone());
+    options.user = args.etcd_user.clone().zip(args.etcd_password.clone());
+    Ok(options)
+}
+
+pub async fn run(a: ServerArgs, url: &str, p: Prepared) -> Result<ExitCode> {
+    let options = etcd_options(url, &a.etcd, "--store")?;
     let advertise = advertise_addr(&a, p.local, p.scheme)?;
     // The API answers from now on: refused while etcd cannot be reached, forwarded while
     // following, served once leading.
@@ -76,7 +82,7 @@ pub async fn run(a: ServerArgs, url: &str, p: Prepared) -> Result<ExitCode> {
                 store.client(),
                 store.prefix(),
                 record.clone(),
-                a.etcd.leader_lease,
+                a.leader_lease,
             )
             .await?;
             Ok::<_, orkestrator_core::Error>((store, member))
@@ -212,7 +218,7 @@ fn is_setup_error(e: &orkestrator_core::Error) -> bool {
 
 /// The address the others reach this manager at.
 fn advertise_addr(a: &ServerArgs, local: SocketAddr, scheme: &str) -> Result<String> {
-    if let Some(addr) = &a.etcd.advertise_addr {
+    if let Some(addr) = &a.advertise_addr {
         let addr = if addr.contains("://") {
             addr.trim_end_matches('/').to_string()
         } else {

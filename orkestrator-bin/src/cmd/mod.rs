@@ -12,6 +12,7 @@ mod scheduler;
 mod server;
 mod status;
 mod stop;
+mod store;
 mod tls;
 mod token;
 mod top;
@@ -48,6 +49,7 @@ pub async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Top(a) => top::run(a).await,
         Command::Token(c) => token::run(c).await,
         Command::Tls(a) => tls::run(a),
+        Command::Store(a) => store::run(a).await,
     }
 }
 
