@@ -575,6 +575,22 @@ fn paused_leader(test: &str, blind: bool) {
         !names.contains(&"stale".to_owned()),
         "the fenced write landed: {names:?}"
     );
+    // A token made through a follower works on the leader (tokens live in the store).
+    let made = ha
+        .request(
+            old,
+            "POST",
+            "/v1/tokens",
+            br#"{"role": "read", "name": "via a follower"}"#,
+        )
+        .expect("token create answers");
+    assert_eq!(made.status, 200, "{}", made.text());
+    let secret = made.json()["token"]
+        .as_str()
+        .expect("the secret")
+        .to_owned();
+    let r = http_as(ha.ports[new], Some(&secret), "GET", "/v1/jobs", None, b"").expect("jobs");
+    assert_eq!(r.status, 200, "the new token on the leader: {}", r.text());
     // And the new leader still commits: nobody wrote behind its back.
     assert!(
         ok(ha.submit_pending(old, "after")),
