@@ -229,6 +229,10 @@ pub struct EtcdStore {
     commits: AtomicU64,
     /// Told when a commit was refused because the fence no longer holds.
     lost: tokio::sync::watch::Sender<bool>,
+    /// A follower's warm copy of the state, and the task keeping it.
+    warm: Mutex<Option<Warm>>,
+    follower: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    warm_loads: AtomicU64,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -255,6 +259,9 @@ impl EtcdStore {
             format_written: Default::default(),
             commits: AtomicU64::new(0),
             lost: tokio::sync::watch::channel(false).0,
+            warm: Mutex::new(None),
+            follower: Mutex::new(None),
+            warm_loads: AtomicU64::new(0),
         };
         store.check_limits().await?;
         Ok(store)
@@ -502,98 +509,24 @@ fn number(key: &str, bytes: &[u8]) -> Result<u64> {
 #[async_trait]
 impl Store for EtcdStore {
     async fn load(&self) -> Result<Snapshot> {
-        let kv = self.client.kv_client();
-        let mut snap = Snapshot::default();
-        let end = prefix_end(self.prefix.as_bytes());
-        let mut from = self.prefix.as_bytes().to_vec();
-        let mut at = 0i64;
-        let mut index_revision = 0i64;
-        let mut format = 0u64;
-        let mut copying = false;
-        loop {
-            let mut o = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
-            if at > 0 {
-                o = o.with_revision(at);
+        let warm = self.take_warm().await;
+        let (snap, meta) = match warm {
+            Some(w) => {
+                self.warm_loads.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(index = w.snap.index, "state taken from the warm copy");
+                (w.snap, w.meta)
             }
-            let r = self
-                .retrying(|| {
-                    let (mut kv, from, o) = (kv.clone(), from.clone(), o.clone());
-                    async move { kv.get(from, Some(o)).await }
-                })
-                .await?;
-            if at == 0 {
-                at = r.header().map_or(0, |h| h.revision());
+            None => {
+                let (snap, meta, _) = read_all(self).await?;
+                (snap, meta)
             }
-            for item in r.kvs() {
-                let key = String::from_utf8_lossy(item.key()).into_owned();
-                let Some(rest) = key.strip_prefix(&self.prefix) else {
-                    continue;
-                };
-                let v = item.value();
-                match rest.split_once('/') {
-                    Some(("meta", "index")) => {
-                        snap.index = number(&key, v)?;
-                        index_revision = item.mod_revision();
-                    }
-                    Some(("meta", "next_instance")) => snap.next_instance = number(&key, v)?,
-                    Some(("meta", "format")) => format = number(&key, v)?,
-                    Some(("meta", "copying")) => copying = true,
-                    Some(("jobs", _)) => {
-                        let j: JobRecord = decode(&key, v)?;
-                        snap.jobs.insert(j.name.clone(), j);
-                    }
-                    Some(("specs", name_version)) => {
-                        let Some((name, version)) = name_version.rsplit_once('/') else {
-                            return Err(Error::Store(format!("corrupt key {key}")));
-                        };
-                        let version: u64 = version
-                            .parse()
-                            .map_err(|_| Error::Store(format!("corrupt key {key}")))?;
-                        let spec: Job = decode(&key, v)?;
-                        snap.specs
-                            .insert((JobId::new(name), version), Arc::new(spec));
-                    }
-                    Some(("instances", _)) => {
-                        let i: InstanceRecord = decode(&key, v)?;
-                        snap.instances.insert(i.id.clone(), i);
-                    }
-                    Some(("workers", _)) => {
-                        let w: RegisterWorker = decode(&key, v)?;
-                        snap.workers.insert(w.id.clone(), w);
-                    }
-                    Some(("tokens", _)) => {
-                        let t: TokenRecord = decode(&key, v)?;
-                        snap.tokens.insert(t.id.clone(), t);
-                    }
-                    // The election, the managers' addresses and anything else: not state.
-                    _ => {}
-                }
-            }
-            if !r.more() {
-                break;
-            }
-            let Some(last) = r.kvs().last() else { break };
-            from = last.key().to_vec();
-            from.push(0);
-        }
-        if copying {
-            return Err(Error::Store(format!(
-                "a copy into etcd under {} did not finish (`orkestrator store copy` was \
-                 interrupted): run it again with --replace",
-                self.prefix
-            )));
-        }
-        if format > FORMAT {
-            return Err(Error::Store(format!(
-                "the state in etcd under {} has format {format}, newer than this build reads \
-                 ({FORMAT}): run a newer orkestrator",
-                self.prefix
-            )));
-        }
+        };
+        meta.check(&self.prefix)?;
         self.format_written
-            .store(format == FORMAT, Ordering::Relaxed);
-        self.index_revision.store(index_revision, Ordering::Release);
-        self.revision.store(at, Ordering::Release);
+            .store(meta.format == FORMAT, Ordering::Relaxed);
+        self.index_revision
+            .store(meta.index_revision, Ordering::Release);
+        self.revision.store(meta.index_revision, Ordering::Release);
         Ok(snap)
     }
 
@@ -724,6 +657,281 @@ impl EtcdStore {
         self.timed(kv.delete(self.key("meta/copying"), None))
             .await?;
         Ok(records)
+    }
+}
+
+/// What the stored keys say beside the state.
+#[derive(Debug, Clone, Copy, Default)]
+struct Meta {
+    /// The mod revision of the index key (0: absent).
+    index_revision: i64,
+    format: u64,
+    copying: bool,
+}
+
+impl Meta {
+    fn check(&self, prefix: &str) -> Result<()> {
+        if self.copying {
+            return Err(Error::Store(format!(
+                "a copy into etcd under {prefix} did not finish (`orkestrator store copy` was \
+                 interrupted): run it again with --replace"
+            )));
+        }
+        if self.format > FORMAT {
+            return Err(Error::Store(format!(
+                "the state in etcd under {prefix} has format {}, newer than this build reads \
+                 ({FORMAT}): run a newer orkestrator",
+                self.format
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Reads everything under the prefix at one revision: the state, its meta, and the revision.
+async fn read_all(store: &EtcdStore) -> Result<(Snapshot, Meta, i64)> {
+    let kv = store.client.kv_client();
+    let mut snap = Snapshot::default();
+    let mut meta = Meta::default();
+    let end = prefix_end(store.prefix.as_bytes());
+    let mut from = store.prefix.as_bytes().to_vec();
+    let mut at = 0i64;
+    loop {
+        let mut o = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+        if at > 0 {
+            o = o.with_revision(at);
+        }
+        let r = store
+            .retrying(|| {
+                let (mut kv, from, o) = (kv.clone(), from.clone(), o.clone());
+                async move { kv.get(from, Some(o)).await }
+            })
+            .await?;
+        if at == 0 {
+            at = r.header().map_or(0, |h| h.revision());
+        }
+        for item in r.kvs() {
+            let key = String::from_utf8_lossy(item.key());
+            if let Some(rest) = key.strip_prefix(&store.prefix) {
+                put_record(
+                    &mut snap,
+                    &mut meta,
+                    rest,
+                    item.value(),
+                    item.mod_revision(),
+                )?;
+            }
+        }
+        if !r.more() {
+            break;
+        }
+        let Some(last) = r.kvs().last() else { break };
+        from = last.key().to_vec();
+        from.push(0);
+    }
+    Ok((snap, meta, at))
+}
+
+/// Applies one stored key (`rest`: the key less the prefix) to a snapshot being read.
+fn put_record(
+    snap: &mut Snapshot,
+    meta: &mut Meta,
+    rest: &str,
+    v: &[u8],
+    mod_revision: i64,
+) -> Result<()> {
+    let key = rest;
+    match rest.split_once('/') {
+        Some(("meta", "index")) => {
+            snap.index = number(key, v)?;
+            meta.index_revision = mod_revision;
+        }
+        Some(("meta", "next_instance")) => snap.next_instance = number(key, v)?,
+        Some(("meta", "format")) => meta.format = number(key, v)?,
+        Some(("meta", "copying")) => meta.copying = true,
+        Some(("jobs", _)) => {
+            let j: JobRecord = decode(key, v)?;
+            snap.jobs.insert(j.name.clone(), j);
+        }
+        Some(("specs", name_version)) => {
+            let (name, version) = spec_key(key, name_version)?;
+            let spec: Job = decode(key, v)?;
+            snap.specs
+                .insert((JobId::new(name), version), Arc::new(spec));
+        }
+        Some(("instances", _)) => {
+            let i: InstanceRecord = decode(key, v)?;
+            snap.instances.insert(i.id.clone(), i);
+        }
+        Some(("workers", _)) => {
+            let w: RegisterWorker = decode(key, v)?;
+            snap.workers.insert(w.id.clone(), w);
+        }
+        Some(("tokens", _)) => {
+            let t: TokenRecord = decode(key, v)?;
+            snap.tokens.insert(t.id.clone(), t);
+        }
+        // The election, the managers' addresses and anything else: not state.
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Applies the deletion of one stored key to a warm copy.
+fn delete_record(snap: &mut Snapshot, meta: &mut Meta, rest: &str) -> Result<()> {
+    match rest.split_once('/') {
+        Some(("meta", "copying")) => meta.copying = false,
+        Some(("jobs", name)) => {
+            snap.jobs.remove(&JobId::new(name));
+        }
+        Some(("specs", name_version)) => {
+            let (name, version) = spec_key(rest, name_version)?;
+            snap.specs.remove(&(JobId::new(name), version));
+        }
+        Some(("instances", id)) => {
+            snap.instances
+                .remove(&orkestrator_core::ids::InstanceId::new(id));
+        }
+        Some(("workers", id)) => {
+            snap.workers
+                .remove(&orkestrator_core::ids::WorkerId::new(id));
+        }
+        Some(("tokens", id)) => {
+            snap.tokens.remove(id);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn spec_key<'a>(key: &str, name_version: &'a str) -> Result<(&'a str, u64)> {
+    let corrupt = || Error::Store(format!("corrupt key {key}"));
+    let (name, version) = name_version.rsplit_once('/').ok_or_else(corrupt)?;
+    Ok((name, version.parse().map_err(|_| corrupt())?))
+}
+
+/// A follower's copy of the state, kept current by watching etcd.
+#[derive(Debug, Clone, Default)]
+struct Warm {
+    snap: Snapshot,
+    meta: Meta,
+}
+
+impl EtcdStore {
+    /// Starts keeping a warm copy of the state (a follower's): read once, then kept current by
+    /// watching etcd; read again after a compaction overtook the watch or the watch broke. The
+    /// next [`Store::load`] takes it instead of reading everything, once it holds the latest
+    /// commit, so that a newly elected leader is ready at once.
+    pub fn follow(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            loop {
+                let Some(store) = weak.upgrade() else { return };
+                if let Err(e) = store.keep_warm().await {
+                    tracing::debug!(error = %e, "the warm copy is read again");
+                }
+                *lock(&store.warm) = None;
+                drop(store);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        if let Some(old) = lock(&self.follower).replace(task) {
+            old.abort();
+        }
+    }
+
+    async fn keep_warm(&self) -> Result<()> {
+        let (snap, meta, at) = read_all(self).await?;
+        *lock(&self.warm) = Some(Warm { snap, meta });
+        let mut c = self.client.clone();
+        let o = etcd_client::WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(at + 1);
+        let mut stream = c
+            .watch(self.prefix.clone(), Some(o))
+            .await
+            .map_err(|e| Error::Store(format!("cannot watch etcd: {e}")))?;
+        loop {
+            let Some(r) = stream
+                .message()
+                .await
+                .map_err(|e| Error::Store(format!("the watch broke: {e}")))?
+            else {
+                return Err(Error::Store("the watch ended".into()));
+            };
+            if r.compact_revision() > 0 || r.canceled() {
+                return Err(Error::Store(format!(
+                    "the watch was overtaken by a compaction (at {}) or cancelled",
+                    r.compact_revision()
+                )));
+            }
+            let mut guard = lock(&self.warm);
+            let Some(w) = guard.as_mut() else {
+                return Ok(());
+            };
+            for ev in r.events() {
+                let Some(kv) = ev.kv() else { continue };
+                let key = String::from_utf8_lossy(kv.key());
+                let Some(rest) = key.strip_prefix(&self.prefix) else {
+                    continue;
+                };
+                match ev.event_type() {
+                    etcd_client::EventType::Put => put_record(
+                        &mut w.snap,
+                        &mut w.meta,
+                        rest,
+                        kv.value(),
+                        kv.mod_revision(),
+                    )?,
+                    etcd_client::EventType::Delete => {
+                        delete_record(&mut w.snap, &mut w.meta, rest)?
+                    }
+                }
+            }
+        }
+    }
+
+    /// How many loads took the warm copy rather than reading everything.
+    pub fn warm_loads(&self) -> u64 {
+        self.warm_loads.load(Ordering::Relaxed)
+    }
+
+    /// The state index of the warm copy, while there is one.
+    pub fn warm_index(&self) -> Option<u64> {
+        lock(&self.warm).as_ref().map(|w| w.snap.index)
+    }
+
+    /// The warm copy, once it holds the latest commit (waiting up to a second for the watch to
+    /// catch up); `None` when there is none or it lags. Following stops either way.
+    async fn take_warm(&self) -> Option<Warm> {
+        let task = lock(&self.follower).take()?;
+        let latest = {
+            let kv = self.client.kv_client();
+            let key = self.key("meta/index");
+            self.retrying(|| {
+                let (mut kv, key) = (kv.clone(), key.clone());
+                async move { kv.get(key, None).await }
+            })
+            .await
+            .ok()?
+            .kvs()
+            .first()
+            .map_or(0, |kv| kv.mod_revision())
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        let warm = loop {
+            let current = lock(&self.warm)
+                .as_ref()
+                .filter(|w| w.meta.index_revision >= latest)
+                .cloned();
+            if current.is_some() || tokio::time::Instant::now() > deadline {
+                break current;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        task.abort();
+        *lock(&self.warm) = None;
+        warm
     }
 }
 

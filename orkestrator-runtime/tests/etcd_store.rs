@@ -199,3 +199,60 @@ async fn with_etcd_stopped_commits_are_refused_and_work_again_once_it_is_back() 
         "a refused write was kept: {names:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_keeps_a_warm_copy_that_a_new_leader_loads() {
+    let Some(cluster) = EtcdCluster::start(1) else {
+        return;
+    };
+    let leader = EtcdStore::connect(options(&cluster, "/t6")).await.unwrap();
+    let m = Manager::new(ManagerConfig::default(), Arc::new(leader))
+        .await
+        .unwrap();
+    m.submit_job(job("first", 2)).await.unwrap();
+    let follower = Arc::new(EtcdStore::connect(options(&cluster, "/t6")).await.unwrap());
+    follower.follow();
+    // Changes after the follower started reach its copy by the watch: new, changed, deleted.
+    m.submit_job(job("second", 3)).await.unwrap();
+    m.stop_job(&orkestrator_core::ids::JobId::new("first"))
+        .await
+        .unwrap();
+    m.gc(Duration::ZERO).await.unwrap();
+    let index = m.durable_index();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while follower.warm_index() != Some(index) {
+        assert!(
+            Instant::now() < deadline,
+            "the warm copy is at {:?}, not {index}",
+            follower.warm_index()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(m);
+    let warm = follower.load().await.unwrap();
+    assert_eq!(follower.warm_index(), None, "following stops once loaded");
+    assert_eq!(follower.warm_loads(), 1, "the load took the warm copy");
+    let fresh = EtcdStore::connect(options(&cluster, "/t6")).await.unwrap();
+    let full = fresh.load().await.unwrap();
+    assert_eq!(warm, full, "the warm copy is what a full read gives");
+    assert!(
+        !warm
+            .jobs
+            .contains_key(&orkestrator_core::ids::JobId::new("first")),
+        "{:?}",
+        warm.jobs.keys()
+    );
+    // And the follower, now leading, commits on top of it.
+    let m2 = Manager::new(ManagerConfig::default(), follower.clone())
+        .await
+        .unwrap();
+    assert!(m2.durable_index() > index);
+    assert_eq!(
+        m2.get_job(&orkestrator_core::ids::JobId::new("second"))
+            .await
+            .unwrap()
+            .instances
+            .len(),
+        3
+    );
+}

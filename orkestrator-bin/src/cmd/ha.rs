@@ -103,6 +103,8 @@ pub async fn run(a: ServerArgs, url: &str, p: Prepared) -> Result<ExitCode> {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
+    // A warm copy of the state while following, so that it leads at once when elected.
+    store.follow();
     let _ = role_tx.send(Role::Follower(None));
     tracing::info!(
         addr = %advertise,
@@ -126,6 +128,7 @@ pub async fn run(a: ServerArgs, url: &str, p: Prepared) -> Result<ExitCode> {
         r = &mut server => return finished(r, member).await,
     };
     follow.abort();
+    let elected = std::time::Instant::now();
     tracing::info!(addr = %advertise, "elected leader; loading the state from etcd");
     store.fence(lead.key.clone(), lead.create_revision);
     let mut fenced = store.fenced_out();
@@ -154,6 +157,7 @@ pub async fn run(a: ServerArgs, url: &str, p: Prepared) -> Result<ExitCode> {
     tracing::info!(
         addr = %advertise,
         index = manager.durable_index(),
+        ready_ms = elected.elapsed().as_millis() as u64,
         "leading: serving the API"
     );
     tokio::select! {
