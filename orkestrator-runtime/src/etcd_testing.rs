@@ -27,6 +27,8 @@ pub struct EtcdMember {
     initial_cluster: String,
     /// Whether it runs with the limits the manager needs (or etcd's defaults).
     limits: bool,
+    /// The network namespace it runs in (`ip netns exec NS etcd ...`), if not the test's own.
+    netns: Option<String>,
     log: PathBuf,
 }
 
@@ -81,7 +83,13 @@ impl EtcdCluster {
     /// One member with etcd's default limits (128 operations, 1.5 MiB a request), which the
     /// manager refuses.
     pub fn start_with_default_limits() -> Option<Self> {
-        Self::build(1, |_| "127.0.0.1".to_string(), |_, cmd| cmd, false)
+        Self::build(
+            1,
+            |_| "127.0.0.1".to_string(),
+            |_, cmd| cmd,
+            |_| None,
+            false,
+        )
     }
 
     /// Starts `n` members, member `i` on address `host(i)`, each command passed through `wrap`
@@ -91,13 +99,27 @@ impl EtcdCluster {
         host: impl Fn(usize) -> String,
         wrap: impl Fn(usize, Command) -> Command,
     ) -> Option<Self> {
-        Self::build(n, host, wrap, true)
+        Self::build(n, host, wrap, |_| None, true)
+    }
+
+    /// Starts `n` members, member `i` on address `host(i)` inside the network namespace
+    /// `netns(i)` (as `ip netns exec NS etcd ...`, also when restarted), and waits until each
+    /// answers its health endpoint, asked from inside its namespace (bash's `/dev/tcp`): the
+    /// test process cannot reach an address in another namespace itself. The namespaces must
+    /// exist and `ip` must run (as root). These members run with `--pre-vote=true`.
+    pub fn start_in_namespaces(
+        n: usize,
+        host: impl Fn(usize) -> String,
+        netns: impl Fn(usize) -> String,
+    ) -> Option<Self> {
+        Self::build(n, host, |_, cmd| cmd, |i| Some(netns(i)), true)
     }
 
     fn build(
         n: usize,
         host: impl Fn(usize) -> String,
         wrap: impl Fn(usize, Command) -> Command,
+        netns: impl Fn(usize) -> Option<String>,
         limits: bool,
     ) -> Option<Self> {
         if !etcd_installed() {
@@ -124,6 +146,7 @@ impl EtcdCluster {
                     child: None,
                     initial_cluster: String::new(),
                     limits: true,
+                    netns: netns(i),
                     log: dir.0.join(format!("m{i}.log")),
                 }
             })
@@ -180,7 +203,14 @@ impl EtcdCluster {
 
 impl EtcdMember {
     fn spawn(&mut self, wrap: impl FnOnce(Command) -> Command) {
-        let mut cmd = Command::new("etcd");
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "etcd"]);
+                c
+            }
+            None => Command::new("etcd"),
+        };
         cmd.args(["--name", &self.name])
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -199,6 +229,11 @@ impl EtcdMember {
             .args(["--initial-cluster-token", "orkestrator-test"])
             // Fast elections on loopback.
             .args(["--heartbeat-interval", "50", "--election-timeout", "500"]);
+        if self.netns.is_some() {
+            // A member cut off and back must not depose the leader with its higher term
+            // (etcd 3.5's default; 3.4 needs the flag).
+            cmd.arg("--pre-vote=true");
+        }
         if self.limits {
             cmd.args(["--max-txn-ops", &REQUIRED_TXN_OPS.to_string()])
                 .args(["--max-request-bytes", &REQUIRED_REQUEST_BYTES.to_string()]);
@@ -229,6 +264,9 @@ impl EtcdMember {
 
     fn healthy(&self) -> bool {
         use std::io::{Read, Write};
+        if let Some(ns) = &self.netns {
+            return self.healthy_in(ns);
+        }
         let Ok(mut s) = std::net::TcpStream::connect(&self.client) else {
             return false;
         };
@@ -240,6 +278,24 @@ impl EtcdMember {
         let mut body = String::new();
         let _ = s.read_to_string(&mut body);
         body.contains("\"health\":\"true\"")
+    }
+
+    /// [`EtcdMember::healthy`] for a member in network namespace `ns`, asked from inside it.
+    fn healthy_in(&self, ns: &str) -> bool {
+        let Some((host, port)) = self.client.rsplit_once(':') else {
+            return false;
+        };
+        let script = "exec 3<>/dev/tcp/$0/$1 || exit 1; \
+                      printf 'GET /health HTTP/1.0\\r\\nHost: %s:%s\\r\\n\\r\\n' $0 $1 >&3; \
+                      cat <&3";
+        Command::new("timeout")
+            .args([
+                "2", "ip", "netns", "exec", ns, "bash", "-c", script, host, port,
+            ])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("\"health\":\"true\""))
     }
 
     /// The last lines of the member's log.
