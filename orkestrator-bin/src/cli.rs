@@ -267,6 +267,11 @@ pub struct ServerArgs {
     /// others elect a new one.
     #[arg(long, default_value = "3s", value_parser = duration, value_name = "DURATION")]
     pub leader_lease: Duration,
+    /// How long a newly elected leader waits before it judges any worker Down, so that the
+    /// workers find it first (default: 15s with --store etcd; 0 on redb, where workers only get
+    /// the heartbeat grace).
+    #[arg(long, value_parser = duration, value_name = "DURATION")]
+    pub failover_grace: Option<Duration>,
     /// Where the other managers (and the clients they point at the leader) reach this one:
     /// `http(s)://HOST:PORT`. Default: this manager's own scheme, bind address and port
     /// (127.0.0.1 for a wildcard bind, which suits one host only).

@@ -330,3 +330,36 @@ async fn a_waiting_scheduler_wakes_when_the_lease_holder_dies() {
         t0.elapsed()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_new_leader_judges_no_worker_down_within_its_failover_grace() {
+    // The state of a cluster with one worker, as a new leader finds it in the store.
+    let store = Arc::new(MemoryStore::new());
+    let old = Manager::new(ManagerConfig::default(), store.clone())
+        .await
+        .unwrap();
+    add_worker(&old, "w", 1024, &[]).await;
+    drop(old);
+    let cfg = ManagerConfig {
+        failover_grace: Duration::from_secs(10),
+        ..ManagerConfig::default()
+    };
+    let m = Manager::new(cfg, store).await.unwrap();
+    let status = |h: &HealthReport| h.workers.get(&Liveness::Down).copied().unwrap_or(0);
+    // Silent for twice the heartbeat grace: still not judged, it may be finding the leader.
+    tokio::time::advance(Duration::from_secs(6)).await;
+    m.check_liveness().await;
+    assert_eq!(
+        status(&m.health().await.unwrap()),
+        0,
+        "judged Down within the failover grace"
+    );
+    // Past the failover grace, silence is death again.
+    tokio::time::advance(Duration::from_secs(5)).await;
+    m.check_liveness().await;
+    assert_eq!(
+        status(&m.health().await.unwrap()),
+        1,
+        "a silent worker is Down after it"
+    );
+}

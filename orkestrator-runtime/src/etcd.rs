@@ -340,12 +340,32 @@ impl EtcdStore {
 
     /// [`EtcdStore::timed`], sent again (for up to a second) while it could not even be sent:
     /// with a member down, the client's balancer may first pick the dead one.
-    async fn retrying<T, F, Fut>(&self, mut f: F) -> Result<T>
+    async fn retrying<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        self.sending(f, false).await
+    }
+
+    /// [`EtcdStore::retrying`] for a read, which is also sent again (twice more) when its
+    /// answer did not come: reading twice changes nothing, and a member cut off from the others
+    /// may hold a connection that only its keep-alive finds dead.
+    async fn reading<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        self.sending(f, true).await
+    }
+
+    async fn sending<T, F, Fut>(&self, mut f: F, read: bool) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
     {
         let give_up = tokio::time::Instant::now() + Duration::from_secs(1);
+        let mut unanswered = 0;
         loop {
             match self.timed(f()).await {
                 Err(e @ Error::Store(_))
@@ -354,6 +374,10 @@ impl EtcdStore {
                 {
                     tracing::debug!(error = %e, "etcd request not sent; trying again");
                     tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e @ Error::OutcomeUnknown(_)) if read && unanswered < 2 => {
+                    unanswered += 1;
+                    tracing::debug!(error = %e, "etcd read not answered; reading again");
                 }
                 other => return other,
             }
@@ -429,7 +453,7 @@ impl EtcdStore {
         if let Some(f) = fence {
             let kv = self.client.kv_client();
             let holds = match self
-                .retrying(|| {
+                .reading(|| {
                     let mut kv = kv.clone();
                     let key = f.key.clone();
                     async move { kv.get(key, None).await }
@@ -702,7 +726,7 @@ async fn read_all(store: &EtcdStore) -> Result<(Snapshot, Meta, i64)> {
             o = o.with_revision(at);
         }
         let r = store
-            .retrying(|| {
+            .reading(|| {
                 let (mut kv, from, o) = (kv.clone(), from.clone(), o.clone());
                 async move { kv.get(from, Some(o)).await }
             })
@@ -908,7 +932,7 @@ impl EtcdStore {
         let latest = {
             let kv = self.client.kv_client();
             let key = self.key("meta/index");
-            self.retrying(|| {
+            self.reading(|| {
                 let (mut kv, key) = (kv.clone(), key.clone());
                 async move { kv.get(key, None).await }
             })

@@ -256,3 +256,45 @@ async fn a_follower_keeps_a_warm_copy_that_a_new_leader_loads() {
         3
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_credentials_are_used_and_wrong_ones_are_refused_clearly() {
+    let Some(cluster) = EtcdCluster::start(1) else {
+        return;
+    };
+    // Turn on etcd's authentication with a root user.
+    let opts = options(&cluster, "/t7");
+    let mut admin = orkestrator_runtime::etcd::connect(&opts).await.unwrap();
+    admin.role_add("root").await.unwrap();
+    admin.user_add("root", "s3cret", None).await.unwrap();
+    admin.user_grant_role("root", "root").await.unwrap();
+    admin.auth_enable().await.unwrap();
+
+    let mut good = options(&cluster, "/t7");
+    good.user = Some(("root".into(), "s3cret".into()));
+    let store = EtcdStore::connect(good)
+        .await
+        .expect("the right credentials");
+    let m = Manager::new(ManagerConfig::default(), Arc::new(store))
+        .await
+        .unwrap();
+    m.submit_job(job("with-auth", 1)).await.unwrap();
+
+    let mut wrong = options(&cluster, "/t7");
+    wrong.user = Some(("root".into(), "nope".into()));
+    let e = EtcdStore::connect(wrong).await.unwrap_err().to_string();
+    eprintln!("wrong password: {e}");
+    assert!(
+        e.contains("authentication failed") || e.contains("invalid"),
+        "{e}"
+    );
+    let e = EtcdStore::connect(options(&cluster, "/t7"))
+        .await
+        .unwrap_err()
+        .to_string();
+    eprintln!("no credentials: {e}");
+    assert!(
+        e.contains("etcd refused") || e.contains("permission"),
+        "{e}"
+    );
+}

@@ -132,14 +132,23 @@ pub async fn run(a: ServerArgs, url: &str, p: Prepared) -> Result<ExitCode> {
     tracing::info!(addr = %advertise, "elected leader; loading the state from etcd");
     store.fence(lead.key.clone(), lead.create_revision);
     let mut fenced = store.fenced_out();
-    let manager = Manager::new(p.config, store.clone()).await?;
+    // Trouble now (etcd slow, or cut off from its members) is a reason to step down, not to
+    // stop: starting again, this manager follows and is elected again if it should be.
+    let manager = match Manager::new(p.config, store.clone()).await {
+        Ok(m) => m,
+        Err(e) => step_down(&format!("it could not take over the state ({e})")),
+    };
     let creds = a
         .data_dir
         .clone()
         .unwrap_or_else(|| super::default_data_dir(a.port));
     let name = member.record().name.clone();
-    crate::creds::bootstrap_shared(&manager, &creds, p.tls.as_ref().map(|t| t.ca_digest), &name)
-        .await?;
+    if let Err(e) =
+        crate::creds::bootstrap_shared(&manager, &creds, p.tls.as_ref().map(|t| t.ca_digest), &name)
+            .await
+    {
+        step_down(&format!("it could not make the cluster's tokens ({e:#})"));
+    }
     crate::creds::publish(a.port, &creds)?;
     super::server::start_background(&manager, p.algorithm);
     tokio::spawn(keep_peers(

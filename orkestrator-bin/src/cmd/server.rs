@@ -25,6 +25,11 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
         event_window: a.event_window,
         metrics_window: a.metrics_window,
         metrics_max_series: a.metrics_max_series,
+        failover_grace: a.failover_grace.unwrap_or(if a.store.is_some() {
+            std::time::Duration::from_secs(15)
+        } else {
+            std::time::Duration::ZERO
+        }),
         ..ManagerConfig::default()
     };
     let algorithm = scheduler_named(&a.scheduler)?;

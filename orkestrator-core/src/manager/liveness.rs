@@ -209,8 +209,13 @@ pub(crate) fn check(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig) -> Vec<E
     let now = Instant::now();
     let mut soft = Vec::new();
     let mut changed = Vec::new();
+    let judging = st.judge_workers_after.is_none_or(|t| now >= t);
     for (id, w) in &st.workers {
         let live = liveness(w.healthy, w.last_seen, grace);
+        // While workers are still finding a new leader, silence is not yet death.
+        if live == Liveness::Down && !judging {
+            continue;
+        }
         if live != w.liveness {
             changed.push((id.clone(), live));
         }

@@ -88,6 +88,10 @@ pub struct ManagerConfig {
     /// The most tasks whose figures `/metrics` exposes (so that a million tasks cannot make it
     /// unbounded). Default 10,000.
     pub metrics_max_series: usize,
+    /// How long after it starts (a new leader, after a failover) the manager waits before it
+    /// judges any worker `Down`, so that workers have time to find it (Nomad renews every
+    /// heartbeat timer on failover the same way). Default 0: only the heartbeat grace.
+    pub failover_grace: Duration,
 }
 
 impl Default for ManagerConfig {
@@ -103,6 +107,7 @@ impl Default for ManagerConfig {
             event_window: 50_000,
             metrics_window: 60,
             metrics_max_series: 10_000,
+            failover_grace: Duration::ZERO,
         }
     }
 }
@@ -144,7 +149,8 @@ impl Manager {
         let mut snap = store.load().await?;
         let tokens = tokens::Tokens::load(std::mem::take(&mut snap.tokens).into_values());
         let now = Instant::now();
-        let state = State::from_snapshot(snap, now);
+        let mut state = State::from_snapshot(snap, now);
+        state.judge_workers_after = Some(now + config.failover_grace);
         let index = state.head;
         let (tx, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(4096);

@@ -345,6 +345,8 @@ pub(crate) struct State {
     pub counts: Counts,
     /// Woken when there is work for schedulers.
     pub work: Arc<Notify>,
+    /// Until then no worker is judged `Down` (a new leader's grace for workers to find it).
+    pub judge_workers_after: Option<Instant>,
 }
 
 /// An instance's place in the indexes, before or after a change.
