@@ -137,25 +137,13 @@ impl Ha {
 
     /// Waits until the live managers agree on a leader other than `not`.
     fn wait_leader(&self, not: Option<usize>, within: Duration) -> usize {
-        let deadline = Instant::now() + within;
-        loop {
+        let what = format!("an agreed leader other than {not:?}");
+        self.wait(&what, within, || {
             let seen: Vec<Option<usize>> = self.live().map(|i| self.leader_via(i)).collect();
-            if let Some(Some(l)) = seen.first()
-                && Some(*l) != not
-                && self.managers[*l].is_some()
-                && seen.iter().all(|s| s == &Some(*l))
-            {
-                return *l;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "{}: no agreed leader (other than {not:?}) within {within:?}: {seen:?}\n{}",
-                    self.test,
-                    self.logs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            let l = (*seen.first()?)?;
+            (Some(l) != not && self.managers[l].is_some() && seen.iter().all(|s| *s == Some(l)))
+                .then_some(l)
+        })
     }
 
     /// Submits job `name` (`cpu` cores) through manager `via`: the HTTP status, if it answered.
@@ -170,11 +158,7 @@ impl Ha {
 
     /// Submits a job that no worker can take (it stays pending): a commit, and nothing to run.
     fn submit_pending(&self, via: usize, name: &str) -> Option<u16> {
-        let spec = format!(
-            r#"{{"name": "{name}", "tasks": [{{"name": "t", "image": "{IMAGE}",
-               "resources": {{"cpu": 512, "memory": "16MiB"}}}}]}}"#
-        );
-        self.request(via, "POST", "/v1/jobs", spec.as_bytes())
+        self.request(via, "POST", "/v1/jobs", pending_spec(name).as_bytes())
             .map(|r| r.status)
     }
 
@@ -245,6 +229,14 @@ impl Ha {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// A job no worker can take (512 cores): it stays pending.
+fn pending_spec(name: &str) -> String {
+    format!(
+        r#"{{"name": "{name}", "tasks": [{{"name": "t", "image": "{IMAGE}",
+           "resources": {{"cpu": 512, "memory": "16MiB"}}}}]}}"#
+    )
 }
 
 fn ok(status: Option<u16>) -> bool {
@@ -339,10 +331,7 @@ fn killing_the_leader_during_a_burst_loses_nothing_and_restarts_nothing() {
                 let name = format!("burst-{n}");
                 // Through the followers of the first leader, in turn.
                 let via = [(first + 1) % 3, (first + 2) % 3][n as usize % 2];
-                let spec = format!(
-                    r#"{{"name": "{name}", "tasks": [{{"name": "t", "image": "{IMAGE}",
-                       "resources": {{"cpu": 512, "memory": "16MiB"}}}}]}}"#
-                );
+                let spec = pending_spec(&name);
                 let r = http_as(
                     ports[via],
                     Some(&token),
@@ -497,10 +486,7 @@ fn paused_leader(test: &str, blind: bool) {
     let token = ha.token();
     let port = ha.ports[old];
     let stale = std::thread::spawn(move || {
-        let spec = format!(
-            r#"{{"name": "stale", "tasks": [{{"name": "t", "image": "{IMAGE}",
-               "resources": {{"cpu": 512, "memory": "16MiB"}}}}]}}"#
-        );
+        let spec = pending_spec("stale");
         http_as(
             port,
             Some(&token),
@@ -614,11 +600,7 @@ fn with_etcd_stopped_writes_are_refused_and_all_comes_back() {
             leader,
             "POST",
             "/v1/jobs",
-            format!(
-                r#"{{"name": "during", "tasks": [{{"name": "t", "image": "{IMAGE}",
-               "resources": {{"cpu": 512, "memory": "16MiB"}}}}]}}"#
-            )
-            .as_bytes(),
+            pending_spec("during").as_bytes(),
         )?;
         assert!(
             !(200..300).contains(&r.status),
