@@ -727,3 +727,63 @@ fn store_copy_moves_a_cluster_from_redb_onto_etcd() {
         "the copied operator token is the cluster's: no new one is made"
     );
 }
+
+#[test]
+fn a_manager_reaches_etcd_over_tls_with_its_ca() {
+    let test = "ha-etcd-tls";
+    let dir = tempfile::Builder::new()
+        .prefix("ork-ha-etcd-tls-")
+        .tempdir()
+        .expect("temp dir");
+    let pki = dir.path().join("pki");
+    let pki_s = pki.display().to_string();
+    let out = ork_in(
+        dir.path(),
+        &[
+            "tls",
+            "init",
+            &pki_s,
+            "--name",
+            "etcd",
+            "--san",
+            "127.0.0.1",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    let Some(etcd) = EtcdCluster::start_tls(&pki.join("etcd.pem"), &pki.join("etcd-key.pem"))
+    else {
+        return;
+    };
+    let ca = pki.join("ca.pem").display().to_string();
+    let mut ha = Ha {
+        test: test.to_owned(),
+        dir,
+        etcd,
+        ports: vec![free_port(), free_port()],
+        managers: vec![None, None],
+        workers: Vec::new(),
+        token: Mutex::new(None),
+    };
+    let with_ca = ha.spawn_manager(0, ha.ports[0], &["--etcd-ca-file", &ca]);
+    ha.managers[0] = Some(with_ca);
+    ha.wait_leader(None, Duration::from_secs(30));
+    assert!(
+        ok(ha.submit_pending(0, "over-tls")),
+        "a write over TLS to etcd"
+    );
+    assert!(ha.job_names(0).contains(&"over-tls".to_owned()));
+
+    // Without the CA (plain HTTP to a TLS port) it cannot reach etcd, and says so.
+    let without = ha.spawn_manager(1, ha.ports[1], &[]);
+    ha.managers[1] = Some(without);
+    let answer = ha.wait(
+        "the manager without the CA to refuse",
+        Duration::from_secs(30),
+        || {
+            let r = ha.request(1, "GET", "/v1/jobs", b"")?;
+            (r.status == 503).then(|| r.text())
+        },
+    );
+    assert!(answer.contains("etcd"), "{answer}");
+}

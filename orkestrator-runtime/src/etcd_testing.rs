@@ -29,6 +29,8 @@ pub struct EtcdMember {
     limits: bool,
     /// The network namespace it runs in (`ip netns exec NS etcd ...`), if not the test's own.
     netns: Option<String>,
+    /// The certificate and key it serves clients TLS with, if it does.
+    tls: Option<(PathBuf, PathBuf)>,
     log: PathBuf,
 }
 
@@ -115,12 +117,30 @@ impl EtcdCluster {
         Self::build(n, host, |_, cmd| cmd, |i| Some(netns(i)), true)
     }
 
+    /// One member on loopback serving clients TLS with `cert` (a PEM chain for 127.0.0.1) and
+    /// `key`; clients then need the CA (`EtcdOptions::ca_file`).
+    pub fn start_tls(cert: &Path, key: &Path) -> Option<Self> {
+        let tls = Some((cert.to_path_buf(), key.to_path_buf()));
+        Self::build_with(1, |_| "127.0.0.1".into(), |_, c| c, |_| None, true, tls)
+    }
+
     fn build(
         n: usize,
         host: impl Fn(usize) -> String,
         wrap: impl Fn(usize, Command) -> Command,
         netns: impl Fn(usize) -> Option<String>,
         limits: bool,
+    ) -> Option<Self> {
+        Self::build_with(n, host, wrap, netns, limits, None)
+    }
+
+    fn build_with(
+        n: usize,
+        host: impl Fn(usize) -> String,
+        wrap: impl Fn(usize, Command) -> Command,
+        netns: impl Fn(usize) -> Option<String>,
+        limits: bool,
+        tls: Option<(PathBuf, PathBuf)>,
     ) -> Option<Self> {
         if !etcd_installed() {
             if required() {
@@ -147,6 +167,7 @@ impl EtcdCluster {
                     initial_cluster: String::new(),
                     limits: true,
                     netns: netns(i),
+                    tls: None,
                     log: dir.0.join(format!("m{i}.log")),
                 }
             })
@@ -157,6 +178,7 @@ impl EtcdCluster {
             .collect();
         let initial = initial.join(",");
         for (i, m) in members.iter_mut().enumerate() {
+            m.tls = tls.clone();
             m.initial_cluster = initial.clone();
             m.limits = limits;
             m.spawn(|c| wrap(i, c));
@@ -211,13 +233,17 @@ impl EtcdMember {
             }
             None => Command::new("etcd"),
         };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
         cmd.args(["--name", &self.name])
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(["--listen-client-urls", &format!("http://{}", self.client)])
+            .args([
+                "--listen-client-urls",
+                &format!("{scheme}://{}", self.client),
+            ])
             .args([
                 "--advertise-client-urls",
-                &format!("http://{}", self.client),
+                &format!("{scheme}://{}", self.client),
             ])
             .args(["--listen-peer-urls", &format!("http://{}", self.peer)])
             .args([
@@ -233,6 +259,9 @@ impl EtcdMember {
             // A member cut off and back must not depose the leader with its higher term
             // (etcd 3.5's default; 3.4 needs the flag).
             cmd.arg("--pre-vote=true");
+        }
+        if let Some((cert, key)) = &self.tls {
+            cmd.arg("--cert-file").arg(cert).arg("--key-file").arg(key);
         }
         if self.limits {
             cmd.args(["--max-txn-ops", &REQUIRED_TXN_OPS.to_string()])
@@ -266,6 +295,12 @@ impl EtcdMember {
         use std::io::{Read, Write};
         if let Some(ns) = &self.netns {
             return self.healthy_in(ns);
+        }
+        if self.tls.is_some() {
+            // No TLS client here: the member says when it serves.
+            return std::net::TcpStream::connect(&self.client).is_ok()
+                && std::fs::read_to_string(&self.log)
+                    .is_ok_and(|l| l.contains("ready to serve client requests"));
         }
         let Ok(mut s) = std::net::TcpStream::connect(&self.client) else {
             return false;
