@@ -64,12 +64,13 @@ const OWN_OPS: usize = 8;
 /// Keys read per page when loading.
 const PAGE: i64 = 500;
 
-/// Commits between two compactions of etcd's history.
-const COMPACT_EVERY: u64 = 1000;
+/// Commits between two compactions of etcd's history (the default of
+/// [`EtcdOptions::compact_every`]).
+pub const COMPACT_EVERY: u64 = 1000;
 
 /// Revisions of history kept behind the leader when it compacts (followers that fall further
 /// behind reload).
-const KEEP_REVISIONS: i64 = 10_000;
+pub const KEEP_REVISIONS: i64 = 10_000;
 
 /// How to reach etcd.
 #[derive(Debug, Clone)]
@@ -86,6 +87,10 @@ pub struct EtcdOptions {
     pub user: Option<(String, String)>,
     /// How long a request may take before its outcome is unknown.
     pub timeout: Duration,
+    /// Commits between two compactions of etcd's history by the leader.
+    pub compact_every: u64,
+    /// Revisions of history the leader keeps behind itself when it compacts.
+    pub keep_revisions: i64,
 }
 
 impl EtcdOptions {
@@ -99,6 +104,8 @@ impl EtcdOptions {
             client_cert: None,
             user: None,
             timeout: Duration::from_secs(5),
+            compact_every: COMPACT_EVERY,
+            keep_revisions: KEEP_REVISIONS,
         })
     }
 
@@ -400,7 +407,7 @@ impl EtcdStore {
     }
 
     fn compact_behind(&self, revision: i64) {
-        let at = revision - KEEP_REVISIONS;
+        let at = revision - self.options.keep_revisions;
         if at <= 0 {
             return;
         }
@@ -598,7 +605,7 @@ impl Store for EtcdStore {
         self.revision.store(revision, Ordering::Release);
         self.format_written.store(true, Ordering::Relaxed);
         let n = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
-        if n.is_multiple_of(COMPACT_EVERY) {
+        if n.is_multiple_of(self.options.compact_every.max(1)) {
             self.compact_behind(revision);
         }
         Ok(())

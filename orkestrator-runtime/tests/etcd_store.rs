@@ -298,3 +298,50 @@ async fn etcd_credentials_are_used_and_wrong_ones_are_refused_clearly() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_compacts_etcds_history_behind_itself_and_a_follower_keeps_up() {
+    let Some(cluster) = EtcdCluster::start(1) else {
+        return;
+    };
+    let mut o = options(&cluster, "/t8");
+    o.compact_every = 10;
+    o.keep_revisions = 5;
+    let store = EtcdStore::connect(o).await.unwrap();
+    store.load().await.unwrap();
+    // A follower whose watch starts now, at an old revision.
+    let follower = Arc::new(EtcdStore::connect(options(&cluster, "/t8")).await.unwrap());
+    follower.follow();
+    for i in 1..=40u64 {
+        store
+            .commit(i, vec![StoreOp::SetNextInstance(i)])
+            .await
+            .unwrap();
+    }
+    // Old revisions are gone: a read at revision 2 is refused as compacted.
+    let mut kv = store.client().kv_client();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = kv
+            .get(
+                "/t8/meta/index",
+                Some(etcd_client::GetOptions::new().with_revision(2)),
+            )
+            .await;
+        match r {
+            Err(e) if e.to_string().contains("compacted") => break,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => panic!("revision 2 is still readable: {other:?}"),
+        }
+    }
+    // The follower keeps up through the compactions.
+    while follower.warm_index() != Some(40) {
+        assert!(
+            Instant::now() < deadline,
+            "the warm copy is at {:?}",
+            follower.warm_index()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(follower.load().await.unwrap().next_instance, 40);
+}
