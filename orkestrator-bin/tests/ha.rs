@@ -787,3 +787,53 @@ fn a_manager_reaches_etcd_over_tls_with_its_ca() {
     );
     assert!(answer.contains("etcd"), "{answer}");
 }
+
+#[test]
+fn a_follower_answers_job_reads_itself_at_the_index_asked() {
+    let test = "ha-reads";
+    let Some(ha) = Ha::start(test, 1, 2, &[]) else {
+        return;
+    };
+    let leader = ha.wait_leader(None, Duration::from_secs(30));
+    let follower = 1 - leader;
+    ha.token();
+    let r = ha
+        .request(leader, "POST", "/v1/jobs", pending_spec("mine").as_bytes())
+        .expect("submit");
+    assert!((200..300).contains(&r.status), "{}", r.text());
+    let index = r.json()["index"].as_u64().expect("the commit index");
+
+    // With the leader stopped, the follower still answers reads of what it has: itself.
+    ha.signal(leader, "STOP");
+    let job = ha.request(
+        follower,
+        "GET",
+        &format!("/v1/jobs/mine?index={index}"),
+        b"",
+    );
+    let list = ha.request(follower, "GET", &format!("/v1/jobs?index={index}"), b"");
+    ha.signal(leader, "CONT");
+    let job = job.expect("the follower answers");
+    assert_eq!(job.status, 200, "{}", job.text());
+    assert_eq!(job.json()["name"], "mine");
+    let served_at: u64 = job
+        .header("orkestrator-index")
+        .expect("answered from the follower's copy")
+        .parse()
+        .unwrap();
+    assert!(
+        served_at >= index,
+        "a read that names index {index} was answered at {served_at}"
+    );
+    let list = list.expect("the follower answers the list");
+    assert_eq!(list.status, 200, "{}", list.text());
+    assert!(list.text().contains("\"mine\""), "{}", list.text());
+
+    // Only a read or operator token is answered there; anything else goes to the leader.
+    let none = http_as(ha.ports[follower], None, "GET", "/v1/jobs", None, b"").expect("answer");
+    assert_eq!(none.status, 401, "{}", none.text());
+    assert!(
+        none.header("orkestrator-index").is_none(),
+        "the leader refused it"
+    );
+}

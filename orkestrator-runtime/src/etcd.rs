@@ -61,6 +61,9 @@ const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 /// Room kept in each commit for the store's own keys (index, format, next instance).
 const OWN_OPS: usize = 8;
 
+/// How stale a follower's read-only copy may be before a read rebuilds it.
+pub const REPLICA_REFRESH: Duration = Duration::from_millis(100);
+
 /// Keys read per page when loading.
 const PAGE: i64 = 500;
 
@@ -240,6 +243,8 @@ pub struct EtcdStore {
     warm: Mutex<Option<Warm>>,
     follower: Mutex<Option<tokio::task::JoinHandle<()>>>,
     warm_loads: AtomicU64,
+    /// The last read-only copy built from the warm copy (rebuilt when that moves on).
+    replica: Mutex<Option<(Arc<orkestrator_core::manager::Replica>, std::time::Instant)>>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -269,6 +274,7 @@ impl EtcdStore {
             warm: Mutex::new(None),
             follower: Mutex::new(None),
             warm_loads: AtomicU64::new(0),
+            replica: Mutex::new(None),
         };
         store.check_limits().await?;
         Ok(store)
@@ -927,6 +933,31 @@ impl EtcdStore {
         self.warm_loads.load(Ordering::Relaxed)
     }
 
+    /// A read-only copy of the state as the warm copy holds it, at `min_index` or later, to
+    /// answer reads with while following; `None` without a warm copy, or while it is behind
+    /// `min_index`. A copy is rebuilt (O(state)) only when the warm copy moved on and the last
+    /// one is older than [`REPLICA_REFRESH`] or behind `min_index`: reads may see state up to
+    /// that much behind, unless they name an index.
+    pub fn replica(&self, min_index: u64) -> Option<Arc<orkestrator_core::manager::Replica>> {
+        let snap = {
+            let warm = lock(&self.warm);
+            let w = warm.as_ref()?;
+            if w.snap.index < min_index {
+                return None;
+            }
+            if let Some((r, built)) = lock(&self.replica).as_ref()
+                && r.index() >= min_index
+                && (r.index() == w.snap.index || built.elapsed() < REPLICA_REFRESH)
+            {
+                return Some(r.clone());
+            }
+            w.snap.clone()
+        };
+        let r = Arc::new(orkestrator_core::manager::Replica::from_snapshot(snap));
+        *lock(&self.replica) = Some((r.clone(), std::time::Instant::now()));
+        Some(r)
+    }
+
     /// The state index of the warm copy, while there is one.
     pub fn warm_index(&self) -> Option<u64> {
         lock(&self.warm).as_ref().map(|w| w.snap.index)
@@ -962,6 +993,7 @@ impl EtcdStore {
         };
         task.abort();
         *lock(&self.warm) = None;
+        *lock(&self.replica) = None;
         warm
     }
 }

@@ -59,7 +59,13 @@ pub async fn run(a: ServerArgs, url: &str, p: Prepared) -> Result<ExitCode> {
         }
         None => orkestrator_runtime::http::tls::ClientTls::System.client_config()?,
     };
-    let front = front(role, Forwarder::new(tls_client));
+    // Job reads a follower answers itself, from its warm copy of the state (once it has one).
+    let replica_source: Arc<std::sync::OnceLock<Arc<EtcdStore>>> = Arc::default();
+    let replicas: orkestrator_runtime::http::forward::Replicas = {
+        let source = replica_source.clone();
+        Arc::new(move |min| source.get()?.replica(min))
+    };
+    let front = front(role, Forwarder::new(tls_client), Some(replicas));
     let serve_tls = p.tls.as_ref().map(|t| t.config.clone());
     let mut server = tokio::spawn(orkestrator_runtime::http::server::serve_app(
         p.listener,
@@ -105,6 +111,7 @@ pub async fn run(a: ServerArgs, url: &str, p: Prepared) -> Result<ExitCode> {
     };
     // A warm copy of the state while following, so that it leads at once when elected.
     store.follow();
+    let _ = replica_source.set(store.clone());
     let _ = role_tx.send(Role::Follower(None));
     tracing::info!(
         addr = %advertise,

@@ -27,6 +27,7 @@ mod load;
 mod logs;
 mod placement;
 pub mod reconcile;
+mod replica;
 mod state;
 mod stream;
 pub mod telemetry;
@@ -55,6 +56,7 @@ use state::State;
 
 pub use commit::{StoreFailure, store_failure};
 pub use gc::GcReport;
+pub use replica::Replica;
 pub use liveness::{
     MAX_COMPONENT_ID_BYTES, MAX_COMPONENT_TEXT_BYTES, MAX_WORKER_ADDRESS_BYTES, MAX_WORKER_LABELS,
     REGISTRATION_LIMIT,

@@ -13,7 +13,10 @@ use axum::response::IntoResponse;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use orkestrator_core::api::ApiError;
+use orkestrator_core::api::{ApiError, ListQuery};
+use orkestrator_core::auth::Role as TokenRole;
+use orkestrator_core::ids::JobId;
+use orkestrator_core::manager::Replica;
 use rustls::ClientConfig;
 use tokio::sync::watch;
 use tower::ServiceExt;
@@ -132,12 +135,21 @@ impl std::fmt::Debug for Role {
     }
 }
 
+/// Where a follower finds a read-only copy of the state at an index or later (`None`: it has
+/// none that recent).
+pub type Replicas = Arc<dyn Fn(u64) -> Option<Arc<Replica>> + Send + Sync>;
+
 /// A router that answers every request by the current `role`: served by the manager's API
 /// while leading, forwarded to the leader while following, 503 `no_leader` while no leader is
-/// known.
-pub fn front(role: watch::Receiver<Role>, forwarder: Forwarder) -> Router {
+/// known. With `replicas`, a follower answers job reads itself (see [`answer_locally`]).
+pub fn front(
+    role: watch::Receiver<Role>,
+    forwarder: Forwarder,
+    replicas: Option<Replicas>,
+) -> Router {
     Router::new().fallback(move |req: Request<Body>| {
         let watcher = role.clone();
+        let replicas = replicas.clone();
         let role = role.borrow().clone();
         let forwarder = forwarder.clone();
         async move {
@@ -147,6 +159,12 @@ pub fn front(role: watch::Receiver<Role>, forwarder: Forwarder) -> Router {
                     Err(never) => match never {},
                 },
                 Role::Follower(Some(leader)) => {
+                    if let Some(r) = &replicas
+                        && let Some(read) = LocalRead::of(&req)
+                        && let Some(answer) = answer_locally(read, r, &leader).await
+                    {
+                        return answer;
+                    }
                     // A leader that stops answering (paused, cut off) leaves the request hanging
                     // until another is known: then it is answered, and the client goes again.
                     let mut changes = watcher;
@@ -172,4 +190,116 @@ pub fn front(role: watch::Receiver<Role>, forwarder: Forwarder) -> Router {
             }
         }
     })
+}
+
+/// A read a follower may answer itself: `GET /v1/jobs` or `GET /v1/jobs/{job}` with a bearer
+/// token, and the index it must have reached (`?index=N`, 0 for any).
+pub struct LocalRead {
+    what: What,
+    token: String,
+    index: u64,
+}
+
+enum What {
+    List(ListQuery),
+    Job(JobId),
+}
+
+/// The query of a read a follower answers: the list's paging and the index to wait for.
+#[derive(serde::Deserialize)]
+struct ReadQuery {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default, rename = "continue")]
+    after: Option<String>,
+}
+
+impl LocalRead {
+    /// The read `req` asks for, if a follower may answer it.
+    pub fn of(req: &Request<Body>) -> Option<LocalRead> {
+        if req.method() != axum::http::Method::GET {
+            return None;
+        }
+        let segs: Vec<&str> = req
+            .uri()
+            .path()
+            .trim_start_matches('/')
+            .split('/')
+            .collect();
+        let q = axum::extract::Query::<ReadQuery>::try_from_uri(req.uri())
+            .ok()?
+            .0;
+        let what = match segs.as_slice() {
+            ["v1", "jobs"] => What::List(ListQuery {
+                limit: q.limit,
+                after: q.after.clone(),
+            }),
+            ["v1", "jobs", name] if !name.is_empty() => What::Job(JobId::new(*name)),
+            _ => return None,
+        };
+        let token = req
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")?
+            .trim()
+            .to_owned();
+        Some(LocalRead {
+            what,
+            token,
+            index: q.index.unwrap_or(0),
+        })
+    }
+}
+
+/// How long a read that names an index waits for the follower's copy to reach it before it is
+/// forwarded to the leader instead.
+pub const READ_INDEX_WAIT: Duration = Duration::from_secs(5);
+
+/// A follower's own answer to `read` presenting a read or operator token: from its copy of the
+/// state, once that holds the read's index (at most [`READ_INDEX_WAIT`]), so that a client always
+/// reads its own writes. `None` (forward it) for any other credential, a token its copy does not
+/// know (it may be newer than the copy), or a copy that is not there yet. The answer names the
+/// leader ([`LEADER_HEADER`]) and the copy's index (`orkestrator-index`); a job's view carries
+/// no live usage (metrics are the leader's).
+pub async fn answer_locally(
+    read: LocalRead,
+    replicas: &Replicas,
+    leader: &str,
+) -> Option<Response<Body>> {
+    let deadline = tokio::time::Instant::now() + READ_INDEX_WAIT;
+    let replica = loop {
+        match replicas(read.index) {
+            Some(r) => break r,
+            None if read.index > 0 && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            None => return None,
+        }
+    };
+    let p = replica.authenticate(&read.token).ok()?;
+    if !matches!(p.role, TokenRole::Operator | TokenRole::Read) {
+        return None;
+    }
+    let answer = match read.what {
+        What::List(q) => replica.list_jobs(&q).map(|v| axum::Json(v).into_response()),
+        // A job the copy does not hold may be newer than it: the leader answers.
+        What::Job(name) => match replica.get_job(&name) {
+            Ok(v) => Ok(axum::Json(v).into_response()),
+            Err(_) => return None,
+        },
+    };
+    let mut answer = answer.unwrap_or_else(|e| ErrorResponse(e).into_response());
+    let headers = answer.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(leader) {
+        headers.insert(HeaderName::from_static(LEADER_HEADER), v);
+    }
+    headers.insert(
+        HeaderName::from_static("orkestrator-index"),
+        HeaderValue::from(replica.index()),
+    );
+    Some(answer)
 }
