@@ -891,6 +891,10 @@ pub struct ListQuery {
     /// The token of the previous page's answer.
     #[serde(default, rename = "continue", skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
+    /// The least state index the answer must reflect (`?index=N`, e.g. a submission's): a
+    /// follower manager waits until its copy has it; the leader always has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
 }
 
 impl ListQuery {
@@ -904,6 +908,7 @@ impl ListQuery {
         ListQuery {
             limit: Some(limit),
             after: None,
+            index: None,
         }
     }
 

@@ -445,6 +445,7 @@ async fn lists_page_by_name_and_refuse_bad_tokens() {
     let bad = ListQuery {
         limit: None,
         after: Some("nonsense".into()),
+        index: None,
     };
     let e = m.list_jobs(&bad).await.unwrap_err();
     assert_eq!(
@@ -456,6 +457,7 @@ async fn lists_page_by_name_and_refuse_bad_tokens() {
     let old = ListQuery {
         limit: None,
         after: Some(format!("j1.{:x}.6a", now_millis() - 2 * 3_600_000)),
+        index: None,
     };
     let e = m.list_jobs(&old).await.unwrap_err();
     assert_eq!(e.code, "expired_continue", "{e}");
@@ -466,6 +468,7 @@ async fn lists_page_by_name_and_refuse_bad_tokens() {
     let cross = ListQuery {
         limit: None,
         after: p.next,
+        index: None,
     };
     assert_eq!(
         m.list_workers(&cross).await.unwrap_err().code,
@@ -641,4 +644,28 @@ async fn a_registration_over_a_limit_is_refused_naming_it_and_the_manager_keeps_
     add_worker(&m, "ok", 1024).await;
     let listed = m.list_workers(&ListQuery::default()).await.unwrap();
     assert_eq!(listed.items.len(), 2, "{listed:?}");
+}
+
+#[tokio::test]
+async fn health_counts_the_jobs_of_a_reloaded_state() {
+    let store = Arc::new(MemoryStore::new());
+    let m = Manager::new(ManagerConfig::default(), store.clone())
+        .await
+        .unwrap();
+    for name in ["a", "b"] {
+        let job = parse_job(
+            &format!(
+                "name: {name}\ntasks:\n  - name: t\n    image: x:1\n    resources: {{cpu: 0.1, memory: 16MiB}}\n"
+            ),
+            Format::Yaml,
+        )
+        .unwrap();
+        m.submit_job(job).await.unwrap();
+    }
+    let before = m.health().await.unwrap().jobs;
+    assert_eq!(before.values().sum::<u64>(), 2, "{before:?}");
+    drop(m);
+    let again = Manager::new(ManagerConfig::default(), store).await.unwrap();
+    let after = again.health().await.unwrap().jobs;
+    assert_eq!(after, before, "the reloaded state counts its jobs by phase");
 }

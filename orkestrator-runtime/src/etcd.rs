@@ -427,37 +427,39 @@ impl EtcdStore {
         });
     }
 
+    /// The key `op` writes.
+    fn op_key(&self, op: &StoreOp) -> Vec<u8> {
+        let rest = match op {
+            StoreOp::PutJob(j) => format!("jobs/{}", j.name),
+            StoreOp::DeleteJob(name) => format!("jobs/{name}"),
+            StoreOp::PutSpec { job, version, .. } | StoreOp::DeleteSpec { job, version } => {
+                format!("specs/{job}/{version}")
+            }
+            StoreOp::PutInstance(i) => format!("instances/{}", i.id),
+            StoreOp::DeleteInstance(id) => format!("instances/{id}"),
+            StoreOp::PutWorker(w) => format!("workers/{}", w.id),
+            StoreOp::DeleteWorker(id) => format!("workers/{id}"),
+            StoreOp::SetNextInstance(_) => "meta/next_instance".to_owned(),
+            StoreOp::PutToken(t) => format!("tokens/{}", t.id),
+            StoreOp::DeleteToken(id) => format!("tokens/{id}"),
+        };
+        self.key(&rest).into_bytes()
+    }
+
     fn to_txn_op(&self, op: StoreOp) -> Result<TxnOp> {
+        let key = self.op_key(&op);
         Ok(match op {
-            StoreOp::PutJob(j) => {
-                TxnOp::put(self.key(&format!("jobs/{}", j.name)), encode(&j)?, None)
-            }
-            StoreOp::DeleteJob(name) => TxnOp::delete(self.key(&format!("jobs/{name}")), None),
-            StoreOp::PutSpec { job, version, spec } => TxnOp::put(
-                self.key(&format!("specs/{job}/{version}")),
-                encode(&*spec)?,
-                None,
-            ),
-            StoreOp::DeleteSpec { job, version } => {
-                TxnOp::delete(self.key(&format!("specs/{job}/{version}")), None)
-            }
-            StoreOp::PutInstance(i) => {
-                TxnOp::put(self.key(&format!("instances/{}", i.id)), encode(&i)?, None)
-            }
-            StoreOp::DeleteInstance(id) => {
-                TxnOp::delete(self.key(&format!("instances/{id}")), None)
-            }
-            StoreOp::PutWorker(w) => {
-                TxnOp::put(self.key(&format!("workers/{}", w.id)), encode(&w)?, None)
-            }
-            StoreOp::DeleteWorker(id) => TxnOp::delete(self.key(&format!("workers/{id}")), None),
-            StoreOp::SetNextInstance(n) => {
-                TxnOp::put(self.key("meta/next_instance"), n.to_string(), None)
-            }
-            StoreOp::PutToken(t) => {
-                TxnOp::put(self.key(&format!("tokens/{}", t.id)), encode(&t)?, None)
-            }
-            StoreOp::DeleteToken(id) => TxnOp::delete(self.key(&format!("tokens/{id}")), None),
+            StoreOp::PutJob(j) => TxnOp::put(key, encode(&j)?, None),
+            StoreOp::PutSpec { spec, .. } => TxnOp::put(key, encode(&*spec)?, None),
+            StoreOp::PutInstance(i) => TxnOp::put(key, encode(&i)?, None),
+            StoreOp::PutWorker(w) => TxnOp::put(key, encode(&w)?, None),
+            StoreOp::SetNextInstance(n) => TxnOp::put(key, n.to_string(), None),
+            StoreOp::PutToken(t) => TxnOp::put(key, encode(&t)?, None),
+            StoreOp::DeleteJob(_)
+            | StoreOp::DeleteSpec { .. }
+            | StoreOp::DeleteInstance(_)
+            | StoreOp::DeleteWorker(_)
+            | StoreOp::DeleteToken(_) => TxnOp::delete(key, None),
         })
     }
 
@@ -582,9 +584,20 @@ impl Store for EtcdStore {
                 f.create_revision,
             ));
         }
-        let mut then = Vec::with_capacity(ops.len() + 2);
-        for op in ops {
-            then.push(self.to_txn_op(op)?);
+        // etcd refuses a transaction that names a key twice; a group of changes may write one
+        // record (the next instance number, an instance) more than once: the last write wins.
+        let mut last: std::collections::HashMap<Vec<u8>, usize> =
+            std::collections::HashMap::with_capacity(ops.len());
+        let keyed: Vec<(Vec<u8>, StoreOp)> =
+            ops.into_iter().map(|op| (self.op_key(&op), op)).collect();
+        for (i, (k, _)) in keyed.iter().enumerate() {
+            last.insert(k.clone(), i);
+        }
+        let mut then = Vec::with_capacity(last.len() + 2);
+        for (i, (k, op)) in keyed.into_iter().enumerate() {
+            if last.get(&k) == Some(&i) {
+                then.push(self.to_txn_op(op)?);
+            }
         }
         then.push(TxnOp::put(index_key, index.to_string(), None));
         if !self.format_written.load(Ordering::Relaxed) {
@@ -1057,15 +1070,26 @@ impl Member {
         record: ManagerRecord,
         ttl: Duration,
     ) -> Result<Self> {
-        let secs = ttl.as_secs().max(1) as i64;
+        // etcd counts leases in whole seconds, and grants no less than about its election
+        // timeout: the lease held is what etcd granted, and the loss is judged by that.
+        let secs = ttl.as_millis().div_ceil(1000).max(1) as i64;
         let mut c = client.clone();
-        let lease = c
+        let granted = c
             .lease_grant(secs, None)
             .await
-            .map_err(|e| Error::Store(format!("cannot take a lease in etcd: {e}")))?
-            .id();
+            .map_err(|e| Error::Store(format!("cannot take a lease in etcd: {e}")))?;
+        let lease = granted.id();
+        let held = Duration::from_secs(granted.ttl().max(secs) as u64);
+        if held > ttl {
+            tracing::warn!(
+                asked = ?ttl,
+                granted = ?held,
+                "etcd granted a longer lease than --leader-lease asked (it grants no less than \
+                 its election timeout, in whole seconds)"
+            );
+        }
         let (tx, lost) = tokio::sync::watch::channel(false);
-        let keepalive = tokio::spawn(keep_alive(client.clone(), lease, ttl, tx));
+        let keepalive = tokio::spawn(keep_alive(client.clone(), lease, held, tx));
         c.put(
             format!("{prefix}managers/{}", record.name),
             encode(&record)?,

@@ -345,3 +345,56 @@ async fn the_leader_compacts_etcds_history_behind_itself_and_a_follower_keeps_up
     }
     assert_eq!(follower.load().await.unwrap().next_instance, 40);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_writing_one_key_twice_commits_the_last_write() {
+    let Some(cluster) = EtcdCluster::start(1) else {
+        return;
+    };
+    let store = EtcdStore::connect(options(&cluster, "/t9")).await.unwrap();
+    store.load().await.unwrap();
+    // Two changes in one group, each moving the next instance number on (as two submissions
+    // grouped into one commit do): etcd refuses a key named twice in one transaction.
+    store
+        .commit(
+            1,
+            vec![StoreOp::SetNextInstance(3), StoreOp::SetNextInstance(5)],
+        )
+        .await
+        .expect("one write of the key, the last");
+    assert_eq!(store.load().await.unwrap().next_instance, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_submissions_are_grouped_into_commits_on_etcd() {
+    let Some(cluster) = EtcdCluster::start(1) else {
+        return;
+    };
+    let store = EtcdStore::connect(options(&cluster, "/t10")).await.unwrap();
+    let m = Manager::new(ManagerConfig::default(), Arc::new(store))
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    for i in 0..64 {
+        let m = m.clone();
+        all.push(tokio::spawn(async move {
+            m.submit_job(job(&format!("c{i}"), 2)).await
+        }));
+    }
+    for t in all {
+        t.await
+            .unwrap()
+            .expect("every concurrent submission is acknowledged");
+    }
+    let h = m.health().await.unwrap();
+    assert!(
+        h.manager.store.commits < 64 + 2,
+        "grouped: {} commits",
+        h.manager.store.commits
+    );
+    assert_eq!(h.manager.store.failures, 0);
+    let fresh = EtcdStore::connect(options(&cluster, "/t10")).await.unwrap();
+    let snap = fresh.load().await.unwrap();
+    assert_eq!(snap.jobs.len(), 64);
+    assert_eq!(snap.instances.len(), 128);
+}

@@ -253,8 +253,14 @@ pub(crate) fn publish_soft(inner: &Inner, kind: EventKind) {
 pub(crate) async fn run(inner: std::sync::Weak<Inner>, mut rx: mpsc::UnboundedReceiver<Batch>) {
     let mut generation = 0u64;
     let mut batches: Vec<Batch> = Vec::new();
-    while let Some(first) = rx.recv().await {
-        batches.push(first);
+    loop {
+        // Batches left over from a failure's rebuild go first, without waiting for another.
+        if batches.is_empty() {
+            match rx.recv().await {
+                Some(first) => batches.push(first),
+                None => return,
+            }
+        }
         while batches.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(b) => batches.push(b),

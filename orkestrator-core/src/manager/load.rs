@@ -83,6 +83,9 @@ impl State {
         }
         let names: Vec<_> = st.jobs.keys().cloned().collect();
         for n in names {
+            // Counted in its first phase, then moved to the one its instances give.
+            let first = st.jobs.get(&n).map(|e| e.phase);
+            st.set_phase(&n, None, first);
             st.refresh_phase(&n);
         }
         st

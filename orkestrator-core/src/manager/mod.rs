@@ -56,11 +56,11 @@ use state::State;
 
 pub use commit::{StoreFailure, store_failure};
 pub use gc::GcReport;
-pub use replica::Replica;
 pub use liveness::{
     MAX_COMPONENT_ID_BYTES, MAX_COMPONENT_TEXT_BYTES, MAX_WORKER_ADDRESS_BYTES, MAX_WORKER_LABELS,
     REGISTRATION_LIMIT,
 };
+pub use replica::Replica;
 pub use stream::EventSubscription;
 
 /// Manager settings.

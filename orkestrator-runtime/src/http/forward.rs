@@ -235,6 +235,7 @@ impl LocalRead {
             ["v1", "jobs"] => What::List(ListQuery {
                 limit: q.limit,
                 after: q.after.clone(),
+                index: q.index,
             }),
             ["v1", "jobs", name] if !name.is_empty() => What::Job(JobId::new(*name)),
             _ => return None,
