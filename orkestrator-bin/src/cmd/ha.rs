@@ -227,13 +227,16 @@ fn step_down(why: &str) -> ! {
 }
 
 /// Whether connecting to etcd failed for a reason that waiting does not fix (its limits, the
-/// stored format, TLS files): those stop the manager with the message.
+/// stored format, TLS files, credentials): those stop the manager with the message.
 fn is_setup_error(e: &orkestrator_core::Error) -> bool {
     let m = e.to_string();
     matches!(e, orkestrator_core::Error::Tls { .. })
         || m.contains("--max-txn-ops")
         || m.contains("--max-request-bytes")
         || m.contains("newer than this build")
+        || m.contains("authentication failed")
+        || m.contains("user name is empty")
+        || m.contains("permission denied")
 }
 
 /// The address the others reach this manager at.
