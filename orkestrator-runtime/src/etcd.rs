@@ -232,8 +232,6 @@ pub struct EtcdStore {
     prefix: String,
     /// The mod revision of the index key as this store last read or wrote it (0: absent).
     index_revision: AtomicI64,
-    /// The etcd revision of the last successful commit.
-    revision: AtomicI64,
     fence: Mutex<Option<Fence>>,
     format_written: std::sync::atomic::AtomicBool,
     commits: AtomicU64,
@@ -266,7 +264,6 @@ impl EtcdStore {
             prefix: options.prefix.clone(),
             options,
             index_revision: AtomicI64::new(0),
-            revision: AtomicI64::new(0),
             fence: Mutex::new(None),
             format_written: Default::default(),
             commits: AtomicU64::new(0),
@@ -565,7 +562,6 @@ impl Store for EtcdStore {
             .store(meta.format == FORMAT, Ordering::Relaxed);
         self.index_revision
             .store(meta.index_revision, Ordering::Release);
-        self.revision.store(meta.index_revision, Ordering::Release);
         Ok(snap)
     }
 
@@ -621,7 +617,6 @@ impl Store for EtcdStore {
         }
         let revision = r.header().map_or(0, |h| h.revision());
         self.index_revision.store(revision, Ordering::Release);
-        self.revision.store(revision, Ordering::Release);
         self.format_written.store(true, Ordering::Relaxed);
         let n = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
         if n.is_multiple_of(self.options.compact_every.max(1)) {
