@@ -12,16 +12,7 @@ use crate::ids::{InstanceId, JobId, SchedulerId, TaskName, WorkerId};
 use crate::spec::{Job, Problems, Protocol, Resources};
 use crate::state::TaskState;
 
-/// Milliseconds since the Unix epoch.
-pub type Millis = u64;
-
-/// The current wall-clock time in milliseconds since the Unix epoch.
-pub fn now_millis() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use crate::clock::{Millis, now_millis};
 
 /// What kind of failure an [`ApiError`] is, in the manager's own terms. Transports map it to
 /// their own codes (`orkestrator-runtime` maps it to HTTP statuses).

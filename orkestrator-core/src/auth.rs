@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::api::Millis;
+use crate::clock::Millis;
 use crate::ids::{SchedulerId, WorkerId};
 
 /// What a token may do.
@@ -241,7 +241,7 @@ pub fn generate(
         name,
         subject,
         digest: digest(&secret),
-        created_at: crate::api::now_millis(),
+        created_at: crate::clock::now_millis(),
     };
     Ok((record, format!("{PREFIX}.{id}.{secret}")))
 }

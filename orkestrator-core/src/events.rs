@@ -8,7 +8,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Liveness, Millis};
+use crate::api::Liveness;
+use crate::clock::Millis;
 use crate::ids::{InstanceId, JobId, SchedulerId, TaskName, WorkerId};
 use crate::state::TaskState;
 

@@ -24,6 +24,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod clock;
 pub mod error;
 pub mod events;
 pub mod fake;

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::Millis;
+use crate::clock::Millis;
 use crate::ids::{InstanceId, JobId, TaskName, WorkerId};
 
 /// One sample of one task's container, as the worker measured it.
