@@ -20,8 +20,19 @@ use axum::routing::get;
 
 /// The page.
 const INDEX_HTML: &str = include_str!("index.html");
-/// Its script.
-const APP_JS: &str = include_str!("app.js");
+/// Its script: the parts under `app/`, in order, inside one strict-mode closure (they share its
+/// names; nothing reaches the page's global scope).
+const APP_JS: &str = concat!(
+    "\"use strict\";\n(() => {\n",
+    include_str!("app/state.js"),
+    include_str!("app/dom.js"),
+    include_str!("app/api.js"),
+    include_str!("app/workers.js"),
+    include_str!("app/jobs.js"),
+    include_str!("app/events.js"),
+    include_str!("app/session.js"),
+    "})();\n",
+);
 /// Its style sheet.
 const STYLE_CSS: &str = include_str!("style.css");
 /// Its icon.
