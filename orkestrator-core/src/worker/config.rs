@@ -62,8 +62,8 @@ pub struct WorkerConfig {
     pub watch_wait: Duration,
     /// Seed for the restart jitter (default: derived from the id).
     pub seed: u64,
-    /// How often task and host metrics are sampled and sent to the manager (see [`metrics`]).
-    /// Default 5 s; zero turns metrics off.
+    /// How often task and host metrics are sampled and sent to the manager (see
+    /// [`metrics`](super::metrics)). Default 5 s; zero turns metrics off.
     pub metrics_interval: Duration,
 }
 
