@@ -27,11 +27,12 @@ pub(crate) struct DueCheck {
 impl DueCheck {
     /// Whether the task still runs the container this check was made on: the reconcile pass
     /// may have seen it exit, or started another, while the check ran. Only then does the
-    /// result count.
+    /// result count. (A report that did not reach the manager is forgotten, and the container
+    /// with it, until the next pass: that alone does not void the result.)
     pub(crate) fn still_current(&self, tr: &Track) -> bool {
         tr.restart.running_since().is_some()
             && !tr.restart.is_done()
-            && tr.container() == Some(self.container.as_str())
+            && tr.container().is_none_or(|c| c == self.container)
     }
 }
 
@@ -105,5 +106,56 @@ pub(crate) async fn run_checks<R: Runtime>(
         if let Ok((d, r)) = joined {
             each(d, r);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::api::TaskUpdate;
+    use crate::ids::TaskName;
+    use crate::spec::{Probe, RestartPolicy};
+    use crate::state::TaskState;
+
+    fn running_in(container: &str) -> TaskUpdate {
+        TaskUpdate {
+            instance: InstanceId::new("i1"),
+            task: TaskName::new("t"),
+            state: TaskState::Running,
+            exit_code: None,
+            reason: None,
+            container_id: Some(container.to_owned()),
+            restarts: 0,
+            next_start_at: None,
+            healthy: None,
+        }
+    }
+
+    #[test]
+    fn a_result_counts_only_for_the_container_that_still_runs() {
+        let t0 = Instant::now();
+        let key = (InstanceId::new("i1"), TaskName::new("t"));
+        let d = DueCheck {
+            key: key.clone(),
+            container: "c1".into(),
+            check: HealthCheck {
+                interval: Duration::from_secs(5),
+                timeout: Duration::from_secs(1),
+                failures: 1,
+                probe: Probe::Tcp { port: 80 },
+            },
+        };
+        let mut tracks = Tracks::new(7);
+        let tr = tracks.entry(&key.0, &key.1);
+        tr.restart.started(t0);
+        tr.report(running_in("c1"));
+        assert!(d.still_current(tr));
+        tr.report(running_in("c2"));
+        assert!(!d.still_current(tr), "another container runs now");
+        tr.report(running_in("c1"));
+        tr.restart.exited(&RestartPolicy::never(), true, t0);
+        assert!(!d.still_current(tr), "the container exited");
     }
 }
