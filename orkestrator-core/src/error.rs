@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 
-use crate::spec::{Format, Problems};
-use crate::state::TaskState;
+use crate::api::{ApiError, ErrorKind};
+use crate::spec::format::Format;
+use crate::spec::problems::Problems;
+use crate::state::{IllegalTransition, TaskState};
+use crate::store_failure::{StoreFailure, store_failure};
 
 /// Everything that can go wrong in Orkestrator's core.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +69,7 @@ pub enum Error {
     },
     /// The manager answered with an error.
     #[error("{0}")]
-    Api(crate::api::ApiError),
+    Api(ApiError),
     /// The manager could not be reached.
     #[error("cannot reach manager at {addr}: {message}")]
     Unreachable {
@@ -146,6 +149,41 @@ impl Error {
         Error::Runtime {
             kind,
             message: message.into(),
+        }
+    }
+}
+
+impl From<IllegalTransition> for Error {
+    fn from(e: IllegalTransition) -> Self {
+        Error::IllegalTransition {
+            from: e.from,
+            to: e.to,
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid(problems) => ApiError {
+                kind: ErrorKind::Invalid,
+                code: "invalid_spec".into(),
+                message: format!(
+                    "invalid job spec ({} problem{})",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
+                ),
+                problems: Some(problems),
+            },
+            Error::Syntax { .. } | Error::UnknownFormat { .. } => {
+                ApiError::bad_request("malformed_spec", e.to_string())
+            }
+            Error::IllegalTransition { .. } => ApiError::conflict(e.to_string()),
+            Error::Api(a) => a,
+            Error::Store(m) => store_failure(StoreFailure::Failed, &m),
+            Error::OutcomeUnknown(m) => store_failure(StoreFailure::OutcomeUnknown, &m),
+            Error::NotLeader(m) => store_failure(StoreFailure::NotLeader, &m),
+            other => ApiError::internal(other.to_string()),
         }
     }
 }

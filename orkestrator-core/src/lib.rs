@@ -28,6 +28,7 @@ pub mod clock;
 pub mod error;
 pub mod events;
 pub mod fake;
+pub(crate) mod gc_report;
 pub mod ids;
 pub mod local;
 pub mod manager;
@@ -37,8 +38,10 @@ pub mod scheduler;
 pub mod spec;
 pub mod state;
 pub mod store;
+pub(crate) mod store_failure;
 pub mod transport;
 pub mod units;
+pub(crate) mod usage;
 pub mod worker;
 
 pub use error::{Error, Result};

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Millis;
 use crate::ids::{InstanceId, JobId, TaskName, WorkerId};
 
+pub use crate::usage::Usage;
+
 /// One sample of one task's container, as the worker measured it.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct TaskSample {
@@ -179,17 +181,6 @@ pub struct WorkerMetrics {
     pub node: Vec<NodeSample>,
     /// Its tasks' windows.
     pub tasks: Vec<TaskSeries>,
-}
-
-/// The current CPU and memory of a task or a worker: the newest sample, for listings.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Usage {
-    /// CPU in use, in cores.
-    pub cpu_cores: f64,
-    /// Memory in use (a task's working set; a host's used memory), in bytes.
-    pub memory_bytes: u64,
-    /// When it was measured.
-    pub at: Millis,
 }
 
 impl From<&TaskSample> for Usage {

@@ -10,8 +10,6 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
-
 /// The observed state of one task of one instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TaskState {
@@ -102,14 +100,26 @@ impl TaskState {
         }
     }
 
-    /// Checks a transition: `Ok(to)` or [`Error::IllegalTransition`].
-    pub fn transition(self, to: TaskState) -> Result<TaskState, Error> {
+    /// Checks a transition: `Ok(to)` or [`IllegalTransition`] (which converts into
+    /// [`Error::IllegalTransition`](crate::Error::IllegalTransition)).
+    pub fn transition(self, to: TaskState) -> Result<TaskState, IllegalTransition> {
         if self.can_transition_to(to) {
             Ok(to)
         } else {
-            Err(Error::IllegalTransition { from: self, to })
+            Err(IllegalTransition { from: self, to })
         }
     }
+}
+
+/// A task state transition that the lifecycle does not allow: the lifecycle's own error, which
+/// converts into the crate's [`Error::IllegalTransition`](crate::Error::IllegalTransition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("illegal task transition from {from} to {to}")]
+pub struct IllegalTransition {
+    /// The current state.
+    pub from: TaskState,
+    /// The requested state.
+    pub to: TaskState,
 }
 
 impl fmt::Display for TaskState {

@@ -18,10 +18,12 @@ use tokio::time::Instant;
 
 use crate::api::{ApiError, StoreStats, now_millis};
 use crate::events::{Event, EventKind};
+use crate::ids::InstanceKey as Key;
 use crate::store::{CommitLimits, StoreOp};
 
+pub use crate::store_failure::{StoreFailure, store_failure};
+
 use super::Inner;
-use super::state::Key;
 
 /// The most changes one store commit gathers.
 const MAX_BATCH: usize = 4096;
@@ -75,44 +77,6 @@ impl Failure {
             kind: StoreFailure::Failed,
             message: message.into(),
         }
-    }
-}
-
-/// How a store commit failed, as a client is told (all are 503s: nothing was acknowledged).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreFailure {
-    /// The store refused or could not take the commit: `store_unavailable`.
-    Failed,
-    /// The commit was sent but not answered (a timeout): `outcome_unknown`.
-    OutcomeUnknown,
-    /// This manager is no longer the leader: `not_leader`.
-    NotLeader,
-}
-
-/// The 503 a client gets when the store failed its change.
-pub fn store_failure(kind: StoreFailure, m: &str) -> ApiError {
-    match kind {
-        StoreFailure::Failed => ApiError::unavailable(
-            "store_unavailable",
-            format!(
-                "the manager's store failed to commit ({m}); nothing of this request was kept: retry"
-            ),
-        ),
-        StoreFailure::OutcomeUnknown => ApiError::unavailable(
-            "outcome_unknown",
-            format!(
-                "outcome unknown: the store did not answer the commit ({m}); it may or may not \
-                 have been applied, and the manager is reloading its state: read it back, or \
-                 retry (a resubmitted spec is answered `unchanged` if it was kept)"
-            ),
-        ),
-        StoreFailure::NotLeader => ApiError::unavailable(
-            "not_leader",
-            format!(
-                "this manager is no longer the leader ({m}); nothing of this request was kept: \
-                 retry, and it goes to the new leader"
-            ),
-        ),
     }
 }
 

@@ -7,28 +7,15 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::api::{Desired, JobPhase, Millis, now_millis};
 use crate::events::EventKind;
 use crate::ids::JobId;
 use crate::store::StoreOp;
 
+pub use crate::gc_report::GcReport;
+
 use super::commit::Txn;
 use super::state::{Instance, State};
-
-/// What one garbage collection removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GcReport {
-    /// Jobs removed with everything of theirs.
-    pub jobs: u64,
-    /// Instances removed.
-    pub instances: u64,
-    /// Spec versions removed.
-    pub specs: u64,
-    /// Workers removed.
-    pub workers: u64,
-}
 
 /// The latest state change of an instance's tasks.
 fn last_change(i: &Instance) -> Millis {

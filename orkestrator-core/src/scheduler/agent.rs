@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Placement, Request, Scheduler};
+use super::parts::{Placement, Scheduler};
+use super::request::Request;
 use crate::api::{Decision, DecisionOutcome, PendingInstance, RegisterScheduler, WorkerSnapshot};
 use crate::error::{Error, Result};
 use crate::ids::SchedulerId;
@@ -159,15 +160,6 @@ pub fn decide(
             },
         })
         .collect()
-}
-
-/// Records a placement in a worker snapshot: what a scheduler does between the decisions of one
-/// batch so that it never over-commits a worker.
-pub fn commit_to_snapshot(w: &mut WorkerSnapshot, req: &Request<'_>) {
-    w.allocated = w.allocated.saturating_add(&req.need);
-    w.ports_in_use.extend(req.ports.iter().copied());
-    w.instances += 1;
-    *w.jobs.entry(req.job.name.clone()).or_insert(0) += 1;
 }
 
 /// Whether the manager said it does not know this component (it restarted, or forgot us), or no

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::Request;
+use super::request::Request;
 use crate::api::WorkerSnapshot;
 use crate::ids::JobId;
 

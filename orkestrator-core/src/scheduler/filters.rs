@@ -1,6 +1,8 @@
 //! Built-in filters.
 
-use super::{Filter, Rejection, Request, Shortfall, Unit};
+use super::parts::Filter;
+use super::rejection::{Rejection, Shortfall, Unit};
+use super::request::Request;
 use crate::api::WorkerSnapshot;
 
 /// Resource fit: CPU, memory and disk needed must be free (total − allocated) on the worker.
@@ -105,6 +107,14 @@ impl Filter for Constraints {
         }
         Ok(())
     }
+}
+
+/// The hard rules every placement must meet (resource fit, host ports, constraints), as the
+/// manager re-checks them when it commits a decision.
+pub fn check_fit(req: &Request<'_>, worker: &WorkerSnapshot) -> Result<(), Rejection> {
+    ResourceFit.check(req, worker)?;
+    HostPorts.check(req, worker)?;
+    Constraints.check(req, worker)
 }
 
 #[cfg(test)]

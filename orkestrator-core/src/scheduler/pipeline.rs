@@ -6,10 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::batch::{DENSE_BUDGET, JobIndex};
 use super::filters::{Constraints, HostPorts, ResourceFit};
+use super::parts::{Filter, Placement, Scheduler, Score};
+use super::rejection::Explanation;
+use super::request::{Request, commit_to_snapshot};
 use super::scores::{
     BinPack, Epvm, JOB_SPREAD_CAPPED, JobSpread, Spread, binpack_unchained, spread_unchained,
 };
-use super::{Explanation, Filter, Placement, Request, Scheduler, Score, commit_to_snapshot};
 use crate::api::WorkerSnapshot;
 
 /// Filters, then weighted scores, over every worker or a sample of them.

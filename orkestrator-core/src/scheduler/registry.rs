@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::parts::Scheduler;
+use super::pipeline::Pipeline;
 use super::scores::{BinPack, Epvm, JobSpread, RoundRobin, Spread};
-use super::{Pipeline, Scheduler};
 
 type Factory = Box<dyn Fn() -> Arc<dyn Scheduler> + Send + Sync>;
 

@@ -10,7 +10,8 @@
 
 use std::sync::Mutex;
 
-use super::{Request, Score};
+use super::parts::Score;
+use super::request::Request;
 use crate::api::WorkerSnapshot;
 use crate::ids::WorkerId;
 

@@ -1,30 +1,16 @@
 //! Reading job files: YAML, TOML or JSON, chosen by extension, `-` for standard input.
 
-use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
-use super::Job;
+use super::format::Format;
+use super::model::Job;
 use super::raw::{Mapping, Part, RawJob, YamlText};
 use super::validate::{Rules, validate};
 use crate::error::Error;
 
 /// Largest job file accepted, in bytes.
 pub const MAX_SPEC_BYTES: usize = 1 << 20;
-
-/// A job file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// YAML (`.yaml`, `.yml`); the default for standard input.
-    Yaml,
-    /// TOML (`.toml`).
-    Toml,
-    /// JSON (`.json`).
-    Json,
-}
 
 impl Format {
     /// The format for a file name, by extension. `-` (standard input) reads YAML, which also
@@ -58,16 +44,6 @@ impl Format {
         text.map_err(|message| Error::Render {
             format: self,
             message,
-        })
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Format::Yaml => "YAML",
-            Format::Toml => "TOML",
-            Format::Json => "JSON",
         })
     }
 }

@@ -119,14 +119,6 @@ pub(crate) struct RawBackoff {
     pub reset_after: Option<Scalar>,
 }
 
-impl TryFrom<Mapping<RawJob>> for super::Job {
-    type Error = super::Problems;
-
-    fn try_from(raw: Mapping<RawJob>) -> Result<Self, Self::Error> {
-        super::validate::validate(raw.0, super::validate::Rules::Stored)
-    }
-}
-
 /// A part of a job file that is written as a mapping.
 pub(crate) trait Part {
     /// The part as the person writing the file knows it, in the words of "expected ...".

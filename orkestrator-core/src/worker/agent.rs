@@ -9,10 +9,13 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::health::{self, ProbeOutcome};
+use super::checks;
+use super::config::{ResourceProbe, WorkerConfig};
+use super::container::container_spec;
+use super::health::ProbeOutcome;
 use super::metrics::{self, LatestMetrics};
-use super::plan::{self, Action, Now, TaskKey, Tracks};
-use super::{ResourceProbe, WorkerConfig, container_spec};
+use super::plan::{self, Action, Now};
+use super::tracks::{TaskKey, Tracks};
 use crate::api::*;
 use crate::error::Result;
 use crate::ids::{InstanceId, WorkerId};
@@ -32,6 +35,8 @@ pub(crate) struct Agent<T, R> {
     assignments: Mutex<Option<BTreeMap<InstanceId, Assignment>>>,
     /// Wakes the reconcile loop (new assignments, an exit, a stop done, a check done).
     wake: Notify,
+    /// Wakes the health-check loop (a reconcile pass may have changed which checks fall due).
+    checks_wake: Notify,
     tracks: Mutex<Tracks>,
     /// Running containers with a task waiting for their exit.
     watching: Mutex<HashSet<String>>,
@@ -77,6 +82,7 @@ impl<T: Transport, R: Runtime> Agent<T, R> {
             probe,
             assignments: Mutex::new(None),
             wake: Notify::new(),
+            checks_wake: Notify::new(),
             watching: Mutex::new(HashSet::new()),
             stopping: Mutex::new(HashSet::new()),
             latest: LatestMetrics::default(),
@@ -95,6 +101,7 @@ impl<T: Transport, R: Runtime> Agent<T, R> {
             _ = self.heartbeat_loop(interval) => {},
             _ = self.watch_loop() => {},
             _ = self.clone().reconcile_loop() => {},
+            _ = self.health_loop() => {},
             _ = self.metrics_loop() => {},
             _ = shutdown => {},
         }
@@ -210,12 +217,40 @@ impl<T: Transport, R: Runtime> Agent<T, R> {
                 tracing::warn!(worker = %self.id(), error = %e, "reconcile failed");
             }
             self.watch_exits();
-            // A backoff ends, or a check is due, on time rather than on the next tick.
-            let wake_at = lock(&self.tracks).next_wake().map_or(next, |t| t.min(next));
+            // What is due to be checked may have changed.
+            self.checks_wake.notify_one();
+            // A backoff ends on time rather than on the next tick (checks have their own loop).
+            let wake_at = lock(&self.tracks)
+                .next_restart()
+                .map_or(next, |t| t.min(next));
             tokio::select! {
                 _ = self.wake.notified() => {},
                 _ = tokio::time::sleep_until(wake_at) => {},
             }
+        }
+    }
+
+    /// Runs the health checks as they fall due, outside the reconcile pass: each task's first
+    /// check one interval after its container started, the next one interval after the previous
+    /// one ended.
+    async fn health_loop(&self) {
+        loop {
+            let due_at = {
+                let held = lock(&self.assignments);
+                held.as_ref()
+                    .and_then(|h| checks::next_due(h, &lock(&self.tracks)))
+            };
+            let due = async {
+                match due_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.checks_wake.notified() => {},
+                _ = due => {},
+            }
+            self.run_health_checks().await;
         }
     }
 
@@ -317,7 +352,6 @@ impl<T: Transport, R: Runtime> Agent<T, R> {
                 updates.push(u);
             }
         }
-        self.run_health_checks(&held).await;
         self.send(updates).await;
         Ok(())
     }
@@ -376,15 +410,21 @@ impl<T: Transport, R: Runtime> Agent<T, R> {
 
     /// Runs the health checks that are due, concurrently, and stops what turns unhealthy (its
     /// exit then goes through the restart policy on a later pass).
-    async fn run_health_checks(&self, held: &BTreeMap<InstanceId, Assignment>) {
-        let due = health::due_checks(held, &lock(&self.tracks), Instant::now());
+    async fn run_health_checks(&self) {
+        let due = {
+            let held = lock(&self.assignments);
+            let Some(held) = held.as_ref() else {
+                return;
+            };
+            checks::due_checks(held, &lock(&self.tracks), Instant::now())
+        };
         if due.is_empty() {
             return;
         }
-        health::run_checks(&self.runtime, due, |d, result| {
+        checks::run_checks(&self.runtime, due, |d, result| {
             let why = result.as_ref().err().cloned().unwrap_or_default();
             let mut tracks = lock(&self.tracks);
-            let Some(tr) = tracks.get_mut(&d.key) else {
+            let Some(tr) = tracks.get_mut(&d.key).filter(|tr| d.still_current(tr)) else {
                 return;
             };
             let (instance, task) = &d.key;

@@ -1,17 +1,11 @@
-//! Health checks: which are due, running them concurrently against the runtime, and the verdict
-//! they add up to. A task that fails its check `failures` times in a row is unhealthy: the agent
-//! stops its container, and the exit goes through the restart policy like any other, as a failure
-//! whatever the exit code.
-
-use std::collections::BTreeMap;
-use std::sync::Arc;
+//! The health-check tracker of one task's running container: when its next check is due and the
+//! verdict its checks add up to. No I/O and no clock: the time comes in as a value. A task that
+//! fails its check `failures` times in a row is unhealthy: the agent stops its container, and the
+//! exit goes through the restart policy like any other, as a failure whatever the exit code.
+//! Which checks are due, and running them, is in `checks`.
 
 use tokio::time::Instant;
 
-use super::plan::{TaskKey, Tracks};
-use crate::api::{Assignment, Desired};
-use crate::ids::InstanceId;
-use crate::runtime::Runtime;
 use crate::spec::HealthCheck;
 
 /// The health-check bookkeeping of one task's running container.
@@ -102,74 +96,6 @@ impl HealthTracker {
                 self.unhealthy = Some(reason.clone());
                 ProbeOutcome::Unhealthy { failures, reason }
             }
-        }
-    }
-}
-
-/// One check to run now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DueCheck {
-    /// The task.
-    pub(crate) key: TaskKey,
-    /// Its running container.
-    pub(crate) container: String,
-    /// The check.
-    pub(crate) check: HealthCheck,
-}
-
-/// The checks due at `now`: of tasks that should run, have a check, and run a container that is
-/// not already being stopped as unhealthy.
-pub(crate) fn due_checks(
-    held: &BTreeMap<InstanceId, Assignment>,
-    tracks: &Tracks,
-    now: Instant,
-) -> Vec<DueCheck> {
-    let mut due = Vec::new();
-    for a in held.values().filter(|a| a.desired == Desired::Run) {
-        for task in &a.job.tasks {
-            let Some(hc) = &task.health_check else {
-                continue;
-            };
-            let key = (a.instance.clone(), task.name.clone());
-            let Some(tr) = tracks.get(&key) else {
-                continue;
-            };
-            if tr.restart.running_since().is_none() || tr.restart.is_done() {
-                continue;
-            }
-            if let Some(container) = tr.container()
-                && tr.health.due(now)
-            {
-                due.push(DueCheck {
-                    key,
-                    container: container.to_owned(),
-                    check: hc.clone(),
-                });
-            }
-        }
-    }
-    due
-}
-
-/// Runs `due` concurrently; `each` gets every result as it comes in.
-pub(crate) async fn run_checks<R: Runtime>(
-    runtime: &Arc<R>,
-    due: Vec<DueCheck>,
-    mut each: impl FnMut(DueCheck, Result<(), String>),
-) {
-    let mut probes = tokio::task::JoinSet::new();
-    for d in due {
-        let rt = runtime.clone();
-        probes.spawn(async move {
-            let r = rt
-                .probe(&d.container, &d.check.probe, d.check.timeout)
-                .await;
-            (d, r)
-        });
-    }
-    while let Some(joined) = probes.join_next().await {
-        if let Ok((d, r)) = joined {
-            each(d, r);
         }
     }
 }

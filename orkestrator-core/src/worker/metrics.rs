@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use super::ResourceProbe;
-use super::plan::Tracks;
+use super::config::ResourceProbe;
+use super::tracks::Tracks;
 use crate::api::{Assignment, Desired, now_millis};
 use crate::ids::{InstanceId, JobId, TaskName, WorkerId};
 use crate::metrics::{MetricsReport, NodeSample, TaskMetrics, TaskSample};

@@ -7,20 +7,21 @@
 //!
 //! Inside, by concern: `agent` (the loops, and carrying out actions with the runtime and the
 //! transport), `plan` (the pure decision: assignments × containers × trackers × now → actions),
-//! `restart` (the restart tracker: backoff, jitter, attempts, reset), `health` (health checks)
-//! and `container` (container names and labels).
+//! `checks` (which health checks are due, and running them: their own loop, outside the
+//! reconcile pass), `tracks` (what the agent remembers of every task), `restart` (the restart
+//! tracker: backoff, jitter, attempts, reset), `health` (the health-check tracker: due times and
+//! verdict), `container` (container names and labels) and `config` (the worker's settings and
+//! its host's resources).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::error::Result;
-use crate::ids::WorkerId;
 use crate::runtime::Runtime;
-use crate::spec::Resources;
 use crate::transport::Transport;
 
 mod agent;
+mod checks;
+mod config;
 mod container;
 mod health;
 pub mod metrics;
@@ -28,89 +29,11 @@ mod plan;
 mod restart;
 #[cfg(test)]
 mod tests;
+mod tracks;
 
+pub use config::{ResourceProbe, StaticProbe, WorkerConfig};
 pub use container::container_spec;
 pub use metrics::LatestMetrics;
-
-/// Tells a worker what its host has.
-pub trait ResourceProbe: Send + Sync + 'static {
-    /// What the worker offers to tasks in all.
-    fn total(&self) -> Resources;
-    /// What the host has free right now.
-    fn available(&self) -> Resources;
-    /// A sample of the host for the metrics loop (its `at` is filled in by the caller). It may
-    /// block briefly: the worker calls it off the async threads. The default derives CPU, memory
-    /// and disk in use from [`total`](Self::total) minus [`available`](Self::available), with no
-    /// load averages.
-    fn node(&self) -> crate::metrics::NodeSample {
-        let (total, free) = (self.total(), self.available());
-        crate::metrics::NodeSample {
-            at: 0,
-            cpu_cores_used: total.cpu.saturating_sub(free.cpu).millis() as f64 / 1000.0,
-            cpu_cores_total: total.cpu.millis() as f64 / 1000.0,
-            memory_used_bytes: total.memory.bytes().saturating_sub(free.memory.bytes()),
-            memory_total_bytes: total.memory.bytes(),
-            disk_used_bytes: total.disk.bytes().saturating_sub(free.disk.bytes()),
-            disk_total_bytes: total.disk.bytes(),
-            ..crate::metrics::NodeSample::default()
-        }
-    }
-}
-
-/// A probe with fixed numbers (for tests and simulations, or to cap what a worker offers).
-#[derive(Debug, Clone, Copy)]
-pub struct StaticProbe(pub Resources);
-
-impl ResourceProbe for StaticProbe {
-    fn total(&self) -> Resources {
-        self.0
-    }
-    fn available(&self) -> Resources {
-        self.0
-    }
-}
-
-/// Worker settings.
-#[derive(Debug, Clone)]
-pub struct WorkerConfig {
-    /// The worker's id (stable across restarts: it is how containers are adopted).
-    pub id: WorkerId,
-    /// Where the worker's own endpoint listens, if any.
-    pub address: Option<String>,
-    /// Labels for placement constraints.
-    pub labels: BTreeMap<String, String>,
-    /// How long `stop` waits after SIGTERM before SIGKILL. Default 10 s.
-    pub stop_grace: Duration,
-    /// How often containers are checked even without news. Default 1 s.
-    pub reconcile_interval: Duration,
-    /// Longest long-poll for assignments. Default 30 s.
-    pub watch_wait: Duration,
-    /// Seed for the restart jitter (default: derived from the id).
-    pub seed: u64,
-    /// How often task and host metrics are sampled and sent to the manager (see [`metrics`]).
-    /// Default 5 s; zero turns metrics off.
-    pub metrics_interval: Duration,
-}
-
-impl WorkerConfig {
-    /// Defaults for a worker named `id`.
-    pub fn new(id: impl Into<WorkerId>) -> Self {
-        let id: WorkerId = id.into();
-        let seed = id.as_str().bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
-        });
-        WorkerConfig {
-            seed,
-            id,
-            address: None,
-            labels: BTreeMap::new(),
-            stop_grace: Duration::from_secs(10),
-            reconcile_interval: Duration::from_secs(1),
-            watch_wait: Duration::from_secs(30),
-            metrics_interval: Duration::from_secs(5),
-        }
-    }
-}
 
 /// The worker agent.
 pub struct WorkerAgent<T: Transport, R: Runtime> {

@@ -1,8 +1,9 @@
 //! The agent as a whole: watch answers (full or deltas) taken into what it holds, and carried out
 //! on a [`FakeRuntime`] under tokio's paused clock, over a transport that answers from a script.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
@@ -13,9 +14,9 @@ use super::*;
 use crate::api::*;
 use crate::error::Error;
 use crate::fake::FakeRuntime;
-use crate::ids::{InstanceId, JobId, SchedulerId};
+use crate::ids::{InstanceId, JobId, SchedulerId, WorkerId};
 use crate::runtime::{ContainerInfo, ContainerState, labels};
-use crate::spec::{Format, Job, parse_job};
+use crate::spec::{Format, Job, Resources, parse_job};
 use crate::state::TaskState;
 
 fn job() -> Job {

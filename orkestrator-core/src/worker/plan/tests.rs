@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::ids::TaskName;
 use crate::runtime::labels;
 use crate::spec::{Format, Job, parse_job};
 

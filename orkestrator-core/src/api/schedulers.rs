@@ -1,0 +1,105 @@
+//! Schedulers: registration, the work handed to them and their decisions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{InstanceId, JobId, SchedulerId, WorkerId};
+use crate::spec::model::{Job, Protocol, Resources};
+
+/// A scheduler's registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterScheduler {
+    /// The scheduler's id.
+    pub id: SchedulerId,
+    /// The algorithm it runs (for display).
+    #[serde(default)]
+    pub algorithm: String,
+}
+
+/// What a scheduler needs to know about a worker to place work on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerSnapshot {
+    /// The worker.
+    pub id: WorkerId,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// What it offers in all.
+    pub total: Resources,
+    /// What is reserved by instances placed on it.
+    pub allocated: Resources,
+    /// Host ports in use by instances placed on it.
+    pub ports_in_use: BTreeSet<(u16, Protocol)>,
+    /// Live instances placed on it.
+    pub instances: u32,
+    /// Live instances placed on it, per job (for spreading a job's instances).
+    #[serde(default)]
+    pub jobs: BTreeMap<JobId, u32>,
+}
+
+impl WorkerSnapshot {
+    /// What is free: total − allocated.
+    pub fn free(&self) -> Resources {
+        self.total.saturating_sub(&self.allocated)
+    }
+}
+
+/// An instance waiting for a placement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingInstance {
+    /// The instance.
+    pub instance: InstanceId,
+    /// Which copy of the job.
+    pub index: u32,
+    /// The job's spec (shared: one copy per spec version).
+    pub job: Arc<Job>,
+}
+
+/// Work handed to a scheduler: pending instances and the workers that could take them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchedulingWork {
+    /// The manager's state index; pass it back to wait for new work.
+    pub index: u64,
+    /// Instances to place (leased to this scheduler).
+    pub pending: Vec<PendingInstance>,
+    /// Workers that are ready to take work.
+    pub workers: Vec<WorkerSnapshot>,
+}
+
+/// A scheduler's decision for one instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The instance.
+    pub instance: InstanceId,
+    /// Where it goes, or why nowhere.
+    pub outcome: DecisionOutcome,
+}
+
+/// Where an instance goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionOutcome {
+    /// Place it on this worker.
+    Place {
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// It fits nowhere now.
+    Unschedulable {
+        /// Why, per worker or grouped.
+        reason: String,
+    },
+}
+
+/// What the manager did with a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionResult {
+    /// The instance.
+    pub instance: InstanceId,
+    /// Whether the placement was committed.
+    pub accepted: bool,
+    /// Why not, if not (it no longer fits, the job is gone, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

@@ -1,0 +1,17 @@
+//! What a garbage collection removed: the answer of `POST /v1/gc` (re-exported by `manager`,
+//! which collects).
+
+use serde::{Deserialize, Serialize};
+
+/// What one garbage collection removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcReport {
+    /// Jobs removed with everything of theirs.
+    pub jobs: u64,
+    /// Instances removed.
+    pub instances: u64,
+    /// Spec versions removed.
+    pub specs: u64,
+    /// Workers removed.
+    pub workers: u64,
+}

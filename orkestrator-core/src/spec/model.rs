@@ -1,0 +1,437 @@
+//! The job model's types: [`Job`], its [`Task`]s and their parts. Values are built only by
+//! validation (see [`parse_job`](super::parse_job)), so they are always valid.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::raw;
+use crate::ids::{JobId, TaskName};
+use crate::units::{ByteSize, Cpu};
+
+/// A job: one or more tasks that run together on one worker.
+///
+/// Deserializing a `Job` (as the manager's store and the API do) reads the file's shape and
+/// checks every rule but the ones that only new submissions are held to ([`MIN_CPU`](super::MIN_CPU)), so that a
+/// spec accepted once is never refused when it is read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "raw::Mapping<raw::RawJob>")]
+pub struct Job {
+    /// The job's name: a DNS label, unique in the cluster.
+    pub name: JobId,
+    /// How many instances to run (1 to 1000, default 1). Each instance is all the tasks, placed
+    /// together on one worker; instances of one job spread across workers where they fit.
+    pub count: u32,
+    /// Conditions on worker labels that a worker must meet to run the job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<Constraint>,
+    /// The tasks, at least one, with distinct names.
+    pub tasks: Vec<Task>,
+}
+
+/// A condition on a worker label (`worker --label zone=a`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Constraint {
+    /// The label key.
+    pub label: String,
+    /// The test.
+    #[serde(flatten)]
+    pub op: ConstraintOp,
+}
+
+/// How a [`Constraint`] tests its label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConstraintOp {
+    /// The label is present with this value.
+    Equals(String),
+    /// The label is absent, or has another value.
+    NotEquals(String),
+}
+
+impl Constraint {
+    /// Whether a worker with `labels` meets the constraint.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        let v = labels.get(&self.label);
+        match &self.op {
+            ConstraintOp::Equals(want) => v == Some(want),
+            ConstraintOp::NotEquals(avoid) => v != Some(avoid),
+        }
+    }
+}
+
+impl std::fmt::Display for Constraint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.op {
+            ConstraintOp::Equals(v) => write!(f, "{}={v}", self.label),
+            ConstraintOp::NotEquals(v) => write!(f, "{}!={v}", self.label),
+        }
+    }
+}
+
+impl Job {
+    /// Total resources of all tasks: what a worker must have free to run one instance of the job.
+    pub fn resources(&self) -> Resources {
+        self.tasks
+            .iter()
+            .fold(Resources::ZERO, |acc, t| acc.saturating_add(&t.resources))
+    }
+
+    /// The host ports the job binds (a worker can run it only if all are free).
+    pub fn host_ports(&self) -> impl Iterator<Item = (u16, Protocol)> + '_ {
+        self.tasks.iter().flat_map(|t| {
+            t.ports
+                .iter()
+                .filter_map(|p| p.host.map(|h| (h, p.protocol)))
+        })
+    }
+
+    /// Looks up a task by name.
+    pub fn task(&self, name: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.name.as_str() == name)
+    }
+}
+
+/// One container.
+///
+/// Every container runs with `no-new-privileges` and is never privileged (there is no field to
+/// ask for either). It serializes in the file's shape: [`Task::pids`] is written inside
+/// `resources` (`resources: { pids: 4096 }`), although it is not part of the [`Resources`] that
+/// placement adds up. It is read only as part of a [`Job`], which checks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    /// The task's name: a DNS label, unique within its job.
+    pub name: TaskName,
+    /// The image reference, with a tag or digest (`busybox:1.36`, `registry:5000/app@sha256:…`).
+    pub image: String,
+    /// The command and its arguments; empty runs the image's default command.
+    pub command: Vec<String>,
+    /// Environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Ports the container listens on and, optionally, the host ports they are published on.
+    pub ports: Vec<PortMapping>,
+    /// What the task needs from its worker.
+    pub resources: Resources,
+    /// What to do when the container exits.
+    pub restart: RestartPolicy,
+    /// How to tell that the running container is healthy; none means running is healthy.
+    pub health_check: Option<HealthCheck>,
+    /// The most processes (threads included) the container may have at once: written as
+    /// `resources.pids`, default [`Task::DEFAULT_PIDS`], enforced as the container's PID limit so
+    /// that a fork bomb stays inside it. Not reserved on the worker.
+    pub pids: u32,
+    /// The user the container runs as (`1000`, `1000:1000`, `app` or `app:app`), never root;
+    /// none runs as the image's user.
+    pub user: Option<String>,
+    /// Whether the container's root filesystem is read-only.
+    pub read_only: bool,
+}
+
+impl Task {
+    /// Default process limit of a task that names none.
+    pub const DEFAULT_PIDS: u32 = 4096;
+}
+
+impl Serialize for Task {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        /// `resources` as the file writes it: what is reserved, and the process limit.
+        #[derive(Serialize)]
+        struct FileResources {
+            cpu: Cpu,
+            memory: ByteSize,
+            disk: ByteSize,
+            pids: u32,
+        }
+        /// The task as the file writes it.
+        #[derive(Serialize)]
+        struct FileTask<'a> {
+            name: &'a TaskName,
+            image: &'a str,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            command: &'a [String],
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            env: &'a BTreeMap<String, String>,
+            #[serde(skip_serializing_if = "<[PortMapping]>::is_empty")]
+            ports: &'a [PortMapping],
+            resources: FileResources,
+            restart: &'a RestartPolicy,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            health_check: &'a Option<HealthCheck>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            user: &'a Option<String>,
+            read_only: bool,
+        }
+        FileTask {
+            name: &self.name,
+            image: &self.image,
+            command: &self.command,
+            env: &self.env,
+            ports: &self.ports,
+            resources: FileResources {
+                cpu: self.resources.cpu,
+                memory: self.resources.memory,
+                disk: self.resources.disk,
+                pids: self.pids,
+            },
+            restart: &self.restart,
+            health_check: &self.health_check,
+            user: &self.user,
+            read_only: self.read_only,
+        }
+        .serialize(s)
+    }
+}
+
+/// A health check: run every `interval`; after `failures` failures in a row the task is
+/// unhealthy and is restarted under its restart policy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// Time between checks. Default `10s`.
+    #[serde(with = "crate::units::duration")]
+    pub interval: Duration,
+    /// How long one check may take. Default `2s`.
+    #[serde(with = "crate::units::duration")]
+    pub timeout: Duration,
+    /// Failures in a row that make the task unhealthy. Default 3.
+    pub failures: u32,
+    /// What to check.
+    #[serde(flatten)]
+    pub probe: Probe,
+}
+
+impl HealthCheck {
+    /// Default time between checks.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+    /// Default timeout of one check.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Default failures in a row before the task is unhealthy.
+    pub const DEFAULT_FAILURES: u32 = 3;
+}
+
+/// What a health check checks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Probe {
+    /// An HTTP GET to the container's port answers 2xx or 3xx.
+    Http {
+        /// The container port.
+        port: u16,
+        /// The path (default `/`).
+        path: String,
+    },
+    /// A TCP connection to the container's port succeeds.
+    Tcp {
+        /// The container port.
+        port: u16,
+    },
+    /// A command run inside the container exits 0.
+    Exec(Vec<String>),
+}
+
+impl std::fmt::Display for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Probe::Http { port, path } => write!(f, "http :{port}{path}"),
+            Probe::Tcp { port } => write!(f, "tcp :{port}"),
+            Probe::Exec(cmd) => write!(f, "exec {}", cmd.join(" ")),
+        }
+    }
+}
+
+/// Compute resources: reserved on a worker when a task is placed, and enforced as limits where the
+/// runtime can (CPU and memory on Docker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Resources {
+    /// CPU, in cores or millicores. Default `100m`.
+    pub cpu: Cpu,
+    /// Memory. Default `128Mi`.
+    pub memory: ByteSize,
+    /// Disk. Default `256Mi`.
+    pub disk: ByteSize,
+}
+
+impl Resources {
+    /// No resources at all.
+    pub const ZERO: Resources = Resources {
+        cpu: Cpu::ZERO,
+        memory: ByteSize::ZERO,
+        disk: ByteSize::ZERO,
+    };
+
+    /// Default CPU for a task that names none.
+    pub const DEFAULT_CPU: Cpu = Cpu::from_millis(100);
+    /// Default memory for a task that names none.
+    pub const DEFAULT_MEMORY: ByteSize = ByteSize::mib(128);
+    /// Default disk for a task that names none.
+    pub const DEFAULT_DISK: ByteSize = ByteSize::mib(256);
+
+    /// Component-wise saturating sum.
+    pub fn saturating_add(&self, o: &Resources) -> Resources {
+        Resources {
+            cpu: self.cpu.saturating_add(o.cpu),
+            memory: self.memory.saturating_add(o.memory),
+            disk: self.disk.saturating_add(o.disk),
+        }
+    }
+
+    /// Component-wise saturating difference.
+    pub fn saturating_sub(&self, o: &Resources) -> Resources {
+        Resources {
+            cpu: self.cpu.saturating_sub(o.cpu),
+            memory: self.memory.saturating_sub(o.memory),
+            disk: self.disk.saturating_sub(o.disk),
+        }
+    }
+
+    /// Whether `need` fits in `self` on every dimension.
+    pub fn fits(&self, need: &Resources) -> bool {
+        need.cpu <= self.cpu && need.memory <= self.memory && need.disk <= self.disk
+    }
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources {
+            cpu: Self::DEFAULT_CPU,
+            memory: Self::DEFAULT_MEMORY,
+            disk: Self::DEFAULT_DISK,
+        }
+    }
+}
+
+/// A container port and where it is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PortMapping {
+    /// The port inside the container (1-65535).
+    pub container: u16,
+    /// The host port to publish it on; none keeps it private to the container network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<u16>,
+    /// `tcp` (default) or `udp`.
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+/// A transport protocol for a port mapping.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TCP (the default).
+    #[default]
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Protocol {
+    /// `"tcp"` or `"udp"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// When a task's container is restarted after it exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RestartPolicy {
+    /// `never`, `on-failure` (default) or `always`.
+    pub policy: RestartMode,
+    /// Restarts allowed before the task is `Failed`. Default 5; ignored for `never`.
+    pub max_attempts: u32,
+    /// Delay between restarts.
+    pub backoff: Backoff,
+}
+
+impl RestartPolicy {
+    /// Default number of restart attempts.
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+    /// A policy that never restarts.
+    pub fn never() -> Self {
+        RestartPolicy {
+            policy: RestartMode::Never,
+            ..Default::default()
+        }
+    }
+
+    /// Whether an exit with `exit_code` should lead to a restart, given restarts done so far.
+    pub fn should_restart(&self, exit_code: i64, attempts_so_far: u32) -> bool {
+        let wants = match self.policy {
+            RestartMode::Never => false,
+            RestartMode::OnFailure => exit_code != 0,
+            RestartMode::Always => true,
+        };
+        wants && attempts_so_far < self.max_attempts
+    }
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            policy: RestartMode::OnFailure,
+            max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// The restart mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartMode {
+    /// Never restart; the task ends `Completed` or `Failed`.
+    Never,
+    /// Restart when the container exits non-zero (or cannot start).
+    OnFailure,
+    /// Restart whenever the container exits.
+    Always,
+}
+
+impl RestartMode {
+    /// The name used in job files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartMode::Never => "never",
+            RestartMode::OnFailure => "on-failure",
+            RestartMode::Always => "always",
+        }
+    }
+}
+
+/// Exponential backoff between restarts: `initial`, doubling up to `max`; the count resets after the
+/// task has run healthy for `reset_after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Backoff {
+    /// First delay. Default `10s`.
+    #[serde(with = "crate::units::duration")]
+    pub initial: Duration,
+    /// Largest delay. Default `5m`.
+    #[serde(with = "crate::units::duration")]
+    pub max: Duration,
+    /// Healthy running time after which the attempt count resets. Default `10m`.
+    #[serde(with = "crate::units::duration")]
+    pub reset_after: Duration,
+}
+
+impl Backoff {
+    /// The delay before restart number `attempt` (0-based), without jitter.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_secs(10),
+            max: Duration::from_secs(300),
+            reset_after: Duration::from_secs(600),
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The job as a whole: its name, count, constraints and tasks.
+
+use std::collections::HashMap;
+
+use super::limits::{
+    MAX_CONSTRAINTS, MAX_COUNT, MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES, MAX_TASKS, Rules,
+    over_limit,
+};
+use super::names::{check_dns_label, is_label_key};
+use super::scalars::show;
+use super::task::validate_task;
+use crate::ids::JobId;
+use crate::spec::model::{Constraint, ConstraintOp, Job, Protocol};
+use crate::spec::problems::Problems;
+use crate::spec::raw::{Mapping, RawConstraint, RawJob};
+use crate::units::Scalar;
+
+impl TryFrom<Mapping<RawJob>> for Job {
+    type Error = Problems;
+
+    fn try_from(raw: Mapping<RawJob>) -> Result<Self, Self::Error> {
+        validate(raw.0, Rules::Stored)
+    }
+}
+
+pub(crate) fn validate<V: Into<Scalar>>(raw: RawJob<V>, rules: Rules) -> Result<Job, Problems> {
+    let mut p = Problems::default();
+    let name = match raw.name {
+        None => {
+            p.push("name", "is required (a DNS label such as `web`)");
+            None
+        }
+        Some(n) => check_dns_label(&mut p, "name", &n).then(|| JobId::new(n)),
+    };
+    let count = match raw.count {
+        None => 1,
+        Some(Scalar::Int(n)) if (1..=MAX_COUNT as i128).contains(&n) => n as u32,
+        Some(Scalar::Int(n)) => {
+            p.push(
+                "count",
+                format!("{n} is out of range (run 1 to {MAX_COUNT} instances)"),
+            );
+            1
+        }
+        Some(other) => {
+            p.push(
+                "count",
+                format!("{} is not a whole number (use e.g. 3)", show(&other)),
+            );
+            1
+        }
+    };
+    let raw_constraints = raw.constraints.unwrap_or_default();
+    over_limit(
+        &mut p,
+        rules,
+        "constraints",
+        raw_constraints.len(),
+        MAX_CONSTRAINTS,
+        "constraints",
+    );
+    let constraints: Vec<Constraint> = raw_constraints
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, c)| validate_constraint(&mut p, &format!("constraints[{i}]"), c, rules))
+        .collect();
+    let mut tasks = Vec::new();
+    match raw.tasks {
+        None => p.push(
+            "tasks",
+            "is required: a job needs at least one task (a list of {name, image, ...})",
+        ),
+        Some(t) if t.is_empty() => p.push(
+            "tasks",
+            "is empty: a job needs at least one task (a list of {name, image, ...})",
+        ),
+        Some(raw_tasks) => {
+            over_limit(&mut p, rules, "tasks", raw_tasks.len(), MAX_TASKS, "tasks");
+            let mut seen: HashMap<String, usize> = HashMap::new();
+            let mut host_ports: HashMap<(u16, Protocol), String> = HashMap::new();
+            for (i, rt) in raw_tasks.into_iter().enumerate() {
+                let path = format!("tasks[{i}]");
+                if let Some(n) = &rt.name {
+                    if let Some(first) = seen.get(n) {
+                        p.push(
+                            format!("{path}.name"),
+                            format!(
+                                "{n:?} is also the name of tasks[{first}] (task names must be unique in a job: rename one of them)"
+                            ),
+                        );
+                    } else {
+                        seen.insert(n.clone(), i);
+                    }
+                }
+                if let Some(t) = validate_task(&mut p, &path, rt, &mut host_ports, rules) {
+                    tasks.push(t);
+                }
+            }
+        }
+    }
+    match name {
+        Some(name) if p.is_empty() => Ok(Job {
+            name,
+            count,
+            constraints,
+            tasks,
+        }),
+        _ => Err(p),
+    }
+}
+
+pub(super) fn validate_constraint(
+    p: &mut Problems,
+    path: &str,
+    rc: RawConstraint,
+    rules: Rules,
+) -> Option<Constraint> {
+    for (field, value) in [("equals", &rc.equals), ("not_equals", &rc.not_equals)] {
+        if let Some(v) = value {
+            over_limit(
+                p,
+                rules,
+                &format!("{path}.{field}"),
+                v.len(),
+                MAX_LABEL_VALUE_BYTES,
+                "bytes",
+            );
+        }
+    }
+    let label = match rc.label {
+        None => {
+            p.push(
+                format!("{path}.label"),
+                "is required (the worker label to test, e.g. zone)",
+            );
+            None
+        }
+        Some(l) if l.len() > MAX_LABEL_KEY_BYTES => {
+            p.push(
+                format!("{path}.label"),
+                format!(
+                    "is not a label key: {} bytes; at most {MAX_LABEL_KEY_BYTES} are allowed",
+                    l.len()
+                ),
+            );
+            None
+        }
+        Some(l) if !is_label_key(&l) => {
+            p.push(
+                format!("{path}.label"),
+                format!("{l:?} is not a label key (use letters, digits, '.', '_', '/' and '-', e.g. zone)"),
+            );
+            None
+        }
+        Some(l) => Some(l),
+    };
+    let op = match (rc.equals, rc.not_equals) {
+        (Some(v), None) => Some(ConstraintOp::Equals(v)),
+        (None, Some(v)) => Some(ConstraintOp::NotEquals(v)),
+        (Some(_), Some(_)) => {
+            p.push(path, "has both equals and not_equals: use one of them");
+            None
+        }
+        (None, None) => {
+            p.push(
+                path,
+                "needs equals or not_equals (e.g. { label: zone, equals: a })",
+            );
+            None
+        }
+    };
+    Some(Constraint {
+        label: label?,
+        op: op?,
+    })
+}

@@ -1,0 +1,300 @@
+//! One task: its name, image, command, environment, ports, resources, user and policies.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::health::validate_health;
+use super::limits::{
+    MAX_ENV_BYTES, MAX_ENV_NAME_BYTES, MAX_ENV_VALUE_BYTES, MAX_ENV_VARS, MAX_PIDS, MAX_PORTS,
+    Rules, over_limit,
+};
+use super::names::{check_command_size, check_dns_label, check_image, is_env_name};
+use super::ports::validate_port;
+use super::resources::validate_resources;
+use super::restart::validate_restart;
+use super::scalars::show;
+use crate::ids::TaskName;
+use crate::spec::model::{Protocol, Task};
+use crate::spec::problems::Problems;
+use crate::spec::raw::RawTask;
+use crate::units::Scalar;
+
+pub(super) fn validate_task<V: Into<Scalar>>(
+    p: &mut Problems,
+    path: &str,
+    rt: RawTask<V>,
+    host_ports: &mut HashMap<(u16, Protocol), String>,
+    rules: Rules,
+) -> Option<Task> {
+    let before = p.len();
+    let name = match rt.name {
+        None => {
+            p.push(
+                format!("{path}.name"),
+                "is required (a DNS label such as `server`)",
+            );
+            None
+        }
+        Some(n) => check_dns_label(p, &format!("{path}.name"), &n).then(|| TaskName::new(n)),
+    };
+    let image = match rt.image {
+        None => {
+            p.push(
+                format!("{path}.image"),
+                "is required (an image reference with a tag, e.g. busybox:1.36)",
+            );
+            None
+        }
+        Some(i) => match check_image(&i) {
+            Ok(()) => Some(i),
+            Err(m) => {
+                p.push(format!("{path}.image"), m);
+                None
+            }
+        },
+    };
+    let command = rt.command.unwrap_or_default();
+    check_command_size(p, rules, &format!("{path}.command"), &command);
+    for (ci, c) in command.iter().enumerate() {
+        if c.contains('\0') {
+            p.push(
+                format!("{path}.command[{ci}]"),
+                "contains a NUL character (remove it: programs cannot receive it)",
+            );
+        }
+    }
+    if command.first().is_some_and(|c| c.trim().is_empty()) {
+        p.push(
+            format!("{path}.command[0]"),
+            "is empty: the first element is the program to run (e.g. [\"sh\", \"-c\", \"...\"])",
+        );
+    }
+    let mut env = BTreeMap::new();
+    let raw_env = rt.env.unwrap_or_default();
+    let env_path = format!("{path}.env");
+    over_limit(
+        p,
+        rules,
+        &env_path,
+        raw_env.len(),
+        MAX_ENV_VARS,
+        "variables",
+    );
+    let mut env_bytes = 0usize;
+    for (k, v) in raw_env {
+        if rules == Rules::Submission && k.len() > MAX_ENV_NAME_BYTES {
+            // The name is the path of every other problem: too long to repeat.
+            p.push(
+                &env_path,
+                format!(
+                    "a variable name of {} bytes; at most {MAX_ENV_NAME_BYTES} are allowed",
+                    k.len()
+                ),
+            );
+            continue;
+        }
+        let kp = format!("{path}.env.{k}");
+        if !is_env_name(&k) {
+            p.push(&kp, format!("{k:?} is not a valid variable name (use letters, digits and _, not starting with a digit)"));
+        }
+        let value = match v.into() {
+            Scalar::Str(s) => s,
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Float(f) => {
+                p.push(
+                    &kp,
+                    format!(
+                        "{f:?} is a floating-point number, which may not keep the digits as written (quote the value, e.g. \"{f:?}\")"
+                    ),
+                );
+                continue;
+            }
+        };
+        if value.contains('\0') {
+            p.push(
+                &kp,
+                "contains a NUL character (remove it: the environment cannot hold it)",
+            );
+        }
+        over_limit(p, rules, &kp, value.len(), MAX_ENV_VALUE_BYTES, "bytes");
+        env_bytes += k.len() + value.len();
+        env.insert(k, value);
+    }
+    if rules == Rules::Submission && env_bytes > MAX_ENV_BYTES {
+        p.push(
+            &env_path,
+            format!(
+                "{env_bytes} bytes in all (names and values); at most {MAX_ENV_BYTES} are allowed"
+            ),
+        );
+    }
+    let mut ports = Vec::new();
+    let mut seen_container: HashMap<(u16, Protocol), usize> = HashMap::new();
+    let raw_ports = rt.ports.unwrap_or_default();
+    over_limit(
+        p,
+        rules,
+        &format!("{path}.ports"),
+        raw_ports.len(),
+        MAX_PORTS,
+        "ports",
+    );
+    for (i, rp) in raw_ports.into_iter().enumerate() {
+        let pp = format!("{path}.ports[{i}]");
+        let Some(port) = validate_port(p, &pp, rp) else {
+            continue;
+        };
+        let mut host_taken = false;
+        if let Some(h) = port.host {
+            let here = format!("{pp}.host");
+            if let Some(first) = host_ports.get(&(h, port.protocol)) {
+                host_taken = true;
+                p.push(
+                    here,
+                    format!(
+                        "host port {h}/{} is already used by {first} (each host port can be published once: pick another)",
+                        port.protocol.as_str()
+                    ),
+                );
+            } else {
+                host_ports.insert((h, port.protocol), here);
+            }
+        }
+        if let Some(first) = seen_container.get(&(port.container, port.protocol)) {
+            if !host_taken {
+                p.push(
+                    format!("{pp}.container"),
+                    format!(
+                        "port {}/{} is already listed in {path}.ports[{first}] (list each container port once)",
+                        port.container,
+                        port.protocol.as_str()
+                    ),
+                );
+            }
+        } else {
+            seen_container.insert((port.container, port.protocol), i);
+        }
+        ports.push(port);
+    }
+    let mut raw_resources = rt.resources;
+    let raw_pids = raw_resources.as_mut().and_then(|r| r.pids.take());
+    let resources = validate_resources(p, &format!("{path}.resources"), raw_resources, rules);
+    let pids = validate_pids(p, &format!("{path}.resources.pids"), raw_pids);
+    let user = rt
+        .user
+        .and_then(|u| validate_user(p, &format!("{path}.user"), u));
+    let read_only = match rt.read_only {
+        None => false,
+        Some(Scalar::Bool(b)) => b,
+        Some(other) => {
+            p.push(
+                format!("{path}.read_only"),
+                format!(
+                    "{} is not true or false (write read_only: true for a read-only root filesystem)",
+                    show(&other)
+                ),
+            );
+            false
+        }
+    };
+    let restart = validate_restart(p, &format!("{path}.restart"), rt.restart);
+    let health_check = rt
+        .health_check
+        .and_then(|h| validate_health(p, &format!("{path}.health_check"), h, rules));
+    if p.len() != before {
+        return None;
+    }
+    Some(Task {
+        name: name?,
+        image: image?,
+        command,
+        env,
+        ports,
+        resources,
+        restart,
+        health_check,
+        pids,
+        user,
+        read_only,
+    })
+}
+
+pub(super) fn validate_pids(p: &mut Problems, path: &str, s: Option<Scalar>) -> u32 {
+    let Some(s) = s else {
+        return Task::DEFAULT_PIDS;
+    };
+    match s {
+        Scalar::Int(n) if (1..=MAX_PIDS as i128).contains(&n) => n as u32,
+        Scalar::Int(n) => {
+            p.push(
+                path,
+                format!(
+                    "{n} is out of range (allow 1 to {MAX_PIDS} processes; the default is {})",
+                    Task::DEFAULT_PIDS
+                ),
+            );
+            Task::DEFAULT_PIDS
+        }
+        other => {
+            p.push(
+                path,
+                format!("{} is not a whole number (use e.g. 4096)", show(&other)),
+            );
+            Task::DEFAULT_PIDS
+        }
+    }
+}
+
+/// Checks `user`: a user id or name, optionally with a group (`1000`, `1000:1000`, `app:app`),
+/// and not root.
+pub(super) fn validate_user(p: &mut Problems, path: &str, s: Scalar) -> Option<String> {
+    let text = match s {
+        Scalar::Str(t) => t,
+        Scalar::Int(n) => n.to_string(),
+        other => {
+            p.push(
+                path,
+                format!(
+                    "{} is not a user (write a user id or name, e.g. \"1000\" or \"1000:1000\")",
+                    show(&other)
+                ),
+            );
+            return None;
+        }
+    };
+    let (user, group) = match text.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (text.as_str(), None),
+    };
+    let part_ok = |part: &str| -> bool {
+        if part.bytes().all(|b| b.is_ascii_digit()) {
+            !part.is_empty() && part.parse::<u32>().is_ok_and(|id| id < u32::MAX)
+        } else {
+            let b = part.as_bytes();
+            b.len() <= 32
+                && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+        }
+    };
+    if !part_ok(user) || group.is_some_and(|g| !part_ok(g)) {
+        p.push(
+            path,
+            format!(
+                "{text:?} is not a user (write a user id or name, optionally with a group: e.g. \"1000\", \"1000:1000\" or \"app\")"
+            ),
+        );
+        return None;
+    }
+    let is_root = user == "root" || user.bytes().all(|b| b == b'0');
+    if is_root {
+        p.push(
+            path,
+            format!(
+                "{text:?} is root, and tasks may not run as root (use a non-root user such as \"1000:1000\", or leave user out to run as the image's user)"
+            ),
+        );
+        return None;
+    }
+    Some(text)
+}
