@@ -4,10 +4,14 @@
 use std::time::Duration;
 
 use etcd_client::{Client, GetOptions};
-use orkestrator_core::error::{Error, Result};
+use orkestrator_core::error::Error;
 use serde::Serialize;
 
+use super::error::EtcdError;
 use super::keys::{decode, encode};
+
+/// What the election's requests answer.
+type Result<T> = std::result::Result<T, EtcdError>;
 
 /// Where a manager answers, as it tells the others in `P/managers/NAME`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -60,10 +64,12 @@ impl Member {
         // timeout: the lease held is what etcd granted, and the loss is judged by that.
         let secs = ttl.as_millis().div_ceil(1000).max(1) as i64;
         let mut c = client.clone();
-        let granted = c
-            .lease_grant(secs, None)
-            .await
-            .map_err(|e| Error::Store(format!("cannot take a lease in etcd: {e}")))?;
+        let granted = c.lease_grant(secs, None).await.map_err(|e| {
+            EtcdError::of(
+                &e,
+                Error::Store(format!("cannot take a lease in etcd: {e}")),
+            )
+        })?;
         let lease = granted.id();
         let held = Duration::from_secs(granted.ttl().max(secs) as u64);
         if held > ttl {
@@ -78,11 +84,16 @@ impl Member {
         let keepalive = tokio::spawn(keep_alive(client.clone(), lease, held, tx));
         c.put(
             format!("{prefix}managers/{}", record.name),
-            encode(&record)?,
+            encode(&record).map_err(EtcdError::Other)?,
             Some(etcd_client::PutOptions::new().with_lease(lease)),
         )
         .await
-        .map_err(|e| Error::Store(format!("cannot announce this manager in etcd: {e}")))?;
+        .map_err(|e| {
+            EtcdError::of(
+                &e,
+                Error::Store(format!("cannot announce this manager in etcd: {e}")),
+            )
+        })?;
         Ok(Member {
             client,
             prefix: prefix.to_string(),
@@ -102,11 +113,17 @@ impl Member {
     pub async fn campaign(&self) -> Result<Leadership> {
         let mut c = self.client.clone();
         let r = c
-            .campaign(self.election(), encode(&self.record)?, self.lease)
+            .campaign(
+                self.election(),
+                encode(&self.record).map_err(EtcdError::Other)?,
+                self.lease,
+            )
             .await
-            .map_err(|e| Error::Store(format!("the election failed: {e}")))?;
+            .map_err(|e| EtcdError::of(&e, Error::Store(format!("the election failed: {e}"))))?;
         let key = r.leader().ok_or_else(|| {
-            Error::Store("etcd answered the campaign without a leader key".into())
+            EtcdError::Other(Error::Store(
+                "etcd answered the campaign without a leader key".into(),
+            ))
         })?;
         // The create revision of the key, read back (the leader key names it as `rev`).
         Ok(Leadership {
@@ -139,13 +156,16 @@ pub async fn leader(client: &Client, prefix: &str) -> Result<Option<ManagerRecor
     let mut c = client.clone();
     match c.leader(format!("{prefix}leader")).await {
         Ok(r) => Ok(match r.kv() {
-            Some(kv) => Some(decode(&format!("{prefix}leader"), kv.value())?),
+            Some(kv) => {
+                Some(decode(&format!("{prefix}leader"), kv.value()).map_err(EtcdError::Other)?)
+            }
             None => None,
         }),
         Err(e) if e.to_string().contains("no leader") => Ok(None),
-        Err(e) => Err(Error::Store(format!(
-            "cannot read the leader from etcd: {e}"
-        ))),
+        Err(e) => Err(EtcdError::of(
+            &e,
+            Error::Store(format!("cannot read the leader from etcd: {e}")),
+        )),
     }
 }
 
@@ -158,11 +178,17 @@ pub async fn managers(client: &Client, prefix: &str) -> Result<Vec<ManagerRecord
             Some(GetOptions::new().with_prefix()),
         )
         .await
-        .map_err(|e| Error::Store(format!("cannot list the managers in etcd: {e}")))?;
+        .map_err(|e| {
+            EtcdError::of(
+                &e,
+                Error::Store(format!("cannot list the managers in etcd: {e}")),
+            )
+        })?;
     r.kvs()
         .iter()
         .map(|kv| decode(&String::from_utf8_lossy(kv.key()), kv.value()))
-        .collect()
+        .collect::<std::result::Result<_, _>>()
+        .map_err(EtcdError::Other)
 }
 
 /// Keeps `lease` alive; tells `lost` once it was not renewed within `ttl` (by the monotonic

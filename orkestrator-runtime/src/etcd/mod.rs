@@ -35,12 +35,14 @@
 
 mod commit;
 pub mod election;
+pub mod error;
 mod keys;
 pub mod options;
 pub mod store;
 pub mod warm;
 
 pub use election::{Leadership, ManagerRecord, Member, leader, managers};
+pub use error::EtcdError;
 pub use options::{COMPACT_EVERY, EtcdOptions, KEEP_REVISIONS, connect, parse_url};
 pub use store::{EtcdStore, REQUIRED_REQUEST_BYTES, REQUIRED_TXN_OPS};
 pub use warm::REPLICA_REFRESH;

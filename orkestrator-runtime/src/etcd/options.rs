@@ -5,6 +5,8 @@ use std::time::Duration;
 use etcd_client::{Client, ConnectOptions, Identity, TlsOptions};
 use orkestrator_core::error::{Error, Result};
 
+use super::error::{EtcdError, unreachable_etcd};
+
 /// Commits between two compactions of etcd's history (the default of
 /// [`EtcdOptions::compact_every`]).
 pub const COMPACT_EVERY: u64 = 1000;
@@ -72,7 +74,7 @@ impl EtcdOptions {
             .collect()
     }
 
-    fn connect_options(&self) -> Result<ConnectOptions> {
+    fn connect_options(&self) -> std::result::Result<ConnectOptions, EtcdError> {
         let mut o = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(2))
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
@@ -84,19 +86,25 @@ impl EtcdOptions {
             let mut tls = TlsOptions::new();
             if let Some(ca) = &self.ca_file {
                 let pem = std::fs::read(ca).map_err(|e| {
-                    Error::tls(Some(ca), format!("cannot read the etcd CA file: {e}"))
+                    EtcdError::Tls(Error::tls(
+                        Some(ca),
+                        format!("cannot read the etcd CA file: {e}"),
+                    ))
                 })?;
                 tls = tls.ca_certificate(etcd_client::Certificate::from_pem(pem));
             }
             if let Some((cert, key)) = &self.client_cert {
                 let c = std::fs::read(cert).map_err(|e| {
-                    Error::tls(
+                    EtcdError::Tls(Error::tls(
                         Some(cert),
                         format!("cannot read the etcd client certificate: {e}"),
-                    )
+                    ))
                 })?;
                 let k = std::fs::read(key).map_err(|e| {
-                    Error::tls(Some(key), format!("cannot read the etcd client key: {e}"))
+                    EtcdError::Tls(Error::tls(
+                        Some(key),
+                        format!("cannot read the etcd client key: {e}"),
+                    ))
                 })?;
                 tls = tls.identity(Identity::from_pem(c, k));
             }
@@ -137,23 +145,17 @@ pub fn parse_url(url: &str) -> Result<Vec<String>> {
     Ok(endpoints)
 }
 
-/// Connects to etcd with `options`.
-pub async fn connect(options: &EtcdOptions) -> Result<Client> {
+/// Connects to etcd with `options`. A failure is reported as etcd unreachable, whatever its
+/// kind (refused credentials, for one).
+pub async fn connect(options: &EtcdOptions) -> std::result::Result<Client, EtcdError> {
     let client = tokio::time::timeout(
         options.timeout,
         Client::connect(options.urls(), Some(options.connect_options()?)),
     )
     .await
-    .map_err(|_| unreachable_etcd(options, "no answer"))?
-    .map_err(|e| unreachable_etcd(options, &e.to_string()))?;
+    .map_err(|_| EtcdError::Unreachable(unreachable_etcd(&options.endpoints, "no answer")))?
+    .map_err(|e| EtcdError::of(&e, unreachable_etcd(&options.endpoints, &e.to_string())))?;
     Ok(client)
-}
-
-pub(super) fn unreachable_etcd(options: &EtcdOptions, why: &str) -> Error {
-    Error::Store(format!(
-        "cannot reach etcd at {} ({why}): is it running, and are the addresses right?",
-        options.endpoints.join(",")
-    ))
 }
 
 #[cfg(test)]
@@ -171,5 +173,20 @@ mod tests {
         let e = parse_url("etcd://x").unwrap_err().to_string();
         assert!(e.contains("not HOST:PORT"), "{e}");
         assert!(parse_url("etcd://").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_tls_file_that_cannot_be_read_is_a_tls_error() {
+        let mut options = EtcdOptions::from_url("etcd://127.0.0.1:1").unwrap();
+        options.ca_file = Some("/nonexistent/etcd-ca.pem".into());
+        let Err(e) = connect(&options).await else {
+            panic!("connected without its CA file");
+        };
+        assert!(matches!(e, EtcdError::Tls(Error::Tls { .. })), "{e:?}");
+        assert!(
+            e.to_string().contains("cannot read the etcd CA file"),
+            "{e}"
+        );
+        assert!(!e.waiting_helps());
     }
 }

@@ -10,8 +10,9 @@ use etcd_client::{Client, Compare, CompareOp, GetOptions, Txn, TxnOp};
 use orkestrator_core::error::{Error, Result};
 use orkestrator_core::store::Snapshot;
 
+use super::error::{EtcdError, classify};
 use super::keys::{Meta, prefix_end, put_record};
-use super::options::{EtcdOptions, connect, unreachable_etcd};
+use super::options::{EtcdOptions, connect};
 
 /// The fewest operations per transaction the etcd members must allow (`--max-txn-ops`): a job
 /// of count 1,000 replaced by a new version writes about 2,000 instances in one change.
@@ -69,7 +70,7 @@ impl std::fmt::Debug for EtcdStore {
 impl EtcdStore {
     /// Connects, checks that the members allow transactions as large as the manager needs
     /// (naming the flags when they do not) and that the stored format is one this build reads.
-    pub async fn connect(options: EtcdOptions) -> Result<Self> {
+    pub async fn connect(options: EtcdOptions) -> std::result::Result<Self, EtcdError> {
         let client = connect(&options).await?;
         let store = EtcdStore {
             client,
@@ -116,7 +117,7 @@ impl EtcdStore {
         format!("{}{rest}", self.prefix)
     }
 
-    async fn check_limits(&self) -> Result<()> {
+    async fn check_limits(&self) -> std::result::Result<(), EtcdError> {
         let mut kv = self.client.kv_client();
         // Read-only: a transaction of range operations behind a comparison that never holds
         // (no key has a version below 0) is checked for size and then does nothing.
@@ -127,12 +128,12 @@ impl EtcdStore {
         let probe = Txn::new().when(vec![never]).and_then(ops);
         match self.timed(kv.txn(probe)).await {
             Ok(_) => {}
-            Err(Error::Store(m)) if m.contains("too many operations") => {
-                return Err(Error::Store(format!(
+            Err(EtcdError::TooManyOperations(Error::Store(m))) => {
+                return Err(EtcdError::TooManyOperations(Error::Store(format!(
                     "etcd refuses transactions of {REQUIRED_TXN_OPS} operations ({m}): run every \
                      etcd member with --max-txn-ops={REQUIRED_TXN_OPS} (or more); a job of count \
                      1,000 is committed in one transaction"
-                )));
+                ))));
             }
             Err(e) => return Err(e),
         }
@@ -144,17 +145,12 @@ impl EtcdStore {
             .await
         {
             Ok(_) => Ok(()),
-            Err(Error::Store(m))
-                if m.contains("larger than max")
-                    || m.contains("too large")
-                    || m.contains("ResourceExhausted")
-                    || m.contains("resource exhausted") =>
-            {
-                Err(Error::Store(format!(
+            Err(EtcdError::RequestTooLarge(Error::Store(m))) => {
+                Err(EtcdError::RequestTooLarge(Error::Store(format!(
                     "etcd refuses requests of {} MiB ({m}): run every etcd member with \
                      --max-request-bytes={REQUIRED_REQUEST_BYTES} (or more)",
                     REQUIRED_REQUEST_BYTES / (1024 * 1024)
-                )))
+                ))))
             }
             Err(e) => Err(e),
         }
@@ -162,7 +158,7 @@ impl EtcdStore {
 
     /// [`EtcdStore::timed`], sent again (for up to a second) while it could not even be sent:
     /// with a member down, the client's balancer may first pick the dead one.
-    pub(super) async fn retrying<T, F, Fut>(&self, f: F) -> Result<T>
+    pub(super) async fn retrying<T, F, Fut>(&self, f: F) -> std::result::Result<T, EtcdError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
@@ -173,7 +169,7 @@ impl EtcdStore {
     /// [`EtcdStore::retrying`] for a read, which is also sent again (twice more) when its
     /// answer did not come: reading twice changes nothing, and a member cut off from the others
     /// may hold a connection that only its keep-alive finds dead.
-    pub(super) async fn reading<T, F, Fut>(&self, f: F) -> Result<T>
+    pub(super) async fn reading<T, F, Fut>(&self, f: F) -> std::result::Result<T, EtcdError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
@@ -181,7 +177,7 @@ impl EtcdStore {
         self.sending(f, true).await
     }
 
-    async fn sending<T, F, Fut>(&self, mut f: F, read: bool) -> Result<T>
+    async fn sending<T, F, Fut>(&self, mut f: F, read: bool) -> std::result::Result<T, EtcdError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
@@ -190,14 +186,11 @@ impl EtcdStore {
         let mut unanswered = 0;
         loop {
             match self.timed(f()).await {
-                Err(e @ Error::Store(_))
-                    if e.to_string().contains("cannot reach etcd")
-                        && tokio::time::Instant::now() < give_up =>
-                {
+                Err(e @ EtcdError::Unreachable(_)) if tokio::time::Instant::now() < give_up => {
                     tracing::debug!(error = %e, "etcd request not sent; trying again");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Err(e @ Error::OutcomeUnknown(_)) if read && unanswered < 2 => {
+                Err(e @ EtcdError::NoAnswer(_)) if read && unanswered < 2 => {
                     unanswered += 1;
                     tracing::debug!(error = %e, "etcd read not answered; reading again");
                 }
@@ -210,14 +203,14 @@ impl EtcdStore {
     pub(super) async fn timed<T>(
         &self,
         f: impl std::future::Future<Output = std::result::Result<T, etcd_client::Error>>,
-    ) -> Result<T> {
+    ) -> std::result::Result<T, EtcdError> {
         match tokio::time::timeout(self.options.timeout, f).await {
-            Err(_) => Err(Error::OutcomeUnknown(format!(
+            Err(_) => Err(EtcdError::NoAnswer(Error::OutcomeUnknown(format!(
                 "etcd did not answer within {:?}",
                 self.options.timeout
-            ))),
+            )))),
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(classify(&self.options, e)),
+            Ok(Err(e)) => Err(classify(&self.options.endpoints, e)),
         }
     }
 
@@ -274,33 +267,6 @@ impl EtcdStore {
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn classify(options: &EtcdOptions, e: etcd_client::Error) -> Error {
-    use etcd_client::Error as E;
-    match &e {
-        E::GRpcStatus(s) => match s.code() {
-            tonic::Code::InvalidArgument
-            | tonic::Code::FailedPrecondition
-            | tonic::Code::OutOfRange
-            | tonic::Code::ResourceExhausted
-            | tonic::Code::PermissionDenied
-            | tonic::Code::Unauthenticated => {
-                Error::Store(format!("etcd refused: {}", s.message()))
-            }
-            tonic::Code::Unavailable if is_connect_error(s.message()) => {
-                unreachable_etcd(options, s.message())
-            }
-            _ => Error::OutcomeUnknown(format!("etcd: {}", s.message())),
-        },
-        E::TransportError(_) | E::IoError(_) => unreachable_etcd(options, &e.to_string()),
-        _ => Error::Store(format!("etcd: {e}")),
-    }
-}
-
-fn is_connect_error(m: &str) -> bool {
-    let m = m.to_ascii_lowercase();
-    m.contains("connect") || m.contains("refused") || m.contains("dns")
 }
 
 impl EtcdStore {
