@@ -338,3 +338,52 @@ pub(super) struct Warm {
     pub(super) snap: Snapshot,
     pub(super) meta: Meta,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::etcd_testing::EtcdCluster;
+
+    fn options(cluster: &EtcdCluster, prefix: &str) -> EtcdOptions {
+        EtcdOptions::from_url(&cluster.url())
+            .unwrap()
+            .with_prefix(prefix)
+    }
+
+    /// What a real etcd answers falls into the kinds its status codes map to.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn etcds_refusals_are_told_apart_by_kind() {
+        let Some(small) = EtcdCluster::start_with_default_limits() else {
+            return;
+        };
+        let e = EtcdStore::connect(options(&small, "/k1"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, EtcdError::TooManyOperations(_)), "{e:?}");
+        assert!(e.to_string().contains("--max-txn-ops=4096"), "{e}");
+        drop(small);
+
+        let Some(cluster) = EtcdCluster::start(1) else {
+            return;
+        };
+        let mut admin = connect(&options(&cluster, "/k2")).await.unwrap();
+        admin.role_add("root").await.unwrap();
+        admin.user_add("root", "s3cret", None).await.unwrap();
+        admin.user_grant_role("root", "root").await.unwrap();
+        admin.auth_enable().await.unwrap();
+        let mut wrong = options(&cluster, "/k2");
+        wrong.user = Some(("root".into(), "nope".into()));
+        let e = EtcdStore::connect(wrong).await.unwrap_err();
+        assert!(matches!(e, EtcdError::CredentialsRefused(_)), "{e:?}");
+        let e = EtcdStore::connect(options(&cluster, "/k2"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, EtcdError::CredentialsRefused(_)), "{e:?}");
+        assert!(!e.waiting_helps());
+
+        let mut gone = options(&cluster, "/k3");
+        gone.endpoints = vec!["127.0.0.1:1".into()];
+        let e = EtcdStore::connect(gone).await.unwrap_err();
+        assert!(e.waiting_helps(), "{e:?}");
+    }
+}
