@@ -32,7 +32,7 @@
 //! key layout and how records are read from it), [`options`] (how to reach etcd), [`store`]
 //! (the store, its requests and its fence), `commit` (loading and committing the state),
 //! [`warm`] (a follower's warm copy), [`election`] (the members' leases and the election), and
-//! on top [`leader`]: one of several managers on one etcd, from following to leading and
+//! on top [`leader`](mod@leader): one of several managers on one etcd, from following to leading and
 //! stepping down.
 
 mod commit;

@@ -16,7 +16,7 @@ pub const REPLICA_REFRESH: Duration = Duration::from_millis(100);
 impl EtcdStore {
     /// Starts keeping a warm copy of the state (a follower's): read once, then kept current by
     /// watching etcd; read again after a compaction overtook the watch or the watch broke. The
-    /// next [`Store::load`] takes it instead of reading everything, once it holds the latest
+    /// next [`Store::load`](orkestrator_core::store::Store::load) takes it instead of reading everything, once it holds the latest
     /// commit, so that a newly elected leader is ready at once.
     pub fn follow(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
