@@ -11,31 +11,21 @@ use std::sync::Arc;
 use anyhow::Result;
 use orkestrator_core::manager::ManagerConfig;
 use orkestrator_core::scheduler::Scheduler;
-use orkestrator_runtime::etcd::{Candidate, EtcdOptions, HaConfig, HaError, Step};
+use orkestrator_runtime::etcd::{Candidate, HaConfig, HaError, Step};
 use orkestrator_runtime::http::tls::ClientTls;
 
-use crate::cli::{EtcdArgs, ServerArgs};
+use crate::cli::ServerArgs;
+use crate::connect::etcd_options;
 use crate::output::{exit, fail};
 
 /// Everything `server` worked out before the store: passed on from `server::run`.
 pub struct Prepared {
     pub config: ManagerConfig,
     pub algorithm: Option<Arc<dyn Scheduler>>,
-    pub tls: Option<super::ServeTls>,
+    pub tls: Option<crate::launch::ServeTls>,
     pub listener: tokio::net::TcpListener,
     pub local: SocketAddr,
     pub scheme: &'static str,
-}
-
-/// The etcd options of `url` and `args`; `flag` names the URL's flag in errors.
-pub fn etcd_options(url: &str, args: &EtcdArgs, flag: &str) -> Result<EtcdOptions> {
-    let mut options = EtcdOptions::from_url(url)
-        .map_err(|e| fail(exit::USAGE, format!("{flag}: {e}")))?
-        .with_prefix(&args.etcd_prefix);
-    options.ca_file = args.etcd_ca_file.clone();
-    options.client_cert = args.etcd_cert.clone().zip(args.etcd_key.clone());
-    options.user = args.etcd_user.clone().zip(args.etcd_password.clone());
-    Ok(options)
 }
 
 pub async fn run(a: ServerArgs, url: &str, p: Prepared) -> Result<ExitCode> {
@@ -60,7 +50,7 @@ pub async fn run(a: ServerArgs, url: &str, p: Prepared) -> Result<ExitCode> {
         },
         ignore_lease_loss: fault_ignore_lease_loss(),
     };
-    let candidate = match Candidate::start(config, super::shutdown_signal())
+    let candidate = match Candidate::start(config, crate::signals::shutdown_signal())
         .await
         .map_err(ha_error)?
     {
@@ -76,7 +66,7 @@ pub async fn run(a: ServerArgs, url: &str, p: Prepared) -> Result<ExitCode> {
     let creds = a
         .data_dir
         .clone()
-        .unwrap_or_else(|| super::default_data_dir(a.port));
+        .unwrap_or_else(|| crate::dirs::default_data_dir(a.port));
     if let Err(e) = crate::creds::bootstrap_shared(
         leader.manager(),
         &creds,
@@ -88,7 +78,7 @@ pub async fn run(a: ServerArgs, url: &str, p: Prepared) -> Result<ExitCode> {
         step_down(&format!("it could not make the cluster's tokens ({e:#})"));
     }
     crate::creds::publish(a.port, &creds)?;
-    super::server::start_background(leader.manager(), p.algorithm);
+    crate::launch::start_background(leader.manager(), p.algorithm);
     match leader.serve().await.map_err(ha_error)? {
         Step::Next(never) => match never {},
         Step::StepDown(why) => step_down(&why),

@@ -37,7 +37,7 @@ async fn copy(a: StoreCopyArgs) -> Result<ExitCode> {
         )
     })?;
     let snap = from.load().await?;
-    let options = super::ha::etcd_options(&a.to, &a.etcd, "--to")?;
+    let options = crate::connect::etcd_options(&a.to, &a.etcd, "--to")?;
     // As the Error it holds, so that the exit code says what it is (TLS files: a usage error).
     let to = EtcdStore::connect(options)
         .await
