@@ -201,7 +201,7 @@ fn find_dir(port: u16) -> Option<PathBuf> {
             return Some(dir);
         }
     }
-    let default = crate::cmd::default_data_dir(port);
+    let default = crate::dirs::default_data_dir(port);
     default.is_dir().then_some(default)
 }
 

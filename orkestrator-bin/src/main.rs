@@ -5,8 +5,13 @@
 mod output;
 mod cli;
 mod cmd;
+mod connect;
 mod creds;
+mod dirs;
+mod follow;
+mod launch;
 mod limits;
+mod signals;
 
 use std::process::ExitCode;
 

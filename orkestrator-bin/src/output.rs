@@ -273,6 +273,30 @@ pub fn bytes(b: u64) -> String {
     }
 }
 
+/// Prints a value as pretty JSON.
+pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    outln!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+/// Prints a value as JSON on one line.
+pub fn print_json_line<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    outln!("{}", serde_json::to_string(v)?);
+    Ok(())
+}
+
+/// "3s ago", "2m ago".
+pub fn ago(ms: u64) -> String {
+    let s = ms / 1000;
+    if s < 60 {
+        format!("{s}s ago")
+    } else if s < 3600 {
+        format!("{}m ago", s / 60)
+    } else {
+        format!("{}h ago", s / 3600)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,8 +19,8 @@ use orkestrator_runtime::http::worker_metrics::{
     EngineMetrics, InstrumentedRuntime, WorkerMetricsSource,
 };
 
-use super::worker::SysProbe;
 use crate::cli::{DevArgs, Output};
+use crate::launch::SysProbe;
 
 pub async fn run(a: DevArgs) -> Result<ExitCode> {
     let job = match &a.run {
@@ -38,12 +38,12 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
         .context("the dev cluster's worker needs a Docker engine")?;
 
     let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new())).await?;
-    let listener = super::server::bind("127.0.0.1", a.port).await?;
+    let listener = crate::launch::bind("127.0.0.1", a.port).await?;
     let creds = crate::creds::runtime_dir()?.join(format!("manager-{}.d", a.port));
     crate::creds::bootstrap(&manager, &creds, None).await?;
     crate::creds::publish(a.port, &creds)?;
     let addr = format!("http://{}", listener.local_addr()?);
-    super::server::start_background(&manager, Some(super::server::scheduler_named("spread")?));
+    crate::launch::start_background(&manager, Some(crate::launch::scheduler_named("spread")?));
     let m = manager.clone();
     tokio::spawn(async move {
         let _ = orkestrator_runtime::http::server::serve(listener, m, std::future::pending()).await;
@@ -81,11 +81,11 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
     if let Some(job) = job {
         let r = transport.submit_job(&job).await?;
         outln!("job {} submitted (version {})", r.job, r.version);
-        code = match super::follow::wait(
+        code = match crate::follow::wait(
             transport.as_ref(),
             &r.job,
             r.index,
-            super::follow::Goal::Running,
+            crate::follow::Goal::Running,
             Duration::from_secs(300),
             Output::Table,
         )
@@ -115,7 +115,7 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
         }
     }
     outln!("serving until Ctrl-C; jobs are stopped and their containers removed on exit");
-    super::shutdown_signal().await;
+    crate::signals::shutdown_signal().await;
     stop_all(transport.as_ref(), a.stop_grace).await;
     Ok(code)
 }

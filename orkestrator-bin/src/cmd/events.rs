@@ -14,12 +14,12 @@ use orkestrator_core::events::{
 use orkestrator_core::transport::Transport;
 use serde_json::json;
 
-use super::follow::Backoff;
 use crate::cli::{EventsArgs, Output};
+use crate::follow::Backoff;
 use crate::output::Paint;
 
 pub async fn run(a: EventsArgs) -> Result<ExitCode> {
-    let client = super::client(&a.addr)?;
+    let client = crate::connect::client(&a.addr)?;
     let mut filter = EventFilter {
         topics: a.topics.clone(),
         key: a.key.clone(),
@@ -33,7 +33,7 @@ pub async fn run(a: EventsArgs) -> Result<ExitCode> {
     let start = a.from_index.unwrap_or_default();
     tokio::select! {
         r = follow(&client, start, &filter, a.output) => r,
-        _ = super::shutdown_signal() => Ok(ExitCode::SUCCESS),
+        _ = crate::signals::shutdown_signal() => Ok(ExitCode::SUCCESS),
     }
 }
 
@@ -69,7 +69,7 @@ async fn follow(
             }
             backoff.reset();
             match output {
-                Output::Json => super::print_json_line(&json_item(&item))?,
+                Output::Json => crate::output::print_json_line(&json_item(&item))?,
                 Output::Table => outln!("{}", human(&item, color)),
             }
         }

@@ -8,10 +8,10 @@ use orkestrator_core::transport::Transport;
 use crate::cli::{Output, OutputArgs};
 
 pub async fn run(a: OutputArgs) -> Result<ExitCode> {
-    let client = super::client(&a.addr)?;
+    let client = crate::connect::client(&a.addr)?;
     let r = client.gc().await?;
     if a.output == Output::Json {
-        super::print_json(&r)?;
+        crate::output::print_json(&r)?;
     } else {
         outln!(
             "removed {} jobs, {} instances, {} spec versions, {} workers",

@@ -22,7 +22,7 @@ fn counts<K: std::fmt::Display>(m: &std::collections::BTreeMap<K, u64>) -> Strin
 }
 
 pub async fn run(a: OutputArgs) -> Result<ExitCode> {
-    let client = super::client(&a.addr)?;
+    let client = crate::connect::client(&a.addr)?;
     let h = client.health().await?;
     let all_ready =
         h.unready_workers.is_empty() && h.schedulers.iter().all(|s| s.status == Liveness::Ready);
@@ -32,7 +32,7 @@ pub async fn run(a: OutputArgs) -> Result<ExitCode> {
         ExitCode::from(crate::output::exit::FAILED)
     };
     if a.output == Output::Json {
-        super::print_json(&h)?;
+        crate::output::print_json(&h)?;
         return Ok(code);
     }
     let color = crate::output::color();
@@ -64,7 +64,11 @@ pub async fn run(a: OutputArgs) -> Result<ExitCode> {
                 Paint::for_state(&s.status.to_string()),
             ),
             (
-                format!("{}, seen {}", s.algorithm, super::ago(s.last_seen_ms_ago)),
+                format!(
+                    "{}, seen {}",
+                    s.algorithm,
+                    crate::output::ago(s.last_seen_ms_ago)
+                ),
                 Paint::Plain,
             ),
         ]);

@@ -13,7 +13,7 @@ use crate::cli::{LogsArgs, Output};
 use crate::output::{exit, fail};
 
 pub async fn run(a: LogsArgs) -> Result<ExitCode> {
-    let client = super::client(&a.addr)?;
+    let client = crate::connect::client(&a.addr)?;
     let job = JobId::new(a.job);
     let q = LogsQuery {
         task: a.task,
@@ -65,7 +65,7 @@ async fn follow(
     job: &JobId,
     q: &LogsQuery,
 ) -> Result<ExitCode> {
-    let stop = super::shutdown_signal();
+    let stop = crate::signals::shutdown_signal();
     tokio::pin!(stop);
     let mut stream = tokio::select! {
         _ = &mut stop => return Ok(ExitCode::SUCCESS),

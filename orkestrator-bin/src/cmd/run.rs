@@ -8,8 +8,8 @@ use orkestrator_core::api::SubmitOutcome;
 use orkestrator_core::spec::load_job_file;
 use orkestrator_core::transport::Transport;
 
-use super::follow::{Goal, wait};
 use crate::cli::{Output, RunArgs};
+use crate::follow::{Goal, wait};
 use crate::output::exit;
 
 pub async fn run(a: RunArgs) -> Result<ExitCode> {
@@ -33,10 +33,10 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(exit::USAGE));
         }
     };
-    let client = super::client(&a.addr)?;
+    let client = crate::connect::client(&a.addr)?;
     let r = client.submit_job(&job).await?;
     if a.output == Output::Json && !a.wait {
-        super::print_json(&r)?;
+        crate::output::print_json(&r)?;
         return Ok(ExitCode::SUCCESS);
     }
     let what = match r.outcome {

@@ -10,12 +10,14 @@ use orkestrator_core::scheduler::SchedulerAgent;
 use crate::cli::SchedulerArgs;
 
 pub async fn run(a: SchedulerArgs) -> Result<ExitCode> {
-    let algorithm = super::server::scheduler_named(&a.algorithm)?;
+    let algorithm = crate::launch::scheduler_named(&a.algorithm)?;
     // A scheduler keeps its credential in memory only: a restarted one joins again.
-    let transport = Arc::new(super::component_client(&a.addr, &a.join, None, None, None)?);
+    let transport = Arc::new(crate::connect::component_client(
+        &a.addr, &a.join, None, None, None,
+    )?);
     tracing::info!(scheduler = %a.name, manager = %transport.addresses().join(","), "scheduler starting");
     SchedulerAgent::new(SchedulerId::new(a.name), transport, algorithm)
-        .run(super::shutdown_signal())
+        .run(crate::signals::shutdown_signal())
         .await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,17 +4,15 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use orkestrator_core::ids::SchedulerId;
-use orkestrator_core::local::LocalTransport;
+use anyhow::Result;
 use orkestrator_core::manager::{Manager, ManagerConfig};
-use orkestrator_core::scheduler::{Registry, Scheduler, SchedulerAgent};
 use orkestrator_core::store::{MemoryStore, Store};
 use orkestrator_runtime::RedbStore;
 use orkestrator_runtime::http::server::ServeOptions;
 use orkestrator_runtime::http::tls::{ClientTls, digest_hex};
 
 use crate::cli::ServerArgs;
+use crate::launch::{bind, scheduler_named, start_background};
 use crate::output::{exit, fail};
 
 pub async fn run(a: ServerArgs) -> Result<ExitCode> {
@@ -33,7 +31,7 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
         ..ManagerConfig::default()
     };
     let algorithm = scheduler_named(&a.scheduler)?;
-    let tls = super::serve_tls(&a.tls)?;
+    let tls = crate::launch::serve_tls(&a.tls)?;
     let listener = bind(&a.bind, a.port).await?;
     let local = listener.local_addr()?;
     refuse_plain_http_off_loopback(local, tls.is_some(), a.insecure)?;
@@ -76,7 +74,7 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
         let dir = a
             .data_dir
             .clone()
-            .unwrap_or_else(|| super::default_data_dir(a.port));
+            .unwrap_or_else(|| crate::dirs::default_data_dir(a.port));
         let store = RedbStore::open_dir(&dir)?;
         tracing::info!("state in {}", store.path().display());
         (Arc::new(store), dir)
@@ -95,7 +93,7 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
     orkestrator_runtime::http::server::serve_app(
         listener,
         app,
-        super::shutdown_signal(),
+        crate::signals::shutdown_signal(),
         ServeOptions::default().with_tls(tls.map(|t| t.config)),
     )
     .await?;
@@ -119,55 +117,4 @@ fn refuse_plain_http_off_loopback(local: SocketAddr, tls: bool, insecure: bool) 
              to serve plain HTTP anyway (on a network you trust); or bind 127.0.0.1"
         ),
     ))
-}
-
-/// Binds the API's listener, with an error that says what to do.
-pub async fn bind(host: &str, port: u16) -> Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind((host, port))
-        .await
-        .with_context(|| format!("cannot listen on {host}:{port} (is another manager running? pick another with --port)"))
-}
-
-/// Starts what runs beside the API: the embedded scheduler (over the in-process transport, like
-/// any other scheduler) and the liveness and garbage-collection loops.
-///
-/// The embedded scheduler gets a thread (and a small tokio runtime) of its own: placing a batch is
-/// CPU work that can take a good part of a second on a large cluster, and on the API's runtime it
-/// would hold up heartbeats and watches queued behind it on the same thread.
-pub fn start_background(manager: &Manager, embedded_scheduler: Option<Arc<dyn Scheduler>>) {
-    if let Some(algorithm) = embedded_scheduler {
-        let transport = Arc::new(LocalTransport::new(manager.clone()));
-        let agent = SchedulerAgent::new(SchedulerId::new("embedded"), transport, algorithm);
-        let spawned = std::thread::Builder::new()
-            .name("embedded-scheduler".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                match rt {
-                    Ok(rt) => {
-                        if let Err(e) = rt.block_on(agent.run(std::future::pending())) {
-                            tracing::error!(error = %e, "the embedded scheduler stopped");
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "cannot start the embedded scheduler"),
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the embedded scheduler's thread");
-        }
-    }
-    tokio::spawn(manager.clone().run_liveness_checks());
-    tokio::spawn(manager.clone().run_gc());
-}
-
-/// The built-in scheduler named `name`, or an error that lists the names.
-pub fn scheduler_named(name: &str) -> Result<Arc<dyn Scheduler>> {
-    let registry = Registry::builtin();
-    registry.get(name).ok_or_else(|| {
-        anyhow::anyhow!(
-            "unknown scheduler {name:?} (use one of: {})",
-            registry.names().join(", ")
-        )
-    })
 }

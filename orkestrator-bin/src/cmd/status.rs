@@ -12,12 +12,12 @@ use crate::cli::{Output, StatusArgs};
 use crate::output::{Paint, Table, bytes, cores};
 
 pub async fn run(a: StatusArgs) -> Result<ExitCode> {
-    let client = super::client(&a.out.addr)?;
+    let client = crate::connect::client(&a.out.addr)?;
     match a.job {
         None => {
             let jobs = client.list_jobs().await?;
             if a.out.output == Output::Json {
-                super::print_json(&jobs)?;
+                crate::output::print_json(&jobs)?;
                 return Ok(ExitCode::SUCCESS);
             }
             if jobs.is_empty() {
@@ -29,7 +29,7 @@ pub async fn run(a: StatusArgs) -> Result<ExitCode> {
         Some(name) => {
             let v = client.get_job(&JobId::new(name)).await?;
             if a.out.output == Output::Json {
-                super::print_json(&v)?;
+                crate::output::print_json(&v)?;
             } else {
                 print_job(&v)?;
             }
@@ -123,7 +123,7 @@ fn print_job(v: &JobView) -> Result<()> {
                 ),
                 (task.restarts.to_string(), Paint::Plain),
                 (
-                    super::ago(now_millis().saturating_sub(task.since)),
+                    crate::output::ago(now_millis().saturating_sub(task.since)),
                     Paint::Plain,
                 ),
                 (

@@ -7,11 +7,11 @@ use orkestrator_core::api::JobPhase;
 use orkestrator_core::ids::JobId;
 use orkestrator_core::transport::Transport;
 
-use super::follow::{Goal, wait};
 use crate::cli::{Output, StopArgs};
+use crate::follow::{Goal, wait};
 
 pub async fn run(a: StopArgs) -> Result<ExitCode> {
-    let client = super::client(&a.addr)?;
+    let client = crate::connect::client(&a.addr)?;
     let id = JobId::new(a.job);
     let v = client.stop_job(&id).await?;
     if a.output == Output::Table {
@@ -27,7 +27,7 @@ pub async fn run(a: StopArgs) -> Result<ExitCode> {
     }
     if !a.wait {
         if a.output == Output::Json {
-            super::print_json(&v)?;
+            crate::output::print_json(&v)?;
         }
         return Ok(ExitCode::SUCCESS);
     }

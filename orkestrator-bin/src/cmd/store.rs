@@ -37,8 +37,11 @@ async fn copy(a: StoreCopyArgs) -> Result<ExitCode> {
         )
     })?;
     let snap = from.load().await?;
-    let options = super::ha::etcd_options(&a.to, &a.etcd, "--to")?;
-    let to = EtcdStore::connect(options).await?;
+    let options = crate::connect::etcd_options(&a.to, &a.etcd, "--to")?;
+    // As the Error it holds, so that the exit code says what it is (TLS files: a usage error).
+    let to = EtcdStore::connect(options)
+        .await
+        .map_err(orkestrator_core::Error::from)?;
     if !to.is_empty().await? {
         if !a.replace {
             return Err(fail(

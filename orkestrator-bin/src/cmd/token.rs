@@ -10,7 +10,7 @@ use crate::cli::{Output, TokenCommand};
 pub async fn run(c: TokenCommand) -> Result<ExitCode> {
     match c {
         TokenCommand::Create(a) => {
-            let client = super::client(&a.out.addr)?;
+            let client = crate::connect::client(&a.out.addr)?;
             let issued = client
                 .create_token(&CreateToken {
                     role: a.role,
@@ -18,7 +18,7 @@ pub async fn run(c: TokenCommand) -> Result<ExitCode> {
                 })
                 .await?;
             match a.out.output {
-                Output::Json => super::print_json(&issued)?,
+                Output::Json => crate::output::print_json(&issued)?,
                 Output::Table => {
                     // The token alone on standard output (for `> file`); what it is on stderr.
                     outln!("{}", issued.token);
@@ -32,10 +32,10 @@ pub async fn run(c: TokenCommand) -> Result<ExitCode> {
             }
         }
         TokenCommand::List(a) => {
-            let client = super::client(&a.addr)?;
+            let client = crate::connect::client(&a.addr)?;
             let all = client.list_tokens().await?;
             match a.output {
-                Output::Json => super::print_json(&all)?,
+                Output::Json => crate::output::print_json(&all)?,
                 Output::Table => {
                     let now = orkestrator_core::api::now_millis();
                     let mut t = crate::output::Table::new(&["ID", "ROLE", "FOR", "CREATED"]);
@@ -47,7 +47,7 @@ pub async fn run(c: TokenCommand) -> Result<ExitCode> {
                                 .clone()
                                 .or_else(|| i.name.clone())
                                 .unwrap_or_default(),
-                            super::ago(now.saturating_sub(i.created_at)),
+                            crate::output::ago(now.saturating_sub(i.created_at)),
                         ]);
                     }
                     t.print()?;
@@ -55,10 +55,10 @@ pub async fn run(c: TokenCommand) -> Result<ExitCode> {
             }
         }
         TokenCommand::Revoke(a) => {
-            let client = super::client(&a.out.addr)?;
+            let client = crate::connect::client(&a.out.addr)?;
             let info = client.revoke_token(&a.id).await?;
             match a.out.output {
-                Output::Json => super::print_json(&info)?,
+                Output::Json => crate::output::print_json(&info)?,
                 Output::Table => outln!("revoked {} token {}", info.role, info.id),
             }
         }

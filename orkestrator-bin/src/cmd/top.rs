@@ -28,14 +28,14 @@ struct TaskRow {
 }
 
 pub async fn run(a: TopArgs) -> Result<ExitCode> {
-    let client = super::client(&a.out.addr)?;
+    let client = crate::connect::client(&a.out.addr)?;
     let live = !a.once && a.out.output == Output::Table && crate::output::stdout_is_tty();
     if !live {
         if a.out.output == Output::Json {
             if a.workers {
-                super::print_json(&client.list_workers().await?)?;
+                crate::output::print_json(&client.list_workers().await?)?;
             } else {
-                super::print_json(&tasks(&client, a.job.as_deref()).await?)?;
+                crate::output::print_json(&tasks(&client, a.job.as_deref()).await?)?;
             }
         } else {
             for line in frame(&client, &a).await? {
@@ -62,7 +62,7 @@ pub async fn run(a: TopArgs) -> Result<ExitCode> {
     };
     tokio::select! {
         r = redraw => r,
-        _ = super::shutdown_signal() => Ok(ExitCode::SUCCESS),
+        _ = crate::signals::shutdown_signal() => Ok(ExitCode::SUCCESS),
     }
 }
 

@@ -28,7 +28,7 @@ pub fn run(a: ValidateArgs) -> Result<ExitCode> {
             let r = job.resources();
             let n = job.tasks.len();
             if as_json {
-                super::print_json(&json!({
+                crate::output::print_json(&json!({
                     "file": shown.to_string(),
                     "valid": true,
                     "job": job.name,
@@ -56,7 +56,7 @@ pub fn run(a: ValidateArgs) -> Result<ExitCode> {
         }
         Err(Error::Invalid(problems)) => {
             if as_json {
-                super::print_json(&json!({
+                crate::output::print_json(&json!({
                     "file": shown.to_string(),
                     "valid": false,
                     "problems": problems,
@@ -75,7 +75,7 @@ pub fn run(a: ValidateArgs) -> Result<ExitCode> {
         }
         Err(e) => {
             if as_json {
-                super::print_json(&json!({
+                crate::output::print_json(&json!({
                     "file": shown.to_string(),
                     "valid": false,
                     "error": e.to_string(),

@@ -1,21 +1,18 @@
 //! `orkestrator worker`: runs assigned tasks on the local Docker engine.
 
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use orkestrator_core::metrics::NodeSample;
-use orkestrator_core::spec::Resources;
-use orkestrator_core::units::{ByteSize, Cpu};
-use orkestrator_core::worker::{ResourceProbe, WorkerAgent, WorkerConfig};
+use orkestrator_core::worker::{WorkerAgent, WorkerConfig};
 use orkestrator_runtime::DockerRuntime;
 use orkestrator_runtime::http::server::ServeOptions;
 use orkestrator_runtime::http::worker_metrics::{
     EngineMetrics, InstrumentedRuntime, WorkerMetricsSource,
 };
-use orkestrator_runtime::probe::HostProbe;
 
 use crate::cli::WorkerArgs;
+use crate::launch::SysProbe;
 
 pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
     let name = a
@@ -25,7 +22,7 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
     let data_dir = a
         .data_dir
         .clone()
-        .unwrap_or_else(|| super::data_dir_named(&format!("worker-{name}")));
+        .unwrap_or_else(|| crate::dirs::data_dir_named(&format!("worker-{name}")));
     crate::creds::private_dir(&data_dir)?;
     let credential_file = data_dir.join(crate::creds::CREDENTIAL_FILE);
     let credential = crate::creds::read_token(&credential_file).ok();
@@ -39,14 +36,14 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
         })
     };
     let pin = data_dir.join("ca.sha256");
-    let transport = Arc::new(super::component_client(
+    let transport = Arc::new(crate::connect::component_client(
         &a.addr,
         &a.join,
         credential,
         Some(keep),
         Some(&pin),
     )?);
-    let tls = super::serve_tls(&a.tls)?;
+    let tls = crate::launch::serve_tls(&a.tls)?;
     let listener = tokio::net::TcpListener::bind((a.bind.as_str(), a.port))
         .await
         .with_context(|| {
@@ -92,7 +89,7 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
         let _ =
             orkestrator_runtime::http::server::serve_router_with(listener, endpoint, options).await;
     });
-    agent.run(super::shutdown_signal()).await?;
+    agent.run(crate::signals::shutdown_signal()).await?;
     tracing::info!(
         "worker stopped; its containers keep running and are adopted when it comes back"
     );
@@ -107,58 +104,4 @@ fn hostname() -> String {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "worker".into())
         .to_ascii_lowercase()
-}
-
-/// The host's resources from sysinfo, capped by `--cpu`, `--memory`, `--disk`; host samples for
-/// the metrics loop (uncapped: what the host really has and uses).
-pub struct SysProbe {
-    probe: Mutex<HostProbe>,
-    /// A probe of its own, so that heartbeats and metrics each measure CPU over their own period.
-    node: Mutex<HostProbe>,
-    total: Resources,
-}
-
-impl SysProbe {
-    pub fn new(a: &WorkerArgs) -> Result<Self> {
-        Self::with_caps(a.cpu.as_deref(), a.memory.as_deref(), a.disk.as_deref())
-    }
-
-    pub fn with_caps(cpu: Option<&str>, memory: Option<&str>, disk: Option<&str>) -> Result<Self> {
-        let mut probe = HostProbe::new();
-        let mut total = probe.total();
-        if let Some(c) = cpu {
-            total.cpu = Cpu::parse(c).map_err(|e| anyhow::anyhow!("--cpu: {e}"))?;
-        }
-        if let Some(m) = memory {
-            total.memory = ByteSize::parse(m).map_err(|e| anyhow::anyhow!("--memory: {e}"))?;
-        }
-        if let Some(d) = disk {
-            total.disk = ByteSize::parse(d).map_err(|e| anyhow::anyhow!("--disk: {e}"))?;
-        }
-        Ok(SysProbe {
-            probe: Mutex::new(probe),
-            node: Mutex::new(HostProbe::new()),
-            total,
-        })
-    }
-}
-
-impl ResourceProbe for SysProbe {
-    fn total(&self) -> Resources {
-        self.total
-    }
-
-    fn available(&self) -> Resources {
-        let mut p = self.probe.lock().unwrap_or_else(|e| e.into_inner());
-        let a = p.available();
-        Resources {
-            cpu: a.cpu.min(self.total.cpu),
-            memory: a.memory.min(self.total.memory),
-            disk: a.disk.min(self.total.disk),
-        }
-    }
-
-    fn node(&self) -> NodeSample {
-        self.node.lock().unwrap_or_else(|e| e.into_inner()).node()
-    }
 }

@@ -11,10 +11,10 @@ use crate::cli::{Output, OutputArgs};
 use crate::output::{Paint, Table, bytes, cores};
 
 pub async fn run(a: OutputArgs) -> Result<ExitCode> {
-    let client = super::client(&a.addr)?;
+    let client = crate::connect::client(&a.addr)?;
     let workers = client.list_workers().await?;
     if a.output == Output::Json {
-        super::print_json(&workers)?;
+        crate::output::print_json(&workers)?;
         return Ok(ExitCode::SUCCESS);
     }
     if workers.is_empty() {
@@ -75,7 +75,7 @@ pub fn table(workers: &[WorkerView]) -> Table {
                 format!("{}/{}", r.disk.human(), total.disk.human()),
                 Paint::Plain,
             ),
-            (super::ago(w.last_seen_ms_ago), Paint::Plain),
+            (crate::output::ago(w.last_seen_ms_ago), Paint::Plain),
             (
                 w.labels
                     .iter()

@@ -583,7 +583,7 @@ pub async fn wait(
     show.done();
     let final_view = client.get_job(job).await.ok();
     if let (Output::Json, Some(v)) = (output, &final_view) {
-        super::print_json(v)?;
+        crate::output::print_json(v)?;
     }
     match verdict {
         Ok(()) => {

@@ -1,0 +1,145 @@
+//! The arguments of the administration commands: `token`, `tls` and `store`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::common::OutputArgs;
+use super::daemons::EtcdArgs;
+
+/// `token`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once (standard output) and never shown again.
+    Create(TokenCreateArgs),
+    /// List tokens and component credentials (never their secrets).
+    List(OutputArgs),
+    /// Revoke a token or credential by its id: it stops working at once.
+    Revoke(TokenRevokeArgs),
+}
+
+/// `token create`.
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// What it may do: `operator` (everything), `read` (every GET, /metrics too) or `join`
+    /// (register workers and schedulers).
+    #[arg(long, value_parser = role)]
+    pub role: orkestrator_core::auth::Role,
+    /// A description: who or what it is for.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Output.
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// `token revoke`.
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's id (the first column of `token list`).
+    pub id: String,
+    /// Output.
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+fn role(s: &str) -> Result<orkestrator_core::auth::Role, String> {
+    let r: orkestrator_core::auth::Role = s.parse()?;
+    if r.is_user_role() {
+        Ok(r)
+    } else {
+        Err(format!(
+            "{s}: use operator, read or join (component credentials are issued at registration)"
+        ))
+    }
+}
+
+/// `tls`.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// What to create.
+    #[command(subcommand)]
+    pub command: TlsCommand,
+}
+
+/// The `tls` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Create a cluster CA (DIR/ca.pem, DIR/ca-key.pem) and the manager's certificate
+    /// (DIR/NAME.pem: the certificate then the CA; DIR/NAME-key.pem), and print the CA's digest.
+    /// Refuses to replace an existing CA.
+    Init(TlsInitArgs),
+    /// Issue one more certificate from the CA in DIR (for a worker's endpoint, or a manager on
+    /// another host): DIR/NAME.pem and DIR/NAME-key.pem.
+    Cert(TlsCertArgs),
+}
+
+/// `tls init`.
+#[derive(Debug, Args)]
+pub struct TlsInitArgs {
+    /// The directory to write into (created if missing).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The certificate's name: its file names and common name.
+    #[arg(long, default_value = "manager")]
+    pub name: String,
+    /// A host name or IP address clients reach the server by, besides localhost and 127.0.0.1
+    /// (repeatable).
+    #[arg(long = "san", value_name = "NAME")]
+    pub sans: Vec<String>,
+    /// How many days the certificate is valid (the CA: ten years).
+    #[arg(long, default_value_t = 825, value_name = "N")]
+    pub days: u32,
+}
+
+/// `tls cert`.
+#[derive(Debug, Args)]
+pub struct TlsCertArgs {
+    /// The directory that holds the CA (`ca.pem`, `ca-key.pem`) from `orkestrator tls init`.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The certificate's name: its file names and common name (e.g. worker-1).
+    #[arg(long)]
+    pub name: String,
+    /// A host name or IP address clients reach the server by, besides localhost and 127.0.0.1
+    /// (repeatable). A worker's must include the host of the address it registers.
+    #[arg(long = "san", value_name = "NAME")]
+    pub sans: Vec<String>,
+    /// How many days the certificate is valid.
+    #[arg(long, default_value_t = 825, value_name = "N")]
+    pub days: u32,
+}
+
+/// `store`.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: StoreCommand,
+}
+
+/// The `store` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy a stopped manager's state (its --data-dir) into etcd, so that managers started with
+    /// `--store etcd://...` carry on with it: jobs, instances, workers, tokens and the state
+    /// index. Refuses an etcd prefix that already holds anything unless --replace.
+    Copy(StoreCopyArgs),
+}
+
+/// `store copy`.
+#[derive(Debug, Args)]
+pub struct StoreCopyArgs {
+    /// The manager's data directory (redb), or its state file.
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+    /// The etcd to copy into: `etcd://HOST:PORT[,HOST:PORT...]`.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// How to reach etcd.
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    /// Delete what the prefix holds first (another cluster's state, or an interrupted copy).
+    #[arg(long)]
+    pub replace: bool,
+}

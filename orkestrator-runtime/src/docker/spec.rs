@@ -1,0 +1,246 @@
+//! A container spec as the engine's create request: limits, ports, labels, and the security
+//! options every container gets; and the image reference to pull.
+
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, PortMap};
+use orkestrator_core::runtime::ContainerSpec;
+use orkestrator_core::spec::{MIN_CPU, PortMapping};
+use orkestrator_core::units::Cpu;
+
+/// The image reference to pull: a reference without tag or digest means `:latest` (the engine
+/// would otherwise pull every tag).
+pub(super) fn pull_reference(image: &str) -> String {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if image.contains('@') || last.contains(':') {
+        image.to_string()
+    } else {
+        format!("{image}:latest")
+    }
+}
+
+/// The security option every container is created with.
+const NO_NEW_PRIVILEGES: &str = "no-new-privileges:true";
+
+/// The engine's request body for `spec`.
+pub(super) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let memory = spec.resources.memory.bytes();
+    let host_config = HostConfig {
+        nano_cpus: nano_cpus(spec.resources.cpu),
+        memory: (memory > 0).then(|| to_i64(memory)),
+        // Memory + swap = memory: no swap at all.
+        memory_swap: (memory > 0).then(|| to_i64(memory)),
+        port_bindings: Some(port_bindings(&spec.ports)).filter(|p| !p.is_empty()),
+        // Safe by default: never privileged, and no process may gain privileges it was not
+        // started with (setuid binaries, file capabilities).
+        privileged: Some(false),
+        security_opt: Some(vec![NO_NEW_PRIVILEGES.to_owned()]),
+        pids_limit: (spec.pids_limit > 0).then(|| i64::from(spec.pids_limit)),
+        readonly_rootfs: Some(spec.read_only),
+        ..Default::default()
+    };
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(
+            spec.labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        exposed_ports: (!spec.ports.is_empty()).then(|| exposed_ports(&spec.ports)),
+        user: spec.user.clone(),
+        host_config: Some(host_config),
+        ..Default::default()
+    }
+}
+
+/// The engine's CPU limit for `cpu`: none for zero, and never under [`MIN_CPU`], which the kernel
+/// refuses (its smallest CFS quota is 1 ms per 100 ms period, and the container would never start).
+/// New submissions cannot ask for less; a spec stored before that rule existed can.
+fn nano_cpus(cpu: Cpu) -> Option<i64> {
+    let millis = cpu.millis();
+    (millis > 0).then(|| to_i64(millis.max(MIN_CPU.millis()).saturating_mul(1_000_000)))
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn port_key(p: &PortMapping) -> String {
+    format!("{}/{}", p.container, p.protocol.as_str())
+}
+
+fn exposed_ports(ports: &[PortMapping]) -> Vec<String> {
+    let mut keys: Vec<String> = ports.iter().map(port_key).collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Published ports: `container/proto` → host ports on every IPv4 address.
+fn port_bindings(ports: &[PortMapping]) -> PortMap {
+    let mut map = PortMap::new();
+    for p in ports {
+        let Some(host) = p.host else { continue };
+        let bindings = map.entry(port_key(p)).or_insert_with(|| Some(Vec::new()));
+        bindings.get_or_insert_with(Vec::new).push(PortBinding {
+            host_ip: Some("0.0.0.0".to_string()),
+            host_port: Some(host.to_string()),
+        });
+    }
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use orkestrator_core::spec::{Protocol, Resources};
+    use orkestrator_core::units::ByteSize;
+
+    use super::*;
+
+    fn spec() -> ContainerSpec {
+        ContainerSpec {
+            name: "web-1".into(),
+            image: "busybox:1.36".into(),
+            command: vec!["sleep".into(), "10".into()],
+            env: BTreeMap::from([("A".into(), "1".into())]),
+            ports: vec![
+                PortMapping {
+                    container: 80,
+                    host: Some(8080),
+                    protocol: Protocol::Tcp,
+                },
+                PortMapping {
+                    container: 80,
+                    host: Some(8081),
+                    protocol: Protocol::Tcp,
+                },
+                PortMapping {
+                    container: 53,
+                    host: Some(5353),
+                    protocol: Protocol::Udp,
+                },
+                PortMapping {
+                    container: 9000,
+                    host: None,
+                    protocol: Protocol::Tcp,
+                },
+            ],
+            resources: Resources {
+                cpu: Cpu::from_millis(250),
+                memory: ByteSize::mib(64),
+                disk: ByteSize::mib(10),
+            },
+            labels: BTreeMap::from([("orkestrator.job".into(), "web".into())]),
+            pids_limit: 4096,
+            user: None,
+            read_only: false,
+        }
+    }
+
+    #[test]
+    fn create_body_is_unprivileged_with_a_pid_limit() {
+        let body = create_body(&spec());
+        assert!(body.user.is_none());
+        let hc = body.host_config.unwrap();
+        assert_eq!(hc.privileged, Some(false));
+        assert_eq!(hc.security_opt.unwrap(), ["no-new-privileges:true"]);
+        assert_eq!(hc.pids_limit, Some(4096));
+        assert_eq!(hc.readonly_rootfs, Some(false));
+
+        let mut s = spec();
+        s.pids_limit = 50;
+        s.user = Some("1000:1000".into());
+        s.read_only = true;
+        let body = create_body(&s);
+        assert_eq!(body.user.as_deref(), Some("1000:1000"));
+        let hc = body.host_config.unwrap();
+        assert_eq!(hc.pids_limit, Some(50));
+        assert_eq!(hc.readonly_rootfs, Some(true));
+        assert_eq!(hc.security_opt.unwrap(), ["no-new-privileges:true"]);
+    }
+
+    #[test]
+    fn create_body_applies_limits_ports_env_labels() {
+        let body = create_body(&spec());
+        let hc = body.host_config.unwrap();
+        assert_eq!(hc.nano_cpus, Some(250_000_000));
+        assert_eq!(hc.memory, Some(64 * 1024 * 1024));
+        assert_eq!(hc.memory_swap, hc.memory);
+        let pb = hc.port_bindings.unwrap();
+        let tcp80 = pb["80/tcp"].as_ref().unwrap();
+        assert_eq!(tcp80.len(), 2);
+        assert_eq!(tcp80[0].host_ip.as_deref(), Some("0.0.0.0"));
+        assert_eq!(tcp80[1].host_port.as_deref(), Some("8081"));
+        assert_eq!(
+            pb["53/udp"].as_ref().unwrap()[0].host_port.as_deref(),
+            Some("5353")
+        );
+        assert!(
+            !pb.contains_key("9000/tcp"),
+            "unpublished ports are not bound"
+        );
+        assert_eq!(
+            body.exposed_ports.unwrap(),
+            vec!["53/udp", "80/tcp", "9000/tcp"]
+        );
+        assert_eq!(body.env.unwrap(), vec!["A=1"]);
+        assert_eq!(body.labels.unwrap()["orkestrator.job"], "web");
+        assert_eq!(body.cmd.unwrap(), vec!["sleep", "10"]);
+    }
+
+    #[test]
+    fn cpu_limits_are_never_below_what_the_kernel_accepts() {
+        // Regression: a stored spec with cpu 1m became NanoCpus 1_000_000, and runc refused it
+        // (`cpu.cfs_quota_us: invalid argument`): the smallest limit is 0.01 CPU.
+        assert_eq!(nano_cpus(Cpu::ZERO), None, "zero is no limit");
+        for millis in [1, 5, 9] {
+            assert_eq!(
+                nano_cpus(Cpu::from_millis(millis)),
+                Some(10_000_000),
+                "{millis}m"
+            );
+        }
+        assert_eq!(nano_cpus(Cpu::from_millis(10)), Some(10_000_000));
+        assert_eq!(nano_cpus(Cpu::from_millis(11)), Some(11_000_000));
+        assert_eq!(nano_cpus(Cpu::from_cores(2)), Some(2_000_000_000));
+        assert_eq!(nano_cpus(Cpu::from_millis(u64::MAX)), Some(i64::MAX));
+        let mut s = spec();
+        s.resources.cpu = Cpu::from_millis(1);
+        assert_eq!(
+            create_body(&s).host_config.unwrap().nano_cpus,
+            Some(10_000_000)
+        );
+    }
+
+    #[test]
+    fn create_body_without_limits_or_command() {
+        let mut s = spec();
+        s.command.clear();
+        s.ports.clear();
+        s.resources = Resources::ZERO;
+        let body = create_body(&s);
+        assert!(body.cmd.is_none());
+        assert!(body.exposed_ports.is_none());
+        let hc = body.host_config.unwrap();
+        assert!(hc.nano_cpus.is_none() && hc.memory.is_none() && hc.memory_swap.is_none());
+        assert!(hc.port_bindings.is_none());
+    }
+
+    #[test]
+    fn pull_reference_defaults_to_latest() {
+        assert_eq!(pull_reference("busybox"), "busybox:latest");
+        assert_eq!(pull_reference("busybox:1.36"), "busybox:1.36");
+        assert_eq!(
+            pull_reference("registry:5000/app"),
+            "registry:5000/app:latest"
+        );
+        assert_eq!(
+            pull_reference("registry:5000/app:v1"),
+            "registry:5000/app:v1"
+        );
+        assert_eq!(pull_reference("app@sha256:abc"), "app@sha256:abc");
+    }
+}
