@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::ids::WorkerId;
 use crate::runtime::Runtime;
 use crate::spec::Resources;
-use crate::transport::Transport;
+use crate::transport::WorkerApi;
 
 mod agent;
 mod container;
@@ -113,11 +113,11 @@ impl WorkerConfig {
 }
 
 /// The worker agent.
-pub struct WorkerAgent<T: Transport, R: Runtime> {
+pub struct WorkerAgent<T: WorkerApi, R: Runtime> {
     agent: Arc<agent::Agent<T, R>>,
 }
 
-impl<T: Transport, R: Runtime> WorkerAgent<T, R> {
+impl<T: WorkerApi, R: Runtime> WorkerAgent<T, R> {
     /// A worker agent.
     pub fn new(
         config: WorkerConfig,

@@ -24,7 +24,7 @@ use orkestrator_core::ids::{JobId, SchedulerId, WorkerId};
 use orkestrator_core::metrics::{JobMetrics, MetricsAccepted, MetricsReport, WorkerMetrics};
 use orkestrator_core::runtime::LogOptions;
 use orkestrator_core::spec::Job;
-use orkestrator_core::transport::{EventStream, Transport};
+use orkestrator_core::transport::{ClientApi, EventStream, SchedulerApi, WorkerApi};
 use orkestrator_core::{Error, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -946,7 +946,7 @@ fn list_path(path: &str, q: &ListQuery) -> String {
 }
 
 #[async_trait]
-impl Transport for HttpTransport {
+impl ClientApi for HttpTransport {
     async fn submit_job(&self, job: &Job) -> Result<SubmitResponse> {
         self.call(Method::POST, "/v1/jobs", Some(job), Duration::ZERO)
             .await
@@ -1056,7 +1056,10 @@ impl Transport for HttpTransport {
         let path = format!("/v1/workers/{}/metrics", seg(worker.as_str()));
         self.call(Method::GET, &path, NONE, Duration::ZERO).await
     }
+}
 
+#[async_trait]
+impl WorkerApi for HttpTransport {
     async fn report_metrics(
         &self,
         worker: &WorkerId,
@@ -1108,7 +1111,10 @@ impl Transport for HttpTransport {
         )
         .await
     }
+}
 
+#[async_trait]
+impl SchedulerApi for HttpTransport {
     async fn register_scheduler(&self, req: &RegisterScheduler) -> Result<Registered> {
         self.register("/v1/schedulers", req).await
     }
