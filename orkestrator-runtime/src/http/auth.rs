@@ -40,7 +40,8 @@ use orkestrator_core::manager::tokens::{forbidden, unauthenticated};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::server::{Body, ErrorResponse, Path};
+use super::error::ErrorResponse;
+use super::extract::{Body, Path};
 
 /// The dashboard's session cookie.
 pub const SESSION_COOKIE: &str = "ork_session";

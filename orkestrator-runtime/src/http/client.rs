@@ -600,7 +600,7 @@ impl HttpTransport {
         Error::Api(
             serde_json::from_slice::<ApiError>(bytes).unwrap_or_else(|_| {
                 ApiError::new(
-                    super::server::kind_of(status),
+                    super::error::kind_of(status),
                     "http_error",
                     format!(
                         "{status}: {}",

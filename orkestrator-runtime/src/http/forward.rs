@@ -21,7 +21,7 @@ use rustls::ClientConfig;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use super::server::ErrorResponse;
+use super::error::ErrorResponse;
 
 /// The header a follower adds to forwarded answers: the leader's address (what the client
 /// moves to).
