@@ -19,6 +19,7 @@ pub mod serve;
 pub mod server;
 pub mod sse;
 pub mod tls;
+mod tokens;
 pub mod worker_endpoint;
 pub mod worker_metrics;
 

@@ -64,7 +64,7 @@ pub fn router_with_limits(manager: Manager, limits: super::auth::Limits) -> Rout
         .route("/v1/schedulers/{id}/decisions", post(submit_decisions))
         .merge(super::dashboard::routes())
         .merge(super::openapi::routes())
-        .merge(super::auth::routes())
+        .merge(super::tokens::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
