@@ -12,14 +12,10 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use orkestrator_core::api::{ApiError, ErrorKind};
 use orkestrator_core::manager::Manager;
 
 use super::error::{ErrorResponse, MAX_BODY_BYTES, method_not_allowed, not_found};
-use super::events::events;
-use super::handlers::*;
-use super::logs::job_logs;
 pub use super::serve::{
     BODY_READ_TIMEOUT, BODY_TIMEOUT, HEADER_READ_TIMEOUT, OverTls, ServeOptions, serve_app,
     serve_router, serve_router_with,
@@ -37,37 +33,16 @@ pub fn router_with_limits(manager: Manager, limits: super::auth::Limits) -> Rout
     let auth = super::auth::AuthState {
         manager: manager.clone(),
         usage: Arc::new(super::auth::Usage::new(limits)),
+        routes: super::routes::policies(),
     };
     let api = super::prom::ApiMetrics::default();
-    let registry = std::sync::Arc::new(super::prom::registry(manager.clone(), &api));
-    Router::new()
-        .route("/metrics", get(super::prom::handler(registry)))
-        .route("/v1/health", get(health))
-        .route("/v1/jobs", post(submit_job).get(list_jobs))
-        .route("/v1/jobs/{job}", get(get_job).delete(stop_job))
-        .route("/v1/jobs/{job}/stop", post(stop_job))
-        .route("/v1/jobs/{job}/logs", get(job_logs))
-        .route("/v1/jobs/{job}/metrics", get(job_metrics))
-        .route("/v1/events", get(events))
-        .route("/v1/workers", get(list_workers).post(register_worker))
-        .route("/v1/workers/{id}/heartbeat", post(worker_heartbeat))
-        .route(
-            "/v1/workers/{id}/metrics",
-            get(worker_metrics).post(report_metrics),
-        )
-        .route("/v1/gc", post(collect_garbage))
-        .route("/v1/workers/{id}/assignments", get(watch_assignments))
-        .route("/v1/workers/{id}/status", post(report_status))
-        .route("/v1/schedulers", post(register_scheduler))
-        .route("/v1/schedulers/{id}/heartbeat", post(scheduler_heartbeat))
-        .route("/v1/schedulers/{id}/work", get(scheduling_work))
-        .route("/v1/schedulers/{id}/decisions", post(submit_decisions))
-        .merge(super::dashboard::routes())
-        .merge(super::openapi::routes())
-        .merge(super::tokens::routes())
+    let registry = Arc::new(super::prom::registry(manager.clone(), &api));
+    super::routes::table()
+        .router()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::Extension(registry))
         .layer(axum::middleware::from_fn_with_state(
             auth,
             super::auth::layer,

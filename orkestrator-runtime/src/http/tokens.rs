@@ -1,10 +1,9 @@
 //! The handlers of tokens, sessions and `whoami`.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use orkestrator_core::auth::{CreateToken, Principal, TokenInfo};
 use orkestrator_core::manager::Manager;
 use orkestrator_core::manager::tokens::unauthenticated;
@@ -14,31 +13,25 @@ use super::auth::{SESSION_COOKIE, session_cookie};
 use super::error::{ApiResult, ErrorResponse};
 use super::extract::{Body, Path};
 
-/// The routes of tokens, sessions and `whoami`.
-pub fn routes() -> Router<Manager> {
-    Router::new()
-        .route("/v1/tokens", get(list_tokens).post(create_token))
-        .route("/v1/tokens/{id}", axum::routing::delete(revoke_token))
-        .route("/v1/auth/whoami", get(whoami))
-        .route("/v1/session", post(sign_in).delete(sign_out))
-}
-
-async fn list_tokens(State(m): State<Manager>) -> ApiResult<Vec<TokenInfo>> {
+pub(crate) async fn list_tokens(State(m): State<Manager>) -> ApiResult<Vec<TokenInfo>> {
     Ok(Json(m.list_tokens().await?))
 }
 
-async fn create_token(
+pub(crate) async fn create_token(
     State(m): State<Manager>,
     Body(req): Body<CreateToken>,
 ) -> ApiResult<orkestrator_core::auth::IssuedToken> {
     Ok(Json(m.create_token(req).await?))
 }
 
-async fn revoke_token(State(m): State<Manager>, Path(id): Path<String>) -> ApiResult<TokenInfo> {
+pub(crate) async fn revoke_token(
+    State(m): State<Manager>,
+    Path(id): Path<String>,
+) -> ApiResult<TokenInfo> {
     Ok(Json(m.revoke_token(&id).await?))
 }
 
-async fn whoami(
+pub(crate) async fn whoami(
     State(m): State<Manager>,
     p: Option<axum::Extension<Principal>>,
 ) -> ApiResult<TokenInfo> {
@@ -49,11 +42,11 @@ async fn whoami(
 /// `POST /v1/session`'s body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SignIn {
+pub(crate) struct SignIn {
     token: String,
 }
 
-async fn sign_in(
+pub(crate) async fn sign_in(
     State(m): State<Manager>,
     Body(req): Body<SignIn>,
 ) -> Result<Response, ErrorResponse> {
@@ -65,7 +58,7 @@ async fn sign_in(
     Ok(([(header::SET_COOKIE, cookie)], Json(info)).into_response())
 }
 
-async fn sign_out(State(m): State<Manager>, headers: HeaderMap) -> Response {
+pub(crate) async fn sign_out(State(m): State<Manager>, headers: HeaderMap) -> Response {
     if let Some(s) = session_cookie(&headers) {
         m.close_session(&s);
     }

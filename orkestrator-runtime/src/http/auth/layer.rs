@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -15,6 +15,7 @@ use orkestrator_core::manager::tokens::{forbidden, unauthenticated};
 use super::credential::{Presented, presented};
 use super::limits::Usage;
 use crate::http::error::ErrorResponse;
+use crate::http::table::{Access, Policies, Resolved};
 
 /// What a request needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,54 +30,20 @@ enum Need {
     Scheduler(String),
 }
 
-/// The rules of the table in the module's docs.
-fn need(method: &Method, path: &str) -> Need {
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let read = matches!(*method, Method::GET | Method::HEAD);
-    match segs.as_slice() {
-        [""] | ["ui", ..] if read => Need::Public,
-        ["v1", "health"] if read => Need::Public,
-        ["v1", "session"] => Need::Public,
-        ["v1", "auth", "whoami"] => Need::AnyCredential,
-        ["v1", "workers"] | ["v1", "schedulers"] if *method == Method::POST => Need::Register,
-        ["v1", "workers", id, "heartbeat" | "status" | "assignments"] => Need::Worker(decode(id)),
-        ["v1", "workers", id, "metrics"] if !read => Need::Worker(decode(id)),
-        ["v1", "schedulers", id, ..] => Need::Scheduler(decode(id)),
-        ["v1", "tokens", ..] => Need::Operator,
-        _ if read => Need::Read,
-        _ => Need::Operator,
-    }
-}
-
-/// Whether a request holds its answer open (a long-poll or a stream).
-fn is_stream(path: &str) -> bool {
-    path == "/v1/events"
-        || path.ends_with("/logs")
-        || path.ends_with("/assignments")
-        || (path.starts_with("/v1/schedulers/") && path.ends_with("/work"))
-}
-
-/// Percent-decodes a path segment (`w%201` is worker `w 1`); one that does not decode names no
-/// component.
-fn decode(seg: &str) -> String {
-    let b = seg.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
+impl Need {
+    /// What a request needs, as the route table says.
+    fn of(r: &Resolved) -> Need {
+        let id = || r.id.clone().unwrap_or_default();
+        match r.access {
+            Access::Public => Need::Public,
+            Access::AnyCredential => Need::AnyCredential,
+            Access::Read => Need::Read,
+            Access::Operator => Need::Operator,
+            Access::Register => Need::Register,
+            Access::Worker => Need::Worker(id()),
+            Access::Scheduler => Need::Scheduler(id()),
         }
-        out.push(b[i]);
-        i += 1;
     }
-    String::from_utf8(out).unwrap_or_else(|_| "\u{fffd}".into())
 }
 
 fn resolve(m: &Manager, p: &Presented) -> Result<Principal, ApiError> {
@@ -129,6 +96,9 @@ pub struct AuthState {
     pub manager: Manager,
     /// What each credential holds.
     pub usage: Arc<Usage>,
+    /// Who may call each route, and which answers are long-lived: the route table's policies
+    /// ([`crate::http::routes::policies`]).
+    pub routes: &'static Policies,
 }
 
 /// The manager API's authentication layer (see the module's docs): resolves the credential,
@@ -141,7 +111,9 @@ pub async fn layer(
 ) -> Response {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
-    let need = need(&method, &path);
+    let matched = req.extensions().get::<MatchedPath>().map(|m| m.as_str());
+    let route = s.routes.resolve(matched, &method, &path);
+    let need = Need::of(&route);
     let principal = match presented(req.headers()) {
         Ok(Some(p)) => match resolve(&s.manager, &p) {
             Ok(p) => Some(p),
@@ -164,7 +136,7 @@ pub async fn layer(
     if let Err(e) = permit(&principal, &need, &method, &path) {
         return ErrorResponse(e).into_response();
     }
-    let stream = is_stream(&path);
+    let stream = route.long_lived;
     let guard = match s.usage.take(&principal.token, stream) {
         Ok(g) => g,
         Err(e) => return ErrorResponse(e).into_response(),
@@ -185,53 +157,4 @@ pub async fn layer(
         std::future::ready(manager.still_valid(&principal))
     }));
     Response::from_parts(parts, body)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_rules_hold() {
-        let g = Method::GET;
-        let p = Method::POST;
-        assert_eq!(need(&g, "/v1/health"), Need::Public);
-        assert_eq!(need(&g, "/"), Need::Public);
-        assert_eq!(need(&g, "/ui/app.js"), Need::Public);
-        assert_eq!(need(&p, "/v1/session"), Need::Public);
-        assert_eq!(need(&p, "/v1/health"), Need::Operator);
-        assert_eq!(need(&g, "/v1/jobs"), Need::Read);
-        assert_eq!(need(&g, "/metrics"), Need::Read);
-        assert_eq!(need(&p, "/v1/jobs"), Need::Operator);
-        assert_eq!(need(&Method::DELETE, "/v1/jobs/a"), Need::Operator);
-        assert_eq!(need(&p, "/v1/workers"), Need::Register);
-        assert_eq!(need(&p, "/v1/schedulers"), Need::Register);
-        assert_eq!(
-            need(&p, "/v1/workers/w%201/heartbeat"),
-            Need::Worker("w 1".into())
-        );
-        assert_eq!(
-            need(&g, "/v1/workers/w/assignments"),
-            Need::Worker("w".into())
-        );
-        assert_eq!(need(&p, "/v1/workers/w/metrics"), Need::Worker("w".into()));
-        assert_eq!(need(&g, "/v1/workers/w/metrics"), Need::Read);
-        assert_eq!(
-            need(&g, "/v1/schedulers/s/work"),
-            Need::Scheduler("s".into())
-        );
-        assert_eq!(need(&g, "/v1/tokens"), Need::Operator);
-        assert_eq!(need(&g, "/v1/auth/whoami"), Need::AnyCredential);
-        assert!(is_stream("/v1/events"));
-        assert!(is_stream("/v1/jobs/a/logs"));
-        assert!(!is_stream("/v1/jobs"));
-    }
-
-    #[test]
-    fn segments_decode() {
-        assert_eq!(decode("a%2Fb"), "a/b");
-        assert_eq!(decode("plain"), "plain");
-        assert_eq!(decode("bad%zz"), "bad%zz");
-        assert_eq!(decode("end%"), "end%");
-    }
 }
