@@ -25,7 +25,7 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// event streams, followed logs): only reading the request is timed.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How [`serve_with`] and [`serve_app`] read requests, and whether they speak TLS.
+/// How [`serve_app`] (and the manager's `serve_with`) read requests, and whether they speak TLS.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// See [`HEADER_READ_TIMEOUT`], the default. With TLS, the handshake must also be done

@@ -2,17 +2,12 @@
 //! stay thin and know nothing of tokens).
 //!
 //! Every request but `/v1/health`, the dashboard's static files and signing in needs a
-//! credential: `Authorization: Bearer TOKEN`, or the dashboard's `ork_session` cookie. What a
-//! role may do:
-//!
-//! | request | who |
-//! |---|---|
-//! | `GET` (jobs, workers, events, logs, metrics, `/metrics`) | operator, read |
-//! | `POST /v1/workers`, `POST /v1/schedulers` | join, operator, the component's own credential |
-//! | `/v1/workers/{id}/heartbeat`, `status`, `assignments`, `POST metrics` | worker `id`, operator |
-//! | `/v1/schedulers/{id}/...` | scheduler `id`, operator |
-//! | `GET /v1/auth/whoami` | any valid credential |
-//! | everything else (submit, stop, gc, tokens) | operator |
+//! credential: `Authorization: Bearer TOKEN`, or the dashboard's `ork_session` cookie. Who may
+//! call each route, and which answers are long-lived, is the route table's to say
+//! ([`crate::http::routes::table`], read through [`AuthState::routes`]): reads are for read and
+//! operator tokens, registering for the join token (or the component's own credential), a
+//! worker's or scheduler's own routes for its own credential, the rest for operators (each
+//! [`Access`](crate::http::table::Access) says which).
 //!
 //! Each credential may hold at most [`Limits::requests`] requests and [`Limits::streams`]
 //! long-lived answers (long-polls, event streams, followed logs) at once; more get `429`.
