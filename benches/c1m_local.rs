@@ -25,7 +25,7 @@ use orkestrator_core::manager::{Manager, ManagerConfig};
 use orkestrator_core::scheduler::{Registry, SchedulerAgent};
 use orkestrator_core::spec::{Format, Resources, parse_job};
 use orkestrator_core::state::TaskState;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::WorkerApi;
 use orkestrator_core::units::{ByteSize, Cpu};
 use orkestrator_runtime::RedbStore;
 

@@ -29,7 +29,7 @@ use orkestrator_core::metrics::{
 };
 use orkestrator_core::spec::{Format, parse_job};
 use orkestrator_core::store::MemoryStore;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::ClientApi;
 use orkestrator_runtime::http::client::HttpTransport;
 
 #[derive(Debug, Parser)]

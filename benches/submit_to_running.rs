@@ -60,7 +60,7 @@ use orkestrator_core::scheduler::{DEFAULT_SCHEDULER, Registry, SchedulerAgent};
 use orkestrator_core::spec::{Format, Resources, parse_job};
 use orkestrator_core::state::TaskState;
 use orkestrator_core::store::MemoryStore;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::ClientApi;
 use orkestrator_core::units::{ByteSize, Cpu};
 use orkestrator_core::worker::{StaticProbe, WorkerAgent, WorkerConfig};
 use orkestrator_runtime::{DockerRuntime, HttpTransport};

@@ -608,12 +608,7 @@ fn secret_of(token: &str) -> String {
 fn routes() -> Vec<(String, String)> {
     let http = Path::new(env!("CARGO_MANIFEST_DIR")).join("../orkestrator-runtime/src/http");
     let mut all = Vec::new();
-    for (file, function) in [
-        ("server.rs", "pub fn router_with_limits("),
-        ("auth.rs", "pub fn routes("),
-        ("openapi.rs", "pub fn routes<"),
-        ("dashboard/mod.rs", "pub fn routes<"),
-    ] {
+    for (file, function) in [("routes.rs", "pub fn table(")] {
         let path = http.join(file);
         let text =
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -28,7 +28,7 @@ use futures_util::StreamExt;
 use orkestrator_core::auth::{CreateToken, IssuedToken, Role};
 use orkestrator_core::ids::JobId;
 use orkestrator_core::spec::Format;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::ClientApi;
 use orkestrator_runtime::HttpTransport;
 use serde_json::{Value, json};
 

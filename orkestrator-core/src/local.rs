@@ -15,10 +15,10 @@ use crate::ids::{JobId, SchedulerId, WorkerId};
 use crate::manager::Manager;
 use crate::metrics::{JobMetrics, MetricsAccepted, MetricsReport, WorkerMetrics};
 use crate::spec::Job;
-use crate::transport::{EventStream, Transport};
+use crate::transport::{ClientApi, EventStream, SchedulerApi, WorkerApi};
 use futures_util::StreamExt;
 
-/// A [`Transport`] that calls a [`Manager`] directly. It can be cut off (every call fails as if
+/// A [`Transport`](crate::transport::Transport) that calls a [`Manager`] directly. It can be cut off (every call fails as if
 /// the manager were unreachable) to simulate partitions.
 #[derive(Clone)]
 pub struct LocalTransport {
@@ -79,7 +79,7 @@ fn api<T>(r: std::result::Result<T, ApiError>) -> Result<T> {
 }
 
 #[async_trait]
-impl Transport for LocalTransport {
+impl ClientApi for LocalTransport {
     async fn submit_job(&self, job: &Job) -> Result<SubmitResponse> {
         self.check()?;
         api(self.manager().submit_job(job.clone()).await)
@@ -147,7 +147,10 @@ impl Transport for LocalTransport {
         self.check()?;
         api(self.manager().worker_metrics(worker, None).await)
     }
+}
 
+#[async_trait]
+impl WorkerApi for LocalTransport {
     async fn report_metrics(
         &self,
         worker: &WorkerId,
@@ -188,7 +191,10 @@ impl Transport for LocalTransport {
         self.check()?;
         api(self.manager().report_status(worker, updates.to_vec()).await)
     }
+}
 
+#[async_trait]
+impl SchedulerApi for LocalTransport {
     async fn register_scheduler(&self, req: &RegisterScheduler) -> Result<Registered> {
         self.check()?;
         api(self.manager().register_scheduler(req.clone()).await)

@@ -1,8 +1,11 @@
 //! The manager's API as a worker, scheduler or client sees it.
 //!
-//! The HTTP client in `orkestrator-runtime` implements [`Transport`] over the wire;
+//! The API is split by audience: [`ClientApi`] (clients), [`WorkerApi`] (workers) and
+//! [`SchedulerApi`] (schedulers); [`Transport`] is all three. The HTTP client in
+//! `orkestrator-runtime` implements them over the wire;
 //! [`LocalTransport`](crate::local::LocalTransport) calls a [`Manager`](crate::manager::Manager) in
-//! the same process. Component code is written against the trait, so it runs over both.
+//! the same process. Component code is written against the traits, so it runs over both: a
+//! worker asks only for [`WorkerApi`], a scheduler only for [`SchedulerApi`].
 
 use std::time::Duration;
 
@@ -15,7 +18,7 @@ use crate::ids::{JobId, SchedulerId, WorkerId};
 use crate::metrics::{JobMetrics, MetricsAccepted, MetricsReport, WorkerMetrics};
 use crate::spec::Job;
 
-/// A stream of the manager's events (see [`Transport::events`]). It ends when the connection
+/// A stream of the manager's events (see [`ClientApi::events`]). It ends when the connection
 /// does; resume with [`StreamStart::After`] the last event's position.
 pub type EventStream =
     std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<StreamItem>> + Send + 'static>>;
@@ -38,11 +41,17 @@ where
     }
 }
 
-/// The manager's API.
-#[async_trait]
-pub trait Transport: Send + Sync + 'static {
-    // --- clients ---
+/// The manager's API, all of it: what clients, workers and schedulers call. Implemented for
+/// every type that implements the three audiences' traits ([`ClientApi`], [`WorkerApi`],
+/// [`SchedulerApi`]); a component asks only for the audience it belongs to.
+pub trait Transport: ClientApi + WorkerApi + SchedulerApi {}
 
+impl<T: ClientApi + WorkerApi + SchedulerApi + ?Sized> Transport for T {}
+
+/// The manager's API as a client (the CLI, the dashboard, an operator's program) sees it: jobs,
+/// workers, health, events and metrics windows.
+#[async_trait]
+pub trait ClientApi: Send + Sync + 'static {
     /// Submits (creates or updates) a job.
     async fn submit_job(&self, job: &Job) -> Result<SubmitResponse>;
     /// One page of the job list (by name).
@@ -74,9 +83,12 @@ pub trait Transport: Send + Sync + 'static {
     async fn job_metrics(&self, job: &JobId) -> Result<JobMetrics>;
     /// The metrics window of a worker and its tasks (`GET /v1/workers/{id}/metrics`).
     async fn worker_metrics(&self, worker: &WorkerId) -> Result<WorkerMetrics>;
+}
 
-    // --- workers ---
-
+/// The manager's API as a worker sees it: registering, heartbeats, assignments, status and
+/// metrics reports.
+#[async_trait]
+pub trait WorkerApi: Send + Sync + 'static {
     /// Registers (or re-registers) a worker.
     async fn register_worker(&self, req: &RegisterWorker) -> Result<Registered>;
     /// A worker's heartbeat.
@@ -103,9 +115,12 @@ pub trait Transport: Send + Sync + 'static {
         worker: &WorkerId,
         report: &MetricsReport,
     ) -> Result<MetricsAccepted>;
+}
 
-    // --- schedulers ---
-
+/// The manager's API as a scheduler sees it: registering, heartbeats, work to place and
+/// decisions.
+#[async_trait]
+pub trait SchedulerApi: Send + Sync + 'static {
     /// Registers (or re-registers) a scheduler.
     async fn register_scheduler(&self, req: &RegisterScheduler) -> Result<Registered>;
     /// A scheduler's heartbeat.

@@ -16,7 +16,7 @@ use orkestrator_core::runtime::{ContainerState, LogOptions, LogStream, Runtime, 
 use orkestrator_core::spec::{Format, Resources, parse_job};
 use orkestrator_core::state::TaskState;
 use orkestrator_core::store::MemoryStore;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::ClientApi;
 use orkestrator_core::units::{ByteSize, Cpu};
 use orkestrator_core::worker::{StaticProbe, WorkerAgent, WorkerConfig};
 use tokio::task::JoinHandle;

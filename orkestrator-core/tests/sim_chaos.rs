@@ -15,7 +15,7 @@ use orkestrator_core::local::LocalTransport;
 use orkestrator_core::runtime::{ContainerState, labels};
 use orkestrator_core::spec::{Format, Resources, parse_job};
 use orkestrator_core::store::MemoryStore;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::ClientApi;
 use orkestrator_core::units::{ByteSize, Cpu};
 use tokio::task::JoinHandle;
 

@@ -13,7 +13,7 @@ use orkestrator_core::runtime::{ContainerState, labels};
 use orkestrator_core::spec::{Format, Job, Resources, parse_job};
 use orkestrator_core::state::TaskState;
 use orkestrator_core::store::{MemoryStore, Store};
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::ClientApi;
 use orkestrator_core::units::{ByteSize, Cpu};
 use tokio::task::JoinHandle;
 

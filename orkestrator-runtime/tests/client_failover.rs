@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use orkestrator_core::Error;
 use orkestrator_core::api::{ApiError, ErrorKind};
 use orkestrator_core::ids::SchedulerId;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::SchedulerApi;
 use orkestrator_runtime::http::client::{HttpTransport, LEADER_HEADER};
 
 /// How long any one step of a test may take before it counts as hung.

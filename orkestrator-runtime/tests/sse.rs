@@ -11,7 +11,7 @@ use orkestrator_core::events::{EventFilter, StreamItem, StreamStart, Topic};
 use orkestrator_core::manager::{Manager, ManagerConfig};
 use orkestrator_core::spec::{Format, parse_job};
 use orkestrator_core::store::MemoryStore;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::ClientApi;
 use orkestrator_runtime::http::client::HttpTransport;
 use orkestrator_runtime::http::sse::{SseDecoder, SseMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -12,7 +12,7 @@ use orkestrator_core::api::ErrorKind;
 use orkestrator_core::auth::{CreateToken, Role};
 use orkestrator_core::manager::{Manager, ManagerConfig};
 use orkestrator_core::store::MemoryStore;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::ClientApi;
 use orkestrator_runtime::HttpTransport;
 use orkestrator_runtime::http::server::{ServeOptions, serve_app, serve_with, worker_router};
 use orkestrator_runtime::http::tls::{self, ClientTls};

@@ -18,7 +18,7 @@ use orkestrator_core::scheduler::{
 };
 use orkestrator_core::spec::{Format, Resources, parse_job};
 use orkestrator_core::store::MemoryStore;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::{ClientApi, Transport};
 use orkestrator_core::units::{ByteSize, Cpu};
 use orkestrator_core::worker::{StaticProbe, WorkerAgent, WorkerConfig};
 

@@ -12,7 +12,7 @@ use orkestrator_core::manager::{Manager, ManagerConfig};
 use orkestrator_core::runtime::Runtime;
 use orkestrator_core::spec::load_job_file;
 use orkestrator_core::store::MemoryStore;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::ClientApi;
 use orkestrator_core::worker::{WorkerAgent, WorkerConfig};
 use orkestrator_runtime::DockerRuntime;
 use orkestrator_runtime::http::worker_metrics::{

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::ClientApi;
 
 use crate::cli::{Output, OutputArgs};
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use orkestrator_core::api::Liveness;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::ClientApi;
 
 use crate::cli::{Output, OutputArgs};
 use crate::output::{Paint, Table};

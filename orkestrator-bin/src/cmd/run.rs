@@ -6,7 +6,7 @@ use anyhow::Result;
 use orkestrator_core::Error;
 use orkestrator_core::api::SubmitOutcome;
 use orkestrator_core::spec::load_job_file;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::ClientApi;
 
 use crate::cli::{Output, RunArgs};
 use crate::follow::{Goal, wait};

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use orkestrator_core::api::{JobSummary, JobView, now_millis};
 use orkestrator_core::ids::JobId;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::ClientApi;
 
 use crate::cli::{Output, StatusArgs};
 use crate::output::{Paint, Table, bytes, cores};

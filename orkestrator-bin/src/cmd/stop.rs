@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use orkestrator_core::api::JobPhase;
 use orkestrator_core::ids::JobId;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::ClientApi;
 
 use crate::cli::{Output, StopArgs};
 use crate::follow::{Goal, wait};

@@ -9,7 +9,7 @@ use anyhow::Result;
 use orkestrator_core::api::{Desired, JobPhase, JobView};
 use orkestrator_core::ids::JobId;
 use orkestrator_core::metrics::Usage;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::{ClientApi, Transport};
 use serde::Serialize;
 
 use crate::cli::{Output, TopArgs};

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use orkestrator_core::api::WorkerView;
-use orkestrator_core::transport::Transport;
+use orkestrator_core::transport::ClientApi;
 
 use crate::cli::{Output, OutputArgs};
 use crate::output::{Paint, Table, bytes, cores};

@@ -9,19 +9,19 @@ use super::request::Request;
 use crate::api::{Decision, DecisionOutcome, PendingInstance, RegisterScheduler, WorkerSnapshot};
 use crate::error::{Error, Result};
 use crate::ids::SchedulerId;
-use crate::transport::Transport;
+use crate::transport::SchedulerApi;
 
 /// The scheduler component: registers with the manager, heartbeats, pulls unassigned instances
 /// and the workers' free resources, places them with a [`Scheduler`] and publishes the decisions.
 /// Runs embedded in the manager (over the in-process transport) or as its own process (over HTTP).
-pub struct SchedulerAgent<T: Transport> {
+pub struct SchedulerAgent<T: SchedulerApi> {
     id: SchedulerId,
     transport: Arc<T>,
     algorithm: Arc<dyn Scheduler>,
     wait: Duration,
 }
 
-impl<T: Transport> SchedulerAgent<T> {
+impl<T: SchedulerApi> SchedulerAgent<T> {
     /// A scheduler component named `id` that talks to the manager through `transport`.
     pub fn new(id: SchedulerId, transport: Arc<T>, algorithm: Arc<dyn Scheduler>) -> Self {
         SchedulerAgent {

@@ -1,6 +1,6 @@
 //! The agent's loops — register, heartbeat, watch assignments, reconcile, wait for exits — and the
 //! carrying out of each [`plan`](super::plan)'s actions with the [`Runtime`] and the
-//! [`Transport`].
+//! [`WorkerApi`](crate::transport::WorkerApi).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -22,7 +22,7 @@ use crate::ids::{InstanceId, WorkerId};
 use crate::runtime::{Runtime, labels};
 use crate::scheduler::is_unknown_component;
 use crate::spec::{Resources, Task};
-use crate::transport::Transport;
+use crate::transport::WorkerApi;
 use crate::units::format_duration;
 
 /// What the agent's loops share.
@@ -66,7 +66,7 @@ pub(crate) fn take_answer(
     true
 }
 
-impl<T: Transport, R: Runtime> Agent<T, R> {
+impl<T: WorkerApi, R: Runtime> Agent<T, R> {
     /// An agent that has not registered yet.
     pub(crate) fn new(
         config: WorkerConfig,

@@ -24,7 +24,7 @@ use crate::api::{Assignment, Desired, now_millis};
 use crate::ids::{InstanceId, JobId, TaskName, WorkerId};
 use crate::metrics::{MetricsReport, NodeSample, TaskMetrics, TaskSample};
 use crate::runtime::{ContainerStats, Runtime};
-use crate::transport::Transport;
+use crate::transport::WorkerApi;
 
 /// How many containers are sampled at once. Docker answers a one-shot stats call on the next
 /// tick of its stats collector (once a second, for every container asked about), so a call is
@@ -233,7 +233,7 @@ impl Sampler {
 
 /// One pass: sample, publish to `latest`, send to the manager (a failure is logged and the
 /// report dropped).
-pub(crate) async fn pass<T: Transport, R: Runtime>(
+pub(crate) async fn pass<T: WorkerApi, R: Runtime>(
     sampler: &mut Sampler,
     worker: &WorkerId,
     transport: &T,

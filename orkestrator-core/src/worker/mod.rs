@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::runtime::Runtime;
-use crate::transport::Transport;
+use crate::transport::WorkerApi;
 
 mod agent;
 mod checks;
@@ -36,11 +36,11 @@ pub use container::container_spec;
 pub use metrics::LatestMetrics;
 
 /// The worker agent.
-pub struct WorkerAgent<T: Transport, R: Runtime> {
+pub struct WorkerAgent<T: WorkerApi, R: Runtime> {
     agent: Arc<agent::Agent<T, R>>,
 }
 
-impl<T: Transport, R: Runtime> WorkerAgent<T, R> {
+impl<T: WorkerApi, R: Runtime> WorkerAgent<T, R> {
     /// A worker agent.
     pub fn new(
         config: WorkerConfig,

@@ -12,9 +12,8 @@ use tokio::time::Instant;
 use super::agent::take_answer;
 use super::*;
 use crate::api::*;
-use crate::error::Error;
 use crate::fake::FakeRuntime;
-use crate::ids::{InstanceId, JobId, SchedulerId, WorkerId};
+use crate::ids::{InstanceId, WorkerId};
 use crate::runtime::{ContainerInfo, ContainerState, labels};
 use crate::spec::{Format, Job, Resources, parse_job};
 use crate::state::TaskState;
@@ -104,46 +103,8 @@ impl Scripted {
     }
 }
 
-fn not_a_worker_call() -> Error {
-    Error::Store("not a worker's call".into())
-}
-
 #[async_trait]
-impl crate::transport::Transport for Scripted {
-    async fn submit_job(&self, _: &Job) -> Result<SubmitResponse> {
-        Err(not_a_worker_call())
-    }
-    async fn list_jobs_page(&self, _: &ListQuery) -> Result<Page<JobSummary>> {
-        Err(not_a_worker_call())
-    }
-    async fn get_job(&self, _: &JobId) -> Result<JobView> {
-        Err(not_a_worker_call())
-    }
-    async fn stop_job(&self, _: &JobId) -> Result<JobView> {
-        Err(not_a_worker_call())
-    }
-    async fn list_workers_page(&self, _: &ListQuery) -> Result<Page<WorkerView>> {
-        Err(not_a_worker_call())
-    }
-    async fn gc(&self) -> Result<crate::manager::GcReport> {
-        Err(not_a_worker_call())
-    }
-    async fn health(&self) -> Result<HealthReport> {
-        Err(not_a_worker_call())
-    }
-    async fn events(
-        &self,
-        _: crate::events::StreamStart,
-        _: &crate::events::EventFilter,
-    ) -> Result<crate::transport::EventStream> {
-        Err(not_a_worker_call())
-    }
-    async fn job_metrics(&self, _: &JobId) -> Result<crate::metrics::JobMetrics> {
-        Err(not_a_worker_call())
-    }
-    async fn worker_metrics(&self, _: &WorkerId) -> Result<crate::metrics::WorkerMetrics> {
-        Err(not_a_worker_call())
-    }
+impl crate::transport::WorkerApi for Scripted {
     async fn report_metrics(
         &self,
         _: &WorkerId,
@@ -183,27 +144,6 @@ impl crate::transport::Transport for Scripted {
     async fn report_status(&self, _: &WorkerId, updates: &[TaskUpdate]) -> Result<ReportResponse> {
         self.reports.lock().unwrap().extend_from_slice(updates);
         Ok(ReportResponse::default())
-    }
-    async fn register_scheduler(&self, _: &RegisterScheduler) -> Result<Registered> {
-        Err(not_a_worker_call())
-    }
-    async fn scheduler_heartbeat(&self, _: &SchedulerId) -> Result<()> {
-        Err(not_a_worker_call())
-    }
-    async fn scheduling_work(
-        &self,
-        _: &SchedulerId,
-        _: u64,
-        _: Duration,
-    ) -> Result<SchedulingWork> {
-        Err(not_a_worker_call())
-    }
-    async fn submit_decisions(
-        &self,
-        _: &SchedulerId,
-        _: &[Decision],
-    ) -> Result<Vec<DecisionResult>> {
-        Err(not_a_worker_call())
     }
 }
 

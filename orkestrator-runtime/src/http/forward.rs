@@ -21,7 +21,8 @@ use rustls::ClientConfig;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use super::server::ErrorResponse;
+use super::error::ErrorResponse;
+use super::table::FollowerRead;
 
 /// The header a follower adds to forwarded answers: the leader's address (what the client
 /// moves to).
@@ -192,8 +193,9 @@ pub fn front(
     })
 }
 
-/// A read a follower may answer itself: `GET /v1/jobs` or `GET /v1/jobs/{job}` with a bearer
-/// token, and the index it must have reached (`?index=N`, 0 for any).
+/// A read a follower may answer itself (the route table's [`FollowerRead`] reads: `GET /v1/jobs` and
+/// `GET /v1/jobs/{job}`) with a bearer token, and the index it must have reached (`?index=N`, 0
+/// for any).
 pub struct LocalRead {
     what: What,
     token: String,
@@ -222,23 +224,19 @@ impl LocalRead {
         if req.method() != axum::http::Method::GET {
             return None;
         }
-        let segs: Vec<&str> = req
-            .uri()
-            .path()
-            .trim_start_matches('/')
-            .split('/')
-            .collect();
         let q = axum::extract::Query::<ReadQuery>::try_from_uri(req.uri())
             .ok()?
             .0;
-        let what = match segs.as_slice() {
-            ["v1", "jobs"] => What::List(ListQuery {
+        let what = match super::routes::policies().follower_read(req.uri().path())? {
+            (FollowerRead::JobList, _) => What::List(ListQuery {
                 limit: q.limit,
                 after: q.after.clone(),
                 index: q.index,
             }),
-            ["v1", "jobs", name] if !name.is_empty() => What::Job(JobId::new(*name)),
-            _ => return None,
+            (FollowerRead::Job, params) => {
+                let (_, name) = params.into_iter().find(|(n, _)| *n == "job")?;
+                What::Job(JobId::new(name))
+            }
         };
         let token = req
             .headers()
@@ -303,4 +301,45 @@ pub async fn answer_locally(
         HeaderValue::from(replica.index()),
     );
     Some(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(method: &str, path: &str) -> Option<String> {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", "Bearer t")
+            .body(Body::empty())
+            .unwrap();
+        LocalRead::of(&req).map(|r| match r.what {
+            What::List(q) => format!("list {:?} {:?} {}", q.limit, q.after, r.index),
+            What::Job(j) => format!("job {j} {}", r.index),
+        })
+    }
+
+    #[test]
+    fn followers_answer_the_job_reads_the_table_names() {
+        assert_eq!(
+            read("GET", "/v1/jobs?limit=5&index=7").as_deref(),
+            Some("list Some(5) None 7")
+        );
+        assert_eq!(read("GET", "/v1/jobs/web").as_deref(), Some("job web 0"));
+        assert_eq!(
+            read("GET", "//v1/jobs/w%20b").as_deref(),
+            Some("job w%20b 0")
+        );
+        for (method, path) in [
+            ("HEAD", "/v1/jobs"),
+            ("POST", "/v1/jobs"),
+            ("GET", "/v1/jobs/"),
+            ("GET", "/v1/jobs/web/logs"),
+            ("GET", "/v1/workers"),
+            ("GET", "/v1/jobs?bad=1&index=x"),
+        ] {
+            assert_eq!(read(method, path), None, "{method} {path}");
+        }
+    }
 }

@@ -7,13 +7,22 @@
 pub mod auth;
 pub mod client;
 pub mod dashboard;
+pub mod error;
+mod events;
+pub mod extract;
 pub mod forward;
+mod handlers;
+mod logs;
 pub mod openapi;
 pub mod prom;
+pub mod routes;
+pub mod serve;
 pub mod server;
 pub mod sse;
+pub mod table;
 pub mod tls;
+mod tokens;
+pub mod worker_endpoint;
 pub mod worker_metrics;
 
-/// Largest request body the server accepts, in bytes.
-pub const MAX_BODY_BYTES: usize = 1 << 20;
+pub use error::MAX_BODY_BYTES;

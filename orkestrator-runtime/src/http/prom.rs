@@ -424,6 +424,11 @@ pub(crate) fn encode_task_families(
     Ok(())
 }
 
+/// `GET /metrics` of the manager's API: the registry the router was given as an extension.
+pub(crate) async fn page(axum::Extension(registry): axum::Extension<Arc<Registry>>) -> Response {
+    render(&registry)
+}
+
 /// A router-ready `/metrics` handler over a shared registry.
 pub fn handler(registry: Arc<Registry>) -> impl Fn() -> std::future::Ready<Response> + Clone {
     move || std::future::ready(render(&registry))

@@ -2,7 +2,7 @@
 //! OpenMetrics text format.
 //!
 //! What it serves comes from the worker's newest metrics pass
-//! ([`LatestMetrics`](orkestrator_core::worker::LatestMetrics)), so a scrape never calls the
+//! ([`orkestrator_core::worker::LatestMetrics`]), so a scrape never calls the
 //! engine:
 //!
 //! - the host: `ork_node_cpu_cores_used`, `ork_node_cpu_cores`, `ork_node_memory_used_bytes`,

@@ -13,10 +13,8 @@
 //! `sessionStorage`. The page shows the role signed in (`GET /v1/auth/whoami`) and signs out
 //! with `DELETE /v1/session`. It only reads: it submits, stops or collects nothing.
 
-use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 
 /// The page.
 const INDEX_HTML: &str = include_str!("index.html");
@@ -46,26 +44,24 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 
-/// The dashboard's routes (`GET /`, `/ui/app.js`, `/ui/style.css`, `/ui/icon.svg`), to merge into the API
-/// router. They need no state.
-pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route(
-            "/",
-            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
-        )
-        .route(
-            "/ui/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
-        )
-        .route(
-            "/ui/style.css",
-            get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
-        )
-        .route(
-            "/ui/icon.svg",
-            get(|| async { asset("image/svg+xml", ICON_SVG) }),
-        )
+/// `GET /`: the page.
+pub(crate) async fn index() -> Response {
+    asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+/// `GET /ui/app.js`: its script.
+pub(crate) async fn app_js() -> Response {
+    asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+/// `GET /ui/style.css`: its style sheet.
+pub(crate) async fn style_css() -> Response {
+    asset("text/css; charset=utf-8", STYLE_CSS)
+}
+
+/// `GET /ui/icon.svg`: its icon.
+pub(crate) async fn icon_svg() -> Response {
+    asset("image/svg+xml", ICON_SVG)
 }
 
 /// One embedded file with its type and the security headers.
