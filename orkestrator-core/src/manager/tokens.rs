@@ -14,6 +14,10 @@ use tokio::time::Instant;
 
 use crate::api::ApiError;
 use crate::auth::{Principal, Role, Subject, TokenParts, TokenRecord, digest};
+use crate::clock::Millis;
+use crate::store::StoreOp;
+
+use super::commit::Txn;
 
 /// How long a dashboard session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -155,4 +159,48 @@ pub(crate) fn check_user_role(role: &Role) -> Result<(), ApiError> {
             ),
         ))
     }
+}
+
+/// Issues `subject` a new credential, revoking the one it had. Its creation time is `now`.
+pub(crate) fn issue_credential(
+    tokens: &mut Tokens,
+    txn: &mut Txn,
+    subject: Subject,
+    now: Millis,
+) -> Result<String, ApiError> {
+    if let Some(old) = tokens.credential_of(&subject).map(|r| r.id.clone()) {
+        tokens.remove(&old);
+        txn.ops.push(StoreOp::DeleteToken(old));
+    }
+    let role = match subject {
+        Subject::Worker(_) => Role::Worker,
+        Subject::Scheduler(_) => Role::Scheduler,
+    };
+    let (record, token) = generate(role, None, Some(subject), now)?;
+    txn.ops.push(StoreOp::PutToken(record.clone()));
+    tokens.put(record);
+    Ok(token)
+}
+
+/// A new token record and its text, created at `now`.
+pub(crate) fn generate(
+    role: Role,
+    name: Option<String>,
+    subject: Option<Subject>,
+    now: Millis,
+) -> Result<(TokenRecord, String), ApiError> {
+    let (mut record, token) = crate::auth::generate(role, name, subject).map_err(ApiError::from)?;
+    record.created_at = now;
+    Ok((record, token))
+}
+
+/// The 403 of a registration by a token that cannot register `what`.
+pub(crate) fn cannot_register(by: &Principal, what: &str) -> ApiError {
+    forbidden(
+        "forbidden",
+        format!(
+            "a {} token cannot register {what}: use the join token (--join-token, --join-token-file or ORKESTRATOR_JOIN_TOKEN)",
+            by.role
+        ),
+    )
 }

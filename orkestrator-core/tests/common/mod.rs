@@ -29,7 +29,7 @@ pub async fn start_manager(store: Arc<MemoryStore>) -> (Manager, Vec<JoinHandle<
     let scheduler = tokio::spawn(async move {
         let _ = sched.run(std::future::pending()).await;
     });
-    let liveness = tokio::spawn(m.clone().run_liveness_checks());
+    let liveness = tokio::spawn(m.clone().cluster().run_liveness_checks());
     (m, vec![scheduler, liveness])
 }
 

@@ -167,8 +167,8 @@ fn session_cookie(h: &HeaderMap) -> Option<String> {
 
 fn resolve(m: &Manager, p: &Presented) -> Result<Principal, ApiError> {
     match p {
-        Presented::Bearer(t) => m.authenticate(t),
-        Presented::Session(s) => m.authenticate_session(s),
+        Presented::Bearer(t) => m.tokens().authenticate(t),
+        Presented::Session(s) => m.tokens().authenticate_session(s),
     }
 }
 
@@ -336,7 +336,7 @@ pub async fn layer(
     let manager = s.manager.clone();
     let body = axum::body::Body::from_stream(body.into_data_stream().take_while(move |_| {
         let _held = &guard;
-        std::future::ready(manager.still_valid(&principal))
+        std::future::ready(manager.tokens().still_valid(&principal))
     }));
     Response::from_parts(parts, body)
 }
@@ -353,18 +353,18 @@ pub fn routes() -> Router<Manager> {
 type ApiResult<T> = Result<Json<T>, ErrorResponse>;
 
 async fn list_tokens(State(m): State<Manager>) -> ApiResult<Vec<TokenInfo>> {
-    Ok(Json(m.list_tokens().await?))
+    Ok(Json(m.tokens().list().await?))
 }
 
 async fn create_token(
     State(m): State<Manager>,
     Body(req): Body<CreateToken>,
 ) -> ApiResult<orkestrator_core::auth::IssuedToken> {
-    Ok(Json(m.create_token(req).await?))
+    Ok(Json(m.tokens().create(req).await?))
 }
 
 async fn revoke_token(State(m): State<Manager>, Path(id): Path<String>) -> ApiResult<TokenInfo> {
-    Ok(Json(m.revoke_token(&id).await?))
+    Ok(Json(m.tokens().revoke(&id).await?))
 }
 
 async fn whoami(
@@ -372,7 +372,7 @@ async fn whoami(
     p: Option<axum::Extension<Principal>>,
 ) -> ApiResult<TokenInfo> {
     let p = p.ok_or_else(|| unauthenticated("whoami needs a credential"))?;
-    Ok(Json(m.token_info(&p)?))
+    Ok(Json(m.tokens().info(&p)?))
 }
 
 /// `POST /v1/session`'s body.
@@ -386,7 +386,7 @@ async fn sign_in(
     State(m): State<Manager>,
     Body(req): Body<SignIn>,
 ) -> Result<Response, ErrorResponse> {
-    let (session, info) = m.open_session(&req.token)?;
+    let (session, info) = m.tokens().open_session(&req.token)?;
     let cookie = format!(
         "{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         orkestrator_core::manager::tokens::SESSION_TTL.as_secs()
@@ -396,7 +396,7 @@ async fn sign_in(
 
 async fn sign_out(State(m): State<Manager>, headers: HeaderMap) -> Response {
     if let Some(s) = session_cookie(&headers) {
-        m.close_session(&s);
+        m.tokens().close_session(&s);
     }
     let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     ([(header::SET_COOKIE, cookie)], Json(serde_json::json!({}))).into_response()
@@ -415,7 +415,7 @@ pub trait Verifier: Send + Sync {
 #[async_trait]
 impl Verifier for Manager {
     async fn role_of(&self, token: &str) -> Result<Role, ApiError> {
-        self.authenticate(token).map(|p| p.role)
+        self.tokens().authenticate(token).map(|p| p.role)
     }
 }
 

@@ -617,7 +617,7 @@ async fn health(
     use orkestrator_core::auth::Role;
     match who {
         Some(p) if matches!(p.role, Role::Operator | Role::Read) => {
-            Ok(Json(m.health().await?).into_response())
+            Ok(Json(m.cluster().health().await?).into_response())
         }
         _ => Ok(Json(serde_json::json!({ "status": "up" })).into_response()),
     }
@@ -628,7 +628,7 @@ async fn collect_garbage(
     State(m): State<Manager>,
 ) -> ApiResult<orkestrator_core::manager::GcReport> {
     let after = m.config().gc_after;
-    Ok(Json(m.gc(after).await?))
+    Ok(Json(m.cluster().gc(after).await?))
 }
 
 /// `POST /v1/jobs`: the body is a job spec — JSON by default, YAML or TOML by `Content-Type`
@@ -671,7 +671,7 @@ async fn submit_job(
         Ok(j) => j,
         Err(e) => return ErrorResponse(ApiError::from(e)).into_response(),
     };
-    match m.submit_job(job).await {
+    match m.jobs().submit(job).await {
         Ok(r) => {
             let status = if r.outcome == SubmitOutcome::Created {
                 StatusCode::CREATED
@@ -689,15 +689,15 @@ async fn list_jobs(
     State(m): State<Manager>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Page<JobSummary>> {
-    Ok(Json(m.list_jobs(&q).await?))
+    Ok(Json(m.jobs().list(&q).await?))
 }
 
 async fn get_job(State(m): State<Manager>, Path(job): Path<String>) -> ApiResult<JobView> {
-    Ok(Json(m.get_job(&JobId::new(job)).await?))
+    Ok(Json(m.jobs().get(&JobId::new(job)).await?))
 }
 
 async fn stop_job(State(m): State<Manager>, Path(job): Path<String>) -> ApiResult<JobView> {
-    Ok(Json(m.stop_job(&JobId::new(job)).await?))
+    Ok(Json(m.jobs().stop(&JobId::new(job)).await?))
 }
 
 /// `GET /v1/workers?limit=N&continue=TOKEN`: one page of workers, by id.
@@ -705,7 +705,7 @@ async fn list_workers(
     State(m): State<Manager>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Page<WorkerView>> {
-    Ok(Json(m.list_workers(&q).await?))
+    Ok(Json(m.workers().list(&q).await?))
 }
 
 async fn register_worker(
@@ -713,7 +713,7 @@ async fn register_worker(
     who: Principal,
     Body(req): Body<RegisterWorker>,
 ) -> ApiResult<Registered> {
-    Ok(Json(m.register_worker_as(req, &who).await?))
+    Ok(Json(m.workers().register_as(req, &who).await?))
 }
 
 async fn worker_heartbeat(
@@ -721,7 +721,7 @@ async fn worker_heartbeat(
     Path(id): Path<String>,
     Body(hb): Body<WorkerHeartbeat>,
 ) -> ApiResult<()> {
-    Ok(Json(m.worker_heartbeat(&WorkerId::new(id), hb).await?))
+    Ok(Json(m.workers().heartbeat(&WorkerId::new(id), hb).await?))
 }
 
 async fn watch_assignments(
@@ -731,8 +731,7 @@ async fn watch_assignments(
 ) -> ApiResult<Assignments> {
     let wait = q.wait()?;
     Ok(Json(
-        m.watch_assignments(&WorkerId::new(id), q.index, wait)
-            .await?,
+        m.workers().watch(&WorkerId::new(id), q.index, wait).await?,
     ))
 }
 
@@ -741,7 +740,7 @@ async fn report_status(
     Path(id): Path<String>,
     Body(updates): Body<Vec<TaskUpdate>>,
 ) -> ApiResult<ReportResponse> {
-    Ok(Json(m.report_status(&WorkerId::new(id), updates).await?))
+    Ok(Json(m.workers().report(&WorkerId::new(id), updates).await?))
 }
 
 async fn register_scheduler(
@@ -749,11 +748,11 @@ async fn register_scheduler(
     who: Principal,
     Body(req): Body<RegisterScheduler>,
 ) -> ApiResult<Registered> {
-    Ok(Json(m.register_scheduler_as(req, &who).await?))
+    Ok(Json(m.schedulers().register_as(req, &who).await?))
 }
 
 async fn scheduler_heartbeat(State(m): State<Manager>, Path(id): Path<String>) -> ApiResult<()> {
-    Ok(Json(m.scheduler_heartbeat(&SchedulerId::new(id)).await?))
+    Ok(Json(m.schedulers().heartbeat(&SchedulerId::new(id)).await?))
 }
 
 async fn scheduling_work(
@@ -762,7 +761,9 @@ async fn scheduling_work(
     Query(q): Query<WaitQuery>,
 ) -> ApiResult<SchedulingWork> {
     let wait = q.wait()?;
-    Ok(Json(m.scheduling_work(&SchedulerId::new(id), wait).await?))
+    Ok(Json(
+        m.schedulers().work(&SchedulerId::new(id), wait).await?,
+    ))
 }
 
 /// `?last=N`: only the newest N samples of each series.
@@ -778,7 +779,7 @@ async fn job_metrics(
     Path(job): Path<String>,
     Query(q): Query<MetricsQuery>,
 ) -> ApiResult<JobMetrics> {
-    Ok(Json(m.job_metrics(&JobId::new(job), q.last).await?))
+    Ok(Json(m.metrics().job(&JobId::new(job), q.last).await?))
 }
 
 /// `GET /v1/workers/{id}/metrics?last=N`: the rolling window of a worker's host and tasks.
@@ -787,7 +788,7 @@ async fn worker_metrics(
     Path(id): Path<String>,
     Query(q): Query<MetricsQuery>,
 ) -> ApiResult<WorkerMetrics> {
-    Ok(Json(m.worker_metrics(&WorkerId::new(id), q.last).await?))
+    Ok(Json(m.metrics().worker(&WorkerId::new(id), q.last).await?))
 }
 
 /// `POST /v1/workers/{id}/metrics`: a worker's report (kept in memory, never committed).
@@ -796,7 +797,7 @@ async fn report_metrics(
     Path(id): Path<String>,
     Body(r): Body<MetricsReport>,
 ) -> ApiResult<MetricsAccepted> {
-    Ok(Json(m.report_metrics(&WorkerId::new(id), r).await?))
+    Ok(Json(m.metrics().report(&WorkerId::new(id), r).await?))
 }
 
 /// `GET /v1/events` query.
@@ -850,7 +851,7 @@ async fn events(
             .map_err(|e| bad(format!("keepalive: {e}")))?
             .max(Duration::from_millis(100)),
     };
-    let sub = m.events(start, filter);
+    let sub = m.events().stream(start, filter);
     // The stream ends when the server shuts down (a client resumes with `Last-Event-ID`).
     let closing = closing.map(|axum::Extension(Closing(rx))| rx);
     // A bookmark first (where the stream starts), then whenever a keep-alive interval passes
@@ -930,7 +931,7 @@ async fn submit_decisions(
     Path(id): Path<String>,
     Body(d): Body<Vec<Decision>>,
 ) -> ApiResult<Vec<DecisionResult>> {
-    Ok(Json(m.submit_decisions(&SchedulerId::new(id), d).await?))
+    Ok(Json(m.schedulers().decide(&SchedulerId::new(id), d).await?))
 }
 
 /// `GET /v1/jobs/{job}/logs?task=T&index=N&tail=100&since=10m`: the manager finds the task's
@@ -947,7 +948,7 @@ async fn job_logs(
     let tail = q.tail()?;
     let since = q.since_at(std::time::SystemTime::now())?;
     let job = JobId::new(job);
-    let token = m.endpoint_token();
+    let token = m.tokens().endpoint();
     if q.follow {
         let options = LogOptions {
             since,
@@ -955,6 +956,7 @@ async fn job_logs(
             follow: true,
         };
         let stream = m
+            .jobs()
             .follow_logs(
                 &job,
                 q.task.as_deref(),
@@ -966,6 +968,7 @@ async fn job_logs(
         return Ok(text_stream(until_closing(stream, closing.map(|c| c.0))));
     }
     let src = m
+        .jobs()
         .log_source(&job, q.task.as_deref(), q.index.unwrap_or(0))
         .await?;
     let worker = HttpTransport::for_worker(&src.address)
@@ -985,7 +988,7 @@ async fn job_logs(
     .into_response())
 }
 
-/// Opens one container's output on its worker's endpoint, for [`Manager::follow_logs`].
+/// Opens one container's output on its worker's endpoint, for [`Jobs::follow_logs`](orkestrator_core::manager::Jobs::follow_logs).
 async fn open_container_logs(
     src: LogSource,
     options: LogOptions,
