@@ -116,6 +116,17 @@ pub fn store_failure(kind: StoreFailure, m: &str) -> ApiError {
 /// Waits for a batch's outcome.
 pub(crate) type Done = watch::Receiver<Outcome>;
 
+/// The committer's bookkeeping, kept under the state lock but apart from the state.
+#[derive(Debug, Default)]
+pub(crate) struct Durability {
+    /// Bumped when a failed commit makes memory be rebuilt from the store.
+    pub generation: u64,
+    /// While memory is being rebuilt from the store, nothing is prepared.
+    pub rebuilding: bool,
+    /// Waits for the last batch sent to the committer.
+    pub last_batch: Option<Done>,
+}
+
 /// One sealed change, on its way to the store.
 pub(crate) struct Batch {
     pub generation: u64,

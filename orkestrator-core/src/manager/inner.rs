@@ -3,6 +3,7 @@
 //! sealed into a batch for the committer, answered once durable (see [`commit`](super::commit)).
 //! After a failed commit, memory is rebuilt from the store here.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
@@ -16,11 +17,11 @@ use crate::events::{Event, EventKind};
 use crate::metrics::MetricsWindow;
 use crate::store::{Store, StoreOp};
 
-use super::commit::{Batch, Publisher, Stats, Ticket, Txn};
+use super::commit::{Batch, Durability, Publisher, Stats, Ticket, Txn};
 use super::config::ManagerConfig;
 use super::locks::{lock, write_lock};
 use super::state::State;
-use super::tokens::Tokens;
+use super::tokens::TokenStore;
 
 /// A manager's result: an error is an API error.
 pub(crate) type ApiResult<T> = std::result::Result<T, ApiError>;
@@ -30,7 +31,7 @@ pub(crate) struct Inner {
     pub config: ManagerConfig,
     /// Where the time comes from: every decision takes `now` from here.
     pub clock: Arc<dyn Clock>,
-    pub state: Mutex<State>,
+    pub state: Mutex<Locked>,
     pub store: Arc<dyn Store>,
     pub committer: mpsc::UnboundedSender<Batch>,
     /// The index of the last durable commit.
@@ -41,12 +42,33 @@ pub(crate) struct Inner {
     /// Metrics from workers: not state, never committed.
     pub metrics: Mutex<MetricsWindow>,
     /// Who may call: taken after `state` when both are needed, alone to check a credential.
-    pub tokens: RwLock<Tokens>,
+    pub tokens: RwLock<TokenStore>,
     /// The manager's own credential for calling workers' endpoints (logs).
     pub endpoint_token: RwLock<Option<String>>,
     /// The managers sharing the store, as the embedding process last told (for health).
     pub peers: RwLock<Vec<ManagerPeer>>,
     pub started: Instant,
+}
+
+/// What the state lock guards: the state, and beside it the durability bookkeeping.
+#[derive(Debug, Default)]
+pub(crate) struct Locked {
+    pub state: State,
+    pub durability: Durability,
+}
+
+impl Deref for Locked {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl DerefMut for Locked {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
 }
 
 /// The 503 of a request that comes while memory is being rebuilt.
@@ -68,7 +90,7 @@ impl Inner {
         self.clock.now()
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, State> {
+    pub fn lock(&self) -> MutexGuard<'_, Locked> {
         lock(&self.state)
     }
 
@@ -78,12 +100,12 @@ impl Inner {
         f: impl FnOnce(&mut State, &mut Txn, &ManagerConfig, Now) -> ApiResult<R>,
     ) -> ApiResult<(Ticket, R)> {
         let mut st = self.lock();
-        if st.rebuilding {
+        if st.durability.rebuilding {
             return Err(rebuilding());
         }
         let now = self.now();
         let mut txn = Txn::default();
-        let r = f(&mut st, &mut txn, &self.config, now);
+        let r = f(&mut st.state, &mut txn, &self.config, now);
         // Whatever was changed is committed, even when the request as a whole failed, so memory
         // and store never part.
         let ticket = self.seal(&mut st, txn);
@@ -93,31 +115,31 @@ impl Inner {
     /// Computes an answer under the lock; it may be given once what it saw is durable.
     pub fn read<R>(&self, f: impl FnOnce(&State) -> ApiResult<R>) -> ApiResult<(Ticket, R)> {
         let st = self.lock();
-        if st.rebuilding {
+        if st.durability.rebuilding {
             return Err(rebuilding());
         }
-        let r = f(&st)?;
+        let r = f(&st.state)?;
         Ok((self.ticket_for_head(&st), r))
     }
 
-    pub fn ticket_for_head(&self, st: &State) -> Ticket {
+    pub fn ticket_for_head(&self, st: &Locked) -> Ticket {
         if self.durable_index() >= st.head {
             Ticket(None)
         } else {
-            Ticket(st.last_batch.clone())
+            Ticket(st.durability.last_batch.clone())
         }
     }
 
     /// Seals a prepared change: a new index, its ops on their way to the store. An empty change
     /// waits for the last batch (what it compared against).
-    pub fn seal(&self, st: &mut State, txn: Txn) -> Ticket {
+    pub fn seal(&self, st: &mut Locked, txn: Txn) -> Ticket {
         if txn.is_empty() {
             return self.ticket_for_head(st);
         }
         self.seal_always(st, txn)
     }
 
-    pub fn seal_always(&self, st: &mut State, txn: Txn) -> Ticket {
+    pub fn seal_always(&self, st: &mut Locked, txn: Txn) -> Ticket {
         st.head += 1;
         let mut ops = txn.ops;
         for key in &txn.touched {
@@ -130,7 +152,7 @@ impl Inner {
         }
         let (tx, rx) = tokio::sync::watch::channel(None);
         let batch = Batch {
-            generation: st.generation,
+            generation: st.durability.generation,
             index: st.head,
             ops,
             events: txn.events,
@@ -138,7 +160,7 @@ impl Inner {
         };
         // If the committer is gone the sender drops here and the ticket reports it.
         let _ = self.committer.send(batch);
-        st.last_batch = Some(rx.clone());
+        st.durability.last_batch = Some(rx.clone());
         Ticket(Some(rx))
     }
 
@@ -177,21 +199,22 @@ impl Inner {
 pub(crate) async fn rebuild(inner: &Arc<Inner>, why: &str) -> u64 {
     let generation = {
         let mut st = lock(&inner.state);
-        st.generation += 1;
-        st.rebuilding = true;
-        st.last_batch = None;
-        st.generation
+        let d = &mut st.durability;
+        d.generation += 1;
+        d.rebuilding = true;
+        d.last_batch = None;
+        d.generation
     };
     loop {
         match inner.store.load().await {
             Ok(mut snap) => {
-                let tokens = Tokens::load(std::mem::take(&mut snap.tokens).into_values());
+                let tokens = TokenStore::load(std::mem::take(&mut snap.tokens).into_values());
                 let mut st = lock(&inner.state);
                 let fresh = State::from_snapshot(snap, inner.clock.instant());
                 st.replace_durable(fresh);
                 write_lock(&inner.tokens).replace_durable(tokens);
-                st.generation = generation;
-                st.rebuilding = false;
+                st.durability.generation = generation;
+                st.durability.rebuilding = false;
                 inner.durable.store(st.head, Ordering::Release);
                 tracing::info!(
                     index = st.head,

@@ -61,7 +61,7 @@ use crate::store::Store;
 
 use commit::{Publisher, Stats, Txn};
 use config::METRICS_STALE_REPORTS;
-use inner::Inner;
+use inner::{Inner, Locked};
 use state::State;
 
 pub use commit::{StoreFailure, store_failure};
@@ -97,7 +97,7 @@ impl Manager {
         clock: Arc<dyn Clock>,
     ) -> crate::Result<Self> {
         let mut snap = store.load().await?;
-        let tokens = tokens::Tokens::load(std::mem::take(&mut snap.tokens).into_values());
+        let tokens = tokens::TokenStore::load(std::mem::take(&mut snap.tokens).into_values());
         let now = clock.instant();
         let mut state = State::from_snapshot(snap, now);
         state.judge_workers_after = Some(now + config.failover_grace);
@@ -107,7 +107,10 @@ impl Manager {
         let inner = Arc::new(Inner {
             config: config.clone(),
             clock,
-            state: Mutex::new(state),
+            state: Mutex::new(Locked {
+                state,
+                durability: Default::default(),
+            }),
             store,
             committer: tx,
             durable: AtomicU64::new(index),

@@ -15,7 +15,7 @@ use super::{tokens, views};
 /// A read-only copy of the durable state at one index.
 pub struct Replica {
     state: State,
-    tokens: tokens::Tokens,
+    tokens: tokens::TokenStore,
     index: u64,
 }
 
@@ -32,7 +32,7 @@ impl Replica {
     /// The state of `snap` (what a store holds at its index).
     pub fn from_snapshot(mut snap: Snapshot) -> Self {
         let index = snap.index;
-        let tokens = tokens::Tokens::load(std::mem::take(&mut snap.tokens).into_values());
+        let tokens = tokens::TokenStore::load(std::mem::take(&mut snap.tokens).into_values());
         Replica {
             state: State::from_snapshot(snap, SystemClock.instant()),
             tokens,

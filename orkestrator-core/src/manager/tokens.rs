@@ -24,8 +24,10 @@ pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// The most dashboard sessions held at once (the oldest go first).
 pub const MAX_SESSIONS: usize = 10_000;
 
+/// The credentials the manager knows, by id and by the component they belong to, and the
+/// dashboard sessions.
 #[derive(Debug, Default)]
-pub(crate) struct Tokens {
+pub(crate) struct TokenStore {
     by_id: HashMap<String, TokenRecord>,
     /// The credential of each worker and scheduler.
     by_subject: HashMap<Subject, String>,
@@ -33,9 +35,9 @@ pub(crate) struct Tokens {
     sessions: HashMap<[u8; 32], (String, Instant)>,
 }
 
-impl Tokens {
+impl TokenStore {
     pub fn load(records: impl IntoIterator<Item = TokenRecord>) -> Self {
-        let mut t = Tokens::default();
+        let mut t = TokenStore::default();
         for r in records {
             t.put(r);
         }
@@ -43,7 +45,7 @@ impl Tokens {
     }
 
     /// Replaces the durable part (after a failed commit); sessions carry over.
-    pub fn replace_durable(&mut self, fresh: Tokens) {
+    pub fn replace_durable(&mut self, fresh: TokenStore) {
         self.by_id = fresh.by_id;
         self.by_subject = fresh.by_subject;
     }
@@ -163,7 +165,7 @@ pub(crate) fn check_user_role(role: &Role) -> Result<(), ApiError> {
 
 /// Issues `subject` a new credential, revoking the one it had. Its creation time is `now`.
 pub(crate) fn issue_credential(
-    tokens: &mut Tokens,
+    tokens: &mut TokenStore,
     txn: &mut Txn,
     subject: Subject,
     now: Millis,

@@ -113,7 +113,7 @@ impl<'a> Schedulers<'a> {
         loop {
             let step = {
                 let mut st = self.inner.lock();
-                if st.rebuilding {
+                if st.durability.rebuilding {
                     return Err(rebuilding());
                 }
                 let now = self.inner.now();

@@ -88,7 +88,7 @@ impl<'a> Workers<'a> {
     pub async fn heartbeat(&self, id: &WorkerId, hb: WorkerHeartbeat) -> ApiResult<()> {
         let (t, soft) = {
             let mut st = self.inner.lock();
-            if st.rebuilding {
+            if st.durability.rebuilding {
                 return Err(rebuilding());
             }
             let now = self.inner.now();
@@ -98,7 +98,7 @@ impl<'a> Workers<'a> {
             let t = if reg <= self.inner.durable_index() {
                 Ticket(None)
             } else {
-                Ticket(st.last_batch.clone())
+                Ticket(st.durability.last_batch.clone())
             };
             (t, soft)
         };
@@ -130,7 +130,7 @@ impl<'a> Workers<'a> {
         loop {
             let step = {
                 let st = self.inner.lock();
-                if st.rebuilding {
+                if st.durability.rebuilding {
                     return Err(rebuilding());
                 }
                 let w = st
@@ -159,7 +159,8 @@ impl<'a> Workers<'a> {
             // Re-check: a change between the check and `enable` would otherwise be missed.
             let changed = {
                 let st = self.inner.lock();
-                st.rebuilding || st.workers.get(id).is_none_or(|w| w.assign_index > index)
+                st.durability.rebuilding
+                    || st.workers.get(id).is_none_or(|w| w.assign_index > index)
             };
             if changed {
                 continue;
