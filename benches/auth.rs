@@ -7,11 +7,11 @@
 //!
 //! - `parse`: [`TokenParts::parse`] of a credential (`ork.ID.SECRET`).
 //! - `sha256`: the digest of a secret ([`orkestrator_core::auth::digest`]).
-//! - `authenticate/*`: [`Manager::authenticate`] — parse, SHA-256, look-up by id, constant-time
+//! - `authenticate/*`: [`Tokens::authenticate`](orkestrator_core::manager::Tokens::authenticate) — parse, SHA-256, look-up by id, constant-time
 //!   compare, under the token table's read lock — for a worker's credential, the operator token,
 //!   a wrong secret of a known id, and a malformed token.
 //! - `authenticate/worker, 2 threads`: two threads authenticating at once (the read lock shared).
-//! - `heartbeat/in-process`: [`Manager::worker_heartbeat`] alone (what an HTTP heartbeat asks of
+//! - `heartbeat/in-process`: [`Workers::heartbeat`](orkestrator_core::manager::Workers::heartbeat) alone (what an HTTP heartbeat asks of
 //!   the manager's core), the yardstick.
 //! - `heartbeat/router`: a whole `POST /v1/workers/ID/heartbeat` through the real router
 //!   (authentication layer, rule, per-credential counting, JSON body, handler), in memory.
@@ -90,21 +90,23 @@ fn fixture() -> Res<Fixture> {
         let token = |role: Role| {
             let m = m.clone();
             async move {
-                m.create_token(CreateToken {
-                    role,
-                    name: Some("auth bench".into()),
-                })
-                .await
-                .map(|t| t.token)
+                m.tokens()
+                    .create(CreateToken {
+                        role,
+                        name: Some("auth bench".into()),
+                    })
+                    .await
+                    .map(|t| t.token)
             }
         };
         let operator = token(Role::Operator).await?;
-        let join = m.authenticate(&token(Role::Join).await?)?;
+        let join = m.tokens().authenticate(&token(Role::Join).await?)?;
         let mut picked = None;
         for i in 0..WORKERS {
             let id = WorkerId::new(format!("w{i}"));
             let registered = m
-                .register_worker_as(
+                .workers()
+                .register_as(
                     RegisterWorker {
                         id: id.clone(),
                         address: None,
@@ -157,14 +159,15 @@ fn fixture() -> Res<Fixture> {
 
 impl Fixture {
     fn authenticate(&self, token: &str) -> bool {
-        self.manager.authenticate(black_box(token)).is_ok()
+        self.manager.tokens().authenticate(black_box(token)).is_ok()
     }
 
     fn heartbeat_in_process(&self) {
         self.rt
             .block_on(
                 self.manager
-                    .worker_heartbeat(&self.worker, self.heartbeat.clone()),
+                    .workers()
+                    .heartbeat(&self.worker, self.heartbeat.clone()),
             )
             .expect("the heartbeat is taken");
     }

@@ -162,7 +162,7 @@ async fn main() -> Result<()> {
         Registry::builtin().get("spread").context("spread")?,
     );
     tokio::spawn(scheduler.run(std::future::pending()));
-    tokio::spawn(manager.clone().run_liveness_checks());
+    tokio::spawn(manager.clone().cluster().run_liveness_checks());
     let rss0 = rss_bytes();
     let reported = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
@@ -177,7 +177,7 @@ async fn main() -> Result<()> {
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let h = manager.health().await?;
+        let h = manager.cluster().health().await?;
         if h.worker_count() as usize == o.workers {
             break;
         }
@@ -198,7 +198,7 @@ async fn main() -> Result<()> {
             ),
             Format::Yaml,
         )?;
-        manager.submit_job(job).await?;
+        manager.jobs().submit(job).await?;
     }
     let submitted = start.elapsed();
     println!(
@@ -209,7 +209,7 @@ async fn main() -> Result<()> {
     let mut last_print = Instant::now();
     let mut peak = 0;
     loop {
-        let h = manager.health().await?;
+        let h = manager.cluster().health().await?;
         let running = h.tasks_in(TaskState::Running);
         peak = peak.max(rss_bytes());
         if running >= total {
@@ -230,7 +230,7 @@ async fn main() -> Result<()> {
     }
     let took = start.elapsed();
     let cpu = cpu_seconds() - cpu0;
-    let h = manager.health().await?;
+    let h = manager.cluster().health().await?;
     println!();
     println!(
         "| workers | tasks | all Running in | tasks/s | process cores | RSS growth (peak) | commits | changes/commit |"

@@ -126,7 +126,8 @@ async fn events_round(subscribers: usize, jobs: usize, tag: &str) -> Result<(u64
     let mut transports = Vec::new();
     for _ in 0..subscribers {
         let read = m
-            .create_token(CreateToken {
+            .tokens()
+            .create(CreateToken {
                 role: Role::Read,
                 name: Some("observability bench subscriber".into()),
             })
@@ -156,7 +157,7 @@ async fn events_round(subscribers: usize, jobs: usize, tag: &str) -> Result<(u64
             let specs: Vec<_> = (k..jobs).step_by(8).map(spec).collect();
             tokio::spawn(async move {
                 for s in specs {
-                    m.submit_job(s?).await?;
+                    m.jobs().submit(s?).await?;
                 }
                 anyhow::Ok(())
             })

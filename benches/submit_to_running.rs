@@ -234,7 +234,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Records the manager's events, stamped when received.
 fn record_manager_events(manager: &Manager, into: Arc<Mutex<Vec<(i128, Mark)>>>) {
-    let mut rx = manager.subscribe();
+    let mut rx = manager.events().subscribe();
     tokio::spawn(async move {
         use tokio::sync::broadcast::error::RecvError;
         loop {
@@ -421,7 +421,7 @@ async fn bench(run_id: &str, n: usize, warmup: usize, verbose: bool) -> Res<()> 
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                m.check_liveness().await;
+                m.cluster().check_liveness().await;
             }
         });
     }
@@ -431,12 +431,13 @@ async fn bench(run_id: &str, n: usize, warmup: usize, verbose: bool) -> Res<()> 
     let token = |role: Role| {
         let m = manager.clone();
         async move {
-            m.create_token(CreateToken {
-                role,
-                name: Some("submit_to_running bench".into()),
-            })
-            .await
-            .map(|t| t.token)
+            m.tokens()
+                .create(CreateToken {
+                    role,
+                    name: Some("submit_to_running bench".into()),
+                })
+                .await
+                .map(|t| t.token)
         }
     };
     let operator = token(Role::Operator).await?;

@@ -65,7 +65,7 @@ where
 async fn main() -> Result<(), Box<dyn Error>> {
     // The manager, and a transport that calls it directly.
     let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new())).await?;
-    let mut events = manager.subscribe();
+    let mut events = manager.events().subscribe();
     let transport = Arc::new(LocalTransport::new(manager));
 
     // The embedded scheduler registers and heartbeats like any other component.

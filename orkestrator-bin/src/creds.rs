@@ -103,7 +103,8 @@ pub async fn bootstrap(manager: &Manager, dir: &Path, ca_digest: Option<[u8; 32]
             orkestrator_core::auth::TokenParts::parse(t).map_or(t.to_owned(), |p| p.credential())
         });
         let fresh = manager
-            .bootstrap_token(role.clone(), name, current.as_deref())
+            .tokens()
+            .bootstrap(role.clone(), name, current.as_deref())
             .await
             .map_err(|e| anyhow::anyhow!("cannot create the {role} token: {e}"))?;
         let token = fresh.clone().or(current).unwrap_or_default();
@@ -119,7 +120,7 @@ pub async fn bootstrap(manager: &Manager, dir: &Path, ca_digest: Option<[u8; 32]
             tracing::info!(file = %path.display(), "{role} token");
         }
         if role == Role::Manager {
-            manager.set_endpoint_token(Some(token));
+            manager.tokens().set_endpoint(Some(token));
         }
     }
     Ok(())
@@ -143,7 +144,8 @@ pub async fn bootstrap_shared(
     ];
     let wanted: Vec<(Role, &str)> = shared.iter().map(|(r, _, n)| (r.clone(), *n)).collect();
     let made = manager
-        .bootstrap_tokens_once(&wanted)
+        .tokens()
+        .bootstrap_once(&wanted)
         .await
         .map_err(|e| anyhow::anyhow!("cannot create the cluster's tokens: {e}"))?;
     for ((role, file, _), fresh) in shared.iter().zip(made) {
@@ -174,14 +176,15 @@ pub async fn bootstrap_shared(
         orkestrator_core::auth::TokenParts::parse(t).map_or(t.to_owned(), |p| p.credential())
     });
     let fresh = manager
-        .bootstrap_token(Role::Manager, &name, current.as_deref())
+        .tokens()
+        .bootstrap(Role::Manager, &name, current.as_deref())
         .await
         .map_err(|e| anyhow::anyhow!("cannot create this manager's token: {e}"))?;
     if let Some(t) = &fresh {
         write_secret(&path, t)?;
         tracing::info!(file = %path.display(), "manager token written (mode 0600)");
     }
-    manager.set_endpoint_token(fresh.or(current));
+    manager.tokens().set_endpoint(fresh.or(current));
     Ok(())
 }
 

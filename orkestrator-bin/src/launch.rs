@@ -86,8 +86,8 @@ pub fn start_background(manager: &Manager, embedded_scheduler: Option<Arc<dyn Sc
             tracing::error!(error = %e, "cannot start the embedded scheduler's thread");
         }
     }
-    tokio::spawn(manager.clone().run_liveness_checks());
-    tokio::spawn(manager.clone().run_gc());
+    tokio::spawn(manager.clone().cluster().run_liveness_checks());
+    tokio::spawn(manager.clone().cluster().run_gc());
 }
 
 /// The built-in scheduler named `name`, or an error that lists the names.

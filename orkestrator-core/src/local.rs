@@ -82,44 +82,44 @@ fn api<T>(r: std::result::Result<T, ApiError>) -> Result<T> {
 impl ClientApi for LocalTransport {
     async fn submit_job(&self, job: &Job) -> Result<SubmitResponse> {
         self.check()?;
-        api(self.manager().submit_job(job.clone()).await)
+        api(self.manager().jobs().submit(job.clone()).await)
     }
 
     async fn list_jobs_page(&self, q: &ListQuery) -> Result<Page<JobSummary>> {
         self.check()?;
-        api(self.manager().list_jobs(q).await)
+        api(self.manager().jobs().list(q).await)
     }
 
     async fn get_job(&self, job: &JobId) -> Result<JobView> {
         self.check()?;
-        api(self.manager().get_job(job).await)
+        api(self.manager().jobs().get(job).await)
     }
 
     async fn stop_job(&self, job: &JobId) -> Result<JobView> {
         self.check()?;
-        api(self.manager().stop_job(job).await)
+        api(self.manager().jobs().stop(job).await)
     }
 
     async fn list_workers_page(&self, q: &ListQuery) -> Result<Page<WorkerView>> {
         self.check()?;
-        api(self.manager().list_workers(q).await)
+        api(self.manager().workers().list(q).await)
     }
 
     async fn gc(&self) -> Result<crate::manager::GcReport> {
         self.check()?;
         let m = self.manager();
         let after = m.config().gc_after;
-        api(m.gc(after).await)
+        api(m.cluster().gc(after).await)
     }
 
     async fn health(&self) -> Result<HealthReport> {
         self.check()?;
-        api(self.manager().health().await)
+        api(self.manager().cluster().health().await)
     }
 
     async fn events(&self, start: StreamStart, filter: &EventFilter) -> Result<EventStream> {
         self.check()?;
-        let sub = self.manager().events(start, filter.clone());
+        let sub = self.manager().events().stream(start, filter.clone());
         let first =
             futures_util::stream::iter([Ok(crate::events::StreamItem::Bookmark(sub.bookmark()))]);
         let cut = self.cut.clone();
@@ -140,12 +140,12 @@ impl ClientApi for LocalTransport {
 
     async fn job_metrics(&self, job: &JobId) -> Result<JobMetrics> {
         self.check()?;
-        api(self.manager().job_metrics(job, None).await)
+        api(self.manager().metrics().job(job, None).await)
     }
 
     async fn worker_metrics(&self, worker: &WorkerId) -> Result<WorkerMetrics> {
         self.check()?;
-        api(self.manager().worker_metrics(worker, None).await)
+        api(self.manager().metrics().worker(worker, None).await)
     }
 }
 
@@ -157,17 +157,21 @@ impl WorkerApi for LocalTransport {
         report: &MetricsReport,
     ) -> Result<MetricsAccepted> {
         self.check()?;
-        api(self.manager().report_metrics(worker, report.clone()).await)
+        api(self
+            .manager()
+            .metrics()
+            .report(worker, report.clone())
+            .await)
     }
 
     async fn register_worker(&self, req: &RegisterWorker) -> Result<Registered> {
         self.check()?;
-        api(self.manager().register_worker(req.clone()).await)
+        api(self.manager().workers().register(req.clone()).await)
     }
 
     async fn worker_heartbeat(&self, worker: &WorkerId, hb: &WorkerHeartbeat) -> Result<()> {
         self.check()?;
-        api(self.manager().worker_heartbeat(worker, hb.clone()).await)
+        api(self.manager().workers().heartbeat(worker, hb.clone()).await)
     }
 
     async fn watch_assignments(
@@ -177,7 +181,7 @@ impl WorkerApi for LocalTransport {
         wait: Duration,
     ) -> Result<Assignments> {
         self.check()?;
-        let r = api(self.manager().watch_assignments(worker, index, wait).await);
+        let r = api(self.manager().workers().watch(worker, index, wait).await);
         // A link cut while waiting loses the answer.
         self.check()?;
         r
@@ -189,7 +193,11 @@ impl WorkerApi for LocalTransport {
         updates: &[TaskUpdate],
     ) -> Result<ReportResponse> {
         self.check()?;
-        api(self.manager().report_status(worker, updates.to_vec()).await)
+        api(self
+            .manager()
+            .workers()
+            .report(worker, updates.to_vec())
+            .await)
     }
 }
 
@@ -197,12 +205,12 @@ impl WorkerApi for LocalTransport {
 impl SchedulerApi for LocalTransport {
     async fn register_scheduler(&self, req: &RegisterScheduler) -> Result<Registered> {
         self.check()?;
-        api(self.manager().register_scheduler(req.clone()).await)
+        api(self.manager().schedulers().register(req.clone()).await)
     }
 
     async fn scheduler_heartbeat(&self, scheduler: &SchedulerId) -> Result<()> {
         self.check()?;
-        api(self.manager().scheduler_heartbeat(scheduler).await)
+        api(self.manager().schedulers().heartbeat(scheduler).await)
     }
 
     async fn scheduling_work(
@@ -212,7 +220,7 @@ impl SchedulerApi for LocalTransport {
         wait: Duration,
     ) -> Result<SchedulingWork> {
         self.check()?;
-        api(self.manager().scheduling_work(scheduler, wait).await)
+        api(self.manager().schedulers().work(scheduler, wait).await)
     }
 
     async fn submit_decisions(
@@ -223,7 +231,8 @@ impl SchedulerApi for LocalTransport {
         self.check()?;
         api(self
             .manager()
-            .submit_decisions(scheduler, decisions.to_vec())
+            .schedulers()
+            .decide(scheduler, decisions.to_vec())
             .await)
     }
 }

@@ -1,4 +1,4 @@
-//! Following a task's output across its containers (`Manager::follow_logs`), with `FakeRuntime`
+//! Following a task's output across its containers (`Jobs::follow_logs`), with `FakeRuntime`
 //! workers over in-process links under tokio's paused clock: a restart, a replacement on another
 //! worker, and the end of the stream when the job stops.
 
@@ -216,6 +216,7 @@ async fn following_goes_on_into_the_restarted_container_and_ends_when_the_job_st
     };
     let mut s = sim
         .manager
+        .jobs()
         .follow_logs(&job, None, 0, opts, sim.opener())
         .await
         .unwrap();
@@ -255,6 +256,7 @@ async fn following_goes_on_into_the_replacement_on_another_worker() {
     sim.runtimes[&w1].write_output(&c1, "on-first\n");
     let mut s = sim
         .manager
+        .jobs()
         .follow_logs(&job, Some("t"), 0, LogOptions::default(), sim.opener())
         .await
         .unwrap();
@@ -280,6 +282,7 @@ async fn a_follower_waits_for_the_first_container_and_bad_requests_fail_at_once(
     let sim = Sim::new(1).await;
     let err = sim
         .manager
+        .jobs()
         .follow_logs(
             &JobId::new("nope"),
             None,
@@ -299,6 +302,7 @@ async fn a_follower_waits_for_the_first_container_and_bad_requests_fail_at_once(
     // Asked for before the task has a container: the stream waits for it.
     let mut s = sim
         .manager
+        .jobs()
         .follow_logs(
             &JobId::new("late"),
             None,
@@ -416,6 +420,7 @@ async fn a_failed_store_commit_while_waiting_for_the_next_container_does_not_end
     assert!(rt.write_output(&c1, "one\n"));
     let mut s = sim
         .manager
+        .jobs()
         .follow_logs(&job, None, 0, LogOptions::default(), sim.opener())
         .await
         .unwrap();
@@ -440,7 +445,7 @@ async fn a_failed_store_commit_while_waiting_for_the_next_container_does_not_end
     rt.kill(&c1);
     let mut pending = false;
     for _ in 0..600 {
-        let g = sim.manager.gauges();
+        let g = sim.manager.metrics().gauges();
         if g.tasks.get(&TaskState::Running) == Some(&0) {
             pending = true;
             break;
@@ -450,7 +455,7 @@ async fn a_failed_store_commit_while_waiting_for_the_next_container_does_not_end
     assert!(
         pending,
         "the exit was never applied: {:?}",
-        sim.manager.gauges()
+        sim.manager.metrics().gauges()
     );
     assert_eq!(
         sim.manager.durable_index(),
@@ -478,7 +483,7 @@ async fn a_failed_store_commit_while_waiting_for_the_next_container_does_not_end
     }
     assert_eq!(got, "one\ntwo\n");
     assert!(
-        sim.manager.telemetry().commit_failures >= 1,
+        sim.manager.metrics().telemetry().commit_failures >= 1,
         "the injected failure happened"
     );
 

@@ -52,17 +52,19 @@ fn reg(id: &str) -> RegisterWorker {
 }
 
 async fn issue(m: &Manager, role: Role, name: &str) -> String {
-    m.create_token(CreateToken {
-        role,
-        name: Some(name.into()),
-    })
-    .await
-    .unwrap()
-    .token
+    m.tokens()
+        .create(CreateToken {
+            role,
+            name: Some(name.into()),
+        })
+        .await
+        .unwrap()
+        .token
 }
 
 fn who(m: &Manager, token: &str) -> Principal {
-    m.authenticate(token)
+    m.tokens()
+        .authenticate(token)
         .unwrap_or_else(|e| panic!("{token:.16}... does not authenticate: {e:?}"))
 }
 
@@ -88,7 +90,7 @@ fn refused(r: Result<impl std::fmt::Debug, ApiError>, kind: ErrorKind, code: &st
 #[track_caller]
 fn unauthenticated(m: &Manager, token: &str) {
     refused(
-        m.authenticate(token),
+        m.tokens().authenticate(token),
         ErrorKind::Unauthenticated,
         "unauthenticated",
     );
@@ -96,7 +98,8 @@ fn unauthenticated(m: &Manager, token: &str) {
 
 /// The credentials of worker `id` in the manager's list.
 async fn credentials_of(m: &Manager, id: &str) -> Vec<TokenInfo> {
-    m.list_tokens()
+    m.tokens()
+        .list()
         .await
         .unwrap()
         .into_iter()
@@ -115,7 +118,8 @@ async fn tokens_are_created_listed_and_revoked_and_only_their_digests_are_stored
         (Role::Join, "workers"),
     ] {
         let t = m
-            .create_token(CreateToken {
+            .tokens()
+            .create(CreateToken {
                 role: role.clone(),
                 name: Some(name.into()),
             })
@@ -138,7 +142,7 @@ async fn tokens_are_created_listed_and_revoked_and_only_their_digests_are_stored
     );
 
     // The list names them all and never shows a secret.
-    let list = m.list_tokens().await.unwrap();
+    let list = m.tokens().list().await.unwrap();
     for t in &issued {
         assert!(list.contains(&t.info), "{:?} missing from {list:?}", t.info);
     }
@@ -175,13 +179,13 @@ async fn tokens_are_created_listed_and_revoked_and_only_their_digests_are_stored
     unauthenticated(&m, &format!("ork.{}.{}", "a".repeat(12), secrets[1]));
 
     // Revoking the read token: refused at once, gone from the list and from the store.
-    let info = m.revoke_token(ids[1]).await.unwrap();
+    let info = m.tokens().revoke(ids[1]).await.unwrap();
     assert_eq!(info, issued[1].info);
     unauthenticated(&m, &issued[1].token);
-    assert!(!m.list_tokens().await.unwrap().contains(&issued[1].info));
+    assert!(!m.tokens().list().await.unwrap().contains(&issued[1].info));
     assert!(!store.snapshot().tokens.contains_key(ids[1]));
     refused(
-        m.revoke_token(ids[1]).await,
+        m.tokens().revoke(ids[1]).await,
         ErrorKind::NotFound,
         "not_found",
     );
@@ -192,13 +196,14 @@ async fn tokens_are_created_listed_and_revoked_and_only_their_digests_are_stored
     // Users cannot mint component credentials, nor name a token without bound.
     for role in [Role::Worker, Role::Scheduler, Role::Manager] {
         refused(
-            m.create_token(CreateToken { role, name: None }).await,
+            m.tokens().create(CreateToken { role, name: None }).await,
             ErrorKind::Invalid,
             "invalid_role",
         );
     }
     let long = m
-        .create_token(CreateToken {
+        .tokens()
+        .create(CreateToken {
             role: Role::Read,
             name: Some("x".repeat(auth::MAX_TOKEN_NAME + 1)),
         })
@@ -212,7 +217,7 @@ async fn a_join_token_registers_a_name_once_then_only_its_credential_or_an_opera
     let m = manager_on(&store).await;
     let join = who(&m, &issue(&m, Role::Join, "join").await);
 
-    let first = m.register_worker_as(reg("w1"), &join).await.unwrap();
+    let first = m.workers().register_as(reg("w1"), &join).await.unwrap();
     let c1 = first
         .credential
         .expect("a join registration issues a credential");
@@ -226,7 +231,7 @@ async fn a_join_token_registers_a_name_once_then_only_its_credential_or_an_opera
 
     // The join token again: the name has a credential of its own.
     let e = refused(
-        m.register_worker_as(reg("w1"), &join).await,
+        m.workers().register_as(reg("w1"), &join).await,
         ErrorKind::Forbidden,
         "name_taken",
     );
@@ -234,14 +239,15 @@ async fn a_join_token_registers_a_name_once_then_only_its_credential_or_an_opera
     who(&m, &c1);
 
     // Its own credential: re-registered, no new credential.
-    let again = m.register_worker_as(reg("w1"), &p1).await.unwrap();
+    let again = m.workers().register_as(reg("w1"), &p1).await.unwrap();
     assert_eq!(again.credential, None);
     who(&m, &c1);
     assert_eq!(credentials_of(&m, "w1").await.len(), 1);
 
     // An operator takes the name: a new credential, and the old one stops working.
     let taken = m
-        .register_worker_as(reg("w1"), &Principal::operator())
+        .workers()
+        .register_as(reg("w1"), &Principal::operator())
         .await
         .unwrap();
     let c2 = taken
@@ -262,23 +268,24 @@ async fn a_join_token_registers_a_name_once_then_only_its_credential_or_an_opera
     // A read token registers nothing.
     let read = who(&m, &issue(&m, Role::Read, "r").await);
     refused(
-        m.register_worker_as(reg("w2"), &read).await,
+        m.workers().register_as(reg("w2"), &read).await,
         ErrorKind::Forbidden,
         "forbidden",
     );
     refused(
-        m.register_scheduler_as(
-            RegisterScheduler {
-                id: SchedulerId::new("s"),
-                algorithm: "spread".into(),
-            },
-            &read,
-        )
-        .await,
+        m.schedulers()
+            .register_as(
+                RegisterScheduler {
+                    id: SchedulerId::new("s"),
+                    algorithm: "spread".into(),
+                },
+                &read,
+            )
+            .await,
         ErrorKind::Forbidden,
         "forbidden",
     );
-    let page = m.list_workers(&ListQuery::default()).await.unwrap();
+    let page = m.workers().list(&ListQuery::default()).await.unwrap();
     assert!(
         page.items.iter().all(|w| w.id.as_str() != "w2"),
         "a refused registration registered"
@@ -291,13 +298,15 @@ async fn a_worker_credential_cannot_register_as_another_worker() {
     let m = manager_on(&store).await;
     let join = who(&m, &issue(&m, Role::Join, "join").await);
     let a = m
-        .register_worker_as(reg("a"), &join)
+        .workers()
+        .register_as(reg("a"), &join)
         .await
         .unwrap()
         .credential
         .unwrap();
     let b = m
-        .register_worker_as(reg("b"), &join)
+        .workers()
+        .register_as(reg("b"), &join)
         .await
         .unwrap()
         .credential
@@ -306,7 +315,7 @@ async fn a_worker_credential_cannot_register_as_another_worker() {
     let mut changed = reg("b");
     changed.address = Some("http://attacker.invalid:1".into());
     refused(
-        m.register_worker_as(changed, &who(&m, &a)).await,
+        m.workers().register_as(changed, &who(&m, &a)).await,
         ErrorKind::Forbidden,
         "not_yourself",
     );
@@ -321,7 +330,7 @@ async fn a_worker_credential_cannot_register_as_another_worker() {
     );
     // The same holds for a name not registered yet: a worker's credential is for itself only.
     refused(
-        m.register_worker_as(reg("c"), &who(&m, &a)).await,
+        m.workers().register_as(reg("c"), &who(&m, &a)).await,
         ErrorKind::Forbidden,
         "not_yourself",
     );
@@ -334,20 +343,21 @@ async fn a_worker_registered_before_credentials_existed_claims_its_name_once_wit
     let m = manager_on(&store).await;
     // The trusted path (and what a store from before this change holds): no credential.
     assert_eq!(
-        m.register_worker(reg("old")).await.unwrap().credential,
+        m.workers().register(reg("old")).await.unwrap().credential,
         None
     );
     assert!(credentials_of(&m, "old").await.is_empty());
     let join = who(&m, &issue(&m, Role::Join, "join").await);
     let claimed = m
-        .register_worker_as(reg("old"), &join)
+        .workers()
+        .register_as(reg("old"), &join)
         .await
         .unwrap()
         .credential
         .expect("claiming the name issues its credential");
     assert!(who(&m, &claimed).is_worker(&WorkerId::new("old")));
     refused(
-        m.register_worker_as(reg("old"), &join).await,
+        m.workers().register_as(reg("old"), &join).await,
         ErrorKind::Forbidden,
         "name_taken",
     );
@@ -357,12 +367,13 @@ async fn a_worker_registered_before_credentials_existed_claims_its_name_once_wit
 
 /// Places one instance of a new job `name` on `worker` through scheduler `s`.
 async fn place(m: &Manager, s: &SchedulerId, name: &str, worker: &str) -> InstanceId {
-    m.submit_job(job(name)).await.unwrap();
-    let work = m.scheduling_work(s, Duration::ZERO).await.unwrap();
+    m.jobs().submit(job(name)).await.unwrap();
+    let work = m.schedulers().work(s, Duration::ZERO).await.unwrap();
     assert_eq!(work.pending.len(), 1, "{work:?}");
     let instance = work.pending[0].instance.clone();
     let r = m
-        .submit_decisions(
+        .schedulers()
+        .decide(
             s,
             vec![Decision {
                 instance: instance.clone(),
@@ -392,7 +403,7 @@ fn update(instance: &InstanceId, state: TaskState) -> TaskUpdate {
 }
 
 async fn task_state(m: &Manager, name: &str) -> TaskState {
-    let v = m.get_job(&JobId::new(name)).await.unwrap();
+    let v = m.jobs().get(&JobId::new(name)).await.unwrap();
     assert_eq!(v.instances.len(), 1, "{v:?}");
     v.instances[0].tasks["t"].state
 }
@@ -401,15 +412,16 @@ async fn task_state(m: &Manager, name: &str) -> TaskState {
 async fn a_worker_reports_status_only_for_its_own_instances() {
     let store = Arc::new(MemoryStore::new());
     let m = manager_on(&store).await;
-    m.register_worker(reg("w1")).await.unwrap();
-    m.register_worker(reg("w2")).await.unwrap();
+    m.workers().register(reg("w1")).await.unwrap();
+    m.workers().register(reg("w2")).await.unwrap();
     let s = SchedulerId::new("s");
-    m.register_scheduler(RegisterScheduler {
-        id: s.clone(),
-        algorithm: "test".into(),
-    })
-    .await
-    .unwrap();
+    m.schedulers()
+        .register(RegisterScheduler {
+            id: s.clone(),
+            algorithm: "test".into(),
+        })
+        .await
+        .unwrap();
     let on_w1 = place(&m, &s, "one", "w1").await;
     let on_w2 = place(&m, &s, "two", "w2").await;
     let (before_one, before_two) = (task_state(&m, "one").await, task_state(&m, "two").await);
@@ -424,7 +436,7 @@ async fn a_worker_reports_status_only_for_its_own_instances() {
         ],
     ] {
         let e = refused(
-            m.report_status(&WorkerId::new("w2"), updates).await,
+            m.workers().report(&WorkerId::new("w2"), updates).await,
             ErrorKind::Forbidden,
             "not_your_instance",
         );
@@ -439,18 +451,20 @@ async fn a_worker_reports_status_only_for_its_own_instances() {
     );
 
     // Each worker may report its own.
-    m.report_status(
-        &WorkerId::new("w1"),
-        vec![update(&on_w1, TaskState::Starting)],
-    )
-    .await
-    .unwrap();
-    m.report_status(
-        &WorkerId::new("w2"),
-        vec![update(&on_w2, TaskState::Starting)],
-    )
-    .await
-    .unwrap();
+    m.workers()
+        .report(
+            &WorkerId::new("w1"),
+            vec![update(&on_w1, TaskState::Starting)],
+        )
+        .await
+        .unwrap();
+    m.workers()
+        .report(
+            &WorkerId::new("w2"),
+            vec![update(&on_w2, TaskState::Starting)],
+        )
+        .await
+        .unwrap();
     assert_eq!(task_state(&m, "one").await, TaskState::Starting);
     assert_eq!(task_state(&m, "two").await, TaskState::Starting);
 }
@@ -459,18 +473,19 @@ async fn a_worker_reports_status_only_for_its_own_instances() {
 async fn a_scheduler_decides_only_the_instances_it_leased() {
     let store = Arc::new(MemoryStore::new());
     let m = manager_on(&store).await;
-    m.register_worker(reg("w")).await.unwrap();
+    m.workers().register(reg("w")).await.unwrap();
     let (a, b) = (SchedulerId::new("a"), SchedulerId::new("b"));
     for s in [&a, &b] {
-        m.register_scheduler(RegisterScheduler {
-            id: s.clone(),
-            algorithm: "test".into(),
-        })
-        .await
-        .unwrap();
+        m.schedulers()
+            .register(RegisterScheduler {
+                id: s.clone(),
+                algorithm: "test".into(),
+            })
+            .await
+            .unwrap();
     }
-    m.submit_job(job("j")).await.unwrap();
-    let work = m.scheduling_work(&a, Duration::ZERO).await.unwrap();
+    m.jobs().submit(job("j")).await.unwrap();
+    let work = m.schedulers().work(&a, Duration::ZERO).await.unwrap();
     let instance = work.pending[0].instance.clone();
     let decision = Decision {
         instance: instance.clone(),
@@ -479,17 +494,17 @@ async fn a_scheduler_decides_only_the_instances_it_leased() {
         },
     };
     let e = refused(
-        m.submit_decisions(&b, vec![decision.clone()]).await,
+        m.schedulers().decide(&b, vec![decision.clone()]).await,
         ErrorKind::Forbidden,
         "not_your_lease",
     );
     assert!(e.message.contains("\"a\""), "{e:?}");
-    let v = m.get_job(&JobId::new("j")).await.unwrap();
+    let v = m.jobs().get(&JobId::new("j")).await.unwrap();
     assert_eq!(v.instances[0].worker, None, "a refused decision placed it");
     assert_eq!(task_state(&m, "j").await, TaskState::Pending);
-    let r = m.submit_decisions(&a, vec![decision]).await.unwrap();
+    let r = m.schedulers().decide(&a, vec![decision]).await.unwrap();
     assert!(r[0].accepted, "{r:?}");
-    let v = m.get_job(&JobId::new("j")).await.unwrap();
+    let v = m.jobs().get(&JobId::new("j")).await.unwrap();
     assert_eq!(v.instances[0].worker, Some(WorkerId::new("w")));
 }
 
@@ -503,7 +518,8 @@ async fn a_scheduler_joins_once_while_it_is_live() {
         algorithm: "spread".into(),
     };
     let c = m
-        .register_scheduler_as(req(), &join)
+        .schedulers()
+        .register_as(req(), &join)
         .await
         .unwrap()
         .credential
@@ -512,12 +528,16 @@ async fn a_scheduler_joins_once_while_it_is_live() {
     assert_eq!(p.role, Role::Scheduler);
     assert!(p.is_scheduler(&SchedulerId::new("remote")));
     refused(
-        m.register_scheduler_as(req(), &join).await,
+        m.schedulers().register_as(req(), &join).await,
         ErrorKind::Forbidden,
         "name_taken",
     );
     assert_eq!(
-        m.register_scheduler_as(req(), &p).await.unwrap().credential,
+        m.schedulers()
+            .register_as(req(), &p)
+            .await
+            .unwrap()
+            .credential,
         None
     );
     let other = RegisterScheduler {
@@ -525,7 +545,7 @@ async fn a_scheduler_joins_once_while_it_is_live() {
         algorithm: "spread".into(),
     };
     refused(
-        m.register_scheduler_as(other, &p).await,
+        m.schedulers().register_as(other, &p).await,
         ErrorKind::Forbidden,
         "not_yourself",
     );
@@ -539,10 +559,11 @@ async fn tokens_and_credentials_survive_a_restart_on_the_same_store() {
         let op = issue(&m, Role::Operator, "ops").await;
         let read = issue(&m, Role::Read, "r").await;
         let gone = issue(&m, Role::Read, "gone").await;
-        m.revoke_token(&who(&m, &gone).token).await.unwrap();
+        m.tokens().revoke(&who(&m, &gone).token).await.unwrap();
         let join = who(&m, &issue(&m, Role::Join, "join").await);
         let cred = m
-            .register_worker_as(reg("w"), &join)
+            .workers()
+            .register_as(reg("w"), &join)
             .await
             .unwrap()
             .credential
@@ -557,18 +578,23 @@ async fn tokens_and_credentials_survive_a_restart_on_the_same_store() {
     assert!(p.is_worker(&WorkerId::new("w")));
     // The worker comes back as itself: no new credential; the name is still taken.
     assert_eq!(
-        m.register_worker_as(reg("w"), &p).await.unwrap().credential,
+        m.workers()
+            .register_as(reg("w"), &p)
+            .await
+            .unwrap()
+            .credential,
         None
     );
     let join = m
-        .list_tokens()
+        .tokens()
+        .list()
         .await
         .unwrap()
         .into_iter()
         .find(|t| t.role == Role::Join)
         .expect("the join token is listed after the restart");
     assert_eq!(join.name.as_deref(), Some("join"));
-    let list = m.list_tokens().await.unwrap();
+    let list = m.tokens().list().await.unwrap();
     assert_eq!(list.len(), 4, "ops, r, join and w's credential: {list:?}");
 }
 
@@ -577,34 +603,34 @@ async fn dashboard_sessions_end_when_their_token_is_revoked() {
     let store = Arc::new(MemoryStore::new());
     let m = manager_on(&store).await;
     let read = issue(&m, Role::Read, "browser").await;
-    let (session, info) = m.open_session(&read).unwrap();
+    let (session, info) = m.tokens().open_session(&read).unwrap();
     assert_eq!(info.role, Role::Read);
     assert!(!session.contains(&secret_of(&read)));
-    let p = m.authenticate_session(&session).unwrap();
+    let p = m.tokens().authenticate_session(&session).unwrap();
     assert_eq!((p.role, p.token.as_str()), (Role::Read, info.id.as_str()));
     // A session is not a bearer token, and a bearer token is not a session.
-    assert!(m.authenticate(&session).is_err());
-    assert!(m.authenticate_session(&read).is_err());
+    assert!(m.tokens().authenticate(&session).is_err());
+    assert!(m.tokens().authenticate_session(&read).is_err());
 
-    m.revoke_token(&info.id).await.unwrap();
+    m.tokens().revoke(&info.id).await.unwrap();
     refused(
-        m.authenticate_session(&session),
+        m.tokens().authenticate_session(&session),
         ErrorKind::Unauthenticated,
         "unauthenticated",
     );
     refused(
-        m.open_session(&read),
+        m.tokens().open_session(&read),
         ErrorKind::Unauthenticated,
         "unauthenticated",
     );
 
     // Signing out ends a session whose token still lives.
     let op = issue(&m, Role::Operator, "admin").await;
-    let (s2, _) = m.open_session(&op).unwrap();
-    m.authenticate_session(&s2).unwrap();
-    m.close_session(&s2);
+    let (s2, _) = m.tokens().open_session(&op).unwrap();
+    m.tokens().authenticate_session(&s2).unwrap();
+    m.tokens().close_session(&s2);
     refused(
-        m.authenticate_session(&s2),
+        m.tokens().authenticate_session(&s2),
         ErrorKind::Unauthenticated,
         "unauthenticated",
     );
@@ -612,14 +638,23 @@ async fn dashboard_sessions_end_when_their_token_is_revoked() {
 
     // Join tokens and component credentials cannot sign in.
     let join = issue(&m, Role::Join, "join").await;
-    refused(m.open_session(&join), ErrorKind::Forbidden, "forbidden");
+    refused(
+        m.tokens().open_session(&join),
+        ErrorKind::Forbidden,
+        "forbidden",
+    );
     let cred = m
-        .register_worker_as(reg("w"), &who(&m, &join))
+        .workers()
+        .register_as(reg("w"), &who(&m, &join))
         .await
         .unwrap()
         .credential
         .unwrap();
-    refused(m.open_session(&cred), ErrorKind::Forbidden, "forbidden");
+    refused(
+        m.tokens().open_session(&cred),
+        ErrorKind::Forbidden,
+        "forbidden",
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -635,7 +670,8 @@ async fn a_garbage_collected_worker_loses_its_credential() {
     let mut creds = BTreeMap::new();
     for id in ["dies", "lives"] {
         let c = m
-            .register_worker_as(reg(id), &join)
+            .workers()
+            .register_as(reg(id), &join)
             .await
             .unwrap()
             .credential
@@ -651,9 +687,9 @@ async fn a_garbage_collected_worker_loses_its_credential() {
     // "lives" keeps heartbeating; "dies" stops and goes Down.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        m.worker_heartbeat(&lives, hb()).await.unwrap();
-        m.check_liveness().await;
-        let page = m.list_workers(&ListQuery::default()).await.unwrap();
+        m.workers().heartbeat(&lives, hb()).await.unwrap();
+        m.cluster().check_liveness().await;
+        let page = m.workers().list(&ListQuery::default()).await.unwrap();
         let status = |id: &str| {
             page.items
                 .iter()
@@ -671,10 +707,17 @@ async fn a_garbage_collected_worker_loses_its_credential() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Its credential outlives a GC that keeps it (a long horizon)...
-    assert_eq!(m.gc(Duration::from_secs(3600)).await.unwrap().workers, 0);
+    assert_eq!(
+        m.cluster()
+            .gc(Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .workers,
+        0
+    );
     who(&m, &creds["dies"]);
     // ...and goes with it.
-    let r = m.gc(Duration::ZERO).await.unwrap();
+    let r = m.cluster().gc(Duration::ZERO).await.unwrap();
     assert_eq!(r.workers, 1, "{r:?}");
     unauthenticated(&m, &creds["dies"]);
     assert!(credentials_of(&m, "dies").await.is_empty());
@@ -689,7 +732,8 @@ async fn a_garbage_collected_worker_loses_its_credential() {
     who(&m, &creds["lives"]);
     // The name is free again for the join token.
     assert!(
-        m.register_worker_as(reg("dies"), &join)
+        m.workers()
+            .register_as(reg("dies"), &join)
             .await
             .unwrap()
             .credential

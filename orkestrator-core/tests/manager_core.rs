@@ -46,25 +46,27 @@ fn size(mem_mib: u64) -> WorkerResources {
 }
 
 async fn add_worker(m: &Manager, id: &str, mem_mib: u64) {
-    m.register_worker(RegisterWorker {
-        id: WorkerId::new(id),
-        address: None,
-        labels: BTreeMap::new(),
-        resources: size(mem_mib),
-        version: String::new(),
-    })
-    .await
-    .unwrap();
+    m.workers()
+        .register(RegisterWorker {
+            id: WorkerId::new(id),
+            address: None,
+            labels: BTreeMap::new(),
+            resources: size(mem_mib),
+            version: String::new(),
+        })
+        .await
+        .unwrap();
 }
 
 async fn add_scheduler(m: &Manager, id: &str) -> SchedulerId {
     let id = SchedulerId::new(id);
-    m.register_scheduler(RegisterScheduler {
-        id: id.clone(),
-        algorithm: "test".into(),
-    })
-    .await
-    .unwrap();
+    m.schedulers()
+        .register(RegisterScheduler {
+            id: id.clone(),
+            algorithm: "test".into(),
+        })
+        .await
+        .unwrap();
     id
 }
 
@@ -86,20 +88,20 @@ async fn settle() {
 
 fn spawn_submit(m: &Manager, j: Job) -> JoinHandle<Result<SubmitResponse, ApiError>> {
     let m = m.clone();
-    tokio::spawn(async move { m.submit_job(j).await })
+    tokio::spawn(async move { m.jobs().submit(j).await })
 }
 
 #[tokio::test]
 async fn nothing_is_visible_or_acknowledged_before_it_is_durable() {
     let store = Arc::new(MemoryStore::new());
     let m = manager_on(&store).await;
-    let mut events = m.subscribe();
+    let mut events = m.events().subscribe();
     let held = store.hold_commits().await;
     let submit = spawn_submit(&m, job("a", 1, 64));
     settle().await;
     let read = {
         let m = m.clone();
-        tokio::spawn(async move { m.get_job(&JobId::new("a")).await })
+        tokio::spawn(async move { m.jobs().get(&JobId::new("a")).await })
     };
     let again = spawn_submit(&m, job("a", 1, 64));
     settle().await;
@@ -152,7 +154,7 @@ async fn concurrent_changes_share_one_commit() {
         commits <= 2,
         "21 submissions took {commits} commits; expected the 20 to share one"
     );
-    let h = m.health().await.unwrap();
+    let h = m.cluster().health().await.unwrap();
     assert!(h.manager.store.batch_max >= 20, "{:?}", h.manager.store);
 }
 
@@ -160,7 +162,7 @@ async fn concurrent_changes_share_one_commit() {
 async fn a_failed_commit_fails_its_batch_and_those_on_top_and_memory_follows_the_store() {
     let store = Arc::new(MemoryStore::new());
     let m = manager_on(&store).await;
-    m.submit_job(job("kept", 1, 64)).await.unwrap();
+    m.jobs().submit(job("kept", 1, 64)).await.unwrap();
     let held = store.hold_commits().await;
     let doomed = spawn_submit(&m, job("doomed", 2, 64));
     settle().await;
@@ -170,7 +172,7 @@ async fn a_failed_commit_fails_its_batch_and_those_on_top_and_memory_follows_the
         .collect();
     let stop = {
         let m = m.clone();
-        tokio::spawn(async move { m.stop_job(&JobId::new("kept")).await })
+        tokio::spawn(async move { m.jobs().stop(&JobId::new("kept")).await })
     };
     settle().await;
     store.fail_next_commits(1);
@@ -192,7 +194,7 @@ async fn a_failed_commit_fails_its_batch_and_those_on_top_and_memory_follows_the
     // Memory is what the store holds: `kept` running, nothing of the failed batches.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let jobs = loop {
-        match m.list_jobs(&ListQuery::default()).await {
+        match m.jobs().list(&ListQuery::default()).await {
             Ok(p) => break p.items,
             Err(e) if tokio::time::Instant::now() < deadline => {
                 assert_eq!(e.kind, ErrorKind::Unavailable);
@@ -210,15 +212,16 @@ async fn a_failed_commit_fails_its_batch_and_those_on_top_and_memory_follows_the
     );
     assert!(!snap.jobs[&JobId::new("kept")].stopped);
     assert_eq!(
-        m.get_job(&JobId::new("kept")).await.unwrap().phase,
+        m.jobs().get(&JobId::new("kept")).await.unwrap().phase,
         JobPhase::Pending
     );
     // The next batch succeeds, and ids handed out in the failed batch are not a problem.
-    let r = m.submit_job(job("doomed", 2, 64)).await.unwrap();
+    let r = m.jobs().submit(job("doomed", 2, 64)).await.unwrap();
     assert_eq!(r.outcome, SubmitOutcome::Created);
     assert_eq!(store.snapshot().jobs.len(), 2);
     assert_eq!(
-        m.get_job(&JobId::new("doomed"))
+        m.jobs()
+            .get(&JobId::new("doomed"))
             .await
             .unwrap()
             .instances
@@ -233,10 +236,10 @@ async fn racing_submissions_stops_and_decisions_in_one_batch_never_overcommit_or
     let m = manager_on(&store).await;
     add_worker(&m, "w", 1024).await;
     let (a, b) = (add_scheduler(&m, "a").await, add_scheduler(&m, "b").await);
-    m.submit_job(job("one", 1, 768)).await.unwrap();
-    let wa = m.scheduling_work(&a, Duration::ZERO).await.unwrap();
-    m.submit_job(job("two", 1, 768)).await.unwrap();
-    let wb = m.scheduling_work(&b, Duration::ZERO).await.unwrap();
+    m.jobs().submit(job("one", 1, 768)).await.unwrap();
+    let wa = m.schedulers().work(&a, Duration::ZERO).await.unwrap();
+    m.jobs().submit(job("two", 1, 768)).await.unwrap();
+    let wb = m.schedulers().work(&b, Duration::ZERO).await.unwrap();
     let (ia, ib) = (
         wa.pending[0].instance.clone(),
         wb.pending[0].instance.clone(),
@@ -248,16 +251,16 @@ async fn racing_submissions_stops_and_decisions_in_one_batch_never_overcommit_or
     let da = {
         let m = m.clone();
         let a = a.clone();
-        tokio::spawn(async move { m.submit_decisions(&a, vec![place(&ia, "w")]).await })
+        tokio::spawn(async move { m.schedulers().decide(&a, vec![place(&ia, "w")]).await })
     };
     let db = {
         let m = m.clone();
-        tokio::spawn(async move { m.submit_decisions(&b, vec![place(&ib, "w")]).await })
+        tokio::spawn(async move { m.schedulers().decide(&b, vec![place(&ib, "w")]).await })
     };
     let update = spawn_submit(&m, job("one", 1, 700));
     let stop = {
         let m = m.clone();
-        tokio::spawn(async move { m.stop_job(&JobId::new("two")).await })
+        tokio::spawn(async move { m.jobs().stop(&JobId::new("two")).await })
     };
     let resubmit = spawn_submit(&m, job("two", 1, 768));
     settle().await;
@@ -273,11 +276,11 @@ async fn racing_submissions_stops_and_decisions_in_one_batch_never_overcommit_or
         1,
         "exactly one of two 768Mi placements fits a 1Gi worker: {ra:?} {rb:?}"
     );
-    let page = m.list_workers(&ListQuery::default()).await.unwrap();
+    let page = m.workers().list(&ListQuery::default()).await.unwrap();
     let w = &page.items[0];
     assert!(w.resources.total.fits(&w.reserved), "over-committed: {w:?}");
     for name in ["one", "two", "blocker"] {
-        let v = m.get_job(&JobId::new(name)).await.unwrap();
+        let v = m.jobs().get(&JobId::new(name)).await.unwrap();
         let mut live: BTreeMap<u32, u32> = BTreeMap::new();
         for i in v.instances.iter().filter(|i| i.desired == Desired::Run) {
             *live.entry(i.index).or_insert(0) += 1;
@@ -293,29 +296,31 @@ async fn the_index_and_event_ids_never_repeat_across_restarts() {
     let mut last_index = 0;
     for round in 0..3 {
         let m = manager_on(&store).await;
-        let h = m.health().await.unwrap();
+        let h = m.cluster().health().await.unwrap();
         assert!(
             h.manager.index > last_index,
             "round {round}: index {} after {last_index}",
             h.manager.index
         );
-        let mut events = m.subscribe();
+        let mut events = m.events().subscribe();
         add_worker(&m, &format!("w{round}"), 1024).await;
-        m.submit_job(job(&format!("j{round}"), 2, 64))
+        m.jobs()
+            .submit(job(&format!("j{round}"), 2, 64))
             .await
             .unwrap();
         // A soft change: the worker reports trouble, then recovers.
         for healthy in [false, true] {
-            m.worker_heartbeat(
-                &WorkerId::new(format!("w{round}")),
-                WorkerHeartbeat {
-                    resources: size(1024),
-                    healthy,
-                    message: None,
-                },
-            )
-            .await
-            .unwrap();
+            m.workers()
+                .heartbeat(
+                    &WorkerId::new(format!("w{round}")),
+                    WorkerHeartbeat {
+                        resources: size(1024),
+                        healthy,
+                        message: None,
+                    },
+                )
+                .await
+                .unwrap();
         }
         let mut liveness = 0;
         while let Ok(e) = events.try_recv() {
@@ -328,7 +333,7 @@ async fn the_index_and_event_ids_never_repeat_across_restarts() {
             liveness, 2,
             "one event per liveness change (Unhealthy, Ready)"
         );
-        last_index = m.health().await.unwrap().manager.index;
+        last_index = m.cluster().health().await.unwrap().manager.index;
     }
     let mut sorted = seen.clone();
     sorted.sort();
@@ -343,32 +348,35 @@ async fn watches_answer_with_what_changed_since_the_index_held() {
     add_worker(&m, "w", 4096).await;
     let s = add_scheduler(&m, "s").await;
     let w = WorkerId::new("w");
-    m.submit_job(job("a", 2, 64)).await.unwrap();
-    let work = m.scheduling_work(&s, Duration::ZERO).await.unwrap();
+    m.jobs().submit(job("a", 2, 64)).await.unwrap();
+    let work = m.schedulers().work(&s, Duration::ZERO).await.unwrap();
     let d: Vec<_> = work
         .pending
         .iter()
         .map(|p| place(&p.instance, "w"))
         .collect();
-    m.submit_decisions(&s, d).await.unwrap();
-    let full = m.watch_assignments(&w, 0, Duration::ZERO).await.unwrap();
+    m.schedulers().decide(&s, d).await.unwrap();
+    let full = m.workers().watch(&w, 0, Duration::ZERO).await.unwrap();
     assert!(full.full);
     assert_eq!(full.instances.len(), 2);
     // Nothing new: the watch waits, then answers with nothing at the same index.
     let none = m
-        .watch_assignments(&w, full.index, Duration::from_millis(20))
+        .workers()
+        .watch(&w, full.index, Duration::from_millis(20))
         .await
         .unwrap();
     assert!(!none.full && none.instances.is_empty() && none.removed.is_empty());
     assert_eq!(none.index, full.index);
     // A new placement: only it comes.
-    m.submit_job(job("b", 1, 64)).await.unwrap();
-    let work = m.scheduling_work(&s, Duration::ZERO).await.unwrap();
-    m.submit_decisions(&s, vec![place(&work.pending[0].instance, "w")])
+    m.jobs().submit(job("b", 1, 64)).await.unwrap();
+    let work = m.schedulers().work(&s, Duration::ZERO).await.unwrap();
+    m.schedulers()
+        .decide(&s, vec![place(&work.pending[0].instance, "w")])
         .await
         .unwrap();
     let delta = m
-        .watch_assignments(&w, full.index, Duration::ZERO)
+        .workers()
+        .watch(&w, full.index, Duration::ZERO)
         .await
         .unwrap();
     assert!(!delta.full);
@@ -376,9 +384,10 @@ async fn watches_answer_with_what_changed_since_the_index_held() {
     assert_eq!(delta.instances[0].job.name.as_str(), "b");
     // Stopping `a`: both its instances come back told to stop; once the worker reports them
     // stopped, they are removed.
-    m.stop_job(&JobId::new("a")).await.unwrap();
+    m.jobs().stop(&JobId::new("a")).await.unwrap();
     let stop = m
-        .watch_assignments(&w, delta.index, Duration::ZERO)
+        .workers()
+        .watch(&w, delta.index, Duration::ZERO)
         .await
         .unwrap();
     assert_eq!(stop.instances.len(), 2);
@@ -398,9 +407,10 @@ async fn watches_answer_with_what_changed_since_the_index_held() {
             healthy: None,
         })
         .collect();
-    m.report_status(&w, updates).await.unwrap();
+    m.workers().report(&w, updates).await.unwrap();
     let gone = m
-        .watch_assignments(&w, stop.index, Duration::ZERO)
+        .workers()
+        .watch(&w, stop.index, Duration::ZERO)
         .await
         .unwrap();
     assert!(!gone.full);
@@ -412,7 +422,7 @@ async fn watches_answer_with_what_changed_since_the_index_held() {
     for a in [full, delta, stop, gone] {
         a.apply_to(&mut held);
     }
-    let now = m.watch_assignments(&w, 0, Duration::ZERO).await.unwrap();
+    let now = m.workers().watch(&w, 0, Duration::ZERO).await.unwrap();
     let want: BTreeSet<_> = now.instances.iter().map(|a| a.instance.clone()).collect();
     assert_eq!(held.keys().cloned().collect::<BTreeSet<_>>(), want);
     assert_eq!(want.len(), 1);
@@ -423,7 +433,8 @@ async fn lists_page_by_name_and_refuse_bad_tokens() {
     let store = Arc::new(MemoryStore::new());
     let m = manager_on(&store).await;
     for i in 0..25 {
-        m.submit_job(job(&format!("job{i:02}"), 1, 64))
+        m.jobs()
+            .submit(job(&format!("job{i:02}"), 1, 64))
             .await
             .unwrap();
     }
@@ -431,7 +442,7 @@ async fn lists_page_by_name_and_refuse_bad_tokens() {
     let mut names = Vec::new();
     let mut pages = 0;
     loop {
-        let p = m.list_jobs(&q).await.unwrap();
+        let p = m.jobs().list(&q).await.unwrap();
         pages += 1;
         names.extend(p.items.iter().map(|j| j.name.to_string()));
         match p.next {
@@ -447,7 +458,7 @@ async fn lists_page_by_name_and_refuse_bad_tokens() {
         after: Some("nonsense".into()),
         index: None,
     };
-    let e = m.list_jobs(&bad).await.unwrap_err();
+    let e = m.jobs().list(&bad).await.unwrap_err();
     assert_eq!(
         (e.kind, e.code.as_str()),
         (ErrorKind::Invalid, "invalid_continue")
@@ -459,19 +470,19 @@ async fn lists_page_by_name_and_refuse_bad_tokens() {
         after: Some(format!("j1.{:x}.6a", now_millis() - 2 * 3_600_000)),
         index: None,
     };
-    let e = m.list_jobs(&old).await.unwrap_err();
+    let e = m.jobs().list(&old).await.unwrap_err();
     assert_eq!(e.code, "expired_continue", "{e}");
-    let e = m.list_jobs(&ListQuery::first(0)).await.unwrap_err();
+    let e = m.jobs().list(&ListQuery::first(0)).await.unwrap_err();
     assert_eq!(e.code, "invalid_limit");
     // A job token is no worker token.
-    let p = m.list_jobs(&ListQuery::first(1)).await.unwrap();
+    let p = m.jobs().list(&ListQuery::first(1)).await.unwrap();
     let cross = ListQuery {
         limit: None,
         after: p.next,
         index: None,
     };
     assert_eq!(
-        m.list_workers(&cross).await.unwrap_err().code,
+        m.workers().list(&cross).await.unwrap_err().code,
         "invalid_continue"
     );
 }
@@ -481,10 +492,10 @@ async fn health_summarises_counts_by_state() {
     let store = Arc::new(MemoryStore::new());
     let m = manager_on(&store).await;
     add_worker(&m, "w", 1024).await;
-    m.submit_job(job("a", 3, 64)).await.unwrap();
-    m.submit_job(job("b", 2, 64)).await.unwrap();
-    m.stop_job(&JobId::new("b")).await.unwrap();
-    let h = m.health().await.unwrap();
+    m.jobs().submit(job("a", 3, 64)).await.unwrap();
+    m.jobs().submit(job("b", 2, 64)).await.unwrap();
+    m.jobs().stop(&JobId::new("b")).await.unwrap();
+    let h = m.cluster().health().await.unwrap();
     assert_eq!(h.worker_count(), 1);
     assert_eq!(h.workers.get(&Liveness::Ready), Some(&1));
     assert_eq!(h.jobs.get(&JobPhase::Pending), Some(&1));
@@ -503,8 +514,8 @@ async fn gc_under_churn_keeps_memory_and_store_bounded_and_never_reuses_ids() {
     for round in 0..30 {
         for k in 0..5 {
             let name = format!("churn{k}");
-            m.submit_job(job(&name, 2, 64 + round)).await.unwrap();
-            let v = m.get_job(&JobId::new(&name)).await.unwrap();
+            m.jobs().submit(job(&name, 2, 64 + round)).await.unwrap();
+            let v = m.jobs().get(&JobId::new(&name)).await.unwrap();
             for i in &v.instances {
                 if i.desired == Desired::Run {
                     // GC removed the job last round: this is a version 1 again, with new ids.
@@ -512,40 +523,47 @@ async fn gc_under_churn_keeps_memory_and_store_bounded_and_never_reuses_ids() {
                     assert!(ids.insert(i.id.clone()), "id {} reused", i.id);
                 }
             }
-            m.stop_job(&JobId::new(&name)).await.unwrap();
+            m.jobs().stop(&JobId::new(&name)).await.unwrap();
         }
-        let r = m.gc(Duration::ZERO).await.unwrap();
+        let r = m.cluster().gc(Duration::ZERO).await.unwrap();
         assert_eq!(r.jobs, 5, "round {round}: {r:?}");
         let snap = store.snapshot();
         sizes.push((snap.jobs.len(), snap.instances.len(), snap.specs.len()));
     }
     assert!(sizes.iter().all(|s| *s == (0, 0, 0)), "{sizes:?}");
-    let h = m.health().await.unwrap();
+    let h = m.cluster().health().await.unwrap();
     assert!(h.jobs.is_empty() && h.tasks.is_empty(), "{h:?}");
     assert_eq!(ids.len(), 30 * 5 * 2, "every instance had an id of its own");
     // A young stopped job is kept by a GC with a long horizon.
-    m.submit_job(job("young", 1, 64)).await.unwrap();
-    m.stop_job(&JobId::new("young")).await.unwrap();
-    assert_eq!(m.gc(Duration::from_secs(3600)).await.unwrap().jobs, 0);
-    assert!(m.get_job(&JobId::new("young")).await.is_ok());
+    m.jobs().submit(job("young", 1, 64)).await.unwrap();
+    m.jobs().stop(&JobId::new("young")).await.unwrap();
+    assert_eq!(
+        m.cluster()
+            .gc(Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .jobs,
+        0
+    );
+    assert!(m.jobs().get(&JobId::new("young")).await.is_ok());
 }
 
 #[tokio::test]
 async fn gc_removes_replaced_instances_and_old_specs_of_live_jobs() {
     let store = Arc::new(MemoryStore::new());
     let m = manager_on(&store).await;
-    m.submit_job(job("live", 2, 64)).await.unwrap();
+    m.jobs().submit(job("live", 2, 64)).await.unwrap();
     // Unplaced instances are replaced at once by each update.
     for mem in [65, 66, 67] {
-        m.submit_job(job("live", 2, mem)).await.unwrap();
+        m.jobs().submit(job("live", 2, mem)).await.unwrap();
     }
     assert_eq!(store.snapshot().instances.len(), 8);
-    let r = m.gc(Duration::ZERO).await.unwrap();
+    let r = m.cluster().gc(Duration::ZERO).await.unwrap();
     assert_eq!((r.jobs, r.instances, r.specs), (0, 6, 3), "{r:?}");
     let snap = store.snapshot();
     assert_eq!(snap.instances.len(), 2);
     assert_eq!(snap.specs.len(), 1);
-    let v = m.get_job(&JobId::new("live")).await.unwrap();
+    let v = m.jobs().get(&JobId::new("live")).await.unwrap();
     assert_eq!(v.version, 4);
     assert_eq!(v.instances.len(), 2);
 }
@@ -614,13 +632,14 @@ async fn a_registration_over_a_limit_is_refused_naming_it_and_the_manager_keeps_
         ),
     ];
     for (req, message) in cases {
-        let e = m.register_worker(req).await.unwrap_err();
+        let e = m.workers().register(req).await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::Invalid, "{e:?}");
         assert_eq!(e.code, REGISTRATION_LIMIT, "{e:?}");
         assert!(e.message.contains(&message), "{message:?} not in {e:?}");
     }
     let e = m
-        .register_scheduler(RegisterScheduler {
+        .schedulers()
+        .register(RegisterScheduler {
             id: SchedulerId::new("s".repeat(MAX_COMPONENT_ID_BYTES + 1)),
             algorithm: String::new(),
         })
@@ -628,7 +647,7 @@ async fn a_registration_over_a_limit_is_refused_naming_it_and_the_manager_keeps_
         .unwrap_err();
     assert_eq!(e.code, REGISTRATION_LIMIT, "{e:?}");
     // Nothing refused was registered, and a registration at every limit is taken.
-    let listed = m.list_workers(&ListQuery::default()).await.unwrap();
+    let listed = m.workers().list(&ListQuery::default()).await.unwrap();
     assert!(listed.items.is_empty(), "{listed:?}");
     let at_limits: BTreeMap<String, String> = (0..MAX_WORKER_LABELS)
         .map(|i| {
@@ -638,11 +657,12 @@ async fn a_registration_over_a_limit_is_refused_naming_it_and_the_manager_keeps_
             )
         })
         .collect();
-    m.register_worker(reg(&"w".repeat(MAX_COMPONENT_ID_BYTES), at_limits))
+    m.workers()
+        .register(reg(&"w".repeat(MAX_COMPONENT_ID_BYTES), at_limits))
         .await
         .unwrap();
     add_worker(&m, "ok", 1024).await;
-    let listed = m.list_workers(&ListQuery::default()).await.unwrap();
+    let listed = m.workers().list(&ListQuery::default()).await.unwrap();
     assert_eq!(listed.items.len(), 2, "{listed:?}");
 }
 
@@ -660,12 +680,12 @@ async fn health_counts_the_jobs_of_a_reloaded_state() {
             Format::Yaml,
         )
         .unwrap();
-        m.submit_job(job).await.unwrap();
+        m.jobs().submit(job).await.unwrap();
     }
-    let before = m.health().await.unwrap().jobs;
+    let before = m.cluster().health().await.unwrap().jobs;
     assert_eq!(before.values().sum::<u64>(), 2, "{before:?}");
     drop(m);
     let again = Manager::new(ManagerConfig::default(), store).await.unwrap();
-    let after = again.health().await.unwrap().jobs;
+    let after = again.cluster().health().await.unwrap().jobs;
     assert_eq!(after, before, "the reloaded state counts its jobs by phase");
 }

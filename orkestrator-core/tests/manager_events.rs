@@ -41,25 +41,27 @@ async fn add_worker(m: &Manager, id: &str) {
         memory: ByteSize::gib(8),
         disk: ByteSize::gib(100),
     };
-    m.register_worker(RegisterWorker {
-        id: WorkerId::new(id),
-        address: None,
-        labels: BTreeMap::new(),
-        resources: WorkerResources {
-            total,
-            allocated: Resources::ZERO,
-            available: total,
-        },
-        version: String::new(),
-    })
-    .await
-    .unwrap();
+    m.workers()
+        .register(RegisterWorker {
+            id: WorkerId::new(id),
+            address: None,
+            labels: BTreeMap::new(),
+            resources: WorkerResources {
+                total,
+                allocated: Resources::ZERO,
+                available: total,
+            },
+            version: String::new(),
+        })
+        .await
+        .unwrap();
 }
 
 /// Places every pending instance of the manager on `worker`.
 async fn place_all(m: &Manager, scheduler: &SchedulerId, worker: &str) -> Vec<InstanceId> {
     let work = m
-        .scheduling_work(scheduler, Duration::from_millis(10))
+        .schedulers()
+        .work(scheduler, Duration::from_millis(10))
         .await
         .unwrap();
     let ids: Vec<InstanceId> = work.pending.iter().map(|p| p.instance.clone()).collect();
@@ -72,7 +74,7 @@ async fn place_all(m: &Manager, scheduler: &SchedulerId, worker: &str) -> Vec<In
             },
         })
         .collect();
-    for r in m.submit_decisions(scheduler, decisions).await.unwrap() {
+    for r in m.schedulers().decide(scheduler, decisions).await.unwrap() {
         assert!(r.accepted, "{r:?}");
     }
     ids
@@ -128,7 +130,7 @@ async fn every_kind_of_state_change_is_an_event_stamped_with_its_commit_index() 
         ..ManagerConfig::default()
     };
     let (m, _store) = manager(cfg).await;
-    let mut all = m.events(StreamStart::Now, EventFilter::default());
+    let mut all = m.events().stream(StreamStart::Now, EventFilter::default());
 
     add_worker(&m, "w1").await;
     let e = until(&mut all, "worker_registered", |k| {
@@ -137,18 +139,19 @@ async fn every_kind_of_state_change_is_an_event_stamped_with_its_commit_index() 
     .await;
     assert_eq!(e.kind.topic(), Topic::Worker);
     let sched = SchedulerId::new("s1");
-    m.register_scheduler(RegisterScheduler {
-        id: sched.clone(),
-        algorithm: "test".into(),
-    })
-    .await
-    .unwrap();
+    m.schedulers()
+        .register(RegisterScheduler {
+            id: sched.clone(),
+            algorithm: "test".into(),
+        })
+        .await
+        .unwrap();
     until(&mut all, "scheduler_registered", |k| {
         matches!(k, EventKind::SchedulerRegistered { .. })
     })
     .await;
 
-    let r = m.submit_job(job("web", 1, "sleep, '1'")).await.unwrap();
+    let r = m.jobs().submit(job("web", 1, "sleep, '1'")).await.unwrap();
     let e = until(&mut all, "job_submitted", |k| {
         matches!(k, EventKind::JobSubmitted { .. })
     })
@@ -168,7 +171,8 @@ async fn every_kind_of_state_change_is_an_event_stamped_with_its_commit_index() 
     );
 
     let w1 = WorkerId::new("w1");
-    m.report_status(&w1, vec![update(&ids[0], TaskState::Running, None)])
+    m.workers()
+        .report(&w1, vec![update(&ids[0], TaskState::Running, None)])
         .await
         .unwrap();
     until(&mut all, "task running", |k| {
@@ -181,7 +185,8 @@ async fn every_kind_of_state_change_is_an_event_stamped_with_its_commit_index() 
         )
     })
     .await;
-    m.report_status(&w1, vec![update(&ids[0], TaskState::Failed, Some(3))])
+    m.workers()
+        .report(&w1, vec![update(&ids[0], TaskState::Failed, Some(3))])
         .await
         .unwrap();
     let e = until(&mut all, "task failed", |k| {
@@ -205,12 +210,12 @@ async fn every_kind_of_state_change_is_an_event_stamped_with_its_commit_index() 
         _ => unreachable!(),
     }
 
-    m.submit_job(job("web", 1, "sleep, '2'")).await.unwrap();
+    m.jobs().submit(job("web", 1, "sleep, '2'")).await.unwrap();
     until(&mut all, "job_updated", |k| {
         matches!(k, EventKind::JobUpdated { version: 2, .. })
     })
     .await;
-    let v = m.stop_job(&JobId::new("web")).await.unwrap();
+    let v = m.jobs().stop(&JobId::new("web")).await.unwrap();
     let e = until(&mut all, "job_stopped", |k| {
         matches!(k, EventKind::JobStopped { .. })
     })
@@ -231,7 +236,7 @@ async fn every_kind_of_state_change_is_an_event_stamped_with_its_commit_index() 
         let m = m.clone();
         tokio::spawn(async move {
             loop {
-                m.check_liveness().await;
+                m.cluster().check_liveness().await;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })
@@ -251,15 +256,17 @@ async fn every_kind_of_state_change_is_an_event_stamped_with_its_commit_index() 
     checks.abort();
 
     // An unplaceable job: the scheduler says so.
-    m.submit_job(job("big", 1, "x")).await.unwrap();
-    m.register_scheduler(RegisterScheduler {
-        id: sched.clone(),
-        algorithm: "test".into(),
-    })
-    .await
-    .unwrap();
+    m.jobs().submit(job("big", 1, "x")).await.unwrap();
+    m.schedulers()
+        .register(RegisterScheduler {
+            id: sched.clone(),
+            algorithm: "test".into(),
+        })
+        .await
+        .unwrap();
     let work = m
-        .scheduling_work(&sched, Duration::from_millis(10))
+        .schedulers()
+        .work(&sched, Duration::from_millis(10))
         .await
         .unwrap();
     let pending = work
@@ -269,17 +276,18 @@ async fn every_kind_of_state_change_is_an_event_stamped_with_its_commit_index() 
         .expect("big is pending")
         .instance
         .clone();
-    m.submit_decisions(
-        &sched,
-        vec![Decision {
-            instance: pending,
-            outcome: DecisionOutcome::Unschedulable {
-                reason: "no worker has 64Mi free".into(),
-            },
-        }],
-    )
-    .await
-    .unwrap();
+    m.schedulers()
+        .decide(
+            &sched,
+            vec![Decision {
+                instance: pending,
+                outcome: DecisionOutcome::Unschedulable {
+                    reason: "no worker has 64Mi free".into(),
+                },
+            }],
+        )
+        .await
+        .unwrap();
     until(
         &mut all,
         "instance_unschedulable",
@@ -288,11 +296,12 @@ async fn every_kind_of_state_change_is_an_event_stamped_with_its_commit_index() 
     .await;
 
     // Garbage collection of the stopped job (nothing left running on its worker).
-    m.stop_job(&JobId::new("big")).await.unwrap();
-    m.report_status(&w1, vec![update(&ids[0], TaskState::Stopped, None)])
+    m.jobs().stop(&JobId::new("big")).await.unwrap();
+    m.workers()
+        .report(&w1, vec![update(&ids[0], TaskState::Stopped, None)])
         .await
         .ok();
-    let gc = m.gc(Duration::ZERO).await.unwrap();
+    let gc = m.cluster().gc(Duration::ZERO).await.unwrap();
     assert!(gc.jobs >= 1, "{gc:?}");
     until(&mut all, "job_collected", |k| {
         matches!(k, EventKind::JobCollected { .. })
@@ -307,7 +316,8 @@ async fn every_kind_of_state_change_is_an_event_stamped_with_its_commit_index() 
 /// Makes `n` durable changes (job submissions) and returns their indexes.
 async fn churn(m: &Manager, prefix: &str, n: usize) {
     for i in 0..n {
-        m.submit_job(job(&format!("{prefix}{i}"), 1, "x"))
+        m.jobs()
+            .submit(job(&format!("{prefix}{i}"), 1, "x"))
             .await
             .unwrap();
     }
@@ -317,8 +327,12 @@ async fn churn(m: &Manager, prefix: &str, n: usize) {
 async fn a_stream_cut_off_and_resumed_from_its_last_position_misses_nothing_and_repeats_nothing() {
     let (m, _s) = manager(ManagerConfig::default()).await;
     let start = m.durable_index();
-    let mut whole = m.events(StreamStart::Index(start), EventFilter::default());
-    let mut first = m.events(StreamStart::Index(start), EventFilter::default());
+    let mut whole = m
+        .events()
+        .stream(StreamStart::Index(start), EventFilter::default());
+    let mut first = m
+        .events()
+        .stream(StreamStart::Index(start), EventFilter::default());
     churn(&m, "a", 30).await;
     // Read part of the stream, then "disconnect".
     let mut seen: Vec<Position> = Vec::new();
@@ -328,7 +342,9 @@ async fn a_stream_cut_off_and_resumed_from_its_last_position_misses_nothing_and_
     let last = *seen.last().unwrap();
     drop(first);
     churn(&m, "b", 30).await;
-    let mut resumed = m.events(StreamStart::After(last), EventFilter::default());
+    let mut resumed = m
+        .events()
+        .stream(StreamStart::After(last), EventFilter::default());
     let mut expected = Vec::new();
     let head = m.durable_index();
     loop {
@@ -359,21 +375,25 @@ async fn a_start_older_than_the_window_gets_a_reset_then_the_events_after_it() {
     let (m, _s) = manager(cfg).await;
     let start = m.durable_index();
     churn(&m, "a", 20).await;
-    let mut old = m.events(StreamStart::Index(start), EventFilter::default());
+    let mut old = m
+        .events()
+        .stream(StreamStart::Index(start), EventFilter::default());
     let reset = match next(&mut old).await {
         StreamItem::Reset(r) => r,
         other => panic!("expected a reset, got {other:?}"),
     };
     assert!(reset.oldest_index > start, "{reset:?}");
     assert!(reset.message.contains("re-list"), "{}", reset.message);
-    m.submit_job(job("after", 1, "x")).await.unwrap();
+    m.jobs().submit(job("after", 1, "x")).await.unwrap();
     let e = next_event(&mut old).await;
     assert!(e.position() > reset.position());
     assert!(matches!(&e.kind, EventKind::JobSubmitted { job, .. } if job.as_str() == "after"));
 
     // A start inside the window gets no reset.
     let recent = m.durable_index() - 2;
-    let mut fresh = m.events(StreamStart::Index(recent), EventFilter::default());
+    let mut fresh = m
+        .events()
+        .stream(StreamStart::Index(recent), EventFilter::default());
     assert!(matches!(next(&mut fresh).await, StreamItem::Event(e) if e.index >= recent));
 }
 
@@ -381,21 +401,24 @@ async fn a_start_older_than_the_window_gets_a_reset_then_the_events_after_it() {
 async fn filters_keep_one_jobs_events_and_a_lagging_subscriber_catches_up_from_the_window() {
     let (m, _s) = manager(ManagerConfig::default()).await;
     let start = m.durable_index();
-    let mut only_b7 = m.events(
+    let mut only_b7 = m.events().stream(
         StreamStart::Index(start),
         EventFilter {
             topics: vec![Topic::Job],
             key: Some("b7".into()),
         },
     );
-    let mut slow = m.events(StreamStart::Index(start), EventFilter::default());
+    let mut slow = m
+        .events()
+        .stream(StreamStart::Index(start), EventFilter::default());
     // More events than the bus holds (4096) while `slow` reads none.
     for chunk in 0..5 {
         let jobs: Vec<_> = (0..1000)
             .map(|i| {
                 let m = m.clone();
                 tokio::spawn(async move {
-                    m.submit_job(job(&format!("b{}", chunk * 1000 + i), 1, "x"))
+                    m.jobs()
+                        .submit(job(&format!("b{}", chunk * 1000 + i), 1, "x"))
                         .await
                         .unwrap()
                 })
@@ -428,13 +451,14 @@ async fn metrics_reports_land_in_the_window_and_never_in_the_store() {
     let (m, store) = manager(ManagerConfig::default()).await;
     add_worker(&m, "w1").await;
     let sched = SchedulerId::new("s1");
-    m.register_scheduler(RegisterScheduler {
-        id: sched.clone(),
-        algorithm: "test".into(),
-    })
-    .await
-    .unwrap();
-    m.submit_job(job("web", 2, "x")).await.unwrap();
+    m.schedulers()
+        .register(RegisterScheduler {
+            id: sched.clone(),
+            algorithm: "test".into(),
+        })
+        .await
+        .unwrap();
+    m.jobs().submit(job("web", 2, "x")).await.unwrap();
     let ids = place_all(&m, &sched, "w1").await;
     let attempts = store.commit_attempts();
     let w1 = WorkerId::new("w1");
@@ -463,7 +487,7 @@ async fn metrics_reports_land_in_the_window_and_never_in_the_store() {
                 })
                 .collect(),
         };
-        let a = m.report_metrics(&w1, report).await.unwrap();
+        let a = m.metrics().report(&w1, report).await.unwrap();
         assert_eq!((a.accepted, a.ignored), (2, 1));
     }
     assert_eq!(
@@ -471,24 +495,26 @@ async fn metrics_reports_land_in_the_window_and_never_in_the_store() {
         attempts,
         "metrics went through the store"
     );
-    let jm = m.job_metrics(&JobId::new("web"), None).await.unwrap();
+    let jm = m.metrics().job(&JobId::new("web"), None).await.unwrap();
     assert_eq!(jm.tasks.len(), 2);
     assert_eq!(jm.tasks[0].samples.len(), 3);
     assert!((jm.tasks[0].last().unwrap().cpu_cores - 0.75).abs() < 1e-6);
-    let view = m.get_job(&JobId::new("web")).await.unwrap();
+    let view = m.jobs().get(&JobId::new("web")).await.unwrap();
     let usage = view.instances[0].usage.get(&TaskName::new("t")).unwrap();
     assert_eq!(usage.memory_bytes, 10 << 20);
-    let wm = m.worker_metrics(&w1, Some(2)).await.unwrap();
+    let wm = m.metrics().worker(&w1, Some(2)).await.unwrap();
     assert_eq!(wm.node.len(), 2);
-    let workers = m.list_workers(&ListQuery::default()).await.unwrap();
+    let workers = m.workers().list(&ListQuery::default()).await.unwrap();
     assert_eq!(workers.items[0].usage.unwrap().memory_bytes, 1 << 30);
     let e = m
-        .report_metrics(&WorkerId::new("nobody"), MetricsReport::default())
+        .metrics()
+        .report(&WorkerId::new("nobody"), MetricsReport::default())
         .await
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound);
     assert_eq!(
-        m.job_metrics(&JobId::new("nope"), None)
+        m.metrics()
+            .job(&JobId::new("nope"), None)
             .await
             .unwrap_err()
             .kind,

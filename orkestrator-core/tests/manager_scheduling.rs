@@ -32,28 +32,30 @@ fn size(mem_mib: u64) -> WorkerResources {
 }
 
 async fn add_worker(m: &Manager, id: &str, mem_mib: u64, labels: &[(&str, &str)]) {
-    m.register_worker(RegisterWorker {
-        id: WorkerId::new(id),
-        address: None,
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
-        resources: size(mem_mib),
-        version: String::new(),
-    })
-    .await
-    .unwrap();
+    m.workers()
+        .register(RegisterWorker {
+            id: WorkerId::new(id),
+            address: None,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            resources: size(mem_mib),
+            version: String::new(),
+        })
+        .await
+        .unwrap();
 }
 
 async fn add_scheduler(m: &Manager, id: &str) -> SchedulerId {
     let id = SchedulerId::new(id);
-    m.register_scheduler(RegisterScheduler {
-        id: id.clone(),
-        algorithm: "test".into(),
-    })
-    .await
-    .unwrap();
+    m.schedulers()
+        .register(RegisterScheduler {
+            id: id.clone(),
+            algorithm: "test".into(),
+        })
+        .await
+        .unwrap();
     id
 }
 
@@ -76,27 +78,31 @@ async fn two_schedulers_racing_for_the_last_slot_exactly_one_wins() {
     add_worker(&m, "w", 1024, &[]).await;
     let (a, b) = (add_scheduler(&m, "a").await, add_scheduler(&m, "b").await);
     // `a` leases job one, then `b` leases job two: leases never hand an instance out twice.
-    m.submit_job(job(
-        "name: one\ntasks: [{name: t, image: x:1, resources: {memory: 768Mi}}]",
-    ))
-    .await
-    .unwrap();
-    let wa = m.scheduling_work(&a, Duration::ZERO).await.unwrap();
-    m.submit_job(job(
-        "name: two\ntasks: [{name: t, image: x:1, resources: {memory: 768Mi}}]",
-    ))
-    .await
-    .unwrap();
-    let wb = m.scheduling_work(&b, Duration::ZERO).await.unwrap();
+    m.jobs()
+        .submit(job(
+            "name: one\ntasks: [{name: t, image: x:1, resources: {memory: 768Mi}}]",
+        ))
+        .await
+        .unwrap();
+    let wa = m.schedulers().work(&a, Duration::ZERO).await.unwrap();
+    m.jobs()
+        .submit(job(
+            "name: two\ntasks: [{name: t, image: x:1, resources: {memory: 768Mi}}]",
+        ))
+        .await
+        .unwrap();
+    let wb = m.schedulers().work(&b, Duration::ZERO).await.unwrap();
     assert_eq!((wa.pending.len(), wb.pending.len()), (1, 1));
     assert_ne!(wa.pending[0].instance, wb.pending[0].instance);
     // Both saw the worker empty and both pick it; only one instance fits.
     let rb = m
-        .submit_decisions(&b, vec![place(&wb.pending[0].instance, "w")])
+        .schedulers()
+        .decide(&b, vec![place(&wb.pending[0].instance, "w")])
         .await
         .unwrap();
     let ra = m
-        .submit_decisions(&a, vec![place(&wa.pending[0].instance, "w")])
+        .schedulers()
+        .decide(&a, vec![place(&wa.pending[0].instance, "w")])
         .await
         .unwrap();
     assert!(rb[0].accepted);
@@ -110,7 +116,7 @@ async fn two_schedulers_racing_for_the_last_slot_exactly_one_wins() {
         "{ra:?}"
     );
     // The loser's instance is pending again.
-    let again = m.scheduling_work(&a, Duration::ZERO).await.unwrap();
+    let again = m.schedulers().work(&a, Duration::ZERO).await.unwrap();
     assert_eq!(
         again.pending.len(),
         1,
@@ -119,13 +125,15 @@ async fn two_schedulers_racing_for_the_last_slot_exactly_one_wins() {
     // A decision from a scheduler that does not hold the lease is refused whole (403), and
     // changes nothing.
     let stolen = m
-        .submit_decisions(&b, vec![place(&again.pending[0].instance, "w")])
+        .schedulers()
+        .decide(&b, vec![place(&again.pending[0].instance, "w")])
         .await
         .unwrap_err();
     assert_eq!(stolen.kind, ErrorKind::Forbidden, "{stolen:?}");
     assert_eq!(stolen.code, "not_your_lease");
     let placed: Vec<_> = m
-        .list_jobs(&ListQuery::default())
+        .jobs()
+        .list(&ListQuery::default())
         .await
         .unwrap()
         .items
@@ -140,11 +148,13 @@ async fn a_dead_schedulers_work_goes_to_another() {
     let m = manager().await;
     add_worker(&m, "w", 1024, &[]).await;
     let (a, b) = (add_scheduler(&m, "a").await, add_scheduler(&m, "b").await);
-    m.submit_job(job("name: j\ntasks: [{name: t, image: x:1}]"))
+    m.jobs()
+        .submit(job("name: j\ntasks: [{name: t, image: x:1}]"))
         .await
         .unwrap();
     assert_eq!(
-        m.scheduling_work(&a, Duration::ZERO)
+        m.schedulers()
+            .work(&a, Duration::ZERO)
             .await
             .unwrap()
             .pending
@@ -154,22 +164,23 @@ async fn a_dead_schedulers_work_goes_to_another() {
     // `a` dies (no more heartbeats); `b` keeps heartbeating.
     for _ in 0..4 {
         tokio::time::advance(Duration::from_secs(1)).await;
-        m.scheduler_heartbeat(&b).await.unwrap();
+        m.schedulers().heartbeat(&b).await.unwrap();
         // keep the worker alive too
-        m.worker_heartbeat(
-            &WorkerId::new("w"),
-            WorkerHeartbeat {
-                resources: size(1024),
-                healthy: true,
-                message: None,
-            },
-        )
-        .await
-        .unwrap();
+        m.workers()
+            .heartbeat(
+                &WorkerId::new("w"),
+                WorkerHeartbeat {
+                    resources: size(1024),
+                    healthy: true,
+                    message: None,
+                },
+            )
+            .await
+            .unwrap();
     }
-    let wb = m.scheduling_work(&b, Duration::ZERO).await.unwrap();
+    let wb = m.schedulers().work(&b, Duration::ZERO).await.unwrap();
     assert_eq!(wb.pending.len(), 1, "b takes over a's lease once a is down");
-    let h = m.health().await.unwrap();
+    let h = m.cluster().health().await.unwrap();
     let status: BTreeMap<_, _> = h
         .schedulers
         .iter()
@@ -184,36 +195,46 @@ async fn unschedulable_instances_wait_for_capacity_not_for_a_timer() {
     let m = manager().await;
     add_worker(&m, "small", 256, &[]).await;
     let s = add_scheduler(&m, "s").await;
-    m.submit_job(job(
-        "name: big\ntasks: [{name: t, image: x:1, resources: {memory: 1Gi}}]",
-    ))
-    .await
-    .unwrap();
-    let w = m.scheduling_work(&s, Duration::ZERO).await.unwrap();
+    m.jobs()
+        .submit(job(
+            "name: big\ntasks: [{name: t, image: x:1, resources: {memory: 1Gi}}]",
+        ))
+        .await
+        .unwrap();
+    let w = m.schedulers().work(&s, Duration::ZERO).await.unwrap();
     let id = w.pending[0].instance.clone();
-    m.submit_decisions(
-        &s,
-        vec![Decision {
-            instance: id.clone(),
-            outcome: DecisionOutcome::Unschedulable {
-                reason: "too big".into(),
-            },
-        }],
-    )
-    .await
-    .unwrap();
+    m.schedulers()
+        .decide(
+            &s,
+            vec![Decision {
+                instance: id.clone(),
+                outcome: DecisionOutcome::Unschedulable {
+                    reason: "too big".into(),
+                },
+            }],
+        )
+        .await
+        .unwrap();
     assert_eq!(
-        m.list_jobs(&ListQuery::default()).await.unwrap().items[0]
+        m.jobs().list(&ListQuery::default()).await.unwrap().items[0]
             .reason
             .as_deref(),
         Some("too big")
     );
     // Nothing new: a long-poll waits the whole time and returns empty.
-    let w = m.scheduling_work(&s, Duration::from_secs(5)).await.unwrap();
+    let w = m
+        .schedulers()
+        .work(&s, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert!(w.pending.is_empty());
     // A worker joins: the instance comes back at once.
     add_worker(&m, "large", 4096, &[]).await;
-    let w = m.scheduling_work(&s, Duration::from_secs(5)).await.unwrap();
+    let w = m
+        .schedulers()
+        .work(&s, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(w.pending.len(), 1);
     assert_eq!(w.pending[0].instance, id);
 }
@@ -225,12 +246,13 @@ async fn count_creates_instances_and_the_scheduler_spreads_them() {
         add_worker(&m, w, 1024, &[]).await;
     }
     let s = add_scheduler(&m, "s").await;
-    m.submit_job(job(
-        "name: r\ncount: 3\ntasks: [{name: t, image: x:1, resources: {memory: 64Mi}}]",
-    ))
-    .await
-    .unwrap();
-    let w = m.scheduling_work(&s, Duration::ZERO).await.unwrap();
+    m.jobs()
+        .submit(job(
+            "name: r\ncount: 3\ntasks: [{name: t, image: x:1, resources: {memory: 64Mi}}]",
+        ))
+        .await
+        .unwrap();
+    let w = m.schedulers().work(&s, Duration::ZERO).await.unwrap();
     assert_eq!(w.pending.len(), 3);
     for name in ["spread", "binpack", "epvm", "round-robin"] {
         let alg = orkestrator_core::scheduler::Registry::builtin()
@@ -260,12 +282,12 @@ async fn constraints_pick_labelled_workers_and_explain_the_rest() {
     add_worker(&m, "wb", 1024, &[("zone", "b")]).await;
     add_worker(&m, "wc", 128, &[("zone", "a")]).await;
     let s = add_scheduler(&m, "s").await;
-    m.submit_job(job(
+    m.jobs().submit(job(
         "name: z\nconstraints: [{label: zone, equals: a}]\ntasks: [{name: t, image: x:1, resources: {memory: 256Mi}}]",
     ))
     .await
     .unwrap();
-    let w = m.scheduling_work(&s, Duration::ZERO).await.unwrap();
+    let w = m.schedulers().work(&s, Duration::ZERO).await.unwrap();
     let alg = orkestrator_core::scheduler::Registry::builtin()
         .get("spread")
         .unwrap();
@@ -290,14 +312,16 @@ async fn constraints_pick_labelled_workers_and_explain_the_rest() {
 #[tokio::test(start_paused = true)]
 async fn a_waiting_scheduler_wakes_when_the_lease_holder_dies() {
     let m = manager().await;
-    tokio::spawn(m.clone().run_liveness_checks());
+    tokio::spawn(m.clone().cluster().run_liveness_checks());
     add_worker(&m, "w", 1024, &[]).await;
     let (a, b) = (add_scheduler(&m, "a").await, add_scheduler(&m, "b").await);
-    m.submit_job(job("name: j\ntasks: [{name: t, image: x:1}]"))
+    m.jobs()
+        .submit(job("name: j\ntasks: [{name: t, image: x:1}]"))
         .await
         .unwrap();
     assert_eq!(
-        m.scheduling_work(&a, Duration::ZERO)
+        m.schedulers()
+            .work(&a, Duration::ZERO)
             .await
             .unwrap()
             .pending
@@ -309,18 +333,19 @@ async fn a_waiting_scheduler_wakes_when_the_lease_holder_dies() {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let _ = m2.scheduler_heartbeat(&b2).await;
+            let _ = m2.schedulers().heartbeat(&b2).await;
             let hb = WorkerHeartbeat {
                 resources: size(1024),
                 healthy: true,
                 message: None,
             };
-            let _ = m2.worker_heartbeat(&WorkerId::new("w"), hb).await;
+            let _ = m2.workers().heartbeat(&WorkerId::new("w"), hb).await;
         }
     });
     let t0 = tokio::time::Instant::now();
     let w = m
-        .scheduling_work(&b, Duration::from_secs(30))
+        .schedulers()
+        .work(&b, Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(w.pending.len(), 1);
@@ -348,17 +373,17 @@ async fn a_new_leader_judges_no_worker_down_within_its_failover_grace() {
     let status = |h: &HealthReport| h.workers.get(&Liveness::Down).copied().unwrap_or(0);
     // Silent for twice the heartbeat grace: still not judged, it may be finding the leader.
     tokio::time::advance(Duration::from_secs(6)).await;
-    m.check_liveness().await;
+    m.cluster().check_liveness().await;
     assert_eq!(
-        status(&m.health().await.unwrap()),
+        status(&m.cluster().health().await.unwrap()),
         0,
         "judged Down within the failover grace"
     );
     // Past the failover grace, silence is death again.
     tokio::time::advance(Duration::from_secs(5)).await;
-    m.check_liveness().await;
+    m.cluster().check_liveness().await;
     assert_eq!(
-        status(&m.health().await.unwrap()),
+        status(&m.cluster().health().await.unwrap()),
         1,
         "a silent worker is Down after it"
     );

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orkestrator_core::api::{JobPhase, JobView};
+use orkestrator_core::clock::TokioClock;
 use orkestrator_core::fake::FakeRuntime;
 use orkestrator_core::ids::{JobId, SchedulerId};
 use orkestrator_core::local::LocalTransport;
@@ -37,9 +38,13 @@ async fn cluster(workers: usize) -> Cluster {
 
 /// `workers` fake workers whose stops wait `stop_grace` for a container that ignores SIGTERM.
 async fn cluster_with(workers: usize, stop_grace: Duration) -> Cluster {
-    let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new()))
-        .await
-        .unwrap();
+    let manager = Manager::with_clock(
+        ManagerConfig::default(),
+        Arc::new(MemoryStore::new()),
+        Arc::new(TokioClock::starting_now()),
+    )
+    .await
+    .unwrap();
     let transport = Arc::new(LocalTransport::new(manager));
     let sched = SchedulerAgent::new(
         SchedulerId::new("embedded"),

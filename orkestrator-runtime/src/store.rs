@@ -431,9 +431,9 @@ mod tests {
                     Format::Yaml,
                 )
                 .unwrap();
-                m.submit_job(j).await.unwrap();
+                m.jobs().submit(j).await.unwrap();
             }
-            m.stop_job(&"a".into()).await.unwrap();
+            m.jobs().stop(&"a".into()).await.unwrap();
         }
         let store = RedbStore::open_dir(dir.path()).unwrap();
         let snap = store.load().await.unwrap();
@@ -451,7 +451,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            m.list_jobs(&ListQuery::default())
+            m.jobs()
+                .list(&ListQuery::default())
                 .await
                 .unwrap()
                 .items
@@ -498,7 +499,7 @@ mod tests {
         let m = Manager::new(ManagerConfig::default(), Arc::new(store))
             .await
             .unwrap();
-        let view = m.get_job(&name).await.unwrap();
+        let view = m.jobs().get(&name).await.unwrap();
         assert_eq!(view.spec.tasks[0].resources.cpu, Cpu::from_millis(1));
     }
 

@@ -41,12 +41,13 @@ async fn a_manager_on_etcd_reloads_what_it_acknowledged_and_its_index_carries_on
         .await
         .unwrap();
     let r = m
-        .submit_job(job("big", 1000))
+        .jobs()
+        .submit(job("big", 1000))
         .await
         .expect("count 1,000 commits");
     let index = m.durable_index();
     assert!(index > 0);
-    let view = m.get_job(&r.job).await.unwrap();
+    let view = m.jobs().get(&r.job).await.unwrap();
     assert_eq!(view.instances.len(), 1000);
     drop(m);
 
@@ -65,7 +66,7 @@ async fn a_manager_on_etcd_reloads_what_it_acknowledged_and_its_index_carries_on
         m2.durable_index() > index,
         "the boot commit moves the index on"
     );
-    assert_eq!(m2.get_job(&r.job).await.unwrap().instances.len(), 1000);
+    assert_eq!(m2.jobs().get(&r.job).await.unwrap().instances.len(), 1000);
 
     // Another prefix is another cluster.
     let other = EtcdStore::connect(options(&cluster, "/t1-other"))
@@ -166,16 +167,16 @@ async fn with_etcd_stopped_commits_are_refused_and_work_again_once_it_is_back() 
     let m = Manager::new(ManagerConfig::default(), Arc::new(store))
         .await
         .unwrap();
-    m.submit_job(job("before", 1)).await.unwrap();
+    m.jobs().submit(job("before", 1)).await.unwrap();
     cluster.kill(0);
-    let e = m.submit_job(job("during", 1)).await.unwrap_err();
+    let e = m.jobs().submit(job("during", 1)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
     cluster.restart(0);
     cluster.wait_healthy(Duration::from_secs(30));
     // The manager reloads by itself and takes writes again.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match m.submit_job(job("after", 1)).await {
+        match m.jobs().submit(job("after", 1)).await {
             Ok(_) => break,
             Err(e) if Instant::now() < deadline => {
                 assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
@@ -185,7 +186,8 @@ async fn with_etcd_stopped_commits_are_refused_and_work_again_once_it_is_back() 
         }
     }
     let names: Vec<String> = m
-        .list_jobs(&Default::default())
+        .jobs()
+        .list(&Default::default())
         .await
         .unwrap()
         .items
@@ -209,15 +211,16 @@ async fn a_follower_keeps_a_warm_copy_that_a_new_leader_loads() {
     let m = Manager::new(ManagerConfig::default(), Arc::new(leader))
         .await
         .unwrap();
-    m.submit_job(job("first", 2)).await.unwrap();
+    m.jobs().submit(job("first", 2)).await.unwrap();
     let follower = Arc::new(EtcdStore::connect(options(&cluster, "/t6")).await.unwrap());
     follower.follow();
     // Changes after the follower started reach its copy by the watch: new, changed, deleted.
-    m.submit_job(job("second", 3)).await.unwrap();
-    m.stop_job(&orkestrator_core::ids::JobId::new("first"))
+    m.jobs().submit(job("second", 3)).await.unwrap();
+    m.jobs()
+        .stop(&orkestrator_core::ids::JobId::new("first"))
         .await
         .unwrap();
-    m.gc(Duration::ZERO).await.unwrap();
+    m.cluster().gc(Duration::ZERO).await.unwrap();
     let index = m.durable_index();
     let deadline = Instant::now() + Duration::from_secs(10);
     while follower.warm_index() != Some(index) {
@@ -248,7 +251,8 @@ async fn a_follower_keeps_a_warm_copy_that_a_new_leader_loads() {
         .unwrap();
     assert!(m2.durable_index() > index);
     assert_eq!(
-        m2.get_job(&orkestrator_core::ids::JobId::new("second"))
+        m2.jobs()
+            .get(&orkestrator_core::ids::JobId::new("second"))
             .await
             .unwrap()
             .instances
@@ -278,7 +282,7 @@ async fn etcd_credentials_are_used_and_wrong_ones_are_refused_clearly() {
     let m = Manager::new(ManagerConfig::default(), Arc::new(store))
         .await
         .unwrap();
-    m.submit_job(job("with-auth", 1)).await.unwrap();
+    m.jobs().submit(job("with-auth", 1)).await.unwrap();
 
     let mut wrong = options(&cluster, "/t7");
     wrong.user = Some(("root".into(), "nope".into()));
@@ -378,7 +382,7 @@ async fn concurrent_submissions_are_grouped_into_commits_on_etcd() {
     for i in 0..64 {
         let m = m.clone();
         all.push(tokio::spawn(async move {
-            m.submit_job(job(&format!("c{i}"), 2)).await
+            m.jobs().submit(job(&format!("c{i}"), 2)).await
         }));
     }
     for t in all {
@@ -386,7 +390,7 @@ async fn concurrent_submissions_are_grouped_into_commits_on_etcd() {
             .unwrap()
             .expect("every concurrent submission is acknowledged");
     }
-    let h = m.health().await.unwrap();
+    let h = m.cluster().health().await.unwrap();
     assert!(
         h.manager.store.commits < 64 + 2,
         "grouped: {} commits",

@@ -75,8 +75,8 @@ async fn an_ended_session_does_not_lock_the_browser_out() {
     assert!(jobs.starts_with("HTTP/1.1 200"), "{jobs}");
 
     // The token is revoked: the session ends with it...
-    let id = m.list_tokens().await.unwrap().last().unwrap().id.clone();
-    m.revoke_token(&id).await.unwrap();
+    let id = m.tokens().list().await.unwrap().last().unwrap().id.clone();
+    m.tokens().revoke(&id).await.unwrap();
     let jobs = send(port, "GET", "/v1/jobs", Some(&session), "").await;
     assert!(jobs.starts_with("HTTP/1.1 401"), "{jobs}");
     // ...but the browser still holding its cookie loads the page and signs in with another.

@@ -40,11 +40,11 @@ async fn old_data_dir_loads() {
     let m = Manager::new(ManagerConfig::default(), store.clone())
         .await
         .unwrap();
-    let jobs = m.list_jobs(&ListQuery::default()).await.unwrap().items;
+    let jobs = m.jobs().list(&ListQuery::default()).await.unwrap().items;
     let names: Vec<_> = jobs.iter().map(|j| j.name.to_string()).collect();
     assert_eq!(names, ["batch", "big", "web"]);
 
-    let web = m.get_job(&JobId::new("web")).await.unwrap();
+    let web = m.jobs().get(&JobId::new("web")).await.unwrap();
     assert_eq!(web.version, 2);
     assert_eq!(web.spec.count, 2);
     assert_eq!(web.spec.tasks[0].resources.memory, ByteSize::mib(96));
@@ -59,11 +59,11 @@ async fn old_data_dir_loads() {
     assert_eq!(w00.tasks["server"].state, TaskState::Running);
     assert_eq!(w00.tasks["server"].container_id.as_deref(), Some("abc123"));
 
-    let big = m.get_job(&JobId::new("big")).await.unwrap();
+    let big = m.jobs().get(&JobId::new("big")).await.unwrap();
     assert_eq!(big.phase, JobPhase::Stopped);
     assert_eq!(big.instances[0].tasks["t"].state, TaskState::Stopped);
 
-    let batch = m.get_job(&JobId::new("batch")).await.unwrap();
+    let batch = m.jobs().get(&JobId::new("batch")).await.unwrap();
     assert_eq!(batch.phase, JobPhase::Pending);
     assert_eq!(batch.spec.tasks.len(), 2);
     let lost = batch
@@ -82,20 +82,20 @@ async fn old_data_dir_loads() {
     assert_eq!(pending.desired, Desired::Run);
     assert_eq!(pending.tasks["b"].state, TaskState::Pending);
 
-    let workers = m.list_workers(&ListQuery::default()).await.unwrap().items;
+    let workers = m.workers().list(&ListQuery::default()).await.unwrap().items;
     assert_eq!(workers.len(), 1);
     assert_eq!(workers[0].labels["zone"], "a");
 
     // The index goes on from the old one, and new instances never take an old id.
-    let h = m.health().await.unwrap();
+    let h = m.cluster().health().await.unwrap();
     assert!(h.manager.index > old_index);
     let j = parse_job(
         "name: batch\ncount: 3\ntasks: [{name: a, image: busybox:1.36}]",
         Format::Yaml,
     )
     .unwrap();
-    m.submit_job(j).await.unwrap();
-    let batch = m.get_job(&JobId::new("batch")).await.unwrap();
+    m.jobs().submit(j).await.unwrap();
+    let batch = m.jobs().get(&JobId::new("batch")).await.unwrap();
     let ids: std::collections::BTreeSet<_> = batch.instances.iter().map(|i| &i.id).collect();
     assert_eq!(ids.len(), batch.instances.len(), "ids are unique: {ids:?}");
     drop(m);
@@ -118,7 +118,7 @@ async fn old_specs_take_the_safety_defaults_and_resubmitting_them_is_unchanged()
         .await
         .unwrap();
     for name in ["web", "batch"] {
-        let job = m.get_job(&JobId::new(name)).await.unwrap();
+        let job = m.jobs().get(&JobId::new(name)).await.unwrap();
         for t in &job.spec.tasks {
             assert_eq!(t.pids, Task::DEFAULT_PIDS, "{name}/{}", t.name);
             assert_eq!(t.user, None, "{name}/{}", t.name);
@@ -135,7 +135,7 @@ async fn old_specs_take_the_safety_defaults_and_resubmitting_them_is_unchanged()
         }
         let today = parse_job(&file.to_string(), Format::Json).unwrap();
         assert_eq!(today, job.spec, "{name}");
-        let r = m.submit_job(today).await.unwrap();
+        let r = m.jobs().submit(today).await.unwrap();
         assert_eq!(r.outcome, SubmitOutcome::Unchanged, "{name}");
         assert_eq!(r.version, job.version, "{name}");
     }

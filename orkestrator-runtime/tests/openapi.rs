@@ -407,7 +407,8 @@ async fn every_listed_route_is_routed_with_exactly_its_methods_and_documented_se
         .unwrap();
     // An operator may call everything: what is not routed is answered `no_route`, not 401/403.
     let token = m
-        .create_token(CreateToken {
+        .tokens()
+        .create(CreateToken {
             role: Role::Operator,
             name: Some("openapi test".into()),
         })

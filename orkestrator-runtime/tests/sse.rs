@@ -41,7 +41,7 @@ async fn submit(m: &Manager, name: &str) -> u64 {
         Format::Yaml,
     )
     .unwrap();
-    m.submit_job(job).await.unwrap().index
+    m.jobs().submit(job).await.unwrap().index
 }
 
 /// A raw SSE connection: sends the request, then decodes messages as they come.
@@ -413,7 +413,8 @@ async fn an_event_id_from_another_life_of_the_manager_gets_a_reset_not_a_silent_
 async fn an_open_stream_ends_when_its_token_is_revoked() {
     let (m, port) = serve(ManagerConfig::default()).await;
     let issued = m
-        .create_token(orkestrator_core::auth::CreateToken {
+        .tokens()
+        .create(orkestrator_core::auth::CreateToken {
             role: orkestrator_core::auth::Role::Read,
             name: None,
         })
@@ -438,7 +439,7 @@ async fn an_open_stream_ends_when_its_token_is_revoked() {
     })
     .await;
     assert!(seen.is_ok(), "the event before the revocation came");
-    m.revoke_token(&issued.info.id).await.unwrap();
+    m.tokens().revoke(&issued.info.id).await.unwrap();
     // The next event would be sent down the stream: instead it ends.
     submit(&m, "after").await;
     let ended = tokio::time::timeout(Duration::from_secs(20), async {

@@ -325,7 +325,8 @@ async fn the_manager_verifies_a_workers_endpoint_against_its_own_ca() {
         .await
         .unwrap();
     let token = m
-        .create_token(CreateToken {
+        .tokens()
+        .create(CreateToken {
             role: Role::Operator,
             name: None,
         })

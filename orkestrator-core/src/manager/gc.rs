@@ -7,12 +7,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::api::{Desired, JobPhase, Millis, now_millis};
+use crate::api::{Desired, JobPhase};
+use crate::clock::Millis;
 use crate::events::EventKind;
+use crate::gc_report::GcReport;
 use crate::ids::JobId;
 use crate::store::StoreOp;
-
-pub use crate::gc_report::GcReport;
 
 use super::commit::Txn;
 use super::state::{Instance, State};
@@ -29,14 +29,15 @@ pub(crate) struct Removed {
     pub workers: Vec<crate::ids::WorkerId>,
 }
 
-/// One collection of everything that ended more than `older_than` ago.
+/// One collection of everything that ended more than `older_than` before `now`.
 pub(crate) fn collect(
     st: &mut State,
     txn: &mut Txn,
     older_than: Duration,
     removed: &mut Removed,
+    now: Millis,
 ) -> GcReport {
-    let cutoff = now_millis().saturating_sub(older_than.as_millis() as u64);
+    let cutoff = now.saturating_sub(older_than.as_millis() as u64);
     let mut report = GcReport::default();
     let mut whole: Vec<JobId> = Vec::new();
     let mut partial: Vec<JobId> = Vec::new();

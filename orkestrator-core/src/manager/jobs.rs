@@ -3,19 +3,19 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use tokio::time::Instant;
-
 use crate::api::*;
+use crate::clock::{Millis, Now};
 use crate::events::EventKind;
 use crate::ids::{JobId, WorkerId};
 use crate::spec::Job;
 use crate::state::TaskState;
 use crate::store::{JobRecord, StoreOp};
 
-use super::ManagerConfig;
 use super::commit::Txn;
+use super::config::ManagerConfig;
 use super::reconcile::{self, Action, InstanceFacts};
-use super::state::{Instance, JobEntry, Key, State, instance_id, parse_id};
+use super::state::{Instance, JobEntry, State};
+use crate::ids::{InstanceKey as Key, instance_id, parse_id};
 
 type ApiResult<T> = std::result::Result<T, ApiError>;
 
@@ -25,6 +25,7 @@ pub(crate) fn submit(
     txn: &mut Txn,
     cfg: &ManagerConfig,
     job: Job,
+    now: Now,
 ) -> SubmitResponse {
     let name = job.name.clone();
     let (version, outcome) = match st.jobs.get(&name) {
@@ -44,7 +45,7 @@ pub(crate) fn submit(
         JobEntry::new(JobRecord {
             name: name.clone(),
             version: 0,
-            submitted_at: now_millis(),
+            submitted_at: now.wall,
             stopped: false,
             ended_at: None,
         })
@@ -84,13 +85,13 @@ pub(crate) fn submit(
         }
     }
     for n in unplaced {
-        stop_instance(st, txn, &(name.clone(), n));
+        stop_instance(st, txn, &(name.clone(), n), now.wall);
     }
     if placed {
-        advance_rollout(st, txn, cfg, &name);
+        advance_rollout(st, txn, cfg, &name, now);
     } else {
         for index in 0..count {
-            new_instance(st, txn, &name, index, None);
+            new_instance(st, txn, &name, index, None, now.wall);
         }
     }
     txn.events.push(if version > 1 {
@@ -113,7 +114,7 @@ pub(crate) fn submit(
 }
 
 /// Stops a job: every instance is told to stop.
-pub(crate) fn stop(st: &mut State, txn: &mut Txn, name: &JobId) -> ApiResult<()> {
+pub(crate) fn stop(st: &mut State, txn: &mut Txn, name: &JobId, now: Millis) -> ApiResult<()> {
     let Some(entry) = st.jobs.get_mut(name) else {
         return Err(ApiError::not_found("job", name));
     };
@@ -121,11 +122,11 @@ pub(crate) fn stop(st: &mut State, txn: &mut Txn, name: &JobId) -> ApiResult<()>
         return Ok(());
     }
     entry.rec.stopped = true;
-    entry.rec.ended_at = Some(now_millis());
+    entry.rec.ended_at = Some(now);
     txn.ops.push(StoreOp::PutJob(entry.rec.clone()));
     let numbers: Vec<u64> = entry.instances.keys().copied().collect();
     for n in numbers {
-        stop_instance(st, txn, &(name.clone(), n));
+        stop_instance(st, txn, &(name.clone(), n), now);
     }
     st.rolling.remove(name);
     st.recount(name);
@@ -133,13 +134,14 @@ pub(crate) fn stop(st: &mut State, txn: &mut Txn, name: &JobId) -> ApiResult<()>
     Ok(())
 }
 
-/// Adds a pending instance `index` of `job` (current spec and version), with a new id.
+/// Adds a pending instance `index` of `job` (current spec and version), with a new id, at `now`.
 pub(crate) fn new_instance(
     st: &mut State,
     txn: &mut Txn,
     job: &JobId,
     index: u32,
     reason: Option<String>,
+    now: Millis,
 ) -> Option<Key> {
     let entry = st.jobs.get(job)?;
     let spec = entry.spec();
@@ -150,6 +152,7 @@ pub(crate) fn new_instance(
         .map(|_| {
             let mut t = TaskStatus::new(TaskState::Pending);
             t.reason = None;
+            t.since = now;
             t
         })
         .collect();
@@ -165,7 +168,7 @@ pub(crate) fn new_instance(
     Some(st.add_instance(job, inst, txn))
 }
 
-/// Moves every task of an instance that has not ended to the terminal state `to`.
+/// Moves every task of an instance that has not ended to the terminal state `to`, at `now`.
 pub(crate) fn end_tasks(
     i: &mut Instance,
     spec: &Job,
@@ -173,6 +176,7 @@ pub(crate) fn end_tasks(
     to: TaskState,
     reason: &str,
     events: &mut Vec<EventKind>,
+    now: Millis,
 ) {
     for (t, s) in spec.tasks.iter().zip(i.tasks.iter_mut()) {
         if s.state.is_terminal() {
@@ -188,12 +192,12 @@ pub(crate) fn end_tasks(
         });
         s.state = to;
         s.reason = Some(reason.to_owned());
-        s.since = now_millis();
+        s.since = now;
     }
 }
 
 /// Tells an instance to stop. Unplaced instances stop at once; placed ones wait for their worker.
-pub(crate) fn stop_instance(st: &mut State, txn: &mut Txn, key: &Key) {
+pub(crate) fn stop_instance(st: &mut State, txn: &mut Txn, key: &Key, now: Millis) {
     let id = match st.instance(key) {
         Some(i) if i.desired != Desired::Stop => instance_id(&key.0, i.index, key.1),
         _ => return,
@@ -210,6 +214,7 @@ pub(crate) fn stop_instance(st: &mut State, txn: &mut Txn, key: &Key) {
                 TaskState::Stopped,
                 "stopped before it was placed",
                 &mut events,
+                now,
             );
         }
     });
@@ -227,8 +232,14 @@ fn healthy(i: &Instance, spec: &Job) -> bool {
 }
 
 /// Moves a job's rolling update one step (see [`reconcile::rollout`]).
-pub(crate) fn advance_rollout(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig, job: &JobId) {
-    let now = Instant::now();
+pub(crate) fn advance_rollout(
+    st: &mut State,
+    txn: &mut Txn,
+    cfg: &ManagerConfig,
+    job: &JobId,
+    at: Now,
+) {
+    let now = at.instant;
     let Some(entry) = st.jobs.get_mut(job) else {
         st.rolling.remove(job);
         return;
@@ -263,9 +274,9 @@ pub(crate) fn advance_rollout(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig
     );
     for a in r.actions {
         match a {
-            Action::Stop { number } => stop_instance(st, txn, &(job.clone(), number)),
+            Action::Stop { number } => stop_instance(st, txn, &(job.clone(), number), at.wall),
             Action::Create { index } => {
-                new_instance(st, txn, job, index, Some("rolling update".into()));
+                new_instance(st, txn, job, index, Some("rolling update".into()), at.wall);
             }
         }
     }
@@ -283,6 +294,7 @@ pub(crate) fn report(
     cfg: &ManagerConfig,
     worker: &WorkerId,
     updates: Vec<TaskUpdate>,
+    now: Now,
 ) -> ApiResult<ReportResponse> {
     if !st.workers.contains_key(worker) {
         return Err(ApiError::not_found("worker", worker));
@@ -365,7 +377,7 @@ pub(crate) fn report(
         st.with_instance(&key, txn, |i, _| {
             let ts = &mut i.tasks[pos];
             if from != u.state {
-                ts.since = now_millis();
+                ts.since = now.wall;
             }
             ts.state = u.state;
             ts.exit_code = u.exit_code;
@@ -381,7 +393,7 @@ pub(crate) fn report(
     }
     for job in &touched {
         if st.rolling.contains(job) {
-            advance_rollout(st, txn, cfg, job);
+            advance_rollout(st, txn, cfg, job, now);
         }
     }
     Ok(ReportResponse { rejected })

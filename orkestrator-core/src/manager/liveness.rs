@@ -2,35 +2,23 @@
 //! (its events are published at once, under the last durable index); what a dead worker ran is
 //! marked `Lost` and replaced, durably.
 
-use std::time::Duration;
-
-use tokio::time::Instant;
-
 use crate::api::*;
+use crate::clock::Now;
 use crate::events::EventKind;
 use crate::ids::{SchedulerId, WorkerId};
 use crate::spec::{MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES};
 use crate::state::TaskState;
 use crate::store::StoreOp;
 
-use super::ManagerConfig;
 use super::commit::Txn;
+use super::config::ManagerConfig;
+use super::deadlines::{lease_expired, liveness};
 use super::jobs::{advance_rollout, end_tasks, new_instance};
 use super::reconcile;
-use super::state::{Key, SchedulerEntry, State, WorkerEntry, instance_id};
+use super::state::{SchedulerEntry, State, WorkerEntry};
+use crate::ids::{InstanceKey as Key, instance_id};
 
 type ApiResult<T> = std::result::Result<T, ApiError>;
-
-/// A component's liveness from its last heartbeat.
-pub(crate) fn liveness(healthy: bool, last_seen: Instant, grace: Duration) -> Liveness {
-    if Instant::now().duration_since(last_seen) > grace {
-        Liveness::Down
-    } else if healthy {
-        Liveness::Ready
-    } else {
-        Liveness::Unhealthy
-    }
-}
 
 /// Longest worker or scheduler id, in bytes.
 pub const MAX_COMPONENT_ID_BYTES: usize = 253;
@@ -85,7 +73,12 @@ fn check_worker_limits(req: &RegisterWorker) -> ApiResult<()> {
 }
 
 /// Registers or re-registers a worker (durable).
-pub(crate) fn register_worker(st: &mut State, txn: &mut Txn, req: RegisterWorker) -> ApiResult<()> {
+pub(crate) fn register_worker(
+    st: &mut State,
+    txn: &mut Txn,
+    req: RegisterWorker,
+    now: Now,
+) -> ApiResult<()> {
     if req.id.as_str().is_empty() {
         return Err(ApiError::bad_request(
             "invalid_id",
@@ -93,7 +86,7 @@ pub(crate) fn register_worker(st: &mut State, txn: &mut Txn, req: RegisterWorker
         ));
     }
     check_worker_limits(&req)?;
-    let now = Instant::now();
+    let now = now.instant;
     let index = st.head + 1;
     let id = req.id.clone();
     match st.workers.get_mut(&id) {
@@ -124,18 +117,19 @@ pub(crate) fn heartbeat(
     cfg: &ManagerConfig,
     id: &WorkerId,
     hb: WorkerHeartbeat,
+    now: Now,
 ) -> ApiResult<Vec<EventKind>> {
     let Some(w) = st.workers.get_mut(id) else {
         return Err(ApiError::not_found("worker", id));
     };
     let was = w.liveness;
-    w.last_seen = Instant::now();
+    w.last_seen = now.instant;
     let grew = hb.resources.total != w.resources.total || (hb.healthy && !w.healthy);
     w.resources = hb.resources;
     w.healthy = hb.healthy;
     w.message = hb.message;
     w.down_since = None;
-    let now_live = liveness(w.healthy, w.last_seen, cfg.heartbeat_grace);
+    let now_live = liveness(w.healthy, w.last_seen, cfg.heartbeat_grace, now.instant);
     let mut soft = Vec::new();
     if now_live != was {
         st.set_liveness(id, now_live);
@@ -154,6 +148,7 @@ pub(crate) fn heartbeat(
 pub(crate) fn register_scheduler(
     st: &mut State,
     req: RegisterScheduler,
+    now: Now,
 ) -> ApiResult<Vec<EventKind>> {
     if req.id.as_str().is_empty() {
         return Err(ApiError::bad_request(
@@ -185,7 +180,7 @@ pub(crate) fn register_scheduler(
         req.id.clone(),
         SchedulerEntry {
             algorithm,
-            last_seen: Instant::now(),
+            last_seen: now.instant,
             liveness: Liveness::Ready,
         },
     );
@@ -193,10 +188,10 @@ pub(crate) fn register_scheduler(
 }
 
 /// Records a scheduler's heartbeat.
-pub(crate) fn scheduler_heartbeat(st: &mut State, id: &SchedulerId) -> ApiResult<()> {
+pub(crate) fn scheduler_heartbeat(st: &mut State, id: &SchedulerId, now: Now) -> ApiResult<()> {
     match st.schedulers.get_mut(id) {
         Some(s) => {
-            s.last_seen = Instant::now();
+            s.last_seen = now.instant;
             Ok(())
         }
         None => Err(ApiError::not_found("scheduler", id)),
@@ -204,14 +199,14 @@ pub(crate) fn scheduler_heartbeat(st: &mut State, id: &SchedulerId) -> ApiResult
 }
 
 /// One liveness pass; returns the soft events to publish.
-pub(crate) fn check(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig) -> Vec<EventKind> {
+pub(crate) fn check(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig, at: Now) -> Vec<EventKind> {
     let grace = cfg.heartbeat_grace;
-    let now = Instant::now();
+    let now = at.instant;
     let mut soft = Vec::new();
     let mut changed = Vec::new();
     let judging = st.judge_workers_after.is_none_or(|t| now >= t);
     for (id, w) in &st.workers {
-        let live = liveness(w.healthy, w.last_seen, grace);
+        let live = liveness(w.healthy, w.last_seen, grace, now);
         // While workers are still finding a new leader, silence is not yet death.
         if live == Liveness::Down && !judging {
             continue;
@@ -225,7 +220,7 @@ pub(crate) fn check(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig) -> Vec<E
         st.set_liveness(&id, live);
         if live == Liveness::Down {
             if let Some(w) = st.workers.get_mut(&id) {
-                w.down_since = Some(now_millis());
+                w.down_since = Some(at.wall);
             }
             went_down.push(id.clone());
         }
@@ -238,7 +233,7 @@ pub(crate) fn check(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig) -> Vec<E
     // that a dead scheduler's leases move at once. One down for 20 grace periods is forgotten.
     let mut scheduler_changed = false;
     st.schedulers.retain(|id, s| {
-        let live = liveness(true, s.last_seen, grace);
+        let live = liveness(true, s.last_seen, grace, now);
         if live != s.liveness {
             s.liveness = live;
             scheduler_changed = true;
@@ -254,11 +249,13 @@ pub(crate) fn check(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig) -> Vec<E
         .leased
         .iter()
         .filter(|(_, l)| {
-            now.duration_since(l.at) >= cfg.lease_timeout
-                || st
-                    .schedulers
-                    .get(&l.scheduler)
-                    .is_none_or(|s| s.liveness == Liveness::Down)
+            lease_expired(
+                l.at,
+                st.schedulers.get(&l.scheduler).map(|s| s.last_seen),
+                now,
+                cfg.lease_timeout,
+                grace,
+            )
         })
         .map(|(n, _)| *n)
         .collect();
@@ -274,19 +271,19 @@ pub(crate) fn check(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig) -> Vec<E
         st.work.notify_waiters();
     }
     for worker in went_down {
-        lose_worker(st, txn, cfg, &worker);
+        lose_worker(st, txn, cfg, &worker, at);
     }
     // Rolling updates waiting out the minimum healthy time move on here.
     let rolling: Vec<_> = st.rolling.iter().cloned().collect();
     for job in rolling {
-        advance_rollout(st, txn, cfg, &job);
+        advance_rollout(st, txn, cfg, &job, at);
     }
     soft
 }
 
 /// Marks what a down worker ran `Lost`, tells it to stop, and replaces it elsewhere: one copy per
 /// instance index. The worker's watch returns when it is back, and it stops the lost instances.
-fn lose_worker(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig, worker: &WorkerId) {
+fn lose_worker(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig, worker: &WorkerId, at: Now) {
     let Some(w) = st.workers.get(worker) else {
         return;
     };
@@ -312,7 +309,7 @@ fn lose_worker(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig, worker: &Work
         let mut events = Vec::new();
         st.with_instance(&key, txn, |i, spec| {
             i.desired = Desired::Stop;
-            end_tasks(i, spec, &id, TaskState::Lost, &reason, &mut events);
+            end_tasks(i, spec, &id, TaskState::Lost, &reason, &mut events, at.wall);
         });
         txn.events.extend(events);
         let current = st
@@ -321,10 +318,10 @@ fn lose_worker(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig, worker: &Work
             .is_some_and(|j| !j.rec.stopped && j.rec.version == version);
         if current {
             let reason = format!("replacing {id} (worker {worker} is down)");
-            new_instance(st, txn, &key.0, index, Some(reason));
+            new_instance(st, txn, &key.0, index, Some(reason), at.wall);
         } else {
             // An instance of an older version: the rollout replaces it with the new spec.
-            advance_rollout(st, txn, cfg, &key.0);
+            advance_rollout(st, txn, cfg, &key.0, at);
         }
     }
 }

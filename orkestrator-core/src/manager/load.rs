@@ -22,7 +22,7 @@ impl State {
             specs,
             instances,
             workers,
-            // Tokens live beside the state (`Manager::new` and `rebuild` load them).
+            // Tokens live beside the state (`Manager::with_clock` and `rebuild` load them).
             tokens: _,
         } = snap;
         let mut st = State {

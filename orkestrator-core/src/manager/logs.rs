@@ -15,8 +15,9 @@ use crate::events::{EventFilter, StreamStart, Topic};
 use crate::ids::JobId;
 use crate::runtime::{LogOptions, LogStream};
 
+use super::inner::Inner;
+use super::stream::EventSubscription;
 use super::views::{self, LogTarget};
-use super::{EventSubscription, Inner, Manager};
 
 /// How long a follower waits for an event about its job before it looks at the state again
 /// anyway (a new container reported without a state change emits no event).
@@ -44,88 +45,88 @@ struct Follower<F> {
     current: Option<LogStream>,
 }
 
-impl Manager {
-    /// The output of `task` of instance `index` of `job`, followed: the current container's
-    /// output as `options` selects it and what it writes next; when that container ends, the
-    /// output of the task's next container (after a restart, or of the replacement instance of
-    /// the same index) from its start; the stream ends once the job is stopped, the task has
-    /// completed or failed for good, or the index is beyond the job's count. A task without a
-    /// container yet is waited for.
-    ///
-    /// `open` serves one container's stream (it is called with `follow` set). Errors before the
-    /// stream starts (no such job, task or index; the first container cannot be read) are
-    /// returned; later, a container that cannot be read is skipped for the next one. While it
-    /// waits for the next container, the job being gone ends the stream; a passing failure to
-    /// read the state (`Unavailable`: a failed store commit, memory being rebuilt) is retried
-    /// with a backoff for a while, and ends the stream with an error item if it lasts; any other
-    /// error ends it with an error item at once.
-    pub async fn follow_logs<F, Fut>(
-        &self,
-        job: &JobId,
-        task: Option<&str>,
-        index: u32,
-        options: LogOptions,
-        open: F,
-    ) -> Result<LogStream, ApiError>
-    where
-        F: Fn(LogSource, LogOptions) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<LogStream, ApiError>> + Send + 'static,
-    {
-        // Subscribed before the state is read, so that no change after the read goes unseen.
-        let events = self.events(
-            StreamStart::Now,
-            EventFilter {
-                topics: vec![Topic::Job, Topic::Task],
-                key: Some(job.as_str().to_owned()),
-            },
-        );
-        let target = self.log_target(job, task, index).await?;
-        let options = LogOptions {
-            follow: true,
-            ..options
-        };
-        let (seen, current) = match target.source {
-            Ok(src) => {
-                let id = identity(&src);
-                (Some(id), Some(open(src, options).await?))
+/// The output of `task` of instance `index` of `job`, followed: the current container's
+/// output as `options` selects it and what it writes next; when that container ends, the
+/// output of the task's next container (after a restart, or of the replacement instance of
+/// the same index) from its start; the stream ends once the job is stopped, the task has
+/// completed or failed for good, or the index is beyond the job's count. A task without a
+/// container yet is waited for.
+///
+/// `open` serves one container's stream (it is called with `follow` set). Errors before the
+/// stream starts (no such job, task or index; the first container cannot be read) are
+/// returned; later, a container that cannot be read is skipped for the next one. While it
+/// waits for the next container, the job being gone ends the stream; a passing failure to
+/// read the state (`Unavailable`: a failed store commit, memory being rebuilt) is retried
+/// with a backoff for a while, and ends the stream with an error item if it lasts; any other
+/// error ends it with an error item at once.
+pub(crate) async fn follow<F, Fut>(
+    inner: &Arc<Inner>,
+    job: &JobId,
+    task: Option<&str>,
+    index: u32,
+    options: LogOptions,
+    open: F,
+) -> Result<LogStream, ApiError>
+where
+    F: Fn(LogSource, LogOptions) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<LogStream, ApiError>> + Send + 'static,
+{
+    // Subscribed before the state is read, so that no change after the read goes unseen.
+    let events = EventSubscription::open(
+        inner,
+        StreamStart::Now,
+        EventFilter {
+            topics: vec![Topic::Job, Topic::Task],
+            key: Some(job.as_str().to_owned()),
+        },
+    );
+    let target = log_target(inner, job, task, index).await?;
+    let options = LogOptions {
+        follow: true,
+        ..options
+    };
+    let (seen, current) = match target.source {
+        Ok(src) => {
+            let id = identity(&src);
+            (Some(id), Some(open(src, options).await?))
+        }
+        Err(e) if target.ended => return Err(e),
+        // Not placed or not started yet: the stream waits for its first container.
+        Err(_) => (None, None),
+    };
+    let follower = Follower {
+        inner: Arc::downgrade(inner),
+        job: job.clone(),
+        task: task.map(str::to_owned),
+        index,
+        open: Arc::new(open),
+        events,
+        seen,
+        current,
+    };
+    // After an error item the stream ends (`None` as the state).
+    Ok(Box::pin(futures_util::stream::unfold(
+        Some(follower),
+        |f| async move {
+            let mut f = f?;
+            match f.next_chunk().await? {
+                Ok(chunk) => Some((Ok(chunk), Some(f))),
+                Err(e) => Some((Err(crate::Error::Api(e)), None)),
             }
-            Err(e) if target.ended => return Err(e),
-            // Not placed or not started yet: the stream waits for its first container.
-            Err(_) => (None, None),
-        };
-        let follower = Follower {
-            inner: Arc::downgrade(&self.inner),
-            job: job.clone(),
-            task: task.map(str::to_owned),
-            index,
-            open: Arc::new(open),
-            events,
-            seen,
-            current,
-        };
-        // After an error item the stream ends (`None` as the state).
-        Ok(Box::pin(futures_util::stream::unfold(
-            Some(follower),
-            |f| async move {
-                let mut f = f?;
-                match f.next_chunk().await? {
-                    Ok(chunk) => Some((Ok(chunk), Some(f))),
-                    Err(e) => Some((Err(crate::Error::Api(e)), None)),
-                }
-            },
-        )))
-    }
+        },
+    )))
+}
 
-    async fn log_target(
-        &self,
-        job: &JobId,
-        task: Option<&str>,
-        index: u32,
-    ) -> Result<LogTarget, ApiError> {
-        let (t, target) = self.read(|st| views::log_target(st, job, task, index))?;
-        t.durable().await?;
-        Ok(target)
-    }
+/// Where a task's output is now and whether more can come, once what it says is durable.
+async fn log_target(
+    inner: &Inner,
+    job: &JobId,
+    task: Option<&str>,
+    index: u32,
+) -> Result<LogTarget, ApiError> {
+    let (t, target) = inner.read(|st| views::log_target(st, job, task, index))?;
+    t.durable().await?;
+    Ok(target)
 }
 
 impl<F, Fut> Follower<F>
@@ -163,13 +164,9 @@ where
         // Since when reads have been failing, and the next wait after a failure.
         let mut failing: Option<(tokio::time::Instant, Duration)> = None;
         loop {
-            let manager = Manager {
-                inner: self.inner.upgrade()?,
-            };
-            let read = manager
-                .log_target(&self.job, self.task.as_deref(), self.index)
-                .await;
-            drop(manager);
+            let inner = self.inner.upgrade()?;
+            let read = log_target(&inner, &self.job, self.task.as_deref(), self.index).await;
+            drop(inner);
             let target = match read {
                 Ok(target) => {
                     failing = None;
@@ -177,7 +174,7 @@ where
                 }
                 Err(e) if e.kind == ErrorKind::NotFound => return None,
                 Err(e) if e.kind == ErrorKind::Unavailable => {
-                    let now = tokio::time::Instant::now();
+                    let now = inner_now(&self.inner)?;
                     let (since, wait) = failing.unwrap_or((now, RETRY_FIRST));
                     if now.duration_since(since) >= RETRY_FOR {
                         return Some(Err(e));
@@ -224,4 +221,9 @@ where
 /// What tells one container from another: its worker and its id.
 fn identity(src: &LogSource) -> (String, String) {
     (src.worker.as_str().to_owned(), src.container_id.clone())
+}
+
+/// Monotonic time now on the manager's clock; `None` once the manager is gone.
+fn inner_now(inner: &Weak<Inner>) -> Option<tokio::time::Instant> {
+    Some(inner.upgrade()?.clock.instant())
 }

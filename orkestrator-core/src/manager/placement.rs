@@ -4,18 +4,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tokio::time::Instant;
-
 use crate::api::*;
+use crate::clock::{Millis, Now};
 use crate::events::EventKind;
 use crate::ids::{JobId, SchedulerId, WorkerId};
 use crate::scheduler::{Request, check_fit};
 use crate::state::TaskState;
 
-use super::ManagerConfig;
 use super::commit::Txn;
-use super::liveness::liveness;
-use super::state::{Key, Lease, State, WorkerEntry, instance_id, parse_id};
+use super::config::ManagerConfig;
+use super::deadlines::{lease_expired, liveness};
+use super::state::{Lease, State, WorkerEntry};
+use crate::ids::{InstanceKey as Key, instance_id, parse_id};
 
 type ApiResult<T> = std::result::Result<T, ApiError>;
 
@@ -25,12 +25,13 @@ pub(crate) fn take_work(
     st: &mut State,
     cfg: &ManagerConfig,
     scheduler: &SchedulerId,
+    now: Now,
 ) -> ApiResult<Option<SchedulingWork>> {
     let s = st
         .schedulers
         .get_mut(scheduler)
         .ok_or_else(|| ApiError::not_found("scheduler", scheduler))?;
-    let now = Instant::now();
+    let now = now.instant;
     s.last_seen = now;
     // Leases of schedulers that died or took too long go to whoever asks.
     let stale: Vec<u64> = st
@@ -38,10 +39,13 @@ pub(crate) fn take_work(
         .iter()
         .filter(|(_, l)| {
             &l.scheduler != scheduler
-                && (now.duration_since(l.at) >= cfg.lease_timeout
-                    || st.schedulers.get(&l.scheduler).is_none_or(|s| {
-                        liveness(true, s.last_seen, cfg.heartbeat_grace) == Liveness::Down
-                    }))
+                && lease_expired(
+                    l.at,
+                    st.schedulers.get(&l.scheduler).map(|s| s.last_seen),
+                    now,
+                    cfg.lease_timeout,
+                    cfg.heartbeat_grace,
+                )
         })
         .map(|(n, _)| *n)
         .collect();
@@ -85,7 +89,7 @@ pub(crate) fn take_work(
     let workers = st
         .workers
         .values()
-        .filter(|w| ready(w, cfg))
+        .filter(|w| ready(w, cfg, now))
         .map(|w| snapshot(w, |j| jobs.contains(j)))
         .collect();
     Ok(Some(SchedulingWork {
@@ -95,8 +99,8 @@ pub(crate) fn take_work(
     }))
 }
 
-fn ready(w: &WorkerEntry, cfg: &ManagerConfig) -> bool {
-    liveness(w.healthy, w.last_seen, cfg.heartbeat_grace) == Liveness::Ready
+fn ready(w: &WorkerEntry, cfg: &ManagerConfig, now: tokio::time::Instant) -> bool {
+    liveness(w.healthy, w.last_seen, cfg.heartbeat_grace, now) == Liveness::Ready
 }
 
 /// A worker as a scheduler sees it, with the per-job counts of the jobs `wanted` says.
@@ -125,6 +129,7 @@ pub(crate) fn decide(
     cfg: &ManagerConfig,
     scheduler: &SchedulerId,
     decisions: Vec<Decision>,
+    now: Now,
 ) -> ApiResult<Vec<DecisionResult>> {
     if !st.schedulers.contains_key(scheduler) {
         return Err(ApiError::not_found("scheduler", scheduler));
@@ -180,7 +185,7 @@ pub(crate) fn decide(
                 results.push(accepted);
             }
             DecisionOutcome::Place { worker } => {
-                match place(st, txn, cfg, &key, &d.instance, &worker, scheduler) {
+                match place(st, txn, cfg, &key, &d.instance, &worker, scheduler, now) {
                     Ok(()) => results.push(accepted),
                     Err(why) => {
                         // Back to the queue: the next request for work offers it again.
@@ -237,6 +242,7 @@ fn unschedulable(
     });
 }
 
+#[allow(clippy::too_many_arguments)]
 fn place(
     st: &mut State,
     txn: &mut Txn,
@@ -245,12 +251,13 @@ fn place(
     id: &crate::ids::InstanceId,
     worker: &WorkerId,
     scheduler: &SchedulerId,
+    at: Now,
 ) -> Result<(), String> {
     // The optimistic check: against the manager's own bookkeeping, now.
     let spec = st.spec_of(key).expect("checked");
     let index = st.instance(key).expect("checked").index;
     let snap = match st.workers.get(worker) {
-        Some(w) if ready(w, cfg) => snapshot(w, |j| *j == key.0),
+        Some(w) if ready(w, cfg, at.instant) => snapshot(w, |j| *j == key.0),
         _ => return Err("worker is unknown or not ready".into()),
     };
     if let Err(why) = check_fit(&Request::new(&spec, index), &snap) {
@@ -259,7 +266,7 @@ fn place(
     let mut events = Vec::new();
     let mut pending_ms = 0;
     st.with_instance(key, txn, |i, spec| {
-        let now = now_millis();
+        let now: Millis = at.wall;
         pending_ms = i
             .tasks
             .iter()
@@ -278,6 +285,7 @@ fn place(
                 reason: Some(format!("placed on {worker}")),
             });
             *s = TaskStatus::new(TaskState::Scheduled);
+            s.since = now;
         }
     });
     txn.events.extend(events);

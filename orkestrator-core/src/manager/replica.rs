@@ -3,10 +3,9 @@
 //! Soft state (liveness, leases, metrics) lives on the leader only, so a replica answers no
 //! reads of it.
 
-use tokio::time::Instant;
-
 use crate::api::{ApiError, JobSummary, JobView, ListQuery, Page};
 use crate::auth::Principal;
+use crate::clock::{Clock, SystemClock};
 use crate::ids::JobId;
 use crate::store::Snapshot;
 
@@ -16,7 +15,7 @@ use super::{tokens, views};
 /// A read-only copy of the durable state at one index.
 pub struct Replica {
     state: State,
-    tokens: tokens::Tokens,
+    tokens: tokens::TokenStore,
     index: u64,
 }
 
@@ -33,9 +32,9 @@ impl Replica {
     /// The state of `snap` (what a store holds at its index).
     pub fn from_snapshot(mut snap: Snapshot) -> Self {
         let index = snap.index;
-        let tokens = tokens::Tokens::load(std::mem::take(&mut snap.tokens).into_values());
+        let tokens = tokens::TokenStore::load(std::mem::take(&mut snap.tokens).into_values());
         Replica {
-            state: State::from_snapshot(snap, Instant::now()),
+            state: State::from_snapshot(snap, SystemClock.instant()),
             tokens,
             index,
         }
@@ -53,7 +52,7 @@ impl Replica {
 
     /// `GET /v1/jobs`, as the leader answers it.
     pub fn list_jobs(&self, q: &ListQuery) -> Result<Page<JobSummary>, ApiError> {
-        views::job_page(&self.state, q)
+        views::job_page(&self.state, q, SystemClock.wall())
     }
 
     /// `GET /v1/jobs/{job}`, as the leader answers it but without the tasks' live usage (metrics

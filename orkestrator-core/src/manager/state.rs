@@ -306,12 +306,6 @@ pub(crate) struct Counts {
 pub(crate) struct State {
     /// The index of the last prepared change (durable or in flight).
     pub head: u64,
-    /// Bumped when a failed commit makes memory be rebuilt from the store.
-    pub generation: u64,
-    /// While memory is being rebuilt from the store, nothing is prepared.
-    pub rebuilding: bool,
-    /// Waits for the last batch sent to the committer.
-    pub last_batch: Option<super::commit::Done>,
     pub next_instance: u64,
     /// Bumped whenever capacity may have grown, so instances judged unschedulable are looked at
     /// again — and only then.

@@ -9,10 +9,10 @@ use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::events::{Event, EventFilter, Position, Reset, StreamItem, StreamStart};
 
-use super::Inner;
-use super::commit::lock;
+use super::inner::Inner;
+use super::locks::lock;
 
-/// A stream of the manager's events, from [`Manager::events`](super::Manager::events).
+/// A stream of the manager's events, from [`Events::stream`](super::Events::stream).
 pub struct EventSubscription {
     inner: Weak<Inner>,
     filter: EventFilter,

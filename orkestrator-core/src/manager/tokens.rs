@@ -14,14 +14,20 @@ use tokio::time::Instant;
 
 use crate::api::ApiError;
 use crate::auth::{Principal, Role, Subject, TokenParts, TokenRecord, digest};
+use crate::clock::Millis;
+use crate::store::StoreOp;
+
+use super::commit::Txn;
 
 /// How long a dashboard session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// The most dashboard sessions held at once (the oldest go first).
 pub const MAX_SESSIONS: usize = 10_000;
 
+/// The credentials the manager knows, by id and by the component they belong to, and the
+/// dashboard sessions.
 #[derive(Debug, Default)]
-pub(crate) struct Tokens {
+pub(crate) struct TokenStore {
     by_id: HashMap<String, TokenRecord>,
     /// The credential of each worker and scheduler.
     by_subject: HashMap<Subject, String>,
@@ -29,9 +35,9 @@ pub(crate) struct Tokens {
     sessions: HashMap<[u8; 32], (String, Instant)>,
 }
 
-impl Tokens {
+impl TokenStore {
     pub fn load(records: impl IntoIterator<Item = TokenRecord>) -> Self {
-        let mut t = Tokens::default();
+        let mut t = TokenStore::default();
         for r in records {
             t.put(r);
         }
@@ -39,7 +45,7 @@ impl Tokens {
     }
 
     /// Replaces the durable part (after a failed commit); sessions carry over.
-    pub fn replace_durable(&mut self, fresh: Tokens) {
+    pub fn replace_durable(&mut self, fresh: TokenStore) {
         self.by_id = fresh.by_id;
         self.by_subject = fresh.by_subject;
     }
@@ -155,4 +161,48 @@ pub(crate) fn check_user_role(role: &Role) -> Result<(), ApiError> {
             ),
         ))
     }
+}
+
+/// Issues `subject` a new credential, revoking the one it had. Its creation time is `now`.
+pub(crate) fn issue_credential(
+    tokens: &mut TokenStore,
+    txn: &mut Txn,
+    subject: Subject,
+    now: Millis,
+) -> Result<String, ApiError> {
+    if let Some(old) = tokens.credential_of(&subject).map(|r| r.id.clone()) {
+        tokens.remove(&old);
+        txn.ops.push(StoreOp::DeleteToken(old));
+    }
+    let role = match subject {
+        Subject::Worker(_) => Role::Worker,
+        Subject::Scheduler(_) => Role::Scheduler,
+    };
+    let (record, token) = generate(role, None, Some(subject), now)?;
+    txn.ops.push(StoreOp::PutToken(record.clone()));
+    tokens.put(record);
+    Ok(token)
+}
+
+/// A new token record and its text, created at `now`.
+pub(crate) fn generate(
+    role: Role,
+    name: Option<String>,
+    subject: Option<Subject>,
+    now: Millis,
+) -> Result<(TokenRecord, String), ApiError> {
+    let (mut record, token) = crate::auth::generate(role, name, subject).map_err(ApiError::from)?;
+    record.created_at = now;
+    Ok((record, token))
+}
+
+/// The 403 of a registration by a token that cannot register `what`.
+pub(crate) fn cannot_register(by: &Principal, what: &str) -> ApiError {
+    forbidden(
+        "forbidden",
+        format!(
+            "a {} token cannot register {what}: use the join token (--join-token, --join-token-file or ORKESTRATOR_JOIN_TOKEN)",
+            by.role
+        ),
+    )
 }

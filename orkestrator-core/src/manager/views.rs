@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::clock::{Millis, Now};
+
 use crate::api::*;
 use crate::ids::{JobId, TaskName, WorkerId};
 use crate::state::TaskState;
 
-use super::liveness::liveness;
-use super::state::{Instance, JobEntry, State, WorkerEntry, instance_id};
+use super::deadlines::liveness;
+use super::state::{Instance, JobEntry, State, WorkerEntry};
+use crate::ids::{InstanceKey as Key, instance_id};
 
 type ApiResult<T> = std::result::Result<T, ApiError>;
 
@@ -109,17 +112,18 @@ pub(crate) fn job_summary(name: &JobId, e: &JobEntry) -> JobSummary {
     }
 }
 
-/// Encodes a page token: the last key shown and when the token was made.
-fn token(kind: char, last: &str) -> String {
-    let mut s = format!("{kind}1.{:x}.", now_millis());
+/// Encodes a page token: the last key shown and when the token was made (`now`).
+fn token(kind: char, last: &str, now: Millis) -> String {
+    let mut s = format!("{kind}1.{:x}.", now);
     for b in last.bytes() {
         s.push_str(&format!("{b:02x}"));
     }
     s
 }
 
-/// Decodes a page token of `kind`: the key to continue after.
-fn untoken(kind: char, t: &str) -> ApiResult<String> {
+/// Decodes a page token of `kind`: the key to continue after, if the token has not expired at
+/// `now`.
+fn untoken(kind: char, t: &str, now: Millis) -> ApiResult<String> {
     let bad = || {
         ApiError::bad_request(
             "invalid_continue",
@@ -144,7 +148,7 @@ fn untoken(kind: char, t: &str) -> ApiResult<String> {
     let key = bytes
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or_else(bad)?;
-    if now_millis().saturating_sub(made) > TOKEN_TTL_MS {
+    if now.saturating_sub(made) > TOKEN_TTL_MS {
         return Err(ApiError::bad_request(
             "expired_continue",
             format!(
@@ -157,18 +161,23 @@ fn untoken(kind: char, t: &str) -> ApiResult<String> {
 }
 
 /// The page size and the key to continue after.
-fn page_start(kind: char, q: &ListQuery) -> ApiResult<(usize, Option<String>)> {
+fn page_start(kind: char, q: &ListQuery, now: Millis) -> ApiResult<(usize, Option<String>)> {
     let limit = q.limit()?;
-    let after = q.after.as_deref().map(|t| untoken(kind, t)).transpose()?;
+    let after = q
+        .after
+        .as_deref()
+        .map(|t| untoken(kind, t, now))
+        .transpose()?;
     Ok((limit, after))
 }
 
-/// Takes up to `limit` items of `it` (ordered by key) into a page.
+/// Takes up to `limit` items of `it` (ordered by key) into a page; its token is made at `now`.
 fn page<'a, V: 'a, T>(
     kind: char,
     limit: usize,
     it: impl Iterator<Item = (&'a str, V)>,
     view: impl Fn(V) -> T,
+    now: Millis,
 ) -> Page<T> {
     let mut it = it.peekable();
     let mut items = Vec::new();
@@ -179,7 +188,7 @@ fn page<'a, V: 'a, T>(
         items.push(view(v));
     }
     let next = match (last, it.peek()) {
-        (Some(k), Some(_)) => Some(token(kind, k)),
+        (Some(k), Some(_)) => Some(token(kind, k, now)),
         _ => None,
     };
     Page { items, next }
@@ -192,28 +201,28 @@ fn after(key: &Option<String>) -> (Bound<&str>, Bound<&str>) {
     }
 }
 
-/// One page of the job list.
-pub(crate) fn job_page(st: &State, q: &ListQuery) -> ApiResult<Page<JobSummary>> {
-    let (limit, key) = page_start('j', q)?;
+/// One page of the job list, at wall time `now` (continue tokens expire).
+pub(crate) fn job_page(st: &State, q: &ListQuery, now: Millis) -> ApiResult<Page<JobSummary>> {
+    let (limit, key) = page_start('j', q, now)?;
     let it = st
         .jobs
         .range::<str, _>(after(&key))
         .map(|(k, e)| (k.as_str(), (k, e)));
-    Ok(page('j', limit, it, |(k, e)| job_summary(k, e)))
+    Ok(page('j', limit, it, |(k, e)| job_summary(k, e), now))
 }
 
-/// A worker as the manager sees it.
-pub(crate) fn worker_view(w: &WorkerEntry, grace: Duration) -> WorkerView {
+/// A worker as the manager sees it at `now`.
+pub(crate) fn worker_view(w: &WorkerEntry, grace: Duration, now: Instant) -> WorkerView {
     WorkerView {
         id: w.reg.id.clone(),
-        status: liveness(w.healthy, w.last_seen, grace),
+        status: liveness(w.healthy, w.last_seen, grace, now),
         message: w.message.clone(),
         address: w.reg.address.clone(),
         labels: w.reg.labels.clone(),
         resources: w.resources,
         reserved: w.reserved.resources,
         instances: w.reserved.instances as usize,
-        last_seen_ms_ago: Instant::now().duration_since(w.last_seen).as_millis() as u64,
+        last_seen_ms_ago: now.duration_since(w.last_seen).as_millis() as u64,
         usage: None,
     }
 }
@@ -223,13 +232,20 @@ pub(crate) fn worker_page(
     st: &State,
     q: &ListQuery,
     grace: Duration,
+    now: Now,
 ) -> ApiResult<Page<WorkerView>> {
-    let (limit, key) = page_start('w', q)?;
+    let (limit, key) = page_start('w', q, now.wall)?;
     let it = st
         .workers
         .range::<str, _>(after(&key))
         .map(|(k, w)| (k.as_str(), w));
-    Ok(page('w', limit, it, |w| worker_view(w, grace)))
+    Ok(page(
+        'w',
+        limit,
+        it,
+        |w| worker_view(w, grace, now.instant),
+        now.wall,
+    ))
 }
 
 /// The health summary.
@@ -239,8 +255,8 @@ pub(crate) fn health(
     uptime: Duration,
     durable: u64,
     store: StoreStats,
+    now: Instant,
 ) -> HealthReport {
-    let now = Instant::now();
     let mut workers = std::collections::BTreeMap::new();
     let unready = st.counts.unready.len() as u64;
     workers.insert(
@@ -252,7 +268,7 @@ pub(crate) fn health(
         if let Some(w) = st.workers.get(id) {
             *workers.entry(w.liveness).or_insert(0) += 1;
             if unready_workers.len() < HealthReport::MAX_LISTED {
-                unready_workers.push(worker_view(w, grace));
+                unready_workers.push(worker_view(w, grace, now));
             }
         }
     }
@@ -290,7 +306,7 @@ pub(crate) fn health(
             .map(|(id, s)| SchedulerView {
                 id: id.clone(),
                 algorithm: s.algorithm.clone(),
-                status: liveness(true, s.last_seen, grace),
+                status: liveness(true, s.last_seen, grace, now),
                 last_seen_ms_ago: now.duration_since(s.last_seen).as_millis() as u64,
             })
             .collect(),
@@ -303,7 +319,7 @@ pub(crate) fn health(
     }
 }
 
-fn assignment(st: &State, key: &super::state::Key) -> Option<Assignment> {
+fn assignment(st: &State, key: &Key) -> Option<Assignment> {
     let e = st.jobs.get(&key.0)?;
     let i = e.instances.get(&key.1)?;
     Some(Assignment {
@@ -336,7 +352,7 @@ pub(crate) fn assignments(st: &State, worker: &WorkerId, index: u64) -> Assignme
             removed: vec![],
         };
     }
-    let changed: BTreeSet<(&super::state::Key, u32)> = w
+    let changed: BTreeSet<(&Key, u32)> = w
         .log
         .iter()
         .rev()

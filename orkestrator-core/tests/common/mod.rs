@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use orkestrator_core::clock::TokioClock;
 use orkestrator_core::fake::FakeRuntime;
 use orkestrator_core::ids::SchedulerId;
 use orkestrator_core::local::LocalTransport;
@@ -19,7 +20,13 @@ use tokio::task::JoinHandle;
 /// A manager on `store`, with the embedded (spread) scheduler and the liveness loop running.
 /// Abort the handles to "kill" it.
 pub async fn start_manager(store: Arc<MemoryStore>) -> (Manager, Vec<JoinHandle<()>>) {
-    let m = Manager::new(ManagerConfig::default(), store).await.unwrap();
+    let m = Manager::with_clock(
+        ManagerConfig::default(),
+        store,
+        Arc::new(TokioClock::starting_now()),
+    )
+    .await
+    .unwrap();
     let t = Arc::new(LocalTransport::new(m.clone()));
     let sched = SchedulerAgent::new(
         SchedulerId::new("embedded"),
@@ -29,7 +36,7 @@ pub async fn start_manager(store: Arc<MemoryStore>) -> (Manager, Vec<JoinHandle<
     let scheduler = tokio::spawn(async move {
         let _ = sched.run(std::future::pending()).await;
     });
-    let liveness = tokio::spawn(m.clone().run_liveness_checks());
+    let liveness = tokio::spawn(m.clone().cluster().run_liveness_checks());
     (m, vec![scheduler, liveness])
 }
 

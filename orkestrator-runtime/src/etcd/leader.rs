@@ -408,7 +408,7 @@ async fn keep_peers(manager: Manager, store: Arc<EtcdStore>, own: String) {
                     addr: m.addr,
                 })
                 .collect();
-            manager.set_managers(peers);
+            manager.cluster().set_managers(peers);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

@@ -66,7 +66,7 @@ pub(crate) async fn events(
             .map_err(|e| bad(format!("keepalive: {e}")))?
             .max(Duration::from_millis(100)),
     };
-    let sub = m.events(start, filter);
+    let sub = m.events().stream(start, filter);
     // The stream ends when the server shuts down (a client resumes with `Last-Event-ID`).
     let closing = closing.map(|axum::Extension(Closing(rx))| rx);
     // A bookmark first (where the stream starts), then whenever a keep-alive interval passes

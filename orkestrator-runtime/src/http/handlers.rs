@@ -27,7 +27,7 @@ pub(crate) async fn health(
     use orkestrator_core::auth::Role;
     match who {
         Some(p) if matches!(p.role, Role::Operator | Role::Read) => {
-            Ok(Json(m.health().await?).into_response())
+            Ok(Json(m.cluster().health().await?).into_response())
         }
         _ => Ok(Json(serde_json::json!({ "status": "up" })).into_response()),
     }
@@ -38,7 +38,7 @@ pub(crate) async fn collect_garbage(
     State(m): State<Manager>,
 ) -> ApiResult<orkestrator_core::manager::GcReport> {
     let after = m.config().gc_after;
-    Ok(Json(m.gc(after).await?))
+    Ok(Json(m.cluster().gc(after).await?))
 }
 
 /// `POST /v1/jobs`: the body is a job spec — JSON by default, YAML or TOML by `Content-Type`
@@ -81,7 +81,7 @@ pub(crate) async fn submit_job(
         Ok(j) => j,
         Err(e) => return ErrorResponse(ApiError::from(e)).into_response(),
     };
-    match m.submit_job(job).await {
+    match m.jobs().submit(job).await {
         Ok(r) => {
             let status = if r.outcome == SubmitOutcome::Created {
                 StatusCode::CREATED
@@ -99,21 +99,21 @@ pub(crate) async fn list_jobs(
     State(m): State<Manager>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Page<JobSummary>> {
-    Ok(Json(m.list_jobs(&q).await?))
+    Ok(Json(m.jobs().list(&q).await?))
 }
 
 pub(crate) async fn get_job(
     State(m): State<Manager>,
     Path(job): Path<String>,
 ) -> ApiResult<JobView> {
-    Ok(Json(m.get_job(&JobId::new(job)).await?))
+    Ok(Json(m.jobs().get(&JobId::new(job)).await?))
 }
 
 pub(crate) async fn stop_job(
     State(m): State<Manager>,
     Path(job): Path<String>,
 ) -> ApiResult<JobView> {
-    Ok(Json(m.stop_job(&JobId::new(job)).await?))
+    Ok(Json(m.jobs().stop(&JobId::new(job)).await?))
 }
 
 /// `GET /v1/workers?limit=N&continue=TOKEN`: one page of workers, by id.
@@ -121,7 +121,7 @@ pub(crate) async fn list_workers(
     State(m): State<Manager>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Page<WorkerView>> {
-    Ok(Json(m.list_workers(&q).await?))
+    Ok(Json(m.workers().list(&q).await?))
 }
 
 pub(crate) async fn register_worker(
@@ -129,7 +129,7 @@ pub(crate) async fn register_worker(
     who: Principal,
     Body(req): Body<RegisterWorker>,
 ) -> ApiResult<Registered> {
-    Ok(Json(m.register_worker_as(req, &who).await?))
+    Ok(Json(m.workers().register_as(req, &who).await?))
 }
 
 pub(crate) async fn worker_heartbeat(
@@ -137,7 +137,7 @@ pub(crate) async fn worker_heartbeat(
     Path(id): Path<String>,
     Body(hb): Body<WorkerHeartbeat>,
 ) -> ApiResult<()> {
-    Ok(Json(m.worker_heartbeat(&WorkerId::new(id), hb).await?))
+    Ok(Json(m.workers().heartbeat(&WorkerId::new(id), hb).await?))
 }
 
 pub(crate) async fn watch_assignments(
@@ -147,8 +147,7 @@ pub(crate) async fn watch_assignments(
 ) -> ApiResult<Assignments> {
     let wait = q.wait()?;
     Ok(Json(
-        m.watch_assignments(&WorkerId::new(id), q.index, wait)
-            .await?,
+        m.workers().watch(&WorkerId::new(id), q.index, wait).await?,
     ))
 }
 
@@ -157,7 +156,7 @@ pub(crate) async fn report_status(
     Path(id): Path<String>,
     Body(updates): Body<Vec<TaskUpdate>>,
 ) -> ApiResult<ReportResponse> {
-    Ok(Json(m.report_status(&WorkerId::new(id), updates).await?))
+    Ok(Json(m.workers().report(&WorkerId::new(id), updates).await?))
 }
 
 pub(crate) async fn register_scheduler(
@@ -165,14 +164,14 @@ pub(crate) async fn register_scheduler(
     who: Principal,
     Body(req): Body<RegisterScheduler>,
 ) -> ApiResult<Registered> {
-    Ok(Json(m.register_scheduler_as(req, &who).await?))
+    Ok(Json(m.schedulers().register_as(req, &who).await?))
 }
 
 pub(crate) async fn scheduler_heartbeat(
     State(m): State<Manager>,
     Path(id): Path<String>,
 ) -> ApiResult<()> {
-    Ok(Json(m.scheduler_heartbeat(&SchedulerId::new(id)).await?))
+    Ok(Json(m.schedulers().heartbeat(&SchedulerId::new(id)).await?))
 }
 
 pub(crate) async fn scheduling_work(
@@ -181,7 +180,9 @@ pub(crate) async fn scheduling_work(
     Query(q): Query<WaitQuery>,
 ) -> ApiResult<SchedulingWork> {
     let wait = q.wait()?;
-    Ok(Json(m.scheduling_work(&SchedulerId::new(id), wait).await?))
+    Ok(Json(
+        m.schedulers().work(&SchedulerId::new(id), wait).await?,
+    ))
 }
 
 /// `?last=N`: only the newest N samples of each series.
@@ -197,7 +198,7 @@ pub(crate) async fn job_metrics(
     Path(job): Path<String>,
     Query(q): Query<MetricsQuery>,
 ) -> ApiResult<JobMetrics> {
-    Ok(Json(m.job_metrics(&JobId::new(job), q.last).await?))
+    Ok(Json(m.metrics().job(&JobId::new(job), q.last).await?))
 }
 
 /// `GET /v1/workers/{id}/metrics?last=N`: the rolling window of a worker's host and tasks.
@@ -206,7 +207,7 @@ pub(crate) async fn worker_metrics(
     Path(id): Path<String>,
     Query(q): Query<MetricsQuery>,
 ) -> ApiResult<WorkerMetrics> {
-    Ok(Json(m.worker_metrics(&WorkerId::new(id), q.last).await?))
+    Ok(Json(m.metrics().worker(&WorkerId::new(id), q.last).await?))
 }
 
 /// `POST /v1/workers/{id}/metrics`: a worker's report (kept in memory, never committed).
@@ -215,7 +216,7 @@ pub(crate) async fn report_metrics(
     Path(id): Path<String>,
     Body(r): Body<MetricsReport>,
 ) -> ApiResult<MetricsAccepted> {
-    Ok(Json(m.report_metrics(&WorkerId::new(id), r).await?))
+    Ok(Json(m.metrics().report(&WorkerId::new(id), r).await?))
 }
 
 pub(crate) async fn submit_decisions(
@@ -223,5 +224,5 @@ pub(crate) async fn submit_decisions(
     Path(id): Path<String>,
     Body(d): Body<Vec<Decision>>,
 ) -> ApiResult<Vec<DecisionResult>> {
-    Ok(Json(m.submit_decisions(&SchedulerId::new(id), d).await?))
+    Ok(Json(m.schedulers().decide(&SchedulerId::new(id), d).await?))
 }

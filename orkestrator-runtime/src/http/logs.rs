@@ -31,7 +31,7 @@ pub(crate) async fn job_logs(
     let tail = q.tail()?;
     let since = q.since_at(std::time::SystemTime::now())?;
     let job = JobId::new(job);
-    let token = m.endpoint_token();
+    let token = m.tokens().endpoint();
     if q.follow {
         let options = LogOptions {
             since,
@@ -39,6 +39,7 @@ pub(crate) async fn job_logs(
             follow: true,
         };
         let stream = m
+            .jobs()
             .follow_logs(
                 &job,
                 q.task.as_deref(),
@@ -50,6 +51,7 @@ pub(crate) async fn job_logs(
         return Ok(text_stream(until_closing(stream, closing.map(|c| c.0))));
     }
     let src = m
+        .jobs()
         .log_source(&job, q.task.as_deref(), q.index.unwrap_or(0))
         .await?;
     let worker = HttpTransport::for_worker(&src.address)
@@ -69,7 +71,7 @@ pub(crate) async fn job_logs(
     .into_response())
 }
 
-/// Opens one container's output on its worker's endpoint, for [`Manager::follow_logs`].
+/// Opens one container's output on its worker's endpoint, for [`Jobs::follow_logs`](orkestrator_core::manager::Jobs::follow_logs).
 pub(crate) async fn open_container_logs(
     src: LogSource,
     options: LogOptions,

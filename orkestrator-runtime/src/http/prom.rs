@@ -180,7 +180,7 @@ fn counter(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: u64) -> s
 
 impl Collector for ManagerCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> std::fmt::Result {
-        let g = self.manager.gauges();
+        let g = self.manager.metrics().gauges();
         gauge_family(
             &mut enc,
             "ork_jobs",
@@ -230,7 +230,7 @@ impl Collector for ManagerCollector {
                 .encode_gauge(&(v as i64))?;
         }
 
-        let t = self.manager.telemetry();
+        let t = self.manager.metrics().telemetry();
         counter(
             &mut enc,
             "ork_placements",
@@ -286,7 +286,7 @@ impl Collector for ManagerCollector {
 impl ManagerCollector {
     fn encode_tasks(&self, enc: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
         let cap = self.manager.config().metrics_max_series;
-        let (series, dropped) = self.manager.with_metrics(|w| w.latest(cap));
+        let (series, dropped) = self.manager.metrics().with_window(|w| w.latest(cap));
         enc.encode_descriptor(
             "ork_metrics_series_dropped",
             "Task series left out of this exposition by --metrics-max-series",

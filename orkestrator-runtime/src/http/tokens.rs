@@ -14,21 +14,21 @@ use super::error::{ApiResult, ErrorResponse};
 use super::extract::{Body, Path};
 
 pub(crate) async fn list_tokens(State(m): State<Manager>) -> ApiResult<Vec<TokenInfo>> {
-    Ok(Json(m.list_tokens().await?))
+    Ok(Json(m.tokens().list().await?))
 }
 
 pub(crate) async fn create_token(
     State(m): State<Manager>,
     Body(req): Body<CreateToken>,
 ) -> ApiResult<orkestrator_core::auth::IssuedToken> {
-    Ok(Json(m.create_token(req).await?))
+    Ok(Json(m.tokens().create(req).await?))
 }
 
 pub(crate) async fn revoke_token(
     State(m): State<Manager>,
     Path(id): Path<String>,
 ) -> ApiResult<TokenInfo> {
-    Ok(Json(m.revoke_token(&id).await?))
+    Ok(Json(m.tokens().revoke(&id).await?))
 }
 
 pub(crate) async fn whoami(
@@ -36,7 +36,7 @@ pub(crate) async fn whoami(
     p: Option<axum::Extension<Principal>>,
 ) -> ApiResult<TokenInfo> {
     let p = p.ok_or_else(|| unauthenticated("whoami needs a credential"))?;
-    Ok(Json(m.token_info(&p)?))
+    Ok(Json(m.tokens().info(&p)?))
 }
 
 /// `POST /v1/session`'s body.
@@ -50,7 +50,7 @@ pub(crate) async fn sign_in(
     State(m): State<Manager>,
     Body(req): Body<SignIn>,
 ) -> Result<Response, ErrorResponse> {
-    let (session, info) = m.open_session(&req.token)?;
+    let (session, info) = m.tokens().open_session(&req.token)?;
     let cookie = format!(
         "{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         orkestrator_core::manager::tokens::SESSION_TTL.as_secs()
@@ -60,7 +60,7 @@ pub(crate) async fn sign_in(
 
 pub(crate) async fn sign_out(State(m): State<Manager>, headers: HeaderMap) -> Response {
     if let Some(s) = session_cookie(&headers) {
-        m.close_session(&s);
+        m.tokens().close_session(&s);
     }
     let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     ([(header::SET_COOKIE, cookie)], Json(serde_json::json!({}))).into_response()

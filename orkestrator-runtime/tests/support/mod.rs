@@ -12,7 +12,8 @@ static TOKENS: Mutex<Option<HashMap<u16, String>>> = Mutex::new(None);
 
 /// Creates a token of `role` on `m`.
 pub async fn token(m: &Manager, role: Role) -> String {
-    m.create_token(CreateToken { role, name: None })
+    m.tokens()
+        .create(CreateToken { role, name: None })
         .await
         .unwrap()
         .token

@@ -48,8 +48,8 @@ impl Need {
 
 fn resolve(m: &Manager, p: &Presented) -> Result<Principal, ApiError> {
     match p {
-        Presented::Bearer(t) => m.authenticate(t),
-        Presented::Session(s) => m.authenticate_session(s),
+        Presented::Bearer(t) => m.tokens().authenticate(t),
+        Presented::Session(s) => m.tokens().authenticate_session(s),
     }
 }
 
@@ -154,7 +154,7 @@ pub async fn layer(
     let manager = s.manager.clone();
     let body = axum::body::Body::from_stream(body.into_data_stream().take_while(move |_| {
         let _held = &guard;
-        std::future::ready(manager.still_valid(&principal))
+        std::future::ready(manager.tokens().still_valid(&principal))
     }));
     Response::from_parts(parts, body)
 }

@@ -27,7 +27,7 @@ pub trait Verifier: Send + Sync {
 #[async_trait]
 impl Verifier for Manager {
     async fn role_of(&self, token: &str) -> Result<Role, ApiError> {
-        self.authenticate(token).map(|p| p.role)
+        self.tokens().authenticate(token).map(|p| p.role)
     }
 }
 

@@ -1,0 +1,19 @@
+//! The manager's rooms: each groups the operations of one audience or concern, borrowing the
+//! manager's shared core. A new kind of thing the manager keeps (secrets, volumes, services...)
+//! gets a room of its own here.
+
+mod cluster;
+mod events;
+mod jobs;
+mod metrics;
+mod schedulers;
+mod tokens;
+mod workers;
+
+pub use cluster::Cluster;
+pub use events::Events;
+pub use jobs::Jobs;
+pub use metrics::Metrics;
+pub use schedulers::Schedulers;
+pub use tokens::Tokens;
+pub use workers::Workers;
