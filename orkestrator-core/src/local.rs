@@ -105,7 +105,7 @@ impl ClientApi for LocalTransport {
         api(self.manager().workers().list(q).await)
     }
 
-    async fn gc(&self) -> Result<crate::manager::GcReport> {
+    async fn gc(&self) -> Result<crate::gc_report::GcReport> {
         self.check()?;
         let m = self.manager();
         let after = m.config().gc_after;

@@ -71,7 +71,7 @@ pub trait ClientApi: Send + Sync + 'static {
         every_page(|q| async move { self.list_workers_page(&q).await }).await
     }
     /// Collects garbage now: what ended longer ago than the manager's `gc_after`.
-    async fn gc(&self) -> Result<crate::manager::GcReport>;
+    async fn gc(&self) -> Result<crate::gc_report::GcReport>;
     /// The health of every component and job.
     async fn health(&self) -> Result<HealthReport>;
 
