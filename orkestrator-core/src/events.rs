@@ -1,6 +1,6 @@
 //! The event bus: every state change the manager makes is published here, stamped with the
 //! commit index of its change. It feeds long-polls, the SSE event stream (`GET /v1/events`), and
-//! the manager's bounded window of recent events ([`EventLog`]) that lets a stream resume.
+//! the manager's bounded window of recent events (`EventLog`) that lets a stream resume.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -428,7 +428,7 @@ impl StreamItem {
 /// The manager's bounded window of recent events. It knows every event after its `floor`; a
 /// stream that would start before the floor gets a [`Reset`].
 #[derive(Debug)]
-pub struct EventLog {
+pub(crate) struct EventLog {
     cap: usize,
     events: VecDeque<Event>,
     floor: Position,
@@ -460,17 +460,13 @@ impl EventLog {
         self.events.len()
     }
 
-    /// Whether none is held.
-    pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
-    }
-
     /// The last position known (the newest event's, or the floor).
     pub fn head(&self) -> Position {
         self.events.back().map_or(self.floor, Event::position)
     }
 
     /// The events after `after` that pass `filter`, or a reset when some of them are gone.
+    #[cfg(test)]
     pub fn after(
         &self,
         after: Option<Position>,
@@ -525,7 +521,7 @@ impl EventLog {
 
 /// A piece of the window, from [`EventLog::after_bounded`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chunk {
+pub(crate) struct Chunk {
     /// The events that passed the filter.
     pub events: Vec<Event>,
     /// The position of the last event looked at.

@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Desired, Millis, RegisterWorker, TaskStatus};
+use crate::api::{Desired, RegisterWorker, TaskStatus};
 use crate::auth::TokenRecord;
+use crate::clock::Millis;
 use crate::error::{Error, Result};
 use crate::ids::{InstanceId, JobId, WorkerId};
 use crate::spec::Job;
@@ -211,8 +212,9 @@ impl CommitLimits {
     }
 }
 
-/// An in-memory store: for tests, examples and simulations (a "restart" reloads from it). It can
-/// be told to fail commits, to test what the manager does when its store fails.
+/// An in-memory store: for tests, examples and simulations (a "restart" reloads from it). With the
+/// `testing` feature it can be told to fail or hold commits, to test what the manager does when
+/// its store fails.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<Snapshot>,
@@ -237,21 +239,25 @@ impl MemoryStore {
     }
 
     /// Makes every following commit fail with `message` (or succeed again with `None`).
+    #[cfg(feature = "testing")]
     pub fn fail_commits(&self, message: Option<String>) {
         lock(&self.fail).always = message;
     }
 
     /// Makes the next `n` commits fail, then succeed again.
+    #[cfg(feature = "testing")]
     pub fn fail_next_commits(&self, n: u32) {
         lock(&self.fail).next = n;
     }
 
     /// How many commits were attempted (failed ones included).
+    #[cfg(feature = "testing")]
     pub fn commit_attempts(&self) -> u64 {
         lock(&self.fail).attempts
     }
 
     /// Holds every commit until the returned guard is dropped (to line up changes in one batch).
+    #[cfg(feature = "testing")]
     pub async fn hold_commits(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
         self.gate.write().await
     }

@@ -300,7 +300,7 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 /// Serde adapter for `Duration` fields written as human durations.
-pub mod duration {
+pub(crate) mod duration {
     use super::*;
 
     /// Serializes as a human duration string.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orkestrator_core::api::*;
+use orkestrator_core::clock::now_millis;
 use orkestrator_core::events::EventKind;
 use orkestrator_core::ids::{InstanceId, JobId, SchedulerId, WorkerId};
 use orkestrator_core::manager::{Manager, ManagerConfig};

@@ -4,6 +4,7 @@
 
 pub mod docker;
 pub mod etcd;
+#[cfg(any(test, feature = "testing"))]
 pub mod etcd_testing;
 pub mod probe;
 

@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use orkestrator_core::api::{Desired, Millis, RegisterWorker, TaskStatus};
+use orkestrator_core::api::{Desired, RegisterWorker, TaskStatus};
 use orkestrator_core::auth::TokenRecord;
+use orkestrator_core::clock::Millis;
 use orkestrator_core::ids::{InstanceId, JobId, TaskName, WorkerId};
 use orkestrator_core::spec::Job;
 use orkestrator_core::state::TaskState;

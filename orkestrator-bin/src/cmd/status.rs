@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use orkestrator_core::api::{JobSummary, JobView, now_millis};
+use orkestrator_core::api::{JobSummary, JobView};
+use orkestrator_core::clock::now_millis;
 use orkestrator_core::ids::JobId;
 use orkestrator_core::transport::ClientApi;
 

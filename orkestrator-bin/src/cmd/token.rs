@@ -37,7 +37,7 @@ pub async fn run(c: TokenCommand) -> Result<ExitCode> {
             match a.output {
                 Output::Json => crate::output::print_json(&all)?,
                 Output::Table => {
-                    let now = orkestrator_core::api::now_millis();
+                    let now = orkestrator_core::clock::now_millis();
                     let mut t = crate::output::Table::new(&["ID", "ROLE", "FOR", "CREATED"]);
                     for i in &all {
                         t.row(vec![

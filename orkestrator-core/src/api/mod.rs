@@ -30,4 +30,3 @@ pub use workers::{
 };
 
 // Kept for the code that still reads the clock through the API (the clock has its own module).
-pub use crate::clock::{Millis, now_millis};

@@ -22,7 +22,7 @@ use crate::events::EventKind;
 use crate::ids::InstanceKey as Key;
 use crate::store::StoreOp;
 
-pub use crate::store_failure::{StoreFailure, store_failure};
+pub(crate) use crate::store_failure::{StoreFailure, store_failure};
 
 /// A change being prepared: the store ops and events it makes, and what it touched.
 #[derive(Debug, Default)]

@@ -19,7 +19,7 @@
 //! concern gets a new room in `rooms/`, not more methods here.
 //!
 //! Underneath, bottom-up: `key`, `locks`, `config`, `deadlines` (the pure rules of liveness and
-//! leases) and [`reconcile`] (the pure rules of rollouts and replacements); `commit` (durability
+//! leases) and `reconcile` (the pure rules of rollouts and replacements); `commit` (durability
 //! bookkeeping: changes, batches, tickets), `state` (memory and its indexes, apart from the
 //! bookkeeping) and `tokens` (credentials); the decisions, which take `now` as a value: `jobs`
 //! (submissions, stops, task reports), `placement` (scheduler work, leases and decisions),
@@ -39,7 +39,7 @@ mod load;
 mod locks;
 mod logs;
 mod placement;
-pub mod reconcile;
+mod reconcile;
 mod replica;
 mod rooms;
 mod state;
@@ -64,7 +64,6 @@ use inner::{Inner, Locked};
 use state::State;
 
 pub use crate::gc_report::GcReport;
-pub use commit::{StoreFailure, store_failure};
 pub use config::ManagerConfig;
 pub use liveness::{
     MAX_COMPONENT_ID_BYTES, MAX_COMPONENT_TEXT_BYTES, MAX_WORKER_ADDRESS_BYTES, MAX_WORKER_LABELS,

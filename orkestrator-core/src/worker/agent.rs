@@ -17,6 +17,7 @@ use super::metrics::{self, LatestMetrics};
 use super::plan::{self, Action, Now};
 use super::tracks::{TaskKey, Tracks};
 use crate::api::*;
+use crate::clock::now_millis;
 use crate::error::Result;
 use crate::ids::{InstanceId, WorkerId};
 use crate::runtime::{Runtime, labels};

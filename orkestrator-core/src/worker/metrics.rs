@@ -20,7 +20,8 @@ use tokio::time::Instant;
 
 use super::config::ResourceProbe;
 use super::tracks::Tracks;
-use crate::api::{Assignment, Desired, now_millis};
+use crate::api::{Assignment, Desired};
+use crate::clock::now_millis;
 use crate::ids::{InstanceId, JobId, TaskName, WorkerId};
 use crate::metrics::{MetricsReport, NodeSample, TaskMetrics, TaskSample};
 use crate::runtime::{ContainerStats, Runtime};
