@@ -45,20 +45,9 @@ struct Follower<F> {
     current: Option<LogStream>,
 }
 
-/// The output of `task` of instance `index` of `job`, followed: the current container's
-/// output as `options` selects it and what it writes next; when that container ends, the
-/// output of the task's next container (after a restart, or of the replacement instance of
-/// the same index) from its start; the stream ends once the job is stopped, the task has
-/// completed or failed for good, or the index is beyond the job's count. A task without a
-/// container yet is waited for.
+/// Follows a task's output across its containers: what [`Jobs::follow_logs`] promises.
 ///
-/// `open` serves one container's stream (it is called with `follow` set). Errors before the
-/// stream starts (no such job, task or index; the first container cannot be read) are
-/// returned; later, a container that cannot be read is skipped for the next one. While it
-/// waits for the next container, the job being gone ends the stream; a passing failure to
-/// read the state (`Unavailable`: a failed store commit, memory being rebuilt) is retried
-/// with a backoff for a while, and ends the stream with an error item if it lasts; any other
-/// error ends it with an error item at once.
+/// [`Jobs::follow_logs`]: crate::manager::Jobs::follow_logs
 pub(crate) async fn follow<F, Fut>(
     inner: &Arc<Inner>,
     job: &JobId,
