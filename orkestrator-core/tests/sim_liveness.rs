@@ -365,3 +365,105 @@ async fn the_heartbeat_interval_widens_with_the_workers_and_reaches_them() {
         "the agent's longest silence was {longest} ms; it should follow the 2.5 s interval"
     );
 }
+
+/// A worker that was really `Down` reports what it did before it learned so (`Starting` for an
+/// instance the manager has marked `Lost` and replaced): the report is stale, not an error. It is
+/// not applied (the instance runs elsewhere now; the worker stops its copy when its watch brings
+/// the stop) and not counted as a rejection; the stop that follows is recorded.
+#[tokio::test(start_paused = true)]
+async fn a_lost_tasks_stale_report_is_ignored_not_rejected() {
+    let store = Arc::new(MemoryStore::new());
+    let m = Manager::with_clock(
+        orkestrator_core::manager::ManagerConfig::default(),
+        store,
+        Arc::new(orkestrator_core::clock::TokioClock::starting_now()),
+    )
+    .await
+    .unwrap();
+    let w = WorkerId::new("w");
+    let res = WorkerResources {
+        total: size(),
+        allocated: Resources::ZERO,
+        available: size(),
+    };
+    m.workers()
+        .register(RegisterWorker {
+            id: w.clone(),
+            address: None,
+            labels: Default::default(),
+            resources: res,
+            version: String::new(),
+        })
+        .await
+        .unwrap();
+    let s = orkestrator_core::ids::SchedulerId::new("s");
+    m.schedulers()
+        .register(orkestrator_core::api::RegisterScheduler {
+            id: s.clone(),
+            algorithm: "test".into(),
+        })
+        .await
+        .unwrap();
+    let job = parse_job("name: web\ntasks: [{name: t, image: x:1}]", Format::Yaml).unwrap();
+    m.jobs().submit(job).await.unwrap();
+    let work = m.schedulers().work(&s, Duration::ZERO).await.unwrap();
+    let instance = work.pending[0].instance.clone();
+    m.schedulers()
+        .decide(
+            &s,
+            vec![orkestrator_core::api::Decision {
+                instance: instance.clone(),
+                outcome: orkestrator_core::api::DecisionOutcome::Place { worker: w.clone() },
+            }],
+        )
+        .await
+        .unwrap();
+
+    // The worker falls silent past its grace before it reports: Down, its task Lost.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    m.cluster().check_liveness().await;
+    let task = |v: &JobView| {
+        let i = v.instances.iter().find(|i| i.id == instance).unwrap();
+        i.tasks.values().next().unwrap().state
+    };
+    assert_eq!(
+        task(&m.jobs().get(&JobId::new("web")).await.unwrap()),
+        TaskState::Lost
+    );
+
+    let update = |state| orkestrator_core::api::TaskUpdate {
+        instance: instance.clone(),
+        task: orkestrator_core::ids::TaskName::new("t"),
+        state,
+        exit_code: None,
+        reason: None,
+        container_id: Some("c1".into()),
+        restarts: 0,
+        next_start_at: None,
+        healthy: None,
+    };
+    let r = m
+        .workers()
+        .report(
+            &w,
+            vec![update(TaskState::Starting), update(TaskState::Running)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rejected, vec![], "a stale report is not a rejection");
+    assert_eq!(
+        task(&m.jobs().get(&JobId::new("web")).await.unwrap()),
+        TaskState::Lost
+    );
+    // Its stop is recorded.
+    let r = m
+        .workers()
+        .report(&w, vec![update(TaskState::Stopped)])
+        .await
+        .unwrap();
+    assert_eq!(r.rejected, vec![]);
+    assert_eq!(
+        task(&m.jobs().get(&JobId::new("web")).await.unwrap()),
+        TaskState::Stopped
+    );
+}

@@ -224,7 +224,9 @@ pub struct TaskUpdate {
 /// The answer to a status report: which updates were refused, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ReportResponse {
-    /// Updates that were refused (unknown instance, illegal transition), with the reason.
+    /// Updates that were refused (unknown instance, illegal transition), with the reason. A
+    /// report for a task the manager already marked `Lost` (its worker was judged down and it
+    /// was replaced) is stale: it is left out without being listed here, except its stop.
     pub rejected: Vec<RejectedUpdate>,
 }
 
