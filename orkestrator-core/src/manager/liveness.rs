@@ -272,7 +272,7 @@ pub(crate) fn check(
         .values()
         .filter(|w| w.liveness != Liveness::Down && now > w.deadline)
         .count();
-    let mass = mass_silence(considered, silent);
+    let mass = judging && mass_silence(considered, silent);
     if mass && st.mass_silence.is_none() {
         st.mass_silence = Some(now);
         tracing::warn!(
@@ -304,14 +304,14 @@ pub(crate) fn check(
             } else {
                 Liveness::Ready
             }
+        } else if !judging {
+            // While workers are still finding a new leader, silence is not yet death.
+            w.liveness
         } else if mass {
             w.suspected = true;
             Liveness::Unhealthy
-        } else if judging {
-            // While workers are still finding a new leader, silence is not yet death.
-            Liveness::Down
         } else {
-            w.liveness
+            Liveness::Down
         };
         if live != w.liveness {
             changed.push((id.clone(), live));
