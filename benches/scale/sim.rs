@@ -1,5 +1,6 @@
-//! Simulated workers: light agents inside the generator. Each registers, heartbeats every second
-//! (over a shared pool of connections), and optionally watches its assignments on a connection of
+//! Simulated workers: light agents inside the generator. Each registers, heartbeats at the interval
+//! the manager's answers give (every second up to 100 workers; wider beyond, issue 18) over a
+//! shared pool of connections, and optionally watches its assignments on a connection of
 //! its own, reporting `Starting` then `Running` for every new instance in batches. A worker the
 //! manager does not know (404) registers again.
 //!
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
-use orkestrator_core::api::Registered;
+use orkestrator_core::api::{HeartbeatAnswer, Registered};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -60,7 +61,7 @@ pub struct FleetConfig {
     pub size: Size,
     /// Connections shared by the heartbeats.
     pub heartbeat_conns: usize,
-    /// Time between two heartbeats of one worker.
+    /// Time between two heartbeats of one worker until the manager's answers give another.
     pub interval: Duration,
     /// Whether lost connections are expected (the manager is being restarted): counted and
     /// retried instead of failing the run. Non-2xx answers other than 404 fail it either way.
@@ -80,6 +81,10 @@ pub struct FleetStats {
     pub max_gap: Duration,
     /// The slowest heartbeat answer.
     pub slowest_heartbeat: Duration,
+    /// The heartbeat interval the manager's last answer gave.
+    pub interval: Duration,
+    /// The longest grace the manager's answers gave (zero before the first answer).
+    pub grace: Duration,
     /// Watch answers received.
     pub watch_answers: u64,
     /// Status reports sent.
@@ -99,6 +104,8 @@ impl FleetStats {
             "reregistrations": self.reregistrations,
             "max_heartbeat_gap_ms": self.max_gap.as_millis() as u64,
             "slowest_heartbeat_ms": self.slowest_heartbeat.as_millis() as u64,
+            "heartbeat_interval_ms": self.interval.as_millis() as u64,
+            "heartbeat_grace_ms": self.grace.as_millis() as u64,
             "watch_answers": self.watch_answers,
             "status_reports": self.status_reports,
             "running": self.running,
@@ -123,6 +130,10 @@ struct Shared {
     reregistrations: AtomicU64,
     max_gap_ms: AtomicU64,
     slowest_heartbeat_us: AtomicU64,
+    /// The interval the manager's last heartbeat answer gave.
+    interval_ms: AtomicU64,
+    /// The longest grace its answers gave.
+    grace_ms: AtomicU64,
     watch_answers: AtomicU64,
     status_reports: AtomicU64,
     running: AtomicU64,
@@ -240,6 +251,8 @@ impl Fleet {
                 reregistrations: AtomicU64::new(0),
                 max_gap_ms: AtomicU64::new(0),
                 slowest_heartbeat_us: AtomicU64::new(0),
+                interval_ms: AtomicU64::new(cfg.interval.as_millis() as u64),
+                grace_ms: AtomicU64::new(0),
                 watch_answers: AtomicU64::new(0),
                 status_reports: AtomicU64::new(0),
                 running: AtomicU64::new(0),
@@ -337,6 +350,8 @@ impl Fleet {
             reregistrations: get(&s.reregistrations),
             max_gap: Duration::from_millis(get(&s.max_gap_ms)),
             slowest_heartbeat: Duration::from_micros(get(&s.slowest_heartbeat_us)),
+            interval: Duration::from_millis(get(&s.interval_ms)),
+            grace: Duration::from_millis(get(&s.grace_ms)),
             watch_answers: get(&s.watch_answers),
             status_reports: get(&s.status_reports),
             running: get(&s.running),
@@ -351,10 +366,13 @@ async fn heartbeat_loop(s: Arc<Shared>, first: usize, k: usize) {
         return;
     }
     let mut conn = Conn::new(s.addr);
-    let spacing = s.cfg.interval / mine.len() as u32;
+    let interval = || Duration::from_millis(s.interval_ms.load(Ordering::Relaxed).max(1));
     // Stagger the pool's connections over the first interval too.
-    let mut round = tokio::time::Instant::now() + s.cfg.interval.mul_f64(first as f64 / k as f64);
+    let mut round = tokio::time::Instant::now() + interval().mul_f64(first as f64 / k as f64);
     loop {
+        // Each round at the interval the manager gave last.
+        let every = interval();
+        let spacing = every / mine.len() as u32;
         for (j, &i) in mine.iter().enumerate() {
             tokio::time::sleep_until(round + spacing * j as u32).await;
             if !s.registered(i) {
@@ -369,7 +387,7 @@ async fn heartbeat_loop(s: Arc<Shared>, first: usize, k: usize) {
                 }
             }
         }
-        round += s.cfg.interval;
+        round += every;
         let now = tokio::time::Instant::now();
         if round < now {
             // Behind (the manager answers slowly): start the next round at once.
@@ -394,6 +412,13 @@ async fn heartbeat(s: &Shared, conn: &mut Conn, i: usize) -> Result<()> {
     if a.ok() {
         s.heartbeats.fetch_add(1, Ordering::Relaxed);
         s.beat(i);
+        // A manager from before issue 18 answers `null`: the interval stays as it was.
+        if let Some(pace) = a.json::<Option<HeartbeatAnswer>>()? {
+            s.interval_ms
+                .store(pace.heartbeat_interval_ms, Ordering::Relaxed);
+            s.grace_ms
+                .fetch_max(pace.heartbeat_grace_ms, Ordering::Relaxed);
+        }
         Ok(())
     } else if a.status == StatusCode::NOT_FOUND {
         s.reregistrations.fetch_add(1, Ordering::Relaxed);

@@ -169,7 +169,11 @@ impl WorkerApi for LocalTransport {
         api(self.manager().workers().register(req.clone()).await)
     }
 
-    async fn worker_heartbeat(&self, worker: &WorkerId, hb: &WorkerHeartbeat) -> Result<()> {
+    async fn worker_heartbeat(
+        &self,
+        worker: &WorkerId,
+        hb: &WorkerHeartbeat,
+    ) -> Result<HeartbeatAnswer> {
         self.check()?;
         api(self.manager().workers().heartbeat(worker, hb.clone()).await)
     }

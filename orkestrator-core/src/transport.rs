@@ -91,8 +91,12 @@ pub trait ClientApi: Send + Sync + 'static {
 pub trait WorkerApi: Send + Sync + 'static {
     /// Registers (or re-registers) a worker.
     async fn register_worker(&self, req: &RegisterWorker) -> Result<Registered>;
-    /// A worker's heartbeat.
-    async fn worker_heartbeat(&self, worker: &WorkerId, hb: &WorkerHeartbeat) -> Result<()>;
+    /// A worker's heartbeat; the answer is the pace to keep from now on.
+    async fn worker_heartbeat(
+        &self,
+        worker: &WorkerId,
+        hb: &WorkerHeartbeat,
+    ) -> Result<HeartbeatAnswer>;
     /// Waits until the worker's assignments change past `index` (or `wait` passes), then returns
     /// them. `index` 0 returns at once.
     async fn watch_assignments(

@@ -25,8 +25,8 @@ pub use schedulers::{
     WorkerSnapshot,
 };
 pub use workers::{
-    Assignment, Assignments, Liveness, RegisterWorker, Registered, RejectedUpdate, ReportResponse,
-    TaskUpdate, WorkerHeartbeat, WorkerResources, WorkerView,
+    Assignment, Assignments, HeartbeatAnswer, Liveness, RegisterWorker, Registered, RejectedUpdate,
+    ReportResponse, TaskUpdate, WorkerHeartbeat, WorkerResources, WorkerView,
 };
 
 // Kept for the code that still reads the clock through the API (the clock has its own module).

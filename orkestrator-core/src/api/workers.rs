@@ -75,12 +75,32 @@ pub struct WorkerHeartbeat {
     pub message: Option<String>,
 }
 
+/// What the manager answers a worker's heartbeat: the pace in force now, which widens with the
+/// number of workers (the manager's `max_heartbeats_per_second`). The worker sends
+/// its next heartbeat one `heartbeat_interval_ms` later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatAnswer {
+    /// How often to send heartbeats from now on, in milliseconds.
+    pub heartbeat_interval_ms: u64,
+    /// After how long without a heartbeat the worker counts as missing, in milliseconds.
+    pub heartbeat_grace_ms: u64,
+}
+
+impl HeartbeatAnswer {
+    /// The heartbeat interval.
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+}
+
 /// A component's liveness as the manager sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Liveness {
     /// Heartbeating and healthy.
     Ready,
-    /// Heartbeating but reporting a problem (e.g. its container engine is down).
+    /// Heartbeating but reporting a problem (e.g. its container engine is down); or a worker
+    /// past its deadline at a time when most workers went silent at once, which the manager
+    /// blames on itself or the network rather than on them (its message says so).
     Unhealthy,
     /// No heartbeat within the grace period.
     Down,
@@ -204,7 +224,9 @@ pub struct TaskUpdate {
 /// The answer to a status report: which updates were refused, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ReportResponse {
-    /// Updates that were refused (unknown instance, illegal transition), with the reason.
+    /// Updates that were refused (unknown instance, illegal transition), with the reason. A
+    /// report for a task the manager already marked `Lost` (its worker was judged down and it
+    /// was replaced) is stale: it is left out without being listed here, except its stop.
     pub rejected: Vec<RejectedUpdate>,
 }
 

@@ -8,7 +8,14 @@ pub struct ManagerConfig {
     /// How often components should heartbeat. Default 1 s.
     pub heartbeat_interval: Duration,
     /// How long without a heartbeat before a component is `Down`. Default 3 s.
+    ///
+    /// Both are the workers' pace up to `max_heartbeats_per_second` workers; beyond, the
+    /// interval widens to `workers / max_heartbeats_per_second` seconds and the grace grows in
+    /// proportion (3 × the interval with the defaults). Schedulers keep these two.
     pub heartbeat_grace: Duration,
+    /// The most worker heartbeats a second the manager asks for, as Nomad's
+    /// `max_heartbeats_per_second`. Default 100: 100 workers at 1 s, 10,000 at 100 s.
+    pub max_heartbeats_per_second: u32,
     /// How long a scheduler holds pending instances before they go to another. Default 10 s.
     pub lease_timeout: Duration,
     /// Longest long-poll a caller may ask for. Default 60 s.
@@ -40,6 +47,7 @@ impl Default for ManagerConfig {
         ManagerConfig {
             heartbeat_interval: Duration::from_secs(1),
             heartbeat_grace: Duration::from_secs(3),
+            max_heartbeats_per_second: 100,
             lease_timeout: Duration::from_secs(10),
             max_wait: Duration::from_secs(60),
             min_healthy_time: Duration::from_secs(5),

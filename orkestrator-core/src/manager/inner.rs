@@ -19,6 +19,7 @@ use crate::store::{Store, StoreOp};
 
 use super::commit::{Batch, Durability, Publisher, Stats, Ticket, Txn};
 use super::config::ManagerConfig;
+use super::deadlines::Pace;
 use super::locks::{lock, write_lock};
 use super::state::State;
 use super::tokens::TokenStore;
@@ -164,11 +165,22 @@ impl Inner {
         Ticket(Some(rx))
     }
 
-    /// What a registration answers.
+    /// What a scheduler's registration answers: the configured pace.
     pub fn registered(&self, credential: Option<String>) -> Registered {
+        self.registered_at(
+            Pace {
+                interval: self.config.heartbeat_interval,
+                grace: self.config.heartbeat_grace,
+            },
+            credential,
+        )
+    }
+
+    /// What a registration answers, at `pace`.
+    pub fn registered_at(&self, pace: Pace, credential: Option<String>) -> Registered {
         Registered {
-            heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
-            heartbeat_grace_ms: self.config.heartbeat_grace.as_millis() as u64,
+            heartbeat_interval_ms: pace.interval.as_millis() as u64,
+            heartbeat_grace_ms: pace.grace.as_millis() as u64,
             credential,
         }
     }
@@ -210,7 +222,7 @@ pub(crate) async fn rebuild(inner: &Arc<Inner>, why: &str) -> u64 {
             Ok(mut snap) => {
                 let tokens = TokenStore::load(std::mem::take(&mut snap.tokens).into_values());
                 let mut st = lock(&inner.state);
-                let fresh = State::from_snapshot(snap, inner.clock.instant());
+                let fresh = State::from_snapshot(snap, inner.clock.instant(), &inner.config);
                 st.replace_durable(fresh);
                 write_lock(&inner.tokens).replace_durable(tokens);
                 st.durability.generation = generation;

@@ -287,6 +287,22 @@ pub(crate) fn advance_rollout(
     }
 }
 
+/// Whether a worker's report of `to` for a task the manager marked `Lost` is stale: the worker
+/// was judged `Down`, the instance was replaced elsewhere and set to stop, and the worker reports
+/// what it did before its watch brought that stop (in `scale c1m`, `Starting` and `Running` for
+/// instances it had just been given). Applying it would run one instance index twice; refusing
+/// it as an error would count an expected race as a fault. It is left out, unanswered: the
+/// worker stops its copy when the stop reaches it, and that report (`Stopping`, `Stopped`) is
+/// recorded. A worker only suspected in a mass silence is `Unhealthy`, not `Down`, so its tasks
+/// are never `Lost` and its reports apply as they are.
+fn stale_after_loss(from: TaskState, to: TaskState) -> bool {
+    from == TaskState::Lost
+        && !matches!(
+            to,
+            TaskState::Lost | TaskState::Stopping | TaskState::Stopped
+        )
+}
+
 /// Applies a worker's task updates; refuses unknown instances and illegal transitions.
 pub(crate) fn report(
     st: &mut State,
@@ -347,6 +363,9 @@ pub(crate) fn report(
         };
         let ts = &inst.tasks[pos];
         let from = ts.state;
+        if stale_after_loss(from, u.state) {
+            continue;
+        }
         if let Err(e) = from.transition(u.state) {
             rejected.push(reject(e.to_string()));
             continue;

@@ -1,6 +1,15 @@
 //! Registrations, heartbeats and failure detection. Registrations are durable; liveness is soft
 //! (its events are published at once, under the last durable index); what a dead worker ran is
 //! marked `Lost` and replaced, durably.
+//!
+//! A worker misses its deadline one grace after its last heartbeat, the grace of the pace in
+//! force when it was answered ([`pace`]). The manager does not blame workers for its own delays:
+//! a heartbeat counts from when it arrived, not from when the state lock was free, and the time
+//! the manager stalled between two liveness passes ([`stall`]) pushes every deadline back. When
+//! most workers miss their deadline at once ([`mass_silence`]) the manager suspects itself or the
+//! network: they are `Unhealthy`, not `Down`, until they heartbeat again; once a pass finds the
+//! share back under the threshold, those still silent get one more grace from then, and are
+//! `Down` if it passes without a heartbeat.
 
 use crate::api::*;
 use crate::clock::Now;
@@ -12,7 +21,7 @@ use crate::store::StoreOp;
 
 use super::commit::Txn;
 use super::config::ManagerConfig;
-use super::deadlines::{lease_expired, liveness};
+use super::deadlines::{Pace, lease_expired, liveness, mass_silence, pace, stall};
 use super::jobs::{advance_rollout, end_tasks, new_instance};
 use super::reconcile;
 use super::state::{SchedulerEntry, State, WorkerEntry};
@@ -72,10 +81,16 @@ fn check_worker_limits(req: &RegisterWorker) -> ApiResult<()> {
     )
 }
 
+/// The pace workers are asked to keep now.
+pub(crate) fn worker_pace(st: &State, cfg: &ManagerConfig) -> Pace {
+    pace(st.live_workers, cfg)
+}
+
 /// Registers or re-registers a worker (durable).
 pub(crate) fn register_worker(
     st: &mut State,
     txn: &mut Txn,
+    cfg: &ManagerConfig,
     req: RegisterWorker,
     now: Now,
 ) -> ApiResult<()> {
@@ -89,6 +104,14 @@ pub(crate) fn register_worker(
     let now = now.instant;
     let index = st.head + 1;
     let id = req.id.clone();
+    let counted = st
+        .workers
+        .get(&id)
+        .is_some_and(|w| w.liveness != Liveness::Down);
+    if !counted {
+        st.live_workers += 1;
+    }
+    let grace = pace(st.live_workers, cfg).grace;
     match st.workers.get_mut(&id) {
         Some(w) => {
             w.reg = req.clone();
@@ -97,11 +120,13 @@ pub(crate) fn register_worker(
             w.healthy = true;
             w.message = None;
             w.last_seen = now;
+            w.deadline = now + grace;
+            w.suspected = false;
             w.down_since = None;
         }
         None => {
             st.workers
-                .insert(id.clone(), WorkerEntry::new(req.clone(), index, now));
+                .insert(id.clone(), WorkerEntry::new(req.clone(), index, now, grace));
         }
     }
     st.set_liveness(&id, Liveness::Ready);
@@ -111,25 +136,40 @@ pub(crate) fn register_worker(
     Ok(())
 }
 
-/// Records a heartbeat; returns the soft events it caused.
+/// Records a heartbeat that arrived at `arrived` (before any wait for the state lock, which is
+/// the manager's delay, not the worker's); returns the soft events it caused and the pace the
+/// worker is to keep from now on.
 pub(crate) fn heartbeat(
     st: &mut State,
     cfg: &ManagerConfig,
     id: &WorkerId,
     hb: WorkerHeartbeat,
-    now: Now,
-) -> ApiResult<Vec<EventKind>> {
+    arrived: Now,
+) -> ApiResult<(Vec<EventKind>, Pace)> {
+    let Some(w) = st.workers.get(id) else {
+        return Err(ApiError::not_found("worker", id));
+    };
+    if w.liveness == Liveness::Down {
+        st.live_workers += 1;
+    }
+    let told = pace(st.live_workers, cfg);
     let Some(w) = st.workers.get_mut(id) else {
         return Err(ApiError::not_found("worker", id));
     };
     let was = w.liveness;
-    w.last_seen = now.instant;
+    w.last_seen = w.last_seen.max(arrived.instant);
+    w.deadline = w.deadline.max(arrived.instant + told.grace);
+    w.suspected = false;
     let grew = hb.resources.total != w.resources.total || (hb.healthy && !w.healthy);
     w.resources = hb.resources;
     w.healthy = hb.healthy;
     w.message = hb.message;
     w.down_since = None;
-    let now_live = liveness(w.healthy, w.last_seen, cfg.heartbeat_grace, now.instant);
+    let now_live = if w.healthy {
+        Liveness::Ready
+    } else {
+        Liveness::Unhealthy
+    };
     let mut soft = Vec::new();
     if now_live != was {
         st.set_liveness(id, now_live);
@@ -141,7 +181,7 @@ pub(crate) fn heartbeat(
     if grew || (now_live == Liveness::Ready && was != Liveness::Ready) {
         st.capacity_grew();
     }
-    Ok(soft)
+    Ok((soft, told))
 }
 
 /// Registers or re-registers a scheduler (soft).
@@ -198,19 +238,81 @@ pub(crate) fn scheduler_heartbeat(st: &mut State, id: &SchedulerId, now: Now) ->
     }
 }
 
-/// One liveness pass; returns the soft events to publish.
-pub(crate) fn check(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig, at: Now) -> Vec<EventKind> {
+/// One liveness pass; returns the soft events to publish. `previous` is when the pass before it
+/// ran (`None` for a pass called on its own): the gap beyond the passes' interval was the
+/// manager's stall, and is counted out of every worker's deadline.
+pub(crate) fn check(
+    st: &mut State,
+    txn: &mut Txn,
+    cfg: &ManagerConfig,
+    at: Now,
+    previous: Option<tokio::time::Instant>,
+) -> Vec<EventKind> {
     let grace = cfg.heartbeat_grace;
     let now = at.instant;
     let mut soft = Vec::new();
-    let mut changed = Vec::new();
+    let stalled = stall(previous, now, super::deadlines::pass_every(cfg));
+    if !stalled.is_zero() {
+        tracing::warn!(
+            stalled_ms = stalled.as_millis() as u64,
+            "the manager stalled; worker deadlines are pushed back by as much"
+        );
+        for w in st.workers.values_mut() {
+            w.deadline += stalled;
+        }
+    }
     let judging = st.judge_workers_after.is_none_or(|t| now >= t);
-    for (id, w) in &st.workers {
-        let live = liveness(w.healthy, w.last_seen, grace, now);
-        // While workers are still finding a new leader, silence is not yet death.
-        if live == Liveness::Down && !judging {
+    let considered = st
+        .workers
+        .values()
+        .filter(|w| w.liveness != Liveness::Down)
+        .count();
+    let silent = st
+        .workers
+        .values()
+        .filter(|w| w.liveness != Liveness::Down && now > w.deadline)
+        .count();
+    let mass = judging && mass_silence(considered, silent);
+    if mass && st.mass_silence.is_none() {
+        st.mass_silence = Some(now);
+        tracing::warn!(
+            silent,
+            workers = considered,
+            "most workers are silent at once: the manager suspects itself or the network, and marks them Unhealthy, not Down"
+        );
+    } else if !mass && let Some(since) = st.mass_silence.take() {
+        // The suspicion ends: whoever is still silent gets one more grace from now.
+        tracing::info!(
+            lasted_ms = now.saturating_duration_since(since).as_millis() as u64,
+            silent,
+            workers = considered,
+            "the mass silence is over; workers still silent get one more grace"
+        );
+        let fresh = now + pace(considered, cfg).grace;
+        for w in st.workers.values_mut().filter(|w| w.suspected) {
+            w.deadline = w.deadline.max(fresh);
+        }
+    }
+    let mut changed = Vec::new();
+    for (id, w) in st.workers.iter_mut() {
+        if w.liveness == Liveness::Down {
             continue;
         }
+        let live = if now <= w.deadline {
+            if w.suspected || !w.healthy {
+                Liveness::Unhealthy
+            } else {
+                Liveness::Ready
+            }
+        } else if !judging {
+            // While workers are still finding a new leader, silence is not yet death.
+            w.liveness
+        } else if mass {
+            w.suspected = true;
+            Liveness::Unhealthy
+        } else {
+            Liveness::Down
+        };
         if live != w.liveness {
             changed.push((id.clone(), live));
         }
@@ -221,6 +323,7 @@ pub(crate) fn check(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig, at: Now)
         if live == Liveness::Down {
             if let Some(w) = st.workers.get_mut(&id) {
                 w.down_since = Some(at.wall);
+                w.suspected = false;
             }
             went_down.push(id.clone());
         }
@@ -229,6 +332,7 @@ pub(crate) fn check(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig, at: Now)
             status: live,
         });
     }
+    st.live_workers = considered - went_down.len();
     // Schedulers: a change of liveness is an event, which also wakes the waiting schedulers so
     // that a dead scheduler's leases move at once. One down for 20 grace periods is forgotten.
     let mut scheduler_changed = false;

@@ -9,12 +9,14 @@ use crate::api::Desired;
 use crate::store::Snapshot;
 
 use super::commit::Txn;
+use super::config::ManagerConfig;
+use super::deadlines::pace;
 use super::state::{Instance, JobEntry, State, WorkerEntry, parse_id};
 
 impl State {
     /// The state a snapshot describes. Reloaded workers count as seen `now`: they get one grace
-    /// period to heartbeat again.
-    pub fn from_snapshot(snap: Snapshot, now: Instant) -> State {
+    /// period, at the pace for their number, to heartbeat again.
+    pub fn from_snapshot(snap: Snapshot, now: Instant, cfg: &ManagerConfig) -> State {
         let Snapshot {
             index,
             next_instance,
@@ -30,8 +32,10 @@ impl State {
             next_instance,
             ..State::default()
         };
+        let grace = pace(workers.len(), cfg).grace;
+        st.live_workers = workers.len();
         for (id, reg) in workers {
-            let mut w = WorkerEntry::new(reg, index, now);
+            let mut w = WorkerEntry::new(reg, index, now, grace);
             w.log_floor = index;
             st.workers.insert(id, w);
         }
@@ -104,6 +108,8 @@ impl State {
                 w.healthy = old.healthy;
                 w.message = old.message.clone();
                 w.last_seen = old.last_seen;
+                w.deadline = old.deadline;
+                w.suspected = old.suspected;
                 w.down_since = old.down_since;
                 w.notify = Arc::clone(&old.notify);
             }
@@ -117,6 +123,9 @@ impl State {
             w.notify.notify_waiters();
         }
         fresh.schedulers = std::mem::take(&mut self.schedulers);
+        fresh.judge_workers_after = self.judge_workers_after;
+        fresh.live_workers = self.live_workers;
+        fresh.mass_silence = self.mass_silence;
         fresh.work = Arc::clone(&self.work);
         fresh.work.notify_waiters();
         *self = fresh;

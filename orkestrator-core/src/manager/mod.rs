@@ -97,7 +97,7 @@ impl Manager {
         let mut snap = store.load().await?;
         let tokens = tokens::TokenStore::load(std::mem::take(&mut snap.tokens).into_values());
         let now = clock.instant();
-        let mut state = State::from_snapshot(snap, now);
+        let mut state = State::from_snapshot(snap, now, &config);
         state.judge_workers_after = Some(now + config.failover_grace);
         let index = state.head;
         let (tx, rx) = mpsc::unbounded_channel();

@@ -13,7 +13,7 @@ use crate::state::TaskState;
 
 use super::commit::Txn;
 use super::config::ManagerConfig;
-use super::deadlines::{lease_expired, liveness};
+use super::deadlines::lease_expired;
 use super::state::{Lease, State, WorkerEntry};
 use crate::ids::{InstanceKey as Key, instance_id, parse_id};
 
@@ -89,7 +89,7 @@ pub(crate) fn take_work(
     let workers = st
         .workers
         .values()
-        .filter(|w| ready(w, cfg, now))
+        .filter(|w| ready(w, now))
         .map(|w| snapshot(w, |j| jobs.contains(j)))
         .collect();
     Ok(Some(SchedulingWork {
@@ -99,8 +99,10 @@ pub(crate) fn take_work(
     }))
 }
 
-fn ready(w: &WorkerEntry, cfg: &ManagerConfig, now: tokio::time::Instant) -> bool {
-    liveness(w.healthy, w.last_seen, cfg.heartbeat_grace, now) == Liveness::Ready
+/// Whether new work may go to `w`: `Ready`, and not past its deadline (a pass may not have
+/// judged it yet).
+fn ready(w: &WorkerEntry, now: tokio::time::Instant) -> bool {
+    w.liveness == Liveness::Ready && w.healthy && now <= w.deadline
 }
 
 /// A worker as a scheduler sees it, with the per-job counts of the jobs `wanted` says.
@@ -126,7 +128,6 @@ fn snapshot(w: &WorkerEntry, wanted: impl Fn(&JobId) -> bool) -> WorkerSnapshot 
 pub(crate) fn decide(
     st: &mut State,
     txn: &mut Txn,
-    cfg: &ManagerConfig,
     scheduler: &SchedulerId,
     decisions: Vec<Decision>,
     now: Now,
@@ -185,7 +186,7 @@ pub(crate) fn decide(
                 results.push(accepted);
             }
             DecisionOutcome::Place { worker } => {
-                match place(st, txn, cfg, &key, &d.instance, &worker, scheduler, now) {
+                match place(st, txn, &key, &d.instance, &worker, scheduler, now) {
                     Ok(()) => results.push(accepted),
                     Err(why) => {
                         // Back to the queue: the next request for work offers it again.
@@ -242,11 +243,9 @@ fn unschedulable(
     });
 }
 
-#[allow(clippy::too_many_arguments)]
 fn place(
     st: &mut State,
     txn: &mut Txn,
-    cfg: &ManagerConfig,
     key: &Key,
     id: &crate::ids::InstanceId,
     worker: &WorkerId,
@@ -257,7 +256,7 @@ fn place(
     let spec = st.spec_of(key).expect("checked");
     let index = st.instance(key).expect("checked").index;
     let snap = match st.workers.get(worker) {
-        Some(w) if ready(w, cfg, at.instant) => snapshot(w, |j| *j == key.0),
+        Some(w) if ready(w, at.instant) => snapshot(w, |j| *j == key.0),
         _ => return Err("worker is unknown or not ready".into()),
     };
     if let Err(why) = check_fit(&Request::new(&spec, index), &snap) {

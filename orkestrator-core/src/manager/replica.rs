@@ -9,6 +9,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::ids::JobId;
 use crate::store::Snapshot;
 
+use super::config::ManagerConfig;
 use super::state::State;
 use super::{tokens, views};
 
@@ -34,7 +35,7 @@ impl Replica {
         let index = snap.index;
         let tokens = tokens::TokenStore::load(std::mem::take(&mut snap.tokens).into_values());
         Replica {
-            state: State::from_snapshot(snap, SystemClock.instant()),
+            state: State::from_snapshot(snap, SystemClock.instant(), &ManagerConfig::default()),
             tokens,
             index,
         }

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -221,6 +222,11 @@ pub(crate) struct WorkerEntry {
     pub healthy: bool,
     pub message: Option<String>,
     pub last_seen: Instant,
+    /// When it misses its deadline: its last heartbeat and the grace it was told, pushed back by
+    /// the manager's own stalls and by the end of a mass silence.
+    pub deadline: Instant,
+    /// Missed its deadline while most workers were silent: `Unhealthy`, not `Down`.
+    pub suspected: bool,
     /// The liveness last published.
     pub liveness: Liveness,
     /// Since when it has been `Down` (for GC), as wall-clock milliseconds.
@@ -240,7 +246,8 @@ pub(crate) struct WorkerEntry {
 }
 
 impl WorkerEntry {
-    pub fn new(reg: RegisterWorker, reg_index: u64, now: Instant) -> Self {
+    /// A worker seen at `now`, told to heartbeat within `grace`.
+    pub fn new(reg: RegisterWorker, reg_index: u64, now: Instant, grace: Duration) -> Self {
         WorkerEntry {
             resources: reg.resources,
             reg,
@@ -248,6 +255,8 @@ impl WorkerEntry {
             healthy: true,
             message: None,
             last_seen: now,
+            deadline: now + grace,
+            suspected: false,
             liveness: Liveness::Ready,
             down_since: None,
             assign_index: reg_index,
@@ -326,6 +335,12 @@ pub(crate) struct State {
     pub work: Arc<Notify>,
     /// Until then no worker is judged `Down` (a new leader's grace for workers to find it).
     pub judge_workers_after: Option<Instant>,
+    /// Workers not `Down`, as the last liveness pass (or registration since) counted them: what
+    /// the heartbeat pace is set for.
+    pub live_workers: usize,
+    /// Since when most workers have been silent at once (the manager suspects itself or the
+    /// network), while it lasts.
+    pub mass_silence: Option<Instant>,
 }
 
 /// An instance's place in the indexes, before or after a change.

@@ -13,6 +13,7 @@ use crate::clock::{Millis, Now};
 use crate::api::*;
 use crate::ids::{JobId, TaskName, WorkerId};
 use crate::state::TaskState;
+use crate::units::format_duration;
 
 use super::deadlines::liveness;
 use super::state::{Instance, JobEntry, State, WorkerEntry};
@@ -211,29 +212,34 @@ pub(crate) fn job_page(st: &State, q: &ListQuery, now: Millis) -> ApiResult<Page
     Ok(page('j', limit, it, |(k, e)| job_summary(k, e), now))
 }
 
-/// A worker as the manager sees it at `now`.
-pub(crate) fn worker_view(w: &WorkerEntry, grace: Duration, now: Instant) -> WorkerView {
+/// A worker as the manager sees it at `now`: its liveness as the last heartbeat or liveness
+/// pass decided it.
+pub(crate) fn worker_view(w: &WorkerEntry, now: Instant) -> WorkerView {
+    let silent = now.saturating_duration_since(w.last_seen);
+    let message = if w.suspected {
+        Some(format!(
+            "no heartbeat for {}, but most workers went silent at once, so the manager suspects itself or the network and does not declare it Down; it is Ready again at its next heartbeat, or Down one grace after most workers are back",
+            format_duration(silent)
+        ))
+    } else {
+        w.message.clone()
+    };
     WorkerView {
         id: w.reg.id.clone(),
-        status: liveness(w.healthy, w.last_seen, grace, now),
-        message: w.message.clone(),
+        status: w.liveness,
+        message,
         address: w.reg.address.clone(),
         labels: w.reg.labels.clone(),
         resources: w.resources,
         reserved: w.reserved.resources,
         instances: w.reserved.instances as usize,
-        last_seen_ms_ago: now.duration_since(w.last_seen).as_millis() as u64,
+        last_seen_ms_ago: silent.as_millis() as u64,
         usage: None,
     }
 }
 
 /// One page of the worker list.
-pub(crate) fn worker_page(
-    st: &State,
-    q: &ListQuery,
-    grace: Duration,
-    now: Now,
-) -> ApiResult<Page<WorkerView>> {
+pub(crate) fn worker_page(st: &State, q: &ListQuery, now: Now) -> ApiResult<Page<WorkerView>> {
     let (limit, key) = page_start('w', q, now.wall)?;
     let it = st
         .workers
@@ -243,7 +249,7 @@ pub(crate) fn worker_page(
         'w',
         limit,
         it,
-        |w| worker_view(w, grace, now.instant),
+        |w| worker_view(w, now.instant),
         now.wall,
     ))
 }
@@ -268,7 +274,7 @@ pub(crate) fn health(
         if let Some(w) = st.workers.get(id) {
             *workers.entry(w.liveness).or_insert(0) += 1;
             if unready_workers.len() < HealthReport::MAX_LISTED {
-                unready_workers.push(worker_view(w, grace, now));
+                unready_workers.push(worker_view(w, now));
             }
         }
     }

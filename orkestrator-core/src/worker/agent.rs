@@ -159,11 +159,13 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
         }
     }
 
-    async fn heartbeat_loop(&self, interval: Duration) {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// Heartbeats at the interval the manager's last answer gave (it widens with the number of
+    /// workers), the first one `interval` after registering.
+    async fn heartbeat_loop(&self, mut interval: Duration) {
+        let mut next = Instant::now() + interval;
         loop {
-            tick.tick().await;
+            tokio::time::sleep_until(next).await;
+            let sent = Instant::now();
             let ping = self.runtime.ping().await;
             let hb = WorkerHeartbeat {
                 resources: self.resources(),
@@ -171,13 +173,21 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
                 message: ping.err().map(|e| e.to_string()),
             };
             match self.transport.worker_heartbeat(self.id(), &hb).await {
-                Ok(()) => {}
+                Ok(answer) => {
+                    let asked = answer.heartbeat_interval();
+                    if asked != interval && !asked.is_zero() {
+                        tracing::info!(worker = %self.id(), "the manager asks for a heartbeat every {}", format_duration(asked));
+                        interval = asked;
+                    }
+                }
                 Err(e) if is_unknown_component(&e) => {
                     tracing::warn!(worker = %self.id(), "the manager does not know this worker; registering again");
-                    self.register().await;
+                    interval = self.register().await;
                 }
                 Err(e) => tracing::warn!(worker = %self.id(), error = %e, "heartbeat failed"),
             }
+            // The next one an interval after this one was sent; at once if that has passed.
+            next = (sent + interval).max(Instant::now());
         }
     }
 

@@ -120,8 +120,11 @@ impl crate::transport::WorkerApi for Scripted {
             credential: None,
         })
     }
-    async fn worker_heartbeat(&self, _: &WorkerId, _: &WorkerHeartbeat) -> Result<()> {
-        Ok(())
+    async fn worker_heartbeat(&self, _: &WorkerId, _: &WorkerHeartbeat) -> Result<HeartbeatAnswer> {
+        Ok(HeartbeatAnswer {
+            heartbeat_interval_ms: 1000,
+            heartbeat_grace_ms: 5000,
+        })
     }
     async fn watch_assignments(
         &self,

@@ -136,7 +136,7 @@ pub(crate) async fn worker_heartbeat(
     State(m): State<Manager>,
     Path(id): Path<String>,
     Body(hb): Body<WorkerHeartbeat>,
-) -> ApiResult<()> {
+) -> ApiResult<HeartbeatAnswer> {
     Ok(Json(m.workers().heartbeat(&WorkerId::new(id), hb).await?))
 }
 

@@ -5,11 +5,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::api::{HealthReport, ManagerPeer};
 use crate::auth::Subject;
 use crate::store::StoreOp;
 
 use crate::gc_report::GcReport;
+use crate::manager::deadlines::pass_every;
 use crate::manager::gc;
 use crate::manager::inner::{ApiResult, Inner};
 use crate::manager::liveness;
@@ -52,19 +55,22 @@ impl<'a> Cluster<'a> {
     /// replaced elsewhere), schedulers that stopped, leases past their timeout, and moves rolling
     /// updates on. Call it periodically ([`Cluster::run_liveness_checks`] does).
     pub async fn check_liveness(&self) {
-        check_liveness(self.inner).await
+        check_liveness(self.inner, None).await;
     }
 
-    /// Runs [`Cluster::check_liveness`] twice per heartbeat interval, forever.
+    /// Runs [`Cluster::check_liveness`] twice per heartbeat interval, forever. A pass that comes
+    /// later than that measures how long the manager stalled (its runtime starved, its state
+    /// lock held, its store holding commits): that time is counted out of the workers' deadlines.
     pub fn run_liveness_checks(&self) -> impl Future<Output = ()> + Send + 'static {
         let inner = Arc::clone(self.inner);
         async move {
-            let every = (inner.config.heartbeat_interval / 2).max(Duration::from_millis(50));
+            let every = pass_every(&inner.config);
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut previous = None;
             loop {
                 tick.tick().await;
-                check_liveness(&inner).await;
+                previous = Some(check_liveness(&inner, previous).await);
             }
         }
     }
@@ -95,11 +101,14 @@ impl<'a> Cluster<'a> {
     }
 }
 
-/// One liveness pass, committed.
-async fn check_liveness(inner: &Inner) {
+/// One liveness pass, committed; returns when it ran (under the state lock), for the next
+/// pass to measure the manager's stall from.
+async fn check_liveness(inner: &Inner, previous: Option<Instant>) -> Instant {
     let mut soft = Vec::new();
+    let mut ran = inner.clock.instant();
     let r = inner.write(|st, txn, cfg, now| {
-        soft = liveness::check(st, txn, cfg, now);
+        ran = now.instant;
+        soft = liveness::check(st, txn, cfg, now, previous);
         Ok(())
     });
     for e in soft {
@@ -110,6 +119,7 @@ async fn check_liveness(inner: &Inner) {
     {
         tracing::warn!(error = %e, "liveness changes were not committed");
     }
+    ran
 }
 
 /// One garbage collection, committed; what it removed leaves the metrics window too.

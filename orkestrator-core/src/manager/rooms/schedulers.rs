@@ -152,9 +152,9 @@ impl<'a> Schedulers<'a> {
         scheduler: &SchedulerId,
         decisions: Vec<Decision>,
     ) -> ApiResult<Vec<DecisionResult>> {
-        let (t, r) = self.inner.write(|st, txn, cfg, now| {
-            placement::decide(st, txn, cfg, scheduler, decisions, now)
-        })?;
+        let (t, r) = self
+            .inner
+            .write(|st, txn, _, now| placement::decide(st, txn, scheduler, decisions, now))?;
         t.durable().await?;
         Ok(r)
     }

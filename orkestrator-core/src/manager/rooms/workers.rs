@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::{
-    ApiError, Assignments, ListQuery, Page, RegisterWorker, Registered, ReportResponse, TaskUpdate,
-    WorkerHeartbeat, WorkerView,
+    ApiError, Assignments, HeartbeatAnswer, ListQuery, Page, RegisterWorker, Registered,
+    ReportResponse, TaskUpdate, WorkerHeartbeat, WorkerView,
 };
 use crate::auth::{Principal, Role, Subject};
 use crate::ids::WorkerId;
@@ -33,11 +33,12 @@ impl<'a> Workers<'a> {
     /// Registers or re-registers a worker, for a trusted in-process caller (no credential is
     /// issued).
     pub async fn register(&self, req: RegisterWorker) -> ApiResult<Registered> {
-        let (t, ()) = self
-            .inner
-            .write(|st, txn, _, now| liveness::register_worker(st, txn, req, now))?;
+        let (t, pace) = self.inner.write(|st, txn, cfg, now| {
+            liveness::register_worker(st, txn, cfg, req, now)?;
+            Ok(liveness::worker_pace(st, cfg))
+        })?;
         t.durable().await?;
-        Ok(self.inner.registered(None))
+        Ok(self.inner.registered_at(pace, None))
     }
 
     /// Registers or re-registers a worker for `by`, as Kubernetes' NodeRestriction would: a join
@@ -46,7 +47,7 @@ impl<'a> Workers<'a> {
     /// may take any name (and gets a new credential for it, revoking the old one).
     pub async fn register_as(&self, req: RegisterWorker, by: &Principal) -> ApiResult<Registered> {
         let subject = Subject::Worker(req.id.clone());
-        let (t, credential) = self.inner.write(|st, txn, _, now| {
+        let (t, (credential, pace)) = self.inner.write(|st, txn, cfg, now| {
             let mut tokens = write_lock(&self.inner.tokens);
             let issue = match by.role {
                 Role::Operator => true,
@@ -74,25 +75,32 @@ impl<'a> Workers<'a> {
                 }
                 _ => return Err(cannot_register(by, "workers")),
             };
-            liveness::register_worker(st, txn, req, now)?;
+            liveness::register_worker(st, txn, cfg, req, now)?;
+            let pace = liveness::worker_pace(st, cfg);
             if !issue {
-                return Ok(None);
+                return Ok((None, pace));
             }
-            issue_credential(&mut tokens, txn, subject, now.wall).map(Some)
+            issue_credential(&mut tokens, txn, subject, now.wall).map(|c| (Some(c), pace))
         })?;
         t.durable().await?;
-        Ok(self.inner.registered(credential))
+        Ok(self.inner.registered_at(pace, credential))
     }
 
-    /// Records a worker's heartbeat (soft state: nothing is written to the store).
-    pub async fn heartbeat(&self, id: &WorkerId, hb: WorkerHeartbeat) -> ApiResult<()> {
-        let (t, soft) = {
+    /// Records a worker's heartbeat (soft state: nothing is written to the store) and answers
+    /// the pace it is to keep: the interval widens with the number of workers.
+    pub async fn heartbeat(
+        &self,
+        id: &WorkerId,
+        hb: WorkerHeartbeat,
+    ) -> ApiResult<HeartbeatAnswer> {
+        // The heartbeat counts from its arrival: a wait for the state lock is the manager's.
+        let arrived = self.inner.now();
+        let (t, soft, pace) = {
             let mut st = self.inner.lock();
             if st.durability.rebuilding {
                 return Err(rebuilding());
             }
-            let now = self.inner.now();
-            let soft = liveness::heartbeat(&mut st, &self.inner.config, id, hb, now)?;
+            let (soft, pace) = liveness::heartbeat(&mut st, &self.inner.config, id, hb, arrived)?;
             // Acknowledge only once the registration it updates is durable.
             let reg = st.workers.get(id).map_or(0, |w| w.reg_index);
             let t = if reg <= self.inner.durable_index() {
@@ -100,21 +108,22 @@ impl<'a> Workers<'a> {
             } else {
                 Ticket(st.durability.last_batch.clone())
             };
-            (t, soft)
+            (t, soft, pace)
         };
         for e in soft {
             self.inner.publish_soft(e);
         }
-        t.durable().await
+        t.durable().await?;
+        Ok(HeartbeatAnswer {
+            heartbeat_interval_ms: pace.interval.as_millis() as u64,
+            heartbeat_grace_ms: pace.grace.as_millis() as u64,
+        })
     }
 
     /// One page of the worker list, by id.
     pub async fn list(&self, q: &ListQuery) -> ApiResult<Page<WorkerView>> {
-        let grace = self.inner.config.heartbeat_grace;
         let now = self.inner.now();
-        let (t, mut page) = self
-            .inner
-            .read(|st| views::worker_page(st, q, grace, now))?;
+        let (t, mut page) = self.inner.read(|st| views::worker_page(st, q, now))?;
         t.durable().await?;
         let m = lock(&self.inner.metrics);
         for w in &mut page.items {

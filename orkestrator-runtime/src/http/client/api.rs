@@ -313,7 +313,11 @@ impl WorkerApi for HttpTransport {
         self.register("/v1/workers", req).await
     }
 
-    async fn worker_heartbeat(&self, worker: &WorkerId, hb: &WorkerHeartbeat) -> Result<()> {
+    async fn worker_heartbeat(
+        &self,
+        worker: &WorkerId,
+        hb: &WorkerHeartbeat,
+    ) -> Result<HeartbeatAnswer> {
         self.call(
             Method::POST,
             &format!("/v1/workers/{}/heartbeat", seg(worker.as_str())),
