@@ -15,6 +15,7 @@ pub(crate) mod model;
 mod parse;
 pub(crate) mod problems;
 mod raw;
+mod tree;
 mod validate;
 
 pub use format::Format;
