@@ -292,3 +292,38 @@ fn a_health_check_exec_written_as_one_line_runs_through_sh_c() {
         Some(Probe::Exec(vec!["pg_isready".into()]))
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The reference (docs/job-file.md) shows what the parser does.
+
+/// The body of the fenced block of `doc` whose language line is `lang`.
+fn block<'d>(doc: &'d str, lang: &str) -> String {
+    let mut lines = doc.lines().skip_while(|l| l.trim() != format!("```{lang}"));
+    lines.next().unwrap_or_else(|| panic!("no ```{lang} block"));
+    let body: Vec<&str> = lines
+        .take_while(|l| l.trim() != "```")
+        .map(|l| l.strip_prefix("  ").unwrap_or(l))
+        .collect();
+    body.join("\n") + "\n"
+}
+
+#[test]
+fn the_reference_shows_the_misspellings_and_a_quoted_toml_env_name_as_they_are() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/job-file.md"),
+    )
+    .unwrap();
+    let e = parse_job(&block(&doc, "yaml misspelt"), Format::Yaml).unwrap_err();
+    assert_eq!(block(&doc, "text misspelt").trim_end(), e.to_string());
+    let job = parse_job(&block(&doc, "toml env"), Format::Toml).unwrap();
+    assert_eq!(job.tasks[0].env["discovery.type"], "single-node");
+}
+
+#[test]
+fn a_reserved_env_name_stored_before_the_rule_still_reads_back() {
+    let stored = r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "env": {"ORK_X": "1"}}]}"#;
+    let job: Job = serde_json::from_str(stored).expect("a stored spec stays readable");
+    assert_eq!(job.tasks[0].env["ORK_X"], "1");
+    let list = problems(stored, Format::Json);
+    assert_eq!(paths(&list), ["tasks[0].env.ORK_X"]);
+}
