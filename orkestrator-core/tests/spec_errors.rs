@@ -321,9 +321,43 @@ fn the_reference_shows_the_misspellings_and_a_quoted_toml_env_name_as_they_are()
 
 #[test]
 fn a_reserved_env_name_stored_before_the_rule_still_reads_back() {
-    let stored = r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "env": {"ORK_X": "1"}}]}"#;
+    let stored =
+        r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "env": {"ORK_X": "1"}}]}"#;
     let job: Job = serde_json::from_str(stored).expect("a stored spec stays readable");
     assert_eq!(job.tasks[0].env["ORK_X"], "1");
     let list = problems(stored, Format::Json);
     assert_eq!(paths(&list), ["tasks[0].env.ORK_X"]);
+}
+
+#[tokio::test]
+async fn a_command_line_equal_to_the_stored_list_is_unchanged() {
+    use orkestrator_core::api::SubmitOutcome;
+    use orkestrator_core::manager::{Manager, ManagerConfig};
+    use orkestrator_core::store::MemoryStore;
+
+    let m = Manager::new(
+        ManagerConfig::default(),
+        std::sync::Arc::new(MemoryStore::new()),
+    )
+    .await
+    .unwrap();
+    let listed =
+        "name: a\ntasks:\n  - name: b\n    image: c:1\n    command: [\"sleep\", \"100\"]\n";
+    let line = "name: a\ntasks:\n  - name: b\n    image: c:1\n    command: sleep 100\n";
+    let first = m
+        .jobs()
+        .submit(parse_job(listed, Format::Yaml).unwrap())
+        .await;
+    assert_eq!(first.unwrap().outcome, SubmitOutcome::Created);
+    let again = m
+        .jobs()
+        .submit(parse_job(line, Format::Yaml).unwrap())
+        .await;
+    assert_eq!(again.unwrap().outcome, SubmitOutcome::Unchanged);
+    let other = line.replace("sleep 100", "sleep 200");
+    let changed = m
+        .jobs()
+        .submit(parse_job(&other, Format::Yaml).unwrap())
+        .await;
+    assert_eq!(changed.unwrap().outcome, SubmitOutcome::Updated);
 }
