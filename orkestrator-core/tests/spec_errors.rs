@@ -297,7 +297,7 @@ fn a_health_check_exec_written_as_one_line_runs_through_sh_c() {
 // The reference (docs/job-file.md) shows what the parser does.
 
 /// The body of the fenced block of `doc` whose language line is `lang`.
-fn block<'d>(doc: &'d str, lang: &str) -> String {
+fn block(doc: &str, lang: &str) -> String {
     let mut lines = doc.lines().skip_while(|l| l.trim() != format!("```{lang}"));
     lines.next().unwrap_or_else(|| panic!("no ```{lang} block"));
     let body: Vec<&str> = lines
@@ -360,4 +360,13 @@ async fn a_command_line_equal_to_the_stored_list_is_unchanged() {
         .submit(parse_job(&other, Format::Yaml).unwrap())
         .await;
     assert_eq!(changed.unwrap().outcome, SubmitOutcome::Updated);
+}
+
+#[test]
+fn a_yaml_env_value_from_an_anchor_keeps_the_anchors_text() {
+    let text =
+        "name: a\ntasks:\n  - name: b\n    image: c:1\n    env:\n      A: &v 3.10\n      B: *v\n";
+    let job = parse_job(text, Format::Yaml).unwrap();
+    assert_eq!(job.tasks[0].env["A"], "3.10");
+    assert_eq!(job.tasks[0].env["B"], "3.10");
 }

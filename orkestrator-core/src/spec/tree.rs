@@ -189,8 +189,10 @@ impl Locate for Plain {
 impl Locate for Yaml {
     fn node<'de, D: Deserializer<'de>>(d: D) -> Result<Node, D::Error> {
         let s = serde_saphyr::Spanned::<Bare<Yaml>>::deserialize(d)?;
+        // The line where the value is used (an alias's own), the bytes where it is written (an
+        // alias's anchor's), so that the text kept is the value's, not `*name`.
         let at = s.referenced;
-        let span = at.span();
+        let span = s.defined.span();
         Ok(Node {
             line: (at.line() > 0).then_some(at.line() as usize),
             span: span
