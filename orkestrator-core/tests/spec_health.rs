@@ -10,7 +10,11 @@ fn check(yaml_health: &str) -> Result<Option<HealthCheck>, Vec<String>> {
         format!("name: j\ntasks:\n  - name: t\n    image: a:1\n    health_check: {yaml_health}\n");
     match parse_job(&text, Format::Yaml) {
         Ok(j) => Ok(j.tasks[0].health_check.clone()),
-        Err(Error::Invalid(p)) => Err(p.iter().map(|p| p.to_string()).collect()),
+        // Every problem is on the health check's line: what matters here is path and message.
+        Err(Error::Invalid(p)) => Err(p
+            .iter()
+            .map(|p| format!("{}: {}", p.path, p.message))
+            .collect()),
         Err(e) => Err(vec![e.to_string()]),
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use orkestrator_core::Error;
 use orkestrator_core::spec::{
-    ConstraintOp, Format, Job, MAX_SPEC_BYTES, PortMapping, Probe, Protocol, RestartMode,
+    ConstraintOp, Format, Job, MAX_SPEC_BYTES, PortMapping, Probe, Problem, Protocol, RestartMode,
     load_job_file, parse_job,
 };
 use orkestrator_core::units::{ByteSize, Cpu};
@@ -80,6 +80,14 @@ fn syntax(text: &str, format: Format) -> (Option<usize>, Option<usize>, String) 
             (line, column, message)
         }
         other => panic!("expected a {format} syntax error, got {other:?}\n{text}"),
+    }
+}
+
+/// The problems of a file that is well-formed but wrong; panics on any other result.
+fn invalid(text: &str, format: Format) -> Vec<Problem> {
+    match parse_job(text, format) {
+        Err(Error::Invalid(p)) => p.0,
+        other => panic!("expected {format} problems, got {other:?}\n{text}"),
     }
 }
 
@@ -201,9 +209,12 @@ fn yaml_tab_indentation_is_located() {
 
 #[test]
 fn yaml_wrong_shape_is_located() {
-    let (line, column, message) = syntax("name: web\ntasks: 5\n", Format::Yaml);
-    assert_eq!((line, column), (Some(2), Some(8)));
-    assert!(message.contains("sequence"), "{message}");
+    // A value of the wrong type is a problem of the file like any other (issue 18): its path,
+    // its line, what was expected and what was found.
+    let p = invalid("name: web\ntasks: 5\n", Format::Yaml);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!((p[0].path.as_str(), p[0].line), ("tasks", Some(2)));
+    assert_eq!(p[0].message, "expected a list of tasks, found a number");
 }
 
 #[test]
@@ -235,15 +246,13 @@ fn json_syntax_error_has_line_and_column() {
 
 #[test]
 fn json_columns_count_characters_not_bytes() {
-    // `é` is two bytes in UTF-8; the column points at the offending `1` as a person counts.
-    let text = "{\"name\": \"éé\", \"tasks\": [1]}";
+    // `é` is two bytes in UTF-8; the column points at the offending `}` as a person counts.
+    let text = "{\"name\": \"éé\", \"tasks\": [1}";
     let (line, column, message) = syntax(text, Format::Json);
     assert_eq!(line, Some(1));
-    assert_eq!(column, Some(26));
-    assert_eq!(text.chars().nth(25), Some('1'));
-    // Internal type names do not leak into messages.
+    assert_eq!(column, Some(27));
+    assert_eq!(text.chars().nth(26), Some('}'));
     assert!(!message.contains("Raw"), "{message}");
-    assert!(message.contains("a task"), "{message}");
 }
 
 #[test]
@@ -266,7 +275,8 @@ fn syntax_errors_display_their_location() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Strictness: unknown fields are errors that name the field, in every format and at every level.
+// Strictness: unknown fields are problems that name the field, in every format and at every level
+// (all at once with the file's other problems since issue 18, no longer one syntax error each).
 
 /// The minimal job with `extra` added at `level` (job, task, port, resources, restart, backoff,
 /// constraint, health_check, http, tcp).
@@ -380,7 +390,12 @@ fn unknown_fields_are_rejected_naming_the_field_in_every_format_and_level() {
     for format in FORMATS {
         for (level, field, a_known_field) in cases {
             let text = with_unknown_field(format, level);
-            let (line, column, message) = syntax(&text, format);
+            let p = invalid(&text, format);
+            let unknown = p
+                .iter()
+                .find(|p| p.path.ends_with(&format!(".{field}")) || p.path == field)
+                .unwrap_or_else(|| panic!("{format} {level}: no {field} in {p:?}"));
+            let message = &unknown.message;
             assert!(
                 message.contains(&format!("unknown field `{field}`")),
                 "{format} {level}: {message}"
@@ -390,7 +405,7 @@ fn unknown_fields_are_rejected_naming_the_field_in_every_format_and_level() {
                 message.contains(a_known_field),
                 "{format} {level}: {message}"
             );
-            assert!(line.is_some() && column.is_some(), "{format} {level}");
+            assert!(unknown.line.is_some(), "{format} {level}");
         }
     }
 }
@@ -427,8 +442,10 @@ fn a_wrong_shape_names_the_part_not_a_rust_type() {
         ),
     ];
     for (text, format, part) in cases {
-        let (line, column, message) = syntax(text, format);
-        assert!(line.is_some() && column.is_some(), "{format}: {text}");
+        let p = invalid(text, format);
+        assert_eq!(p.len(), 1, "{format}: {p:?}");
+        let message = &p[0].message;
+        assert!(p[0].line.is_some(), "{format}: {text}");
         assert!(!message.contains("Raw"), "{format}: {message}");
         assert!(
             message.contains(part),
@@ -436,11 +453,15 @@ fn a_wrong_shape_names_the_part_not_a_rust_type() {
         );
     }
     // YAML says what it expected instead.
-    let (_, _, message) = syntax(
+    let p = invalid(
         "name: a\ntasks:\n  - name: b\n    image: c:1\n    health_check: /healthz\n",
         Format::Yaml,
     );
-    assert!(!message.contains("Raw"), "{message}");
+    assert_eq!(
+        (p[0].path.as_str(), p[0].line),
+        ("tasks[0].health_check", Some(5))
+    );
+    assert!(p[0].message.contains("a health check"), "{p:?}");
 }
 
 /// For every part of a job file that is a mapping: the part, a JSON job that writes it as a list,
@@ -529,16 +550,20 @@ fn a_list_where_a_mapping_belongs_is_refused_naming_the_part_in_every_format() {
             .into_iter()
             .chain(toml.map(|t| (t, Format::Toml)));
         for (text, format) in texts {
-            let (line, column, message) = syntax(text, format);
-            assert!(
-                line.is_some() && column.is_some(),
-                "{format} {part}: {message}"
-            );
+            let p = invalid(text, format);
+            let Some(wrong) = p.iter().find(|p| p.message.contains(what)) else {
+                panic!("{format} {part}: {what:?} not in {p:?}");
+            };
+            let message = &wrong.message;
+            assert!(wrong.line.is_some(), "{format} {part}: {message}");
             assert!(
                 message.contains(&format!("expected {what}")),
                 "{format} {part}: {what:?} not in {message:?}"
             );
-            assert!(message.contains("sequence"), "{format} {part}: {message}");
+            assert!(
+                message.contains("found a list"),
+                "{format} {part}: {message}"
+            );
             assert!(!message.contains("Raw"), "{format} {part}: {message}");
         }
     }
@@ -547,19 +572,19 @@ fn a_list_where_a_mapping_belongs_is_refused_naming_the_part_in_every_format() {
 #[test]
 fn a_list_for_resources_gives_one_plain_message() {
     let text = r#"{"name": "web", "tasks": [{"name": "t", "image": "x:1", "resources": [1, 2]}]}"#;
-    let (line, _, message) = syntax(text, Format::Json);
-    assert_eq!(line, Some(1));
-    assert_eq!(
-        message,
-        "invalid type: sequence, expected resources (a mapping with cpu, memory, disk, pids)"
-    );
+    let one = |text: &str, format: Format| {
+        let p = invalid(text, format);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].path, "tasks[0].resources");
+        assert_eq!(
+            p[0].message,
+            "expected resources (a mapping with cpu, memory, disk, pids), found a list"
+        );
+        p[0].line
+    };
+    assert_eq!(one(text, Format::Json), Some(1));
     let text = "name = 'web'\n[[tasks]]\nname = 't'\nimage = 'x:1'\nresources = ['1', '64Mi']\n";
-    let (line, column, message) = syntax(text, Format::Toml);
-    assert_eq!((line, column), (Some(5), Some(13)), "{message}");
-    assert_eq!(
-        message,
-        "invalid type: sequence, expected resources (a mapping with cpu, memory, disk, pids)"
-    );
+    assert_eq!(one(text, Format::Toml), Some(5));
 }
 
 #[test]
@@ -599,10 +624,12 @@ fn a_job_read_as_a_value_refuses_lists_for_mappings_too() {
 
 #[test]
 fn an_unknown_field_is_located_at_its_line() {
-    let (line, column, _) = syntax(&with_unknown_field(Format::Yaml, "task"), Format::Yaml);
-    assert_eq!((line, column), (Some(5), Some(5)));
-    let (line, column, _) = syntax(&with_unknown_field(Format::Toml, "task"), Format::Toml);
-    assert_eq!((line, column), (Some(5), Some(1)));
+    for format in [Format::Yaml, Format::Toml] {
+        let p = invalid(&with_unknown_field(format, "task"), format);
+        assert_eq!(p.len(), 1, "{format}: {p:?}");
+        assert_eq!(p[0].path, "tasks[0].replicas", "{format}");
+        assert_eq!(p[0].line, Some(5), "{format}");
+    }
 }
 
 #[test]
@@ -619,11 +646,13 @@ fn duplicate_keys_are_errors_in_every_format() {
         Format::Toml,
     );
     assert!(message.contains("duplicate"), "{message}");
-    let (_, _, message) = syntax(
+    let p = invalid(
         r#"{"name": "a", "name": "b", "tasks": [{"name": "b", "image": "c:1"}]}"#,
         Format::Json,
     );
-    assert!(message.contains("duplicate field `name`"), "{message}");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].path, "name");
+    assert!(p[0].message.contains("written twice"), "{p:?}");
 }
 
 #[test]
@@ -654,10 +683,11 @@ fn yaml_holds_one_document() {
 #[test]
 fn a_null_yaml_value_asks_for_an_empty_string() {
     let text = "name: a\ntasks:\n  - name: b\n    image: c:1\n    env:\n      A:\n";
-    let (line, _, message) = syntax(text, Format::Yaml);
-    assert_eq!(line, Some(6));
-    assert!(message.contains("\"\""), "{message}");
-    assert!(!message.contains("Option<"), "{message}");
+    let p = invalid(text, Format::Yaml);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!((p[0].path.as_str(), p[0].line), ("tasks[0].env.A", Some(6)));
+    assert!(p[0].message.contains("\"\""), "{p:?}");
+    assert!(!p[0].message.contains("Option<"), "{p:?}");
 }
 
 #[test]
@@ -950,15 +980,14 @@ fn the_examples_say_what_the_docs_promise() {
         ["tasks[0].ports[0].container", "tasks[1].ports[0].host"]
     );
     assert_eq!(paths("bad-image.yaml"), ["tasks[0].image"]);
-    for file in ["unknown-field.yaml", "syntax.json"] {
-        assert!(
-            matches!(
-                load_job_file(&invalid.join(file)),
-                Err(Error::Syntax { .. })
-            ),
-            "{file}"
-        );
-    }
+    assert_eq!(paths("unknown-field.yaml"), ["tasks[0].replicas"]);
+    assert!(
+        matches!(
+            load_job_file(&invalid.join("syntax.json")),
+            Err(Error::Syntax { .. })
+        ),
+        "syntax.json"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

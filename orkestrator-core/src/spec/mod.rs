@@ -7,14 +7,17 @@
 //! round-trip through YAML, TOML and JSON.
 //!
 //! Inside, bottom-up: `format` and `problems` (leaves, which the crate's error also carries),
-//! `raw` (the file shape as written), `model` (the valid types), `validate` (raw → model, by
-//! section of the job) and `parse` (reading files, with the crate's error).
+//! `tree` (any format read as values with their lines), `raw` (the file shape as written, read
+//! from the tree with every unknown field and wrong type reported), `model` (the valid types),
+//! `validate` (raw → model, by section of the job) and `parse` (reading files, with the crate's
+//! error).
 
 pub(crate) mod format;
 pub(crate) mod model;
 mod parse;
 pub(crate) mod problems;
 mod raw;
+mod tree;
 mod validate;
 
 pub use format::Format;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::raw;
+use super::tree;
 use crate::ids::{JobId, TaskName};
 use crate::units::{ByteSize, Cpu};
 
@@ -16,7 +16,7 @@ use crate::units::{ByteSize, Cpu};
 /// checks every rule but the ones that only new submissions are held to ([`MIN_CPU`](super::MIN_CPU)), so that a
 /// spec accepted once is never refused when it is read back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "raw::Mapping<raw::RawJob>")]
+#[serde(try_from = "tree::At<tree::Plain>")]
 pub struct Job {
     /// The job's name: a DNS label, unique in the cluster.
     pub name: JobId,

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use super::format::Format;
 use super::model::Job;
-use super::raw::{Mapping, Part, RawJob, YamlText};
-use super::validate::{Rules, validate};
+use super::tree::{At, Node, Plain, Toml, Yaml};
+use super::validate::{Rules, check};
 use crate::error::Error;
 
 /// Largest job file accepted, in bytes.
@@ -48,8 +48,10 @@ impl Format {
     }
 }
 
-/// Parses and validates a job spec. Syntax and shape errors (including unknown fields) carry a
-/// line and column; validation errors list every problem with its field path.
+/// Parses and validates a job spec. A syntax error ([`Error::Syntax`]) carries a line and
+/// column; anything else wrong ([`Error::Invalid`]) is reported all at once: every unknown field
+/// (with the closest known name), every value of the wrong type and every broken rule, each with
+/// its field path and, where the format tells it, its line.
 ///
 /// A leading byte-order mark is ignored. Never panics, whatever the input.
 pub fn parse_job(text: &str, format: Format) -> Result<Job, Error> {
@@ -65,59 +67,50 @@ pub fn parse_job(text: &str, format: Format) -> Result<Job, Error> {
         });
     }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let checked = match format {
-        Format::Yaml => validate(parse_yaml(text)?, Rules::Submission),
-        Format::Json => validate(parse_json(text)?, Rules::Submission),
-        Format::Toml => validate(parse_toml(text)?, Rules::Submission),
+    let tree = match format {
+        Format::Yaml => read_yaml(text)?,
+        Format::Json => read_json(text)?,
+        Format::Toml => read_toml(text)?,
     };
-    checked.map_err(Error::Invalid)
+    check(tree, Rules::Submission).map_err(Error::Invalid)
 }
 
-/// Reads YAML. Environment values are read as the text written (see [`YamlText`]).
-fn parse_yaml(text: &str) -> Result<RawJob<YamlText>, Error> {
+/// Reads YAML into a tree, each node with its line, and the text of plain scalars kept.
+fn read_yaml(text: &str) -> Result<Node, Error> {
     let syntax = |line, column, message| Error::Syntax {
         format: Format::Yaml,
         line,
         column,
         message,
     };
-    let options = || {
-        serde_saphyr::options! {
-            with_snippet: false,
-        }
+    let options = serde_saphyr::options! {
+        with_snippet: false,
     };
-    // Locations are 1-based; a zero line means the parser did not know where.
-    let known = |l: &serde_saphyr::Location| l.line() > 0;
-    let parsed: Result<Option<Mapping<RawJob<YamlText>>>, _> =
-        serde_saphyr::from_str_with_options(text, options());
-    let raw = parsed.map_err(|e| {
-        let message = e.to_string();
-        let mut loc = e.location().filter(known);
-        if loc.is_none() && message.contains(<RawJob as Part>::WHAT) {
-            // The whole document has the wrong shape, and nothing above it could say where it
-            // starts: the parser's own reading of it as a mapping can.
-            let as_mapping: Result<Option<RawJob<YamlText>>, _> =
-                serde_saphyr::from_str_with_options(text, options());
-            loc = as_mapping.err().and_then(|e| e.location()).filter(known);
-        }
+    let parsed: Result<Option<At<Yaml>>, _> = serde_saphyr::from_str_with_options(text, options);
+    let tree = parsed.map_err(|e| {
+        // Locations are 1-based; a zero line means the parser did not know where.
+        let loc = e.location().filter(|l| l.line() > 0);
         syntax(
             loc.map(|l| l.line() as usize),
             loc.map(|l| (l.column() as usize).max(1)),
-            humanize(&yaml_message(&message)),
+            humanize(&yaml_message(&e.to_string())),
         )
     })?;
-    raw.map(|m| m.0).ok_or_else(|| {
-        syntax(
+    let Some(mut tree) = tree.map(|at| at.0) else {
+        return Err(syntax(
             Some(1),
             Some(1),
             "the file is empty (a job needs at least `name` and `tasks`)".into(),
-        )
-    })
+        ));
+    };
+    tree.keep_written(text);
+    Ok(tree)
 }
 
-fn parse_json(text: &str) -> Result<RawJob, Error> {
-    let parsed: Result<Mapping<RawJob>, _> = serde_json::from_str(text);
-    parsed.map(|m| m.0).map_err(|e| {
+/// Reads JSON into a tree, then finds each node's line in the text.
+fn read_json(text: &str) -> Result<Node, Error> {
+    let parsed: Result<At<Plain>, _> = serde_json::from_str(text);
+    let mut tree = parsed.map(|at| at.0).map_err(|e| {
         // serde_json counts columns in bytes, and says 0 at the start of a line or at the end of
         // the input: report characters, from 1, like the other formats.
         let line = e.line().max(1);
@@ -131,12 +124,15 @@ fn parse_json(text: &str) -> Result<RawJob, Error> {
             column: Some(column.max(1)),
             message: humanize(&strip_location(&e.to_string())),
         }
-    })
+    })?;
+    tree.locate_json(text);
+    Ok(tree)
 }
 
-fn parse_toml(text: &str) -> Result<RawJob, Error> {
-    let parsed: Result<Mapping<RawJob>, _> = toml::from_str(text);
-    parsed.map(|m| m.0).map_err(|e| {
+/// Reads TOML into a tree, each node's line from its span.
+fn read_toml(text: &str) -> Result<Node, Error> {
+    let parsed: Result<At<Toml>, _> = toml::from_str(text);
+    let mut tree = parsed.map(|at| at.0).map_err(|e| {
         let (line, column) = match e.span() {
             Some(span) => {
                 let (l, c) = line_col(text, span.start);
@@ -150,7 +146,9 @@ fn parse_toml(text: &str) -> Result<RawJob, Error> {
             column,
             message: humanize(e.message().trim()),
         }
-    })
+    })?;
+    tree.locate_spans(text);
+    Ok(tree)
 }
 
 /// Reads, parses and validates a job file; `-` reads standard input.
@@ -223,7 +221,7 @@ fn yaml_message(s: &str) -> String {
 }
 
 /// Words meant for Rust programmers replaced by words for the person writing the file. (The
-/// parts of a file name themselves: see `Part::WHAT` in `raw.rs`.)
+/// parts of a file name themselves: see `Part::what` in `raw.rs`.)
 fn humanize(message: &str) -> String {
     const NAMES: &[(&str, &str)] = &[("string scalar", "a string")];
     let mut m = message.to_owned();

@@ -10,16 +10,21 @@ use serde::{Deserialize, Serialize};
 pub struct Problem {
     /// The field path, e.g. `tasks[1].resources.memory`.
     pub path: String,
-    /// What is wrong and, where there is one, the fix.
+    /// What is wrong and, where there is one, the fix (`unknown field \`imgae\`: did you
+    /// mean image?`).
     pub message: String,
+    /// The 1-based line of the file where the field is written, where the format tells it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
+        match (self.path.is_empty(), self.line) {
+            (true, None) => f.write_str(&self.message),
+            (true, Some(l)) => write!(f, "line {l}: {}", self.message),
+            (false, None) => write!(f, "{}: {}", self.path, self.message),
+            (false, Some(l)) => write!(f, "{} (line {l}): {}", self.path, self.message),
         }
     }
 }
@@ -35,6 +40,21 @@ impl Problems {
         self.0.push(Problem {
             path: path.into(),
             message: message.into(),
+            line: None,
+        });
+    }
+
+    /// Adds a problem at `path`, written at `line`.
+    pub(crate) fn push_at(
+        &mut self,
+        path: impl Into<String>,
+        line: Option<usize>,
+        message: impl Into<String>,
+    ) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+            line,
         });
     }
 
@@ -67,3 +87,13 @@ impl fmt::Display for Problems {
 }
 
 impl std::error::Error for Problems {}
+
+/// The path of field `name` inside the part at `path` (`tasks[0]` and `image` give
+/// `tasks[0].image`; the job itself is the empty path).
+pub(crate) fn join(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
+}

@@ -1,100 +1,89 @@
 //! The file shape as written, before validation: every field optional and every unit a raw
-//! scalar, so that validation can report all problems of a file at once with their paths.
+//! scalar, read from the file's [`tree`](super::tree) by a walk that knows the shape.
 //!
-//! The shape is generic over how an environment value is read (`V`). JSON and TOML values are
-//! typed, so [`Scalar`] keeps them exactly (`8080` stays an integer). YAML infers types from plain
-//! text, and inferring would change values (`yes` → `true`, `3.10` → `3.1`, `0x10` → `16`), so
-//! YAML reads them as [`YamlText`]: the text exactly as written.
+//! The walk reports every unknown field (with the closest known name) and every value of the
+//! wrong type (a list where a mapping belongs, a mapping where a string does), each with its
+//! field path and line, and reads such a value as absent, so that one answer holds every
+//! problem of a file. Validation then checks the values that have the right shape.
 //!
-//! Every part that is a mapping in the file is read through [`Mapping`], which refuses anything
-//! else: serde's derived structs also read a list as their fields in order, which JSON and TOML
-//! would otherwise let through (`resources: [1, 2]` as cpu 1 and memory 2 bytes).
+//! YAML infers types from plain text, and inferring would change values (`yes` → `true`,
+//! `3.10` → `3.1`, `0x10` → `16`): where a string is expected (an environment value, an image,
+//! a command's word), a YAML plain scalar reads as the text written. JSON and TOML values are
+//! typed, and stay as typed (`8080` stays an integer).
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::marker::PhantomData;
 
-use serde::de::value::MapAccessDeserializer;
-use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
-
+use super::problems::{Problems, join};
+use super::tree::{Key, Node, Value};
 use crate::units::Scalar;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, bound(deserialize = "V: Deserialize<'de>"))]
-pub(crate) struct RawJob<V = Scalar> {
+#[derive(Debug, Default)]
+pub(crate) struct RawJob {
     pub name: Option<String>,
     pub count: Option<Scalar>,
-    #[serde(default, deserialize_with = "list_of_mappings")]
-    pub constraints: Option<Vec<RawConstraint>>,
-    #[serde(default, deserialize_with = "list_of_mappings")]
-    pub tasks: Option<Vec<RawTask<V>>>,
+    pub constraints: Option<Vec<Option<RawConstraint>>>,
+    pub tasks: Option<Vec<Option<RawTask>>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub(crate) struct RawConstraint {
     pub label: Option<String>,
     pub equals: Option<String>,
     pub not_equals: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, bound(deserialize = "V: Deserialize<'de>"))]
-pub(crate) struct RawTask<V = Scalar> {
+/// A command as written: a list of words, or one line to split into words.
+#[derive(Debug)]
+pub(crate) enum RawCommand {
+    /// `["sleep", "100"]`.
+    List(Vec<String>),
+    /// `sleep 100`.
+    Line(String),
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawTask {
     pub name: Option<String>,
     pub image: Option<String>,
-    pub command: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "mapping")]
-    pub env: Option<BTreeMap<String, V>>,
-    #[serde(default, deserialize_with = "list_of_mappings")]
-    pub ports: Option<Vec<RawPort>>,
-    #[serde(default, deserialize_with = "mapping")]
+    pub command: Option<RawCommand>,
+    pub env: Option<BTreeMap<String, Scalar>>,
+    pub ports: Option<Vec<Option<RawPort>>>,
     pub resources: Option<RawResources>,
-    #[serde(default, deserialize_with = "mapping")]
     pub restart: Option<RawRestart>,
-    #[serde(default, deserialize_with = "mapping")]
     pub health_check: Option<RawHealthCheck>,
     pub user: Option<Scalar>,
     pub read_only: Option<Scalar>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub(crate) struct RawHealthCheck {
-    #[serde(default, deserialize_with = "mapping")]
     pub http: Option<RawHttpProbe>,
-    #[serde(default, deserialize_with = "mapping")]
     pub tcp: Option<RawTcpProbe>,
-    pub exec: Option<Vec<String>>,
+    pub exec: Option<RawCommand>,
     pub interval: Option<Scalar>,
     pub timeout: Option<Scalar>,
     pub failures: Option<Scalar>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub(crate) struct RawHttpProbe {
     pub port: Option<Scalar>,
     pub path: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub(crate) struct RawTcpProbe {
     pub port: Option<Scalar>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub(crate) struct RawPort {
     pub container: Option<Scalar>,
     pub host: Option<Scalar>,
     pub protocol: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub(crate) struct RawResources {
     pub cpu: Option<Scalar>,
     pub memory: Option<Scalar>,
@@ -102,152 +91,415 @@ pub(crate) struct RawResources {
     pub pids: Option<Scalar>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub(crate) struct RawRestart {
     pub policy: Option<String>,
     pub max_attempts: Option<Scalar>,
-    #[serde(default, deserialize_with = "mapping")]
     pub backoff: Option<RawBackoff>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub(crate) struct RawBackoff {
     pub initial: Option<Scalar>,
     pub max: Option<Scalar>,
     pub reset_after: Option<Scalar>,
 }
 
-/// A part of a job file that is written as a mapping.
-pub(crate) trait Part {
+/// A part of a job file that is written as a mapping: what it is called and its fields.
+pub(crate) struct Part {
     /// The part as the person writing the file knows it, in the words of "expected ...".
-    const WHAT: &'static str;
+    pub what: &'static str,
+    /// Its fields.
+    pub fields: &'static [&'static str],
 }
 
-impl<V> Part for RawJob<V> {
-    const WHAT: &'static str = "a job (a mapping with name and tasks)";
+pub(crate) const JOB: Part = Part {
+    what: "a job (a mapping with name and tasks)",
+    fields: &["name", "count", "constraints", "tasks"],
+};
+const CONSTRAINT: Part = Part {
+    what: "a constraint (a mapping with label and equals or not_equals)",
+    fields: &["label", "equals", "not_equals"],
+};
+const TASK: Part = Part {
+    what: "a task (a mapping with name, image, ...)",
+    fields: &[
+        "name",
+        "image",
+        "command",
+        "env",
+        "ports",
+        "resources",
+        "restart",
+        "health_check",
+        "user",
+        "read_only",
+    ],
+};
+const ENV: &str = "environment variables (a mapping of names to values)";
+const PORT: Part = Part {
+    what: "a port (a mapping with container, host, protocol)",
+    fields: &["container", "host", "protocol"],
+};
+const RESOURCES: Part = Part {
+    what: "resources (a mapping with cpu, memory, disk, pids)",
+    fields: &["cpu", "memory", "disk", "pids"],
+};
+const RESTART: Part = Part {
+    what: "a restart policy (a mapping with policy, max_attempts, backoff)",
+    fields: &["policy", "max_attempts", "backoff"],
+};
+const BACKOFF: Part = Part {
+    what: "a backoff (a mapping with initial, max, reset_after)",
+    fields: &["initial", "max", "reset_after"],
+};
+const HEALTH: Part = Part {
+    what: "a health check (a mapping with http, tcp or exec, and interval, timeout, failures)",
+    fields: &["http", "tcp", "exec", "interval", "timeout", "failures"],
+};
+const HTTP: Part = Part {
+    what: "an http check (a mapping with port and path)",
+    fields: &["port", "path"],
+};
+const TCP: Part = Part {
+    what: "a tcp check (a mapping with port)",
+    fields: &["port"],
+};
+
+/// What the walk found wrong with the file's shape.
+#[derive(Debug, Default)]
+pub(crate) struct Shape {
+    /// Every unknown field and value of the wrong type.
+    pub problems: Problems,
+    /// The paths those problems account for (a value of the wrong type, the field an unknown
+    /// one was probably meant to be): validation's problems at or under them say nothing new.
+    pub covered: Vec<String>,
 }
 
-impl Part for RawConstraint {
-    const WHAT: &'static str = "a constraint (a mapping with label and equals or not_equals)";
+impl Shape {
+    fn wrong(&mut self, path: &str, node: &Node, expected: &str) {
+        self.problems.push_at(
+            path,
+            node.line,
+            format!("expected {expected}, found {}", node.value.kind()),
+        );
+        self.covered.push(path.to_owned());
+    }
 }
 
-impl<V> Part for RawTask<V> {
-    const WHAT: &'static str = "a task (a mapping with name, image, ...)";
+/// Reads the job at the root of a file's tree.
+pub(crate) fn read_job(s: &mut Shape, node: Node) -> RawJob {
+    let Some(mut f) = Fields::open(s, "", node, &JOB) else {
+        return RawJob::default();
+    };
+    RawJob {
+        name: f.get(s, "name", string),
+        count: f.get(s, "count", scalar),
+        constraints: f.get(s, "constraints", |s, path, n| {
+            list_of(s, path, n, "a list of constraints", read_constraint)
+        }),
+        tasks: f.get(s, "tasks", |s, path, n| {
+            list_of(s, path, n, "a list of tasks", read_task)
+        }),
+    }
 }
 
-impl<V> Part for BTreeMap<String, V> {
-    const WHAT: &'static str = "environment variables (a mapping of names to values)";
+fn read_constraint(s: &mut Shape, path: &str, node: Node) -> Option<RawConstraint> {
+    let mut f = Fields::open(s, path, node, &CONSTRAINT)?;
+    Some(RawConstraint {
+        label: f.get(s, "label", string),
+        equals: f.get(s, "equals", string),
+        not_equals: f.get(s, "not_equals", string),
+    })
 }
 
-impl Part for RawPort {
-    const WHAT: &'static str = "a port (a mapping with container, host, protocol)";
+fn read_task(s: &mut Shape, path: &str, node: Node) -> Option<RawTask> {
+    let mut f = Fields::open(s, path, node, &TASK)?;
+    Some(RawTask {
+        name: f.get(s, "name", string),
+        image: f.get(s, "image", string),
+        command: f.get(s, "command", command),
+        env: f.get(s, "env", env),
+        ports: f.get(s, "ports", |s, path, n| {
+            list_of(s, path, n, "a list of ports", |s, path, n| {
+                let mut f = Fields::open(s, path, n, &PORT)?;
+                Some(RawPort {
+                    container: f.get(s, "container", scalar),
+                    host: f.get(s, "host", scalar),
+                    protocol: f.get(s, "protocol", string),
+                })
+            })
+        }),
+        resources: f.get(s, "resources", |s, path, n| {
+            let mut f = Fields::open(s, path, n, &RESOURCES)?;
+            Some(RawResources {
+                cpu: f.get(s, "cpu", scalar),
+                memory: f.get(s, "memory", scalar),
+                disk: f.get(s, "disk", scalar),
+                pids: f.get(s, "pids", scalar),
+            })
+        }),
+        restart: f.get(s, "restart", read_restart),
+        health_check: f.get(s, "health_check", read_health),
+        user: f.get(s, "user", scalar),
+        read_only: f.get(s, "read_only", scalar),
+    })
 }
 
-impl Part for RawResources {
-    const WHAT: &'static str = "resources (a mapping with cpu, memory, disk, pids)";
+fn read_restart(s: &mut Shape, path: &str, node: Node) -> Option<RawRestart> {
+    let mut f = Fields::open(s, path, node, &RESTART)?;
+    Some(RawRestart {
+        policy: f.get(s, "policy", string),
+        max_attempts: f.get(s, "max_attempts", scalar),
+        backoff: f.get(s, "backoff", |s, path, n| {
+            let mut f = Fields::open(s, path, n, &BACKOFF)?;
+            Some(RawBackoff {
+                initial: f.get(s, "initial", scalar),
+                max: f.get(s, "max", scalar),
+                reset_after: f.get(s, "reset_after", scalar),
+            })
+        }),
+    })
 }
 
-impl Part for RawRestart {
-    const WHAT: &'static str = "a restart policy (a mapping with policy, max_attempts, backoff)";
+fn read_health(s: &mut Shape, path: &str, node: Node) -> Option<RawHealthCheck> {
+    let mut f = Fields::open(s, path, node, &HEALTH)?;
+    Some(RawHealthCheck {
+        http: f.get(s, "http", |s, path, n| {
+            let mut f = Fields::open(s, path, n, &HTTP)?;
+            Some(RawHttpProbe {
+                port: f.get(s, "port", scalar),
+                path: f.get(s, "path", string),
+            })
+        }),
+        tcp: f.get(s, "tcp", |s, path, n| {
+            let mut f = Fields::open(s, path, n, &TCP)?;
+            Some(RawTcpProbe {
+                port: f.get(s, "port", scalar),
+            })
+        }),
+        exec: f.get(s, "exec", command),
+        interval: f.get(s, "interval", scalar),
+        timeout: f.get(s, "timeout", scalar),
+        failures: f.get(s, "failures", scalar),
+    })
 }
 
-impl Part for RawBackoff {
-    const WHAT: &'static str = "a backoff (a mapping with initial, max, reset_after)";
+/// The known fields of one mapping, taken one by one.
+struct Fields {
+    path: String,
+    entries: Vec<(Key, Node)>,
 }
 
-impl Part for RawHealthCheck {
-    const WHAT: &'static str =
-        "a health check (a mapping with http, tcp or exec, and interval, timeout, failures)";
-}
-
-impl Part for RawHttpProbe {
-    const WHAT: &'static str = "an http check (a mapping with port and path)";
-}
-
-impl Part for RawTcpProbe {
-    const WHAT: &'static str = "a tcp check (a mapping with port)";
-}
-
-/// A `T` read from a mapping and nothing else. Anything else (a list, a string, a number) is a
-/// shape error that names the part: "invalid type: sequence, expected resources (a mapping with
-/// cpu, memory, disk, pids)".
-#[derive(Debug)]
-pub(crate) struct Mapping<T>(pub T);
-
-impl<'de, T: Part + Deserialize<'de>> Deserialize<'de> for Mapping<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct OnlyMaps<T>(PhantomData<T>);
-        impl<'de, T: Part + Deserialize<'de>> Visitor<'de> for OnlyMaps<T> {
-            type Value = T;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(T::WHAT)
-            }
-            // No `visit_seq`: the default refuses a list with `expecting` as the reason.
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                T::deserialize(MapAccessDeserializer::new(map))
+impl Fields {
+    /// Opens the mapping at `path`, reporting a value that is not one, every unknown field and
+    /// every field written twice.
+    fn open(s: &mut Shape, path: &str, node: Node, part: &Part) -> Option<Fields> {
+        let Value::Map(entries) = node.value else {
+            s.wrong(path, &node, part.what);
+            return None;
+        };
+        let mut known: Vec<(Key, Node)> = Vec::new();
+        for (key, value) in entries {
+            let here = join(path, &key.name);
+            let line = key.line.or(value.line);
+            if !part.fields.contains(&key.name.as_str()) {
+                let guess = closest(&key.name, part.fields);
+                let message = match guess {
+                    Some(g) => {
+                        s.covered.push(join(path, g));
+                        format!(
+                            "unknown field `{}`: did you mean {g}? (known fields: {})",
+                            key.name,
+                            part.fields.join(", ")
+                        )
+                    }
+                    None => format!(
+                        "unknown field `{}` (known fields: {})",
+                        key.name,
+                        part.fields.join(", ")
+                    ),
+                };
+                s.problems.push_at(here, line, message);
+            } else if let Some((first, _)) = known.iter().find(|(k, _)| k.name == key.name) {
+                let at = first
+                    .line
+                    .map(|l| format!(" (line {l})"))
+                    .unwrap_or_default();
+                s.problems.push_at(
+                    here,
+                    line,
+                    format!("is written twice{at}: each field may appear once"),
+                );
+            } else {
+                known.push((key, value));
             }
         }
-        // `deserialize_any`, not `deserialize_map`: the three formats describe themselves, and
-        // YAML's `deserialize_map` says only "expected mapping start", without the part's name.
-        d.deserialize_any(OnlyMaps(PhantomData)).map(Mapping)
+        Some(Fields {
+            path: path.to_owned(),
+            entries: known,
+        })
     }
-}
 
-/// An optional part that must be a mapping (`#[serde(default, deserialize_with = "mapping")]`).
-fn mapping<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Part + Deserialize<'de>,
-{
-    Ok(Option::<Mapping<T>>::deserialize(d)?.map(|m| m.0))
-}
-
-/// An optional list whose items must be mappings.
-fn list_of_mappings<'de, D, T>(d: D) -> Result<Option<Vec<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Part + Deserialize<'de>,
-{
-    let items = Option::<Vec<Mapping<T>>>::deserialize(d)?;
-    Ok(items.map(|v| v.into_iter().map(|m| m.0).collect()))
-}
-
-/// An environment value in YAML: the scalar's text as written, never a type inferred from it.
-#[derive(Debug)]
-pub(crate) struct YamlText(pub String);
-
-impl From<YamlText> for Scalar {
-    fn from(t: YamlText) -> Scalar {
-        Scalar::Str(t.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for YamlText {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = YamlText;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string (an environment value)")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<YamlText, E> {
-                Ok(YamlText(v.to_owned()))
-            }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<YamlText, E> {
-                Ok(YamlText(v))
-            }
-            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<YamlText, E> {
-                Ok(YamlText(v.to_string()))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<YamlText, E> {
-                Ok(YamlText(v.to_string()))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<YamlText, E> {
-                Ok(YamlText(v.to_string()))
-            }
+    /// Reads field `name` with `read`; absent (or null) reads as `None`.
+    fn get<T>(
+        &mut self,
+        s: &mut Shape,
+        name: &str,
+        read: impl FnOnce(&mut Shape, &str, Node) -> Option<T>,
+    ) -> Option<T> {
+        let i = self.entries.iter().position(|(k, _)| k.name == name)?;
+        let (_, node) = self.entries.swap_remove(i);
+        if node.value == Value::Null {
+            return None;
         }
-        d.deserialize_str(V)
+        read(s, &join(&self.path, name), node)
     }
+}
+
+/// A string; a YAML plain scalar of another type reads as the text written.
+fn string(s: &mut Shape, path: &str, node: Node) -> Option<String> {
+    match node.value {
+        Value::Scalar(Scalar::Str(t)) => Some(t),
+        Value::Scalar(_) if node.written.is_some() => node.written,
+        _ => {
+            s.wrong(path, &node, "a string");
+            None
+        }
+    }
+}
+
+/// A number, a string or a boolean, as validation reads it.
+fn scalar(s: &mut Shape, path: &str, node: Node) -> Option<Scalar> {
+    match node.value {
+        Value::Scalar(v) => Some(v),
+        _ => {
+            s.wrong(path, &node, "a number or a string");
+            None
+        }
+    }
+}
+
+/// A list whose items are read with `item`; an item of the wrong shape (reported) is `None`,
+/// so that the others keep their places.
+fn list_of<T>(
+    s: &mut Shape,
+    path: &str,
+    node: Node,
+    what: &str,
+    mut item: impl FnMut(&mut Shape, &str, Node) -> Option<T>,
+) -> Option<Vec<Option<T>>> {
+    let Value::List(items) = node.value else {
+        s.wrong(path, &node, what);
+        return None;
+    };
+    Some(
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| item(s, &format!("{path}[{i}]"), n))
+            .collect(),
+    )
+}
+
+/// A command: a list of words, or one string (split into words by validation).
+fn command(s: &mut Shape, path: &str, node: Node) -> Option<RawCommand> {
+    match node.value {
+        Value::List(_) => list_of(s, path, node, "a list of words", string)
+            .and_then(|words| words.into_iter().collect())
+            .map(RawCommand::List),
+        Value::Scalar(_) => string(s, path, node).map(RawCommand::Line),
+        _ => {
+            s.wrong(
+                path,
+                &node,
+                "a command (a list of words such as [\"sleep\", \"100\"], or one line such as \"sleep 100\")",
+            );
+            None
+        }
+    }
+}
+
+/// Environment variables: names and values (a value is a string, or a number or boolean that
+/// validation writes as text).
+fn env(s: &mut Shape, path: &str, node: Node) -> Option<BTreeMap<String, Scalar>> {
+    let Value::Map(entries) = node.value else {
+        s.wrong(path, &node, ENV);
+        return None;
+    };
+    let mut out = BTreeMap::new();
+    for (key, value) in entries {
+        let here = join(path, &key.name);
+        let line = key.line.or(value.line);
+        if out.contains_key(&key.name) {
+            s.problems.push_at(
+                here,
+                line,
+                "is written twice: each variable may appear once",
+            );
+            continue;
+        }
+        let v = match value.value {
+            Value::Null => {
+                s.problems.push_at(
+                    &here,
+                    line,
+                    "a value is missing here (write \"\" for an empty string)",
+                );
+                s.covered.push(here);
+                continue;
+            }
+            Value::Scalar(Scalar::Str(t)) => Scalar::Str(t),
+            Value::Scalar(v) => value.written.map_or(v, Scalar::Str),
+            _ => {
+                s.wrong(&here, &value, "a string (an environment value)");
+                continue;
+            }
+        };
+        out.insert(key.name, v);
+    }
+    Some(out)
+}
+
+/// The known name closest to `name`, if one is close enough to be what was meant: at most one
+/// edit in four letters away (a swap of two letters is one edit), or the same but for case, or
+/// one that holds the other whole (`attempts` for `max_attempts`).
+pub(crate) fn closest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
+    let lower = name.to_ascii_lowercase();
+    known
+        .iter()
+        .map(|k| (edits(&lower, k), *k))
+        .filter(|(d, k)| {
+            *d <= (k.len().max(lower.len()) / 4).max(1)
+                || (lower.len() >= 3 && (k.contains(lower.as_str()) || lower.contains(*k)))
+        })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// The edits that turn `a` into `b`: inserting, removing or changing a letter, or swapping two
+/// letters side by side (the optimal string alignment distance).
+fn edits(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let change = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + change);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }

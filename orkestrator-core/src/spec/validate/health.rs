@@ -8,7 +8,7 @@ use super::ports::port_number;
 use super::scalars::{scalar_duration, show};
 use crate::spec::model::{HealthCheck, Probe};
 use crate::spec::problems::Problems;
-use crate::spec::raw::RawHealthCheck;
+use crate::spec::raw::{RawCommand, RawHealthCheck};
 use crate::units::{self, Scalar};
 
 pub(super) fn validate_health(
@@ -68,7 +68,14 @@ pub(super) fn validate_health(
         };
         kinds.push(port.map(|port| Probe::Tcp { port }));
     }
-    if let Some(cmd) = h.exec {
+    if let Some(exec) = h.exec {
+        // A line runs through the image's shell, as Docker runs a health check written as one
+        // string (`CMD-SHELL`).
+        let cmd = match exec {
+            RawCommand::List(words) => words,
+            RawCommand::Line(line) if line.trim().is_empty() => Vec::new(),
+            RawCommand::Line(line) => vec!["sh".to_owned(), "-c".to_owned(), line],
+        };
         if check_command_size(p, rules, &format!("{path}.exec"), &cmd) {
             kinds.push(None);
         } else if cmd.first().is_none_or(|c| c.trim().is_empty()) {

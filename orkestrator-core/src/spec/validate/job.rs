@@ -12,18 +12,75 @@ use super::task::validate_task;
 use crate::ids::JobId;
 use crate::spec::model::{Constraint, ConstraintOp, Job, Protocol};
 use crate::spec::problems::Problems;
-use crate::spec::raw::{Mapping, RawConstraint, RawJob};
+use crate::spec::raw::{RawConstraint, RawJob, Shape, read_job};
+use crate::spec::tree::{At, Node, Plain};
 use crate::units::Scalar;
 
-impl TryFrom<Mapping<RawJob>> for Job {
+impl TryFrom<At<Plain>> for Job {
     type Error = Problems;
 
-    fn try_from(raw: Mapping<RawJob>) -> Result<Self, Self::Error> {
-        validate(raw.0, Rules::Stored)
+    fn try_from(tree: At<Plain>) -> Result<Self, Self::Error> {
+        check(tree.0, Rules::Stored)
     }
 }
 
-pub(crate) fn validate<V: Into<Scalar>>(raw: RawJob<V>, rules: Rules) -> Result<Job, Problems> {
+/// Checks a job file's tree: every unknown field, value of the wrong type and broken rule, in
+/// file order, each with its path and, where the tree knows it, its line.
+pub(crate) fn check(tree: Node, rules: Rules) -> Result<Job, Problems> {
+    let lines = tree.lines();
+    let mut shape = Shape::default();
+    let raw = read_job(&mut shape, tree);
+    let checked = validate(raw, rules);
+    let Shape {
+        problems: mut all,
+        covered,
+    } = shape;
+    let job = match checked {
+        Ok(job) if all.is_empty() => return Ok(job),
+        Ok(_) => None,
+        Err(rules_broken) => Some(rules_broken),
+    };
+    // What validation says about a value the walk already reported (read as absent, so
+    // "is required"), or about the part that holds it as a whole ("needs exactly one of http,
+    // tcp or exec"), says nothing new.
+    let said = |path: &str| {
+        covered
+            .iter()
+            .any(|c| within(path, c) || c.rfind(['.', '[']).is_some_and(|i| &c[..i] == path))
+    };
+    all.0
+        .extend(job.into_iter().flat_map(|p| p.0).filter(|p| !said(&p.path)));
+    for p in &mut all.0 {
+        p.line = p.line.or_else(|| line_of_path(&lines, &p.path));
+    }
+    // File order; problems on the same line (or with none) keep the order they were found in.
+    all.0.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+    Err(all)
+}
+
+/// Whether `path` is `parent` or a part of it.
+fn within(path: &str, parent: &str) -> bool {
+    parent.is_empty()
+        || path
+            .strip_prefix(parent)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+}
+
+/// The line of `path`, or of the nearest part that holds it (a missing field: its mapping's).
+fn line_of_path(lines: &std::collections::HashMap<String, usize>, path: &str) -> Option<usize> {
+    let mut here = path;
+    loop {
+        if let Some(l) = lines.get(here) {
+            return Some(*l);
+        }
+        if here.is_empty() {
+            return None;
+        }
+        here = &here[..here.rfind(['.', '[']).unwrap_or(0)];
+    }
+}
+
+pub(crate) fn validate(raw: RawJob, rules: Rules) -> Result<Job, Problems> {
     let mut p = Problems::default();
     let name = match raw.name {
         None => {
@@ -62,7 +119,7 @@ pub(crate) fn validate<V: Into<Scalar>>(raw: RawJob<V>, rules: Rules) -> Result<
     let constraints: Vec<Constraint> = raw_constraints
         .into_iter()
         .enumerate()
-        .filter_map(|(i, c)| validate_constraint(&mut p, &format!("constraints[{i}]"), c, rules))
+        .filter_map(|(i, c)| validate_constraint(&mut p, &format!("constraints[{i}]"), c?, rules))
         .collect();
     let mut tasks = Vec::new();
     match raw.tasks {
@@ -79,6 +136,7 @@ pub(crate) fn validate<V: Into<Scalar>>(raw: RawJob<V>, rules: Rules) -> Result<
             let mut seen: HashMap<String, usize> = HashMap::new();
             let mut host_ports: HashMap<(u16, Protocol), String> = HashMap::new();
             for (i, rt) in raw_tasks.into_iter().enumerate() {
+                let Some(rt) = rt else { continue };
                 let path = format!("tasks[{i}]");
                 if let Some(n) = &rt.name {
                     if let Some(first) = seen.get(n) {

@@ -14,8 +14,9 @@ mod resources;
 mod restart;
 mod scalars;
 mod task;
+mod words;
 
-pub(crate) use job::validate;
+pub(crate) use job::check;
 pub(crate) use limits::Rules;
 pub use limits::{
     MAX_ATTEMPTS, MAX_BACKOFF, MAX_COMMAND_ARG_BYTES, MAX_COMMAND_ARGS, MAX_COMMAND_BYTES,

@@ -98,10 +98,32 @@ pub(super) fn check_command_size(
     p.len() != before
 }
 
-pub(super) fn is_env_name(k: &str) -> bool {
-    let mut b = k.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
-        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+/// The prefix of the environment variables the orchestrator itself may set in a container.
+pub(super) const RESERVED_ENV_PREFIX: &str = "ORK_";
+
+/// Checks an environment variable name as the container engine takes it: anything but the
+/// empty name, `=` (which ends the name) and NUL (which ends the string), so that names such as
+/// `discovery.type` are valid; a submitted name may not start with [`RESERVED_ENV_PREFIX`].
+/// Returns the message for the problem, if any.
+pub(super) fn check_env_name(k: &str, rules: Rules) -> Result<(), String> {
+    if k.is_empty() {
+        Err("a variable has an empty name (give it a name, e.g. MODE)".to_owned())
+    } else if k.contains('\0') {
+        Err(format!(
+            "{k:?} holds a NUL character, which no variable name can hold (remove it)"
+        ))
+    } else if k.contains('=') {
+        Err(format!(
+            "{k:?} holds '=', which ends a variable's name (write the name alone as the key and the value after it: {}: ...)",
+            k.split('=').next().unwrap_or_default()
+        ))
+    } else if rules == Rules::Submission && k.starts_with(RESERVED_ENV_PREFIX) {
+        Err(format!(
+            "{k:?} starts with {RESERVED_ENV_PREFIX}, which is reserved for the orchestrator's own variables (choose another name)"
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 /// Checks a Docker image reference (`[registry[:port]/]path[:tag][@digest]`); a tag or a digest is

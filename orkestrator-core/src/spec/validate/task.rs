@@ -7,21 +7,22 @@ use super::limits::{
     MAX_ENV_BYTES, MAX_ENV_NAME_BYTES, MAX_ENV_VALUE_BYTES, MAX_ENV_VARS, MAX_PIDS, MAX_PORTS,
     Rules, over_limit,
 };
-use super::names::{check_command_size, check_dns_label, check_image, is_env_name};
+use super::names::{check_command_size, check_dns_label, check_env_name, check_image};
 use super::ports::validate_port;
 use super::resources::validate_resources;
 use super::restart::validate_restart;
 use super::scalars::show;
+use super::words::split_words;
 use crate::ids::TaskName;
 use crate::spec::model::{Protocol, Task};
 use crate::spec::problems::Problems;
-use crate::spec::raw::RawTask;
+use crate::spec::raw::{RawCommand, RawTask};
 use crate::units::Scalar;
 
-pub(super) fn validate_task<V: Into<Scalar>>(
+pub(super) fn validate_task(
     p: &mut Problems,
     path: &str,
-    rt: RawTask<V>,
+    rt: RawTask,
     host_ports: &mut HashMap<(u16, Protocol), String>,
     rules: Rules,
 ) -> Option<Task> {
@@ -52,7 +53,24 @@ pub(super) fn validate_task<V: Into<Scalar>>(
             }
         },
     };
-    let command = rt.command.unwrap_or_default();
+    let command = match rt.command {
+        None => Vec::new(),
+        Some(RawCommand::List(words)) => words,
+        Some(RawCommand::Line(line)) => match split_words(&line) {
+            Ok(words) if words.is_empty() => {
+                p.push(
+                    format!("{path}.command"),
+                    "is empty (write the program to run and its arguments, e.g. sleep 100, or leave command out to run the image's own)",
+                );
+                words
+            }
+            Ok(words) => words,
+            Err(m) => {
+                p.push(format!("{path}.command"), m);
+                Vec::new()
+            }
+        },
+    };
     check_command_size(p, rules, &format!("{path}.command"), &command);
     for (ci, c) in command.iter().enumerate() {
         if c.contains('\0') {
@@ -92,11 +110,16 @@ pub(super) fn validate_task<V: Into<Scalar>>(
             );
             continue;
         }
-        let kp = format!("{path}.env.{k}");
-        if !is_env_name(&k) {
-            p.push(&kp, format!("{k:?} is not a valid variable name (use letters, digits and _, not starting with a digit)"));
+        // An empty name, or one with a NUL, makes no readable path: the problem is the env's.
+        let kp = if k.is_empty() || k.contains('\0') {
+            env_path.clone()
+        } else {
+            format!("{path}.env.{k}")
+        };
+        if let Err(m) = check_env_name(&k, rules) {
+            p.push(&kp, m);
         }
-        let value = match v.into() {
+        let value = match v {
             Scalar::Str(s) => s,
             Scalar::Int(i) => i.to_string(),
             Scalar::Bool(b) => b.to_string(),
@@ -140,6 +163,7 @@ pub(super) fn validate_task<V: Into<Scalar>>(
         "ports",
     );
     for (i, rp) in raw_ports.into_iter().enumerate() {
+        let Some(rp) = rp else { continue };
         let pp = format!("{path}.ports[{i}]");
         let Some(port) = validate_port(p, &pp, rp) else {
             continue;
