@@ -107,6 +107,8 @@ pub(crate) fn job_summary(name: &JobId, e: &JobEntry) -> JobSummary {
         phase,
         version: e.rec.version,
         tasks: e.spec().tasks.len(),
+        instances: e.tally.current,
+        placed: e.tally.current.saturating_sub(e.tally.unplaced),
         workers,
         reason,
     }
@@ -224,6 +226,7 @@ pub(crate) fn worker_view(w: &WorkerEntry, grace: Duration, now: Instant) -> Wor
         instances: w.reserved.instances as usize,
         last_seen_ms_ago: now.duration_since(w.last_seen).as_millis() as u64,
         usage: None,
+        tasks_usage: None,
     }
 }
 
