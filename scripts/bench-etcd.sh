@@ -10,11 +10,10 @@
 #      etcd: `orkestrator server --port P --data-dir TMP --store etcd://127.0.0.1:C
 #             --etcd-prefix /bench-N/` (a fresh prefix each time, so each starts empty)
 #    and against it, at its concurrency C of LEVELS (1 16 64):
-#      wrk -t min(C,2) -cC -dDURATION --latency -s shared/load/submit.lua -H "authorization: ..."
-#    (the shared script: one new one-task job per request, as scripts/load-wrk.sh runs it). Each
-#    level gets its own PREFIX, and the wrapper below makes the job names unique across wrk's
-#    threads too (see `wrapper`), so that every request is a new job, a real durable commit, not
-#    an `unchanged` answer. After each level the manager's task count (one per job) must have grown by
+#      wrk -t min(C,2) -cC -dDURATION --latency -s scripts/load/submit.lua -H "authorization: ..."
+#    (the project's script: one new one-task job per request, named PREFIX-THREAD-N, as
+#    scripts/load-wrk.sh runs it). Each level gets its own PREFIX, so that every request is a new
+#    job, a real durable commit, not an `unchanged` answer. After each level the manager's task count (one per job) must have grown by
 #    at least the submissions acknowledged (a check that none was a no-op); /v1/health's store figures
 #    (commits, changes, commit p50) are read then too. Answers other than 2xx are counted as
 #    refused (with their reasons), and a manager that stops answering is reported as wedged.
@@ -32,7 +31,7 @@
 #
 # Usage: scripts/bench-etcd.sh [all|submit|failover]   (default all)
 # Environment: BIN (the orkestrator binary; default: build target/release/orkestrator),
-# ETCD (etcd), LOAD_DIR (/work/shared/load), LEVELS ("1 16 64"), DURATION (10s), REPEATS (3),
+# ETCD (etcd), LOAD_DIR (scripts/load), LEVELS ("1 16 64"), DURATION (10s), REPEATS (3),
 # LEASES ("3s 1s"), FAILOVER_RUNS (7), ETCD_ARGS (extra etcd flags), KEEP=1 keeps the
 # temporary directory (logs, wrk output).
 set -euo pipefail
@@ -43,7 +42,7 @@ case "$WHAT" in
     submit | failover | all) ;;
     *) echo "usage: $0 [all|submit|failover]" >&2; exit 2 ;;
 esac
-LOAD_DIR="${LOAD_DIR:-/work/shared/load}"
+LOAD_DIR="${LOAD_DIR:-scripts/load}"
 LEVELS="${LEVELS:-1 16 64}"
 DURATION="${DURATION:-10s}"
 REPEATS="${REPEATS:-3}"
@@ -202,15 +201,10 @@ is_2xx() { case "$1" in 2[0-9][0-9]) return 0 ;; *) return 1 ;; esac; }
 # ---------------------------------------------------------------------------------------------
 # Part 1: submissions/s and p99, etcd against redb.
 
-# wrk with `-s wrapper`: the shared submit.lua, with the -H headers merged back into the table it
-# passes to wrk.format (which otherwise replaces them, as in load-wrk.sh), and job names unique
-# across threads. submit.lua keeps its thread number in a local (`local tid`) that its setup
-# increments in wrk's main Lua state; the `thread:set("tid", n)` lands in each thread's global
-# `tid`, which its request function never reads (the local shadows it), so every thread makes
-# the same names PREFIX-0-1, PREFIX-0-2, ... and with two threads about half the requests
-# re-submit an identical job (answered `unchanged`, no commit). The wrapper puts the thread's
-# real number (the global) into each name.
-wrapper="$work/submit-unique.lua"
+# wrk with `-s wrapper`: submit.lua, with the -H headers merged into the table it passes to
+# wrk.format (which otherwise replaces them, as in load-wrk.sh; the project's script merges them
+# itself), and a summary line.
+wrapper="$work/submit.lua"
 cat >"$wrapper" <<'EOF'
 local format = wrk.format
 wrk.format = function(method, path, headers, body)
@@ -220,12 +214,6 @@ wrk.format = function(method, path, headers, body)
   return format(method, path, merged, body)
 end
 dofile(os.getenv("WRK_SCRIPT"))
-local shared_request = request
-local from = '"name":"' .. prefix:gsub("%p", "%%%0") .. '%-0%-'
-request = function()
-  local to = '"name":"' .. prefix .. '-' .. tostring(_G.tid or 0) .. '-'
-  return (shared_request():gsub(from, to, 1))
-end
 done = function(summary, latency, requests)
   local s = summary.duration / 1e6
   local bad = summary.errors.status + summary.errors.connect + summary.errors.read

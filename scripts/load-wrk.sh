@@ -4,17 +4,18 @@
 # Starts a release `orkestrator server` on a free loopback port with a temporary data directory
 # (durable), reads the operator token it wrote there (DATA_DIR/operator.token), registers workers
 # w0..w9999 with it (the workers heartbeat.lua cycles over), then runs
-#   wrk -t2 -c64 -d8s --latency -s /work/shared/load/submit.lua    (new one-task jobs)
-#   wrk -t2 -c64 -d8s --latency -s /work/shared/load/heartbeat.lua (heartbeats of w0..w9999)
+#   wrk -t2 -c64 -d8s --latency -s scripts/load/submit.lua    (new one-task jobs)
+#   wrk -t2 -c64 -d8s --latency -s scripts/load/heartbeat.lua (heartbeats of w0..w9999)
 # each with `-H "authorization: Bearer TOKEN"`, and prints requests/s and latency percentiles.
 #
-# The shared scripts pass their own header table to wrk.format, which makes wrk leave out the
-# headers given with -H (wrk uses that table instead of wrk.headers): each script is run through
-# a small wrapper that adds the -H headers back (see `wrapper` below), else the manager would
-# answer every request 401.
+# The wrk scripts are the project's own, in scripts/load/. A script that passes its own header
+# table to wrk.format makes wrk leave out the headers given with -H (it uses that table instead of
+# wrk.headers): ours copy wrk.headers into theirs, and each run also goes through a small wrapper
+# that merges them back (see `wrapper` below), so that a script given with LOAD_DIR that does not
+# is still answered, not refused 401.
 #
 # Usage: scripts/load-wrk.sh [submit|heartbeat|all]   (default all)
-# Environment: LOAD_DIR (/work/shared/load), BIN (the orkestrator binary; default: build
+# Environment: LOAD_DIR (scripts/load), BIN (the orkestrator binary; default: build
 # target/release/orkestrator), THREADS (2), CONNS (64), DURATION (8s), WORKERS (10000),
 # PREFIX (a fresh job-name prefix per run), KEEP=1 keeps the data directory and the log.
 # A manager that writes no token (a build from before issue 11, given with BIN) is loaded
@@ -27,7 +28,7 @@ case "$WHAT" in
     submit | heartbeat | all) ;;
     *) echo "usage: $0 [submit|heartbeat|all]" >&2; exit 2 ;;
 esac
-LOAD_DIR="${LOAD_DIR:-/work/shared/load}"
+LOAD_DIR="${LOAD_DIR:-scripts/load}"
 THREADS="${THREADS:-2}"
 CONNS="${CONNS:-64}"
 DURATION="${DURATION:-8s}"
@@ -97,7 +98,7 @@ else
     log "manager on $url wrote no operator.token (a build from before tokens): no header"
 fi
 
-# wrk with `-s wrapper`: the shared script, with every request carrying the -H headers.
+# wrk with `-s wrapper`: the load script, with every request carrying the -H headers.
 wrapper="$work/with-headers.lua"
 cat >"$wrapper" <<'EOF'
 -- Runs the script named by WRK_SCRIPT, merging wrk.headers (the -H options) into the header
@@ -156,7 +157,7 @@ run() {
     local name="$1" script="$2" out
     out="$work/$name.out"
     log "$name: wrk -t$THREADS -c$CONNS -d$DURATION --latency -s $script ${auth:+-H 'authorization: Bearer …'} $url"
-    WRK_SCRIPT="$script" PREFIX="$PREFIX" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
+    WRK_SCRIPT="$script" PREFIX="$PREFIX" WORKERS="$WORKERS" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
         -s "$wrapper" "${auth[@]}" "$url" | tee "$out" | grep -v '^RESULT' | grep -v '^status ' || true
     local statuses
     statuses="$(grep -c '^status ' "$out" || true)"

@@ -1,7 +1,7 @@
 //! Signals: when a long-running command is told to stop.
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM, with the signal's name (`SIGINT`, `SIGTERM`).
+pub async fn shutdown_signal() -> &'static str {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -17,7 +17,13 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        _ = ctrl_c => "SIGINT",
+        _ = term => "SIGTERM",
     }
+}
+
+/// [`shutdown_signal`], logged: `SIGTERM received: WHAT shutting down`.
+pub async fn logged_shutdown(what: &'static str) {
+    let signal = shutdown_signal().await;
+    tracing::info!("{signal} received: {what} shutting down");
 }

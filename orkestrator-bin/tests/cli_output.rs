@@ -339,7 +339,7 @@ fn every_command_speaks_json() {
     assert!(table.stdout.contains("CPU"), "{}", table.describe());
     let table = c.ork(&["workers"]);
     let lines: Vec<&str> = table.stdout.lines().collect();
-    let col = lines[0].find("CPU USED").expect("CPU USED column");
+    let col = lines[0].find("HOST CPU").expect("HOST CPU column");
     assert!(lines[1].len() > col, "{}", table.describe());
     assert_eq!(
         &lines[1][col - 2..col],

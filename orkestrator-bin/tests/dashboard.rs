@@ -610,6 +610,11 @@ fn dashboard_shows_workers_and_running_tasks() {
         "return !!document.querySelector('#events li[data-type=task_state_changed]')",
     );
 
+    // Issue 18, item 8: at 800×600, with a job's details open, nothing scrolls sideways: not
+    // the page, not a table.
+    b.set_window_size(800, 600);
+    b.assert_no_horizontal_scroll("800×600 with web's details open");
+
     b.set_window_size(1440, 1280);
     let png = b.screenshot();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
@@ -1002,6 +1007,41 @@ impl Browser {
 
     fn alert_text(&self) -> Option<String> {
         self.rt.block_on(self.client().get_alert_text()).ok()
+    }
+
+    /// Asserts that neither the page nor any element of it scrolls sideways (after the layout
+    /// settles: a few tries, 50 ms apart), naming what overflows and by how much.
+    fn assert_no_horizontal_scroll(&self, when: &str) {
+        let script = "
+            const out = [];
+            const root = document.scrollingElement || document.documentElement;
+            if (root.scrollWidth > root.clientWidth) {
+              out.push(`the page: ${root.scrollWidth} > ${root.clientWidth}`);
+              // What sticks out: the innermost elements past the right edge.
+              const past = [...document.body.querySelectorAll('*')].filter(e =>
+                e.getBoundingClientRect().right > root.clientWidth + 0.5
+                && ![...e.children].some(c => c.getBoundingClientRect().right > root.clientWidth + 0.5));
+              for (const e of past.slice(0, 8)) {
+                out.push(`  past the edge: ${e.tagName.toLowerCase()}.${e.className} (right ${Math.round(e.getBoundingClientRect().right)}): ${e.textContent.slice(0, 40)}`);
+              }
+            }
+            for (const e of document.body.querySelectorAll('*')) {
+              const o = getComputedStyle(e).overflowX;
+              if ((o === 'auto' || o === 'scroll') && e.scrollWidth > e.clientWidth) {
+                out.push(`${e.tagName.toLowerCase()}.${e.className}: ${e.scrollWidth} > ${e.clientWidth}`);
+              }
+            }
+            return out;";
+        let mut overflowing = Value::Null;
+        for _ in 0..20 {
+            overflowing = self.js(script);
+            if overflowing.as_array().is_some_and(Vec::is_empty) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let width = self.js("return window.innerWidth");
+        panic!("{when} (viewport {width}px wide): scrolls sideways: {overflowing:#}");
     }
 
     fn set_window_size(&self, width: u32, height: u32) {

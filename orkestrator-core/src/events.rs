@@ -270,6 +270,18 @@ impl Position {
     }
 }
 
+impl Position {
+    /// Where a stream goes on after this position, as a user writes it: the next index for the
+    /// position just before every event of that index (`--from-index 131`, where the position is
+    /// `130.4294967295`), else after this event id.
+    pub fn resume(self) -> StreamStart {
+        match self.index.checked_add(1) {
+            Some(next) if self.seq == u32::MAX => StreamStart::Index(next),
+            _ => StreamStart::After(self),
+        }
+    }
+}
+
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.index, self.seq)
@@ -345,6 +357,17 @@ impl FromStr for StreamStart {
         s.parse().map(StreamStart::Index).map_err(|_| {
             format!("\"{s}\" is not an index: use a commit index N, or an event id INDEX.SEQ")
         })
+    }
+}
+
+/// As people read it: `from now`, `from index 131`, `after event 130.2`.
+impl fmt::Display for StreamStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StreamStart::Now => f.write_str("from now"),
+            StreamStart::Index(i) => write!(f, "from index {i}"),
+            StreamStart::After(p) => write!(f, "after event {p}"),
+        }
     }
 }
 
@@ -496,8 +519,10 @@ impl EventLog {
                 seq: head.seq,
                 oldest_index: self.events.front().map_or(self.floor.index, |e| e.index),
                 message: format!(
-                    "events before {} are no longer held (the manager keeps the last {} and those since it started): re-list, then follow from {head}",
-                    self.floor, self.cap
+                    "the events asked for are no longer held (the manager keeps the last {} and those since it started, and holds them {}): re-list, then follow {}",
+                    self.cap,
+                    self.floor.resume(),
+                    head.resume()
                 ),
             });
         }
@@ -600,6 +625,45 @@ mod tests {
         assert_eq!((reset.index, reset.seq, reset.oldest_index), (4, 0, 2));
         assert!(log.after(None, &all).is_err());
         assert!(log.after(Some(log.head()), &all).unwrap().is_empty());
+    }
+
+    /// Issue 18, item 8: a reset names positions as a user writes them (`--from-index 131`, or
+    /// an event id), never the inner marker of "every event of an index" (`130.4294967295`).
+    #[test]
+    fn a_reset_message_shows_indexes_as_written() {
+        // A manager that started at index 130 holds everything after it, and nothing yet.
+        let mut log = EventLog::new(8, Position::before_index(131).unwrap());
+        let all = EventFilter::default();
+        let reset = log
+            .after(StreamStart::Index(5).after(log.head()), &all)
+            .unwrap_err();
+        assert!(!reset.message.contains("4294967295"), "{}", reset.message);
+        assert!(
+            reset.message.contains("from index 131"),
+            "{}",
+            reset.message
+        );
+        // With events held, the way on is after the newest one.
+        log.push(ev(131, 0, "a"));
+        log.push(ev(131, 1, "a"));
+        let reset = log
+            .after(StreamStart::Index(5).after(log.head()), &all)
+            .unwrap_err();
+        assert!(!reset.message.contains("4294967295"), "{}", reset.message);
+        assert!(
+            reset.message.contains("after event 131.1"),
+            "{}",
+            reset.message
+        );
+        assert_eq!(StreamStart::Index(131).to_string(), "from index 131");
+        assert_eq!(
+            Position::before_index(131).unwrap().resume().to_string(),
+            "from index 131"
+        );
+        assert_eq!(
+            Position { index: 7, seq: 2 }.resume().to_string(),
+            "after event 7.2"
+        );
     }
 
     #[test]

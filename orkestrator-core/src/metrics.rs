@@ -469,6 +469,22 @@ impl MetricsWindow {
             .map(Usage::from)
     }
 
+    /// What `worker`'s tasks use together: the sum of each one's newest sample (stamped with the
+    /// newest of them), once the worker has reported.
+    pub fn tasks_usage(&self, worker: &WorkerId) -> Option<Usage> {
+        let n = self.nodes.get(worker)?;
+        let mut sum = Usage::default();
+        for s in n.tasks.iter().filter_map(|k| self.tasks.get(k)) {
+            if let Some(c) = s.samples.back() {
+                let u = Usage::from(&c.sample(s.limit));
+                sum.cpu_cores += u.cpu_cores;
+                sum.memory_bytes = sum.memory_bytes.saturating_add(u.memory_bytes);
+                sum.at = sum.at.max(u.at);
+            }
+        }
+        Some(sum)
+    }
+
     /// The newest sample of a task.
     pub fn task_usage(&self, job: &JobId, number: u64, task: &TaskName) -> Option<Usage> {
         let s = self.tasks.get(&(job.clone(), number, task.clone()))?;
@@ -572,6 +588,19 @@ mod tests {
         assert_eq!(m.tasks[0].samples[0].memory_limit_bytes, 1 << 30);
         assert_eq!(w.worker(&me, None).unwrap().node.len(), 3);
         assert_eq!(w.job(&JobId::new("web"), Some(1)).tasks[0].samples.len(), 1);
+    }
+
+    /// Issue 18, item 8: a worker's tasks' use together, apart from its host's.
+    #[test]
+    fn a_workers_tasks_use_is_the_sum_of_their_newest_samples() {
+        let mut w = MetricsWindow::new(3, 3);
+        let me = WorkerId::new("w1");
+        assert_eq!(w.tasks_usage(&me), None);
+        w.record(&me, report(1_000, &[("web-1", 0.5), ("db-2", 0.5)]), place);
+        w.record(&me, report(2_000, &[("web-1", 0.25), ("db-2", 0.5)]), place);
+        let u = w.tasks_usage(&me).unwrap();
+        assert_eq!((u.cpu_cores, u.memory_bytes, u.at), (0.75, 200, 2_000));
+        assert_eq!(w.node_usage(&me).unwrap().cpu_cores, 1.0);
     }
 
     #[test]

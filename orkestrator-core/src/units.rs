@@ -232,23 +232,59 @@ impl ByteSize {
     }
 }
 
+/// The decimal units sizes print in, largest first: `10GB` reads back as 10 000 000 000 bytes.
+const DECIMAL_UNITS: [(&str, u64); 6] = [
+    ("EB", 1_000_000_000_000_000_000),
+    ("PB", 1_000_000_000_000_000),
+    ("TB", 1_000_000_000_000),
+    ("GB", 1_000_000_000),
+    ("MB", 1_000_000),
+    ("kB", 1_000),
+];
+
+impl ByteSize {
+    /// The exact form with the largest unit that divides the size: a decimal unit when the size
+    /// is a whole multiple of 1000ⁿ and not of 1024ⁿ (`10GB`, not `9765625Ki`), else a binary one
+    /// (`1Gi`, `1000Ki`), else plain bytes. `None` for zero.
+    fn exact(self) -> Option<(u64, &'static str)> {
+        if self.0 == 0 {
+            return None;
+        }
+        // Units from the largest (n = 6) down: the first that divides the size, of each kind.
+        let binary = SIZE_UNITS[..6]
+            .iter()
+            .position(|(_, m)| self.0.is_multiple_of(*m));
+        let decimal = DECIMAL_UNITS
+            .iter()
+            .position(|(_, m)| self.0.is_multiple_of(*m));
+        let (suffix, m) = match (binary, decimal) {
+            (Some(b), Some(d)) if b <= d => SIZE_UNITS[b],
+            (_, Some(d)) => DECIMAL_UNITS[d],
+            (Some(b), None) => SIZE_UNITS[b],
+            (None, None) => ("", 1),
+        };
+        Some((self.0 / m, suffix))
+    }
+}
+
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 == 0 {
-            return f.write_str("0");
+        match self.exact() {
+            None => f.write_str("0"),
+            Some((n, suffix)) => write!(f, "{n}{suffix}"),
         }
-        for (suffix, mult) in SIZE_UNITS.iter().take(6) {
-            if self.0.is_multiple_of(*mult) {
-                return write!(f, "{}{suffix}", self.0 / mult);
-            }
-        }
-        write!(f, "{}", self.0)
     }
 }
 
 impl ByteSize {
-    /// A rounded, human-friendly rendering (`1.5Gi`), for messages rather than files.
+    /// A human-friendly rendering, for messages rather than files: a whole number of decimal
+    /// units exactly (`10GB`), else rounded in binary units (`1.5Gi`).
     pub fn human(self) -> String {
+        if let Some((n, suffix)) = self.exact()
+            && suffix.ends_with('B')
+        {
+            return format!("{n}{suffix}");
+        }
         for (suffix, mult) in SIZE_UNITS.iter().take(6) {
             if self.0 >= *mult {
                 let v = self.0 as f64 / *mult as f64;
@@ -447,9 +483,34 @@ mod tests {
         assert!(ByteSize::parse("0.5").is_err());
         assert!(ByteSize::parse("99999999999Ei").is_err());
         assert_eq!(ByteSize::mib(64).to_string(), "64Mi");
-        assert_eq!(ByteSize::b(1000).to_string(), "1000");
         assert_eq!(ByteSize::b(1536).to_string(), "1536");
         assert_eq!(ByteSize::kib(3).to_string(), "3Ki");
+    }
+
+    /// Issue 18, item 8: a size that is a whole multiple of 1000^n and not of 1024^n prints in
+    /// decimal units, exactly (`10GB`, not `9765625Ki`), and reads back as the same size.
+    #[test]
+    fn decimal_sizes_print_in_decimal_units() {
+        let cases = [
+            (10_000_000_000, "10GB"),
+            (512_000_000, "512MB"),
+            (1000, "1kB"),
+            (1_500_000, "1500kB"),
+            (2_000_000_000_000, "2TB"),
+            // Binary when a binary unit is as large: 1000Ki is a multiple of 1000 and of 1024.
+            (1_024_000, "1000Ki"),
+            (1 << 30, "1Gi"),
+            (1536, "1536"),
+        ];
+        for (b, shown) in cases {
+            let s = ByteSize::b(b);
+            assert_eq!(s.to_string(), shown, "{b}");
+            assert_eq!(ByteSize::parse(shown).unwrap(), s, "{shown}");
+        }
+        assert_eq!(ByteSize::b(10_000_000_000).human(), "10GB");
+        assert_eq!(ByteSize::b(416 << 20).human(), "416Mi");
+        assert_eq!(ByteSize::b(1_500_000_000).human(), "1500MB");
+        assert_eq!(ByteSize::b(1_234_567_890).human(), "1.1Gi");
     }
 
     #[test]

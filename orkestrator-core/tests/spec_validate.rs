@@ -1314,7 +1314,7 @@ fn units_format_to_what_they_parse() {
     assert_eq!(Cpu::parse(" 2 ").unwrap(), Cpu::from_cores(2));
     assert_eq!(ByteSize::mib(1536).to_string(), "1536Mi");
     assert_eq!(ByteSize::gib(2).to_string(), "2Gi");
-    assert_eq!(ByteSize::b(1_000_000).to_string(), "1000000");
+    assert_eq!(ByteSize::b(1_000_000).to_string(), "1MB");
     assert_eq!(ByteSize::ZERO.to_string(), "0");
     assert_eq!(ByteSize::mib(1536).human(), "1.5Gi");
     assert_eq!(ByteSize::b(5).human(), "5B");

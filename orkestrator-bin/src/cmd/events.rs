@@ -160,9 +160,8 @@ fn event_line(e: &Event, color: bool) -> String {
 fn reset_line(r: &Reset, color: bool) -> String {
     Paint::Yellow.apply(
         &format!(
-            "reset: events up to {} are no longer held (oldest index {}): {}",
-            r.position(),
-            r.oldest_index,
+            "reset: events were missed; the stream goes on {}: {}",
+            r.position().resume(),
             r.message
         ),
         color,
@@ -252,6 +251,20 @@ mod tests {
         let v = json_item(&StreamItem::Event(e));
         assert_eq!(v["id"], "12.1");
         assert_eq!(v["kind"]["type"], "task_state_changed");
+    }
+
+    /// Issue 18, item 8: the line for a reset shows where to go on as a user writes it.
+    #[test]
+    fn a_reset_line_shows_indexes_as_written() {
+        let r = Reset {
+            index: 130,
+            seq: u32::MAX,
+            oldest_index: 130,
+            message: "events up to index 130 are no longer held".into(),
+        };
+        let line = human(&StreamItem::Reset(r), false);
+        assert!(!line.contains("4294967295"), "{line}");
+        assert!(line.contains("from index 131"), "{line}");
     }
 
     #[test]

@@ -50,18 +50,18 @@ pub async fn run(a: ServerArgs, url: &str, p: Prepared) -> Result<ExitCode> {
         },
         ignore_lease_loss: fault_ignore_lease_loss(),
     };
-    let candidate = match Candidate::start(config, crate::signals::shutdown_signal())
+    let candidate = match Candidate::start(config, crate::signals::logged_shutdown("manager"))
         .await
         .map_err(ha_error)?
     {
         Step::Next(c) => c,
         Step::StepDown(why) => step_down(&why),
-        Step::Stopped => return Ok(ExitCode::SUCCESS),
+        Step::Stopped => return Ok(stopped()),
     };
     let leader = match candidate.campaign().await.map_err(ha_error)? {
         Step::Next(l) => l,
         Step::StepDown(why) => step_down(&why),
-        Step::Stopped => return Ok(ExitCode::SUCCESS),
+        Step::Stopped => return Ok(stopped()),
     };
     let creds = a
         .data_dir
@@ -82,8 +82,14 @@ pub async fn run(a: ServerArgs, url: &str, p: Prepared) -> Result<ExitCode> {
     match leader.serve().await.map_err(ha_error)? {
         Step::Next(never) => match never {},
         Step::StepDown(why) => step_down(&why),
-        Step::Stopped => Ok(ExitCode::SUCCESS),
+        Step::Stopped => Ok(stopped()),
     }
+}
+
+/// Says that the manager stopped (on a signal), as the single manager does.
+fn stopped() -> ExitCode {
+    tracing::info!("manager stopped");
+    ExitCode::SUCCESS
 }
 
 /// `e` as the command reports it: etcd's errors as the [`orkestrator_core::Error`] they hold,

@@ -17,7 +17,7 @@ pub async fn run(a: SchedulerArgs) -> Result<ExitCode> {
     )?);
     tracing::info!(scheduler = %a.name, manager = %transport.addresses().join(","), "scheduler starting");
     SchedulerAgent::new(SchedulerId::new(a.name), transport, algorithm)
-        .run(crate::signals::shutdown_signal())
+        .run(crate::signals::logged_shutdown("scheduler"))
         .await?;
     Ok(ExitCode::SUCCESS)
 }

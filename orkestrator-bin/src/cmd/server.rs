@@ -93,10 +93,11 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
     orkestrator_runtime::http::server::serve_app(
         listener,
         app,
-        crate::signals::shutdown_signal(),
+        crate::signals::logged_shutdown("manager"),
         ServeOptions::default().with_tls(tls.map(|t| t.config)),
     )
     .await?;
+    tracing::info!("manager stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,9 +4,10 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use orkestrator_core::api::{JobSummary, JobView};
+use orkestrator_core::api::{Desired, JobPhase, JobSummary, JobView, TaskStatus};
 use orkestrator_core::clock::now_millis;
 use orkestrator_core::ids::JobId;
+use orkestrator_core::metrics::Usage;
 use orkestrator_core::transport::ClientApi;
 
 use crate::cli::{Output, StatusArgs};
@@ -40,7 +41,15 @@ pub async fn run(a: StatusArgs) -> Result<ExitCode> {
 }
 
 fn jobs_table(jobs: &[JobSummary]) -> Table {
-    let mut t = Table::new(&["NAME", "PHASE", "VERSION", "TASKS", "WORKERS", "REASON"]);
+    let mut t = Table::new(&[
+        "NAME",
+        "PHASE",
+        "VERSION",
+        "INSTANCES",
+        "TASKS",
+        "WORKERS",
+        "REASON",
+    ]);
     for j in jobs {
         let workers = j
             .workers
@@ -49,10 +58,12 @@ fn jobs_table(jobs: &[JobSummary]) -> Table {
             .collect::<Vec<_>>()
             .join(",");
         let phase = j.phase.to_string();
+        let shown = phase_shown(j.phase, j.placed);
         t.painted_row(vec![
             (j.name.to_string(), Paint::Plain),
-            (phase.clone(), Paint::for_state(&phase)),
+            (shown, Paint::for_state(&phase)),
             (j.version.to_string(), Paint::Plain),
+            (format!("{}/{}", j.placed, j.instances), Paint::Plain),
             (j.tasks.to_string(), Paint::Plain),
             (
                 if workers.is_empty() {
@@ -68,16 +79,33 @@ fn jobs_table(jobs: &[JobSummary]) -> Table {
     t
 }
 
+/// The phase as the job list shows it: `Pending` only while no instance is placed; a job with
+/// some instances placed and others waiting is `Partly placed`.
+fn phase_shown(phase: JobPhase, placed: u32) -> String {
+    if phase == JobPhase::Pending && placed > 0 {
+        "Partly placed".to_owned()
+    } else {
+        phase.to_string()
+    }
+}
+
 fn print_job(v: &JobView) -> Result<()> {
     let color = crate::output::color();
     let phase = v.phase.to_string();
-    outln!("Job:      {}", v.name);
+    let current: Vec<_> = v
+        .instances
+        .iter()
+        .filter(|i| i.version == v.version && i.desired == Desired::Run)
+        .collect();
+    let placed = current.iter().filter(|i| i.worker.is_some()).count();
+    outln!("Job:       {}", v.name);
     outln!(
-        "Phase:    {}",
-        Paint::for_state(&phase).apply(&phase, color)
+        "Phase:     {}",
+        Paint::for_state(&phase).apply(&phase_shown(v.phase, placed as u32), color)
     );
-    outln!("Version:  {}", v.version);
-    outln!("Tasks:    {}", v.spec.tasks.len());
+    outln!("Version:   {}", v.version);
+    outln!("Instances: {placed}/{} placed", current.len());
+    outln!("Tasks:     {}", v.spec.tasks.len());
     for i in &v.instances {
         outln!();
         let place = i
@@ -101,44 +129,126 @@ fn print_job(v: &JobView) -> Result<()> {
         ])
         .indent(2);
         for (name, task) in &i.tasks {
-            let state = task.state.to_string();
-            let usage = i.usage.get(name);
-            let mut reason = task.reason.clone().unwrap_or_default();
-            if task.healthy == Some(false) {
-                reason = format!("unhealthy; {reason}");
-            }
-            t.painted_row(vec![
-                (name.to_string(), Paint::Plain),
-                (state.clone(), Paint::for_state(&state)),
-                (
-                    usage.map_or("-".into(), |u| cores(u.cpu_cores)),
-                    Paint::Plain,
-                ),
-                (
-                    usage.map_or("-".into(), |u| bytes(u.memory_bytes)),
-                    Paint::Plain,
-                ),
-                (
-                    task.exit_code.map_or("-".into(), |c| c.to_string()),
-                    Paint::Plain,
-                ),
-                (task.restarts.to_string(), Paint::Plain),
-                (
-                    crate::output::ago(now_millis().saturating_sub(task.since)),
-                    Paint::Plain,
-                ),
-                (
-                    task.container_id
-                        .as_deref()
-                        .map_or("-".into(), |c| c.chars().take(12).collect()),
-                    Paint::Plain,
-                ),
-                (reason, Paint::Plain),
-            ]);
+            t.painted_row(task_row(
+                name.as_str(),
+                task,
+                i.usage.get(name),
+                now_millis(),
+            ));
         }
         for line in t.render(color) {
             outln!("{line}");
         }
     }
     Ok(())
+}
+
+/// One task's row: a task that has ended shows no CPU or memory (`-`), whatever sample is held.
+fn task_row(
+    name: &str,
+    task: &TaskStatus,
+    usage: Option<&Usage>,
+    now: u64,
+) -> Vec<(String, Paint)> {
+    let state = task.state.to_string();
+    let usage = usage.filter(|_| !task.state.is_terminal());
+    let mut reason = task.reason.clone().unwrap_or_default();
+    if task.healthy == Some(false) {
+        reason = format!("unhealthy; {reason}");
+    }
+    vec![
+        (name.to_owned(), Paint::Plain),
+        (state.clone(), Paint::for_state(&state)),
+        (
+            usage.map_or("-".into(), |u| cores(u.cpu_cores)),
+            Paint::Plain,
+        ),
+        (
+            usage.map_or("-".into(), |u| bytes(u.memory_bytes)),
+            Paint::Plain,
+        ),
+        (
+            task.exit_code.map_or("-".into(), |c| c.to_string()),
+            Paint::Plain,
+        ),
+        (task.restarts.to_string(), Paint::Plain),
+        (
+            crate::output::ago(now.saturating_sub(task.since)),
+            Paint::Plain,
+        ),
+        (
+            task.container_id
+                .as_deref()
+                .map_or("-".into(), |c| c.chars().take(12).collect()),
+            Paint::Plain,
+        ),
+        (reason, Paint::Plain),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orkestrator_core::state::TaskState;
+
+    fn summary(phase: JobPhase, placed: u32, instances: u32) -> JobSummary {
+        JobSummary {
+            name: JobId::new("web"),
+            phase,
+            version: 1,
+            tasks: 1,
+            instances,
+            placed,
+            workers: Vec::new(),
+            reason: None,
+        }
+    }
+
+    /// Issue 18, item 8: instances as `placed/count`, and a job with some of them placed is not
+    /// plain `Pending`.
+    #[test]
+    fn the_job_list_shows_instances_placed_of_count() {
+        let lines = jobs_table(&[
+            summary(JobPhase::Pending, 2, 4),
+            summary(JobPhase::Pending, 0, 3),
+            summary(JobPhase::Running, 3, 3),
+        ])
+        .render(false);
+        assert!(lines[0].contains("INSTANCES"), "{lines:?}");
+        let cells = |l: &str| {
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        let partly = cells(&lines[1]);
+        assert!(partly.contains(&"2/4".to_owned()), "{lines:?}");
+        assert!(!partly.contains(&"Pending".to_owned()), "{lines:?}");
+        assert!(partly.contains(&"Partly placed".to_owned()), "{lines:?}");
+        let none = cells(&lines[2]);
+        assert!(none.contains(&"0/3".to_owned()), "{lines:?}");
+        assert!(none.contains(&"Pending".to_owned()), "{lines:?}");
+        assert!(cells(&lines[3]).contains(&"3/3".to_owned()), "{lines:?}");
+    }
+
+    /// Issue 18, item 8: a task that has ended shows no CPU or memory, even if its last sample
+    /// is still held.
+    #[test]
+    fn ended_tasks_show_no_cpu_or_memory() {
+        let used = Usage {
+            cpu_cores: 0.5,
+            memory_bytes: 64 << 20,
+            at: 0,
+        };
+        for state in TaskState::ALL {
+            let row = task_row("main", &TaskStatus::new(state), Some(&used), 0);
+            let (cpu, mem) = (&row[2].0, &row[3].0);
+            if state.is_terminal() {
+                assert_eq!((cpu.as_str(), mem.as_str()), ("-", "-"), "{state}");
+            } else {
+                assert_eq!((cpu.as_str(), mem.as_str()), ("0.50", "64.0Mi"), "{state}");
+            }
+        }
+    }
 }

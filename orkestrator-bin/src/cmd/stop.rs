@@ -14,15 +14,13 @@ pub async fn run(a: StopArgs) -> Result<ExitCode> {
     let client = crate::connect::client(&a.addr)?;
     let id = JobId::new(a.job);
     let v = client.stop_job(&id).await?;
-    if a.output == Output::Table {
+    let stopped = v.phase == JobPhase::Stopped;
+    // With --wait, the wait says `stopped` when it is: said here too, it would be said twice.
+    if a.output == Output::Table && !(a.wait && stopped) {
         outln!(
             "job {} {}",
             v.name,
-            if v.phase == JobPhase::Stopped {
-                "stopped"
-            } else {
-                "stopping"
-            }
+            if stopped { "stopped" } else { "stopping" }
         );
     }
     if !a.wait {

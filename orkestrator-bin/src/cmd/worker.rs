@@ -53,9 +53,10 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
             )
         })?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let local = format!("{scheme}://{}", listener.local_addr()?);
     let address = match &a.advertise {
         Some(host) => format!("{scheme}://{host}"),
-        None => format!("{scheme}://{}", listener.local_addr()?),
+        None => local.clone(),
     };
     let probe = Arc::new(SysProbe::new(&a)?);
     let engine = EngineMetrics::new();
@@ -68,7 +69,16 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
     config.labels = a.labels.iter().cloned().collect();
     config.stop_grace = a.stop_grace;
     config.metrics_interval = a.metrics_interval;
-    tracing::info!(worker = %name, manager = %transport.addresses().join(","), "worker starting; endpoint {address}");
+    let manager = transport.addresses().join(",");
+    let advertised = if address == local {
+        String::new()
+    } else {
+        format!(" (the manager reaches it at {address})")
+    };
+    tracing::info!(
+        "worker {name} serving on {local}{advertised}; its manager is at {manager} \
+         (the seed's `-port` is the manager's port; the worker's own is --port)"
+    );
     let agent = WorkerAgent::new(config, transport.clone(), runtime.clone(), probe);
     let metrics = WorkerMetricsSource {
         worker: name.clone().into(),
@@ -89,7 +99,7 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
         let _ =
             orkestrator_runtime::http::server::serve_router_with(listener, endpoint, options).await;
     });
-    agent.run(crate::signals::shutdown_signal()).await?;
+    agent.run(crate::signals::logged_shutdown("worker")).await?;
     tracing::info!(
         "worker stopped; its containers keep running and are adopted when it comes back"
     );

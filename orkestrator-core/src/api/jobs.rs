@@ -190,6 +190,12 @@ pub struct JobSummary {
     pub version: u64,
     /// Tasks per instance.
     pub tasks: usize,
+    /// Instances of the current version that should run (the job's `count`).
+    #[serde(default)]
+    pub instances: u32,
+    /// How many of those are placed on a worker (`status` shows `placed/instances`).
+    #[serde(default)]
+    pub placed: u32,
     /// Workers its live instances are on.
     pub workers: Vec<WorkerId>,
     /// Why it is pending, if it is.

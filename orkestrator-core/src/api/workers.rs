@@ -138,6 +138,10 @@ pub struct WorkerView {
     /// The host's current CPU and memory use, from the metrics the worker publishes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// What the tasks it runs use now, together (the sum of their newest samples), from the same
+    /// metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks_usage: Option<Usage>,
 }
 
 /// A placed instance, as its worker sees it.

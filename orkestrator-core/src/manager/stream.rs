@@ -63,7 +63,8 @@ impl EventSubscription {
                     seq: head.seq,
                     oldest_index: head.index,
                     message: format!(
-                        "event {p} is newer than this manager's newest event {head} (it restarted without the state that id came from): re-list, then follow from {head}"
+                        "event {p} is newer than this manager's history (it restarted without the state that id came from): re-list, then follow {}",
+                        head.resume()
                     ),
                 };
                 (VecDeque::from([StreamItem::Reset(reset)]), head, true)

@@ -108,6 +108,8 @@ pub(crate) fn job_summary(name: &JobId, e: &JobEntry) -> JobSummary {
         phase,
         version: e.rec.version,
         tasks: e.spec().tasks.len(),
+        instances: e.tally.current,
+        placed: e.tally.current.saturating_sub(e.tally.unplaced),
         workers,
         reason,
     }
@@ -235,6 +237,7 @@ pub(crate) fn worker_view(w: &WorkerEntry, now: Instant) -> WorkerView {
         instances: w.reserved.instances as usize,
         last_seen_ms_ago: silent.as_millis() as u64,
         usage: None,
+        tasks_usage: None,
     }
 }
 

@@ -24,36 +24,50 @@ impl Filter for ResourceFit {
 
     #[inline]
     fn check(&self, req: &Request<'_>, w: &WorkerSnapshot) -> Result<(), Rejection> {
+        match Self::shortfalls(req, w).next() {
+            Some(r) => Err(r),
+            None => Ok(()),
+        }
+    }
+
+    fn check_all(&self, req: &Request<'_>, w: &WorkerSnapshot, out: &mut Vec<Rejection>) {
+        out.extend(Self::shortfalls(req, w));
+    }
+}
+
+impl ResourceFit {
+    /// Each resource the worker has too little of free: memory, CPU, disk, in that order.
+    fn shortfalls(req: &Request<'_>, w: &WorkerSnapshot) -> impl Iterator<Item = Rejection> {
         let free = w.free();
-        let short = |reason: &'static str, need: u64, free: u64, unit| Rejection {
-            reason: reason.into(),
-            shortfall: Some(Shortfall { need, free, unit }),
+        let need = req.need;
+        let short = |reason: &'static str, need: u64, free: u64, unit| {
+            (need > free).then(|| Rejection {
+                reason: reason.into(),
+                shortfall: Some(Shortfall { need, free, unit }),
+            })
         };
-        if req.need.memory > free.memory {
-            return Err(short(
+        [
+            short(
                 "insufficient memory",
-                req.need.memory.bytes(),
+                need.memory.bytes(),
                 free.memory.bytes(),
                 Unit::Bytes,
-            ));
-        }
-        if req.need.cpu > free.cpu {
-            return Err(short(
+            ),
+            short(
                 "insufficient cpu",
-                req.need.cpu.millis(),
+                need.cpu.millis(),
                 free.cpu.millis(),
                 Unit::Millicores,
-            ));
-        }
-        if req.need.disk > free.disk {
-            return Err(short(
+            ),
+            short(
                 "insufficient disk",
-                req.need.disk.bytes(),
+                need.disk.bytes(),
                 free.disk.bytes(),
                 Unit::Bytes,
-            ));
-        }
-        Ok(())
+            ),
+        ]
+        .into_iter()
+        .flatten()
     }
 }
 
@@ -72,16 +86,27 @@ impl Filter for HostPorts {
 
     #[inline]
     fn check(&self, req: &Request<'_>, w: &WorkerSnapshot) -> Result<(), Rejection> {
-        for p in &req.ports {
-            if w.ports_in_use.contains(p) {
-                return Err(Rejection::new(format!(
-                    "host port {}/{} in use",
-                    p.0,
-                    p.1.as_str()
-                )));
-            }
+        match Self::taken(req, w).next() {
+            Some(r) => Err(r),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    fn check_all(&self, req: &Request<'_>, w: &WorkerSnapshot, out: &mut Vec<Rejection>) {
+        out.extend(Self::taken(req, w));
+    }
+}
+
+impl HostPorts {
+    /// Each host port of the job already in use on the worker.
+    fn taken<'a>(
+        req: &'a Request<'_>,
+        w: &'a WorkerSnapshot,
+    ) -> impl Iterator<Item = Rejection> + 'a {
+        req.ports
+            .iter()
+            .filter(|p| w.ports_in_use.contains(p))
+            .map(|p| Rejection::new(format!("host port {}/{} in use", p.0, p.1.as_str())))
     }
 }
 
@@ -100,12 +125,28 @@ impl Filter for Constraints {
 
     #[inline]
     fn check(&self, req: &Request<'_>, w: &WorkerSnapshot) -> Result<(), Rejection> {
-        for c in &req.job.constraints {
-            if !c.matches(&w.labels) {
-                return Err(Rejection::new(format!("constraint {c}")));
-            }
+        match Self::unmet(req, w).next() {
+            Some(r) => Err(r),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    fn check_all(&self, req: &Request<'_>, w: &WorkerSnapshot, out: &mut Vec<Rejection>) {
+        out.extend(Self::unmet(req, w));
+    }
+}
+
+impl Constraints {
+    /// Each constraint of the job the worker's labels do not meet.
+    fn unmet<'a>(
+        req: &'a Request<'_>,
+        w: &'a WorkerSnapshot,
+    ) -> impl Iterator<Item = Rejection> + 'a {
+        req.job
+            .constraints
+            .iter()
+            .filter(|c| !c.matches(&w.labels))
+            .map(|c| Rejection::new(format!("constraint {c}")))
     }
 }
 

@@ -13,8 +13,9 @@ use crate::ids::WorkerId;
 pub enum Placement {
     /// On this worker.
     Worker(WorkerId),
-    /// Nowhere: the reasons, grouped (e.g. `3 workers: insufficient memory (need 2Gi, max free
-    /// 1Gi); 1 worker: constraint zone=a`).
+    /// Nowhere: every check each worker fails, grouped by the set of them (e.g. `2 workers:
+    /// insufficient memory (need 1Gi, max free 416Mi), constraint zone=c; 1 worker: constraint
+    /// zone=c`).
     Unschedulable(String),
 }
 
@@ -59,6 +60,14 @@ pub trait Filter: Send + Sync {
     fn name(&self) -> &str;
     /// `Ok(())` if the worker passes, or why not.
     fn check(&self, req: &Request<'_>, worker: &WorkerSnapshot) -> Result<(), Rejection>;
+    /// Every reason the worker fails this filter, appended to `out` (nothing if it passes), for
+    /// the explanation of a job that fits nowhere. The default appends [`Filter::check`]'s one
+    /// reason; a filter that checks several things (each resource, each port) names each.
+    fn check_all(&self, req: &Request<'_>, worker: &WorkerSnapshot, out: &mut Vec<Rejection>) {
+        if let Err(r) = self.check(req, worker) {
+            out.push(r);
+        }
+    }
     /// Whether the filter can reject anything for this request at all (asked once per placement,
     /// so that a scan skips filters with nothing to check). The default is `true`.
     fn relevant(&self, _req: &Request<'_>) -> bool {

@@ -354,14 +354,17 @@ impl Pipeline {
         }
     }
 
-    /// Why no worker fits: every worker's first failing filter, grouped.
+    /// Why no worker fits: every check each worker fails, workers grouped by the set of them.
     fn explain(&self, req: &Request<'_>, workers: &[WorkerSnapshot]) -> String {
         let filters: Vec<&dyn Filter> = self.relevant(req).map(|f| f.filter.as_ref()).collect();
         let mut explanation = Explanation::default();
+        let mut failed = Vec::new();
         for w in workers {
-            if let Some(r) = filters.iter().find_map(|f| f.check(req, w).err()) {
-                explanation.add(r);
+            failed.clear();
+            for f in &filters {
+                f.check_all(req, w, &mut failed);
             }
+            explanation.add_all(&failed);
         }
         explanation.render(workers.len())
     }

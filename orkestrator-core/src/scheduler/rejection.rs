@@ -1,5 +1,5 @@
 //! Why a worker cannot take an instance ([`Rejection`], with its [`Shortfall`]), and the one-line
-//! explanation that groups the rejections of every worker ([`Explanation`]).
+//! explanation that groups the workers by the checks they fail ([`Explanation`]).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -56,47 +56,111 @@ impl Unit {
     }
 }
 
-/// Collects rejections, grouped by reason, and renders them as one line.
+/// Collects each worker's rejections, grouped by the set of checks the worker fails, and renders
+/// them as one line: `2 workers: insufficient memory (need 1Gi, max free 416Mi), constraint zone=c`.
 #[derive(Debug, Default, Clone)]
 pub struct Explanation {
     groups: Vec<Group>,
 }
 
+/// Workers that fail the same checks.
 #[derive(Debug, Clone)]
 struct Group {
-    reason: Cow<'static, str>,
     count: usize,
-    need: u64,
-    max_free: u64,
-    unit: Option<Unit>,
+    /// The checks, in the order the filters found them, each with its best figure.
+    checks: Vec<Check>,
+}
+
+/// One failed check of a group: the reason and, for a shortfall, the need and the most any
+/// worker of the group has free.
+#[derive(Debug, Clone)]
+struct Check {
+    reason: Cow<'static, str>,
+    figure: Option<Shortfall>,
+}
+
+/// Whether two reasons are the same. Built-in reasons are static strings: their addresses are
+/// compared before their bytes.
+fn same(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
+impl Group {
+    fn matches(&self, rs: &[Rejection]) -> bool {
+        self.checks.len() == rs.len()
+            && self
+                .checks
+                .iter()
+                .zip(rs)
+                .all(|(c, r)| same(&c.reason, &r.reason))
+    }
+
+    /// Keeps the largest need and the largest free of each shortfall.
+    fn absorb(&mut self, rs: &[Rejection]) {
+        self.count += 1;
+        for (c, r) in self.checks.iter_mut().zip(rs) {
+            match (&mut c.figure, r.shortfall) {
+                (Some(f), Some(s)) => {
+                    f.need = f.need.max(s.need);
+                    f.free = f.free.max(s.free);
+                }
+                (f @ None, s) => *f = s,
+                (Some(_), None) => {}
+            }
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        let _ = write!(
+            out,
+            "{} worker{}: ",
+            self.count,
+            if self.count == 1 { "" } else { "s" }
+        );
+        for (k, c) in self.checks.iter().enumerate() {
+            if k > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&c.reason);
+            if let Some(f) = c.figure {
+                let free = if self.count == 1 { "free" } else { "max free" };
+                let _ = write!(
+                    out,
+                    " (need {}, {free} {})",
+                    f.unit.show(f.need),
+                    f.unit.show(f.free)
+                );
+            }
+        }
+    }
 }
 
 impl Explanation {
-    /// Adds one worker's rejection.
+    /// Adds a worker rejected for one reason.
     pub fn add(&mut self, r: Rejection) {
-        // Built-in reasons are static strings: compare their addresses before their bytes.
-        let same = |a: &Cow<'static, str>, b: &Cow<'static, str>| match (a, b) {
-            (Cow::Borrowed(x), Cow::Borrowed(y)) if std::ptr::eq(*x, *y) => true,
-            _ => a == b,
-        };
-        if let Some(g) = self.groups.iter_mut().find(|g| same(&g.reason, &r.reason)) {
-            g.count += 1;
-            if let Some(s) = r.shortfall {
-                g.need = g.need.max(s.need);
-                g.max_free = g.max_free.max(s.free);
-            }
+        self.add_all(std::slice::from_ref(&r));
+    }
+
+    /// Adds a worker rejected for every reason of `rejections` (in the order the filters found
+    /// them). Workers with the same reasons, in the same order, form one group. A worker with no
+    /// reason is not counted.
+    pub fn add_all(&mut self, rejections: &[Rejection]) {
+        if rejections.is_empty() {
             return;
         }
-        let (need, max_free, unit) = match r.shortfall {
-            Some(s) => (s.need, s.free, Some(s.unit)),
-            None => (0, 0, None),
-        };
+        if let Some(g) = self.groups.iter_mut().find(|g| g.matches(rejections)) {
+            g.absorb(rejections);
+            return;
+        }
         self.groups.push(Group {
-            reason: r.reason,
             count: 1,
-            need,
-            max_free,
-            unit,
+            checks: rejections
+                .iter()
+                .map(|r| Check {
+                    reason: r.reason.clone(),
+                    figure: r.shortfall,
+                })
+                .collect(),
         });
     }
 
@@ -105,36 +169,27 @@ impl Explanation {
         self.groups.iter().map(|g| g.count).sum()
     }
 
-    /// Renders `N workers: reason (need X, max free Y); …`, largest group first.
+    /// Renders `N workers: reason (need X, max free Y), reason; …`, largest group first (then
+    /// in the order of their words).
     pub fn render(&self, considered: usize) -> String {
         if considered == 0 {
             return "no ready workers".to_owned();
         }
-        let mut groups: Vec<&Group> = self.groups.iter().collect();
-        groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
-        let mut out = String::new();
-        for g in groups {
-            if !out.is_empty() {
-                out.push_str("; ");
-            }
-            let _ = write!(
-                out,
-                "{} worker{}: {}",
-                g.count,
-                if g.count == 1 { "" } else { "s" },
-                g.reason
-            );
-            if let Some(u) = g.unit {
-                let free = if g.count == 1 { "free" } else { "max free" };
-                let _ = write!(
-                    out,
-                    " (need {}, {free} {})",
-                    u.show(g.need),
-                    u.show(g.max_free)
-                );
-            }
-        }
-        out
+        let mut groups: Vec<(usize, String)> = self
+            .groups
+            .iter()
+            .map(|g| {
+                let mut line = String::new();
+                g.render(&mut line);
+                (g.count, line)
+            })
+            .collect();
+        groups.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        groups
+            .into_iter()
+            .map(|(_, line)| line)
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 

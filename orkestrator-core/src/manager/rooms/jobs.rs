@@ -69,7 +69,8 @@ impl<'a> Jobs<'a> {
         Ok(v)
     }
 
-    /// Fills each running task's current CPU and memory in from the metrics window.
+    /// Fills each task's current CPU and memory in from the metrics window; a task that has
+    /// ended has none (its last sample may still be held).
     fn add_usage(&self, v: &mut JobView) {
         let m = lock(&self.inner.metrics);
         for i in &mut v.instances {
@@ -78,8 +79,9 @@ impl<'a> Jobs<'a> {
             };
             i.usage = i
                 .tasks
-                .keys()
-                .filter_map(|t| Some((t.clone(), m.task_usage(&job, number, t)?)))
+                .iter()
+                .filter(|(_, s)| !s.state.is_terminal())
+                .filter_map(|(t, _)| Some((t.clone(), m.task_usage(&job, number, t)?)))
                 .collect();
         }
     }

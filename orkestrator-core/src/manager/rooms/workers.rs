@@ -128,6 +128,7 @@ impl<'a> Workers<'a> {
         let m = lock(&self.inner.metrics);
         for w in &mut page.items {
             w.usage = m.node_usage(&w.id);
+            w.tasks_usage = m.tasks_usage(&w.id);
         }
         Ok(page)
     }

@@ -1,7 +1,9 @@
 use super::super::scores::{BinPack, RoundRobin, Spread};
 use super::super::tests_support::*;
 use super::*;
+use crate::api::WorkerSnapshot;
 use crate::ids::WorkerId;
+use crate::spec::{Format, parse_job};
 
 fn placed(p: Placement) -> String {
     match p {
@@ -81,6 +83,41 @@ fn filters_explain_when_nothing_fits() {
     assert_eq!(
         p.place(&r, &[]),
         Placement::Unschedulable("no ready workers".into())
+    );
+}
+
+/// Issue 18, item 7: every check each worker fails, grouped by the set of failed checks, with the
+/// group's best figure.
+#[test]
+fn explanations_name_every_failed_check_grouped_by_the_set_of_them() {
+    let j = parse_job(
+        "name: j\nconstraints: [{ label: zone, equals: c }]\ntasks:\n  - name: t\n    image: a:1\n    resources: { cpu: 100m, memory: 1Gi }\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    let r = Request::new(&j, 0);
+    let zone = |mut w: WorkerSnapshot, z: &str| {
+        w.labels.insert("zone".into(), z.into());
+        w
+    };
+    let ws = vec![
+        // Too little memory and the wrong zone: two of them, 416Mi free at best.
+        zone(worker("a", 1000, 512, 96), "a"),
+        zone(worker("b", 1000, 512, 200), "b"),
+        // The wrong zone only.
+        zone(worker("c", 1000, 4096, 0), "a"),
+        // Too little CPU and memory, the right zone.
+        zone(worker("d", 50, 256, 0), "c"),
+    ];
+    let p = Pipeline::standard("s").with_score(Spread, 1);
+    assert_eq!(
+        p.place(&r, &ws),
+        Placement::Unschedulable(
+            "2 workers: insufficient memory (need 1Gi, max free 416Mi), constraint zone=c; \
+             1 worker: constraint zone=c; \
+             1 worker: insufficient memory (need 1Gi, free 256Mi), insufficient cpu (need 100m, free 50m)"
+                .into()
+        )
     );
 }
 
