@@ -28,6 +28,7 @@ fn assignment(instance: &str, desired: Desired) -> Assignment {
         index: 0,
         desired,
         job: std::sync::Arc::new(job()),
+        ended: vec![],
     }
 }
 
