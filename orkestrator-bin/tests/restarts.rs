@@ -1,0 +1,220 @@
+//! Restarts against the real Docker engine (issue 18, items 1 and 2).
+//!
+//! - A task whose container cannot start (a command that does not exist: created, then refused
+//!   at start; an image whose pull is refused at once) waits out every backoff of its policy like
+//!   a task whose process exits: with `max_attempts: 3, backoff: { initial: 2s }` it is `Failed`
+//!   no sooner than 2 + 4 + 8 s, less the jitter, after its first start.
+//! - A task that ended for good (`Failed`, `Completed`) stays ended when its worker is killed
+//!   with SIGKILL and started again with the same `--name` and `--data-dir`: no new container,
+//!   no restart counted, its state unchanged.
+//!
+//! Same hygiene as `chaos.rs`: without a Docker engine the tests print a SKIP line and pass,
+//! unless `CI=true` or `ORKESTRATOR_REQUIRE_DOCKER=1`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::{Cluster, IMAGE, containers_with_label, docker_or_skip, http, unique};
+use serde_json::Value;
+
+/// What every worker offers.
+const WORKER: &[&str] = &["--cpu", "4", "--memory", "1Gi"];
+
+/// A job of one task `main` from `image` running `command` (a YAML flow list), restarted under
+/// the task lines `restart`.
+fn job_yaml(job: &str, image: &str, command: &str, restart: &str) -> String {
+    format!(
+        "name: {job}\n\
+         tasks:\n\
+         \x20 - name: main\n\
+         \x20   image: {image}\n\
+         \x20   command: {command}\n\
+         \x20   resources: {{ cpu: 100m, memory: 8Mi }}\n\
+         \x20   restart: {restart}\n"
+    )
+}
+
+/// Writes `<job>.yaml` and submits it with `run -f`.
+fn submit(c: &Cluster, job: &str, yaml: &str) {
+    let file = format!("{job}.yaml");
+    c.write(&file, yaml);
+    let out = c.ork(&["run", "-f", &file]);
+    assert_eq!(out.code, Some(0), "run {file}: {}", out.describe());
+}
+
+/// Task `main` of `job`'s first instance, as `GET /v1/jobs/{job}` shows it, with the job's phase.
+fn main_task(c: &Cluster, job: &str) -> Result<(String, Value), String> {
+    let r =
+        http(c.port, "GET", &format!("/v1/jobs/{job}"), None, b"").map_err(|e| e.to_string())?;
+    if r.status != 200 {
+        return Err(format!("GET /v1/jobs/{job}: {} {}", r.status, r.text()));
+    }
+    let v: Value = serde_json::from_slice(&r.body).map_err(|e| format!("{e}: {}", r.text()))?;
+    let t = v["instances"][0]["tasks"]["main"].clone();
+    if t.is_null() {
+        return Err(format!("no task yet: {v:#}"));
+    }
+    Ok((v["phase"].as_str().unwrap_or_default().to_owned(), t))
+}
+
+/// With `max_attempts: 3` and a first backoff of 2 s, the three waits are 2, 4 and 8 s, each
+/// within 10% of jitter: at least this long from the first start to `Failed`.
+const THREE_BACKOFFS: Duration = Duration::from_millis(12_600);
+
+/// Waits (polling every 100 ms) from the task's first start until `job` is `Failed`; returns how
+/// long that took, counted from the first poll that saw the task past its placement.
+fn time_to_failed(c: &Cluster, job: &str) -> (Duration, Value) {
+    let mut first: Option<Instant> = None;
+    let t = c.wait_until_every(
+        &format!("{job} is Failed"),
+        Duration::from_secs(90),
+        Duration::from_millis(100),
+        |c| {
+            let (phase, t) = main_task(c, job)?;
+            let state = t["state"].as_str().unwrap_or_default();
+            if first.is_none() && !matches!(state, "Pending" | "Scheduled") {
+                first = Some(Instant::now());
+            }
+            if phase == "Failed" && state == "Failed" {
+                Ok(t)
+            } else {
+                Err(format!("{phase}: {t:#}"))
+            }
+        },
+    );
+    let took = first.map(|f| f.elapsed()).unwrap_or_default();
+    (took, t)
+}
+
+#[test]
+fn a_container_that_cannot_start_waits_out_its_backoff() {
+    let test = "nostart";
+    if !docker_or_skip(test) {
+        return;
+    }
+    let mut c = Cluster::start(test);
+    c.add_worker(WORKER);
+    let policy = "{ policy: on-failure, max_attempts: 3, backoff: { initial: 2s } }";
+    // Created, then refused at start: the binary does not exist in the image.
+    let refused = unique("nostart-exec", test);
+    submit(
+        &c,
+        &refused,
+        &job_yaml(&refused, IMAGE, r#"["nosuchbinary"]"#, policy),
+    );
+    // Never created: the registry refuses the connection at once.
+    let pull = unique("nostart-pull", test);
+    submit(
+        &c,
+        &pull,
+        &job_yaml(&pull, "127.0.0.1:1/x:1", r#"["sh"]"#, policy),
+    );
+    for job in [&refused, &pull] {
+        let (took, t) = time_to_failed(&c, job);
+        let line = format!("[{test}] {job}: first start -> Failed in {took:?}: {t}\n");
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+        assert!(
+            took >= THREE_BACKOFFS - Duration::from_millis(300),
+            "{job} Failed after {took:?}, before its three backoffs (2 + 4 + 8 s less 10%): {t:#}\n{}",
+            c.logs()
+        );
+        assert_eq!(t["restarts"], 3, "{job}: {t:#}");
+        let reason = t["reason"].as_str().unwrap_or_default();
+        assert!(reason.starts_with("cannot start: "), "{job}: {t:#}");
+    }
+    // The refused containers do not pile up: one is left, the last (kept with its error).
+    let left = containers_with_label("orkestrator.job", &refused, true);
+    assert!(left.len() <= 1, "containers of {refused}: {left:?}");
+}
+
+#[test]
+fn a_task_that_ended_stays_ended_after_its_worker_is_killed() {
+    let test = "ended";
+    if !docker_or_skip(test) {
+        return;
+    }
+    let mut c = Cluster::start(test);
+    let data = c.dir().join("worker-data");
+    let data = data.to_str().expect("utf-8 path").to_owned();
+    let mut flags = WORKER.to_vec();
+    flags.extend(["--data-dir", data.as_str()]);
+    let (worker, proc) = c.add_worker_proc(&flags);
+    let quick = "{ policy: on-failure, max_attempts: 1, backoff: { initial: 1s } }";
+    // Ended by its process: failed (exit 3) and completed (exit 0).
+    let failed = unique("ended-exit", test);
+    submit(
+        &c,
+        &failed,
+        &job_yaml(&failed, IMAGE, r#"["sh", "-c", "exit 3"]"#, quick),
+    );
+    let done = unique("ended-done", test);
+    submit(
+        &c,
+        &done,
+        &job_yaml(&done, IMAGE, r#"["sh", "-c", "exit 0"]"#, quick),
+    );
+    // Ended without ever running: refused at start, and an image that cannot be pulled.
+    let refused = unique("ended-exec", test);
+    submit(
+        &c,
+        &refused,
+        &job_yaml(&refused, IMAGE, r#"["nosuchbinary"]"#, quick),
+    );
+    let pull = unique("ended-pull", test);
+    submit(
+        &c,
+        &pull,
+        &job_yaml(&pull, "127.0.0.1:1/x:1", r#"["sh"]"#, quick),
+    );
+    let jobs = [
+        (&failed, "Failed"),
+        (&done, "Completed"),
+        (&refused, "Failed"),
+        (&pull, "Failed"),
+    ];
+    let mut before = BTreeMap::new();
+    for (job, state) in jobs {
+        let t = c.wait_until(
+            &format!("{job} is {state}"),
+            Duration::from_secs(60),
+            |c| {
+                let (phase, t) = main_task(c, job)?;
+                if phase == state && t["state"] == state {
+                    Ok(t)
+                } else {
+                    Err(format!("{phase}: {t:#}"))
+                }
+            },
+        );
+        let containers = containers_with_label("orkestrator.job", job, true);
+        before.insert(job.clone(), (t, containers));
+    }
+
+    c.kill(proc);
+    let again = c.restart_worker(&worker);
+    c.wait_worker_ready(&worker, again);
+    // The restarted agent has read its assignments and reconciled (its status pass reports at
+    // once); for the next few seconds nothing that ended may change.
+    let watch = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < watch {
+        for (job, state) in jobs {
+            let (phase, t) = main_task(&c, job).expect("job");
+            let (was, containers) = &before[job.as_str()];
+            assert_eq!(
+                (phase.as_str(), &t["state"], &t["restarts"]),
+                (state, &was["state"], &was["restarts"]),
+                "{job} came back after its worker restarted: {t:#}\n{}",
+                c.logs()
+            );
+            let now = containers_with_label("orkestrator.job", job, true);
+            assert_eq!(
+                &now,
+                containers,
+                "{job}'s containers changed after its worker restarted"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
