@@ -63,29 +63,42 @@ fn main_task(c: &Cluster, job: &str) -> Result<(String, Value), String> {
 /// within 10% of jitter: at least this long from the first start to `Failed`.
 const THREE_BACKOFFS: Duration = Duration::from_millis(12_600);
 
-/// Waits (polling every 100 ms) from the task's first start until `job` is `Failed`; returns how
-/// long that took, counted from the first poll that saw the task past its placement.
-fn time_to_failed(c: &Cluster, job: &str) -> (Duration, Value) {
-    let mut first: Option<Instant> = None;
-    let t = c.wait_until_every(
-        &format!("{job} is Failed"),
+/// Waits (polling every 100 ms, all at once) until every job of `jobs` is `Failed`; returns, per
+/// job, how long that took from its task's first start (counted from the first poll that saw the
+/// task past its placement) and the failed task.
+fn time_to_failed(c: &Cluster, jobs: &[&String]) -> Vec<(Duration, Value)> {
+    let mut first: BTreeMap<&str, Instant> = BTreeMap::new();
+    let mut failed: BTreeMap<&str, (Duration, Value)> = BTreeMap::new();
+    c.wait_until_every(
+        "every job is Failed",
         Duration::from_secs(90),
         Duration::from_millis(100),
         |c| {
-            let (phase, t) = main_task(c, job)?;
-            let state = t["state"].as_str().unwrap_or_default();
-            if first.is_none() && !matches!(state, "Pending" | "Scheduled") {
-                first = Some(Instant::now());
+            let mut waiting = Vec::new();
+            for job in jobs {
+                if failed.contains_key(job.as_str()) {
+                    continue;
+                }
+                let (phase, t) = main_task(c, job)?;
+                let state = t["state"].as_str().unwrap_or_default();
+                if !matches!(state, "Pending" | "Scheduled") {
+                    first.entry(job.as_str()).or_insert_with(Instant::now);
+                }
+                if phase == "Failed" && state == "Failed" {
+                    let took = first[job.as_str()].elapsed();
+                    failed.insert(job.as_str(), (took, t));
+                } else {
+                    waiting.push(format!("{job} {phase}: {t:#}"));
+                }
             }
-            if phase == "Failed" && state == "Failed" {
-                Ok(t)
+            if waiting.is_empty() {
+                Ok(())
             } else {
-                Err(format!("{phase}: {t:#}"))
+                Err(waiting.join("\n"))
             }
         },
     );
-    let took = first.map(|f| f.elapsed()).unwrap_or_default();
-    (took, t)
+    jobs.iter().map(|j| failed[j.as_str()].clone()).collect()
 }
 
 #[test]
@@ -111,8 +124,8 @@ fn a_container_that_cannot_start_waits_out_its_backoff() {
         &pull,
         &job_yaml(&pull, "127.0.0.1:1/x:1", r#"["sh"]"#, policy),
     );
-    for job in [&refused, &pull] {
-        let (took, t) = time_to_failed(&c, job);
+    let jobs = [&refused, &pull];
+    for (job, (took, t)) in jobs.into_iter().zip(time_to_failed(&c, &jobs)) {
         let line = format!("[{test}] {job}: first start -> Failed in {took:?}: {t}\n");
         let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         assert!(
