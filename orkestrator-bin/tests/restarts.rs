@@ -189,18 +189,14 @@ fn a_task_that_ended_stays_ended_after_its_worker_is_killed() {
     ];
     let mut before = BTreeMap::new();
     for (job, state) in jobs {
-        let t = c.wait_until(
-            &format!("{job} is {state}"),
-            Duration::from_secs(60),
-            |c| {
-                let (phase, t) = main_task(c, job)?;
-                if phase == state && t["state"] == state {
-                    Ok(t)
-                } else {
-                    Err(format!("{phase}: {t:#}"))
-                }
-            },
-        );
+        let t = c.wait_until(&format!("{job} is {state}"), Duration::from_secs(60), |c| {
+            let (phase, t) = main_task(c, job)?;
+            if phase == state && t["state"] == state {
+                Ok(t)
+            } else {
+                Err(format!("{phase}: {t:#}"))
+            }
+        });
         let containers = containers_with_label("orkestrator.job", job, true);
         before.insert(job.clone(), (t, containers));
     }
@@ -223,8 +219,7 @@ fn a_task_that_ended_stays_ended_after_its_worker_is_killed() {
             );
             let now = containers_with_label("orkestrator.job", job, true);
             assert_eq!(
-                &now,
-                containers,
+                &now, containers,
                 "{job}'s containers changed after its worker restarted"
             );
         }
