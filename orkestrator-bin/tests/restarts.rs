@@ -187,7 +187,7 @@ fn a_task_that_ended_stays_ended_after_its_worker_is_killed() {
         (&refused, "Failed"),
         (&pull, "Failed"),
     ];
-    let mut before = BTreeMap::new();
+    let mut before = Seen::new();
     for (job, state) in jobs {
         let t = c.wait_until(&format!("{job} is {state}"), Duration::from_secs(60), |c| {
             let (phase, t) = main_task(c, job)?;
@@ -206,22 +206,32 @@ fn a_task_that_ended_stays_ended_after_its_worker_is_killed() {
     c.wait_worker_ready(&worker, again);
     // The restarted agent has read its assignments and reconciled (its status pass reports at
     // once); for the next few seconds nothing that ended may change.
+    unchanged_for(&c, &jobs, &before, "its worker restarted");
+    // Nor after the manager is killed and started again on the same state.
+    c.restart_manager();
+    c.wait_worker_ready(&worker, again);
+    unchanged_for(&c, &jobs, &before, "the manager restarted");
+}
+
+/// A task's view and its job's containers, by job.
+type Seen = BTreeMap<String, (Value, Vec<String>)>;
+
+/// Asserts, polling for 6 s, that every job of `jobs` keeps the phase it ended in, its task's
+/// state and restarts, and its containers (`before`), since `what`.
+fn unchanged_for(c: &Cluster, jobs: &[(&String, &str)], before: &Seen, what: &str) {
     let watch = Instant::now() + Duration::from_secs(6);
     while Instant::now() < watch {
         for (job, state) in jobs {
-            let (phase, t) = main_task(&c, job).expect("job");
+            let (phase, t) = main_task(c, job).expect("job");
             let (was, containers) = &before[job.as_str()];
             assert_eq!(
                 (phase.as_str(), &t["state"], &t["restarts"]),
-                (state, &was["state"], &was["restarts"]),
-                "{job} came back after its worker restarted: {t:#}\n{}",
+                (*state, &was["state"], &was["restarts"]),
+                "{job} came back after {what}: {t:#}\n{}",
                 c.logs()
             );
             let now = containers_with_label("orkestrator.job", job, true);
-            assert_eq!(
-                &now, containers,
-                "{job}'s containers changed after its worker restarted"
-            );
+            assert_eq!(&now, containers, "{job}'s containers changed after {what}");
         }
         std::thread::sleep(Duration::from_millis(200));
     }
