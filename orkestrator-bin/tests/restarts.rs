@@ -1,12 +1,13 @@
 //! Restarts against the real Docker engine (issue 18, items 1 and 2).
 //!
-//! - A task whose container cannot start (a command that does not exist: created, then refused
-//!   at start; an image whose pull is refused at once) waits out every backoff of its policy like
-//!   a task whose process exits: with `max_attempts: 3, backoff: { initial: 2s }` it is `Failed`
-//!   no sooner than 2 + 4 + 8 s, less the jitter, after its first start.
+//! - A task whose container cannot start (a command that does not exist, or a host port another
+//!   container holds: created, then refused at start; an image whose pull is refused at once)
+//!   waits out every backoff of its policy like a task whose process exits: with
+//!   `max_attempts: 3, backoff: { initial: 2s }` it is `Failed` no sooner than 2 + 4 + 8 s, less
+//!   the jitter, after its first start.
 //! - A task that ended for good (`Failed`, `Completed`) stays ended when its worker is killed
 //!   with SIGKILL and started again with the same `--name` and `--data-dir`: no new container,
-//!   no restart counted, its state unchanged.
+//!   no restart counted, its state unchanged; nor when the manager is killed and started again.
 //!
 //! Same hygiene as `chaos.rs`: without a Docker engine the tests print a SKIP line and pass,
 //! unless `CI=true` or `ORKESTRATOR_REQUIRE_DOCKER=1`.
@@ -16,7 +17,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, IMAGE, containers_with_label, docker_or_skip, http, unique};
+use common::{
+    Cluster, IMAGE, containers_with_label, docker, docker_or_skip, free_port, http, unique,
+};
 use serde_json::Value;
 
 /// What every worker offers.
@@ -101,6 +104,17 @@ fn time_to_failed(c: &Cluster, jobs: &[&String]) -> Vec<(Duration, Value)> {
     jobs.iter().map(|j| failed[j.as_str()].clone()).collect()
 }
 
+/// A container started with `docker run` by a test, removed when the test ends.
+struct Blocker(String);
+
+impl Drop for Blocker {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &self.0])
+            .output();
+    }
+}
+
 #[test]
 fn a_container_that_cannot_start_waits_out_its_backoff() {
     let test = "nostart";
@@ -124,7 +138,25 @@ fn a_container_that_cannot_start_waits_out_its_backoff() {
         &pull,
         &job_yaml(&pull, "127.0.0.1:1/x:1", r#"["sh"]"#, policy),
     );
-    let jobs = [&refused, &pull];
+    // Created, then refused at start: its host port is held by a container of nobody's.
+    let port = free_port().to_string();
+    let blocker = Blocker(unique("nostart-blocker", test));
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &blocker.0,
+        "-p",
+        &format!("{port}:80"),
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let taken = unique("nostart-port", test);
+    let yaml = job_yaml(&taken, IMAGE, r#"["sleep", "300"]"#, policy)
+        + &format!("    ports: [{{ container: 80, host: {port} }}]\n");
+    submit(&c, &taken, &yaml);
+    let jobs = [&refused, &pull, &taken];
     for (job, (took, t)) in jobs.into_iter().zip(time_to_failed(&c, &jobs)) {
         let line = format!("[{test}] {job}: first start -> Failed in {took:?}: {t}\n");
         let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
@@ -138,8 +170,10 @@ fn a_container_that_cannot_start_waits_out_its_backoff() {
         assert!(reason.starts_with("cannot start: "), "{job}: {t:#}");
     }
     // The refused containers do not pile up: one is left, the last (kept with its error).
-    let left = containers_with_label("orkestrator.job", &refused, true);
-    assert!(left.len() <= 1, "containers of {refused}: {left:?}");
+    for job in [&refused, &taken] {
+        let left = containers_with_label("orkestrator.job", job, true);
+        assert!(left.len() <= 1, "containers of {job}: {left:?}");
+    }
 }
 
 #[test]
