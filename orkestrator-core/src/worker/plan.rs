@@ -198,7 +198,11 @@ fn run_task(
         }
         return;
     };
-    if tr.restart.accounted(container::attempt(c)) {
+    let stopped = matches!(
+        c.state,
+        ContainerState::Created | ContainerState::Exited { .. }
+    );
+    if stopped && tr.restart.accounted(container::attempt(c)) {
         // A container whose exit or refused start was counted already (one created but refused at
         // start stays behind as created): replace it once the backoff is over, remove it before.
         match tr.restart.next_start() {
