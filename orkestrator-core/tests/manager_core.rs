@@ -690,3 +690,85 @@ async fn health_counts_the_jobs_of_a_reloaded_state() {
     let after = again.cluster().health().await.unwrap().jobs;
     assert_eq!(after, before, "the reloaded state counts its jobs by phase");
 }
+
+/// Issue 18 item 2: a task that ended for good is named in its instance's assignment (so that a
+/// worker that restarted never starts it again), also by a manager reloaded from the store; the
+/// instance keeps its whole reservation until every one of its tasks ended, then frees it.
+#[tokio::test]
+async fn an_ended_task_is_assigned_as_ended_and_the_reservation_holds_until_all_ended() {
+    let store = Arc::new(MemoryStore::new());
+    let m = manager_on(&store).await;
+    add_worker(&m, "w", 4096).await;
+    let s = add_scheduler(&m, "s").await;
+    let w = WorkerId::new("w");
+    let two = parse_job(
+        "name: two\ntasks:\n  - {name: a, image: x:1, resources: {memory: 64Mi}}\n  - {name: b, image: x:1, resources: {memory: 64Mi}}",
+        Format::Yaml,
+    )
+    .unwrap();
+    m.jobs().submit(two).await.unwrap();
+    let work = m.schedulers().work(&s, Duration::ZERO).await.unwrap();
+    let instance = work.pending[0].instance.clone();
+    m.schedulers()
+        .decide(&s, vec![place(&instance, "w")])
+        .await
+        .unwrap();
+    let update = |task: &str, state: TaskState| TaskUpdate {
+        instance: instance.clone(),
+        task: task.into(),
+        state,
+        exit_code: None,
+        reason: None,
+        container_id: None,
+        restarts: 0,
+        next_start_at: None,
+        healthy: None,
+    };
+    let reserved = |m: &Manager| {
+        let m = m.clone();
+        async move {
+            let page = m.workers().list(&ListQuery::default()).await.unwrap();
+            page.items[0].reserved.memory
+        }
+    };
+    let ended = |m: &Manager| {
+        let (m, w) = (m.clone(), w.clone());
+        async move {
+            let full = m.workers().watch(&w, 0, Duration::ZERO).await.unwrap();
+            full.instances[0]
+                .ended
+                .iter()
+                .map(|t| t.as_str().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    m.workers()
+        .report(
+            &w,
+            vec![
+                update("a", TaskState::Running),
+                update("b", TaskState::Running),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ended(&m).await, Vec::<String>::new());
+    assert_eq!(reserved(&m).await, ByteSize::mib(128));
+    m.workers()
+        .report(&w, vec![update("a", TaskState::Failed)])
+        .await
+        .unwrap();
+    assert_eq!(ended(&m).await, ["a"]);
+    assert_eq!(reserved(&m).await, ByteSize::mib(128), "b still runs");
+    // A manager reloaded from the store says the same.
+    drop(m);
+    let m = manager_on(&store).await;
+    assert_eq!(ended(&m).await, ["a"]);
+    assert_eq!(reserved(&m).await, ByteSize::mib(128), "b still runs");
+    m.workers()
+        .report(&w, vec![update("b", TaskState::Completed)])
+        .await
+        .unwrap();
+    assert_eq!(ended(&m).await, ["a", "b"]);
+    assert_eq!(reserved(&m).await, ByteSize::ZERO, "every task ended");
+}

@@ -155,6 +155,11 @@ pub struct Assignment {
     pub desired: Desired,
     /// The job's spec (shared: one copy per spec version).
     pub job: Arc<Job>,
+    /// The tasks of this instance that ended for good (`Completed` or `Failed`), as the manager
+    /// recorded them: a worker never starts them again, even one that restarted and finds no
+    /// trace of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ended: Vec<TaskName>,
 }
 
 /// A worker's assignments at a point in the manager's history: the whole set (`full`), or what

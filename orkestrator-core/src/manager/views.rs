@@ -331,11 +331,21 @@ pub(crate) fn health(
 fn assignment(st: &State, key: &Key) -> Option<Assignment> {
     let e = st.jobs.get(&key.0)?;
     let i = e.instances.get(&key.1)?;
+    let job = e.spec_of(i);
+    // Tasks and their statuses are in the same order.
+    let ended = job
+        .tasks
+        .iter()
+        .zip(&i.tasks)
+        .filter(|(_, s)| matches!(s.state, TaskState::Completed | TaskState::Failed))
+        .map(|(t, _)| t.name.clone())
+        .collect();
     Some(Assignment {
         instance: instance_id(&key.0, i.index, key.1),
         index: i.index,
         desired: i.desired,
-        job: e.spec_of(i).clone(),
+        job: job.clone(),
+        ended,
     })
 }
 

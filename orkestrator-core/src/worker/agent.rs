@@ -118,15 +118,10 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
             let tracks = lock(&self.tracks);
             held.iter()
                 .flat_map(|h| h.values())
-                .filter(|a| a.desired == Desired::Run)
-                .flat_map(|a| {
-                    let tracks = &tracks;
-                    a.job
-                        .tasks
-                        .iter()
-                        .filter(move |t| !tracks.is_done(&(a.instance.clone(), t.name.clone())))
+                .filter(|a| a.desired == Desired::Run && !instance_ended(a, &tracks))
+                .fold(Resources::ZERO, |acc, a| {
+                    acc.saturating_add(&a.job.resources())
                 })
-                .fold(Resources::ZERO, |acc, t| acc.saturating_add(&t.resources))
         };
         WorkerResources {
             total: self.probe.total(),
@@ -498,6 +493,15 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
             }
         }
     }
+}
+
+/// Whether every task of `a` ended for good: until then the instance holds its whole
+/// reservation, as the manager counts it.
+pub(super) fn instance_ended(a: &Assignment, tracks: &Tracks) -> bool {
+    a.job
+        .tasks
+        .iter()
+        .all(|t| a.ended.contains(&t.name) || tracks.is_done(&(a.instance.clone(), t.name.clone())))
 }
 
 /// The assignment and task spec of `key` in `held`.

@@ -95,6 +95,7 @@ mod tests {
             index: 0,
             desired: Desired::Run,
             job: std::sync::Arc::new(job.clone()),
+            ended: vec![],
         };
         let spec = container_spec(&WorkerId::new("w 1/x"), &a, &job, &job.tasks[0], 3);
         assert_eq!(spec.name, "ork-w_1_x-i7-srv-3");
@@ -123,6 +124,7 @@ mod tests {
             index: 0,
             desired: Desired::Run,
             job: std::sync::Arc::new(job.clone()),
+            ended: vec![],
         };
         let w = WorkerId::new("w1");
         let plain = container_spec(&w, &a, &job, &job.tasks[0], 0);

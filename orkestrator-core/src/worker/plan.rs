@@ -185,6 +185,10 @@ fn run_task(
     if let Some(c) = current {
         tr.restart.saw_generation(container::attempt(c));
     }
+    if a.ended.contains(&task.name) {
+        // The manager recorded its end (this agent may have restarted since and forgotten it).
+        tr.restart.end();
+    }
     if tr.restart.is_done() {
         return;
     }
@@ -194,6 +198,23 @@ fn run_task(
         }
         return;
     };
+    let stopped = matches!(
+        c.state,
+        ContainerState::Created | ContainerState::Exited { .. }
+    );
+    if stopped && tr.restart.accounted(container::attempt(c)) {
+        // A container whose exit or refused start was counted already (one created but refused at
+        // start stays behind as created): replace it once the backoff is over, remove it before.
+        match tr.restart.next_start() {
+            Some(at) if now.at < at => actions.push(Action::RestartAt {
+                key,
+                remove: c.id.clone(),
+                at,
+            }),
+            _ => start(a, task, tr, key, Some(c.id.clone()), actions),
+        }
+        return;
+    }
     match &c.state {
         ContainerState::Running => {
             let since = tr.restart.observe_running(now.at, &task.restart.backoff);

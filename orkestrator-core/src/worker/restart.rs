@@ -78,6 +78,20 @@ impl RestartTracker {
         self.next_start
     }
 
+    /// Whether a container of generation `generation` was already accounted for: an exit or a
+    /// refused start of it was counted and the tracker moved on to the next generation. Such a
+    /// container is a leftover, never started again nor counted again.
+    pub(crate) fn accounted(&self, generation: u32) -> bool {
+        generation < self.generation
+    }
+
+    /// The manager recorded the task as ended for good: no more starts, whatever is left here.
+    pub(crate) fn end(&mut self) {
+        self.done = true;
+        self.next_start = None;
+        self.running_since = None;
+    }
+
     /// Whether a start may happen at `now`: no backoff is still running.
     pub(crate) fn start_due(&self, now: Instant) -> bool {
         self.next_start.is_none_or(|t| now >= t)

@@ -28,6 +28,7 @@ fn assignment(instance: &str, desired: Desired) -> Assignment {
         index: 0,
         desired,
         job: std::sync::Arc::new(job()),
+        ended: vec![],
     }
 }
 
@@ -354,4 +355,34 @@ async fn the_agent_reports_cpu_from_deltas_restarts_and_the_host_once_per_interv
     })
     .await;
     run.abort();
+}
+
+/// Issue 18 item 2: an instance holds its whole reservation until every one of its tasks ended
+/// for good (as this agent saw it, or as the manager recorded it), then frees it all at once.
+#[test]
+fn an_instance_holds_its_reservation_until_all_its_tasks_ended() {
+    let two = parse_job(
+        "name: j\ntasks: [{name: a, image: img:1}, {name: b, image: img:1}]",
+        Format::Yaml,
+    )
+    .unwrap();
+    let mut a = assignment("i1", Desired::Run);
+    a.job = std::sync::Arc::new(two);
+    let mut tracks = tracks::Tracks::new(1);
+    assert!(!super::agent::instance_ended(&a, &tracks));
+    let end = |tracks: &mut tracks::Tracks, task: &str| {
+        let tr = tracks.entry(&a.instance, &crate::ids::TaskName::new(task));
+        tr.restart.end();
+        assert!(tr.restart.is_done());
+    };
+    end(&mut tracks, "a");
+    assert!(
+        !super::agent::instance_ended(&a, &tracks),
+        "task b still runs: the whole reservation holds"
+    );
+    let mut recorded = a.clone();
+    recorded.ended = vec![crate::ids::TaskName::new("b")];
+    assert!(super::agent::instance_ended(&recorded, &tracks));
+    end(&mut tracks, "b");
+    assert!(super::agent::instance_ended(&a, &tracks));
 }

@@ -22,6 +22,7 @@ fn held(job: &Job, desired: Desired) -> BTreeMap<InstanceId, Assignment> {
         index: 0,
         desired,
         job: std::sync::Arc::new(job.clone()),
+        ended: vec![],
     };
     [(a.instance.clone(), a)].into()
 }
@@ -500,4 +501,69 @@ fn a_report_that_did_not_arrive_is_sent_again() {
     tracks.unreport(std::slice::from_ref(u));
     let again = plan(&held, &running, &mut tracks, now(t0));
     assert_eq!(again.actions, first.actions);
+}
+
+/// Issue 18 item 1: a container created but refused at start (a missing binary, a host port
+/// taken) stays behind as `Created` (or `Exited`); its failure was counted when the start failed,
+/// so later passes neither start it again nor count it again before the backoff is over.
+#[test]
+fn a_start_refused_waits_out_its_backoff_and_counts_once() {
+    let t0 = Instant::now();
+    let job = job(ON_FAILURE);
+    let held = held(&job, Desired::Run);
+    let (a, task) = (&held[&key().0], &job.tasks[0]);
+    for left in [ContainerState::Created, exited(127)] {
+        let mut tracks = Tracks::new(7);
+        let first = plan(&held, &[], &mut tracks, now(t0));
+        let shown: Vec<String> = first.actions.iter().map(show).collect();
+        assert_eq!(shown, ["report t Starting r0", "start t#0"]);
+        let refused = Error::runtime(RuntimeErrorKind::Other, "exec: nosuchbinary: not found");
+        let u = start_failed(&mut tracks, a, task, &refused, now(t0)).expect("new");
+        assert_eq!((u.state, u.restarts), (TaskState::Restarting, 1));
+        let due = tracks.next_restart().expect("a backoff runs");
+        assert!(due >= t0 + Duration::from_millis(1800), "{left:?}");
+        let leftover = [container("c0", "i1", 0, left.clone())];
+        for at in [
+            t0,
+            t0 + Duration::from_millis(500),
+            due - Duration::from_millis(1),
+        ] {
+            let p = plan(&held, &leftover, &mut tracks, now(at));
+            let shown: Vec<String> = p.actions.iter().map(show).collect();
+            assert_eq!(shown, ["remove c0, restart later"], "{left:?}");
+            assert_eq!(
+                tracks.get(&key()).unwrap().restart.attempts(),
+                1,
+                "{left:?}"
+            );
+            assert_eq!(p.wake_at, Some(due), "{left:?}");
+        }
+        let p = plan(&held, &leftover, &mut tracks, now(due));
+        let shown: Vec<String> = p.actions.iter().map(show).collect();
+        assert_eq!(
+            shown,
+            ["report t Starting r1", "start t#1 replacing c0"],
+            "{left:?}"
+        );
+    }
+}
+
+/// Issue 18 item 2: a task the manager knows ended for good (its assignment lists it) is never
+/// started again, by a restarted agent that finds no container of it, or one.
+#[test]
+fn a_task_that_ended_stays_ended() {
+    let t0 = Instant::now();
+    let job = job(ON_FAILURE);
+    let mut held = held(&job, Desired::Run);
+    held.get_mut(&key().0).unwrap().ended = vec![TaskName::new("t")];
+    for containers in [
+        vec![],
+        vec![container("c2", "i1", 1, ContainerState::Created)],
+        vec![container("c2", "i1", 1, exited(1))],
+    ] {
+        let mut tracks = Tracks::new(7);
+        let p = plan(&held, &containers, &mut tracks, now(t0));
+        assert_eq!(p.actions, vec![], "{containers:?}");
+        assert!(tracks.is_done(&key()));
+    }
 }
