@@ -355,3 +355,43 @@ async fn the_agent_reports_cpu_from_deltas_restarts_and_the_host_once_per_interv
     .await;
     run.abort();
 }
+
+#[test]
+fn only_a_refusal_for_good_ends_registration() {
+    use super::agent::refused_for_good;
+    use crate::error::Error;
+    // Ends: a name taken, an unknown join token, not a manager there.
+    assert!(refused_for_good(&Error::Api(ApiError::new(
+        ErrorKind::Forbidden,
+        "name_taken",
+        "worker \"w1\" is registered with a credential of its own"
+    ))));
+    assert!(refused_for_good(&Error::Api(ApiError::new(
+        ErrorKind::Unauthenticated,
+        "unknown_token",
+        "no such token"
+    ))));
+    assert!(refused_for_good(&Error::Api(ApiError::not_found(
+        "not_a_manager",
+        "http://127.0.0.1:1 is an Orkestrator worker, not the manager"
+    ))));
+    // Retried: unreachable, 503, 429, no leader, a proxy's 5xx.
+    assert!(!refused_for_good(&Error::Unreachable {
+        addr: "http://127.0.0.1:1".into(),
+        message: "nothing answers".into()
+    }));
+    assert!(!refused_for_good(&Error::Api(ApiError::unavailable(
+        "store_unavailable",
+        "retry"
+    ))));
+    assert!(!refused_for_good(&Error::Api(ApiError::new(
+        ErrorKind::LimitExceeded,
+        "too_many",
+        "slow down"
+    ))));
+    assert!(!refused_for_good(&Error::Api(ApiError::new(
+        ErrorKind::NotLeader,
+        "not_leader",
+        "ask the leader"
+    ))));
+}
