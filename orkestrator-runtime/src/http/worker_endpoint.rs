@@ -83,7 +83,8 @@ fn worker_routes(worker: WorkerId, runtime: Arc<dyn Runtime>) -> Router {
 }
 
 /// [`worker_router`] plus `GET /metrics`: the worker's host, its tasks and its engine calls in
-/// the OpenMetrics text format or Prometheus text 0.0.4, as `Accept` asks (see [`super::worker_metrics`]), for read tokens too.
+/// the OpenMetrics text format or Prometheus text 0.0.4, as `Accept` asks (see
+/// [`super::worker_metrics`]), for read tokens too.
 pub fn worker_router_with_metrics(
     worker: WorkerId,
     runtime: Arc<dyn Runtime>,
