@@ -94,6 +94,10 @@ struct Scripted {
     watched: Mutex<Vec<u64>>,
     reports: Mutex<Vec<TaskUpdate>>,
     metrics: Mutex<Vec<crate::metrics::MetricsReport>>,
+    /// What the next registrations answer, in order, before they succeed.
+    registrations: Mutex<VecDeque<crate::error::Error>>,
+    /// How many registrations were tried.
+    registered: Mutex<usize>,
 }
 
 impl Scripted {
@@ -114,6 +118,10 @@ impl crate::transport::WorkerApi for Scripted {
         Ok(crate::metrics::MetricsAccepted::default())
     }
     async fn register_worker(&self, _: &RegisterWorker) -> Result<Registered> {
+        *self.registered.lock().unwrap() += 1;
+        if let Some(e) = self.registrations.lock().unwrap().pop_front() {
+            return Err(e);
+        }
         Ok(Registered {
             heartbeat_interval_ms: 1000,
             heartbeat_grace_ms: 5000,
@@ -394,4 +402,37 @@ fn only_a_refusal_for_good_ends_registration() {
         "not_leader",
         "ask the leader"
     ))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn unreachable_and_503_are_retried_and_a_refusal_ends_the_agent() {
+    use crate::error::Error;
+    let transport = Arc::new(Scripted::default());
+    let name_taken = ApiError::new(
+        ErrorKind::Forbidden,
+        "name_taken",
+        "worker \"w1\" is registered with a credential of its own",
+    );
+    transport.registrations.lock().unwrap().extend([
+        Error::Unreachable {
+            addr: "http://127.0.0.1:1".into(),
+            message: "nothing answers".into(),
+        },
+        Error::Api(ApiError::unavailable("store_unavailable", "retry")),
+        Error::Api(name_taken.clone()),
+    ]);
+    let agent = WorkerAgent::new(
+        WorkerConfig::new("w1"),
+        transport.clone(),
+        Arc::new(FakeRuntime::new()),
+        Arc::new(StaticProbe(Resources::ZERO)),
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(60), agent.run(std::future::pending()))
+        .await
+        .expect("the agent ends on the refusal");
+    assert!(
+        matches!(&ended, Err(Error::Api(a)) if *a == name_taken),
+        "{ended:?}"
+    );
+    assert_eq!(*transport.registered.lock().unwrap(), 3);
 }
