@@ -94,6 +94,15 @@ pub fn component_client(
             t = t.with_join_token(j, keep);
         }
         None if token.is_none() => {
+            if !t.addresses().iter().any(|a| answers(a)) {
+                return Err(fail(
+                    exit::UNREACHABLE,
+                    format!(
+                        "nothing answers at {}: is the manager running there?",
+                        t.addresses().join(", ")
+                    ),
+                ));
+            }
             return Err(fail(
                 exit::USAGE,
                 format!(
@@ -105,6 +114,20 @@ pub fn component_client(
         None => {}
     }
     Ok(t)
+}
+
+/// Whether something accepts a connection at `base` (`http://HOST:PORT`) within 2 s: without a
+/// join token, what is wrong is told apart from the manager not running at all.
+fn answers(base: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    let rest = base.split_once("://").map_or(base, |(_, r)| r);
+    let host_port = rest.split('/').next().unwrap_or(rest);
+    let Ok(addrs) = host_port.to_socket_addrs() else {
+        return false;
+    };
+    addrs.into_iter().any(|a| {
+        std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok()
+    })
 }
 
 /// The etcd options of `url` and `args`; `flag` names the URL's flag in errors.

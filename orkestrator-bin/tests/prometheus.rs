@@ -88,6 +88,31 @@ fn resources() -> WorkerResources {
     }
 }
 
+/// `GET path` on the manager at `port` with the operator token and `Accept: accept` (none: no
+/// `Accept` header).
+fn get_accepting(port: u16, path: &str, accept: Option<&str>) -> HttpResponse {
+    use std::io::{Read, Write};
+    let token = token_of(port, "operator.token").expect("the operator token");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let accept = accept.map_or_else(String::new, |a| format!("Accept: {a}\r\n"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+         Authorization: Bearer {token}\r\n{accept}\r\n"
+    )
+    .expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    parse_response(&raw).expect("a response")
+}
+
+/// What Prometheus 2.x sends as `Accept` when it scrapes.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,\
+    application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
 fn post_json(port: u16, path: &str, body: &impl serde::Serialize) -> HttpResponse {
     http(
         port,
@@ -192,9 +217,52 @@ fn manager_metrics_parse_back_with_names_types_labels_and_the_series_cap() {
         let r = http(c.port, m, "/v1/health", None, b"").unwrap();
         assert!(r.status >= 400, "{m}: {}", r.status);
     }
-    let r = http(c.port, "GET", "/metrics", None, b"").unwrap();
+    let r = get_accepting(c.port, "/metrics", Some(PROMETHEUS_ACCEPT));
+    // Without an `Accept` that asks for OpenMetrics: the Prometheus text format 0.0.4.
+    let plain = get_accepting(c.port, "/metrics", None);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = beats.join();
+    assert_eq!(plain.status, 200);
+    assert!(
+        plain
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")),
+        "{:?}",
+        plain.headers
+    );
+    let plain_text = plain.text();
+    assert!(
+        !plain_text.contains("# EOF"),
+        "# EOF in 0.0.4:\n{plain_text}"
+    );
+    assert!(
+        !plain_text.contains("# UNIT"),
+        "# UNIT in 0.0.4:\n{plain_text}"
+    );
+    let p = parse_exposition(&plain_text);
+    // 0.0.4 names a counter family as its samples are, with `_total`.
+    for (family, ty) in [
+        ("ork_placements_total", "counter"),
+        ("ork_events_total", "counter"),
+        ("container_cpu_usage_seconds_total", "counter"),
+        ("ork_jobs", "gauge"),
+        ("ork_store_commit_duration_seconds", "histogram"),
+    ] {
+        assert_eq!(
+            p.types.get(family).map(String::as_str),
+            Some(ty),
+            "family {family} in:\n{plain_text}"
+        );
+    }
+    assert!(
+        !p.types.contains_key("ork_placements"),
+        "the OpenMetrics family name in 0.0.4:\n{plain_text}"
+    );
+    assert!(p.of("ork_placements_total")[0].2 >= 2.0);
+    assert!(
+        p.samples.iter().all(|s| !s.0.ends_with("_created")),
+        "{plain_text}"
+    );
     assert_eq!(r.status, 200);
     assert!(
         r.header("content-type")
@@ -344,14 +412,17 @@ fn a_real_prometheus_scrapes_the_manager_and_returns_a_running_tasks_memory() {
     let token = c.ork(&["token", "create", "--role", "read", "--name", "prometheus"]);
     assert_eq!(token.code, Some(0), "token create: {}", token.describe());
     let credentials = c.write("prometheus.token", token.stdout.trim());
+    // Exactly the README's scrape config, with its token file and target put in.
+    let snippet = readme_scrape_config();
+    for placeholder in ["prom.token", "127.0.0.1:5555"] {
+        assert!(snippet.contains(placeholder), "{placeholder} in {snippet}");
+    }
+    let snippet = snippet
+        .replace("prom.token", &credentials.display().to_string())
+        .replace("127.0.0.1:5555", &format!("127.0.0.1:{}", c.port));
     let config = c.write(
         "prometheus.yml",
-        &format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: orkestrator\n    authorization:\n      credentials_file: {}\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
-            credentials.display(),
-            c.port
-        ),
+        &format!("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{snippet}"),
     );
     let data = c.dir().join("prometheus-data");
     let log = std::fs::File::create(c.dir().join("prometheus.log")).unwrap();
@@ -403,6 +474,37 @@ fn a_real_prometheus_scrapes_the_manager_and_returns_a_running_tasks_memory() {
     assert!(
         bytes > 0.0 && bytes < (48u64 << 20) as f64,
         "the working set is {bytes} bytes"
+    );
+}
+
+/// The scrape config the README shows, in its Prometheus section: the YAML block after "A scrape
+/// config:".
+fn readme_scrape_config() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let after = &readme[readme
+        .find("A scrape config")
+        .expect("the README's scrape config")..];
+    let block = &after[after.find("```yaml\n").expect("its yaml block") + "```yaml\n".len()..];
+    let block = &block[..block.find("```").expect("the block's end")];
+    let indent = block
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    block
+        .lines()
+        .map(|l| format!("{}\n", l.get(indent..).unwrap_or("")))
+        .collect()
+}
+
+#[test]
+fn the_readmes_scrape_config_carries_the_read_token() {
+    let snippet = readme_scrape_config();
+    assert!(
+        snippet.contains("authorization: { credentials_file: prom.token }"),
+        "the README's scrape config has no read token:\n{snippet}"
     );
 }
 

@@ -99,7 +99,12 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
         let _ =
             orkestrator_runtime::http::server::serve_router_with(listener, endpoint, options).await;
     });
-    agent.run(crate::signals::logged_shutdown("worker")).await?;
+    // A refusal for good (a name taken, an unknown join token, not a manager there) ends the
+    // worker with the manager's words and a non-zero exit code.
+    agent
+        .run(crate::signals::logged_shutdown("worker"))
+        .await
+        .with_context(|| format!("worker {name} stopped"))?;
     tracing::info!(
         "worker stopped; its containers keep running and are adopted when it comes back"
     );

@@ -1044,7 +1044,8 @@ fn response_complete(raw: &[u8]) -> bool {
     })
 }
 
-fn parse_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
+/// Parses one whole response as read from the wire (the body de-chunked).
+pub fn parse_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
     let bad = |m: String| std::io::Error::new(ErrorKind::InvalidData, m);
     let split = raw
         .windows(4)

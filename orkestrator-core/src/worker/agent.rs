@@ -67,6 +67,27 @@ pub(crate) fn take_answer(
     true
 }
 
+/// Whether the manager refused the worker for good, so that trying again cannot change its
+/// answer: its name is taken, its join token or credential is unknown or may not register,
+/// the request is invalid, or what answered is not a manager (`not_a_manager`, unless a proxy's
+/// 5xx). An unreachable manager, a `503` or `429`, and a manager without a leader are retried.
+pub(crate) fn refused_for_good(e: &crate::error::Error) -> bool {
+    use crate::api::ErrorKind as K;
+    matches!(
+        e,
+        crate::error::Error::Api(a) if matches!(
+            a.kind,
+            K::Invalid
+                | K::NotFound
+                | K::Conflict
+                | K::Unauthenticated
+                | K::Forbidden
+                | K::MethodNotAllowed
+                | K::UnsupportedMedia
+        )
+    )
+}
+
 impl<T: WorkerApi, R: Runtime> Agent<T, R> {
     /// An agent that has not registered yet.
     pub(crate) fn new(
@@ -96,15 +117,25 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
     }
 
     /// Registers, then runs the heartbeat, watch and reconcile loops until `shutdown` resolves.
-    pub(crate) async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
-        let interval = self.register().await;
+    ///
+    /// Ends early with the manager's refusal when it refuses the worker for good
+    /// ([`refused_for_good`]).
+    pub(crate) async fn run(
+        self: Arc<Self>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
+        tokio::pin!(shutdown);
+        let interval = tokio::select! {
+            r = self.register() => r?,
+            _ = &mut shutdown => return Ok(()),
+        };
         tokio::select! {
-            _ = self.heartbeat_loop(interval) => {},
-            _ = self.watch_loop() => {},
-            _ = self.clone().reconcile_loop() => {},
-            _ = self.health_loop() => {},
-            _ = self.metrics_loop() => {},
-            _ = shutdown => {},
+            r = self.heartbeat_loop(interval) => r,
+            r = self.watch_loop() => r,
+            _ = self.clone().reconcile_loop() => Ok(()),
+            _ = self.health_loop() => Ok(()),
+            _ = self.metrics_loop() => Ok(()),
+            _ = shutdown => Ok(()),
         }
     }
 
@@ -130,7 +161,9 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
         }
     }
 
-    async fn register(&self) -> Duration {
+    /// Registers, retrying with a backoff while the manager cannot be reached or cannot take it
+    /// yet; a refusal for good ([`refused_for_good`]) is returned.
+    async fn register(&self) -> Result<Duration> {
         let mut delay = Duration::from_millis(100);
         loop {
             let req = RegisterWorker {
@@ -143,7 +176,11 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
             match self.transport.register_worker(&req).await {
                 Ok(r) => {
                     tracing::info!(worker = %self.id(), "registered with the manager");
-                    return r.heartbeat_interval();
+                    return Ok(r.heartbeat_interval());
+                }
+                Err(e) if refused_for_good(&e) => {
+                    tracing::error!(worker = %self.id(), error = %e, "the manager refuses this worker; stopping");
+                    return Err(e);
                 }
                 Err(e) => {
                     tracing::warn!(worker = %self.id(), error = %e, "registration failed; retrying in {}", format_duration(delay));
@@ -156,7 +193,7 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
 
     /// Heartbeats at the interval the manager's last answer gave (it widens with the number of
     /// workers), the first one `interval` after registering.
-    async fn heartbeat_loop(&self, mut interval: Duration) {
+    async fn heartbeat_loop(&self, mut interval: Duration) -> Result<()> {
         let mut next = Instant::now() + interval;
         loop {
             tokio::time::sleep_until(next).await;
@@ -177,7 +214,7 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
                 }
                 Err(e) if is_unknown_component(&e) => {
                     tracing::warn!(worker = %self.id(), "the manager does not know this worker; registering again");
-                    interval = self.register().await;
+                    interval = self.register().await?;
                 }
                 Err(e) => tracing::warn!(worker = %self.id(), error = %e, "heartbeat failed"),
             }
@@ -186,7 +223,7 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
         }
     }
 
-    async fn watch_loop(&self) {
+    async fn watch_loop(&self) -> Result<()> {
         let mut index = 0;
         let mut delay = Duration::from_millis(100);
         loop {
@@ -203,7 +240,7 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
                 }
                 Err(e) => {
                     if is_unknown_component(&e) {
-                        self.register().await;
+                        self.register().await?;
                         // The next answer is a full one.
                         index = 0;
                     } else {

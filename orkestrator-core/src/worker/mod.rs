@@ -59,8 +59,13 @@ impl<T: WorkerApi, R: Runtime> WorkerAgent<T, R> {
     }
 
     /// Runs until `shutdown` resolves. Containers keep running when the agent stops.
+    ///
+    /// # Errors
+    /// The manager's refusal, when it refuses this worker for good (its name is taken by a
+    /// worker with a credential of its own, its join token or credential is unknown, what
+    /// answers is not a manager): trying again could not change that. An unreachable manager
+    /// or one that cannot take the worker yet (`503`) is retried until `shutdown`.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<()> {
-        self.agent.run(shutdown).await;
-        Ok(())
+        self.agent.run(shutdown).await
     }
 }

@@ -95,6 +95,10 @@ struct Scripted {
     watched: Mutex<Vec<u64>>,
     reports: Mutex<Vec<TaskUpdate>>,
     metrics: Mutex<Vec<crate::metrics::MetricsReport>>,
+    /// What the next registrations answer, in order, before they succeed.
+    registrations: Mutex<VecDeque<crate::error::Error>>,
+    /// How many registrations were tried.
+    registered: Mutex<usize>,
 }
 
 impl Scripted {
@@ -115,6 +119,10 @@ impl crate::transport::WorkerApi for Scripted {
         Ok(crate::metrics::MetricsAccepted::default())
     }
     async fn register_worker(&self, _: &RegisterWorker) -> Result<Registered> {
+        *self.registered.lock().unwrap() += 1;
+        if let Some(e) = self.registrations.lock().unwrap().pop_front() {
+            return Err(e);
+        }
         Ok(Registered {
             heartbeat_interval_ms: 1000,
             heartbeat_grace_ms: 5000,
@@ -385,4 +393,77 @@ fn an_instance_holds_its_reservation_until_all_its_tasks_ended() {
     assert!(super::agent::instance_ended(&recorded, &tracks));
     end(&mut tracks, "b");
     assert!(super::agent::instance_ended(&a, &tracks));
+}
+
+#[test]
+fn only_a_refusal_for_good_ends_registration() {
+    use super::agent::refused_for_good;
+    use crate::error::Error;
+    // Ends: a name taken, an unknown join token, not a manager there.
+    assert!(refused_for_good(&Error::Api(ApiError::new(
+        ErrorKind::Forbidden,
+        "name_taken",
+        "worker \"w1\" is registered with a credential of its own"
+    ))));
+    assert!(refused_for_good(&Error::Api(ApiError::new(
+        ErrorKind::Unauthenticated,
+        "unknown_token",
+        "no such token"
+    ))));
+    assert!(refused_for_good(&Error::Api(ApiError::not_found(
+        "not_a_manager",
+        "http://127.0.0.1:1 is an Orkestrator worker, not the manager"
+    ))));
+    // Retried: unreachable, 503, 429, no leader, a proxy's 5xx.
+    assert!(!refused_for_good(&Error::Unreachable {
+        addr: "http://127.0.0.1:1".into(),
+        message: "nothing answers".into()
+    }));
+    assert!(!refused_for_good(&Error::Api(ApiError::unavailable(
+        "store_unavailable",
+        "retry"
+    ))));
+    assert!(!refused_for_good(&Error::Api(ApiError::new(
+        ErrorKind::LimitExceeded,
+        "too_many",
+        "slow down"
+    ))));
+    assert!(!refused_for_good(&Error::Api(ApiError::new(
+        ErrorKind::NotLeader,
+        "not_leader",
+        "ask the leader"
+    ))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn unreachable_and_503_are_retried_and_a_refusal_ends_the_agent() {
+    use crate::error::Error;
+    let transport = Arc::new(Scripted::default());
+    let name_taken = ApiError::new(
+        ErrorKind::Forbidden,
+        "name_taken",
+        "worker \"w1\" is registered with a credential of its own",
+    );
+    transport.registrations.lock().unwrap().extend([
+        Error::Unreachable {
+            addr: "http://127.0.0.1:1".into(),
+            message: "nothing answers".into(),
+        },
+        Error::Api(ApiError::unavailable("store_unavailable", "retry")),
+        Error::Api(name_taken.clone()),
+    ]);
+    let agent = WorkerAgent::new(
+        WorkerConfig::new("w1"),
+        transport.clone(),
+        Arc::new(FakeRuntime::new()),
+        Arc::new(StaticProbe(Resources::ZERO)),
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(60), agent.run(std::future::pending()))
+        .await
+        .expect("the agent ends on the refusal");
+    assert!(
+        matches!(&ended, Err(Error::Api(a)) if *a == name_taken),
+        "{ended:?}"
+    );
+    assert_eq!(*transport.registered.lock().unwrap(), 3);
 }

@@ -1,5 +1,6 @@
 //! The manager's Prometheus endpoint, `GET /metrics`, in the OpenMetrics text format
-//! (`prometheus-client`).
+//! (`prometheus-client`) when the scraper's `Accept` asks for it, and otherwise in the
+//! Prometheus text format 0.0.4.
 //!
 //! What it exposes:
 //! - counts by state, read at scrape time: `ork_jobs{phase}`, `ork_tasks{state}`,
@@ -108,8 +109,8 @@ pub fn registry(manager: Manager, api: &ApiMetrics) -> Registry {
     r
 }
 
-/// Serves `/metrics` from `registry`.
-pub fn render(registry: &Registry) -> Response {
+/// Serves `/metrics` from `registry`, in the format `accept` asks for (see [`negotiate`]).
+pub fn render(registry: &Registry, accept: Option<&HeaderValue>) -> Response {
     let mut out = String::with_capacity(16 << 10);
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, registry) {
         return (
@@ -118,10 +119,91 @@ pub fn render(registry: &Registry) -> Response {
         )
             .into_response();
     }
-    let mut resp = out.into_response();
+    negotiate(out, accept)
+}
+
+/// The content type of the Prometheus text format 0.0.4, served to a scraper that does not ask
+/// for OpenMetrics.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Whether an `Accept` header asks for OpenMetrics: one of its media ranges is
+/// `application/openmetrics-text` with a quality above zero.
+pub fn wants_openmetrics(accept: Option<&HeaderValue>) -> bool {
+    let Some(accept) = accept.and_then(|a| a.to_str().ok()) else {
+        return false;
+    };
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default();
+        media.eq_ignore_ascii_case("application/openmetrics-text")
+            && parts.all(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f64>().ok())
+                    .is_none_or(|q| q > 0.0)
+            })
+    })
+}
+
+/// An answer carrying `openmetrics` (an OpenMetrics exposition, as `prometheus-client` writes
+/// it) as OpenMetrics when `accept` asks for it, and otherwise as Prometheus text 0.0.4.
+pub fn negotiate(openmetrics: String, accept: Option<&HeaderValue>) -> Response {
+    let (body, content_type) = if wants_openmetrics(accept) {
+        (openmetrics, OPENMETRICS)
+    } else {
+        (to_prometheus_text(&openmetrics), PROMETHEUS_TEXT)
+    };
+    let mut resp = body.into_response();
     resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS));
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
+}
+
+/// Rewrites an OpenMetrics exposition as Prometheus text 0.0.4: a counter family is named with
+/// its `_total` (as its samples are), `unknown` is `untyped`, and `# UNIT`, `_created` samples
+/// and `# EOF` are left out, which that format does not have.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let mut counters: Vec<&str> = Vec::new();
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ")
+            && let Some((name, "counter")) = rest.split_once(' ')
+        {
+            counters.push(name);
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let descriptor = ["# TYPE ", "# HELP "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        if let Some((prefix, rest)) = descriptor {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            let tail = if prefix == "# TYPE " && tail == "unknown" {
+                "untyped"
+            } else {
+                tail
+            };
+            let total = if counters.contains(&name) {
+                "_total"
+            } else {
+                ""
+            };
+            out.push_str(&format!("{prefix}{name}{total} {tail}\n"));
+            continue;
+        }
+        let name = line.split(['{', ' ']).next().unwrap_or_default();
+        if name
+            .strip_suffix("_created")
+            .is_some_and(|family| counters.contains(&family))
+        {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 /// Reads the manager's counts, telemetry and metrics window at each scrape.
@@ -425,11 +507,77 @@ pub(crate) fn encode_task_families(
 }
 
 /// `GET /metrics` of the manager's API: the registry the router was given as an extension.
-pub(crate) async fn page(axum::Extension(registry): axum::Extension<Arc<Registry>>) -> Response {
-    render(&registry)
+pub(crate) async fn page(
+    axum::Extension(registry): axum::Extension<Arc<Registry>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    render(&registry, headers.get(header::ACCEPT))
 }
 
 /// A router-ready `/metrics` handler over a shared registry.
-pub fn handler(registry: Arc<Registry>) -> impl Fn() -> std::future::Ready<Response> + Clone {
-    move || std::future::ready(render(&registry))
+pub fn handler(
+    registry: Arc<Registry>,
+) -> impl Fn(axum::http::HeaderMap) -> std::future::Ready<Response> + Clone {
+    move |headers: axum::http::HeaderMap| {
+        std::future::ready(render(&registry, headers.get(header::ACCEPT)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &'static str) -> HeaderValue {
+        HeaderValue::from_static(v)
+    }
+
+    #[test]
+    fn openmetrics_only_when_accept_asks_for_it() {
+        assert!(wants_openmetrics(Some(&accept(
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+        ))));
+        assert!(wants_openmetrics(Some(&accept(
+            "text/plain;q=0.9, Application/OpenMetrics-Text; version=0.0.1; q=0.4"
+        ))));
+        assert!(!wants_openmetrics(None));
+        assert!(!wants_openmetrics(Some(&accept("*/*"))));
+        assert!(!wants_openmetrics(Some(&accept(
+            "text/plain;version=0.0.4"
+        ))));
+        assert!(!wants_openmetrics(Some(&accept(
+            "application/openmetrics-text;q=0"
+        ))));
+    }
+
+    #[test]
+    fn prometheus_text_names_counters_with_total_and_has_no_eof() {
+        let om = "# HELP ork_placements Placements.\n\
+                  # TYPE ork_placements counter\n\
+                  ork_placements_total 3\n\
+                  ork_placements_created 1.5\n\
+                  # HELP ork_wait_seconds Wait.\n\
+                  # TYPE ork_wait_seconds histogram\n\
+                  # UNIT ork_wait_seconds seconds\n\
+                  ork_wait_seconds_sum 1.0\n\
+                  ork_wait_seconds_count 2\n\
+                  # TYPE ork_other unknown\n\
+                  ork_other 1\n\
+                  # EOF\n";
+        assert_eq!(
+            to_prometheus_text(om),
+            "# HELP ork_placements_total Placements.\n\
+             # TYPE ork_placements_total counter\n\
+             ork_placements_total 3\n\
+             # HELP ork_wait_seconds Wait.\n\
+             # TYPE ork_wait_seconds histogram\n\
+             ork_wait_seconds_sum 1.0\n\
+             ork_wait_seconds_count 2\n\
+             # TYPE ork_other untyped\n\
+             ork_other 1\n"
+        );
+        let resp = negotiate(om.to_owned(), None);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], PROMETHEUS_TEXT);
+        let resp = negotiate(om.to_owned(), Some(&accept("application/openmetrics-text")));
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], OPENMETRICS);
+    }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,6 +15,7 @@ use orkestrator_core::ids::WorkerId;
 use orkestrator_core::runtime::{LogOptions, Runtime, labels};
 use serde::Deserialize;
 
+use super::client::WORKER_HEADER;
 use super::error::{ErrorResponse, not_found};
 use super::extract::{Path, Query};
 use super::logs::text_stream;
@@ -49,10 +51,27 @@ pub fn worker_router(
     runtime: Arc<dyn Runtime>,
     verifier: Arc<dyn super::auth::Verifier>,
 ) -> Router {
-    worker_routes(worker, runtime).layer(axum::middleware::from_fn_with_state(
-        super::auth::WorkerAuth(verifier),
-        super::auth::worker_layer,
-    ))
+    let name = worker.clone();
+    worker_routes(worker, runtime)
+        .layer(axum::middleware::from_fn_with_state(
+            super::auth::WorkerAuth(verifier),
+            super::auth::worker_layer,
+        ))
+        .layer(axum::middleware::map_response(move |r| {
+            mark_refusals(name.clone(), r)
+        }))
+}
+
+/// Marks an error answer of the worker's endpoint (a request without a credential it takes, a
+/// path it does not serve, ...) with [`WORKER_HEADER`], so that a client that came here for the
+/// manager can say where it is.
+async fn mark_refusals(worker: WorkerId, mut r: Response) -> Response {
+    if (r.status().is_client_error() || r.status().is_server_error())
+        && let Ok(v) = HeaderValue::from_str(worker.as_str())
+    {
+        r.headers_mut().insert(WORKER_HEADER, v);
+    }
+    r
 }
 
 fn worker_routes(worker: WorkerId, runtime: Arc<dyn Runtime>) -> Router {
@@ -64,19 +83,24 @@ fn worker_routes(worker: WorkerId, runtime: Arc<dyn Runtime>) -> Router {
 }
 
 /// [`worker_router`] plus `GET /metrics`: the worker's host, its tasks and its engine calls in
-/// the OpenMetrics text format (see [`super::worker_metrics`]), for read tokens too.
+/// the OpenMetrics text format or Prometheus text 0.0.4, as `Accept` asks (see
+/// [`super::worker_metrics`]), for read tokens too.
 pub fn worker_router_with_metrics(
     worker: WorkerId,
     runtime: Arc<dyn Runtime>,
     metrics: super::worker_metrics::WorkerMetricsSource,
     verifier: Arc<dyn super::auth::Verifier>,
 ) -> Router {
+    let name = worker.clone();
     worker_routes(worker, runtime)
         .merge(super::worker_metrics::router(metrics))
         .layer(axum::middleware::from_fn_with_state(
             super::auth::WorkerAuth(verifier),
             super::auth::worker_layer,
         ))
+        .layer(axum::middleware::map_response(move |r| {
+            mark_refusals(name.clone(), r)
+        }))
 }
 
 async fn worker_health(State(w): State<WorkerEndpoint>) -> Json<serde_json::Value> {

@@ -1,5 +1,5 @@
 //! The worker's Prometheus endpoint, `GET /metrics` on its own small HTTP endpoint, in the
-//! OpenMetrics text format.
+//! OpenMetrics text format when `Accept` asks for it, and Prometheus text 0.0.4 otherwise.
 //!
 //! What it serves comes from the worker's newest metrics pass
 //! ([`orkestrator_core::worker::LatestMetrics`]), so a scrape never calls the
@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
 use axum::routing::get;
 use orkestrator_core::Result;
 use orkestrator_core::ids::WorkerId;
@@ -45,7 +45,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-use super::prom::{OPENMETRICS, encode_task_families, task_labels};
+use super::prom::{encode_task_families, negotiate, task_labels};
 
 type CallLabels = [(&'static str, &'static str); 1];
 
@@ -322,13 +322,8 @@ pub fn router(source: WorkerMetricsSource) -> Router {
         .with_state(source)
 }
 
-async fn scrape(State(s): State<WorkerMetricsSource>) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, OPENMETRICS)],
-        encode(&s),
-    )
-        .into_response()
+async fn scrape(State(s): State<WorkerMetricsSource>, headers: HeaderMap) -> Response {
+    negotiate(encode(&s), headers.get(header::ACCEPT))
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 use orkestrator_core::Error;
 
 /// `e` and each of its causes, and a hint at what to check, for a request to `peer` (the
-/// command that serves the address).
-pub(super) fn describe(e: &hyper_util::client::legacy::Error, peer: &str) -> String {
+/// command that serves the address) at `addr`.
+pub(super) fn describe(e: &hyper_util::client::legacy::Error, peer: &str, addr: &str) -> String {
     let mut msg = e.to_string();
     let mut tls = None;
     let mut not_http = false;
@@ -26,10 +26,11 @@ pub(super) fn describe(e: &hyper_util::client::legacy::Error, peer: &str) -> Str
         src = s.source();
     }
     match tls {
-        Some(rustls::Error::InvalidCertificate(_)) if peer == "orkestrator worker" => msg.push_str(
-            " (the worker's certificate must be issued by the manager's CA for the address it \
+        Some(rustls::Error::InvalidCertificate(_)) if peer == super::transport::WORKER_PEER => msg
+            .push_str(
+                " (the worker's certificate must be issued by the manager's CA for the address it \
              registered: `orkestrator tls cert DIR --name NAME --san HOST` with the manager's DIR)",
-        ),
+            ),
         Some(rustls::Error::InvalidCertificate(_)) => msg.push_str(
             " (verify the server with --ca-file DIR/ca.pem or --ca-digest SHA256, both from \
              `orkestrator tls init DIR`; the address's host must be one of the certificate's \
@@ -42,10 +43,27 @@ pub(super) fn describe(e: &hyper_util::client::legacy::Error, peer: &str) -> Str
         None if not_http => {
             msg.push_str(" (the answer is not HTTP: if it serves TLS, use https://)")
         }
+        None if e.is_connect() && refused(e) && peer != super::transport::WORKER_PEER => {
+            msg = format!("nothing answers at {addr}: is the manager running there? ({msg})");
+        }
         None if e.is_connect() => msg.push_str(&format!(" (is `{peer}` running there?)")),
         None => {}
     }
     msg
+}
+
+/// Whether the connection was refused: nothing listens at the address.
+fn refused(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        src = s.source();
+    }
+    false
 }
 
 /// A TLS error for people: rustls shows a verifier's own reason as a debug dump.

@@ -17,7 +17,7 @@ use super::addr::advance_from;
 use super::describe::describe;
 use super::transport::{
     ByteStream, HttpTransport, LEADER_HEADER, MAX_RESPONSE_BYTES, NO_LEADER_BACKOFF_MAX,
-    NO_LEADER_BACKOFF_MIN,
+    NO_LEADER_BACKOFF_MIN, WORKER_HEADER, WORKER_PEER,
 };
 
 impl HttpTransport {
@@ -126,6 +126,7 @@ impl HttpTransport {
                     let moved = leader.is_some_and(|l| self.follow_leader(&l));
                     let (status, bytes) = match answer {
                         Answer::Whole(status, bytes) if !status.is_success() => (status, bytes),
+                        Answer::Foreign(e) => return Err(e),
                         answer => return Ok((i, answer)),
                     };
                     let e = self.api_error(status, &bytes);
@@ -194,13 +195,17 @@ impl HttpTransport {
                 .client
                 .request(req)
                 .await
-                .map_err(|e| self.unreachable_at(i, describe(&e, self.peer)))?;
+                .map_err(|e| self.unreachable_at(i, describe(&e, self.peer, &self.addrs[i])))?;
             let status = resp.status();
             let leader = resp
                 .headers()
                 .get(LEADER_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
+            let to_worker = self.peer == WORKER_PEER;
+            if let Some(e) = foreign(&self.addrs[i], status, resp.headers(), to_worker) {
+                return Ok((leader, Answer::Foreign(e)));
+            }
             if out.stream && status.is_success() {
                 return Ok((leader, Answer::Stream(resp.into_body())));
             }
@@ -246,6 +251,7 @@ impl HttpTransport {
                     async move { Ok(bytes) },
                 )));
             }
+            Answer::Foreign(e) => return Err(e),
         };
         let base = self.addrs[i].clone();
         let current = self.current.clone();
@@ -322,6 +328,54 @@ pub(super) enum Answer {
     Whole(hyper::StatusCode, Bytes),
     /// A successful stream's body, as it arrives.
     Stream(hyper::body::Incoming),
+    /// An answer that is not an Orkestrator manager's, as the error that says so.
+    Foreign(Error),
+}
+
+/// The error that says what answered at `addr` instead of a manager, if it was not one: a
+/// worker's endpoint (it marks its error answers with [`WORKER_HEADER`]), or another web server
+/// (an error answer that is not JSON, as the manager's all are). Never the other server's body.
+/// A client of a worker's endpoint (`to_worker`) expects the worker's mark.
+fn foreign(
+    addr: &str,
+    status: hyper::StatusCode,
+    headers: &hyper::HeaderMap,
+    to_worker: bool,
+) -> Option<Error> {
+    // A proxy's 5xx in front of a manager that is restarting passes: it is retried as the
+    // manager's own would be.
+    let kind = if status.is_server_error() {
+        ErrorKind::Unavailable
+    } else {
+        ErrorKind::NotFound
+    };
+    let not_a_manager =
+        |message: String| Some(Error::Api(ApiError::new(kind, "not_a_manager", message)));
+    if !to_worker && headers.contains_key(WORKER_HEADER) {
+        return not_a_manager(format!(
+            "{addr} is an Orkestrator worker, not the manager (the manager's address is the \
+             one its `server` or `seed` command prints)"
+        ));
+    }
+    if status.is_success() {
+        return None;
+    }
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    match media.as_deref() {
+        Some("application/json") => None,
+        Some(m) => not_a_manager(format!(
+            "{addr} does not answer as an Orkestrator manager ({}, {m})",
+            status.as_u16()
+        )),
+        None => not_a_manager(format!(
+            "{addr} does not answer as an Orkestrator manager ({}, no content type)",
+            status.as_u16()
+        )),
+    }
 }
 
 /// Whether an error answer says to ask another manager: there is no leader yet (`no_leader`,

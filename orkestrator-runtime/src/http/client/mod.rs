@@ -15,5 +15,6 @@ mod transport;
 
 pub use addr::normalize_addr;
 pub use transport::{
-    ByteStream, DEFAULT_ELECTION_WAIT, HttpTransport, LEADER_HEADER, OnCredential, set_worker_tls,
+    ByteStream, DEFAULT_ELECTION_WAIT, HttpTransport, LEADER_HEADER, OnCredential, WORKER_HEADER,
+    set_worker_tls,
 };

@@ -31,6 +31,14 @@ pub(super) type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 /// the answers it forwards; a client that knows that address sends its next requests there.
 pub const LEADER_HEADER: &str = "orkestrator-leader";
 
+/// What a client of a worker's own endpoint calls its peer in messages.
+pub(super) const WORKER_PEER: &str = "orkestrator worker";
+
+/// The header with which a worker's own endpoint marks its error answers (to a request it does
+/// not take: unauthenticated, or for a path it does not serve), naming the worker, so that a
+/// client sent to a worker's port instead of the manager's can say so.
+pub const WORKER_HEADER: &str = "orkestrator-worker";
+
 /// How long a request goes on trying while the managers have no leader (an election), by
 /// default.
 pub const DEFAULT_ELECTION_WAIT: Duration = Duration::from_secs(10);
@@ -240,7 +248,7 @@ impl HttpTransport {
     /// `https://` endpoint is verified as [`set_worker_tls`] set.
     pub fn for_worker(base: &str) -> Result<Self> {
         let worker = HttpTransport {
-            peer: "orkestrator worker",
+            peer: WORKER_PEER,
             ..Self::new_unverified(base)?
         };
         if !worker.uses_tls() {
