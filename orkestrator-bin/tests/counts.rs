@@ -30,8 +30,11 @@ fn get(c: &Cluster, path: &str) -> Result<Value, String> {
     Ok(r.json())
 }
 
+/// Counts by name (of a phase or a task state).
+type Counts = BTreeMap<String, u64>;
+
 /// Jobs by phase and tasks by state, as the job list and each job's instances give them.
-fn listed(c: &Cluster) -> Result<(BTreeMap<String, u64>, BTreeMap<String, u64>), String> {
+fn listed(c: &Cluster) -> Result<(Counts, Counts), String> {
     let mut jobs = BTreeMap::new();
     let mut tasks = BTreeMap::new();
     let page = get(c, "/v1/jobs")?;

@@ -29,11 +29,18 @@ pub(crate) fn submit(
 ) -> SubmitResponse {
     let name = job.name.clone();
     let (version, outcome) = match st.jobs.get(&name) {
-        Some(e) if **e.spec() == job && !e.rec.stopped => {
+        Some(e) if **e.spec() == job => {
+            let version = e.rec.version;
+            let outcome = if ended(e) {
+                start_again(st, txn, &name, now.wall);
+                SubmitOutcome::Restarted
+            } else {
+                SubmitOutcome::Unchanged
+            };
             return SubmitResponse {
                 job: name,
-                version: e.rec.version,
-                outcome: SubmitOutcome::Unchanged,
+                version,
+                outcome,
                 index: 0,
             };
         }
@@ -111,6 +118,41 @@ pub(crate) fn submit(
         outcome,
         index: 0,
     }
+}
+
+/// Whether a job has ended: stopped, or its current instances failed or completed for good.
+fn ended(e: &JobEntry) -> bool {
+    e.rec.stopped || matches!(e.phase, JobPhase::Failed | JobPhase::Completed)
+}
+
+/// Starts a job again under its current version: the instances told to run are told to stop
+/// (they have ended, or end now), and `count` new ones start at once.
+pub(crate) fn start_again(st: &mut State, txn: &mut Txn, name: &JobId, now: Millis) {
+    let Some(entry) = st.jobs.get_mut(name) else {
+        return;
+    };
+    entry.rec.stopped = false;
+    entry.rec.ended_at = None;
+    txn.ops.push(StoreOp::PutJob(entry.rec.clone()));
+    let (version, count) = (entry.rec.version, entry.spec().count);
+    let running: Vec<u64> = entry
+        .instances
+        .iter()
+        .filter(|(_, i)| i.desired == Desired::Run)
+        .map(|(n, _)| *n)
+        .collect();
+    for n in running {
+        stop_instance(st, txn, &(name.clone(), n), now);
+    }
+    st.rolling.remove(name);
+    for index in 0..count {
+        new_instance(st, txn, name, index, None, now);
+    }
+    st.recount(name);
+    txn.events.push(EventKind::JobSubmitted {
+        job: name.clone(),
+        version,
+    });
 }
 
 /// Stops a job: every instance is told to stop.
