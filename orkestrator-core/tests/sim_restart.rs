@@ -25,6 +25,8 @@ async fn cluster() -> Arc<LocalTransport> {
     )
     .await
     .unwrap();
+    // Rolling updates move on in the liveness pass (once a replacement has settled).
+    tokio::spawn(manager.cluster().run_liveness_checks());
     let transport = Arc::new(LocalTransport::new(manager));
     let sched = SchedulerAgent::new(
         SchedulerId::new("embedded"),
@@ -133,4 +135,57 @@ async fn run_of_an_unchanged_spec_restarts_a_completed_or_failed_job() {
         })
         .await;
     }
+}
+
+/// `restart` of a running job replaces its instances one at a time, as a new version rolls out,
+/// under the same version; of an ended job, it starts every instance at once.
+#[tokio::test(start_paused = true)]
+async fn restart_replaces_a_running_job_one_instance_at_a_time_without_a_new_version() {
+    let t = cluster().await;
+    let spec = job("name: web\ncount: 3\ntasks:\n  - name: t\n    image: img:1\n");
+    t.submit_job(&spec).await.unwrap();
+    let before = wait_for(&t, "web", "Running", |v| v.phase == JobPhase::Running).await;
+    let old = running_ids(&before);
+    let r = t.restart_job(&spec.name).await.unwrap();
+    assert_eq!(r.outcome, SubmitOutcome::Restarted, "{r:?}");
+    assert_eq!(r.version, before.version, "no new version: {r:?}");
+    let first = t.get_job(&spec.name).await.unwrap();
+    let told_to_stop = first
+        .instances
+        .iter()
+        .filter(|i| i.desired == Desired::Stop && old.contains(&i.id.to_string()))
+        .count();
+    assert_eq!(told_to_stop, 1, "one at a time: {first:#?}");
+    // Until every instance is new, at least count - 1 of the old ones are told to run.
+    let id = spec.name.clone();
+    let mut done = false;
+    for _ in 0..1200 {
+        let v = t.get_job(&id).await.unwrap();
+        assert_eq!(v.version, before.version);
+        let now = running_ids(&v);
+        let kept = now.iter().filter(|i| old.contains(i)).count();
+        let fresh = now.len() - kept;
+        assert!(
+            kept + fresh >= 2,
+            "never fewer than count - 1 told to run: {v:#?}"
+        );
+        if kept == 0 && v.phase == JobPhase::Running && now.len() == 3 {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        done,
+        "every instance replaced: {:#?}",
+        t.get_job(&id).await.unwrap()
+    );
+    // Ended: every instance at once.
+    t.stop_job(&id).await.unwrap();
+    wait_for(&t, "web", "Stopped", |v| v.phase == JobPhase::Stopped).await;
+    let r = t.restart_job(&id).await.unwrap();
+    assert_eq!(r.outcome, SubmitOutcome::Restarted, "{r:?}");
+    assert_eq!(running_ids(&t.get_job(&id).await.unwrap()).len(), 3);
+    // An unknown job is not found.
+    assert!(t.restart_job(&JobId::new("nosuch")).await.is_err());
 }

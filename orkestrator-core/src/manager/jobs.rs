@@ -55,6 +55,7 @@ pub(crate) fn submit(
             submitted_at: now.wall,
             stopped: false,
             ended_at: None,
+            restart_below: None,
         })
     });
     if old_phase.is_none() {
@@ -67,6 +68,7 @@ pub(crate) fn submit(
     entry.rec.version = version;
     entry.rec.stopped = false;
     entry.rec.ended_at = None;
+    entry.rec.restart_below = None;
     txn.ops.push(StoreOp::PutSpec {
         job: name.clone(),
         version,
@@ -133,6 +135,7 @@ pub(crate) fn start_again(st: &mut State, txn: &mut Txn, name: &JobId, now: Mill
     };
     entry.rec.stopped = false;
     entry.rec.ended_at = None;
+    entry.rec.restart_below = None;
     txn.ops.push(StoreOp::PutJob(entry.rec.clone()));
     let (version, count) = (entry.rec.version, entry.spec().count);
     let running: Vec<u64> = entry
@@ -153,6 +156,38 @@ pub(crate) fn start_again(st: &mut State, txn: &mut Txn, name: &JobId, now: Mill
         job: name.clone(),
         version,
     });
+}
+
+/// Restarts a job under its current version: a job that has ended starts every instance again
+/// at once; a running one has its instances replaced one at a time, as a new version rolls out.
+pub(crate) fn restart(
+    st: &mut State,
+    txn: &mut Txn,
+    cfg: &ManagerConfig,
+    name: &JobId,
+    now: Now,
+) -> ApiResult<SubmitResponse> {
+    let Some(entry) = st.jobs.get_mut(name) else {
+        return Err(ApiError::not_found("job", name));
+    };
+    let version = entry.rec.version;
+    if ended(entry) {
+        start_again(st, txn, name, now.wall);
+    } else {
+        entry.rec.restart_below = Some(st.next_instance);
+        txn.ops.push(StoreOp::PutJob(entry.rec.clone()));
+        txn.events.push(EventKind::JobSubmitted {
+            job: name.clone(),
+            version,
+        });
+        advance_rollout(st, txn, cfg, name, now);
+    }
+    Ok(SubmitResponse {
+        job: name.clone(),
+        version,
+        outcome: SubmitOutcome::Restarted,
+        index: 0,
+    })
 }
 
 /// Stops a job: every instance is told to stop.
@@ -306,6 +341,7 @@ pub(crate) fn advance_rollout(
             settled: i
                 .healthy_since
                 .is_some_and(|t| now.duration_since(t) >= cfg.min_healthy_time),
+            stale: entry.rec.restart_below.is_some_and(|b| *n < b),
         });
     }
     let r = reconcile::rollout(

@@ -72,10 +72,11 @@ impl State {
                 .values()
                 .filter(|i| i.version == version && i.desired == Desired::Run)
                 .count();
+            let stale = |n: u64| e.rec.restart_below.is_some_and(|b| n < b);
             let old = e
                 .instances
-                .values()
-                .any(|i| i.version != version && i.desired == Desired::Run);
+                .iter()
+                .any(|(n, i)| (i.version != version || stale(*n)) && i.desired == Desired::Run);
             if !e.rec.stopped && (old || (current as u32) < count && !e.instances.is_empty()) {
                 st.rolling.insert(name.clone());
             }
