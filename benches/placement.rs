@@ -73,6 +73,7 @@ fn cluster(n: usize, seed: u64) -> Vec<WorkerSnapshot> {
                 ports_in_use: Default::default(),
                 instances: 0,
                 jobs: BTreeMap::new(),
+                measured: None,
             }
         })
         .collect()
@@ -242,6 +243,7 @@ fn quality_report() {
                 ports_in_use: Default::default(),
                 instances: 0,
                 jobs: BTreeMap::new(),
+                measured: None,
             })
             .collect();
         for (k, job) in stream.iter().enumerate() {

@@ -100,6 +100,11 @@ impl ClientApi for LocalTransport {
         api(self.manager().jobs().stop(job).await)
     }
 
+    async fn restart_job(&self, job: &JobId) -> Result<SubmitResponse> {
+        self.check()?;
+        api(self.manager().jobs().restart(job).await)
+    }
+
     async fn list_workers_page(&self, q: &ListQuery) -> Result<Page<WorkerView>> {
         self.check()?;
         api(self.manager().workers().list(q).await)

@@ -42,6 +42,10 @@ pub struct JobRecord {
     /// When it was stopped or last finished, for garbage collection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<Millis>,
+    /// Set by a restart of a running job: its instances numbered below this, started before the
+    /// restart, are replaced one at a time, as by a new version (which a restart does not make).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_below: Option<u64>,
 }
 
 /// An instance as the manager keeps it.

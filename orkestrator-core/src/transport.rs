@@ -64,6 +64,9 @@ pub trait ClientApi: Send + Sync + 'static {
     async fn get_job(&self, job: &JobId) -> Result<JobView>;
     /// Stops a job: its containers are stopped and removed.
     async fn stop_job(&self, job: &JobId) -> Result<JobView>;
+    /// Restarts a job under its current version: a running job's instances are replaced one at
+    /// a time; an ended job starts every instance again at once.
+    async fn restart_job(&self, job: &JobId) -> Result<SubmitResponse>;
     /// One page of the worker list (by id).
     async fn list_workers_page(&self, q: &ListQuery) -> Result<Page<WorkerView>>;
     /// Every worker: pages through the list.

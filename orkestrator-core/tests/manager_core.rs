@@ -772,3 +772,47 @@ async fn an_ended_task_is_assigned_as_ended_and_the_reservation_holds_until_all_
     assert_eq!(ended(&m).await, ["a", "b"]);
     assert_eq!(reserved(&m).await, ByteSize::ZERO, "every task ended");
 }
+
+/// The jobs by phase as the job list gives them.
+async fn phases_listed(m: &Manager) -> BTreeMap<JobPhase, u64> {
+    let mut by = BTreeMap::new();
+    for j in m.jobs().list(&ListQuery::default()).await.unwrap().items {
+        *by.entry(j.phase).or_insert(0) += 1;
+    }
+    by
+}
+
+/// Issue 18, item 3: a reloaded state counts every job once, in the phase the job list gives,
+/// whatever phases its jobs are in (placed, stopped, pending).
+#[tokio::test]
+async fn a_reloaded_state_counts_jobs_and_tasks_as_the_job_list_does() {
+    let store = Arc::new(MemoryStore::new());
+    let m = manager_on(&store).await;
+    add_worker(&m, "w", 1024).await;
+    let s = add_scheduler(&m, "s").await;
+    m.jobs().submit(job("placed", 2, 64)).await.unwrap();
+    let work = m.schedulers().work(&s, Duration::ZERO).await.unwrap();
+    let d = work
+        .pending
+        .iter()
+        .map(|p| place(&p.instance, "w"))
+        .collect();
+    m.schedulers().decide(&s, d).await.unwrap();
+    m.jobs().submit(job("stopped", 2, 64)).await.unwrap();
+    m.jobs().stop(&JobId::new("stopped")).await.unwrap();
+    m.jobs().submit(job("waiting", 1, 4096)).await.unwrap();
+    let before = m.cluster().health().await.unwrap();
+    assert_eq!(before.jobs, phases_listed(&m).await);
+    drop(m);
+    for round in 0..2 {
+        let again = manager_on(&store).await;
+        let after = again.cluster().health().await.unwrap();
+        assert_eq!(
+            after.jobs,
+            phases_listed(&again).await,
+            "reload {round}: health counts jobs as the list does"
+        );
+        assert_eq!(after.jobs.values().sum::<u64>(), 3, "{:?}", after.jobs);
+        assert_eq!(after.tasks, before.tasks, "reload {round}: tasks by state");
+    }
+}

@@ -388,3 +388,54 @@ async fn a_new_leader_judges_no_worker_down_within_its_failover_grace() {
         "a silent worker is Down after it"
     );
 }
+
+/// Issue 18, item 10: the scheduler's view of a worker carries what its host was measured to
+/// use, from the metrics pipeline, besides what is reserved there; none before it reports.
+#[tokio::test]
+async fn a_schedulers_worker_view_carries_the_measured_use_from_the_metrics_pipeline() {
+    use orkestrator_core::clock::now_millis;
+    use orkestrator_core::metrics::{MetricsReport, NodeSample};
+
+    let m = manager().await;
+    add_worker(&m, "measured", 1024, &[]).await;
+    add_worker(&m, "silent", 1024, &[]).await;
+    let at = now_millis();
+    m.metrics()
+        .report(
+            &WorkerId::new("measured"),
+            MetricsReport {
+                node: NodeSample {
+                    at,
+                    cpu_cores_used: 1.25,
+                    cpu_cores_total: 4.0,
+                    memory_used_bytes: 300 << 20,
+                    memory_total_bytes: 1 << 30,
+                    ..NodeSample::default()
+                },
+                tasks: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    let s = add_scheduler(&m, "s").await;
+    m.jobs()
+        .submit(job("name: j\ntasks: [{name: t, image: x:1}]"))
+        .await
+        .unwrap();
+    let work = m.schedulers().work(&s, Duration::ZERO).await.unwrap();
+    let by_id: BTreeMap<_, _> = work
+        .workers
+        .iter()
+        .map(|w| (w.id.as_str().to_owned(), w.measured))
+        .collect();
+    assert_eq!(
+        by_id.get("measured").copied().flatten(),
+        Some(MeasuredUse {
+            cpu: Cpu::from_millis(1250),
+            memory: ByteSize::mib(300),
+            at,
+        }),
+        "{work:#?}"
+    );
+    assert_eq!(by_id.get("silent").copied(), Some(None), "{work:#?}");
+}

@@ -353,6 +353,7 @@ fn migrate_v1(txn: &WriteTransaction) -> std::result::Result<(), String> {
             submitted_at: j.submitted_at,
             stopped: j.stopped,
             ended_at: None,
+            restart_below: None,
         };
         jobs.insert(name.as_str(), enc(&rec)?.as_slice())
             .map_err(|x| e(&x))?;
@@ -480,6 +481,7 @@ mod tests {
             submitted_at: 0,
             stopped: false,
             ended_at: None,
+            restart_below: None,
         };
         let ops = vec![
             StoreOp::PutJob(record.clone()),

@@ -26,6 +26,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/jobs", &["get", "post"]),
     ("/v1/jobs/{job}", &["get", "delete"]),
     ("/v1/jobs/{job}/stop", &["post"]),
+    ("/v1/jobs/{job}/restart", &["post"]),
     ("/v1/jobs/{job}/logs", &["get"]),
     ("/v1/jobs/{job}/metrics", &["get"]),
     ("/v1/events", &["get"]),

@@ -5,7 +5,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use super::admin::{StoreArgs, TlsArgs, TokenCommand};
 use super::common::OutputArgs;
 use super::daemons::{DevArgs, SchedulerArgs, ServerArgs, WorkerArgs};
-use super::jobs::{EventsArgs, LogsArgs, RunArgs, StatusArgs, StopArgs, TopArgs, ValidateArgs};
+use super::jobs::{
+    EventsArgs, LogsArgs, RestartArgs, RunArgs, StatusArgs, StopArgs, TopArgs, ValidateArgs,
+};
 
 /// Orkestrator: a container orchestrator. Run a manager, workers and schedulers; submit jobs.
 #[derive(Debug, Parser)]
@@ -66,6 +68,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Stop a job: its containers are stopped and removed.
     Stop(StopArgs),
+    /// Restart a job under its current version (no new version): a running job's instances are
+    /// replaced one at a time, as a new version rolls out; an ended one starts them all at once.
+    Restart(RestartArgs),
     /// Show the last lines a job's task wrote (stdout and stderr), read from its worker.
     Logs(LogsArgs),
     /// List workers and their resources.

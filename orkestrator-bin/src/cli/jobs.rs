@@ -1,5 +1,5 @@
 //! The arguments of the commands that work on jobs and watch the cluster: `run`, `status`,
-//! `stop`, `logs`, `validate`, `events` and `top`.
+//! `stop`, `restart`, `logs`, `validate`, `events` and `top`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -53,6 +53,19 @@ pub struct StopArgs {
     /// How long `--wait` waits.
     #[arg(long, default_value = "2m", value_parser = duration)]
     pub timeout: Duration,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t)]
+    pub output: Output,
+    /// Where the manager is.
+    #[command(flatten)]
+    pub addr: ManagerAddr,
+}
+
+/// `restart`.
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// The job.
+    pub job: String,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t)]
     pub output: Output,

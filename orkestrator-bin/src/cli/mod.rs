@@ -20,6 +20,7 @@ pub use command::{Cli, Command, LogFormat};
 pub use common::{JoinArgs, ManagerAddr, Output, OutputArgs, TlsFiles};
 pub use daemons::{DevArgs, EtcdArgs, SchedulerArgs, ServerArgs, WorkerArgs};
 pub use jobs::{
-    EventsArgs, LogsArgs, PrintFormat, RunArgs, StatusArgs, StopArgs, TopArgs, ValidateArgs,
+    EventsArgs, LogsArgs, PrintFormat, RestartArgs, RunArgs, StatusArgs, StopArgs, TopArgs,
+    ValidateArgs,
 };
 pub use seed::translate_seed_args;

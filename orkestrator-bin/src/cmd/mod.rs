@@ -6,6 +6,7 @@ mod gc;
 mod ha;
 mod health;
 mod logs;
+mod restart;
 mod run;
 mod scheduler;
 mod server;
@@ -35,6 +36,7 @@ pub async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Run(a) => run::run(a).await,
         Command::Status(a) => status::run(a).await,
         Command::Stop(a) => stop::run(a).await,
+        Command::Restart(a) => restart::run(a).await,
         Command::Logs(a) => logs::run(a).await,
         Command::Workers(a) => workers::run(a).await,
         Command::Health(a) => health::run(a).await,

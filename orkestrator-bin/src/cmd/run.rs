@@ -43,6 +43,7 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         SubmitOutcome::Created => "submitted",
         SubmitOutcome::Updated => "updated",
         SubmitOutcome::Unchanged => "unchanged (identical spec already submitted)",
+        SubmitOutcome::Restarted => "restarted (identical spec; the job had ended)",
     };
     if a.output == Output::Table {
         outln!("job {} {what} (version {})", r.job, r.version);

@@ -36,6 +36,9 @@ pub enum SubmitOutcome {
     Updated,
     /// The same spec was already running: nothing to do.
     Unchanged,
+    /// The same spec, for a job that had ended (`Stopped`, `Failed` or `Completed`): every
+    /// instance starts again at once, under the same version.
+    Restarted,
 }
 
 /// The phase of a job, derived from its instances' tasks.

@@ -21,8 +21,8 @@ pub use jobs::{
 pub use lists::{ListQuery, Page};
 pub use logs::{ContainerLogs, LogSource, Logs, LogsQuery, parse_since};
 pub use schedulers::{
-    Decision, DecisionOutcome, DecisionResult, PendingInstance, RegisterScheduler, SchedulingWork,
-    WorkerSnapshot,
+    Decision, DecisionOutcome, DecisionResult, MeasuredUse, PendingInstance, RegisterScheduler,
+    SchedulingWork, WorkerSnapshot,
 };
 pub use workers::{
     Assignment, Assignments, HeartbeatAnswer, Liveness, RegisterWorker, Registered, RejectedUpdate,

@@ -5,8 +5,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Millis;
 use crate::ids::{InstanceId, JobId, SchedulerId, WorkerId};
 use crate::spec::model::{Job, Protocol, Resources};
+use crate::units::{ByteSize, Cpu};
+use crate::usage::Usage;
 
 /// A scheduler's registration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +39,32 @@ pub struct WorkerSnapshot {
     /// Live instances placed on it, per job (for spreading a job's instances).
     #[serde(default)]
     pub jobs: BTreeMap<JobId, u32>,
+    /// What its host was last measured to use, from the metrics pipeline; `None` until the
+    /// worker has reported metrics. Reservations (`allocated`) say what was promised; this says
+    /// what is used, for a scheduler that wants to weigh both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<MeasuredUse>,
+}
+
+/// A worker's host's measured use, in the units of [`Resources`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeasuredUse {
+    /// CPU in use.
+    pub cpu: Cpu,
+    /// Memory in use.
+    pub memory: ByteSize,
+    /// When it was measured (milliseconds since the Unix epoch).
+    pub at: Millis,
+}
+
+impl From<Usage> for MeasuredUse {
+    fn from(u: Usage) -> Self {
+        MeasuredUse {
+            cpu: Cpu::from_millis((u.cpu_cores.max(0.0) * 1000.0).round() as u64),
+            memory: ByteSize::b(u.memory_bytes),
+            at: u.at,
+        }
+    }
 }
 
 impl WorkerSnapshot {

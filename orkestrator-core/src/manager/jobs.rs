@@ -29,11 +29,18 @@ pub(crate) fn submit(
 ) -> SubmitResponse {
     let name = job.name.clone();
     let (version, outcome) = match st.jobs.get(&name) {
-        Some(e) if **e.spec() == job && !e.rec.stopped => {
+        Some(e) if **e.spec() == job => {
+            let version = e.rec.version;
+            let outcome = if ended(e) {
+                start_again(st, txn, &name, now.wall);
+                SubmitOutcome::Restarted
+            } else {
+                SubmitOutcome::Unchanged
+            };
             return SubmitResponse {
                 job: name,
-                version: e.rec.version,
-                outcome: SubmitOutcome::Unchanged,
+                version,
+                outcome,
                 index: 0,
             };
         }
@@ -48,6 +55,7 @@ pub(crate) fn submit(
             submitted_at: now.wall,
             stopped: false,
             ended_at: None,
+            restart_below: None,
         })
     });
     if old_phase.is_none() {
@@ -60,6 +68,7 @@ pub(crate) fn submit(
     entry.rec.version = version;
     entry.rec.stopped = false;
     entry.rec.ended_at = None;
+    entry.rec.restart_below = None;
     txn.ops.push(StoreOp::PutSpec {
         job: name.clone(),
         version,
@@ -111,6 +120,74 @@ pub(crate) fn submit(
         outcome,
         index: 0,
     }
+}
+
+/// Whether a job has ended: stopped, or its current instances failed or completed for good.
+fn ended(e: &JobEntry) -> bool {
+    e.rec.stopped || matches!(e.phase, JobPhase::Failed | JobPhase::Completed)
+}
+
+/// Starts a job again under its current version: the instances told to run are told to stop
+/// (they have ended, or end now), and `count` new ones start at once.
+pub(crate) fn start_again(st: &mut State, txn: &mut Txn, name: &JobId, now: Millis) {
+    let Some(entry) = st.jobs.get_mut(name) else {
+        return;
+    };
+    entry.rec.stopped = false;
+    entry.rec.ended_at = None;
+    entry.rec.restart_below = None;
+    txn.ops.push(StoreOp::PutJob(entry.rec.clone()));
+    let (version, count) = (entry.rec.version, entry.spec().count);
+    let running: Vec<u64> = entry
+        .instances
+        .iter()
+        .filter(|(_, i)| i.desired == Desired::Run)
+        .map(|(n, _)| *n)
+        .collect();
+    for n in running {
+        stop_instance(st, txn, &(name.clone(), n), now);
+    }
+    st.rolling.remove(name);
+    for index in 0..count {
+        new_instance(st, txn, name, index, None, now);
+    }
+    st.recount(name);
+    txn.events.push(EventKind::JobSubmitted {
+        job: name.clone(),
+        version,
+    });
+}
+
+/// Restarts a job under its current version: a job that has ended starts every instance again
+/// at once; a running one has its instances replaced one at a time, as a new version rolls out.
+pub(crate) fn restart(
+    st: &mut State,
+    txn: &mut Txn,
+    cfg: &ManagerConfig,
+    name: &JobId,
+    now: Now,
+) -> ApiResult<SubmitResponse> {
+    let Some(entry) = st.jobs.get_mut(name) else {
+        return Err(ApiError::not_found("job", name));
+    };
+    let version = entry.rec.version;
+    if ended(entry) {
+        start_again(st, txn, name, now.wall);
+    } else {
+        entry.rec.restart_below = Some(st.next_instance);
+        txn.ops.push(StoreOp::PutJob(entry.rec.clone()));
+        txn.events.push(EventKind::JobSubmitted {
+            job: name.clone(),
+            version,
+        });
+        advance_rollout(st, txn, cfg, name, now);
+    }
+    Ok(SubmitResponse {
+        job: name.clone(),
+        version,
+        outcome: SubmitOutcome::Restarted,
+        index: 0,
+    })
 }
 
 /// Stops a job: every instance is told to stop.
@@ -264,6 +341,7 @@ pub(crate) fn advance_rollout(
             settled: i
                 .healthy_since
                 .is_some_and(|t| now.duration_since(t) >= cfg.min_healthy_time),
+            stale: entry.rec.restart_below.is_some_and(|b| *n < b),
         });
     }
     let r = reconcile::rollout(

@@ -72,10 +72,11 @@ impl State {
                 .values()
                 .filter(|i| i.version == version && i.desired == Desired::Run)
                 .count();
+            let stale = |n: u64| e.rec.restart_below.is_some_and(|b| n < b);
             let old = e
                 .instances
-                .values()
-                .any(|i| i.version != version && i.desired == Desired::Run);
+                .iter()
+                .any(|(n, i)| (i.version != version || stale(*n)) && i.desired == Desired::Run);
             if !e.rec.stopped && (old || (current as u32) < count && !e.instances.is_empty()) {
                 st.rolling.insert(name.clone());
             }
@@ -85,14 +86,25 @@ impl State {
             w.assign_index = index;
             w.log_floor = index;
         }
-        let names: Vec<_> = st.jobs.keys().cloned().collect();
-        for n in names {
-            // Counted in its first phase, then moved to the one its instances give.
-            let first = st.jobs.get(&n).map(|e| e.phase);
-            st.set_phase(&n, None, first);
-            st.refresh_phase(&n);
-        }
+        st.count_phases();
         st
+    }
+
+    /// Counts every job once, in the phase its instances give. The phases the instances passed
+    /// through while they were inserted one by one were never counted consistently (a job
+    /// starts uncounted), so the counts are built anew from the tallies.
+    fn count_phases(&mut self) {
+        self.counts.phases.clear();
+        self.counts.failing.clear();
+        let names: Vec<_> = self.jobs.keys().cloned().collect();
+        for n in names {
+            let Some(e) = self.jobs.get_mut(&n) else {
+                continue;
+            };
+            let phase = e.tally.phase(e.rec.stopped);
+            e.phase = phase;
+            self.set_phase(&n, None, Some(phase));
+        }
     }
 
     /// Takes the durable part of `fresh` (just loaded) and keeps this state's soft part: worker

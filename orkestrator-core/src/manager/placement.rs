@@ -121,6 +121,8 @@ fn snapshot(w: &WorkerEntry, wanted: impl Fn(&JobId) -> bool) -> WorkerSnapshot 
             .filter(|(j, _)| wanted(j))
             .map(|(j, n)| (j.clone(), *n))
             .collect::<BTreeMap<_, _>>(),
+        // Filled from the metrics window once the state lock is let go (`Schedulers::work`).
+        measured: None,
     }
 }
 

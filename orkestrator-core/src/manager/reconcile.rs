@@ -24,6 +24,8 @@ pub struct InstanceFacts {
     pub completed: bool,
     /// Whether it has run healthy for the minimum healthy time.
     pub settled: bool,
+    /// Whether it was started before a restart of its job: replaced as if its version were old.
+    pub stale: bool,
 }
 
 /// What the manager should do.
@@ -63,7 +65,8 @@ pub fn rollout(version: u64, count: u32, stopped: bool, instances: &[InstanceFac
             done: true,
         };
     }
-    let current = |i: &&InstanceFacts| i.version == version && i.run;
+    let old = |i: &InstanceFacts| i.version != version || i.stale;
+    let current = |i: &&InstanceFacts| !old(i) && i.run;
     if instances.iter().filter(current).any(|i| i.failed) {
         // The new spec fails: stop rolling (the failure shows in the job's phase).
         return Rollout {
@@ -80,9 +83,7 @@ pub fn rollout(version: u64, count: u32, stopped: bool, instances: &[InstanceFac
         (current(&i) && !(i.completed || i.settled)) || (!i.run && i.placed && !i.finished)
     });
     let missing = (0..count).find(|idx| !instances.iter().any(|i| current(&i) && i.index == *idx));
-    let old_left = instances
-        .iter()
-        .any(|i| i.run && i.version != version && i.index < count);
+    let old_left = instances.iter().any(|i| i.run && old(i) && i.index < count);
     let Some(idx) = missing else {
         return Rollout {
             done: !old_left && actions.is_empty() && !busy,
@@ -95,10 +96,8 @@ pub fn rollout(version: u64, count: u32, stopped: bool, instances: &[InstanceFac
             done: false,
         };
     }
-    let old = instances
-        .iter()
-        .find(|i| i.run && i.version != version && i.index == idx);
-    match old {
+    let replaced = instances.iter().find(|i| i.run && old(i) && i.index == idx);
+    match replaced {
         Some(o) => {
             actions.push(Action::Stop { number: o.number });
             // An old instance that never got a worker (or has ended) is gone at once.
@@ -130,7 +129,7 @@ mod tests {
     use super::*;
 
     /// An instance: number, index, version, then flags by letter: r run, p placed, f finished,
-    /// x failed, c completed, s settled.
+    /// x failed, c completed, s settled, o stale (started before a restart).
     fn i(number: u64, index: u32, version: u64, flags: &str) -> InstanceFacts {
         InstanceFacts {
             number,
@@ -142,6 +141,7 @@ mod tests {
             failed: flags.contains('x'),
             completed: flags.contains('c'),
             settled: flags.contains('s'),
+            stale: flags.contains('o'),
         }
     }
 
@@ -244,6 +244,30 @@ mod tests {
                 2,
                 vec![i(5, 0, 1, "rps")],
                 vec![Create { index: 1 }],
+                false,
+            ),
+            (
+                "a restart, same version: stop the first instance started before it",
+                2,
+                2,
+                vec![i(1, 0, 2, "rpso"), i(2, 1, 2, "rpso")],
+                vec![Stop { number: 1 }],
+                false,
+            ),
+            (
+                "a restart: the stale instance gone, its replacement is created",
+                2,
+                2,
+                vec![i(1, 0, 2, "pfo"), i(2, 1, 2, "rpso")],
+                vec![Create { index: 0 }],
+                false,
+            ),
+            (
+                "a restart: replacement settled, the next stale instance stops",
+                2,
+                2,
+                vec![i(3, 0, 2, "rps"), i(2, 1, 2, "rpso")],
+                vec![Stop { number: 2 }],
                 false,
             ),
             (

@@ -23,6 +23,7 @@ pub fn worker(id: &str, cpu: u64, mem_mib: u64, used_mib: u64) -> WorkerSnapshot
         ports_in_use: Default::default(),
         instances: 0,
         jobs: Default::default(),
+        measured: None,
     }
 }
 

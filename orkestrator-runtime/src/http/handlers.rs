@@ -116,6 +116,13 @@ pub(crate) async fn stop_job(
     Ok(Json(m.jobs().stop(&JobId::new(job)).await?))
 }
 
+pub(crate) async fn restart_job(
+    State(m): State<Manager>,
+    Path(job): Path<String>,
+) -> ApiResult<SubmitResponse> {
+    Ok(Json(m.jobs().restart(&JobId::new(job)).await?))
+}
+
 /// `GET /v1/workers?limit=N&continue=TOKEN`: one page of workers, by id.
 pub(crate) async fn list_workers(
     State(m): State<Manager>,

@@ -34,6 +34,10 @@ pub fn table() -> Table {
         )
         .route("/v1/jobs/{job}/stop", post(Operator, handlers::stop_job))
         .route(
+            "/v1/jobs/{job}/restart",
+            post(Operator, handlers::restart_job),
+        )
+        .route(
             "/v1/jobs/{job}/logs",
             get(Read, logs::job_logs).long_lived(),
         )

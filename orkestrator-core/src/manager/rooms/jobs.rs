@@ -38,6 +38,19 @@ impl<'a> Jobs<'a> {
         Ok(r)
     }
 
+    /// Restarts a job under its current version (no new version): a running job's instances are
+    /// replaced one at a time, as a new version rolls out; a job that has ended (`Stopped`,
+    /// `Failed`, `Completed`) starts every instance again at once. The outcome is `restarted`.
+    pub async fn restart(&self, name: &JobId) -> ApiResult<SubmitResponse> {
+        let (t, r) = self.inner.write(|st, txn, cfg, now| {
+            let mut r = jobs::restart(st, txn, cfg, name, now)?;
+            r.index = st.head + u64::from(!txn.is_empty());
+            Ok(r)
+        })?;
+        t.durable().await?;
+        Ok(r)
+    }
+
     /// Stops a job: its instances' containers are stopped and removed.
     pub async fn stop(&self, name: &JobId) -> ApiResult<JobView> {
         let (t, v) = self.inner.write(|st, txn, _, now| {

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::{
-    Decision, DecisionResult, Liveness, RegisterScheduler, Registered, SchedulingWork,
+    Decision, DecisionResult, Liveness, MeasuredUse, RegisterScheduler, Registered, SchedulingWork,
 };
 use crate::auth::{Principal, Role, Subject};
 use crate::ids::SchedulerId;
 
 use crate::manager::inner::{ApiResult, Inner, rebuilding};
 use crate::manager::liveness;
-use crate::manager::locks::write_lock;
+use crate::manager::locks::{lock, write_lock};
 use crate::manager::placement;
 use crate::manager::tokens::{self, cannot_register, issue_credential};
 
@@ -123,8 +123,9 @@ impl<'a> Schedulers<'a> {
                 }
             };
             let notify = match step {
-                Ok((work, t)) => {
+                Ok((mut work, t)) => {
                     t.durable().await?;
+                    self.measure(&mut work);
                     return Ok(work);
                 }
                 Err(n) => n,
@@ -143,6 +144,14 @@ impl<'a> Schedulers<'a> {
                     return Ok(SchedulingWork { index, pending: vec![], workers: vec![] });
                 }
             }
+        }
+    }
+
+    /// Gives each worker of `work` its host's newest measured use, from the metrics window.
+    fn measure(&self, work: &mut SchedulingWork) {
+        let window = lock(&self.inner.metrics);
+        for w in &mut work.workers {
+            w.measured = window.node_usage(&w.id).map(MeasuredUse::from);
         }
     }
 

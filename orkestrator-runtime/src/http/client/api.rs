@@ -216,6 +216,16 @@ impl ClientApi for HttpTransport {
         .await
     }
 
+    async fn restart_job(&self, job: &JobId) -> Result<SubmitResponse> {
+        self.call(
+            Method::POST,
+            &format!("/v1/jobs/{}/restart", seg(job.as_str())),
+            NONE,
+            Duration::ZERO,
+        )
+        .await
+    }
+
     async fn list_workers_page(&self, q: &ListQuery) -> Result<Page<WorkerView>> {
         self.call(
             Method::GET,
