@@ -98,7 +98,7 @@ pub fn component_client(
                 return Err(fail(
                     exit::UNREACHABLE,
                     format!(
-                        "nothing answers at {}: is the manager running there?",
+                        "nothing answers at {}: is the manager running there? (start one with `orkestrator server`)",
                         t.addresses().join(", ")
                     ),
                 ));

@@ -44,7 +44,9 @@ pub(super) fn describe(e: &hyper_util::client::legacy::Error, peer: &str, addr: 
             msg.push_str(" (the answer is not HTTP: if it serves TLS, use https://)")
         }
         None if e.is_connect() && refused(e) && peer != super::transport::WORKER_PEER => {
-            msg = format!("nothing answers at {addr}: is the manager running there? ({msg})");
+            msg = format!(
+                "nothing answers at {addr}: is the manager running there? (start one with `{peer}`; {msg})"
+            );
         }
         None if e.is_connect() => msg.push_str(&format!(" (is `{peer}` running there?)")),
         None => {}
