@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Cluster, IMAGE, docker_or_skip, http, http_as, unique};
+use common::{Cluster, IMAGE, docker_or_skip, http, http_with, unique};
 use serde_json::Value;
 
 /// A job of one task running `script` under `sh -c` with `resources`.
@@ -171,9 +171,18 @@ fn the_worker_serves_its_tasks_and_host_to_prometheus() {
         "the worker's /metrics shows the task",
         Duration::from_secs(30),
         |_| {
-            // A read token of the manager's is enough for a worker's /metrics.
-            let r = http_as(port, read.as_deref(), "GET", "/metrics", None, b"")
-                .map_err(|e| e.to_string())?;
+            // A read token of the manager's is enough for a worker's /metrics; OpenMetrics is
+            // served when asked for, as Prometheus asks.
+            let r = http_with(
+                port,
+                read.as_deref(),
+                "GET",
+                "/metrics",
+                None,
+                &[("Accept", "application/openmetrics-text;version=1.0.0")],
+                b"",
+            )
+            .map_err(|e| e.to_string())?;
             assert_eq!(r.status, 200, "{}", r.text());
             assert_eq!(
                 r.header("content-type"),

@@ -995,6 +995,19 @@ pub fn http_as(
     content_type: Option<&str>,
     body: &[u8],
 ) -> std::io::Result<HttpResponse> {
+    http_with(port, token, method, path, content_type, &[], body)
+}
+
+/// Like [`http_as`], with more request headers (`name`, `value`).
+pub fn http_with(
+    port: u16,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
     let stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.set_write_timeout(Some(Duration::from_secs(30)))?;
@@ -1008,6 +1021,9 @@ pub fn http_as(
     }
     if let Some(t) = token {
         head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     let mut writer = stream.try_clone()?;
