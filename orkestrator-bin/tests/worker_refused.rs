@@ -1,6 +1,6 @@
-//! A worker pointed at the wrong place, or refused for good, says so and ends with a non-zero
-//! exit code instead of retrying forever (issue 18, item 6). Real worker processes against a
-//! real manager (`--in-memory`); no container is started.
+//! A worker (or scheduler) pointed at the wrong place, or refused for good, says so and ends with
+//! a non-zero exit code instead of retrying forever (issue 18, item 6). Real worker and scheduler
+//! processes against a real manager (`--in-memory`); no container is started.
 
 mod common;
 
@@ -103,4 +103,20 @@ fn nothing_listening_says_so_not_no_join_token() {
         "{}",
         out.describe()
     );
+}
+
+#[test]
+fn a_join_token_the_manager_does_not_know_ends_the_scheduler_too() {
+    let test = "refused-scheduler";
+    let c = Cluster::start_server(test, &["--in-memory"]);
+    let mut cmd = Command::new(BIN);
+    cmd.arg("scheduler")
+        .args(["--name", &unique("stranger", test), "--manager", &c.addr])
+        .args(["--join-token", "ork.nosuchtoken.nosuchsecret"])
+        .current_dir(c.dir())
+        .env_remove("ORKESTRATOR_ADDR")
+        .env("NO_COLOR", "1");
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(30));
+    assert_eq!(out.code, Some(4), "ends, refused: {}", out.describe());
+    assert!(out.stderr.contains("token"), "{}", out.describe());
 }

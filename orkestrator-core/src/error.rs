@@ -136,6 +136,28 @@ impl std::fmt::Display for RuntimeErrorKind {
 }
 
 impl Error {
+    /// Whether the manager refused a component (a worker or a scheduler registering) for good, so
+    /// that trying again cannot change its answer: its name is taken, its join token or credential
+    /// is unknown or may not register, the request is invalid, or what answered is not a manager
+    /// (`not_a_manager`, unless a proxy's 5xx). An unreachable manager, a `503` or `429`, and a
+    /// manager without a leader are worth retrying.
+    pub fn is_refused_for_good(&self) -> bool {
+        use crate::api::ErrorKind as K;
+        matches!(
+            self,
+            Error::Api(a) if matches!(
+                a.kind,
+                K::Invalid
+                    | K::NotFound
+                    | K::Conflict
+                    | K::Unauthenticated
+                    | K::Forbidden
+                    | K::MethodNotAllowed
+                    | K::UnsupportedMedia
+            )
+        )
+    }
+
     /// A TLS error about `path` (`None` when no file is concerned).
     pub fn tls(path: Option<&std::path::Path>, message: impl Into<String>) -> Self {
         Error::Tls {

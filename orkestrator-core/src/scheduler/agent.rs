@@ -38,7 +38,8 @@ impl<T: SchedulerApi> SchedulerAgent<T> {
         self
     }
 
-    /// Runs until `shutdown` resolves. Transport errors are retried with backoff.
+    /// Runs until `shutdown` resolves. Transport errors are retried with backoff; a refusal for
+    /// good when registering ([`Error::is_refused_for_good`]) ends it with that error.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) -> Result<()> {
         tokio::pin!(shutdown);
         tokio::select! {
@@ -47,7 +48,10 @@ impl<T: SchedulerApi> SchedulerAgent<T> {
         }
     }
 
-    async fn register(&self) -> Duration {
+    /// Registers, retrying with a backoff while the manager cannot be reached or cannot take it
+    /// yet; a refusal for good ([`Error::is_refused_for_good`]: a name taken, an unknown join
+    /// token, not a manager there) is returned, since asking again cannot change the answer.
+    async fn register(&self) -> Result<Duration> {
         let req = RegisterScheduler {
             id: self.id.clone(),
             algorithm: self.algorithm.name().to_owned(),
@@ -55,7 +59,14 @@ impl<T: SchedulerApi> SchedulerAgent<T> {
         let mut delay = Duration::from_millis(100);
         loop {
             match self.transport.register_scheduler(&req).await {
-                Ok(r) => return r.heartbeat_interval(),
+                Ok(r) => {
+                    tracing::info!(scheduler = %self.id, "registered with the manager");
+                    return Ok(r.heartbeat_interval());
+                }
+                Err(e) if e.is_refused_for_good() => {
+                    tracing::error!(scheduler = %self.id, error = %e, "the manager refuses this scheduler; stopping");
+                    return Err(e);
+                }
                 Err(e) => {
                     tracing::warn!(scheduler = %self.id, error = %e, "registration failed; retrying");
                     tokio::time::sleep(delay).await;
@@ -66,7 +77,7 @@ impl<T: SchedulerApi> SchedulerAgent<T> {
     }
 
     async fn run_forever(&self) -> Result<()> {
-        let interval = self.register().await;
+        let interval = self.register().await?;
         let heartbeat = {
             let t = self.transport.clone();
             let id = self.id.clone();
@@ -108,7 +119,7 @@ impl<T: SchedulerApi> SchedulerAgent<T> {
                 Err(e) => {
                     tracing::warn!(scheduler = %self.id, error = %e, "cannot fetch work; retrying");
                     if is_unknown_component(&e) {
-                        self.register().await;
+                        self.register().await?;
                     }
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));

@@ -67,27 +67,6 @@ pub(crate) fn take_answer(
     true
 }
 
-/// Whether the manager refused the worker for good, so that trying again cannot change its
-/// answer: its name is taken, its join token or credential is unknown or may not register,
-/// the request is invalid, or what answered is not a manager (`not_a_manager`, unless a proxy's
-/// 5xx). An unreachable manager, a `503` or `429`, and a manager without a leader are retried.
-pub(crate) fn refused_for_good(e: &crate::error::Error) -> bool {
-    use crate::api::ErrorKind as K;
-    matches!(
-        e,
-        crate::error::Error::Api(a) if matches!(
-            a.kind,
-            K::Invalid
-                | K::NotFound
-                | K::Conflict
-                | K::Unauthenticated
-                | K::Forbidden
-                | K::MethodNotAllowed
-                | K::UnsupportedMedia
-        )
-    )
-}
-
 impl<T: WorkerApi, R: Runtime> Agent<T, R> {
     /// An agent that has not registered yet.
     pub(crate) fn new(
@@ -119,7 +98,7 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
     /// Registers, then runs the heartbeat, watch and reconcile loops until `shutdown` resolves.
     ///
     /// Ends early with the manager's refusal when it refuses the worker for good
-    /// ([`refused_for_good`]).
+    /// ([`Error::is_refused_for_good`](crate::error::Error::is_refused_for_good)).
     pub(crate) async fn run(
         self: Arc<Self>,
         shutdown: impl std::future::Future<Output = ()>,
@@ -162,7 +141,8 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
     }
 
     /// Registers, retrying with a backoff while the manager cannot be reached or cannot take it
-    /// yet; a refusal for good ([`refused_for_good`]) is returned.
+    /// yet; a refusal for good ([`Error::is_refused_for_good`](crate::error::Error::is_refused_for_good))
+    /// is returned.
     async fn register(&self) -> Result<Duration> {
         let mut delay = Duration::from_millis(100);
         loop {
@@ -178,7 +158,7 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
                     tracing::info!(worker = %self.id(), "registered with the manager");
                     return Ok(r.heartbeat_interval());
                 }
-                Err(e) if refused_for_good(&e) => {
+                Err(e) if e.is_refused_for_good() => {
                     tracing::error!(worker = %self.id(), error = %e, "the manager refuses this worker; stopping");
                     return Err(e);
                 }

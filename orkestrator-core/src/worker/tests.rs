@@ -397,8 +397,8 @@ fn an_instance_holds_its_reservation_until_all_its_tasks_ended() {
 
 #[test]
 fn only_a_refusal_for_good_ends_registration() {
-    use super::agent::refused_for_good;
     use crate::error::Error;
+    let refused_for_good = Error::is_refused_for_good;
     // Ends: a name taken, an unknown join token, not a manager there.
     assert!(refused_for_good(&Error::Api(ApiError::new(
         ErrorKind::Forbidden,
