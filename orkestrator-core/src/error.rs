@@ -119,6 +119,8 @@ pub enum RuntimeErrorKind {
     NotFound,
     /// The engine refused the request (bad config, port in use, ...).
     Rejected,
+    /// The engine refused a network's subnet: it overlaps one the engine already has.
+    SubnetTaken,
     /// Anything else.
     Other,
 }
@@ -130,6 +132,7 @@ impl std::fmt::Display for RuntimeErrorKind {
             RuntimeErrorKind::ImageNotFound => "image not available",
             RuntimeErrorKind::NotFound => "container not found",
             RuntimeErrorKind::Rejected => "container engine refused",
+            RuntimeErrorKind::SubnetTaken => "subnet already in use",
             RuntimeErrorKind::Other => "container engine error",
         })
     }

@@ -222,6 +222,22 @@ impl Runtime for FakeRuntime {
         Self::check(&self.lock())
     }
 
+    // Placeholders until the fake keeps networks (issue 19).
+    async fn create_network(&self, spec: &crate::runtime::NetworkSpec) -> Result<String> {
+        Ok(spec.name.clone())
+    }
+
+    async fn remove_network(&self, _id: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn list_networks(
+        &self,
+        _labels: &[(&str, &str)],
+    ) -> Result<Vec<crate::runtime::NetworkInfo>> {
+        Ok(Vec::new())
+    }
+
     async fn ensure_image(&self, image: &str) -> Result<()> {
         let st = self.lock();
         Self::check(&st)?;

@@ -24,13 +24,78 @@ pub mod labels {
     pub const INSTANCE: &str = "orkestrator.instance";
     /// The restart attempt that created this container.
     pub const ATTEMPT: &str = "orkestrator.attempt";
+    /// On a network: the subnet it was made with (so that a restarted worker knows its pool's
+    /// taken subnets without asking the engine's IPAM).
+    pub const SUBNET: &str = "orkestrator.subnet";
+}
+
+/// How a container is networked.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerNetwork {
+    /// The engine's default network (Docker's default bridge): what containers made before
+    /// networks per instance have, and what a runtime without networks gives.
+    #[default]
+    Default,
+    /// No network: loopback only.
+    None,
+    /// A network made with [`Runtime::create_network`], reachable under `aliases`.
+    Named {
+        /// The network's name.
+        name: String,
+        /// The names the container answers to on it (its task name).
+        aliases: Vec<String>,
+    },
+}
+
+/// A directory or file of the worker's own, bind-mounted into a container. Only the worker
+/// makes these (config files, volumes it manages): a job file never names a host path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// The host path, under the worker's data directory.
+    pub source: std::path::PathBuf,
+    /// Where it appears in the container (absolute).
+    pub target: String,
+    /// Whether the container may only read it.
+    pub read_only: bool,
+}
+
+/// A network to create for one instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    /// Its name (unique on the engine).
+    pub name: String,
+    /// Its IPv4 subnet in CIDR notation (`10.91.0.8/29`), from the worker's pool.
+    pub subnet: String,
+    /// Labels (see [`labels`]): the worker, the instance, the subnet.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What the runtime knows about one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    /// The engine's network id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its IPv4 subnets, in CIDR notation.
+    pub subnets: Vec<String>,
+}
+
+impl NetworkInfo {
+    /// The value of label `key`.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
 }
 
 /// Everything needed to create one task's container.
 ///
 /// A runtime creates every container unprivileged and with `no-new-privileges`: there is no way
 /// to ask for anything else.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ContainerSpec {
     /// The container's name (unique on the engine).
     pub name: String,
@@ -52,6 +117,19 @@ pub struct ContainerSpec {
     pub user: Option<String>,
     /// Whether the root filesystem is read-only.
     pub read_only: bool,
+    /// The entrypoint: `None` keeps the image's; an empty list clears it.
+    pub entrypoint: Option<Vec<String>>,
+    /// The working directory; none keeps the image's.
+    pub working_dir: Option<String>,
+    /// Whether a minimal init runs as PID 1 (Docker's `--init`).
+    pub init: bool,
+    /// The signal that asks the container to stop (`SIGTERM` when none); [`Runtime::stop`]
+    /// sends it.
+    pub stop_signal: Option<String>,
+    /// Its network.
+    pub network: ContainerNetwork,
+    /// Bind mounts of the worker's own files and directories.
+    pub mounts: Vec<Mount>,
 }
 
 /// A container's state as the engine reports it.
@@ -142,7 +220,8 @@ pub trait Runtime: Send + Sync + 'static {
     async fn create(&self, spec: &ContainerSpec) -> Result<String>;
     /// Starts a created container.
     async fn start(&self, id: &str) -> Result<()>;
-    /// Stops a container: SIGTERM, then SIGKILL after `grace`. Stopping a stopped container is fine.
+    /// Stops a container: its stop signal (SIGTERM unless [`ContainerSpec::stop_signal`] says
+    /// otherwise), then SIGKILL after `grace`. Stopping a stopped container is fine.
     async fn stop(&self, id: &str, grace: Duration) -> Result<()>;
     /// Removes a container (force). Removing a missing container is fine.
     async fn remove(&self, id: &str) -> Result<()>;
@@ -170,6 +249,17 @@ pub trait Runtime: Send + Sync + 'static {
             Ok(text.into_bytes()),
         ])))
     }
+
+    /// Creates a bridge network. The engine refusing `spec.subnet` because it overlaps a network
+    /// it has is [`RuntimeErrorKind::SubnetTaken`], so that the caller moves on to another
+    /// subnet. A runtime without networks refuses with [`RuntimeErrorKind::Rejected`].
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<String>;
+
+    /// Removes a network (by id or name). Removing a missing network is fine.
+    async fn remove_network(&self, id: &str) -> Result<()>;
+
+    /// Lists networks carrying every one of `labels` (all networks for none).
+    async fn list_networks(&self, labels: &[(&str, &str)]) -> Result<Vec<NetworkInfo>>;
 
     /// Runs one health check against a running container: `Ok` when healthy, else why not.
     async fn probe(

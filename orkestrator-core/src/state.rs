@@ -17,6 +17,9 @@ pub enum TaskState {
     Pending,
     /// Placed on a worker, not yet started there.
     Scheduled,
+    /// On its worker, waiting for the tasks it depends on (`depends_on`) before its first start;
+    /// the reason says which (`waiting for db to be healthy`).
+    Waiting,
     /// The worker is creating and starting the container (pulling its image if needed).
     Starting,
     /// The container runs.
@@ -37,9 +40,10 @@ pub enum TaskState {
 
 impl TaskState {
     /// All states, in lifecycle order.
-    pub const ALL: [TaskState; 10] = [
+    pub const ALL: [TaskState; 11] = [
         TaskState::Pending,
         TaskState::Scheduled,
+        TaskState::Waiting,
         TaskState::Starting,
         TaskState::Running,
         TaskState::Restarting,
@@ -63,6 +67,7 @@ impl TaskState {
         matches!(
             self,
             TaskState::Scheduled
+                | TaskState::Waiting
                 | TaskState::Starting
                 | TaskState::Running
                 | TaskState::Restarting
@@ -81,8 +86,10 @@ impl TaskState {
             Pending => matches!(to, Scheduled | Stopped),
             Scheduled => matches!(
                 to,
-                Starting | Running | Failed | Lost | Stopping | Stopped | Restarting
+                Waiting | Starting | Running | Failed | Lost | Stopping | Stopped | Restarting
             ),
+            // A dependency that fails for good fails its waiting dependents.
+            Waiting => matches!(to, Starting | Running | Failed | Lost | Stopping | Stopped),
             Starting => matches!(
                 to,
                 Running | Completed | Failed | Restarting | Lost | Stopping | Stopped
@@ -135,7 +142,7 @@ mod tests {
 
     #[test]
     fn happy_path_is_legal() {
-        let path = [Pending, Scheduled, Starting, Running, Completed];
+        let path = [Pending, Scheduled, Waiting, Starting, Running, Completed];
         for w in path.windows(2) {
             assert!(w[0].can_transition_to(w[1]), "{} -> {}", w[0], w[1]);
         }

@@ -355,6 +355,7 @@ async fn the_fake_runtime_serves_tails_and_ends_a_follow_when_the_container_exit
         pids_limit: 4096,
         user: None,
         read_only: false,
+        ..Default::default()
     };
     let id = rt.create(&spec).await.unwrap();
     assert!(

@@ -201,6 +201,7 @@ fn health_check() -> impl Strategy<Value = Option<HealthCheck>> {
             timeout: a.min(b),
             failures,
             probe,
+            start_period: Duration::ZERO,
         });
     prop_oneof![1 => Just(None), 2 => check.prop_map(Some)]
 }
@@ -341,6 +342,14 @@ fn valid_job() -> impl Strategy<Value = Job> {
                             pids,
                             user,
                             read_only,
+                            entrypoint: None,
+                            working_dir: None,
+                            depends_on: Default::default(),
+                            sidecar: false,
+                            stop_signal: None,
+                            stop_grace: None,
+                            init: false,
+                            files: Vec::new(),
                         }
                     },
                 )
@@ -350,6 +359,7 @@ fn valid_job() -> impl Strategy<Value = Job> {
                 count,
                 constraints,
                 tasks,
+                network: Default::default(),
             }
         })
 }

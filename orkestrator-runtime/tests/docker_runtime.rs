@@ -139,6 +139,7 @@ fn spec(name: &str, command: &[&str]) -> ContainerSpec {
         pids_limit: 4096,
         user: None,
         read_only: false,
+        ..Default::default()
     }
 }
 

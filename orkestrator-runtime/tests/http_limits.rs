@@ -302,6 +302,7 @@ async fn a_plain_logs_read_holds_its_last_16_mib_and_says_so() {
         pids_limit: 4096,
         user: None,
         read_only: false,
+        ..Default::default()
     };
     let id = rt.create(&spec).await.unwrap();
     rt.start(&id).await.unwrap();

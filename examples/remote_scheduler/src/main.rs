@@ -83,10 +83,18 @@ impl Score for PreferLabel {
 #[command(version)]
 struct Args {
     /// The manager's address (several, comma-separated, for an HA cluster).
-    #[arg(long, env = "ORKESTRATOR_ADDR", default_value = "http://127.0.0.1:5555")]
+    #[arg(
+        long,
+        env = "ORKESTRATOR_ADDR",
+        default_value = "http://127.0.0.1:5555"
+    )]
     manager: String,
     /// The join token (the manager writes it to DATA_DIR/join.token).
-    #[arg(long, env = "ORKESTRATOR_JOIN_TOKEN", conflicts_with = "join_token_file")]
+    #[arg(
+        long,
+        env = "ORKESTRATOR_JOIN_TOKEN",
+        conflicts_with = "join_token_file"
+    )]
     join_token: Option<String>,
     /// A file holding the join token.
     #[arg(long)]

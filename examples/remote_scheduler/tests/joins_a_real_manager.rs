@@ -160,24 +160,28 @@ async fn the_example_scheduler_joins_over_http_and_places_with_its_own_filter_an
     };
 
     let c = &client;
-    wait_for("the example scheduler and two workers to be ready", &mut scheduler, || async move {
-        let h = c.health().await.map_err(|e| e.to_string())?;
-        let scheduler = h.schedulers.iter().find(|s| s.id.as_str() == "example");
-        let ready = c
-            .list_workers()
-            .await
-            .map_err(|e| e.to_string())?
-            .iter()
-            .filter(|w| w.status == Liveness::Ready)
-            .count();
-        match scheduler {
-            Some(s) if s.status == Liveness::Ready && ready == 2 => {
-                assert_eq!(s.algorithm, "example", "the pipeline's name is registered");
-                Ok(())
+    wait_for(
+        "the example scheduler and two workers to be ready",
+        &mut scheduler,
+        || async move {
+            let h = c.health().await.map_err(|e| e.to_string())?;
+            let scheduler = h.schedulers.iter().find(|s| s.id.as_str() == "example");
+            let ready = c
+                .list_workers()
+                .await
+                .map_err(|e| e.to_string())?
+                .iter()
+                .filter(|w| w.status == Liveness::Ready)
+                .count();
+            match scheduler {
+                Some(s) if s.status == Liveness::Ready && ready == 2 => {
+                    assert_eq!(s.algorithm, "example", "the pipeline's name is registered");
+                    Ok(())
+                }
+                s => Err(format!("scheduler {s:?}, {ready} workers ready")),
             }
-            s => Err(format!("scheduler {s:?}, {ready} workers ready")),
-        }
-    })
+        },
+    )
     .await;
 
     // Its score: both instances on the hdd worker, though spreading alone would split them.

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use orkestrator_core::worker::subnets::Ipv4Net;
+
 use super::common::{DEFAULT_PORT, JoinArgs, ManagerAddr, TlsFiles, duration, label};
 
 /// `server`.
@@ -181,6 +183,21 @@ pub struct WorkerArgs {
     /// How often task and host metrics are sampled and sent to the manager (0s: never).
     #[arg(long, default_value = "5s", value_parser = duration)]
     pub metrics_interval: Duration,
+    /// The IPv4 pool the networks of instances take their subnets from (one small subnet per
+    /// instance, skipping the host's routes and the engine's other networks).
+    #[arg(long, value_name = "CIDR", default_value = orkestrator_core::worker::subnets::DEFAULT_POOL, value_parser = network_pool)]
+    pub network_pool: Ipv4Net,
+}
+
+/// Parses `--network-pool`: an IPv4 network no smaller than a /29.
+fn network_pool(s: &str) -> Result<Ipv4Net, String> {
+    let net: Ipv4Net = s.parse()?;
+    if net.prefix() > 29 {
+        return Err(format!(
+            "{net} is smaller than one instance's network (a /29): use a larger pool, e.g. 10.213.0.0/16"
+        ));
+    }
+    Ok(net)
 }
 
 /// `scheduler`.

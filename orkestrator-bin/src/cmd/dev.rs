@@ -52,6 +52,8 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
     let transport = Arc::new(LocalTransport::new(manager.clone()));
     let mut config = WorkerConfig::new("dev-worker");
     config.stop_grace = a.stop_grace;
+    config.routes_file = Some("/proc/net/route".into());
+    config.files_dir = Some(creds.join("files"));
     // The worker's own endpoint (for `orkestrator logs`), on a free loopback port.
     let endpoint = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     config.address = Some(format!("http://{}", endpoint.local_addr()?));

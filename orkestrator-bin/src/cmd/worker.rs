@@ -69,6 +69,9 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
     config.labels = a.labels.iter().cloned().collect();
     config.stop_grace = a.stop_grace;
     config.metrics_interval = a.metrics_interval;
+    config.network_pool = a.network_pool;
+    config.routes_file = Some("/proc/net/route".into());
+    config.files_dir = Some(data_dir.join("files"));
     let manager = transport.addresses().join(",");
     let advertised = if address == local {
         String::new()

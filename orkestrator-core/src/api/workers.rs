@@ -160,6 +160,9 @@ pub struct Assignment {
     /// trace of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ended: Vec<TaskName>,
+    /// The job version the instance runs (its containers see it as `ORK_VERSION`).
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// A worker's assignments at a point in the manager's history: the whole set (`full`), or what

@@ -142,7 +142,7 @@ impl Tally {
             JobPhase::Lost
         } else if total > 0 && self.count(Completed) == total {
             JobPhase::Completed
-        } else if [Pending, Scheduled, Starting, Restarting]
+        } else if [Pending, Scheduled, Waiting, Starting, Restarting]
             .iter()
             .any(|s| self.count(*s) > 0)
         {

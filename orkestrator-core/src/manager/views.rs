@@ -346,6 +346,7 @@ fn assignment(st: &State, key: &Key) -> Option<Assignment> {
         desired: i.desired,
         job: job.clone(),
         ended,
+        version: i.version,
     })
 }
 

@@ -17,6 +17,7 @@ pub(crate) mod model;
 mod parse;
 pub(crate) mod problems;
 mod raw;
+pub(crate) mod together;
 mod tree;
 mod validate;
 
@@ -27,6 +28,7 @@ pub use model::{
 };
 pub use parse::{MAX_SPEC_BYTES, load_job_file, parse_job};
 pub use problems::{Problem, Problems};
+pub use together::{Condition, ConfigFile, MAX_STOP_GRACE, Network, NetworkMode};
 pub use validate::{
     MAX_ATTEMPTS, MAX_BACKOFF, MAX_COMMAND_ARG_BYTES, MAX_COMMAND_ARGS, MAX_COMMAND_BYTES,
     MAX_CONSTRAINTS, MAX_COUNT, MAX_CPU, MAX_DISK, MAX_ENV_BYTES, MAX_ENV_NAME_BYTES,

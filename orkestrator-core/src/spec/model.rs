@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::together::{Condition, ConfigFile, Network};
 use super::tree;
 use crate::ids::{JobId, TaskName};
 use crate::units::{ByteSize, Cpu};
@@ -28,6 +29,9 @@ pub struct Job {
     pub constraints: Vec<Constraint>,
     /// The tasks, at least one, with distinct names.
     pub tasks: Vec<Task>,
+    /// How the instance's tasks are networked (default: a bridge network of the instance's own).
+    #[serde(default, skip_serializing_if = "Network::is_default")]
+    pub network: Network,
 }
 
 /// A condition on a worker label (`worker --label zone=a`).
@@ -126,11 +130,42 @@ pub struct Task {
     pub user: Option<String>,
     /// Whether the container's root filesystem is read-only.
     pub read_only: bool,
+    /// The entrypoint: `None` keeps the image's; an empty list clears it. [`Task::command`] is
+    /// then its arguments (Docker's CMD).
+    pub entrypoint: Option<Vec<String>>,
+    /// The working directory (an absolute path); none keeps the image's.
+    pub working_dir: Option<String>,
+    /// Tasks of the same job this one waits for before its first start, with the condition.
+    pub depends_on: BTreeMap<TaskName, Condition>,
+    /// A sidecar does not keep its instance from completing: once every other task has
+    /// completed, the sidecars are stopped and the instance is `Completed`.
+    pub sidecar: bool,
+    /// The signal that asks the container to stop (`SIGTERM` when none).
+    pub stop_signal: Option<String>,
+    /// How long the container has to stop before it is killed; none takes the worker's
+    /// `--stop-grace`. At most [`MAX_STOP_GRACE`](super::MAX_STOP_GRACE).
+    pub stop_grace: Option<Duration>,
+    /// Whether a minimal init runs as PID 1 (Docker's `--init`), forwarding signals and reaping.
+    pub init: bool,
+    /// Config files written into the container, read-only.
+    pub files: Vec<ConfigFile>,
 }
 
 impl Task {
     /// Default process limit of a task that names none.
     pub const DEFAULT_PIDS: u32 = 4096;
+
+    /// The signal that asks the container to stop: [`Task::stop_signal`] or `SIGTERM`.
+    pub fn stop_signal(&self) -> &str {
+        self.stop_signal.as_deref().unwrap_or("SIGTERM")
+    }
+
+    /// Whether another task depends on this one completing successfully (an init task).
+    pub fn is_init_of(&self, job: &Job) -> bool {
+        job.tasks
+            .iter()
+            .any(|t| t.depends_on.get(&self.name) == Some(&Condition::CompletedSuccessfully))
+    }
 }
 
 impl Serialize for Task {
@@ -161,6 +196,42 @@ impl Serialize for Task {
             #[serde(skip_serializing_if = "Option::is_none")]
             user: &'a Option<String>,
             read_only: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            entrypoint: &'a Option<Vec<String>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            working_dir: &'a Option<String>,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            depends_on: BTreeMap<&'a TaskName, DependsOnEntry>,
+            #[serde(skip_serializing_if = "is_false")]
+            sidecar: bool,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            stop_signal: &'a Option<String>,
+            #[serde(
+                skip_serializing_if = "Option::is_none",
+                serialize_with = "optional_duration"
+            )]
+            stop_grace: &'a Option<Duration>,
+            #[serde(skip_serializing_if = "is_false")]
+            init: bool,
+            #[serde(skip_serializing_if = "<[ConfigFile]>::is_empty")]
+            files: &'a [ConfigFile],
+        }
+        /// One `depends_on` entry as the file writes it: `{ condition: healthy }`.
+        #[derive(Serialize)]
+        struct DependsOnEntry {
+            condition: Condition,
+        }
+        fn is_false(b: &bool) -> bool {
+            !*b
+        }
+        fn optional_duration<S: serde::Serializer>(
+            d: &&Option<Duration>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => crate::units::duration::serialize(d, s),
+                None => s.serialize_none(),
+            }
         }
         FileTask {
             name: &self.name,
@@ -178,6 +249,18 @@ impl Serialize for Task {
             health_check: &self.health_check,
             user: &self.user,
             read_only: self.read_only,
+            entrypoint: &self.entrypoint,
+            working_dir: &self.working_dir,
+            depends_on: self
+                .depends_on
+                .iter()
+                .map(|(k, c)| (k, DependsOnEntry { condition: *c }))
+                .collect(),
+            sidecar: self.sidecar,
+            stop_signal: &self.stop_signal,
+            stop_grace: &self.stop_grace,
+            init: self.init,
+            files: &self.files,
         }
         .serialize(s)
     }
@@ -195,6 +278,14 @@ pub struct HealthCheck {
     pub timeout: Duration,
     /// Failures in a row that make the task unhealthy. Default 3.
     pub failures: u32,
+    /// Time to boot: failures during it do not count, and the first success ends it, as in
+    /// Docker. Default `0s`.
+    #[serde(
+        default,
+        with = "crate::units::duration",
+        skip_serializing_if = "Duration::is_zero"
+    )]
+    pub start_period: Duration,
     /// What to check.
     #[serde(flatten)]
     pub probe: Probe,

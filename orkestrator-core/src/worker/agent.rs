@@ -12,15 +12,17 @@ use tokio::time::Instant;
 use super::checks;
 use super::config::{ResourceProbe, WorkerConfig};
 use super::container::container_spec;
+use super::files;
 use super::health::ProbeOutcome;
 use super::metrics::{self, LatestMetrics};
+use super::network;
 use super::plan::{self, Action, Now};
 use super::tracks::{TaskKey, Tracks};
 use crate::api::*;
 use crate::clock::now_millis;
 use crate::error::Result;
 use crate::ids::{InstanceId, WorkerId};
-use crate::runtime::{Runtime, labels};
+use crate::runtime::{ContainerInfo, Runtime, labels};
 use crate::scheduler::is_unknown_component;
 use crate::spec::{Resources, Task};
 use crate::transport::WorkerApi;
@@ -45,6 +47,9 @@ pub(crate) struct Agent<T, R> {
     stopping: Mutex<HashSet<String>>,
     /// The newest metrics sampled.
     latest: LatestMetrics,
+    /// Held while an instance's network is looked up or made: two instances never pick the
+    /// same subnet, and two tasks of one instance never make two networks.
+    networks: tokio::sync::Mutex<()>,
 }
 
 fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
@@ -87,6 +92,7 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
             watching: Mutex::new(HashSet::new()),
             stopping: Mutex::new(HashSet::new()),
             latest: LatestMetrics::default(),
+            networks: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -347,7 +353,8 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
         for action in plan.actions {
             match action {
                 Action::Report(u) => updates.push(u),
-                Action::Stop { container } => self.spawn_stop(container),
+                Action::Stop { container, grace } => self.spawn_stop(container, grace, true),
+                Action::Halt { container, grace } => self.spawn_stop(container, grace, false),
                 Action::RemoveGhost {
                     container,
                     instance,
@@ -356,7 +363,7 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
                     if !lock(&self.stopping).contains(&container) {
                         tracing::info!(worker = %self.id(), %instance, %task, %container, "removing a container that is not assigned here");
                     }
-                    self.spawn_stop(container);
+                    self.spawn_stop(container, None, true);
                 }
                 task_work @ (Action::Start { .. }
                 | Action::StartCreated { .. }
@@ -366,7 +373,8 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
                 }
             }
         }
-        if !work.is_empty() {
+        let started = !work.is_empty();
+        if started {
             // Tell the manager what is starting before waiting for it.
             self.send(std::mem::take(&mut updates)).await;
         }
@@ -376,7 +384,35 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
             }
         }
         self.send(updates).await;
+        if started {
+            // Tasks waiting for what just started look again at once.
+            self.wake.notify_one();
+        }
+        self.retire(&held, &listed).await;
         Ok(())
+    }
+
+    /// Removes the networks and config files of instances that no longer run here and have no
+    /// container left (orphans of a restart included).
+    async fn retire(&self, held: &BTreeMap<InstanceId, Assignment>, listed: &[ContainerInfo]) {
+        let networks = match network::mine(self.runtime.as_ref(), self.id()).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(worker = %self.id(), error = %e, "cannot list networks");
+                Vec::new()
+            }
+        };
+        let leftovers =
+            networks
+                .iter()
+                .map(|(_, i)| i.clone())
+                .chain(network::instances_with_files(
+                    self.config.files_dir.as_deref(),
+                ));
+        let retired = network::retired(held, listed, leftovers);
+        if !retired.is_empty() {
+            network::remove_retired(self.runtime.as_ref(), &self.config, &networks, &retired).await;
+        }
     }
 
     /// Carries out one start or removal of a task; returns the update it leads to, if any.
@@ -400,7 +436,10 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
                 attempt,
                 replace,
             } => (key, replace, attempt),
-            Action::Report(_) | Action::Stop { .. } | Action::RemoveGhost { .. } => return None,
+            Action::Report(_)
+            | Action::Stop { .. }
+            | Action::Halt { .. }
+            | Action::RemoveGhost { .. } => return None,
         };
         let (a, task) = find(held, &key)?;
         if let Some(id) = replace {
@@ -414,7 +453,12 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
 
     async fn start_container(&self, a: &Assignment, task: &Task, attempt: u32) -> Result<String> {
         self.runtime.ensure_image(&task.image).await?;
-        let spec = container_spec(self.id(), a, &a.job, task, attempt);
+        {
+            let _one_at_a_time = self.networks.lock().await;
+            network::ensure(self.runtime.as_ref(), &self.config, a).await?;
+        }
+        let mut spec = container_spec(self.id(), a, &a.job, task, attempt);
+        spec.mounts = files::write(self.config.files_dir.as_deref(), a, task)?;
         let id = self.runtime.create(&spec).await?;
         self.runtime.start(&id).await?;
         Ok(id)
@@ -434,12 +478,20 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
     /// Runs the health checks that are due, concurrently, and stops what turns unhealthy (its
     /// exit then goes through the restart policy on a later pass).
     async fn run_health_checks(&self) {
-        let due = {
+        let (due, graces) = {
             let held = lock(&self.assignments);
             let Some(held) = held.as_ref() else {
                 return;
             };
-            checks::due_checks(held, &lock(&self.tracks), Instant::now())
+            let due = checks::due_checks(held, &lock(&self.tracks), Instant::now());
+            let graces: BTreeMap<TaskKey, Duration> = due
+                .iter()
+                .filter_map(|d| {
+                    let (_, task) = find(held, &d.key)?;
+                    Some((d.key.clone(), task.stop_grace?))
+                })
+                .collect();
+            (due, graces)
         };
         if due.is_empty() {
             return;
@@ -453,13 +505,16 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
             let (instance, task) = &d.key;
             match tr.health.record(&d.check, result, Instant::now()) {
                 ProbeOutcome::Passed => {}
+                ProbeOutcome::Booting => {
+                    tracing::debug!(worker = %self.id(), %instance, %task, "health check failed within the start period: {why}");
+                }
                 ProbeOutcome::Failed { failures } => {
                     tracing::info!(worker = %self.id(), %instance, %task, failures, "health check failed: {why}");
                 }
                 ProbeOutcome::Unhealthy { failures, .. } => {
                     tracing::info!(worker = %self.id(), %instance, %task, failures, "health check failed: {why}; stopping the container");
                     let rt = self.runtime.clone();
-                    let grace = self.config.stop_grace;
+                    let grace = graces.get(&d.key).copied().unwrap_or(self.config.stop_grace);
                     tokio::spawn(async move {
                         let _ = rt.stop(&d.container, grace).await;
                     });
@@ -471,22 +526,27 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
         self.wake.notify_one();
     }
 
-    /// Stops and removes a container in the background (once: a container being stopped is not
-    /// stopped again); the agent reconciles again when it is gone. Nothing waits for it, so a
-    /// long grace period never holds up other work.
-    fn spawn_stop(self: &Arc<Self>, id: String) {
+    /// Stops a container in the background, giving it `grace` (or the worker's `--stop-grace`),
+    /// and removes it when `remove` says so (once: a container being stopped is not stopped
+    /// again); the agent reconciles again when it is down. Nothing waits for it, so a long grace
+    /// period never holds up other work.
+    fn spawn_stop(self: &Arc<Self>, id: String, grace: Option<Duration>, remove: bool) {
         if !lock(&self.stopping).insert(id.clone()) {
             return;
         }
         let s = self.clone();
+        let grace = grace.unwrap_or(self.config.stop_grace);
         tokio::spawn(async move {
             let r = async {
-                s.runtime.stop(&id, s.config.stop_grace).await?;
-                s.runtime.remove(&id).await
+                s.runtime.stop(&id, grace).await?;
+                if remove {
+                    s.runtime.remove(&id).await?;
+                }
+                Ok::<_, crate::Error>(())
             }
             .await;
             if let Err(e) = r {
-                tracing::warn!(worker = %s.id(), container = %id, error = %e, "cannot remove container");
+                tracing::warn!(worker = %s.id(), container = %id, error = %e, "cannot stop or remove container");
             }
             lock(&s.stopping).remove(&id);
             s.wake.notify_one();

@@ -145,6 +145,7 @@ mod tests {
                 timeout: Duration::from_secs(1),
                 failures: 1,
                 probe: Probe::Tcp { port: 80 },
+                start_period: Duration::ZERO,
             },
         };
         let mut tracks = Tracks::new(7);

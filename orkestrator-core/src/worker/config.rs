@@ -2,8 +2,10 @@
 //! ([`ResourceProbe`]).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use super::subnets::Ipv4Net;
 use crate::ids::WorkerId;
 use crate::spec::Resources;
 
@@ -65,6 +67,15 @@ pub struct WorkerConfig {
     /// How often task and host metrics are sampled and sent to the manager (see
     /// [`metrics`](super::metrics)). Default 5 s; zero turns metrics off.
     pub metrics_interval: Duration,
+    /// The pool the subnets of instance networks come from (`worker --network-pool`). Default
+    /// [`DEFAULT_POOL`](super::subnets::DEFAULT_POOL), `10.213.0.0/16`.
+    pub network_pool: Ipv4Net,
+    /// A file in the format of Linux's `/proc/net/route` whose routes no instance subnet may
+    /// overlap (none by default; the `orkestrator worker` binary reads the host's).
+    pub routes_file: Option<PathBuf>,
+    /// Where tasks' config files are written (a directory of the worker's own, under its data
+    /// directory); none refuses tasks with files.
+    pub files_dir: Option<PathBuf>,
 }
 
 impl WorkerConfig {
@@ -83,6 +94,11 @@ impl WorkerConfig {
             reconcile_interval: Duration::from_secs(1),
             watch_wait: Duration::from_secs(30),
             metrics_interval: Duration::from_secs(5),
+            network_pool: super::subnets::DEFAULT_POOL
+                .parse()
+                .expect("the default pool is a network"),
+            routes_file: None,
+            files_dir: None,
         }
     }
 }

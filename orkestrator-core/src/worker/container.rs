@@ -3,10 +3,13 @@
 
 use crate::api::Assignment;
 use crate::ids::WorkerId;
-use crate::runtime::{ContainerInfo, ContainerSpec, labels};
-use crate::spec::{Job, Task};
+use crate::runtime::{ContainerInfo, ContainerNetwork, ContainerSpec, labels};
+use crate::spec::{Job, NetworkMode, Task};
 
-/// The container for one task of one instance: its name, limits and labels.
+/// The container for one task of one instance: its name, limits, labels, environment (the
+/// task's, and `ORK_JOB`, `ORK_TASK`, `ORK_INDEX`, `ORK_INSTANCE`, `ORK_VERSION`, `ORK_WORKER`)
+/// and network (the instance's, with the task's name as alias). The config files' mounts are
+/// the agent's to add, once it has written them.
 ///
 /// `attempt` is the container's generation for this task (0 for the first, one more for every
 /// restart); it is part of the name, so that a restart never collides with the container it
@@ -28,6 +31,24 @@ pub fn container_spec(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    let mut env = task.env.clone();
+    for (k, v) in [
+        ("ORK_JOB", job.name.as_str().to_owned()),
+        ("ORK_TASK", task.name.as_str().to_owned()),
+        ("ORK_INDEX", a.index.to_string()),
+        ("ORK_INSTANCE", a.instance.as_str().to_owned()),
+        ("ORK_VERSION", a.version.to_string()),
+        ("ORK_WORKER", worker.as_str().to_owned()),
+    ] {
+        env.insert(k.to_owned(), v);
+    }
+    let network = match job.network.mode {
+        NetworkMode::None => ContainerNetwork::None,
+        NetworkMode::Bridge => ContainerNetwork::Named {
+            name: super::network::network_name(worker, &a.instance),
+            aliases: vec![task.name.as_str().to_owned()],
+        },
+    };
     ContainerSpec {
         name: format!(
             "ork-{}-{}-{}-{attempt}",
@@ -37,13 +58,19 @@ pub fn container_spec(
         ),
         image: task.image.clone(),
         command: task.command.clone(),
-        env: task.env.clone(),
+        env,
         ports: task.ports.clone(),
         resources: task.resources,
         labels,
         pids_limit: task.pids,
         user: task.user.clone(),
         read_only: task.read_only,
+        entrypoint: task.entrypoint.clone(),
+        working_dir: task.working_dir.clone(),
+        init: task.init,
+        stop_signal: task.stop_signal.clone(),
+        network,
+        mounts: Vec::new(),
     }
 }
 
@@ -96,6 +123,7 @@ mod tests {
             desired: Desired::Run,
             job: std::sync::Arc::new(job.clone()),
             ended: vec![],
+            version: 1,
         };
         let spec = container_spec(&WorkerId::new("w 1/x"), &a, &job, &job.tasks[0], 3);
         assert_eq!(spec.name, "ork-w_1_x-i7-srv-3");
@@ -125,6 +153,7 @@ mod tests {
             desired: Desired::Run,
             job: std::sync::Arc::new(job.clone()),
             ended: vec![],
+            version: 1,
         };
         let w = WorkerId::new("w1");
         let plain = container_spec(&w, &a, &job, &job.tasks[0], 0);

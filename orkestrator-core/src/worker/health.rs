@@ -19,6 +19,9 @@ pub(crate) struct HealthTracker {
     healthy: Option<bool>,
     /// Why the container was found unhealthy (it is being stopped; reported with its exit).
     unhealthy: Option<String>,
+    /// Until when failures do not count (the check's `start_period` from the container's
+    /// start); the first success ends it early.
+    booting_until: Option<Instant>,
 }
 
 /// What one check's result leads to.
@@ -26,6 +29,8 @@ pub(crate) struct HealthTracker {
 pub(crate) enum ProbeOutcome {
     /// It passed: the task is healthy.
     Passed,
+    /// It failed within the check's `start_period`, which does not count.
+    Booting,
     /// It failed, `failures` times in a row, fewer than the check allows.
     Failed {
         /// Failures in a row.
@@ -52,6 +57,7 @@ impl HealthTracker {
             && self.next_probe.is_none()
         {
             self.next_probe = Some(since + hc.interval);
+            self.booting_until = (!hc.start_period.is_zero()).then(|| since + hc.start_period);
         }
     }
 
@@ -83,9 +89,12 @@ impl HealthTracker {
             Ok(()) => {
                 self.failures = 0;
                 self.healthy = Some(true);
+                self.booting_until = None;
                 ProbeOutcome::Passed
             }
+            Err(_) if self.booting_until.is_some_and(|until| now < until) => ProbeOutcome::Booting,
             Err(why) => {
+                self.booting_until = None;
                 self.failures += 1;
                 let failures = self.failures;
                 if failures < check.failures {
@@ -113,7 +122,36 @@ mod tests {
             timeout: Duration::from_secs(1),
             failures,
             probe: Probe::Tcp { port: 80 },
+            start_period: Duration::ZERO,
         }
+    }
+
+    #[test]
+    fn failures_in_the_start_period_do_not_count_and_a_success_ends_it() {
+        let t0 = Instant::now();
+        let hc = HealthCheck {
+            start_period: Duration::from_secs(30),
+            ..check(1)
+        };
+        let fail = || Err("refused".to_owned());
+        let mut h = HealthTracker::default();
+        h.running(t0, Some(&hc));
+        let early = t0 + Duration::from_secs(10);
+        assert_eq!(h.record(&hc, fail(), early), ProbeOutcome::Booting);
+        assert_eq!(h.verdict(), None, "no verdict while booting");
+        assert_eq!(h.wake_at(), Some(early + hc.interval), "checks go on");
+        // After the period, a failure counts (one is enough here).
+        let mut late = h.clone();
+        assert!(matches!(
+            late.record(&hc, fail(), t0 + Duration::from_secs(30)),
+            ProbeOutcome::Unhealthy { .. }
+        ));
+        // The first success ends the period early: the next failure counts.
+        assert_eq!(h.record(&hc, Ok(()), early), ProbeOutcome::Passed);
+        assert!(matches!(
+            h.record(&hc, fail(), early + Duration::from_secs(1)),
+            ProbeOutcome::Unhealthy { .. }
+        ));
     }
 
     #[test]

@@ -10,8 +10,9 @@
 //! `checks` (which health checks are due, and running them: their own loop, outside the
 //! reconcile pass), `tracks` (what the agent remembers of every task), `restart` (the restart
 //! tracker: backoff, jitter, attempts, reset), `health` (the health-check tracker: due times and
-//! verdict), `container` (container names and labels) and `config` (the worker's settings and
-//! its host's resources).
+//! verdict), `container` (container names and labels), `order` (start order, stop order and
+//! sidecars), `network` (each instance's network: made, adopted, removed) with `subnets` (the
+//! pool), `files` (config files) and `config` (the worker's settings and its host's resources).
 
 use std::sync::Arc;
 
@@ -23,10 +24,14 @@ mod agent;
 mod checks;
 mod config;
 mod container;
+mod files;
 mod health;
 pub mod metrics;
+mod network;
+mod order;
 mod plan;
 mod restart;
+pub mod subnets;
 #[cfg(test)]
 mod tests;
 mod tracks;

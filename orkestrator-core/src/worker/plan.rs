@@ -14,12 +14,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::container;
+use super::order::{self, Gate};
 use super::restart::AfterExit;
 use super::tracks::{TaskKey, Track, Tracks};
 use crate::api::{Assignment, Desired, TaskUpdate};
 use crate::clock::Millis;
 use crate::error::{Error, RuntimeErrorKind};
-use crate::ids::InstanceId;
+use crate::ids::{InstanceId, TaskName};
 use crate::runtime::{ContainerInfo, ContainerState};
 use crate::spec::Task;
 use crate::state::TaskState;
@@ -44,6 +45,16 @@ pub(crate) enum Action {
     Stop {
         /// The container.
         container: String,
+        /// How long it has to stop before it is killed; `None`: the worker's `--stop-grace`.
+        grace: Option<Duration>,
+    },
+    /// Stop a container in the background and keep it (its logs and exit stay readable): a
+    /// sidecar whose instance's other tasks ended.
+    Halt {
+        /// The container.
+        container: String,
+        /// How long it has to stop before it is killed; `None`: the worker's `--stop-grace`.
+        grace: Option<Duration>,
     },
     /// Stop and remove, in the background, a container of an instance not assigned here.
     RemoveGhost {
@@ -109,7 +120,10 @@ pub(crate) fn plan(
     // instances not assigned here), so that resources are freed before new containers start.
     let mut to_run = Vec::new();
     for a in held.values() {
-        for task in &a.job.tasks {
+        // Every task after the tasks it depends on: a dependency's news of this pass reaches
+        // its dependents in the same pass.
+        let mut currents = Vec::new();
+        for task in order::start_order(&a.job) {
             let mut cs = by_task
                 .remove(&(a.instance.as_str(), task.name.as_str()))
                 .unwrap_or_default();
@@ -119,12 +133,19 @@ pub(crate) fn plan(
             let current = cs.next();
             actions.extend(cs.map(|c| Action::Stop {
                 container: c.id.clone(),
+                grace: None,
             }));
-            if a.desired == Desired::Stop {
-                stop_task(a, task, current, tracks, &mut actions);
-            } else {
-                to_run.push((a, task, current));
+            currents.push((task, current));
+        }
+        if a.desired == Desired::Stop {
+            let has_container =
+                |n: &TaskName| currents.iter().any(|(t, c)| &t.name == n && c.is_some());
+            for (task, current) in &currents {
+                let held_up = order::held_up_by(&a.job, task, has_container);
+                stop_task(a, task, *current, held_up, tracks, &mut actions);
             }
+        } else {
+            to_run.push((a, currents));
         }
     }
     for ((instance, task), cs) in by_task {
@@ -135,8 +156,28 @@ pub(crate) fn plan(
         }));
     }
     // Then what should run.
-    for (a, task, current) in to_run {
-        run_task(a, task, current, tracks, now, &mut actions);
+    for (a, currents) in to_run {
+        let running = |n: &TaskName| {
+            currents
+                .iter()
+                .any(|(t, c)| &t.name == n && c.is_some_and(|c| c.state == ContainerState::Running))
+        };
+        // Sidecars finish once every other task ended: as seen before this pass, or in it.
+        let finishing = order::main_tasks_ended(a, tracks);
+        for &(task, current) in &currents {
+            if finishing && task.sidecar {
+                let held_up = order::held_up_by(&a.job, task, running);
+                finish_sidecar(a, task, current, held_up, tracks, &mut actions);
+            } else {
+                run_task(a, task, current, tracks, now, &mut actions);
+            }
+        }
+        if !finishing && order::main_tasks_ended(a, tracks) {
+            for &(task, current) in currents.iter().filter(|(t, _)| t.sidecar) {
+                let held_up = order::held_up_by(&a.job, task, running);
+                finish_sidecar(a, task, current, held_up, tracks, &mut actions);
+            }
+        }
     }
     Plan {
         actions,
@@ -144,11 +185,13 @@ pub(crate) fn plan(
     }
 }
 
-/// An instance told to stop: stop its container, or report it stopped once it is gone.
+/// An instance told to stop: stop its container once no task that must stop first still has
+/// one (dependents first, sidecars last), or report it stopped once it is gone.
 fn stop_task(
     a: &Assignment,
     task: &Task,
     current: Option<&ContainerInfo>,
+    held_up: Option<&TaskName>,
     tracks: &mut Tracks,
     actions: &mut Vec<Action>,
 ) {
@@ -157,15 +200,69 @@ fn stop_task(
     match current {
         Some(c) => {
             u.container_id = Some(c.id.clone());
+            if let Some(first) = held_up {
+                u.reason = Some(format!("stopping after {first}"));
+            }
             actions.extend(tr.report(u).map(Action::Report));
             // Reported `Stopped` on a later pass, once the container is gone.
-            actions.push(Action::Stop {
-                container: c.id.clone(),
-            });
+            if held_up.is_none() {
+                actions.push(Action::Stop {
+                    container: c.id.clone(),
+                    grace: task.stop_grace,
+                });
+            }
         }
         None => {
             u.state = TaskState::Stopped;
             u.reason = Some("stopped on request".into());
+            actions.extend(tr.report(u).map(Action::Report));
+        }
+    }
+}
+
+/// A sidecar whose instance's other tasks all ended: stop it (after the sidecars that depend on
+/// it), keep its container, and report it `Completed` once it is down, whatever its exit.
+fn finish_sidecar(
+    a: &Assignment,
+    task: &Task,
+    current: Option<&ContainerInfo>,
+    held_up: Option<&TaskName>,
+    tracks: &mut Tracks,
+    actions: &mut Vec<Action>,
+) {
+    let tr = tracks.entry(&a.instance, &task.name);
+    if tr.restart.is_done() || a.ended.contains(&task.name) {
+        return;
+    }
+    let why = "the instance's other tasks ended";
+    let running =
+        current.filter(|c| matches!(c.state, ContainerState::Running | ContainerState::Other(_)));
+    match running {
+        Some(c) => {
+            let mut u = update(a, task, TaskState::Stopping, tr.restart.attempts());
+            u.container_id = Some(c.id.clone());
+            u.reason = Some(match held_up {
+                Some(first) => format!("{why}; stopping after {first}"),
+                None => why.to_owned(),
+            });
+            actions.extend(tr.report(u).map(Action::Report));
+            if held_up.is_none() {
+                actions.push(Action::Halt {
+                    container: c.id.clone(),
+                    grace: task.stop_grace,
+                });
+            }
+        }
+        None => {
+            tr.restart.end();
+            let mut u = update(a, task, TaskState::Completed, tr.restart.attempts());
+            u.reason = Some(format!("stopped: {why}"));
+            if let Some(c) = current {
+                u.container_id = Some(c.id.clone());
+                if let ContainerState::Exited { code, .. } = c.state {
+                    u.exit_code = Some(code);
+                }
+            }
             actions.extend(tr.report(u).map(Action::Report));
         }
     }
@@ -181,6 +278,11 @@ fn run_task(
     actions: &mut Vec<Action>,
 ) {
     let key = (a.instance.clone(), task.name.clone());
+    let gate = if current.is_none() && !task.depends_on.is_empty() {
+        order::gate(a, task, tracks)
+    } else {
+        Gate::Open
+    };
     let tr = tracks.entry(&a.instance, &task.name);
     if let Some(c) = current {
         tr.restart.saw_generation(container::attempt(c));
@@ -193,11 +295,31 @@ fn run_task(
         return;
     }
     let Some(c) = current else {
+        if !tr.opened {
+            // Its first start waits for its dependencies.
+            match gate {
+                Gate::Open => tr.opened = true,
+                Gate::Wait(why) => {
+                    let mut u = update(a, task, TaskState::Waiting, tr.restart.attempts());
+                    u.reason = Some(why);
+                    actions.extend(tr.report(u).map(Action::Report));
+                    return;
+                }
+                Gate::Fail(why) => {
+                    tr.restart.end();
+                    let mut u = update(a, task, TaskState::Failed, tr.restart.attempts());
+                    u.reason = Some(format!("not started: {why}"));
+                    actions.extend(tr.report(u).map(Action::Report));
+                    return;
+                }
+            }
+        }
         if tr.restart.start_due(now.at) {
             start(a, task, tr, key, None, actions);
         }
         return;
     };
+    tr.opened = true;
     let stopped = matches!(
         c.state,
         ContainerState::Created | ContainerState::Exited { .. }
@@ -397,5 +519,7 @@ fn update(a: &Assignment, task: &Task, state: TaskState, restarts: u32) -> TaskU
     }
 }
 
+#[cfg(test)]
+mod order_tests;
 #[cfg(test)]
 mod tests;

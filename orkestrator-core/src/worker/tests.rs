@@ -29,6 +29,7 @@ fn assignment(instance: &str, desired: Desired) -> Assignment {
         desired,
         job: std::sync::Arc::new(job()),
         ended: vec![],
+        version: 1,
     }
 }
 
@@ -246,6 +247,18 @@ struct HalfCore {
 impl crate::runtime::Runtime for HalfCore {
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
+    }
+    async fn create_network(&self, spec: &crate::runtime::NetworkSpec) -> Result<String> {
+        self.inner.create_network(spec).await
+    }
+    async fn remove_network(&self, id: &str) -> Result<()> {
+        self.inner.remove_network(id).await
+    }
+    async fn list_networks(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<crate::runtime::NetworkInfo>> {
+        self.inner.list_networks(labels).await
     }
     async fn ensure_image(&self, image: &str) -> Result<()> {
         self.inner.ensure_image(image).await

@@ -10,6 +10,7 @@ use super::health::HealthTracker;
 use super::restart::{RestartTracker, task_seed};
 use crate::api::{Assignment, TaskUpdate};
 use crate::ids::{InstanceId, TaskName};
+use crate::state::TaskState;
 
 /// One task of one instance.
 pub(crate) type TaskKey = (InstanceId, TaskName);
@@ -23,6 +24,15 @@ pub(crate) struct Track {
     pub(crate) health: HealthTracker,
     /// The last update sent (or being sent), so that each is sent once.
     reported: Option<TaskUpdate>,
+    /// Whether it has had a container (started here, or found after a worker restart): its
+    /// `depends_on` gate only its first start.
+    pub(crate) opened: bool,
+    /// Whether it has run (a `Running` report): a `started` condition is met.
+    started: bool,
+    /// Whether it has passed a health check: a `healthy` condition is met.
+    healthy: bool,
+    /// How it ended for good (`Completed` or `Failed`, with the reason), if it has.
+    outcome: Option<(TaskState, Option<String>)>,
 }
 
 impl Track {
@@ -31,8 +41,29 @@ impl Track {
         self.reported.as_ref()?.container_id.as_deref()
     }
 
+    /// Whether it has run.
+    pub(crate) fn was_started(&self) -> bool {
+        self.started
+    }
+
+    /// Whether it has passed a health check.
+    pub(crate) fn was_healthy(&self) -> bool {
+        self.healthy
+    }
+
+    /// How it ended for good, if it has: `Completed` or `Failed`, and the reason.
+    pub(crate) fn outcome(&self) -> Option<(TaskState, Option<&str>)> {
+        self.outcome.as_ref().map(|(s, r)| (*s, r.as_deref()))
+    }
+
     /// Remembers `u` as reported; returns it unless it was reported already.
     pub(crate) fn report(&mut self, u: TaskUpdate) -> Option<TaskUpdate> {
+        self.started |= u.state == TaskState::Running;
+        self.healthy |= u.healthy == Some(true);
+        self.outcome = match u.state {
+            TaskState::Completed | TaskState::Failed => Some((u.state, u.reason.clone())),
+            _ => None,
+        };
         if self.reported.as_ref() == Some(&u) {
             return None;
         }
@@ -77,6 +108,10 @@ impl Tracks {
                 restart: RestartTracker::new(task_seed(seed, instance.as_str(), task.as_str())),
                 health: HealthTracker::default(),
                 reported: None,
+                opened: false,
+                started: false,
+                healthy: false,
+                outcome: None,
             })
     }
 

@@ -27,6 +27,28 @@ const STOP_SLACK: Duration = Duration::from_secs(30);
 
 #[async_trait]
 impl Runtime for DockerRuntime {
+    // Placeholders until the Docker runtime makes networks (issue 19).
+    async fn create_network(
+        &self,
+        spec: &orkestrator_core::runtime::NetworkSpec,
+    ) -> Result<String> {
+        Err(orkestrator_core::Error::runtime(
+            orkestrator_core::error::RuntimeErrorKind::Rejected,
+            format!("networks are not made yet ({})", spec.name),
+        ))
+    }
+
+    async fn remove_network(&self, _id: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn list_networks(
+        &self,
+        _labels: &[(&str, &str)],
+    ) -> Result<Vec<orkestrator_core::runtime::NetworkInfo>> {
+        Ok(Vec::new())
+    }
+
     async fn ping(&self) -> Result<()> {
         let docker = self.client().await?;
         docker

@@ -137,6 +137,7 @@ mod tests {
             pids_limit: 4096,
             user: None,
             read_only: false,
+            ..Default::default()
         }
     }
 

@@ -33,7 +33,8 @@ use axum::routing::get;
 use orkestrator_core::Result;
 use orkestrator_core::ids::WorkerId;
 use orkestrator_core::runtime::{
-    ContainerInfo, ContainerSpec, ContainerStats, LogOptions, LogStream, Runtime,
+    ContainerInfo, ContainerSpec, ContainerStats, LogOptions, LogStream, NetworkInfo, NetworkSpec,
+    Runtime,
 };
 use orkestrator_core::spec::Probe;
 use orkestrator_core::worker::LatestMetrics;
@@ -84,7 +85,8 @@ impl EngineMetrics {
 
 /// A [`Runtime`] that times every call of the one it wraps into an [`EngineMetrics`]
 /// (`ping`, `ensure_image`, `create`, `start`, `stop`, `remove`, `inspect`, `list`, `stats`,
-/// `logs`, `stream_logs` until the stream opens, `probe`). `wait`, which lasts as long as the
+/// `logs`, `stream_logs` until the stream opens, `probe`, `create_network`, `remove_network`,
+/// `list_networks`). `wait`, which lasts as long as the
 /// container runs, is passed through untimed.
 #[derive(Debug)]
 pub struct InstrumentedRuntime<R> {
@@ -165,6 +167,18 @@ impl<R: Runtime> Runtime for InstrumentedRuntime<R> {
     }
     async fn wait(&self, id: &str) -> Result<()> {
         self.inner.wait(id).await
+    }
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<String> {
+        self.timed("create_network", self.inner.create_network(spec))
+            .await
+    }
+    async fn remove_network(&self, id: &str) -> Result<()> {
+        self.timed("remove_network", self.inner.remove_network(id))
+            .await
+    }
+    async fn list_networks(&self, labels: &[(&str, &str)]) -> Result<Vec<NetworkInfo>> {
+        self.timed("list_networks", self.inner.list_networks(labels))
+            .await
     }
 }
 

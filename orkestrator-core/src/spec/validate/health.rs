@@ -162,5 +162,6 @@ pub(super) fn validate_health(
         timeout,
         failures,
         probe,
+        start_period: std::time::Duration::ZERO,
     })
 }

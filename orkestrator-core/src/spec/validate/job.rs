@@ -162,6 +162,7 @@ pub(crate) fn validate(raw: RawJob, rules: Rules) -> Result<Job, Problems> {
             count,
             constraints,
             tasks,
+            network: Default::default(),
         }),
         _ => Err(p),
     }

@@ -240,6 +240,14 @@ pub(super) fn validate_task(
         pids,
         user,
         read_only,
+        entrypoint: None,
+        working_dir: None,
+        depends_on: BTreeMap::new(),
+        sidecar: false,
+        stop_signal: None,
+        stop_grace: None,
+        init: false,
+        files: Vec::new(),
     })
 }
 

@@ -23,6 +23,7 @@ fn held(job: &Job, desired: Desired) -> BTreeMap<InstanceId, Assignment> {
         desired,
         job: std::sync::Arc::new(job.clone()),
         ended: vec![],
+        version: 1,
     };
     [(a.instance.clone(), a)].into()
 }
@@ -64,7 +65,8 @@ fn now(at: Instant) -> Now {
 fn show(a: &Action) -> String {
     match a {
         Action::Report(u) => format!("report {} {:?} r{}", u.task, u.state, u.restarts),
-        Action::Stop { container } => format!("stop {container}"),
+        Action::Stop { container, .. } => format!("stop {container}"),
+        Action::Halt { container, .. } => format!("halt {container}"),
         Action::RemoveGhost {
             container,
             instance,

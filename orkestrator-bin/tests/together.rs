@@ -1,0 +1,567 @@
+//! Tasks that work together, against the real Docker engine (issue 19): a network per instance
+//! with the task names as aliases, start order with init tasks, a dependency failing for good,
+//! sidecars, stop signals and init, isolation of instances, and the networks' lifecycle.
+//!
+//! Times come from `/proc/uptime` inside the containers (the host's, since containers share its
+//! kernel): the test image's `date` has whole seconds only. Stop order and exit codes come from
+//! the engine's own event log (`docker events`), which outlives the removed containers.
+//!
+//! Same hygiene as `chaos.rs`: without a Docker engine the tests print a SKIP line and pass,
+//! unless `CI=true` or `ORKESTRATOR_REQUIRE_DOCKER=1`.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{Cluster, IMAGE, containers_with_label, docker, docker_or_skip, http, unique};
+use serde_json::Value;
+
+/// What every worker offers: enough CPU for 40 small instances.
+const WORKER: &[&str] = &["--cpu", "8", "--memory", "8Gi"];
+
+/// Writes `<job>.yaml` and submits it with `run -f`.
+fn submit(c: &Cluster, job: &str, yaml: &str) {
+    let file = format!("{job}.yaml");
+    c.write(&file, yaml);
+    let out = c.ork(&["run", "-f", &file]);
+    assert_eq!(out.code, Some(0), "run {file}: {}", out.describe());
+}
+
+/// `GET /v1/jobs/{job}`.
+fn job_view(c: &Cluster, job: &str) -> Result<Value, String> {
+    let r =
+        http(c.port, "GET", &format!("/v1/jobs/{job}"), None, b"").map_err(|e| e.to_string())?;
+    if r.status != 200 {
+        return Err(format!("GET /v1/jobs/{job}: {} {}", r.status, r.text()));
+    }
+    serde_json::from_slice(&r.body).map_err(|e| format!("{e}: {}", r.text()))
+}
+
+/// Waits until `job`'s phase is `phase` (up to 90 s) and returns its view.
+fn wait_phase(c: &Cluster, job: &str, phase: &str) -> Value {
+    c.wait_until(&format!("{job} is {phase}"), Duration::from_secs(90), |c| {
+        let v = job_view(c, job)?;
+        if v["phase"] == phase {
+            Ok(v)
+        } else {
+            Err(format!("{v:#}"))
+        }
+    })
+}
+
+/// The container id of `task` in instance `i` of a job view.
+fn container_of(v: &Value, i: usize, task: &str) -> String {
+    v["instances"][i]["tasks"][task]["container_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no container for {task}: {v:#}"))
+        .to_owned()
+}
+
+/// The first number of a line holding `/proc/uptime`'s text (seconds since boot).
+fn uptime_in(text: &str, marker: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(marker))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `{marker}` line with an uptime in:\n{text}"))
+}
+
+/// `docker logs` of a container, standard output and error together.
+fn logs(id: &str) -> String {
+    let o = std::process::Command::new("docker")
+        .args(["logs", id])
+        .output()
+        .expect("docker logs");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Seconds since the Unix epoch, for `docker events --since`.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// One engine event about a container: when (ns), what (`kill`, `die`, ...), the container's
+/// name, and the exit code of a `die`.
+#[derive(Debug)]
+struct Event {
+    at_ns: u128,
+    action: String,
+    name: String,
+    exit_code: Option<i64>,
+    signal: Option<String>,
+}
+
+/// The engine's container events since `since` (Unix seconds) until now, of containers whose
+/// name contains `part`.
+fn events(since: u64, part: &str) -> Vec<Event> {
+    let until = unix_now() + 1;
+    let out = docker(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "type=container",
+        "--format",
+        "{{json .}}",
+    ]);
+    out.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|e| Event {
+            at_ns: e["timeNano"].as_u64().map_or(0, u128::from),
+            action: e["Action"].as_str().unwrap_or_default().to_owned(),
+            name: e["Actor"]["Attributes"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            exit_code: e["Actor"]["Attributes"]["exitCode"]
+                .as_str()
+                .and_then(|c| c.parse().ok()),
+            signal: e["Actor"]["Attributes"]["signal"]
+                .as_str()
+                .map(str::to_owned),
+        })
+        .filter(|e| e.name.contains(part))
+        .collect()
+}
+
+/// The networks of `worker`, as `docker network ls` lists them (ids).
+fn networks_of(worker: &str) -> Vec<String> {
+    docker(&[
+        "network",
+        "ls",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        &format!("label=orkestrator.worker={worker}"),
+    ])
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+/// `stop JOB --wait`.
+fn stop(c: &Cluster, job: &str) {
+    let out = c.ork(&["stop", job, "--wait"]);
+    assert_eq!(out.code, Some(0), "stop {job}: {}", out.describe());
+}
+
+/// db (an httpd that boots for 2 s, with a health check whose start period covers that), an
+/// init task that ends after a second, and app, which waits for both and fetches from db by
+/// name. Every task prints its uptime when it starts (and init when it ends).
+fn three_tasks(job: &str) -> String {
+    format!(
+        r#"name: {job}
+tasks:
+  - name: db
+    image: {IMAGE}
+    resources: {{ cpu: 50m, memory: 16Mi }}
+    command: ["sh", "-c", "echo db-start $(cat /proc/uptime); mkdir -p /tmp/www; echo hello-from-db-$ORK_INDEX > /tmp/www/index.html; sleep 2; exec httpd -f -p 8080 -h /tmp/www"]
+    health_check:
+      exec: ["sh", "-c", "timeout 2 wget -q -O /dev/null http://127.0.0.1:8080/ && {{ [ -e /tmp/healthy-at ] || cat /proc/uptime > /tmp/healthy-at; }}"]
+      interval: 1s
+      timeout: 2s
+      failures: 1
+      start_period: 10s
+  - name: init
+    image: {IMAGE}
+    resources: {{ cpu: 50m, memory: 16Mi }}
+    restart: {{ policy: never }}
+    command: ["sh", "-c", "echo init-start $(cat /proc/uptime); sleep 1; echo init-end $(cat /proc/uptime)"]
+  - name: app
+    image: {IMAGE}
+    resources: {{ cpu: 50m, memory: 16Mi }}
+    depends_on:
+      db: {{ condition: healthy }}
+      init: {{ condition: completed_successfully }}
+    command: ["sh", "-c", "echo app-start $(cat /proc/uptime); timeout 5 wget -q -O- http://db:8080/; trap 'exit 0' TERM; while true; do sleep 1; done"]
+"#
+    )
+}
+
+#[test]
+fn an_instance_starts_in_order_reaches_its_tasks_by_name_and_stops_dependents_first() {
+    let test = "together-order";
+    if !docker_or_skip(test) {
+        return;
+    }
+    let mut c = Cluster::start(test);
+    let worker = c.add_worker(WORKER);
+    let job = unique("order", test);
+    submit(&c, &job, &three_tasks(&job));
+    let v = wait_phase(&c, &job, "Running");
+    let tasks = &v["instances"][0]["tasks"];
+    assert_eq!(tasks["db"]["state"], "Running", "{v:#}");
+    assert_eq!(tasks["db"]["healthy"], true, "{v:#}");
+    assert_eq!(tasks["init"]["state"], "Completed", "{v:#}");
+    assert_eq!(tasks["app"]["state"], "Running", "{v:#}");
+
+    // app reached db by name, on the instance's own network.
+    let (db, init, app) = (
+        container_of(&v, 0, "db"),
+        container_of(&v, 0, "init"),
+        container_of(&v, 0, "app"),
+    );
+    let app_logs = c.wait_until("app fetched from db", Duration::from_secs(20), |_| {
+        let l = logs(&app);
+        if l.contains("hello-from-db-0") {
+            Ok(l)
+        } else {
+            Err(l)
+        }
+    });
+
+    // app started after db was first healthy and after init ended.
+    let healthy_at: f64 = docker(&["exec", &db, "cat", "/tmp/healthy-at"])
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("db wrote when it was first healthy");
+    let init_end = uptime_in(&logs(&init), "init-end ");
+    let app_start = uptime_in(&app_logs, "app-start ");
+    let db_start = uptime_in(&logs(&db), "db-start ");
+    assert!(
+        app_start >= healthy_at && app_start >= init_end,
+        "app started at {app_start}, db healthy at {healthy_at}, init ended at {init_end}"
+    );
+    // The start period covered db's 2 s of booting: a failure then would have killed it.
+    assert!(
+        healthy_at - db_start >= 1.5,
+        "db booted in {} s",
+        healthy_at - db_start
+    );
+    let restarts = &v["instances"][0]["tasks"]["db"]["restarts"];
+    assert_eq!(
+        restarts, 0,
+        "no check failure counted while db booted: {v:#}"
+    );
+
+    // The environment every container gets.
+    let env = docker(&["exec", &app, "env"]);
+    for var in [
+        format!("ORK_JOB={job}"),
+        "ORK_TASK=app".to_owned(),
+        "ORK_INDEX=0".to_owned(),
+        format!("ORK_WORKER={worker}"),
+    ] {
+        assert!(env.lines().any(|l| l == var), "{var} in:\n{env}");
+    }
+    assert!(env.lines().any(|l| l.starts_with("ORK_INSTANCE=")), "{env}");
+    assert!(env.lines().any(|l| l.starts_with("ORK_VERSION=")), "{env}");
+
+    // Stop: app (which depends on db) dies before db is asked to stop.
+    let since = unix_now().saturating_sub(1);
+    stop(&c, &job);
+    let evs = events(since, &worker);
+    let app_died = evs
+        .iter()
+        .find(|e| e.action == "die" && e.name.ends_with("-app-0"))
+        .unwrap_or_else(|| panic!("no die event of app: {evs:#?}"));
+    let db_asked = evs
+        .iter()
+        .find(|e| e.action == "kill" && e.name.ends_with("-db-0"))
+        .unwrap_or_else(|| panic!("no kill event of db: {evs:#?}"));
+    assert!(
+        app_died.at_ns <= db_asked.at_ns,
+        "app died at {} ns, db was asked to stop at {} ns",
+        app_died.at_ns,
+        db_asked.at_ns
+    );
+    // Its network goes with its last container.
+    c.wait_until(
+        "the instance's network is removed",
+        Duration::from_secs(20),
+        |_| {
+            let left = networks_of(&worker);
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("networks left: {left:?}"))
+            }
+        },
+    );
+}
+
+#[test]
+fn a_failing_init_task_fails_the_instance_and_its_dependent_never_starts() {
+    let test = "together-init-fails";
+    if !docker_or_skip(test) {
+        return;
+    }
+    let mut c = Cluster::start(test);
+    c.add_worker(WORKER);
+    let job = unique("initfail", test);
+    let yaml = format!(
+        r#"name: {job}
+tasks:
+  - name: migrate
+    image: {IMAGE}
+    resources: {{ cpu: 50m, memory: 16Mi }}
+    restart: {{ policy: never }}
+    command: ["sh", "-c", "echo migration failed; exit 3"]
+  - name: app
+    image: {IMAGE}
+    resources: {{ cpu: 50m, memory: 16Mi }}
+    depends_on: {{ migrate: {{ condition: completed_successfully }} }}
+    command: ["sleep", "1000"]
+"#
+    );
+    submit(&c, &job, &yaml);
+    let v = wait_phase(&c, &job, "Failed");
+    let tasks = &v["instances"][0]["tasks"];
+    assert_eq!(tasks["migrate"]["state"], "Failed", "{v:#}");
+    assert_eq!(tasks["app"]["state"], "Failed", "{v:#}");
+    let reason = tasks["app"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("migrate failed") && reason.contains("code 3"),
+        "{reason}"
+    );
+    assert!(
+        containers_with_label("orkestrator.task", "app", true)
+            .iter()
+            .all(|id| !docker(&["inspect", "-f", "{{.Name}}", id]).contains(&job)),
+        "app never had a container"
+    );
+}
+
+#[test]
+fn a_sidecar_stops_after_the_main_task_completes_and_the_instance_completes() {
+    let test = "together-sidecar";
+    if !docker_or_skip(test) {
+        return;
+    }
+    let mut c = Cluster::start(test);
+    c.add_worker(WORKER);
+    let job = unique("sidecar", test);
+    let yaml = format!(
+        r#"name: {job}
+tasks:
+  - name: main
+    image: {IMAGE}
+    resources: {{ cpu: 50m, memory: 16Mi }}
+    restart: {{ policy: never }}
+    command: ["sh", "-c", "sleep 2; echo done"]
+  - name: shipper
+    image: {IMAGE}
+    resources: {{ cpu: 50m, memory: 16Mi }}
+    sidecar: true
+    restart: {{ policy: always }}
+    stop_grace: 1s
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+"#
+    );
+    submit(&c, &job, &yaml);
+    let v = wait_phase(&c, &job, "Completed");
+    let tasks = &v["instances"][0]["tasks"];
+    assert_eq!(tasks["main"]["state"], "Completed", "{v:#}");
+    assert_eq!(tasks["shipper"]["state"], "Completed", "{v:#}");
+    assert_eq!(tasks["shipper"]["restarts"], 0, "not restarted: {v:#}");
+}
+
+#[test]
+fn a_stop_signal_reaches_a_process_that_traps_it_and_init_stops_sleep_at_once() {
+    let test = "together-signals";
+    if !docker_or_skip(test) {
+        return;
+    }
+    let mut c = Cluster::start(test);
+    let worker = c.add_worker(WORKER);
+    let job = unique("signals", test);
+    let yaml = format!(
+        r#"name: {job}
+tasks:
+  - name: trapper
+    image: {IMAGE}
+    resources: {{ cpu: 50m, memory: 16Mi }}
+    stop_signal: SIGINT
+    stop_grace: 20s
+    command: ["sh", "-c", "trap 'exit 42' INT; while true; do sleep 1; done"]
+  - name: sleeper
+    image: {IMAGE}
+    resources: {{ cpu: 50m, memory: 16Mi }}
+    init: true
+    stop_grace: 20s
+    command: ["sleep", "1000"]
+"#
+    );
+    submit(&c, &job, &yaml);
+    wait_phase(&c, &job, "Running");
+    let since = unix_now().saturating_sub(1);
+    stop(&c, &job);
+    let evs = events(since, &worker);
+    let died = |task: &str| {
+        evs.iter()
+            .find(|e| e.action == "die" && e.name.ends_with(&format!("-{task}-0")))
+            .unwrap_or_else(|| panic!("no die event of {task}: {evs:#?}"))
+    };
+    let asked = |task: &str| {
+        evs.iter()
+            .find(|e| e.action == "kill" && e.name.ends_with(&format!("-{task}-0")))
+            .unwrap_or_else(|| panic!("no kill event of {task}: {evs:#?}"))
+    };
+    // SIGINT reached the trap: it exited 42 (an untrapped signal to PID 1 waits out the grace
+    // and dies 137).
+    assert_eq!(died("trapper").exit_code, Some(42), "{evs:#?}");
+    assert_eq!(asked("trapper").signal.as_deref(), Some("2"), "{evs:#?}");
+    // With init, sleep as the container's main process stops within a second, not the 20 s
+    // grace.
+    let took = Duration::from_nanos((died("sleeper").at_ns - asked("sleeper").at_ns) as u64);
+    assert!(
+        took < Duration::from_secs(1),
+        "sleeper took {took:?} to stop"
+    );
+}
+
+#[test]
+fn two_instances_each_reach_their_own_db() {
+    let test = "together-isolation";
+    if !docker_or_skip(test) {
+        return;
+    }
+    let mut c = Cluster::start(test);
+    let worker = c.add_worker(WORKER);
+    let job = unique("iso", test);
+    let yaml = format!(
+        r#"name: {job}
+count: 2
+tasks:
+  - name: db
+    image: {IMAGE}
+    resources: {{ cpu: 50m, memory: 16Mi }}
+    command: ["sh", "-c", "mkdir -p /tmp/www; echo db-of-$ORK_INDEX > /tmp/www/index.html; exec httpd -f -p 8080 -h /tmp/www"]
+  - name: app
+    image: {IMAGE}
+    resources: {{ cpu: 50m, memory: 16Mi }}
+    depends_on: [db]
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+"#
+    );
+    submit(&c, &job, &yaml);
+    let v = wait_phase(&c, &job, "Running");
+    let instances = v["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 2);
+    let mut nets = Vec::new();
+    for (i, inst) in instances.iter().enumerate() {
+        let index = inst["index"].as_u64().unwrap();
+        let app = container_of(&v, i, "app");
+        let got = c.wait_until("app reaches db", Duration::from_secs(20), |_| {
+            let o = std::process::Command::new("docker")
+                .args([
+                    "exec",
+                    &app,
+                    "timeout",
+                    "3",
+                    "wget",
+                    "-q",
+                    "-O-",
+                    "http://db:8080/",
+                ])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+            if text.starts_with("db-of-") {
+                Ok(text)
+            } else {
+                Err(format!("{text} {}", String::from_utf8_lossy(&o.stderr)))
+            }
+        });
+        assert_eq!(
+            got,
+            format!("db-of-{index}"),
+            "instance {index} reached its own db"
+        );
+        // Attached to one network only: its instance's.
+        let attached = docker(&[
+            "inspect",
+            "-f",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+            &app,
+        ]);
+        let attached: Vec<&str> = attached.split_whitespace().collect();
+        assert_eq!(attached.len(), 1, "{attached:?}");
+        nets.push(attached[0].to_owned());
+    }
+    assert_ne!(nets[0], nets[1], "each instance has a network of its own");
+    // And the other instance's db, by its address, is out of reach.
+    let other_db = container_of(&v, 1, "db");
+    let ip = docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        &other_db,
+    ]);
+    let app0 = container_of(&v, 0, "app");
+    let o = std::process::Command::new("docker")
+        .args([
+            "exec",
+            &app0,
+            "timeout",
+            "3",
+            "wget",
+            "-q",
+            "-O-",
+            &format!("http://{}:8080/", ip.trim()),
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "instance 0 reached instance 1's db");
+    let _ = worker;
+}
+
+#[test]
+fn forty_instances_get_networks_a_restarted_worker_adopts_them_and_none_is_left() {
+    let test = "together-networks";
+    if !docker_or_skip(test) {
+        return;
+    }
+    // A grace long enough that a worker killed and started again is never declared down.
+    let mut c = Cluster::start_server(test, &["--heartbeat-grace", "20s"]);
+    let (worker, proc_id) = c.add_worker_proc(WORKER);
+    let job = unique("forty", test);
+    let yaml = format!(
+        r#"name: {job}
+count: 40
+tasks:
+  - name: idle
+    image: {IMAGE}
+    resources: {{ cpu: 10m, memory: 8Mi }}
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+"#
+    );
+    submit(&c, &job, &yaml);
+    wait_phase(&c, &job, "Running");
+    // More networks than Docker's 31 default pools hold: they come from the worker's own pool.
+    let mut before = networks_of(&worker);
+    before.sort();
+    assert_eq!(before.len(), 40, "one network per instance");
+
+    // A second worker on the same engine leaves them alone.
+    let other = c.add_worker(WORKER);
+    // kill -9 and start again: the same networks, adopted, none made twice.
+    c.kill(proc_id);
+    let again = c.restart_worker(&worker);
+    c.wait_worker_ready(&worker, again);
+    wait_phase(&c, &job, "Running");
+    let mut after = networks_of(&worker);
+    after.sort();
+    assert_eq!(after, before, "the restarted worker adopted its networks");
+    assert!(networks_of(&other).is_empty(), "the other worker made none");
+
+    stop(&c, &job);
+    c.wait_until("no network is left", Duration::from_secs(60), |_| {
+        let left = networks_of(&worker);
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} networks left", left.len()))
+        }
+    });
+}

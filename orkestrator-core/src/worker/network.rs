@@ -1,0 +1,164 @@
+//! The network of each instance: made before its first task starts, on a subnet from the
+//! worker's pool, and removed (with the instance's config files) once its last container is
+//! gone. A network belongs to its worker by label, and a worker only ever lists, adopts and
+//! removes its own.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use super::config::WorkerConfig;
+use super::container::container_safe;
+use super::subnets::{self, Ipv4Net};
+use crate::api::{Assignment, Desired};
+use crate::error::{Error, Result, RuntimeErrorKind};
+use crate::ids::{InstanceId, WorkerId};
+use crate::runtime::{ContainerInfo, NetworkSpec, Runtime, labels};
+use crate::spec::NetworkMode;
+
+/// How many subnets the engine may refuse (because another network it has overlaps them) before
+/// the worker gives up on one instance's network.
+const MAX_REFUSED_SUBNETS: usize = 64;
+
+/// The name of the network of `instance` on `worker`.
+pub(crate) fn network_name(worker: &WorkerId, instance: &InstanceId) -> String {
+    format!("ork-{}-{}", container_safe(worker.as_str()), instance)
+}
+
+/// Makes sure the network of `a` exists (unless its job has none), choosing its subnet from the
+/// worker's pool. Callers hold the worker's network lock, so that two instances never pick the
+/// same subnet.
+pub(crate) async fn ensure<R: Runtime + ?Sized>(
+    rt: &R,
+    config: &WorkerConfig,
+    a: &Assignment,
+) -> Result<()> {
+    if a.job.network.mode == NetworkMode::None {
+        return Ok(());
+    }
+    let (worker, instance) = (config.id.as_str(), a.instance.as_str());
+    let mine = rt
+        .list_networks(&[(labels::WORKER, worker), (labels::INSTANCE, instance)])
+        .await?;
+    if !mine.is_empty() {
+        return Ok(());
+    }
+    let name = network_name(&config.id, &a.instance);
+    // Every subnet the engine has (any network, anyone's), and the host's routes.
+    let mut taken: Vec<Ipv4Net> = rt
+        .list_networks(&[])
+        .await?
+        .iter()
+        .flat_map(|n| n.subnets.iter().filter_map(|s| s.parse().ok()))
+        .collect();
+    if let Some(file) = &config.routes_file {
+        match std::fs::read_to_string(file) {
+            Ok(text) => taken.extend(subnets::routes_from_proc(&text)),
+            Err(e) => {
+                tracing::debug!(file = %file.display(), error = %e, "cannot read the host's routes")
+            }
+        }
+    }
+    let prefix = subnets::prefix_for(a.job.tasks.len());
+    for _ in 0..MAX_REFUSED_SUBNETS {
+        let Some(subnet) = subnets::next_free(&config.network_pool, prefix, &taken) else {
+            return Err(Error::runtime(
+                RuntimeErrorKind::Rejected,
+                format!(
+                    "the network pool {} has no free /{prefix} left for network {name} (widen it with `worker --network-pool CIDR`)",
+                    config.network_pool
+                ),
+            ));
+        };
+        let spec = NetworkSpec {
+            name: name.clone(),
+            subnet: subnet.to_string(),
+            labels: BTreeMap::from([
+                (labels::WORKER.to_owned(), worker.to_owned()),
+                (labels::INSTANCE.to_owned(), instance.to_owned()),
+                (labels::JOB.to_owned(), a.job.name.as_str().to_owned()),
+                (labels::SUBNET.to_owned(), subnet.to_string()),
+            ]),
+        };
+        match rt.create_network(&spec).await {
+            Ok(_) => {
+                tracing::debug!(network = %name, %subnet, "network created");
+                return Ok(());
+            }
+            // Another worker on the same engine, or a network made meanwhile: the next one.
+            Err(Error::Runtime {
+                kind: RuntimeErrorKind::SubnetTaken,
+                ..
+            }) => taken.push(subnet),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::runtime(
+        RuntimeErrorKind::Rejected,
+        format!("the engine refused {MAX_REFUSED_SUBNETS} subnets in a row for network {name}"),
+    ))
+}
+
+/// Instances whose network and config files can go: not assigned here to run, and without any
+/// container left. `leftovers` are the instances that have a network or files.
+pub(crate) fn retired(
+    held: &BTreeMap<InstanceId, Assignment>,
+    containers: &[ContainerInfo],
+    leftovers: impl IntoIterator<Item = String>,
+) -> BTreeSet<String> {
+    let busy: BTreeSet<&str> = containers
+        .iter()
+        .filter_map(|c| c.label(labels::INSTANCE))
+        .collect();
+    leftovers
+        .into_iter()
+        .filter(|i| !busy.contains(i.as_str()))
+        .filter(|i| {
+            held.get(&InstanceId::new(i.clone()))
+                .is_none_or(|a| a.desired == Desired::Stop)
+        })
+        .collect()
+}
+
+/// Removes the networks and config files of `retired` instances; what cannot be removed now
+/// (an endpoint still attached) is tried again on a later pass.
+pub(crate) async fn remove_retired<R: Runtime + ?Sized>(
+    rt: &R,
+    config: &WorkerConfig,
+    networks: &[(String, String)],
+    retired: &BTreeSet<String>,
+) {
+    for (id, instance) in networks.iter().filter(|(_, i)| retired.contains(i)) {
+        match rt.remove_network(id).await {
+            Ok(()) => tracing::debug!(worker = %config.id, %instance, "network removed"),
+            Err(e) => {
+                tracing::warn!(worker = %config.id, %instance, error = %e, "cannot remove network")
+            }
+        }
+    }
+    if let Some(dir) = &config.files_dir {
+        for instance in retired {
+            super::files::remove_instance(dir, instance);
+        }
+    }
+}
+
+/// This worker's networks, as (network id, instance) pairs.
+pub(crate) async fn mine<R: Runtime + ?Sized>(
+    rt: &R,
+    worker: &WorkerId,
+) -> Result<Vec<(String, String)>> {
+    Ok(rt
+        .list_networks(&[(labels::WORKER, worker.as_str())])
+        .await?
+        .into_iter()
+        .filter_map(|n| {
+            let instance = n.label(labels::INSTANCE)?.to_owned();
+            Some((n.id, instance))
+        })
+        .collect())
+}
+
+/// The instances with config files under `dir`.
+pub(crate) fn instances_with_files(dir: Option<&Path>) -> Vec<String> {
+    dir.map(super::files::instances).unwrap_or_default()
+}
