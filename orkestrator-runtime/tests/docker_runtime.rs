@@ -665,3 +665,203 @@ async fn wait_returns_when_the_container_exits() {
         }
     );
 }
+
+/// Removes this process's networks when dropped (also when the test panics).
+struct NetworkCleanup;
+
+impl Drop for NetworkCleanup {
+    fn drop(&mut self) {
+        let out = Command::new("docker")
+            .args(["network", "ls", "-q", "--filter"])
+            .arg(format!("label={RUN_LABEL}={}", run_id()))
+            .output();
+        if let Ok(out) = out {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("docker").args(["network", "rm", id]).output();
+            }
+        }
+    }
+}
+
+fn network(name: &str, subnet: &str) -> orkestrator_core::runtime::NetworkSpec {
+    orkestrator_core::runtime::NetworkSpec {
+        name: format!("ork-test-{}-{name}", run_id()),
+        subnet: subnet.to_owned(),
+        labels: BTreeMap::from([
+            (RUN_LABEL.to_owned(), run_id()),
+            (labels::INSTANCE.to_owned(), name.to_owned()),
+        ]),
+    }
+}
+
+/// Makes a network on the first free /29 of 10.232.0.0/16 (the engine may have others).
+async fn make_network(rt: &DockerRuntime, name: &str) -> (String, String) {
+    for third in 0..=255u32 {
+        for fourth in (0..256u32).step_by(8) {
+            let subnet = format!("10.232.{third}.{fourth}/29");
+            match rt.create_network(&network(name, &subnet)).await {
+                Ok(id) => return (id, subnet),
+                Err(e) if kind(&e) == Some(RuntimeErrorKind::SubnetTaken) => {}
+                Err(e) => panic!("create network {name}: {e}"),
+            }
+        }
+    }
+    panic!("no free /29 in 10.232.0.0/16");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn networks_take_their_subnet_refuse_overlaps_and_duplicates_and_list_by_label() {
+    let Some(rt) = docker_or_skip("networks_take_their_subnet").await else {
+        return;
+    };
+    let _cleanup = NetworkCleanup;
+    let (id, subnet) = make_network(&rt, "a").await;
+    let mine = rt
+        .list_networks(&[(RUN_LABEL, &run_id()), (labels::INSTANCE, "a")])
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].id, id);
+    assert_eq!(mine[0].subnets, [subnet.clone()]);
+    assert_eq!(mine[0].label(labels::INSTANCE), Some("a"));
+
+    // The same subnet again: the engine's overlap, as SubnetTaken.
+    let e = rt.create_network(&network("b", &subnet)).await.unwrap_err();
+    assert_eq!(kind(&e), Some(RuntimeErrorKind::SubnetTaken), "{e}");
+    // The same name on another subnet: refused, and no second network of that name is left.
+    let e = rt
+        .create_network(&network("a", "10.233.255.248/29"))
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&e), Some(RuntimeErrorKind::Rejected), "{e}");
+    // (Other tests of this process have networks too: count this one's by name.)
+    let named_a = |all: &[orkestrator_core::runtime::NetworkInfo]| {
+        all.iter()
+            .filter(|n| n.name == network("a", "").name)
+            .count()
+    };
+    let all = rt.list_networks(&[(RUN_LABEL, &run_id())]).await.unwrap();
+    assert_eq!(named_a(&all), 1, "{all:?}");
+    assert!(
+        rt.list_networks(&[]).await.unwrap().len() > all.len(),
+        "no filter lists the engine's own networks too"
+    );
+
+    rt.remove_network(&id).await.unwrap();
+    rt.remove_network(&id)
+        .await
+        .expect("a missing network is fine");
+    let all = rt.list_networks(&[(RUN_LABEL, &run_id())]).await.unwrap();
+    assert_eq!(named_a(&all), 0, "{all:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn containers_on_a_network_reach_each_other_by_alias_and_no_one_else_does() {
+    use orkestrator_core::runtime::ContainerNetwork;
+    let Some(rt) = docker_or_skip("containers_on_a_network_reach_each_other").await else {
+        return;
+    };
+    let _networks = NetworkCleanup;
+    let mut cleanup = Cleanup::new();
+    let (_, _) = make_network(&rt, "names").await;
+    let net = network("names", "").name;
+    let on_net = |name: String, alias: &str, command: &[&str]| {
+        let mut s = spec(&name, command);
+        s.network = ContainerNetwork::Named {
+            name: net.clone(),
+            aliases: vec![alias.to_owned()],
+        };
+        s
+    };
+    let server = on_net(
+        cleanup.name("alias-db"),
+        "db",
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /tmp/www && echo hello > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www",
+        ],
+    );
+    run(&rt, &server).await;
+    let fetch = "for i in $(seq 50); do timeout 2 wget -q -O - http://db:8080/ && exit 0; sleep 0.2; done; exit 1";
+    let client = on_net(cleanup.name("alias-client"), "app", &["sh", "-c", fetch]);
+    let id = run(&rt, &client).await;
+    let info = wait_for(&rt, &id, Duration::from_secs(30), |s| {
+        matches!(s, ContainerState::Exited { .. })
+    })
+    .await;
+    assert_eq!(
+        info.state,
+        ContainerState::Exited {
+            code: 0,
+            reason: None
+        },
+        "{}",
+        rt.logs(&id, 20).await.unwrap_or_default()
+    );
+    assert_eq!(rt.logs(&id, 5).await.unwrap().trim(), "hello");
+
+    // On the default bridge, the name means nothing.
+    let outsider = spec(
+        &cleanup.name("alias-outsider"),
+        &["sh", "-c", "timeout 3 wget -q -O - http://db:8080/"],
+    );
+    let id = run(&rt, &outsider).await;
+    let info = wait_for(&rt, &id, Duration::from_secs(30), |s| {
+        matches!(s, ContainerState::Exited { .. })
+    })
+    .await;
+    assert!(
+        matches!(info.state, ContainerState::Exited { code, .. } if code != 0),
+        "{:?}",
+        info.state
+    );
+    // Without a network at all, only loopback.
+    let mut alone = spec(
+        &cleanup.name("alias-none"),
+        &["sh", "-c", "ip -o link 2>/dev/null || cat /proc/net/dev"],
+    );
+    alone.network = ContainerNetwork::None;
+    let id = run(&rt, &alone).await;
+    wait_for(&rt, &id, Duration::from_secs(30), |s| {
+        matches!(s, ContainerState::Exited { .. })
+    })
+    .await;
+    let links = rt.logs(&id, 20).await.unwrap();
+    assert!(links.contains("lo") && !links.contains("eth0"), "{links}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn entrypoint_working_dir_and_a_read_only_mount_reach_the_container() {
+    let Some(rt) = docker_or_skip("entrypoint_working_dir_and_a_read_only_mount").await else {
+        return;
+    };
+    let mut cleanup = Cleanup::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.conf");
+    std::fs::write(&file, "answer=42\n").unwrap();
+    let mut s = spec(
+        &cleanup.name("entry"),
+        &["pwd; cat /etc/app/app.conf; echo x > /etc/app/app.conf || echo read-only"],
+    );
+    s.entrypoint = Some(vec!["sh".into(), "-c".into()]);
+    s.working_dir = Some("/tmp".into());
+    s.read_only = true;
+    s.mounts = vec![orkestrator_core::runtime::Mount {
+        source: file.clone(),
+        target: "/etc/app/app.conf".into(),
+        read_only: true,
+    }];
+    let id = run(&rt, &s).await;
+    wait_for(&rt, &id, Duration::from_secs(30), |s| {
+        matches!(s, ContainerState::Exited { .. })
+    })
+    .await;
+    let out = rt.logs(&id, 10).await.unwrap();
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.contains("can't create"))
+        .collect();
+    assert_eq!(lines, ["/tmp", "answer=42", "read-only"], "{out}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "answer=42\n");
+}

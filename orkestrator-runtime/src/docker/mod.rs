@@ -17,12 +17,14 @@
 //!
 //! The rooms: `client` ([`DockerRuntime`] and its connection), `error` (bollard's errors sorted
 //! into runtime errors), `spec` (a container spec as the engine's create request), `inspect`
-//! (what the engine reports: state and stats), `probe` (health checks run against a container),
+//! (what the engine reports: state and stats), `network` (the
+//! networks of instances), `probe` (health checks run against a container),
 //! and `runtime` (the [`Runtime`](orkestrator_core::runtime::Runtime) implementation over them).
 
 mod client;
 mod error;
 mod inspect;
+mod network;
 mod probe;
 mod runtime;
 mod spec;

@@ -12,7 +12,8 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use orkestrator_core::error::{Error, Result, RuntimeErrorKind};
 use orkestrator_core::runtime::{
-    ContainerInfo, ContainerSpec, ContainerStats, LogOptions, LogStream, Runtime,
+    ContainerInfo, ContainerSpec, ContainerStats, LogOptions, LogStream, NetworkInfo, NetworkSpec,
+    Runtime,
 };
 use orkestrator_core::spec::Probe;
 
@@ -27,26 +28,16 @@ const STOP_SLACK: Duration = Duration::from_secs(30);
 
 #[async_trait]
 impl Runtime for DockerRuntime {
-    // Placeholders until the Docker runtime makes networks (issue 19).
-    async fn create_network(
-        &self,
-        spec: &orkestrator_core::runtime::NetworkSpec,
-    ) -> Result<String> {
-        Err(orkestrator_core::Error::runtime(
-            orkestrator_core::error::RuntimeErrorKind::Rejected,
-            format!("networks are not made yet ({})", spec.name),
-        ))
+    async fn create_network(&self, spec: &NetworkSpec) -> Result<String> {
+        self.make_network(spec).await
     }
 
-    async fn remove_network(&self, _id: &str) -> Result<()> {
-        Ok(())
+    async fn remove_network(&self, id: &str) -> Result<()> {
+        self.drop_network(id).await
     }
 
-    async fn list_networks(
-        &self,
-        _labels: &[(&str, &str)],
-    ) -> Result<Vec<orkestrator_core::runtime::NetworkInfo>> {
-        Ok(Vec::new())
+    async fn list_networks(&self, labels: &[(&str, &str)]) -> Result<Vec<NetworkInfo>> {
+        self.networks(labels).await
     }
 
     async fn ping(&self) -> Result<()> {

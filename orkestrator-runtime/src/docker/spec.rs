@@ -1,8 +1,13 @@
 //! A container spec as the engine's create request: limits, ports, labels, and the security
 //! options every container gets; and the image reference to pull.
 
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, PortMap};
-use orkestrator_core::runtime::ContainerSpec;
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkingConfig,
+    PortBinding, PortMap,
+};
+use orkestrator_core::runtime::{ContainerNetwork, ContainerSpec};
 use orkestrator_core::spec::{MIN_CPU, PortMapping};
 use orkestrator_core::units::Cpu;
 
@@ -35,6 +40,9 @@ pub(super) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         security_opt: Some(vec![NO_NEW_PRIVILEGES.to_owned()]),
         pids_limit: (spec.pids_limit > 0).then(|| i64::from(spec.pids_limit)),
         readonly_rootfs: Some(spec.read_only),
+        init: Some(spec.init),
+        network_mode: network_mode(&spec.network),
+        mounts: Some(mounts(spec)).filter(|m| !m.is_empty()),
         ..Default::default()
     };
     ContainerCreateBody {
@@ -49,9 +57,50 @@ pub(super) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         ),
         exposed_ports: (!spec.ports.is_empty()).then(|| exposed_ports(&spec.ports)),
         user: spec.user.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        working_dir: spec.working_dir.clone(),
+        stop_signal: spec.stop_signal.clone(),
         host_config: Some(host_config),
+        networking_config: networking_config(&spec.network),
         ..Default::default()
     }
+}
+
+/// The engine's network mode: the instance's network by name, `none`, or the engine's default.
+fn network_mode(network: &ContainerNetwork) -> Option<String> {
+    match network {
+        ContainerNetwork::Default => None,
+        ContainerNetwork::None => Some("none".to_owned()),
+        ContainerNetwork::Named { name, .. } => Some(name.clone()),
+    }
+}
+
+/// The container's endpoint on a named network, with the names it answers to there.
+fn networking_config(network: &ContainerNetwork) -> Option<NetworkingConfig> {
+    let ContainerNetwork::Named { name, aliases } = network else {
+        return None;
+    };
+    let endpoint = EndpointSettings {
+        aliases: Some(aliases.clone()).filter(|a| !a.is_empty()),
+        ..Default::default()
+    };
+    Some(NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(name.clone(), endpoint)])),
+    })
+}
+
+/// Bind mounts of the worker's own files (never a path from a job file).
+fn mounts(spec: &ContainerSpec) -> Vec<Mount> {
+    spec.mounts
+        .iter()
+        .map(|m| Mount {
+            target: Some(m.target.clone()),
+            source: Some(m.source.to_string_lossy().into_owned()),
+            typ: Some(MountType::BIND),
+            read_only: Some(m.read_only),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// The engine's CPU limit for `cpu`: none for zero, and never under [`MIN_CPU`], which the kernel
@@ -190,6 +239,56 @@ mod tests {
         assert_eq!(body.env.unwrap(), vec!["A=1"]);
         assert_eq!(body.labels.unwrap()["orkestrator.job"], "web");
         assert_eq!(body.cmd.unwrap(), vec!["sleep", "10"]);
+    }
+
+    #[test]
+    fn create_body_carries_entrypoint_signal_init_network_and_mounts() {
+        let mut s = spec();
+        let body = create_body(&s);
+        assert!(body.entrypoint.is_none() && body.working_dir.is_none());
+        assert!(body.stop_signal.is_none() && body.networking_config.is_none());
+        let hc = body.host_config.unwrap();
+        assert_eq!(hc.init, Some(false));
+        assert!(hc.network_mode.is_none() && hc.mounts.is_none());
+
+        s.entrypoint = Some(vec!["/bin/sh".into(), "-c".into()]);
+        s.working_dir = Some("/srv".into());
+        s.stop_signal = Some("SIGINT".into());
+        s.init = true;
+        s.network = ContainerNetwork::Named {
+            name: "ork-w1-i1".into(),
+            aliases: vec!["db".into()],
+        };
+        s.mounts = vec![orkestrator_core::runtime::Mount {
+            source: "/var/lib/ork/files/i1/db/0".into(),
+            target: "/etc/app.conf".into(),
+            read_only: true,
+        }];
+        let body = create_body(&s);
+        assert_eq!(body.entrypoint.unwrap(), ["/bin/sh", "-c"]);
+        assert_eq!(body.working_dir.as_deref(), Some("/srv"));
+        assert_eq!(body.stop_signal.as_deref(), Some("SIGINT"));
+        let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
+        assert_eq!(
+            endpoints["ork-w1-i1"].aliases.as_deref(),
+            Some(&["db".to_owned()][..])
+        );
+        let hc = body.host_config.unwrap();
+        assert_eq!(hc.init, Some(true));
+        assert_eq!(hc.network_mode.as_deref(), Some("ork-w1-i1"));
+        let m = &hc.mounts.unwrap()[0];
+        assert_eq!(m.typ, Some(MountType::BIND));
+        assert_eq!(m.read_only, Some(true));
+        assert_eq!(m.target.as_deref(), Some("/etc/app.conf"));
+        assert_eq!(hc.privileged, Some(false), "still never privileged");
+
+        s.network = ContainerNetwork::None;
+        let body = create_body(&s);
+        assert_eq!(
+            body.host_config.unwrap().network_mode.as_deref(),
+            Some("none")
+        );
+        assert!(body.networking_config.is_none());
     }
 
     #[test]

@@ -15,6 +15,12 @@ use crate::runtime::{
 };
 use crate::spec::Probe;
 
+mod networks;
+#[cfg(test)]
+mod tests;
+
+pub use networks::StopRecord;
+
 /// What a started container does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Behavior {
@@ -48,6 +54,10 @@ struct FakeState {
     unavailable: bool,
     starts: u64,
     unhealthy_jobs: BTreeSet<String>,
+    /// Networks by id.
+    networks: BTreeMap<String, crate::runtime::NetworkInfo>,
+    /// Every stop of a running container, in order.
+    stops: Vec<StopRecord>,
 }
 
 struct FakeContainer {
@@ -222,20 +232,26 @@ impl Runtime for FakeRuntime {
         Self::check(&self.lock())
     }
 
-    // Placeholders until the fake keeps networks (issue 19).
     async fn create_network(&self, spec: &crate::runtime::NetworkSpec) -> Result<String> {
-        Ok(spec.name.clone())
+        let mut st = self.lock();
+        Self::check(&st)?;
+        st.create_network(spec)
     }
 
-    async fn remove_network(&self, _id: &str) -> Result<()> {
-        Ok(())
+    async fn remove_network(&self, id: &str) -> Result<()> {
+        let mut st = self.lock();
+        Self::check(&st)?;
+        let now = Instant::now();
+        st.remove_network(id, now)
     }
 
     async fn list_networks(
         &self,
-        _labels: &[(&str, &str)],
+        labels: &[(&str, &str)],
     ) -> Result<Vec<crate::runtime::NetworkInfo>> {
-        Ok(Vec::new())
+        let st = self.lock();
+        Self::check(&st)?;
+        Ok(st.list_networks(labels))
     }
 
     async fn ensure_image(&self, image: &str) -> Result<()> {
@@ -265,6 +281,7 @@ impl Runtime for FakeRuntime {
                 format!("name {} is in use", spec.name),
             ));
         }
+        st.check_network(&spec.network)?;
         st.next_id += 1;
         let id = format!("fake{:08}", st.next_id);
         st.containers.insert(
@@ -295,13 +312,32 @@ impl Runtime for FakeRuntime {
 
     async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
         // A container whose command starts with `ignore-term` ignores SIGTERM, as a shell or
-        // `sleep` running as PID 1 does: it dies of SIGKILL once the grace period is over.
+        // `sleep` running as PID 1 does: it dies of SIGKILL once the grace period is over,
+        // unless an init runs as PID 1 (`init: true`) and passes the signal on.
         let ignores_term = {
-            let st = self.lock();
+            let mut st = self.lock();
             Self::check(&st)?;
-            let c = st.containers.get(id).ok_or_else(|| not_found(id))?;
-            c.state == ContainerState::Running
-                && c.spec.command.first().map(String::as_str) == Some("ignore-term")
+            let now = Instant::now();
+            let c = st.containers.get_mut(id).ok_or_else(|| not_found(id))?;
+            let running = info(id, c, now).state == ContainerState::Running;
+            let ignores = running
+                && !c.spec.init
+                && c.spec.command.first().map(String::as_str) == Some("ignore-term");
+            if running {
+                let record = StopRecord {
+                    container: c.spec.name.clone(),
+                    task: c.spec.labels.get(crate::runtime::labels::TASK).cloned(),
+                    signal: c
+                        .spec
+                        .stop_signal
+                        .clone()
+                        .unwrap_or_else(|| "SIGTERM".into()),
+                    grace,
+                    at: now,
+                };
+                st.stops.push(record);
+            }
+            ignores
         };
         if ignores_term {
             tokio::time::sleep(grace).await;
