@@ -722,7 +722,7 @@ async fn networks_take_their_subnet_refuse_overlaps_and_duplicates_and_list_by_l
         .unwrap();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].id, id);
-    assert_eq!(mine[0].subnets, [subnet.clone()]);
+    assert_eq!(mine[0].subnets, [subnet.as_str()]);
     assert_eq!(mine[0].label(labels::INSTANCE), Some("a"));
 
     // The same subnet again: the engine's overlap, as SubnetTaken.
