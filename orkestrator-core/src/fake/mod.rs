@@ -167,6 +167,11 @@ impl FakeRuntime {
             .collect()
     }
 
+    /// The spec container `id` was created with.
+    pub fn spec(&self, id: &str) -> Option<ContainerSpec> {
+        self.lock().containers.get(id).map(|c| c.spec.clone())
+    }
+
     /// How many containers run now.
     pub fn running(&self) -> usize {
         self.containers()

@@ -18,6 +18,8 @@ use crate::runtime::{ContainerInfo, ContainerState, labels};
 use crate::spec::{Format, Job, Resources, parse_job};
 use crate::state::TaskState;
 
+mod networks;
+
 fn job() -> Job {
     parse_job("name: j\ntasks: [{name: t, image: img:1}]", Format::Yaml).unwrap()
 }
