@@ -504,7 +504,7 @@ const LISTS_FOR_MAPPINGS: &[(&str, &str, Option<&str>, &str)] = &[
         "health_check",
         r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "health_check": [null, {"port": 80}]}]}"#,
         Some("name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nhealth_check = [{ port = 80 }]\n"),
-        "a health check (a mapping with http, tcp or exec, and interval, timeout, failures)",
+        "a health check (a mapping with http, tcp or exec, and interval, timeout, failures, start_period)",
     ),
     (
         "http",

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::format::Format;
 use super::model::Job;
 use super::tree::{At, Node, Plain, Toml, Yaml};
-use super::validate::{Rules, check};
+use super::validate::{Rules, Sources, check};
 use crate::error::Error;
 
 /// Largest job file accepted, in bytes.
@@ -54,7 +54,23 @@ impl Format {
 /// its field path and, where the format tells it, its line.
 ///
 /// A leading byte-order mark is ignored. Never panics, whatever the input.
+///
+/// A file's `source` is refused here (`source is read by the CLI only; send content`): this is
+/// what the manager's API reads. [`parse_job_in`] and [`load_job_file`] read it instead.
 pub fn parse_job(text: &str, format: Format) -> Result<Job, Error> {
+    parse(text, format, Sources::Refused)
+}
+
+/// Parses and validates a job spec as [`parse_job`] does, but reads each file's `source`
+/// (`files: [{ path: /etc/app.conf, source: ./app.conf }]`) relative to `dir` into its content,
+/// as the CLI does before submitting: the job holds the bytes read. A source that cannot be
+/// read, or holds more than [`MAX_FILE_BYTES`](super::MAX_FILE_BYTES), is a problem at its
+/// path like any other.
+pub fn parse_job_in(text: &str, format: Format, dir: &Path) -> Result<Job, Error> {
+    parse(text, format, Sources::ReadFrom(dir))
+}
+
+fn parse(text: &str, format: Format, sources: Sources<'_>) -> Result<Job, Error> {
     if text.len() > MAX_SPEC_BYTES {
         return Err(Error::Syntax {
             format,
@@ -72,7 +88,7 @@ pub fn parse_job(text: &str, format: Format) -> Result<Job, Error> {
         Format::Json => read_json(text)?,
         Format::Toml => read_toml(text)?,
     };
-    check(tree, Rules::Submission).map_err(Error::Invalid)
+    check(tree, Rules::Submission, sources).map_err(Error::Invalid)
 }
 
 /// Reads YAML into a tree, each node with its line, and the text of plain scalars kept.
@@ -151,7 +167,9 @@ fn read_toml(text: &str) -> Result<Node, Error> {
     Ok(tree)
 }
 
-/// Reads, parses and validates a job file; `-` reads standard input.
+/// Reads, parses and validates a job file; `-` reads standard input. Files' `source` is read
+/// relative to the job file's directory (the current directory for standard input), as
+/// [`parse_job_in`] reads it.
 pub fn load_job_file(path: &Path) -> Result<Job, Error> {
     let format = Format::from_path(path)?;
     let read_err = |source| Error::Read {
@@ -168,7 +186,11 @@ pub fn load_job_file(path: &Path) -> Result<Job, Error> {
     } else {
         std::fs::read_to_string(path).map_err(read_err)?
     };
-    parse_job(&text, format)
+    let dir = match path.parent() {
+        Some(dir) if path.as_os_str() != "-" && !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    parse_job_in(&text, format, dir)
 }
 
 /// The 1-based line and column (in characters) of byte offset `byte` in `text`.

@@ -23,6 +23,12 @@ pub(crate) struct RawJob {
     pub count: Option<Scalar>,
     pub constraints: Option<Vec<Option<RawConstraint>>>,
     pub tasks: Option<Vec<Option<RawTask>>>,
+    pub network: Option<RawNetwork>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawNetwork {
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +59,39 @@ pub(crate) struct RawTask {
     pub health_check: Option<RawHealthCheck>,
     pub user: Option<Scalar>,
     pub read_only: Option<Scalar>,
+    pub entrypoint: Option<RawCommand>,
+    pub working_dir: Option<String>,
+    pub depends_on: Option<RawDependsOn>,
+    pub sidecar: Option<Scalar>,
+    pub stop_signal: Option<Scalar>,
+    pub stop_grace: Option<Scalar>,
+    pub init: Option<Scalar>,
+    pub files: Option<Vec<Option<RawFile>>>,
+}
+
+/// `depends_on` as written: a list of task names, or a mapping of task names to conditions.
+#[derive(Debug)]
+pub(crate) enum RawDependsOn {
+    /// `[db, migrate]`: each item a name (or `None` where it was not one, reported).
+    List(Vec<Option<String>>),
+    /// `{ db: { condition: healthy } }`: each name with its entry (`None`: written without
+    /// one, `db: {}` or `db:`, or not a mapping, reported), in file order, duplicates kept
+    /// for validation to report.
+    Map(Vec<(String, Option<RawDependency>)>),
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawDependency {
+    pub condition: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawFile {
+    pub path: Option<String>,
+    pub content: Option<String>,
+    pub content_base64: Option<String>,
+    pub source: Option<String>,
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -63,6 +102,7 @@ pub(crate) struct RawHealthCheck {
     pub interval: Option<Scalar>,
     pub timeout: Option<Scalar>,
     pub failures: Option<Scalar>,
+    pub start_period: Option<Scalar>,
 }
 
 #[derive(Debug, Default)]
@@ -115,7 +155,11 @@ pub(crate) struct Part {
 
 pub(crate) const JOB: Part = Part {
     what: "a job (a mapping with name and tasks)",
-    fields: &["name", "count", "constraints", "tasks"],
+    fields: &["name", "count", "constraints", "tasks", "network"],
+};
+const NETWORK: Part = Part {
+    what: "a network (a mapping with mode, e.g. { mode: none })",
+    fields: &["mode"],
 };
 const CONSTRAINT: Part = Part {
     what: "a constraint (a mapping with label and equals or not_equals)",
@@ -134,7 +178,24 @@ const TASK: Part = Part {
         "health_check",
         "user",
         "read_only",
+        "entrypoint",
+        "working_dir",
+        "depends_on",
+        "sidecar",
+        "stop_signal",
+        "stop_grace",
+        "init",
+        "files",
     ],
+};
+const DEPENDS_ON: &str = "the tasks this one waits for (a list of task names such as [db], or a mapping such as { db: { condition: healthy } })";
+const DEPENDENCY: Part = Part {
+    what: "a dependency (a mapping with condition, e.g. { condition: healthy })",
+    fields: &["condition"],
+};
+const FILE: Part = Part {
+    what: "a file (a mapping with path, content or content_base64, and mode)",
+    fields: &["path", "content", "content_base64", "source", "mode"],
 };
 const ENV: &str = "environment variables (a mapping of names to values)";
 const PORT: Part = Part {
@@ -154,8 +215,16 @@ const BACKOFF: Part = Part {
     fields: &["initial", "max", "reset_after"],
 };
 const HEALTH: Part = Part {
-    what: "a health check (a mapping with http, tcp or exec, and interval, timeout, failures)",
-    fields: &["http", "tcp", "exec", "interval", "timeout", "failures"],
+    what: "a health check (a mapping with http, tcp or exec, and interval, timeout, failures, start_period)",
+    fields: &[
+        "http",
+        "tcp",
+        "exec",
+        "interval",
+        "timeout",
+        "failures",
+        "start_period",
+    ],
 };
 const HTTP: Part = Part {
     what: "an http check (a mapping with port and path)",
@@ -201,6 +270,12 @@ pub(crate) fn read_job(s: &mut Shape, node: Node) -> RawJob {
         tasks: f.get(s, "tasks", |s, path, n| {
             list_of(s, path, n, "a list of tasks", read_task)
         }),
+        network: f.get(s, "network", |s, path, n| {
+            let mut f = Fields::open(s, path, n, &NETWORK)?;
+            Some(RawNetwork {
+                mode: f.get(s, "mode", string),
+            })
+        }),
     }
 }
 
@@ -243,7 +318,72 @@ fn read_task(s: &mut Shape, path: &str, node: Node) -> Option<RawTask> {
         health_check: f.get(s, "health_check", read_health),
         user: f.get(s, "user", scalar),
         read_only: f.get(s, "read_only", scalar),
+        entrypoint: f.get(s, "entrypoint", command),
+        working_dir: f.get(s, "working_dir", string),
+        depends_on: f.get(s, "depends_on", depends_on),
+        sidecar: f.get(s, "sidecar", scalar),
+        stop_signal: f.get(s, "stop_signal", scalar),
+        stop_grace: f.get(s, "stop_grace", scalar),
+        init: f.get(s, "init", scalar),
+        files: f.get(s, "files", |s, path, n| {
+            list_of(s, path, n, "a list of files", read_file)
+        }),
     })
+}
+
+fn read_file(s: &mut Shape, path: &str, node: Node) -> Option<RawFile> {
+    let mut f = Fields::open(s, path, node, &FILE)?;
+    Some(RawFile {
+        path: f.get(s, "path", string),
+        content: f.get(s, "content", string),
+        content_base64: f.get(s, "content_base64", string),
+        source: f.get(s, "source", string),
+        mode: f.get(s, "mode", |s, path, n| match n.value {
+            Value::Scalar(Scalar::Str(t)) => Some(t),
+            Value::Scalar(_) if n.written.is_some() => n.written,
+            _ => {
+                s.wrong(path, &n, "a mode (octal digits in a string, e.g. \"0644\")");
+                None
+            }
+        }),
+    })
+}
+
+/// `depends_on`: a list of task names, or a mapping of task names to `{ condition }`.
+fn depends_on(s: &mut Shape, path: &str, node: Node) -> Option<RawDependsOn> {
+    match node.value {
+        Value::List(_) => list_of(s, path, node, DEPENDS_ON, |s, path, n| match n.value {
+            Value::Scalar(Scalar::Str(t)) => Some(t),
+            Value::Scalar(_) if n.written.is_some() => n.written,
+            _ => {
+                s.wrong(path, &n, "a task name");
+                None
+            }
+        })
+        .map(RawDependsOn::List),
+        Value::Map(entries) => Some(RawDependsOn::Map(
+            entries
+                .into_iter()
+                .map(|(key, value)| {
+                    let here = join(path, &key.name);
+                    let entry = match value.value {
+                        Value::Null => None,
+                        _ => {
+                            let mut f = Fields::open(s, &here, value, &DEPENDENCY);
+                            f.as_mut().map(|f| RawDependency {
+                                condition: f.get(s, "condition", string),
+                            })
+                        }
+                    };
+                    (key.name, entry)
+                })
+                .collect(),
+        )),
+        _ => {
+            s.wrong(path, &node, DEPENDS_ON);
+            None
+        }
+    }
 }
 
 fn read_restart(s: &mut Shape, path: &str, node: Node) -> Option<RawRestart> {
@@ -282,6 +422,7 @@ fn read_health(s: &mut Shape, path: &str, node: Node) -> Option<RawHealthCheck> 
         interval: f.get(s, "interval", scalar),
         timeout: f.get(s, "timeout", scalar),
         failures: f.get(s, "failures", scalar),
+        start_period: f.get(s, "start_period", scalar),
     })
 }
 

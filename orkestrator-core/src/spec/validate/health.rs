@@ -97,6 +97,24 @@ pub(super) fn validate_health(
     if kinds.len() != 1 {
         p.push(path, "needs exactly one of http, tcp or exec (e.g. { http: { port: 8080, path: /healthz } })");
     }
+    let start_period = match h.start_period.map(scalar_duration) {
+        None => Duration::ZERO,
+        Some(Err(m)) => {
+            p.push(format!("{path}.start_period"), m);
+            Duration::ZERO
+        }
+        Some(Ok(d)) if d > MAX_HEALTH_INTERVAL => {
+            p.push(
+                format!("{path}.start_period"),
+                format!(
+                    "{} is longer than the 1h allowed (ask for at most 1h)",
+                    units::format_duration(d)
+                ),
+            );
+            Duration::ZERO
+        }
+        Some(Ok(d)) => d,
+    };
     // `None`: the field is not written. `Some(None)`: it is written but invalid (reported).
     let mut duration = |name: &str, v: Option<Scalar>| -> Option<Option<Duration>> {
         let v = v?;
@@ -162,6 +180,6 @@ pub(super) fn validate_health(
         timeout,
         failures,
         probe,
-        start_period: std::time::Duration::ZERO,
+        start_period,
     })
 }

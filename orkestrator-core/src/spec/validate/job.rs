@@ -1,18 +1,21 @@
-//! The job as a whole: its name, count, constraints and tasks.
+//! The job as a whole: its name, count, constraints, network and tasks.
 
 use std::collections::HashMap;
 
+use super::files::Sources;
 use super::limits::{
     MAX_CONSTRAINTS, MAX_COUNT, MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES, MAX_TASKS, Rules,
     over_limit,
 };
 use super::names::{check_dns_label, is_label_key};
 use super::scalars::show;
-use super::task::validate_task;
+use super::task::{Scope, validate_task};
+use super::together::{Facts, check_no_network, check_together, validate_network};
 use crate::ids::JobId;
-use crate::spec::model::{Constraint, ConstraintOp, Job, Protocol};
+use crate::spec::model::{Constraint, ConstraintOp, Job};
 use crate::spec::problems::Problems;
 use crate::spec::raw::{RawConstraint, RawJob, Shape, read_job};
+use crate::spec::together::NetworkMode;
 use crate::spec::tree::{At, Node, Plain};
 use crate::units::Scalar;
 
@@ -20,17 +23,17 @@ impl TryFrom<At<Plain>> for Job {
     type Error = Problems;
 
     fn try_from(tree: At<Plain>) -> Result<Self, Self::Error> {
-        check(tree.0, Rules::Stored)
+        check(tree.0, Rules::Stored, Sources::Refused)
     }
 }
 
 /// Checks a job file's tree: every unknown field, value of the wrong type and broken rule, in
 /// file order, each with its path and, where the tree knows it, its line.
-pub(crate) fn check(tree: Node, rules: Rules) -> Result<Job, Problems> {
+pub(crate) fn check(tree: Node, rules: Rules, sources: Sources<'_>) -> Result<Job, Problems> {
     let lines = tree.lines();
     let mut shape = Shape::default();
     let raw = read_job(&mut shape, tree);
-    let checked = validate(raw, rules);
+    let checked = validate(raw, rules, sources);
     let Shape {
         problems: mut all,
         covered,
@@ -80,7 +83,7 @@ fn line_of_path(lines: &std::collections::HashMap<String, usize>, path: &str) ->
     }
 }
 
-pub(crate) fn validate(raw: RawJob, rules: Rules) -> Result<Job, Problems> {
+pub(crate) fn validate(raw: RawJob, rules: Rules, sources: Sources<'_>) -> Result<Job, Problems> {
     let mut p = Problems::default();
     let name = match raw.name {
         None => {
@@ -121,6 +124,7 @@ pub(crate) fn validate(raw: RawJob, rules: Rules) -> Result<Job, Problems> {
         .enumerate()
         .filter_map(|(i, c)| validate_constraint(&mut p, &format!("constraints[{i}]"), c?, rules))
         .collect();
+    let network = validate_network(&mut p, raw.network);
     let mut tasks = Vec::new();
     match raw.tasks {
         None => p.push(
@@ -134,9 +138,18 @@ pub(crate) fn validate(raw: RawJob, rules: Rules) -> Result<Job, Problems> {
         Some(raw_tasks) => {
             over_limit(&mut p, rules, "tasks", raw_tasks.len(), MAX_TASKS, "tasks");
             let mut seen: HashMap<String, usize> = HashMap::new();
-            let mut host_ports: HashMap<(u16, Protocol), String> = HashMap::new();
+            let mut scope = Scope {
+                rules,
+                sources,
+                host_ports: HashMap::new(),
+            };
+            let mut facts = Vec::new();
+            let mut whole = true;
             for (i, rt) in raw_tasks.into_iter().enumerate() {
-                let Some(rt) = rt else { continue };
+                let Some(mut rt) = rt else {
+                    whole = false;
+                    continue;
+                };
                 let path = format!("tasks[{i}]");
                 if let Some(n) = &rt.name {
                     if let Some(first) = seen.get(n) {
@@ -150,19 +163,25 @@ pub(crate) fn validate(raw: RawJob, rules: Rules) -> Result<Job, Problems> {
                         seen.insert(n.clone(), i);
                     }
                 }
-                if let Some(t) = validate_task(&mut p, &path, rt, &mut host_ports, rules) {
+                if network.is_some_and(|n| n.mode == NetworkMode::None) {
+                    check_no_network(&mut p, &path, &rt);
+                }
+                let f = Facts::read(&mut p, &path, &mut rt);
+                if let Some(t) = validate_task(&mut p, &path, rt, &mut scope, f.depends_on()) {
                     tasks.push(t);
                 }
+                facts.push(f);
             }
+            check_together(&mut p, &facts, whole);
         }
     }
-    match name {
-        Some(name) if p.is_empty() => Ok(Job {
+    match (name, network) {
+        (Some(name), Some(network)) if p.is_empty() => Ok(Job {
             name,
             count,
             constraints,
             tasks,
-            network: Default::default(),
+            network,
         }),
         _ => Err(p),
     }

@@ -53,6 +53,15 @@ pub const MAX_PORTS: usize = 256;
 /// Longest HTTP health check path, in bytes.
 pub const MAX_PROBE_PATH_BYTES: usize = 2048;
 
+/// Most config files a task may carry (`files`).
+pub const MAX_FILES_PER_TASK: usize = 16;
+/// Most bytes one config file may hold (its content, once decoded from base64). A job file is
+/// at most [`MAX_SPEC_BYTES`](crate::spec::MAX_SPEC_BYTES) in all, so that the files of one job
+/// hold less than that together (base64 writes 3 bytes as 4 characters).
+pub const MAX_FILE_BYTES: usize = 256 * 1024;
+/// Longest path (a file's `path`, `working_dir`), in bytes: the longest Linux takes.
+pub const MAX_PATH_BYTES: usize = 4096;
+
 /// Most processes a task may allow itself (`resources.pids`).
 pub const MAX_PIDS: u32 = 1 << 20;
 

@@ -1,10 +1,13 @@
 //! Validation: turns a raw job (the file shape as written) into a [`Job`](crate::spec::Job),
 //! collecting every problem with its field path and, where there is one, the fix.
 //!
-//! By section of the job: `job` (name, count, constraints, tasks), `task`, `ports`,
-//! `resources`, `restart`, `health`; below them `names` and `scalars` (the checks and readings
-//! the sections share) and `limits` (the limits, and which rules apply).
+//! By section of the job: `job` (name, count, constraints, tasks, network), `together` (what
+//! ties tasks together: `depends_on` and the rules across tasks, the network, stopping),
+//! `task`, `files`, `ports`, `resources`, `restart`, `health`; below them `names` and `scalars`
+//! (the checks and readings the sections share) and `limits` (the limits, and which rules
+//! apply).
 
+mod files;
 mod health;
 mod job;
 mod limits;
@@ -14,13 +17,16 @@ mod resources;
 mod restart;
 mod scalars;
 mod task;
+mod together;
 mod words;
 
+pub(crate) use files::Sources;
 pub(crate) use job::check;
 pub(crate) use limits::Rules;
 pub use limits::{
     MAX_ATTEMPTS, MAX_BACKOFF, MAX_COMMAND_ARG_BYTES, MAX_COMMAND_ARGS, MAX_COMMAND_BYTES,
     MAX_CONSTRAINTS, MAX_COUNT, MAX_CPU, MAX_DISK, MAX_ENV_BYTES, MAX_ENV_NAME_BYTES,
-    MAX_ENV_VALUE_BYTES, MAX_ENV_VARS, MAX_IMAGE_BYTES, MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES,
-    MAX_MEMORY, MAX_PIDS, MAX_PORTS, MAX_PROBE_PATH_BYTES, MAX_TASKS, MIN_CPU, MIN_MEMORY,
+    MAX_ENV_VALUE_BYTES, MAX_ENV_VARS, MAX_FILE_BYTES, MAX_FILES_PER_TASK, MAX_IMAGE_BYTES,
+    MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES, MAX_MEMORY, MAX_PATH_BYTES, MAX_PIDS, MAX_PORTS,
+    MAX_PROBE_PATH_BYTES, MAX_TASKS, MIN_CPU, MIN_MEMORY,
 };

@@ -1,7 +1,9 @@
-//! One task: its name, image, command, environment, ports, resources, user and policies.
+//! One task: its name, image, command and entrypoint, environment, ports, resources, user,
+//! files and policies.
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::files::{Sources, normal_path, validate_files};
 use super::health::validate_health;
 use super::limits::{
     MAX_ENV_BYTES, MAX_ENV_NAME_BYTES, MAX_ENV_VALUE_BYTES, MAX_ENV_VARS, MAX_PIDS, MAX_PORTS,
@@ -12,20 +14,37 @@ use super::ports::validate_port;
 use super::resources::validate_resources;
 use super::restart::validate_restart;
 use super::scalars::show;
+use super::together::{validate_stop_grace, validate_stop_signal};
 use super::words::split_words;
 use crate::ids::TaskName;
 use crate::spec::model::{Protocol, Task};
 use crate::spec::problems::Problems;
 use crate::spec::raw::{RawCommand, RawTask};
+use crate::spec::together::Condition;
 use crate::units::Scalar;
 
+/// What the tasks of one job share while each is validated.
+pub(super) struct Scope<'a> {
+    /// The rules that apply.
+    pub rules: Rules,
+    /// Where files' `source` is read from.
+    pub sources: Sources<'a>,
+    /// Each host port published so far, with where.
+    pub host_ports: HashMap<(u16, Protocol), String>,
+}
+
+/// Validates the task `rt` at `path`, whose `depends_on` is already read (see
+/// [`Facts`](super::together::Facts)).
 pub(super) fn validate_task(
     p: &mut Problems,
     path: &str,
     rt: RawTask,
-    host_ports: &mut HashMap<(u16, Protocol), String>,
-    rules: Rules,
+    scope: &mut Scope<'_>,
+    depends_on: BTreeMap<TaskName, Condition>,
 ) -> Option<Task> {
+    let rules = scope.rules;
+    let sources = scope.sources;
+    let host_ports = &mut scope.host_ports;
     let before = p.len();
     let name = match rt.name {
         None => {
@@ -53,39 +72,26 @@ pub(super) fn validate_task(
             }
         },
     };
-    let command = match rt.command {
-        None => Vec::new(),
-        Some(RawCommand::List(words)) => words,
-        Some(RawCommand::Line(line)) => match split_words(&line) {
-            Ok(words) if words.is_empty() => {
-                p.push(
-                    format!("{path}.command"),
-                    "is empty (write the program to run and its arguments, e.g. sleep 100, or leave command out to run the image's own)",
-                );
-                words
-            }
-            Ok(words) => words,
-            Err(m) => {
-                p.push(format!("{path}.command"), m);
-                Vec::new()
-            }
-        },
-    };
-    check_command_size(p, rules, &format!("{path}.command"), &command);
-    for (ci, c) in command.iter().enumerate() {
-        if c.contains('\0') {
-            p.push(
-                format!("{path}.command[{ci}]"),
-                "contains a NUL character (remove it: programs cannot receive it)",
-            );
-        }
-    }
-    if command.first().is_some_and(|c| c.trim().is_empty()) {
-        p.push(
-            format!("{path}.command[0]"),
-            "is empty: the first element is the program to run (e.g. [\"sh\", \"-c\", \"...\"])",
-        );
-    }
+    let entrypoint = validate_command(
+        p,
+        rules,
+        &format!("{path}.entrypoint"),
+        rt.entrypoint,
+        true,
+        true,
+    );
+    // With an entrypoint of its own, the command is the entrypoint's arguments, any of which
+    // may be empty.
+    let command_is_program = entrypoint.as_ref().is_none_or(Vec::is_empty);
+    let command = validate_command(
+        p,
+        rules,
+        &format!("{path}.command"),
+        rt.command,
+        false,
+        command_is_program,
+    )
+    .unwrap_or_default();
     let mut env = BTreeMap::new();
     let raw_env = rt.env.unwrap_or_default();
     let env_path = format!("{path}.env");
@@ -207,20 +213,38 @@ pub(super) fn validate_task(
     let user = rt
         .user
         .and_then(|u| validate_user(p, &format!("{path}.user"), u));
-    let read_only = match rt.read_only {
-        None => false,
-        Some(Scalar::Bool(b)) => b,
-        Some(other) => {
-            p.push(
-                format!("{path}.read_only"),
-                format!(
-                    "{} is not true or false (write read_only: true for a read-only root filesystem)",
-                    show(&other)
-                ),
-            );
-            false
+    let read_only = flag(
+        p,
+        &format!("{path}.read_only"),
+        rt.read_only,
+        "read_only: true for a read-only root filesystem",
+    );
+    let working_dir = rt.working_dir.and_then(|w| match normal_path(&w, false) {
+        Ok(w) => Some(w),
+        Err(m) => {
+            p.push(format!("{path}.working_dir"), m);
+            None
         }
-    };
+    });
+    let sidecar = flag(
+        p,
+        &format!("{path}.sidecar"),
+        rt.sidecar,
+        "sidecar: true marks a task that does not keep its instance from completing",
+    );
+    let init = flag(
+        p,
+        &format!("{path}.init"),
+        rt.init,
+        "init: true runs a minimal init as PID 1",
+    );
+    let stop_signal = rt
+        .stop_signal
+        .and_then(|s| validate_stop_signal(p, &format!("{path}.stop_signal"), s));
+    let stop_grace = rt
+        .stop_grace
+        .and_then(|s| validate_stop_grace(p, &format!("{path}.stop_grace"), s));
+    let files = validate_files(p, path, rt.files, rules, sources);
     let restart = validate_restart(p, &format!("{path}.restart"), rt.restart);
     let health_check = rt
         .health_check
@@ -240,15 +264,78 @@ pub(super) fn validate_task(
         pids,
         user,
         read_only,
-        entrypoint: None,
-        working_dir: None,
-        depends_on: BTreeMap::new(),
-        sidecar: false,
-        stop_signal: None,
-        stop_grace: None,
-        init: false,
-        files: Vec::new(),
+        entrypoint,
+        working_dir,
+        depends_on,
+        sidecar,
+        stop_signal,
+        stop_grace,
+        init,
+        files,
     })
+}
+
+/// Reads a boolean field (`false` when absent); `write` says how to write it, as in
+/// `write read_only: true for ...`.
+fn flag(p: &mut Problems, path: &str, s: Option<Scalar>, write: &str) -> bool {
+    match s {
+        None => false,
+        Some(Scalar::Bool(b)) => b,
+        Some(other) => {
+            p.push(
+                path,
+                format!("{} is not true or false (write {write})", show(&other)),
+            );
+            false
+        }
+    }
+}
+
+/// Reads a command (`command`, `entrypoint`): a list of words, or one line split into words.
+/// `None` when it is not written. An empty line is refused, but for an entrypoint (`clears`),
+/// where it clears the image's; a blank first word is refused where it is the program to run
+/// (`program`).
+fn validate_command(
+    p: &mut Problems,
+    rules: Rules,
+    path: &str,
+    raw: Option<RawCommand>,
+    clears: bool,
+    program: bool,
+) -> Option<Vec<String>> {
+    let words = match raw? {
+        RawCommand::List(words) => words,
+        RawCommand::Line(line) => match split_words(&line) {
+            Ok(words) if words.is_empty() && !clears => {
+                p.push(
+                    path,
+                    "is empty (write the program to run and its arguments, e.g. sleep 100, or leave command out to run the image's own)",
+                );
+                words
+            }
+            Ok(words) => words,
+            Err(m) => {
+                p.push(path, m);
+                Vec::new()
+            }
+        },
+    };
+    check_command_size(p, rules, path, &words);
+    for (ci, c) in words.iter().enumerate() {
+        if c.contains('\0') {
+            p.push(
+                format!("{path}[{ci}]"),
+                "contains a NUL character (remove it: programs cannot receive it)",
+            );
+        }
+    }
+    if program && words.first().is_some_and(|c| c.trim().is_empty()) {
+        p.push(
+            format!("{path}[0]"),
+            "is empty: the first element is the program to run (e.g. [\"sh\", \"-c\", \"...\"])",
+        );
+    }
+    Some(words)
 }
 
 pub(super) fn validate_pids(p: &mut Problems, path: &str, s: Option<Scalar>) -> u32 {
