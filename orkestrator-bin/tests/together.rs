@@ -166,9 +166,9 @@ tasks:
     resources: {{ cpu: 50m, memory: 16Mi }}
     command: ["sh", "-c", "echo db-start $(cat /proc/uptime); mkdir -p /tmp/www; echo hello-from-db-$ORK_INDEX > /tmp/www/index.html; sleep 2; exec httpd -f -p 8080 -h /tmp/www"]
     health_check:
-      exec: ["sh", "-c", "timeout 2 wget -q -O /dev/null http://127.0.0.1:8080/ && {{ [ -e /tmp/healthy-at ] || cat /proc/uptime > /tmp/healthy-at; }}"]
+      exec: ["sh", "-c", "timeout 1 wget -q -O /dev/null http://127.0.0.1:8080/ && {{ [ -e /tmp/healthy-at ] || cat /proc/uptime > /tmp/healthy-at; }}"]
       interval: 1s
-      timeout: 2s
+      timeout: 1s
       failures: 1
       start_period: 10s
   - name: init
