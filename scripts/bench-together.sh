@@ -54,7 +54,7 @@ wait_phase() { # JOB PHASE
 }
 
 DB_CMD='mkdir -p /tmp/www; echo hello > /tmp/www/index.html; sleep 2; exec httpd -f -p 8080 -h /tmp/www'
-CHECK='timeout 2 wget -q -O /dev/null http://127.0.0.1:8080/'
+CHECK='timeout 1 wget -q -O /dev/null http://127.0.0.1:8080/'
 INIT_CMD='sleep 1'
 APP_CMD="timeout 5 wget -q -O- http://db:8080/; trap 'exit 0' TERM; while true; do sleep 1; done"
 
@@ -66,7 +66,7 @@ tasks:
     image: $IMAGE
     resources: { cpu: 50m, memory: 16Mi }
     command: ["sh", "-c", "$DB_CMD"]
-    health_check: { exec: ["sh", "-c", "$CHECK"], interval: 1s, timeout: 2s, failures: 1, start_period: 10s }
+    health_check: { exec: ["sh", "-c", "$CHECK"], interval: 1s, timeout: 1s, failures: 1, start_period: 10s }
   - name: init
     image: $IMAGE
     resources: { cpu: 50m, memory: 16Mi }
@@ -97,7 +97,7 @@ cli_three() { # -> seconds
     local t0; t0=$(now)
     docker network create --subnet 10.214.0.0/29 bench-net >/dev/null
     docker run -d --name bench-db --network bench-net --network-alias db \
-        --health-cmd "$CHECK" --health-interval 1s --health-timeout 2s --health-retries 1 \
+        --health-cmd "$CHECK" --health-interval 1s --health-timeout 1s --health-retries 1 \
         --health-start-period 10s "$IMAGE" sh -c "$DB_CMD" >/dev/null
     docker run -d --name bench-init --network bench-net --network-alias init "$IMAGE" sh -c "$INIT_CMD" >/dev/null
     until [ "$(inspect bench-db '{{.State.Health.Status}}')" = healthy ] &&

@@ -543,17 +543,77 @@ tasks:
     before.sort();
     assert_eq!(before.len(), 40, "one network per instance");
 
-    // A second worker on the same engine leaves them alone.
+    // A second worker on the same engine, with instances of its own (the spread scheduler
+    // places a new job on the emptier worker): its networks are its own, on other subnets.
     let other = c.add_worker(WORKER);
-    // kill -9 and start again: the same networks, adopted, none made twice.
+    let job2 = unique("beside", test);
+    submit(
+        &c,
+        &job2,
+        &yaml.replace(&job, &job2).replace("count: 40", "count: 4"),
+    );
+    let v2 = wait_phase(&c, &job2, "Running");
+    let on_other = v2["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["worker"] == other.as_str())
+        .count();
+    assert!(on_other > 0, "spread placed some on the new worker: {v2:#}");
+    let mut theirs = networks_of(&other);
+    theirs.sort();
+    assert_eq!(
+        theirs.len(),
+        on_other,
+        "one network per instance of its own"
+    );
+    let all: Vec<String> = networks_of(&worker)
+        .into_iter()
+        .chain(theirs.clone())
+        .collect();
+    let mut subnets: Vec<String> = all
+        .iter()
+        .map(|id| {
+            docker(&[
+                "network",
+                "inspect",
+                "-f",
+                "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+                id,
+            ])
+            .trim()
+            .to_owned()
+        })
+        .collect();
+    subnets.sort();
+    subnets.dedup();
+    assert_eq!(subnets.len(), all.len(), "no subnet twice: {subnets:?}");
+
+    // kill -9 and start again: the same networks, adopted, none made twice, and the other
+    // worker's left alone.
     c.kill(proc_id);
     let again = c.restart_worker(&worker);
     c.wait_worker_ready(&worker, again);
     wait_phase(&c, &job, "Running");
     let mut after = networks_of(&worker);
     after.sort();
-    assert_eq!(after, before, "the restarted worker adopted its networks");
-    assert!(networks_of(&other).is_empty(), "the other worker made none");
+    let mine_now = before.len() + 4 - on_other;
+    assert_eq!(
+        after.len(),
+        mine_now,
+        "the restarted worker adopted its networks"
+    );
+    assert!(
+        before.iter().all(|n| after.contains(n)),
+        "the same networks, not new ones"
+    );
+    let mut theirs_after = networks_of(&other);
+    theirs_after.sort();
+    assert_eq!(
+        theirs_after, theirs,
+        "the other worker's networks untouched"
+    );
+    stop(&c, &job2);
 
     stop(&c, &job);
     c.wait_until("no network is left", Duration::from_secs(60), |_| {
@@ -562,6 +622,106 @@ tasks:
             Ok(())
         } else {
             Err(format!("{} networks left", left.len()))
+        }
+    });
+}
+
+#[test]
+fn config_files_are_read_only_owned_by_the_user_survive_a_kill_and_a_change_rolls_out() {
+    let test = "together-files";
+    if !docker_or_skip(test) {
+        return;
+    }
+    let mut c = Cluster::start_server(test, &["--heartbeat-grace", "20s"]);
+    let (worker, proc_id) = c.add_worker_proc(WORKER);
+    let job = unique("files", test);
+    // One file from the job file's text, one binary, one that the CLI reads from `source`.
+    c.write("motd.txt", "read by the CLI\n");
+    let yaml = |version: &str| {
+        format!(
+            r#"name: {job}
+tasks:
+  - name: app
+    image: {IMAGE}
+    resources: {{ cpu: 50m, memory: 16Mi }}
+    user: "1000:1000"
+    read_only: true
+    files:
+      - {{ path: /etc/app/app.conf, content: "version={version}\n", mode: "0640" }}
+      - {{ path: /etc/app/blob.bin, content_base64: "AAEC/w==" }}
+      - {{ path: /etc/app/motd.txt, source: ./motd.txt }}
+    command: ["sh", "-c", "cat /etc/app/app.conf /etc/app/motd.txt; stat -c 'owner %u:%g %a' /etc/app/app.conf; od -An -tx1 /etc/app/blob.bin; (echo x > /etc/app/app.conf) 2>/dev/null || echo cannot-write; trap 'exit 0' TERM; while true; do sleep 1; done"]
+"#
+        )
+    };
+    submit(&c, &job, &yaml("1"));
+    let v = wait_phase(&c, &job, "Running");
+    let first = container_of(&v, 0, "app");
+    let out = c.wait_until("the files are read", Duration::from_secs(20), |_| {
+        let text = logs(&first);
+        if text.contains("cannot-write") {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    });
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(
+        lines,
+        [
+            "version=1",
+            "read by the CLI",
+            "owner 1000:1000 640",
+            "00 01 02 ff",
+            "cannot-write"
+        ],
+        "{out}"
+    );
+
+    // kill -9 of the worker: its files stay for the container it adopts.
+    c.kill(proc_id);
+    let again = c.restart_worker(&worker);
+    c.wait_worker_ready(&worker, again);
+    let v = wait_phase(&c, &job, "Running");
+    assert_eq!(container_of(&v, 0, "app"), first, "adopted, not replaced");
+    let read = docker(&["exec", &first, "cat", "/etc/app/app.conf"]);
+    assert_eq!(read.trim(), "version=1");
+
+    // A changed file is a new version, rolled out: a new container with the new content.
+    submit(&c, &job, &yaml("2"));
+    let v = c.wait_until("version 2 runs", Duration::from_secs(90), |c| {
+        let v = job_view(c, &job)?;
+        let id = v["instances"][0]["tasks"]["app"]["container_id"]
+            .as_str()
+            .unwrap_or_default();
+        if v["phase"] == "Running" && !id.is_empty() && id != first {
+            Ok(v)
+        } else {
+            Err(format!("{v:#}"))
+        }
+    });
+    let second = container_of(&v, 0, "app");
+    let read = docker(&["exec", &second, "cat", "/etc/app/app.conf"]);
+    assert_eq!(read.trim(), "version=2");
+
+    let mounted = docker(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Source}} {{end}}",
+        &second,
+    ]);
+    let sources: Vec<std::path::PathBuf> = mounted.split_whitespace().map(Into::into).collect();
+    assert_eq!(sources.len(), 3, "{mounted}");
+    assert!(sources.iter().all(|p| p.exists()));
+
+    stop(&c, &job);
+    // The instance's files go with its last container (and its network).
+    c.wait_until("the files are removed", Duration::from_secs(30), |_| {
+        let left: Vec<_> = sources.iter().filter(|p| p.exists()).collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{left:?}"))
         }
     });
 }
