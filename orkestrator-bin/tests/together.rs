@@ -16,6 +16,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::{Cluster, IMAGE, containers_with_label, docker, docker_or_skip, http, unique};
 use serde_json::Value;
 
+/// These tests time what containers do (stop within a second, start after a dependency):
+/// they run one at a time, never sharing the machine's cores with each other.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds [`ONE_AT_A_TIME`] for the rest of the test (a failed test does not block the rest).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// What every worker offers: enough CPU for 40 small instances.
 const WORKER: &[&str] = &["--cpu", "8", "--memory", "8Gi"];
 
@@ -190,6 +199,7 @@ tasks:
 #[test]
 fn an_instance_starts_in_order_reaches_its_tasks_by_name_and_stops_dependents_first() {
     let test = "together-order";
+    let _serial = one_at_a_time();
     if !docker_or_skip(test) {
         return;
     }
@@ -293,6 +303,7 @@ fn an_instance_starts_in_order_reaches_its_tasks_by_name_and_stops_dependents_fi
 #[test]
 fn a_failing_init_task_fails_the_instance_and_its_dependent_never_starts() {
     let test = "together-init-fails";
+    let _serial = one_at_a_time();
     if !docker_or_skip(test) {
         return;
     }
@@ -335,6 +346,7 @@ tasks:
 #[test]
 fn a_sidecar_stops_after_the_main_task_completes_and_the_instance_completes() {
     let test = "together-sidecar";
+    let _serial = one_at_a_time();
     if !docker_or_skip(test) {
         return;
     }
@@ -369,6 +381,7 @@ tasks:
 #[test]
 fn a_stop_signal_reaches_a_process_that_traps_it_and_init_stops_sleep_at_once() {
     let test = "together-signals";
+    let _serial = one_at_a_time();
     if !docker_or_skip(test) {
         return;
     }
@@ -423,6 +436,7 @@ tasks:
 #[test]
 fn two_instances_each_reach_their_own_db() {
     let test = "together-isolation";
+    let _serial = one_at_a_time();
     if !docker_or_skip(test) {
         return;
     }
@@ -519,6 +533,7 @@ tasks:
 #[test]
 fn forty_instances_get_networks_a_restarted_worker_adopts_them_and_none_is_left() {
     let test = "together-networks";
+    let _serial = one_at_a_time();
     if !docker_or_skip(test) {
         return;
     }
@@ -629,6 +644,7 @@ tasks:
 #[test]
 fn config_files_are_read_only_owned_by_the_user_survive_a_kill_and_a_change_rolls_out() {
     let test = "together-files";
+    let _serial = one_at_a_time();
     if !docker_or_skip(test) {
         return;
     }
