@@ -158,9 +158,8 @@ impl Paint {
     pub fn for_state(s: &str) -> Paint {
         match s.to_ascii_lowercase().as_str() {
             "running" | "completed" | "ready" | "ok" => Paint::Green,
-            "pending" | "scheduled" | "starting" | "restarting" | "stopping" | "suspect" => {
-                Paint::Yellow
-            }
+            "pending" | "scheduled" | "waiting" | "starting" | "restarting" | "stopping"
+            | "suspect" => Paint::Yellow,
             "failed" | "lost" | "down" | "unhealthy" => Paint::Red,
             "stopped" => Paint::Dim,
             _ => Paint::Plain,

@@ -1,10 +1,15 @@
 //! Issue 18, item 4, as a user meets it: `validate` gives every problem of a file at once with
 //! path, line and suggestion; `validate --print` shows a command written as one line as its
-//! list; the API answers a submitted job with the same problem list. No Docker engine is needed.
+//! list; the API answers a submitted job with the same problem list. Issue 19: files' `source`
+//! is read by the CLI, relative to the job file (or to the current directory for standard
+//! input), and refused by the API. No Docker engine is needed.
 
 mod common;
 
-use common::{Cluster, http, ork_in};
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::{BIN, Cluster, http, ork_in};
 use serde_json::Value;
 
 const MISSPELT: &str = "name: web\ntasks:\n  - name: server\n    imgae: busybox:1.36\n    comand: [\"sleep\", \"100\"]\n    resources: { memroy: 64Mi }\n";
@@ -94,4 +99,151 @@ fn the_api_answers_a_misspelt_job_with_every_problem_and_its_line() {
             "{v:#}"
         );
     }
+}
+
+/// A job whose task carries two files read from `source`: a text one and a binary one.
+const SOURCES: &str = "name: conf\ntasks:\n  - name: app\n    image: busybox:1.36\n    files:\n      - { path: /etc/app/app.conf, source: ./app.conf }\n      - { path: /etc/app/key, source: keys/key.bin, mode: \"0600\" }\n";
+
+#[test]
+fn the_cli_reads_source_relative_to_the_job_file_and_prints_it_as_content() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jobs = dir.path().join("jobs");
+    std::fs::create_dir_all(jobs.join("keys")).unwrap();
+    std::fs::write(jobs.join("conf.yaml"), SOURCES).unwrap();
+    std::fs::write(jobs.join("app.conf"), "listen = 8080\n").unwrap();
+    std::fs::write(jobs.join("keys/key.bin"), [0xde, 0xad, 0xbe, 0xef]).unwrap();
+
+    // Run from the directory above: sources are found next to the job file, not in the
+    // current directory.
+    let out = ork_in(
+        dir.path(),
+        &["validate", "-f", "jobs/conf.yaml", "--print", "json"],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    let printed: Value = serde_json::from_str(&out.stdout).expect("JSON printed");
+    let files = &printed["tasks"][0]["files"];
+    assert_eq!(
+        files,
+        &serde_json::json!([
+            { "path": "/etc/app/app.conf", "content": "listen = 8080\n", "mode": "0644" },
+            { "path": "/etc/app/key", "content_base64": "3q2+7w==", "mode": "0600" }
+        ]),
+        "{}",
+        out.describe()
+    );
+
+    // A source that is missing is a problem at its path, with the file it looked for.
+    std::fs::remove_file(jobs.join("app.conf")).unwrap();
+    let out = ork_in(dir.path(), &["validate", "-f", "jobs/conf.yaml"], &[]);
+    assert_eq!(out.code, Some(2), "{}", out.describe());
+    assert!(
+        out.stderr
+            .contains("tasks[0].files[0].source (line 6): cannot read ./app.conf"),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn standard_input_reads_source_relative_to_the_current_directory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("keys")).unwrap();
+    std::fs::write(d.join("app.conf"), "from stdin\n").unwrap();
+    std::fs::write(d.join("keys/key.bin"), "k").unwrap();
+    let mut child = Command::new(BIN)
+        .args(["validate", "-f", "-", "--print", "yaml"])
+        .current_dir(d)
+        .env_remove("ORKESTRATOR_ADDR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the CLI");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(SOURCES.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().expect("the CLI ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("from stdin"), "{stdout}");
+    assert!(!stdout.contains("source:"), "{stdout}");
+}
+
+#[test]
+fn the_api_refuses_source_and_asks_for_content() {
+    let c = Cluster::start("spec-source");
+    let r = http(
+        c.port,
+        "POST",
+        "/v1/jobs",
+        Some("application/yaml"),
+        SOURCES.as_bytes(),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.logs()));
+    assert_eq!(r.status, 400, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["code"], "invalid_spec", "{v:#}");
+    let problems = v["problems"].as_array().cloned().unwrap_or_default();
+    let paths: Vec<&str> = problems
+        .iter()
+        .map(|p| p["path"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        paths,
+        ["tasks[0].files[0].source", "tasks[0].files[1].source"],
+        "{v:#}"
+    );
+    assert!(
+        problems.iter().all(|p| p["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("source is read by the CLI only; send content"))),
+        "{v:#}"
+    );
+    // The same job with the bytes as content is taken.
+    let with_content = SOURCES
+        .replace("source: ./app.conf", "content: \"listen = 8080\"")
+        .replace("source: keys/key.bin", "content_base64: \"3q2+7w==\"");
+    let r = http(
+        c.port,
+        "POST",
+        "/v1/jobs",
+        Some("application/yaml"),
+        with_content.as_bytes(),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.logs()));
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+#[test]
+fn run_refuses_a_job_whose_files_make_it_larger_than_the_manager_takes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    let mut yaml =
+        String::from("name: big\ntasks:\n  - name: app\n    image: busybox:1.36\n    files:\n");
+    for i in 0..5 {
+        std::fs::write(d.join(format!("f{i}")), vec![b'x'; 250 * 1024]).unwrap();
+        yaml.push_str(&format!("      - {{ path: /etc/f{i}, source: ./f{i} }}\n"));
+    }
+    std::fs::write(d.join("big.yaml"), yaml).unwrap();
+    // No manager listens there: the job is refused before any connection.
+    let out = ork_in(
+        d,
+        &["run", "-f", "big.yaml", "--manager", "http://127.0.0.1:9"],
+        &[],
+    );
+    assert_eq!(out.code, Some(2), "{}", out.describe());
+    assert!(
+        out.stderr.contains("MAX_SPEC_BYTES") && out.stderr.contains("make its files smaller"),
+        "{}",
+        out.describe()
+    );
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use orkestrator_core::Error;
 use orkestrator_core::spec::{
-    ConstraintOp, Format, Job, MAX_SPEC_BYTES, PortMapping, Probe, Problem, Protocol, RestartMode,
-    load_job_file, parse_job,
+    Condition, ConstraintOp, Format, Job, MAX_SPEC_BYTES, NetworkMode, PortMapping, Probe, Problem,
+    Protocol, RestartMode, load_job_file, parse_job,
 };
 use orkestrator_core::units::{ByteSize, Cpu};
 
@@ -1048,9 +1048,8 @@ fn the_reference_examples_are_valid_and_agree() {
             ConstraintOp::NotEquals("hdd".into())
         ]
     );
-    assert_eq!(shop.tasks.len(), 2);
-    let checks: Vec<_> = shop
-        .tasks
+    assert_eq!(shop.tasks.len(), 4);
+    let checks: Vec<_> = shop.tasks[..2]
         .iter()
         .map(|t| {
             t.health_check
@@ -1074,6 +1073,32 @@ fn the_reference_examples_are_valid_and_agree() {
         (checks[1].interval, checks[1].timeout, checks[1].failures),
         (Duration::from_secs(10), Duration::from_millis(500), 5)
     );
+    // Issue 19's fields, each written out in the example.
+    assert_eq!(checks[0].start_period, Duration::from_secs(20));
+    assert_eq!(shop.network.mode, NetworkMode::Bridge);
+    let api = &shop.tasks[0];
+    assert_eq!(api.entrypoint, Some(vec!["/bin/api".to_owned()]));
+    assert_eq!(api.command, ["--listen", ":8080"]);
+    assert_eq!(api.working_dir.as_deref(), Some("/srv/api"));
+    assert_eq!(
+        api.depends_on
+            .iter()
+            .map(|(k, c)| (k.as_str(), *c))
+            .collect::<Vec<_>>(),
+        [
+            ("cache", Condition::Healthy),
+            ("migrate", Condition::CompletedSuccessfully)
+        ]
+    );
+    assert_eq!(api.stop_signal.as_deref(), Some("SIGINT"));
+    assert_eq!(api.stop_grace, Some(Duration::from_secs(30)));
+    assert!(api.init && !api.sidecar);
+    assert_eq!(api.files.len(), 2);
+    assert_eq!(api.files[0].content, b"listen = \":8080\"\n");
+    assert_eq!((api.files[0].mode, api.files[1].mode), (0o640, 0o600));
+    assert_eq!(api.files[1].content, [0xde, 0xad, 0xbe, 0xef]);
+    assert!(shop.tasks[2].is_init_of(shop));
+    assert!(shop.tasks[3].sidecar);
 
     // The error messages it quotes are the ones the parser gives.
     let texts: Vec<&str> = blocks
@@ -1124,11 +1149,30 @@ fn the_reference_examples_are_valid_and_agree() {
         let Some(first) = written.split('`').nth(1) else {
             continue;
         };
-        let text = if path.starts_with("count") {
+        let text = if first.starts_with("{ name:") {
+            // A whole job.
+            format!("{first}\n")
+        } else if first.starts_with("tasks:") {
+            // The tasks of a job, for the rules across them.
+            format!("name: j\n{first}\n")
+        } else if path.starts_with("count") || path.starts_with("network") {
             format!("name: j\n{first}\ntasks: [{{name: t, image: 'a:1'}}]\n")
         } else if path.starts_with("constraints") {
             format!("name: j\nconstraints: [{first}]\ntasks: [{{name: t, image: 'a:1'}}]\n")
-        } else if path == "tasks[0].user" || path == "tasks[0].read_only" {
+        } else if path.starts_with("tasks[0].files") {
+            format!("name: j\ntasks:\n  - name: t\n    image: a:1\n    files: [{first}]\n")
+        } else if [
+            "user",
+            "read_only",
+            "working_dir",
+            "entrypoint",
+            "init",
+            "stop_signal",
+            "stop_grace",
+        ]
+        .iter()
+        .any(|f| first.starts_with(&format!("{f}:")))
+        {
             format!("name: j\ntasks:\n  - name: t\n    image: a:1\n    {first}\n")
         } else if path.starts_with("tasks[0].resources") {
             format!("name: j\ntasks:\n  - name: t\n    image: a:1\n    resources: {first}\n")
@@ -1144,7 +1188,7 @@ fn the_reference_examples_are_valid_and_agree() {
         );
         checked += 1;
     }
-    assert!(checked >= 25, "only {checked} quoted messages were checked");
+    assert!(checked >= 50, "only {checked} quoted messages were checked");
 }
 
 /// The text of a table cell written as one code span (`` `x` ``).

@@ -704,6 +704,16 @@ fn validate_print_round_trips_every_new_field_in_every_format() {
             assert_eq!(stored, job);
         }
     }
+    // Text that each format must quote or escape stays the same text.
+    let awkward =
+        "key: value\n- item\n  # not a comment\n\t\"q\" 'q' \\ \r\0\u{7f} é \u{feff}end  \n";
+    let mut tricky = job.clone();
+    tricky.tasks[2].files[0].content = awkward.as_bytes().to_vec();
+    for format in [Format::Yaml, Format::Toml, Format::Json] {
+        let text = format.render(&tricky).unwrap();
+        let back = parse_job(&text, format).unwrap_or_else(|e| panic!("{format}: {e}\n{text}"));
+        assert_eq!(back, tricky, "{format}:\n{text}");
+    }
     let none = valid("name: j\nnetwork: { mode: none }\ntasks: [{ name: t, image: 'a:1' }]\n");
     for format in [Format::Yaml, Format::Toml, Format::Json] {
         let text = format.render(&none).unwrap();

@@ -473,3 +473,217 @@ async fn every_listed_route_is_routed_with_exactly_its_methods_and_documented_se
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The schemas of a job against real jobs (issue 19's fields among them).
+
+/// What in `value` the schema `schema` does not describe: a property an object with
+/// `additionalProperties: false` does not list, a required one that is missing, a value of
+/// another type or outside an `enum`. Follows `$ref`s; of a `oneOf` whose variants have types,
+/// takes the one of the value's type. Enough to tell a field left out of the document.
+fn shape_problems(doc: &Value, schema: &Value, value: &Value, at: &str, out: &mut Vec<String>) {
+    let mut schema = schema;
+    // A `$ref` with siblings (a description) is the schema it refers to.
+    while let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        schema = resolve(doc, r).unwrap_or(&Value::Null);
+    }
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let typed = types.is_empty()
+        || types.contains(&kind)
+        || (kind == "integer" && types.contains(&"number"));
+    if !typed {
+        out.push(format!("{at}: a {kind}, documented as {types:?}"));
+        return;
+    }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        out.push(format!(
+            "{at}: {value} is not in the documented enum {allowed:?}"
+        ));
+    }
+    if types.is_empty()
+        && let Some(variants) = schema["oneOf"].as_array()
+        && let Some(v) = variants.iter().find(|v| v["type"] == kind)
+    {
+        shape_problems(doc, v, value, at, out);
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            let props = schema["properties"].as_object();
+            for (k, v) in map {
+                let here = format!("{at}.{k}");
+                match (
+                    props.and_then(|p| p.get(k)),
+                    &schema["additionalProperties"],
+                ) {
+                    (Some(s), _) => shape_problems(doc, s, v, &here, out),
+                    (None, Value::Bool(false)) => out.push(format!("{here}: not documented")),
+                    (None, extra) if extra.is_object() => shape_problems(doc, extra, v, &here, out),
+                    (None, _) => {}
+                }
+            }
+            for r in schema["required"].as_array().into_iter().flatten() {
+                if let Some(r) = r.as_str()
+                    && !map.contains_key(r)
+                {
+                    out.push(format!("{at}: the required {r} is missing"));
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                shape_problems(doc, &schema["items"], v, &format!("{at}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// [`shape_problems`] of `value` against the schema named `name`.
+fn against(doc: &Value, name: &str, value: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let schema = serde_json::json!({ "$ref": format!("#/components/schemas/{name}") });
+    shape_problems(doc, &schema, value, name, &mut out);
+    out
+}
+
+/// A job with every field of a job file written, issue 19's among them, as JSON.
+const EVERY_FIELD: &str = r#"{
+  "name": "shop", "count": 2,
+  "constraints": [{ "label": "zone", "equals": "a" }, { "label": "disk", "not_equals": "hdd" }],
+  "network": { "mode": "bridge" },
+  "tasks": [
+    {
+      "name": "api", "image": "shop:1.4",
+      "entrypoint": ["/bin/api"], "command": "--listen :8080", "working_dir": "/srv/api",
+      "env": { "MODE": "demo", "PORT": 8080 },
+      "ports": [{ "container": 8080, "host": 18080, "protocol": "tcp" }],
+      "resources": { "cpu": "500m", "memory": "64Mi", "disk": "100Mi", "pids": 100 },
+      "restart": { "policy": "always", "max_attempts": 3,
+                   "backoff": { "initial": "1s", "max": "1m", "reset_after": 600 } },
+      "health_check": { "http": { "port": 8080, "path": "/healthz" }, "interval": "5s",
+                        "timeout": "1s", "failures": 3, "start_period": "20s" },
+      "user": "1000:1000", "read_only": true,
+      "depends_on": { "db": { "condition": "healthy" },
+                      "migrate": { "condition": "completed_successfully" }, "cache": {} },
+      "stop_signal": "SIGINT", "stop_grace": "30s", "init": true,
+      "files": [
+        { "path": "/etc/api/api.conf", "content": "listen = 8080\n", "mode": "0640" },
+        { "path": "/etc/api/key", "content_base64": "3q2+7w==" }
+      ]
+    },
+    { "name": "db", "image": "postgres:16",
+      "health_check": { "tcp": { "port": 5432 } }, "stop_signal": 3 },
+    { "name": "cache", "image": "redis:7", "health_check": { "exec": "redis-cli ping" } },
+    { "name": "migrate", "image": "shop:1.4", "restart": { "policy": "never" },
+      "depends_on": ["db"] },
+    { "name": "logs", "image": "shipper:2", "sidecar": true }
+  ]
+}"#;
+
+#[test]
+fn a_job_with_every_field_is_what_the_job_schemas_describe() {
+    use orkestrator_core::spec::{Format, parse_job};
+    let doc = document();
+    // As submitted: the file shape.
+    let submitted: Value = serde_json::from_str(EVERY_FIELD).unwrap();
+    let problems = against(&doc, "JobSpec", &submitted);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // As the manager holds and answers it: every default filled in, files as content or
+    // base64, every optional field written.
+    let job = parse_job(EVERY_FIELD, Format::Json).expect("the job is valid");
+    let held = serde_json::to_value(&job).unwrap();
+    for field in [
+        "entrypoint",
+        "working_dir",
+        "depends_on",
+        "sidecar",
+        "stop_signal",
+    ] {
+        assert!(
+            held["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t.get(field).is_some()),
+            "{field} is not written: {held:#}"
+        );
+    }
+    let problems = against(&doc, "Job", &held);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let none = parse_job(
+        r#"{"name": "n", "network": {"mode": "none"}, "tasks": [{"name": "t", "image": "a:1"}]}"#,
+        Format::Json,
+    )
+    .unwrap();
+    let problems = against(&doc, "Job", &serde_json::to_value(&none).unwrap());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // The check tells a field the document leaves out, and a value it does not list.
+    let mut broken = doc.clone();
+    broken["components"]["schemas"]["Task"]["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("depends_on");
+    broken["components"]["schemas"]["FileSpec"]["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("content_base64");
+    broken["components"]["schemas"]["Condition"]["enum"] = serde_json::json!(["started"]);
+    let problems = against(&broken, "Job", &held);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p == "Job.tasks[0].depends_on: not documented"),
+        "{problems:?}"
+    );
+    let problems = against(&broken, "JobSpec", &submitted);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p == "JobSpec.tasks[0].files[1].content_base64: not documented"),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("JobSpec.tasks[0].depends_on.db.condition: \"healthy\"")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn every_task_state_is_documented_in_lifecycle_order() {
+    use orkestrator_core::state::TaskState;
+    let doc = document();
+    let states: Vec<Value> = TaskState::ALL
+        .iter()
+        .map(|s| serde_json::to_value(s).unwrap())
+        .collect();
+    assert_eq!(
+        doc["components"]["schemas"]["TaskState"]["enum"],
+        Value::Array(states)
+    );
+    let described = doc["components"]["schemas"]["TaskState"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        described.contains("`Waiting`") && described.contains("waiting for db to be healthy"),
+        "{described}"
+    );
+}

@@ -1,11 +1,12 @@
-//! `orkestrator run -f FILE [--wait]` (and the seed's `-client -file FILE`).
+//! `orkestrator run -f FILE [--wait]` (and the seed's `-client -file FILE`). Files' `source` is
+//! read (relative to the job file) into their content before the job is sent.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use orkestrator_core::Error;
 use orkestrator_core::api::SubmitOutcome;
-use orkestrator_core::spec::load_job_file;
+use orkestrator_core::spec::{MAX_SPEC_BYTES, load_job_file};
 use orkestrator_core::transport::ClientApi;
 
 use crate::cli::{Output, RunArgs};
@@ -33,6 +34,15 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(exit::USAGE));
         }
     };
+    // Files' `source` is read into the job: what is sent may be larger than the file.
+    let sent = serde_json::to_vec(&job)?.len();
+    if sent > MAX_SPEC_BYTES {
+        errln!(
+            "{}: the job is {sent} bytes as sent, with the content of its files; the manager takes at most {MAX_SPEC_BYTES} (MAX_SPEC_BYTES): make its files smaller",
+            path.display()
+        );
+        return Ok(ExitCode::from(exit::USAGE));
+    }
     let client = crate::connect::client(&a.addr)?;
     let r = client.submit_job(&job).await?;
     if a.output == Output::Json && !a.wait {

@@ -8,6 +8,7 @@ use orkestrator_core::api::{Desired, JobPhase, JobSummary, JobView, TaskStatus};
 use orkestrator_core::clock::now_millis;
 use orkestrator_core::ids::JobId;
 use orkestrator_core::metrics::Usage;
+use orkestrator_core::spec::Job;
 use orkestrator_core::transport::ClientApi;
 
 use crate::cli::{Output, StatusArgs};
@@ -130,7 +131,7 @@ fn print_job(v: &JobView) -> Result<()> {
         .indent(2);
         for (name, task) in &i.tasks {
             t.painted_row(task_row(
-                name.as_str(),
+                &task_shown(&v.spec, name.as_str()),
                 task,
                 i.usage.get(name),
                 now_millis(),
@@ -141,6 +142,16 @@ fn print_job(v: &JobView) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A task's name as `status` shows it, with what it is for its job: `logs (sidecar)`, or
+/// `migrate (init)` for a task that others wait for to complete.
+fn task_shown(spec: &Job, name: &str) -> String {
+    match spec.task(name) {
+        Some(t) if t.sidecar => format!("{name} (sidecar)"),
+        Some(t) if t.is_init_of(spec) => format!("{name} (init)"),
+        _ => name.to_owned(),
+    }
 }
 
 /// One task's row: a task that has ended shows no CPU or memory (`-`), whatever sample is held.
@@ -250,5 +261,29 @@ mod tests {
                 assert_eq!((cpu.as_str(), mem.as_str()), ("0.50", "64.0Mi"), "{state}");
             }
         }
+    }
+
+    /// Issue 19: a waiting task shows its state, painted as one on its way, and its reason;
+    /// sidecars and init tasks are marked.
+    #[test]
+    fn waiting_tasks_show_their_reason_and_sidecars_and_init_tasks_are_marked() {
+        use orkestrator_core::spec::{Format, parse_job};
+        let spec = parse_job(
+            "name: shop\ntasks:\n\
+             - { name: migrate, image: 'a:1', restart: { policy: never } }\n\
+             - { name: app, image: 'a:1', depends_on: { migrate: { condition: completed_successfully } } }\n\
+             - { name: logs, image: 'a:1', sidecar: true }\n",
+            Format::Yaml,
+        )
+        .unwrap();
+        assert_eq!(task_shown(&spec, "logs"), "logs (sidecar)");
+        assert_eq!(task_shown(&spec, "migrate"), "migrate (init)");
+        assert_eq!(task_shown(&spec, "app"), "app");
+        assert_eq!(task_shown(&spec, "gone"), "gone");
+        let mut waiting = TaskStatus::new(TaskState::Waiting);
+        waiting.reason = Some("waiting for migrate to complete successfully".into());
+        let row = task_row("app", &waiting, None, 0);
+        assert_eq!(row[1], ("Waiting".to_owned(), Paint::Yellow));
+        assert_eq!(row[8].0, "waiting for migrate to complete successfully");
     }
 }

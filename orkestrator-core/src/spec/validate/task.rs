@@ -230,13 +230,13 @@ pub(super) fn validate_task(
         p,
         &format!("{path}.sidecar"),
         rt.sidecar,
-        "sidecar: true marks a task that does not keep its instance from completing",
+        "sidecar: true for a task that does not keep its instance from completing",
     );
     let init = flag(
         p,
         &format!("{path}.init"),
         rt.init,
-        "init: true runs a minimal init as PID 1",
+        "init: true to run a minimal init as PID 1",
     );
     let stop_signal = rt
         .stop_signal

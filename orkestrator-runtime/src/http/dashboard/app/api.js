@@ -102,7 +102,7 @@ function renderHealth(h) {
   $("counts").replaceChildren(
     count("Workers", (workers.Ready || 0) + "/" + sum(workers), breakdown(workers, ["Unhealthy", "Down"])),
     count("Jobs", sum(jobs), breakdown(jobs, PHASES)),
-    count("Tasks", sum(tasks), breakdown(tasks, ["Running", "Starting", "Restarting", "Pending", "Failed", "Lost"])),
+    count("Tasks", sum(tasks), breakdown(tasks, ["Running", "Waiting", "Starting", "Restarting", "Pending", "Failed", "Lost"])),
     count("Schedulers", (h.schedulers || []).length),
     count("Index", h.manager ? h.manager.index : "?"),
   );

@@ -294,7 +294,7 @@ function renderDetail(name) {
       rows.push(el("tr", { "data-task": task },
         el("td", { class: "idx", title: inst.id }, "#" + inst.index + (inst.desired === "stop" ? " (stopping)" : "")),
         el("td", null, inst.worker || "—"),
-        el("td", null, task),
+        el("td", null, task, ...roleTags(v.spec, task)),
         el("td", null, badge(s.state), s.healthy === false ? " unhealthy" : s.healthy ? " healthy" : ""),
         el("td", { class: "num" }, s.exit_code === undefined || s.exit_code === null ? "" : String(s.exit_code)),
         el("td", { class: "num" }, String(s.restarts || 0)),
@@ -311,19 +311,50 @@ function renderDetail(name) {
   o.tr.replaceChildren(el("td", { colspan: 7 }, spec, tasks));
 }
 
+/**
+ * What a task is for its job, as tags: `sidecar` (it does not keep its instance from
+ * completing), `init` (others wait for it to complete successfully).
+ */
+function roleTags(spec, name) {
+  const t = (spec.tasks || []).find((x) => x.name === name);
+  if (!t) return [];
+  const init = (spec.tasks || []).some((x) => x.depends_on && x.depends_on[name] && x.depends_on[name].condition === "completed_successfully");
+  return [t.sidecar && "sidecar", init && "init"].filter(Boolean).map((tag) => el("span", { class: "tag" }, tag));
+}
+
 function specTask(t) {
   const env = Object.entries(t.env || {});
   const r = t.resources || {};
+  const words = (list) => el("span", { class: "cmd" }, list.map(quoteArg).join(" "));
   const dl = el("dl", { class: "kv" },
-    el("dt", null, "image"), el("dd", { class: "mono" }, t.image),
+    el("dt", null, "image"), el("dd", { class: "mono" }, t.image));
+  if (t.entrypoint) {
+    dl.append(el("dt", null, "entrypoint"), el("dd", null, t.entrypoint.length
+      ? words(t.entrypoint) : el("span", { class: "muted" }, "(cleared)")));
+  }
+  dl.append(
     el("dt", null, "command"), el("dd", null, t.command && t.command.length
-      ? el("span", { class: "cmd" }, t.command.map(quoteArg).join(" "))
+      ? words(t.command)
       : el("span", { class: "muted" }, "(image default)")),
     el("dt", null, "resources"), el("dd", null, "cpu " + (r.cpu ?? "?") + " · memory " + (r.memory ?? "?") + " · disk " + (r.disk ?? "?")));
+  if (t.working_dir) dl.append(el("dt", null, "working dir"), el("dd", { class: "mono" }, t.working_dir));
+  const deps = Object.entries(t.depends_on || {});
+  if (deps.length) {
+    dl.append(el("dt", null, "waits for"), el("dd", null,
+      deps.map(([d, c]) => d + " " + String((c && c.condition) || "started").replace(/_/g, " ")).join(" · ")));
+  }
+  if (t.stop_signal || t.stop_grace || t.init) {
+    dl.append(el("dt", null, "stop"), el("dd", null,
+      [t.stop_signal || "SIGTERM", t.stop_grace ? "grace " + t.stop_grace : "", t.init ? "init as PID 1" : ""].filter(Boolean).join(" · ")));
+  }
+  if (t.files && t.files.length) {
+    dl.append(el("dt", null, "files"), el("dd", null,
+      ...t.files.map((f) => el("div", { class: "mono" }, f.path + " (" + f.mode + ")"))));
+  }
   if (env.length) {
     dl.append(el("dt", null, "env"), el("dd", null, ...env.map(([k, v]) => el("div", { class: "mono" }, k + "=" + v))));
   }
-  return el("div", { class: "spec-task" }, el("div", { class: "title" }, t.name), dl);
+  return el("div", { class: "spec-task" }, el("div", { class: "title" }, t.name, ...(t.sidecar ? [el("span", { class: "tag" }, "sidecar")] : [])), dl);
 }
 
 /** A command argument as a shell would need it (for reading, not for running). */

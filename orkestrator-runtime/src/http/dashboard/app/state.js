@@ -23,7 +23,7 @@ const POLL_MS = 5000; // workers, health and open jobs' metrics
 const DIRTY_MS = 250; // gather job events this long before fetching
 const RELIST_OVER = 50; // more dirty jobs than this: re-list instead of fetching each
 const PHASES = ["Pending", "Starting", "Running", "Completed", "Failed", "Lost", "Stopping", "Stopped"];
-const STATES = new Set(["pending", "scheduled", "starting", "running", "restarting", "completed",
+const STATES = new Set(["pending", "scheduled", "waiting", "starting", "running", "restarting", "completed",
   "failed", "lost", "stopping", "stopped", "ready", "unhealthy", "down"]);
 
 /** What the page knows of one session; everything is forgotten on signing out. */
