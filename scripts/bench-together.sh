@@ -10,7 +10,7 @@
 #     gone, at N = 10, 50 and 250 on one worker.
 #
 # Needs a release build (cargo build --release -p orkestrator-bin), the test image
-# (scripts/build-test-image.sh) and python3. Usage: scripts/bench-together.sh [PAIRS]
+# (scripts/build-test-image.sh) and python3. Usage: [ONLY=pairs|networks] scripts/bench-together.sh [PAIRS]
 set -euo pipefail
 
 PAIRS=${1:-5}
@@ -80,6 +80,11 @@ tasks:
 EOF
 }
 
+# The same containers as the worker makes: its limits (cpu 50m, memory 16Mi without swap, the
+# default process limit) and security options. A CPU quota slows a container's start and its
+# exec health checks, so leaving it out would compare different containers.
+LIMITS="--cpus 0.05 --memory 16m --memory-swap 16m --pids-limit 4096 --security-opt no-new-privileges:true --init=false"
+
 inspect() { docker inspect -f "$2" "$1" 2>/dev/null || true; }
 
 ork_three() { # -> seconds
@@ -96,15 +101,15 @@ ork_three() { # -> seconds
 cli_three() { # -> seconds
     local t0; t0=$(now)
     docker network create --subnet 10.214.0.0/29 bench-net >/dev/null
-    docker run -d --name bench-db --network bench-net --network-alias db \
+    docker run -d --name bench-db --network bench-net --network-alias db $LIMITS \
         --health-cmd "$CHECK" --health-interval 1s --health-timeout 1s --health-retries 1 \
         --health-start-period 10s "$IMAGE" sh -c "$DB_CMD" >/dev/null
-    docker run -d --name bench-init --network bench-net --network-alias init "$IMAGE" sh -c "$INIT_CMD" >/dev/null
+    docker run -d --name bench-init --network bench-net --network-alias init $LIMITS "$IMAGE" sh -c "$INIT_CMD" >/dev/null
     until [ "$(inspect bench-db '{{.State.Health.Status}}')" = healthy ] &&
         [ "$(inspect bench-init '{{.State.Status}} {{.State.ExitCode}}')" = "exited 0" ]; do
         sleep 0.1
     done
-    docker run -d --name bench-app --network bench-net --network-alias app "$IMAGE" sh -c "$APP_CMD" >/dev/null
+    docker run -d --name bench-app --network bench-net --network-alias app $LIMITS "$IMAGE" sh -c "$APP_CMD" >/dev/null
     until [ "$(inspect bench-app '{{.State.Status}}')" = running ]; do sleep 0.1; done
     local t1; t1=$(now)
     docker rm -f bench-app bench-init bench-db >/dev/null
@@ -114,6 +119,7 @@ cli_three() { # -> seconds
 
 median() { python3 -c 'import statistics,sys; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.3f}")' "$@"; }
 
+if [ "${ONLY:-}" != networks ]; then
 echo "== 1. three-task instance: submit -> Running, $PAIRS pairs (Orkestrator, docker CLI) =="
 ORK=(); CLI=()
 for i in $(seq "$PAIRS"); do
@@ -123,6 +129,10 @@ for i in $(seq "$PAIRS"); do
 done
 mo=$(median "${ORK[@]}"); mc=$(median "${CLI[@]}")
 echo "median: orkestrator $mo s, docker CLI $mc s, ratio $(python3 -c "print(f'{$mo / $mc:.3f}')")x (target <= 1.1x)"
+
+fi
+
+[ "${ONLY:-}" = pairs ] && exit 0
 
 many_yaml() { # NAME COUNT MODE
     cat <<EOF

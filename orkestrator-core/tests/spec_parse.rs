@@ -868,6 +868,7 @@ fn every_example_job_file_is_valid() {
         "batch.toml",
         "pair.json",
         "replicas.yaml",
+        "together.yaml",
         "zoned.toml",
     ] {
         assert!(names.contains(&expected), "{expected} missing: {names:?}");

@@ -31,26 +31,30 @@ impl DockerRuntime {
         cmd: &[String],
     ) -> std::result::Result<(), String> {
         let docker = self.client().await.map_err(|e| e.to_string())?;
+        // Attached: the output stream ends when the command does, so its end is known at once
+        // (no polling); the output itself is not kept.
         let config = bollard::models::ExecConfig {
             cmd: Some(cmd.to_vec()),
-            attach_stdout: Some(false),
-            attach_stderr: Some(false),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
             ..Default::default()
         };
         let exec = docker
             .create_exec(id, config)
             .await
             .map_err(|e| format!("exec in {id}: {e}"))?;
-        docker
-            .start_exec(
-                &exec.id,
-                Some(bollard::exec::StartExecOptions {
-                    detach: true,
-                    ..Default::default()
-                }),
-            )
+        let started = docker
+            .start_exec(&exec.id, None::<bollard::exec::StartExecOptions>)
             .await
             .map_err(|e| format!("exec in {id}: {e}"))?;
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } = started {
+            use futures_util::StreamExt;
+            while let Some(chunk) = output.next().await {
+                if chunk.is_err() {
+                    break;
+                }
+            }
+        }
         loop {
             let r = docker
                 .inspect_exec(&exec.id)
@@ -63,6 +67,7 @@ impl DockerRuntime {
                     None => Err(format!("`{}` did not report an exit code", cmd.join(" "))),
                 };
             }
+            // The stream ended early (a broken connection): wait for the exit the slow way.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
