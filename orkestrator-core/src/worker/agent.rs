@@ -47,9 +47,12 @@ pub(crate) struct Agent<T, R> {
     stopping: Mutex<HashSet<String>>,
     /// The newest metrics sampled.
     latest: LatestMetrics,
-    /// Held while an instance's network is looked up or made: two instances never pick the
-    /// same subnet, and two tasks of one instance never make two networks.
+    /// Held while an instance's network and files are looked up, made or removed: two
+    /// instances never pick the same subnet, two tasks of one instance never make two
+    /// networks, and nothing is removed under a task being started.
     networks: tokio::sync::Mutex<()>,
+    /// Whether networks are being removed in the background (one removal run at a time).
+    retiring: std::sync::atomic::AtomicBool,
 }
 
 fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
@@ -93,6 +96,7 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
             stopping: Mutex::new(HashSet::new()),
             latest: LatestMetrics::default(),
             networks: tokio::sync::Mutex::new(()),
+            retiring: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -388,13 +392,31 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
             // Tasks waiting for what just started look again at once.
             self.wake.notify_one();
         }
-        self.retire(&held, &listed).await;
+        self.retire(held, listed);
         Ok(())
     }
 
-    /// Removes the networks and config files of instances that no longer run here and have no
-    /// container left (orphans of a restart included).
-    async fn retire(&self, held: &BTreeMap<InstanceId, Assignment>, listed: &[ContainerInfo]) {
+    /// Removes, in the background, the networks and config files of instances that no longer
+    /// run here and have no container left (orphans of a restart included). The engine takes a
+    /// few hundred milliseconds per network: reconcile passes go on meanwhile, and a pass while
+    /// a removal run is under way starts none.
+    fn retire(
+        self: &Arc<Self>,
+        held: Arc<BTreeMap<InstanceId, Assignment>>,
+        listed: Vec<ContainerInfo>,
+    ) {
+        use std::sync::atomic::Ordering;
+        if self.retiring.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let s = self.clone();
+        tokio::spawn(async move {
+            s.retire_now(&held, &listed).await;
+            s.retiring.store(false, Ordering::Release);
+        });
+    }
+
+    async fn retire_now(&self, held: &BTreeMap<InstanceId, Assignment>, listed: &[ContainerInfo]) {
         let networks = match network::mine(self.runtime.as_ref(), self.id()).await {
             Ok(n) => n,
             Err(e) => {
@@ -409,9 +431,22 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
                 .chain(network::instances_with_files(
                     self.config.files_dir.as_deref(),
                 ));
-        let retired = network::retired(held, listed, leftovers);
-        if !retired.is_empty() {
-            network::remove_retired(self.runtime.as_ref(), &self.config, &networks, &retired).await;
+        for instance in network::retired(held, listed, leftovers) {
+            // Under the lock that starts take, and only if the instance is still not to run
+            // here: an assignment that came meanwhile keeps its network and files.
+            let _one_at_a_time = self.networks.lock().await;
+            let wanted = lock(&self.assignments).as_ref().is_some_and(|now| {
+                now.get(&InstanceId::new(instance.clone()))
+                    .is_some_and(|a| a.desired == Desired::Run)
+            });
+            if wanted {
+                continue;
+            }
+            let id = networks
+                .iter()
+                .find(|(_, i)| *i == instance)
+                .map(|(id, _)| id.as_str());
+            network::remove_retired(self.runtime.as_ref(), &self.config, id, &instance).await;
         }
     }
 
@@ -453,12 +488,12 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
 
     async fn start_container(&self, a: &Assignment, task: &Task, attempt: u32) -> Result<String> {
         self.runtime.ensure_image(&task.image).await?;
+        let mut spec = container_spec(self.id(), a, &a.job, task, attempt);
         {
             let _one_at_a_time = self.networks.lock().await;
             network::ensure(self.runtime.as_ref(), &self.config, a).await?;
+            spec.mounts = files::write(self.config.files_dir.as_deref(), a, task)?;
         }
-        let mut spec = container_spec(self.id(), a, &a.job, task, attempt);
-        spec.mounts = files::write(self.config.files_dir.as_deref(), a, task)?;
         let id = self.runtime.create(&spec).await?;
         self.runtime.start(&id).await?;
         Ok(id)

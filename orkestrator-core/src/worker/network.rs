@@ -119,15 +119,15 @@ pub(crate) fn retired(
         .collect()
 }
 
-/// Removes the networks and config files of `retired` instances; what cannot be removed now
-/// (an endpoint still attached) is tried again on a later pass.
+/// Removes the network `id` of a retired `instance` and its config files; a network that
+/// cannot be removed now (an endpoint still attached) is tried again on a later pass.
 pub(crate) async fn remove_retired<R: Runtime + ?Sized>(
     rt: &R,
     config: &WorkerConfig,
-    networks: &[(String, String)],
-    retired: &BTreeSet<String>,
+    id: Option<&str>,
+    instance: &str,
 ) {
-    for (id, instance) in networks.iter().filter(|(_, i)| retired.contains(i)) {
+    if let Some(id) = id {
         match rt.remove_network(id).await {
             Ok(()) => tracing::debug!(worker = %config.id, %instance, "network removed"),
             Err(e) => {
@@ -136,9 +136,7 @@ pub(crate) async fn remove_retired<R: Runtime + ?Sized>(
         }
     }
     if let Some(dir) = &config.files_dir {
-        for instance in retired {
-            super::files::remove_instance(dir, instance);
-        }
+        super::files::remove_instance(dir, instance);
     }
 }
 
