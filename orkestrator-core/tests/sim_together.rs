@@ -3,52 +3,30 @@
 //! instance, and the stop order. Manager, embedded scheduler and a worker on the fake runtime,
 //! under tokio's paused clock: the same run every time.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use orkestrator_core::api::{JobPhase, JobView};
-use orkestrator_core::clock::TokioClock;
 use orkestrator_core::fake::FakeRuntime;
-use orkestrator_core::ids::{JobId, SchedulerId};
+use orkestrator_core::ids::JobId;
 use orkestrator_core::local::LocalTransport;
-use orkestrator_core::manager::{Manager, ManagerConfig};
-use orkestrator_core::scheduler::{Registry, SchedulerAgent};
 use orkestrator_core::spec::{Format, Job, Resources, parse_job};
 use orkestrator_core::state::TaskState;
+use orkestrator_core::store::MemoryStore;
 use orkestrator_core::transport::ClientApi;
 use orkestrator_core::units::{ByteSize, Cpu};
-use orkestrator_core::worker::{StaticProbe, WorkerAgent, WorkerConfig};
 
 async fn cluster(fake: FakeRuntime) -> Arc<LocalTransport> {
-    let manager = Manager::with_clock(
-        ManagerConfig::default(),
-        Arc::new(orkestrator_core::store::MemoryStore::new()),
-        Arc::new(TokioClock::starting_now()),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(manager.cluster().run_liveness_checks());
+    let (manager, _) = common::start_manager(Arc::new(MemoryStore::new())).await;
     let transport = Arc::new(LocalTransport::new(manager));
-    let sched = SchedulerAgent::new(
-        SchedulerId::new("embedded"),
-        transport.clone(),
-        Registry::builtin().get("spread").unwrap(),
-    );
-    tokio::spawn(sched.run(std::future::pending()));
     let size = Resources {
         cpu: Cpu::from_cores(4),
         memory: ByteSize::gib(4),
         disk: ByteSize::gib(10),
     };
-    let mut config = WorkerConfig::new("w0");
-    config.stop_grace = Duration::from_secs(1);
-    let agent = WorkerAgent::new(
-        config,
-        transport.clone(),
-        Arc::new(fake),
-        Arc::new(StaticProbe(size)),
-    );
-    tokio::spawn(agent.run(std::future::pending()));
+    common::start_worker("w0", &transport, &fake, size);
     tokio::time::sleep(Duration::from_millis(500)).await;
     transport
 }

@@ -687,3 +687,36 @@ fn every_task_state_is_documented_in_lifecycle_order() {
         "{described}"
     );
 }
+
+#[test]
+fn a_workers_assignments_are_what_their_schema_describes() {
+    use std::sync::Arc;
+
+    use orkestrator_core::api::{Assignment, Assignments, Desired};
+    use orkestrator_core::ids::{InstanceId, TaskName};
+    use orkestrator_core::spec::{Format, parse_job};
+    let doc = document();
+    let job = parse_job(EVERY_FIELD, Format::Json).expect("the job is valid");
+    let answer = Assignments {
+        index: 8,
+        full: false,
+        instances: vec![Assignment {
+            instance: InstanceId::new("shop-0-0"),
+            index: 0,
+            desired: Desired::Run,
+            job: Arc::new(job),
+            ended: vec![TaskName::new("migrate")],
+            version: 3,
+        }],
+        removed: vec![InstanceId::new("shop-1-0")],
+    };
+    let value = serde_json::to_value(&answer).unwrap();
+    for field in ["ended", "version"] {
+        assert!(
+            value["instances"][0].get(field).is_some(),
+            "{field}: {value:#}"
+        );
+    }
+    let problems = against(&doc, "Assignments", &value);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

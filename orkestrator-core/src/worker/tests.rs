@@ -171,6 +171,23 @@ async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// An agent named `worker` on `rt` (1 s stop grace, no resources), over a scripted transport.
+fn start_agent(
+    rt: &FakeRuntime,
+    worker: &str,
+) -> (Arc<Scripted>, tokio::task::JoinHandle<Result<()>>) {
+    let transport = Arc::new(Scripted::default());
+    let mut config = WorkerConfig::new(worker);
+    config.stop_grace = Duration::from_secs(1);
+    let agent = WorkerAgent::new(
+        config,
+        transport.clone(),
+        Arc::new(rt.clone()),
+        Arc::new(StaticProbe(Resources::ZERO)),
+    );
+    (transport, tokio::spawn(agent.run(std::future::pending())))
+}
+
 /// The running containers, by instance.
 fn running(rt: &FakeRuntime) -> BTreeMap<String, String> {
     rt.containers()
@@ -182,17 +199,8 @@ fn running(rt: &FakeRuntime) -> BTreeMap<String, String> {
 
 #[tokio::test(start_paused = true)]
 async fn the_agent_carries_out_a_delta_without_touching_what_it_does_not_name() {
-    let transport = Arc::new(Scripted::default());
     let rt = FakeRuntime::new();
-    let mut config = WorkerConfig::new("w1");
-    config.stop_grace = Duration::from_secs(1);
-    let agent = WorkerAgent::new(
-        config,
-        transport.clone(),
-        Arc::new(rt.clone()),
-        Arc::new(StaticProbe(Resources::ZERO)),
-    );
-    let run = tokio::spawn(agent.run(std::future::pending()));
+    let (transport, run) = start_agent(&rt, "w1");
 
     let all = ["i1", "i2", "i3"].map(|i| assignment(i, Desired::Run));
     transport.push(answer(3, true, all.into(), &[]));

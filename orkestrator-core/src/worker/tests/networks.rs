@@ -6,19 +6,6 @@ use super::*;
 use crate::runtime::{ContainerNetwork, NetworkInfo};
 use crate::worker::network::network_name;
 
-fn start(rt: &FakeRuntime, worker: &str) -> (Arc<Scripted>, tokio::task::JoinHandle<Result<()>>) {
-    let transport = Arc::new(Scripted::default());
-    let mut config = WorkerConfig::new(worker);
-    config.stop_grace = Duration::from_secs(1);
-    let agent = WorkerAgent::new(
-        config,
-        transport.clone(),
-        Arc::new(rt.clone()),
-        Arc::new(StaticProbe(Resources::ZERO)),
-    );
-    (transport, tokio::spawn(agent.run(std::future::pending())))
-}
-
 fn of_worker(rt: &FakeRuntime, worker: &str) -> Vec<NetworkInfo> {
     rt.networks()
         .into_iter()
@@ -39,7 +26,7 @@ fn network_of(rt: &FakeRuntime, instance: &str) -> NetworkInfo {
 #[tokio::test(start_paused = true)]
 async fn each_instance_has_its_own_network_adopted_after_a_restart_and_removed_at_the_end() {
     let rt = FakeRuntime::new();
-    let (transport, run) = start(&rt, "w1");
+    let (transport, run) = start_agent(&rt, "w1");
     let both = ["i1", "i2"].map(|i| assignment(i, Desired::Run));
     transport.push(answer(1, true, both.into(), &[]));
     wait_until("two containers", || running(&rt).len() == 2).await;
@@ -80,7 +67,7 @@ async fn each_instance_has_its_own_network_adopted_after_a_restart_and_removed_a
     // The worker dies (kill -9: nothing is cleaned up) and comes back; i2 is no longer its.
     run.abort();
     let _ = run.await;
-    let (transport, run) = start(&rt, "w1");
+    let (transport, run) = start_agent(&rt, "w1");
     transport.push(answer(2, true, vec![assignment("i1", Desired::Run)], &[]));
     wait_until("i2's network gone", || of_worker(&rt, "w1").len() == 1).await;
     assert_eq!(network_of(&rt, "i1").id, n1.id, "adopted, not made again");
@@ -112,7 +99,7 @@ async fn a_worker_skips_and_keeps_other_workers_networks_and_removes_its_orphans
         &[(labels::WORKER, "w1"), (labels::INSTANCE, "gone")],
     )
     .unwrap();
-    let (transport, run) = start(&rt, "w1");
+    let (transport, run) = start_agent(&rt, "w1");
     transport.push(answer(1, true, vec![assignment("i1", Desired::Run)], &[]));
     wait_until("i1 runs", || running(&rt).len() == 1).await;
     wait_until("the orphan removed", || {
@@ -145,7 +132,7 @@ async fn a_container_on_the_default_bridge_is_adopted_not_replaced() {
     let id = rt.create(&old).await.unwrap();
     rt.start(&id).await.unwrap();
 
-    let (transport, run) = start(&rt, "w1");
+    let (transport, run) = start_agent(&rt, "w1");
     transport.push(answer(1, true, vec![a], &[]));
     wait_until("i1 reported running", || {
         transport
