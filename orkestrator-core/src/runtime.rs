@@ -48,16 +48,77 @@ pub enum ContainerNetwork {
     },
 }
 
-/// A directory or file of the worker's own, bind-mounted into a container. Only the worker
-/// makes these (config files, volumes it manages): a job file never names a host path.
+/// Something mounted into a container: a directory or file of the worker's own, a named volume,
+/// or a tmpfs. Only the worker makes these (config files, volumes it manages): a job file never
+/// names a host path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
-    /// The host path, under the worker's data directory.
-    pub source: std::path::PathBuf,
+    /// What is mounted.
+    pub source: MountSource,
     /// Where it appears in the container (absolute).
     pub target: String,
     /// Whether the container may only read it.
     pub read_only: bool,
+}
+
+impl Mount {
+    /// A bind mount of the worker's own `source` at `target`.
+    pub fn bind(
+        source: impl Into<std::path::PathBuf>,
+        target: impl Into<String>,
+        read_only: bool,
+    ) -> Self {
+        Mount {
+            source: MountSource::Bind(source.into()),
+            target: target.into(),
+            read_only,
+        }
+    }
+}
+
+/// What a [`Mount`] puts in place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MountSource {
+    /// A host path the worker chose and owns (under its data directory, or a host volume its
+    /// operator offered).
+    Bind(std::path::PathBuf),
+    /// A named volume made with [`Runtime::create_volume`].
+    Volume(String),
+    /// A tmpfs of at most `size_bytes`, private to the container and gone with it.
+    Tmpfs {
+        /// Its size bound, in bytes (the engine charges its pages to the container's memory).
+        size_bytes: u64,
+        /// The permission bits of its root (e.g. `0o1777`); none keeps the engine's default.
+        mode: Option<u32>,
+    },
+}
+
+/// A named volume to create (the engine's local driver).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    /// Its name (unique on the engine).
+    pub name: String,
+    /// Labels (see [`labels`]): the worker, the job, the instance index, the volume's name.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What the runtime knows about one volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeInfo {
+    /// Its name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Where its data lives on the engine's host, when the runtime says.
+    pub mountpoint: Option<std::path::PathBuf>,
+}
+
+impl VolumeInfo {
+    /// The value of label `key`.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
 }
 
 /// A network to create for one instance.
@@ -260,6 +321,17 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Lists networks carrying every one of `labels` (all networks for none).
     async fn list_networks(&self, labels: &[(&str, &str)]) -> Result<Vec<NetworkInfo>>;
+
+    /// Creates a named volume; creating one that exists (by name) returns it as it is.
+    async fn create_volume(&self, spec: &VolumeSpec) -> Result<VolumeInfo>;
+
+    /// Removes a named volume. Removing a missing volume is fine; one that a container still
+    /// uses is refused ([`RuntimeErrorKind::Rejected`]). Callers remove volumes only when told
+    /// to: data is never deleted on a guess.
+    async fn remove_volume(&self, name: &str) -> Result<()>;
+
+    /// Lists volumes carrying every one of `labels` (all volumes for none).
+    async fn list_volumes(&self, labels: &[(&str, &str)]) -> Result<Vec<VolumeInfo>>;
 
     /// Runs one health check against a running container: `Ok` when healthy, else why not.
     async fn probe(

@@ -847,11 +847,11 @@ async fn entrypoint_working_dir_and_a_read_only_mount_reach_the_container() {
     s.entrypoint = Some(vec!["sh".into(), "-c".into()]);
     s.working_dir = Some("/tmp".into());
     s.read_only = true;
-    s.mounts = vec![orkestrator_core::runtime::Mount {
-        source: file.clone(),
-        target: "/etc/app/app.conf".into(),
-        read_only: true,
-    }];
+    s.mounts = vec![orkestrator_core::runtime::Mount::bind(
+        file.clone(),
+        "/etc/app/app.conf",
+        true,
+    )];
     let id = run(&rt, &s).await;
     wait_for(&rt, &id, Duration::from_secs(30), |s| {
         matches!(s, ContainerState::Exited { .. })
@@ -864,4 +864,104 @@ async fn entrypoint_working_dir_and_a_read_only_mount_reach_the_container() {
         .collect();
     assert_eq!(lines, ["/tmp", "answer=42", "read-only"], "{out}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "answer=42\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_named_volume_keeps_data_between_containers_and_a_tmpfs_is_bounded() {
+    use orkestrator_core::runtime::{Mount, MountSource, VolumeSpec};
+    let Some(rt) = docker_or_skip("a_named_volume_keeps_data").await else {
+        return;
+    };
+    let mut cleanup = Cleanup::new();
+    let volume = format!("ork-test-{}-data", run_id());
+    struct VolumeCleanup(String);
+    impl Drop for VolumeCleanup {
+        fn drop(&mut self) {
+            let _ = Command::new("docker")
+                .args(["volume", "rm", "-f", &self.0])
+                .output();
+        }
+    }
+    let _volume = VolumeCleanup(volume.clone());
+    let volume_spec = VolumeSpec {
+        name: volume.clone(),
+        labels: BTreeMap::from([(RUN_LABEL.to_owned(), run_id())]),
+    };
+    let made = rt.create_volume(&volume_spec).await.unwrap();
+    assert!(made.mountpoint.is_some());
+    rt.create_volume(&volume_spec)
+        .await
+        .expect("creating it again returns it");
+    let listed = rt.list_volumes(&[(RUN_LABEL, &run_id())]).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].name, volume);
+
+    let mount = Mount {
+        source: MountSource::Volume(volume.clone()),
+        target: "/data".into(),
+        read_only: false,
+    };
+    let mut writer = spec(
+        &cleanup.name("vol-writer"),
+        &["sh", "-c", "echo kept > /data/file"],
+    );
+    writer.mounts = vec![mount.clone()];
+    let id = run(&rt, &writer).await;
+    wait_for(&rt, &id, Duration::from_secs(30), |s| {
+        matches!(s, ContainerState::Exited { code: 0, .. })
+    })
+    .await;
+    let mut reader = spec(&cleanup.name("vol-reader"), &["cat", "/data/file"]);
+    reader.mounts = vec![mount];
+    let id = run(&rt, &reader).await;
+    wait_for(&rt, &id, Duration::from_secs(30), |s| {
+        matches!(s, ContainerState::Exited { .. })
+    })
+    .await;
+    assert_eq!(rt.logs(&id, 5).await.unwrap().trim(), "kept");
+
+    let e = rt.remove_volume(&volume).await.unwrap_err();
+    assert_eq!(kind(&e), Some(RuntimeErrorKind::Rejected), "{e}");
+    drop(cleanup);
+    rt.remove_volume(&volume).await.unwrap();
+    rt.remove_volume(&volume)
+        .await
+        .expect("a missing volume is fine");
+    assert!(
+        rt.list_volumes(&[(RUN_LABEL, &run_id())])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A tmpfs of 4 MiB takes 3 MiB and refuses 5 more.
+    let mut cleanup = Cleanup::new();
+    let mut tmp = spec(
+        &cleanup.name("tmpfs"),
+        &[
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/cache/a bs=1M count=3 2>/dev/null && echo three; dd if=/dev/zero of=/cache/b bs=1M count=5 2>/dev/null || echo refused",
+        ],
+    );
+    tmp.read_only = true;
+    tmp.mounts = vec![Mount {
+        source: MountSource::Tmpfs {
+            size_bytes: 4 << 20,
+            mode: Some(0o1777),
+        },
+        target: "/cache".into(),
+        read_only: false,
+    }];
+    let id = run(&rt, &tmp).await;
+    wait_for(&rt, &id, Duration::from_secs(30), |s| {
+        matches!(s, ContainerState::Exited { .. })
+    })
+    .await;
+    let out = rt.logs(&id, 5).await.unwrap();
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["three", "refused"],
+        "{out}"
+    );
 }

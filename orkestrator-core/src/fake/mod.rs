@@ -18,6 +18,7 @@ use crate::spec::Probe;
 mod networks;
 #[cfg(test)]
 mod tests;
+mod volumes;
 
 pub use networks::StopRecord;
 
@@ -58,6 +59,8 @@ struct FakeState {
     networks: BTreeMap<String, crate::runtime::NetworkInfo>,
     /// Every stop of a running container, in order.
     stops: Vec<StopRecord>,
+    /// Named volumes by name.
+    volumes: BTreeMap<String, crate::runtime::VolumeInfo>,
 }
 
 struct FakeContainer {
@@ -259,6 +262,30 @@ impl Runtime for FakeRuntime {
         Ok(st.list_networks(labels))
     }
 
+    async fn create_volume(
+        &self,
+        spec: &crate::runtime::VolumeSpec,
+    ) -> Result<crate::runtime::VolumeInfo> {
+        let mut st = self.lock();
+        Self::check(&st)?;
+        Ok(st.create_volume(spec))
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        let mut st = self.lock();
+        Self::check(&st)?;
+        st.remove_volume(name)
+    }
+
+    async fn list_volumes(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<crate::runtime::VolumeInfo>> {
+        let st = self.lock();
+        Self::check(&st)?;
+        Ok(st.list_volumes(labels))
+    }
+
     async fn ensure_image(&self, image: &str) -> Result<()> {
         let st = self.lock();
         Self::check(&st)?;
@@ -287,6 +314,7 @@ impl Runtime for FakeRuntime {
             ));
         }
         st.check_network(&spec.network)?;
+        st.attach_volumes(spec);
         st.next_id += 1;
         let id = format!("fake{:08}", st.next_id);
         st.containers.insert(

@@ -123,3 +123,41 @@ async fn stops_are_logged_with_their_signal_and_init_passes_sigterm_on() {
         ]
     );
 }
+
+#[tokio::test]
+async fn volumes_are_kept_until_removed_and_never_removed_while_mounted() {
+    use crate::runtime::{Mount, MountSource, VolumeSpec};
+    let rt = FakeRuntime::new();
+    let spec = VolumeSpec {
+        name: "data".into(),
+        labels: BTreeMap::from([(labels::WORKER.into(), "w1".into())]),
+    };
+    let v = rt.create_volume(&spec).await.unwrap();
+    assert_eq!(v.label(labels::WORKER), Some("w1"));
+    // Again: the same volume, not a second one.
+    rt.create_volume(&spec).await.unwrap();
+    assert_eq!(rt.volumes().len(), 1);
+    let mut c = on("x", &["run"]);
+    c.network = ContainerNetwork::Default;
+    c.mounts = vec![Mount {
+        source: MountSource::Volume("data".into()),
+        target: "/data".into(),
+        read_only: false,
+    }];
+    let id = rt.create(&c).await.unwrap();
+    assert!(
+        rt.remove_volume("data").await.is_err(),
+        "mounted by a container"
+    );
+    rt.remove(&id).await.unwrap();
+    rt.remove_volume("data").await.unwrap();
+    rt.remove_volume("data")
+        .await
+        .expect("a missing volume is fine");
+    assert!(
+        rt.list_volumes(&[(labels::WORKER, "w1")])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

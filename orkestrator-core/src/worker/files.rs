@@ -38,11 +38,7 @@ pub(crate) fn write(dir: Option<&Path>, a: &Assignment, task: &Task) -> Result<V
         let path = here.join(i.to_string());
         write_one(&path, &f.content, f.mode, owner)
             .map_err(|e| refused(format!("cannot write config file {}: {e}", f.path)))?;
-        mounts.push(Mount {
-            source: path,
-            target: f.path.clone(),
-            read_only: true,
-        });
+        mounts.push(Mount::bind(path, f.path.clone(), true));
     }
     Ok(mounts)
 }
@@ -137,20 +133,17 @@ mod tests {
         let mounts = write(Some(&dir), &a, &job.tasks[0]).unwrap();
         assert_eq!(mounts.len(), 2);
         assert_eq!(mounts[0].target, "/etc/app/app.conf");
-        assert!(
-            mounts
-                .iter()
-                .all(|m| m.read_only && m.source.starts_with(&dir))
-        );
-        assert_eq!(std::fs::read(&mounts[0].source).unwrap(), b"port = 80\n");
-        assert_eq!(
-            std::fs::read(&mounts[1].source).unwrap(),
-            [0, 159, 146, 150]
-        );
-        let mode = std::fs::metadata(&mounts[0].source)
-            .unwrap()
-            .permissions()
-            .mode();
+        let sources: Vec<&std::path::Path> = mounts
+            .iter()
+            .map(|m| match &m.source {
+                crate::runtime::MountSource::Bind(path) if m.read_only => path.as_path(),
+                other => panic!("not a read-only bind mount: {other:?}"),
+            })
+            .collect();
+        assert!(sources.iter().all(|p| p.starts_with(&dir)));
+        assert_eq!(std::fs::read(sources[0]).unwrap(), b"port = 80\n");
+        assert_eq!(std::fs::read(sources[1]).unwrap(), [0, 159, 146, 150]);
+        let mode = std::fs::metadata(sources[0]).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o640);
         // Written again (a restart): the same place, the same bytes.
         assert_eq!(write(Some(&dir), &a, &job.tasks[0]).unwrap(), mounts);

@@ -270,6 +270,21 @@ impl crate::runtime::Runtime for HalfCore {
     ) -> Result<Vec<crate::runtime::NetworkInfo>> {
         self.inner.list_networks(labels).await
     }
+    async fn create_volume(
+        &self,
+        spec: &crate::runtime::VolumeSpec,
+    ) -> Result<crate::runtime::VolumeInfo> {
+        self.inner.create_volume(spec).await
+    }
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        self.inner.remove_volume(name).await
+    }
+    async fn list_volumes(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<crate::runtime::VolumeInfo>> {
+        self.inner.list_volumes(labels).await
+    }
     async fn ensure_image(&self, image: &str) -> Result<()> {
         self.inner.ensure_image(image).await
     }

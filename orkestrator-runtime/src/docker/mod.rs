@@ -18,7 +18,7 @@
 //! The rooms: `client` ([`DockerRuntime`] and its connection), `error` (bollard's errors sorted
 //! into runtime errors), `spec` (a container spec as the engine's create request), `inspect`
 //! (what the engine reports: state and stats), `network` (the
-//! networks of instances), `probe` (health checks run against a container),
+//! networks of instances), `volume` (named volumes), `probe` (health checks run against a container),
 //! and `runtime` (the [`Runtime`](orkestrator_core::runtime::Runtime) implementation over them).
 
 mod client;
@@ -28,5 +28,6 @@ mod network;
 mod probe;
 mod runtime;
 mod spec;
+mod volume;
 
 pub use client::{DEFAULT_DOCKER_HOST, DEFAULT_TIMEOUT, DockerRuntime};

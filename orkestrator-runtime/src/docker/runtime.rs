@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use orkestrator_core::error::{Error, Result, RuntimeErrorKind};
 use orkestrator_core::runtime::{
     ContainerInfo, ContainerSpec, ContainerStats, LogOptions, LogStream, NetworkInfo, NetworkSpec,
-    Runtime,
+    Runtime, VolumeInfo, VolumeSpec,
 };
 use orkestrator_core::spec::Probe;
 
@@ -38,6 +38,18 @@ impl Runtime for DockerRuntime {
 
     async fn list_networks(&self, labels: &[(&str, &str)]) -> Result<Vec<NetworkInfo>> {
         self.networks(labels).await
+    }
+
+    async fn create_volume(&self, spec: &VolumeSpec) -> Result<VolumeInfo> {
+        self.make_volume(spec).await
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        self.drop_volume(name).await
+    }
+
+    async fn list_volumes(&self, labels: &[(&str, &str)]) -> Result<Vec<VolumeInfo>> {
+        self.volumes(labels).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkingConfig,
-    PortBinding, PortMap,
+    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountTmpfsOptions, MountType,
+    NetworkingConfig, PortBinding, PortMap,
 };
-use orkestrator_core::runtime::{ContainerNetwork, ContainerSpec};
+use orkestrator_core::runtime::{ContainerNetwork, ContainerSpec, MountSource};
 use orkestrator_core::spec::{MIN_CPU, PortMapping};
 use orkestrator_core::units::Cpu;
 
@@ -89,16 +89,36 @@ fn networking_config(network: &ContainerNetwork) -> Option<NetworkingConfig> {
     })
 }
 
-/// Bind mounts of the worker's own files (never a path from a job file).
+/// The engine's mounts: the worker's own files and directories (never a path from a job file),
+/// named volumes, and tmpfs.
 fn mounts(spec: &ContainerSpec) -> Vec<Mount> {
     spec.mounts
         .iter()
-        .map(|m| Mount {
-            target: Some(m.target.clone()),
-            source: Some(m.source.to_string_lossy().into_owned()),
-            typ: Some(MountType::BIND),
-            read_only: Some(m.read_only),
-            ..Default::default()
+        .map(|m| {
+            let mut mount = Mount {
+                target: Some(m.target.clone()),
+                read_only: Some(m.read_only),
+                ..Default::default()
+            };
+            match &m.source {
+                MountSource::Bind(path) => {
+                    mount.typ = Some(MountType::BIND);
+                    mount.source = Some(path.to_string_lossy().into_owned());
+                }
+                MountSource::Volume(name) => {
+                    mount.typ = Some(MountType::VOLUME);
+                    mount.source = Some(name.clone());
+                }
+                MountSource::Tmpfs { size_bytes, mode } => {
+                    mount.typ = Some(MountType::TMPFS);
+                    mount.tmpfs_options = Some(MountTmpfsOptions {
+                        size_bytes: Some(to_i64(*size_bytes)),
+                        mode: mode.map(i64::from),
+                        ..Default::default()
+                    });
+                }
+            }
+            mount
         })
         .collect()
 }
@@ -259,11 +279,26 @@ mod tests {
             name: "ork-w1-i1".into(),
             aliases: vec!["db".into()],
         };
-        s.mounts = vec![orkestrator_core::runtime::Mount {
-            source: "/var/lib/ork/files/i1/db/0".into(),
-            target: "/etc/app.conf".into(),
-            read_only: true,
-        }];
+        s.mounts = vec![
+            orkestrator_core::runtime::Mount::bind(
+                "/var/lib/ork/files/i1/db/0",
+                "/etc/app.conf",
+                true,
+            ),
+            orkestrator_core::runtime::Mount {
+                source: MountSource::Volume("ork-w1-db-0-data".into()),
+                target: "/var/lib/db".into(),
+                read_only: false,
+            },
+            orkestrator_core::runtime::Mount {
+                source: MountSource::Tmpfs {
+                    size_bytes: 64 << 20,
+                    mode: Some(0o1777),
+                },
+                target: "/cache".into(),
+                read_only: false,
+            },
+        ];
         let body = create_body(&s);
         assert_eq!(body.entrypoint.unwrap(), ["/bin/sh", "-c"]);
         assert_eq!(body.working_dir.as_deref(), Some("/srv"));
@@ -276,10 +311,23 @@ mod tests {
         let hc = body.host_config.unwrap();
         assert_eq!(hc.init, Some(true));
         assert_eq!(hc.network_mode.as_deref(), Some("ork-w1-i1"));
-        let m = &hc.mounts.unwrap()[0];
+        let mounts = hc.mounts.unwrap();
+        let m = &mounts[0];
         assert_eq!(m.typ, Some(MountType::BIND));
         assert_eq!(m.read_only, Some(true));
         assert_eq!(m.target.as_deref(), Some("/etc/app.conf"));
+        assert_eq!(mounts[1].typ, Some(MountType::VOLUME));
+        assert_eq!(mounts[1].source.as_deref(), Some("ork-w1-db-0-data"));
+        assert_eq!(mounts[1].read_only, Some(false));
+        assert_eq!(mounts[2].typ, Some(MountType::TMPFS));
+        let tmpfs = mounts[2].tmpfs_options.as_ref().unwrap();
+        assert_eq!(
+            (tmpfs.size_bytes, tmpfs.mode),
+            (Some(64 << 20), Some(0o1777))
+        );
+        // Nothing an API 1.41 engine would not know.
+        let json = serde_json::to_value(&mounts[2]).unwrap();
+        assert!(json["TmpfsOptions"].get("Options").is_none(), "{json}");
         assert_eq!(hc.privileged, Some(false), "still never privileged");
 
         s.network = ContainerNetwork::None;

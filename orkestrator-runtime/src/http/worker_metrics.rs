@@ -180,6 +180,24 @@ impl<R: Runtime> Runtime for InstrumentedRuntime<R> {
         self.timed("list_networks", self.inner.list_networks(labels))
             .await
     }
+    async fn create_volume(
+        &self,
+        spec: &orkestrator_core::runtime::VolumeSpec,
+    ) -> Result<orkestrator_core::runtime::VolumeInfo> {
+        self.timed("create_volume", self.inner.create_volume(spec))
+            .await
+    }
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        self.timed("remove_volume", self.inner.remove_volume(name))
+            .await
+    }
+    async fn list_volumes(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<orkestrator_core::runtime::VolumeInfo>> {
+        self.timed("list_volumes", self.inner.list_volumes(labels))
+            .await
+    }
 }
 
 /// What a worker's `/metrics` serves from.
