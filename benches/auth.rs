@@ -111,6 +111,7 @@ fn fixture() -> Res<Fixture> {
                         id: id.clone(),
                         address: None,
                         labels: BTreeMap::new(),
+                        host_volumes: Default::default(),
                         resources: resources(),
                         version: "bench".into(),
                     },

@@ -85,6 +85,7 @@ async fn agent(t: LocalTransport, id: WorkerId, reported: Arc<AtomicU64>) -> Res
         id: id.clone(),
         address: None,
         labels: BTreeMap::new(),
+        host_volumes: Default::default(),
         resources,
         version: "bench".into(),
     })

@@ -68,6 +68,7 @@ fn cluster(n: usize, seed: u64) -> Vec<WorkerSnapshot> {
             WorkerSnapshot {
                 id: WorkerId::new(format!("w{i:05}")),
                 labels: BTreeMap::new(),
+                host_volumes: BTreeMap::new(),
                 total,
                 allocated,
                 ports_in_use: Default::default(),
@@ -234,6 +235,7 @@ fn quality_report() {
             .map(|i| WorkerSnapshot {
                 id: WorkerId::new(format!("w{i:05}")),
                 labels: BTreeMap::new(),
+                host_volumes: BTreeMap::new(),
                 total: Resources {
                     cpu: Cpu::from_cores(16),
                     memory: ByteSize::gib(64),

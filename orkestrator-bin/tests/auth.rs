@@ -694,6 +694,7 @@ fn worker_body(id: &str) -> Value {
         id: WorkerId::new(id),
         address: Some(format!("http://{id}.invalid:5556")),
         labels: Default::default(),
+        host_volumes: Default::default(),
         resources: resources(),
         version: String::new(),
     })

@@ -134,6 +134,7 @@ fn manager_metrics_parse_back_with_names_types_labels_and_the_series_cap() {
         id: worker.clone(),
         address: None,
         labels: BTreeMap::new(),
+        host_volumes: Default::default(),
         resources: resources(),
         version: String::new(),
     };

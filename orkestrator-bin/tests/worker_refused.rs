@@ -41,6 +41,7 @@ fn a_taken_name_ends_the_worker_with_the_managers_words() {
         id: WorkerId::new(name.clone()),
         address: None,
         labels: BTreeMap::new(),
+        host_volumes: Default::default(),
         resources: WorkerResources {
             total: Resources::ZERO,
             allocated: Resources::ZERO,

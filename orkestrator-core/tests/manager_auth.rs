@@ -42,6 +42,7 @@ fn reg(id: &str) -> RegisterWorker {
         id: WorkerId::new(id),
         address: Some(format!("http://{id}.invalid:5556")),
         labels: BTreeMap::new(),
+        host_volumes: Default::default(),
         resources: WorkerResources {
             total,
             allocated: Resources::ZERO,

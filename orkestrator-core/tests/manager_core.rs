@@ -52,6 +52,7 @@ async fn add_worker(m: &Manager, id: &str, mem_mib: u64) {
             id: WorkerId::new(id),
             address: None,
             labels: BTreeMap::new(),
+            host_volumes: Default::default(),
             resources: size(mem_mib),
             version: String::new(),
         })
@@ -582,6 +583,7 @@ async fn a_registration_over_a_limit_is_refused_naming_it_and_the_manager_keeps_
         id: WorkerId::new(id),
         address: None,
         labels,
+        host_volumes: Default::default(),
         resources: size(1024),
         version: String::new(),
     };
@@ -815,4 +817,50 @@ async fn a_reloaded_state_counts_jobs_and_tasks_as_the_job_list_does() {
         assert_eq!(after.jobs.values().sum::<u64>(), 3, "{:?}", after.jobs);
         assert_eq!(after.tasks, before.tasks, "reload {round}: tasks by state");
     }
+}
+
+#[tokio::test]
+async fn host_volume_offers_are_kept_by_name_and_bad_names_are_refused() {
+    use orkestrator_core::api::HostVolumeOffer;
+    let store = Arc::new(MemoryStore::new());
+    let m = manager_on(&store).await;
+    let reg = |names: &[(&str, bool)]| RegisterWorker {
+        id: WorkerId::new("w1"),
+        address: None,
+        labels: BTreeMap::new(),
+        host_volumes: names
+            .iter()
+            .map(|(n, ro)| ((*n).to_owned(), HostVolumeOffer { read_only: *ro }))
+            .collect(),
+        resources: size(1024),
+        version: String::new(),
+    };
+    for bad in ["Logs", "../x", "/var/log", ""] {
+        let e = m
+            .workers()
+            .register(reg(&[(bad, false)]))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("is not a name"), "{bad}: {e}");
+    }
+    let many: Vec<String> = (0..=orkestrator_core::manager::MAX_HOST_VOLUMES)
+        .map(|i| format!("v{i}"))
+        .collect();
+    let many: Vec<(&str, bool)> = many.iter().map(|n| (n.as_str(), false)).collect();
+    assert!(m.workers().register(reg(&many)).await.is_err());
+    m.workers()
+        .register(reg(&[("applogs", true), ("data", false)]))
+        .await
+        .unwrap();
+    let listed = m
+        .workers()
+        .list(&orkestrator_core::api::ListQuery::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        listed[0].host_volumes["applogs"],
+        HostVolumeOffer { read_only: true }
+    );
+    assert_eq!(listed[0].host_volumes.len(), 2);
 }

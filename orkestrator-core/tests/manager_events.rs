@@ -46,6 +46,7 @@ async fn add_worker(m: &Manager, id: &str) {
             id: WorkerId::new(id),
             address: None,
             labels: BTreeMap::new(),
+            host_volumes: Default::default(),
             resources: WorkerResources {
                 total,
                 allocated: Resources::ZERO,

@@ -40,6 +40,7 @@ async fn add_worker(m: &Manager, id: &str, mem_mib: u64, labels: &[(&str, &str)]
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<BTreeMap<_, _>>(),
+            host_volumes: Default::default(),
             resources: size(mem_mib),
             version: String::new(),
         })

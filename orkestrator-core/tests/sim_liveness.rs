@@ -294,6 +294,7 @@ fn bare_workers(m: &Manager, n: usize) -> Vec<JoinHandle<()>> {
                         id: id.clone(),
                         address: None,
                         labels: Default::default(),
+                        host_volumes: Default::default(),
                         resources: res,
                         version: String::new(),
                     })
@@ -391,6 +392,7 @@ async fn a_lost_tasks_stale_report_is_ignored_not_rejected() {
             id: w.clone(),
             address: None,
             labels: Default::default(),
+            host_volumes: Default::default(),
             resources: res,
             version: String::new(),
         })

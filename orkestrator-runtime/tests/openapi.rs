@@ -720,3 +720,52 @@ fn a_workers_assignments_are_what_their_schema_describes() {
     let problems = against(&doc, "Assignments", &value);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn host_volume_offers_are_what_the_worker_schemas_describe() {
+    use std::collections::BTreeMap;
+
+    use orkestrator_core::api::{
+        HostVolumeOffer, Liveness, RegisterWorker, WorkerResources, WorkerView,
+    };
+    use orkestrator_core::ids::WorkerId;
+    use orkestrator_core::spec::Resources;
+    let doc = document();
+    let offers = BTreeMap::from([
+        ("applogs".to_owned(), HostVolumeOffer { read_only: true }),
+        ("data".to_owned(), HostVolumeOffer::default()),
+    ]);
+    let resources = WorkerResources {
+        total: Resources::ZERO,
+        allocated: Resources::ZERO,
+        available: Resources::ZERO,
+    };
+    let reg = RegisterWorker {
+        id: WorkerId::new("w1"),
+        address: None,
+        labels: BTreeMap::new(),
+        host_volumes: offers.clone(),
+        resources,
+        version: "0.2.0".into(),
+    };
+    let value = serde_json::to_value(&reg).unwrap();
+    assert!(value.get("host_volumes").is_some());
+    let problems = against(&doc, "RegisterWorker", &value);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let view = WorkerView {
+        id: WorkerId::new("w1"),
+        status: Liveness::Ready,
+        message: None,
+        address: None,
+        labels: BTreeMap::new(),
+        host_volumes: offers,
+        resources,
+        reserved: Resources::ZERO,
+        instances: 0,
+        last_seen_ms_ago: 0,
+        usage: None,
+        tasks_usage: None,
+    };
+    let problems = against(&doc, "WorkerView", &serde_json::to_value(&view).unwrap());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -20,6 +20,7 @@ fn registration() -> RegisterWorker {
         id: WorkerId::new("w9"),
         address: None,
         labels: BTreeMap::new(),
+        host_volumes: Default::default(),
         resources: WorkerResources {
             total: Resources::ZERO,
             allocated: Resources::ZERO,

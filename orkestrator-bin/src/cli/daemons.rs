@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use orkestrator_core::worker::host_volumes::HostVolume;
 use orkestrator_core::worker::subnets::Ipv4Net;
 
 use super::common::{DEFAULT_PORT, JoinArgs, ManagerAddr, TlsFiles, duration, label};
@@ -187,6 +188,15 @@ pub struct WorkerArgs {
     /// instance, skipping the host's routes and the engine's other networks).
     #[arg(long, value_name = "CIDR", default_value = orkestrator_core::worker::subnets::DEFAULT_POOL, value_parser = network_pool)]
     pub network_pool: Ipv4Net,
+    /// A directory of this host offered to jobs by name, `NAME=/path` or `NAME=/path:ro`
+    /// (repeatable; jobs name it, never the path; `workers` lists the names).
+    #[arg(long = "host-volume", value_name = "NAME=/PATH[:ro]", value_parser = host_volume)]
+    pub host_volumes: Vec<(String, HostVolume)>,
+}
+
+/// Parses `--host-volume`: a name, an existing directory, and `:ro` for read-only.
+fn host_volume(s: &str) -> Result<(String, HostVolume), String> {
+    orkestrator_core::worker::host_volumes::parse_offer(s)
 }
 
 /// Parses `--network-pool`: an IPv4 network no smaller than a /29.

@@ -15,6 +15,19 @@ use crate::cli::WorkerArgs;
 use crate::launch::SysProbe;
 
 pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
+    // Before anything else: a bad command line changes nothing.
+    if a.host_volumes.len() > orkestrator_core::manager::MAX_HOST_VOLUMES {
+        anyhow::bail!(
+            "{} host volumes offered; at most {} are allowed",
+            a.host_volumes.len(),
+            orkestrator_core::manager::MAX_HOST_VOLUMES
+        );
+    }
+    for (name, _) in &a.host_volumes {
+        if a.host_volumes.iter().filter(|(n, _)| n == name).count() > 1 {
+            anyhow::bail!("--host-volume {name} is given twice: give each name once");
+        }
+    }
     let name = a
         .name
         .clone()
@@ -70,6 +83,7 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
     config.stop_grace = a.stop_grace;
     config.metrics_interval = a.metrics_interval;
     config.network_pool = a.network_pool;
+    config.host_volumes = a.host_volumes.iter().cloned().collect();
     config.routes_file = Some("/proc/net/route".into());
     config.files_dir = Some(data_dir.join("files"));
     let manager = transport.addresses().join(",");

@@ -44,6 +44,7 @@ pub fn table(workers: &[WorkerView]) -> Table {
         "HOST MEMORY (used)",
         "SEEN",
         "LABELS",
+        "HOST VOLUMES",
     ]);
     for w in workers {
         let total = w.resources.total;
@@ -100,6 +101,20 @@ pub fn table(workers: &[WorkerView]) -> Table {
                     .join(","),
                 Paint::Plain,
             ),
+            (
+                w.host_volumes
+                    .iter()
+                    .map(|(name, o)| {
+                        if o.read_only {
+                            format!("{name}:ro")
+                        } else {
+                            name.clone()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+                Paint::Plain,
+            ),
         ]);
     }
     t
@@ -121,7 +136,9 @@ fn cpu(c: Cpu) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use orkestrator_core::api::{Liveness, WorkerResources};
+    use std::collections::BTreeMap;
+
+    use orkestrator_core::api::{HostVolumeOffer, Liveness, WorkerResources};
     use orkestrator_core::ids::WorkerId;
     use orkestrator_core::metrics::Usage;
     use orkestrator_core::spec::Resources;
@@ -147,6 +164,10 @@ mod tests {
             message: None,
             address: None,
             labels: Default::default(),
+            host_volumes: BTreeMap::from([
+                ("applogs".into(), HostVolumeOffer { read_only: true }),
+                ("data".into(), HostVolumeOffer::default()),
+            ]),
             resources: WorkerResources {
                 total: offered,
                 allocated: reserved,
@@ -181,5 +202,6 @@ mod tests {
         assert_eq!(cell("TASKS DISK (reserved/offered)"), "0B/10GB");
         assert_eq!(cell("HOST CPU (used)"), "2.50");
         assert_eq!(cell("HOST MEMORY (used)"), "6.0Gi");
+        assert_eq!(cell("HOST VOLUMES"), "applogs:ro,data");
     }
 }

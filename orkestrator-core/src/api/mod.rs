@@ -25,8 +25,9 @@ pub use schedulers::{
     SchedulingWork, WorkerSnapshot,
 };
 pub use workers::{
-    Assignment, Assignments, HeartbeatAnswer, Liveness, RegisterWorker, Registered, RejectedUpdate,
-    ReportResponse, TaskUpdate, WorkerHeartbeat, WorkerResources, WorkerView,
+    Assignment, Assignments, HeartbeatAnswer, HostVolumeOffer, Liveness, RegisterWorker,
+    Registered, RejectedUpdate, ReportResponse, TaskUpdate, WorkerHeartbeat, WorkerResources,
+    WorkerView,
 };
 
 // Kept for the code that still reads the clock through the API (the clock has its own module).

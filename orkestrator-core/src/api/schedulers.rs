@@ -28,6 +28,9 @@ pub struct WorkerSnapshot {
     pub id: WorkerId,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// The host volumes it offers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub host_volumes: BTreeMap<String, super::workers::HostVolumeOffer>,
     /// What it offers in all.
     pub total: Resources,
     /// What is reserved by instances placed on it.

@@ -36,11 +36,24 @@ pub struct RegisterWorker {
     /// Labels for placement constraints.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The host volumes its operator offers to jobs, by name (`worker --host-volume`): only the
+    /// names and whether they are read-only; their paths stay on the worker.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub host_volumes: BTreeMap<String, HostVolumeOffer>,
     /// Its resources.
     pub resources: WorkerResources,
     /// The worker's software version.
     #[serde(default)]
     pub version: String,
+}
+
+/// A host volume a worker offers (`worker --host-volume NAME=/path[:ro]`), as the manager and
+/// schedulers know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct HostVolumeOffer {
+    /// Whether the operator offers it read-only (then no mount of it may write).
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// What the manager tells a component that registers.
@@ -127,6 +140,9 @@ pub struct WorkerView {
     pub address: Option<String>,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// The host volumes it offers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub host_volumes: BTreeMap<String, HostVolumeOffer>,
     /// Its last reported resources.
     pub resources: WorkerResources,
     /// What the manager has placed on it (the scheduler's view of "allocated").

@@ -33,6 +33,8 @@ type ApiResult<T> = std::result::Result<T, ApiError>;
 pub const MAX_COMPONENT_ID_BYTES: usize = 253;
 /// Most labels a worker may register with.
 pub const MAX_WORKER_LABELS: usize = 64;
+/// The most host volumes a worker may offer.
+pub const MAX_HOST_VOLUMES: usize = 64;
 /// Longest address a worker may give for its own endpoint, in bytes.
 pub const MAX_WORKER_ADDRESS_BYTES: usize = 255;
 /// Longest software version a worker may give, or algorithm name a scheduler may give, in bytes.
@@ -61,6 +63,23 @@ fn check_worker_limits(req: &RegisterWorker) -> ApiResult<()> {
         "bytes",
     )?;
     within("labels", req.labels.len(), MAX_WORKER_LABELS, "labels")?;
+    within(
+        "host volumes",
+        req.host_volumes.len(),
+        MAX_HOST_VOLUMES,
+        "host volumes",
+    )?;
+    for name in req.host_volumes.keys() {
+        if !crate::worker::host_volumes::valid_name(name) {
+            return Err(ApiError::bad_request(
+                REGISTRATION_LIMIT,
+                format!(
+                    "host volume name {name:?} is not a name: lowercase letters, digits, '-', '_' and '.', starting with a letter or digit, at most {} bytes",
+                    crate::worker::host_volumes::MAX_NAME_BYTES
+                ),
+            ));
+        }
+    }
     for (k, v) in &req.labels {
         within("a label key", k.len(), MAX_LABEL_KEY_BYTES, "bytes")?;
         within(

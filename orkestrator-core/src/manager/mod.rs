@@ -66,8 +66,8 @@ use state::State;
 pub use crate::gc_report::GcReport;
 pub use config::ManagerConfig;
 pub use liveness::{
-    MAX_COMPONENT_ID_BYTES, MAX_COMPONENT_TEXT_BYTES, MAX_WORKER_ADDRESS_BYTES, MAX_WORKER_LABELS,
-    REGISTRATION_LIMIT,
+    MAX_COMPONENT_ID_BYTES, MAX_COMPONENT_TEXT_BYTES, MAX_HOST_VOLUMES, MAX_WORKER_ADDRESS_BYTES,
+    MAX_WORKER_LABELS, REGISTRATION_LIMIT,
 };
 pub use replica::Replica;
 pub use rooms::{Cluster, Events, Jobs, Metrics, Schedulers, Tokens, Workers};

@@ -111,6 +111,7 @@ fn snapshot(w: &WorkerEntry, wanted: impl Fn(&JobId) -> bool) -> WorkerSnapshot 
     WorkerSnapshot {
         id: w.reg.id.clone(),
         labels: w.reg.labels.clone(),
+        host_volumes: w.reg.host_volumes.clone(),
         total: w.resources.total,
         allocated: r.resources,
         ports_in_use: r.ports.keys().copied().collect(),

@@ -232,6 +232,7 @@ pub(crate) fn worker_view(w: &WorkerEntry, now: Instant) -> WorkerView {
         message,
         address: w.reg.address.clone(),
         labels: w.reg.labels.clone(),
+        host_volumes: w.reg.host_volumes.clone(),
         resources: w.resources,
         reserved: w.reserved.resources,
         instances: w.reserved.instances as usize,

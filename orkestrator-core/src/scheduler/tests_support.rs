@@ -10,6 +10,7 @@ pub fn worker(id: &str, cpu: u64, mem_mib: u64, used_mib: u64) -> WorkerSnapshot
     WorkerSnapshot {
         id: WorkerId::new(id),
         labels: Default::default(),
+        host_volumes: Default::default(),
         total: Resources {
             cpu: Cpu::from_millis(cpu),
             memory: ByteSize::mib(mem_mib),

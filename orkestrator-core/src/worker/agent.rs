@@ -160,6 +160,12 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
                 id: self.id().clone(),
                 address: self.config.address.clone(),
                 labels: self.config.labels.clone(),
+                host_volumes: self
+                    .config
+                    .host_volumes
+                    .iter()
+                    .map(|(name, v)| (name.clone(), v.offer()))
+                    .collect(),
                 resources: self.resources(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
             };

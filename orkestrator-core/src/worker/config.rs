@@ -76,6 +76,9 @@ pub struct WorkerConfig {
     /// Where tasks' config files are written (a directory of the worker's own, under its data
     /// directory); none refuses tasks with files.
     pub files_dir: Option<PathBuf>,
+    /// The host volumes this worker's operator offers to jobs, by name
+    /// (`worker --host-volume NAME=/path[:ro]`).
+    pub host_volumes: BTreeMap<String, super::host_volumes::HostVolume>,
 }
 
 impl WorkerConfig {
@@ -99,6 +102,7 @@ impl WorkerConfig {
                 .expect("the default pool is a network"),
             routes_file: None,
             files_dir: None,
+            host_volumes: BTreeMap::new(),
         }
     }
 }

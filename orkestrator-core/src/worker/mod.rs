@@ -26,6 +26,7 @@ mod config;
 mod container;
 mod files;
 mod health;
+pub mod host_volumes;
 pub mod metrics;
 mod network;
 mod order;
