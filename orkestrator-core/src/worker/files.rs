@@ -63,7 +63,7 @@ fn write_one(
 }
 
 /// The user and group ids of a numeric `user` (`1000`, `1000:1000`).
-fn numeric_owner(user: Option<&str>) -> Option<(u32, Option<u32>)> {
+pub(crate) fn numeric_owner(user: Option<&str>) -> Option<(u32, Option<u32>)> {
     let user = user?;
     let (u, g) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),

@@ -36,6 +36,7 @@ pub mod subnets;
 #[cfg(test)]
 mod tests;
 mod tracks;
+pub mod volumes;
 
 pub use config::{ResourceProbe, StaticProbe, WorkerConfig};
 pub use container::container_spec;

@@ -1,0 +1,135 @@
+//! The named volumes of instances: one per job, instance index and volume name (so that the
+//! instance of that index finds its data again, whichever version runs), labelled as the
+//! worker's containers are, and made writable by the task's user when new. A worker never
+//! removes one on its own judgement.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::container::container_safe;
+use crate::error::Result;
+use crate::ids::WorkerId;
+use crate::runtime::{Runtime, VolumeInfo, VolumeSpec, labels};
+
+/// Label of a volume: its name in the job.
+pub const VOLUME_LABEL: &str = "orkestrator.volume";
+/// Label of a volume: the index of the instance it belongs to.
+pub const INDEX_LABEL: &str = "orkestrator.index";
+
+/// The engine's name of volume `volume` of instance `index` of `job`.
+pub fn volume_name(job: &str, index: u32, volume: &str) -> String {
+    format!(
+        "ork-{}-{index}-{}",
+        container_safe(job),
+        container_safe(volume)
+    )
+}
+
+/// Makes sure the volume exists, made by `worker` if new. A new one's root is handed to
+/// `owner` (a numeric `uid[:gid]`) when the engine's data is on this host, so that a task
+/// that does not run as root can write to it; an existing one is left as it is.
+pub(crate) async fn ensure<R: Runtime + ?Sized>(
+    rt: &R,
+    worker: &WorkerId,
+    job: &str,
+    index: u32,
+    volume: &str,
+    owner: Option<(u32, Option<u32>)>,
+) -> Result<VolumeInfo> {
+    let name = volume_name(job, index, volume);
+    let index_text = index.to_string();
+    let found = rt
+        .list_volumes(&[
+            (labels::JOB, job),
+            (INDEX_LABEL, &index_text),
+            (VOLUME_LABEL, volume),
+        ])
+        .await?;
+    if let Some(v) = found.into_iter().find(|v| v.name == name) {
+        return Ok(v);
+    }
+    let spec = VolumeSpec {
+        name,
+        labels: BTreeMap::from([
+            (labels::WORKER.to_owned(), worker.as_str().to_owned()),
+            (labels::JOB.to_owned(), job.to_owned()),
+            (INDEX_LABEL.to_owned(), index_text),
+            (VOLUME_LABEL.to_owned(), volume.to_owned()),
+        ]),
+    };
+    let made = rt.create_volume(&spec).await?;
+    if let (Some((uid, gid)), Some(root)) = (owner, made.mountpoint.as_deref()) {
+        hand_over(root, uid, gid);
+    }
+    Ok(made)
+}
+
+/// Hands a new volume's root to `uid:gid`, if it is here and still root's and empty.
+fn hand_over(root: &Path, uid: u32, gid: Option<u32>) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(root) else {
+        tracing::debug!(root = %root.display(), "a new volume's data is not on this host; its owner stays the engine's");
+        return;
+    };
+    let empty = std::fs::read_dir(root).is_ok_and(|mut d| d.next().is_none());
+    if meta.uid() != 0 || !empty {
+        return;
+    }
+    if let Err(e) = std::os::unix::fs::chown(root, Some(uid), gid) {
+        tracing::warn!(root = %root.display(), error = %e, "cannot hand a new volume to its task's user");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::FakeRuntime;
+
+    #[test]
+    fn names_are_per_job_index_and_volume() {
+        assert_eq!(volume_name("shop", 2, "data"), "ork-shop-2-data");
+        assert_ne!(
+            volume_name("shop", 1, "data"),
+            volume_name("shop", 2, "data")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_volume_is_made_once_and_found_again_by_any_worker() {
+        let rt = FakeRuntime::new();
+        let w1 = WorkerId::new("w1");
+        let v = ensure(&rt, &w1, "shop", 0, "data", None).await.unwrap();
+        assert_eq!(v.name, "ork-shop-0-data");
+        assert_eq!(v.label(labels::WORKER), Some("w1"));
+        assert_eq!(v.label(INDEX_LABEL), Some("0"));
+        // Found again, even by a worker that did not make it (after a rename, say): never twice.
+        let again = ensure(&rt, &WorkerId::new("w2"), "shop", 0, "data", None)
+            .await
+            .unwrap();
+        assert_eq!(again, v);
+        ensure(&rt, &w1, "shop", 1, "data", None).await.unwrap();
+        assert_eq!(rt.volumes().len(), 2);
+    }
+
+    #[test]
+    fn a_new_empty_root_owned_volume_is_handed_to_the_user_and_nothing_else() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("_data");
+        std::fs::create_dir(&root).unwrap();
+        let is_root = std::fs::metadata(&root).unwrap().uid() == 0;
+        hand_over(&root, 1000, Some(1000));
+        let meta = std::fs::metadata(&root).unwrap();
+        if is_root {
+            assert_eq!((meta.uid(), meta.gid()), (1000, 1000));
+        }
+        // Not empty, or not root's: left alone.
+        let full = dir.path().join("full");
+        std::fs::create_dir(&full).unwrap();
+        std::fs::write(full.join("f"), "x").unwrap();
+        let before = std::fs::metadata(&full).unwrap().uid();
+        hand_over(&full, 1000, Some(1000));
+        assert_eq!(std::fs::metadata(&full).unwrap().uid(), before);
+        hand_over(&dir.path().join("missing"), 1000, None);
+    }
+}
