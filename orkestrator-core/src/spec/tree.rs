@@ -64,9 +64,8 @@ impl Key {
         };
         let written = written.trim();
         let plain = !written.is_empty() && !written.starts_with(['"', '\'', '?']);
-        let read_as_other = self.name == "true"
-            || self.name == "false"
-            || self.name.parse::<i128>().is_ok();
+        let read_as_other =
+            self.name == "true" || self.name == "false" || self.name.parse::<i128>().is_ok();
         if plain && read_as_other && written != self.name {
             self.name = written.to_owned();
         }
