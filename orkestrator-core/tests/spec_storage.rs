@@ -511,3 +511,74 @@ fn yaml_keys_are_names_as_written() {
     ));
     assert_eq!(j.volumes.keys().collect::<Vec<_>>(), ["n", "on", "y"]);
 }
+
+/// The body of the fenced block of `doc` whose language line is `lang`.
+fn block(doc: &str, lang: &str) -> String {
+    let mut lines = doc.lines().skip_while(|l| l.trim() != format!("```{lang}"));
+    lines.next().unwrap_or_else(|| panic!("no ```{lang} block"));
+    let body: Vec<&str> = lines.take_while(|l| l.trim() != "```").collect();
+    body.join("\n") + "\n"
+}
+
+#[test]
+fn the_reference_shows_what_the_code_does() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/job-file.md"),
+    )
+    .unwrap();
+    let j = valid(&block(&doc, "yaml volumes"));
+    assert_eq!(j.volumes.len(), 3);
+    assert_eq!(j.tasks[0].mounts.len(), 3);
+    assert_eq!(j.tasks[0].secrets[0].mode, 0o400);
+    // Messages the reference quotes, as the code gives them.
+    let cases: &[(String, &str)] = &[
+        (
+            job(&["logs: { type: host, source: /var/log/app }"], &[]),
+            "volumes.logs.source",
+        ),
+        (job(&["logs: { type: host }"], &[]), "volumes.logs.source"),
+        (job(&["logs: { type: bind }"], &[]), "volumes.logs.type"),
+        (job(&["c: { type: tmpfss }"], &[]), "volumes.c.type"),
+        (
+            job(&["c: { type: tmpfs, retain: true }"], &[]),
+            "volumes.c.retain",
+        ),
+        (
+            job(&["logs: { type: host, source: applogs, size: 1Gi }"], &[]),
+            "volumes.logs.size",
+        ),
+        (job(&["c: { type: tmpfs, size: 0 }"], &[]), "volumes.c.size"),
+        (
+            job(
+                &["cache: {}", "data: {}", "logs: {}"],
+                &["mounts: [{ volume: dta, path: /data }]"],
+            ),
+            "tasks[0].mounts[0].volume",
+        ),
+        (
+            job(
+                &["logs: {}"],
+                &["mounts: [{ volume: logs, path: /l, subpath: ../x }]"],
+            ),
+            "tasks[0].mounts[0].subpath",
+        ),
+        (
+            job(&[], &["secrets: [{ name: DB_Password }]"]),
+            "tasks[0].secrets[0].name",
+        ),
+        (
+            job(&[], &["secrets: [{ name: db }, { name: db }]"]),
+            "tasks[0].secrets[1].name",
+        ),
+    ];
+    for (text, path) in cases {
+        let p = problems(text);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert_eq!(p[0].path, *path);
+        assert!(
+            doc.contains(&p[0].message),
+            "the reference does not quote {:?}",
+            p[0].message
+        );
+    }
+}

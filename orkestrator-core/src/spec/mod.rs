@@ -8,7 +8,8 @@
 //!
 //! Inside, bottom-up: `format` and `problems` (leaves, which the crate's error also carries),
 //! `tree` (any format read as values with their lines), `raw` (the file shape as written, read
-//! from the tree with every unknown field and wrong type reported), `model` (the valid types),
+//! from the tree with every unknown field and wrong type reported), `model` (the valid types,
+//! with the rooms `together` and `storage` for the fields of later issues),
 //! `validate` (raw → model, by section of the job) and `parse` (reading files, with the crate's
 //! error).
 

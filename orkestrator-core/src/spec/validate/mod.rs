@@ -3,6 +3,7 @@
 //!
 //! By section of the job: `job` (name, count, constraints, tasks, network), `together` (what
 //! ties tasks together: `depends_on` and the rules across tasks, the network, stopping),
+//! `storage` (the job's volumes, a task's mounts and secrets, and the paths they take),
 //! `task`, `files`, `ports`, `resources`, `restart`, `health`; below them `names` and `scalars`
 //! (the checks and readings the sections share) and `limits` (the limits, and which rules
 //! apply).
