@@ -582,3 +582,31 @@ fn the_reference_shows_what_the_code_does() {
         );
     }
 }
+
+#[test]
+fn host_volumes_name_what_a_worker_must_offer() {
+    let j = valid(
+        r#"
+name: j
+volumes:
+  ro: { type: host, source: shared, read_only: true }
+  rw: { type: host, source: shared }
+  other: { type: host, source: logs }
+  unmounted: { type: host, source: never }
+  data: {}
+tasks:
+  - name: a
+    image: busybox:1.36
+    mounts: [{ volume: ro, path: /ro }, { volume: other, path: /o, read_only: true }, { volume: data, path: /d }]
+  - name: b
+    image: busybox:1.36
+    mounts: [{ volume: rw, path: /rw }]
+"#,
+    );
+    // `shared` is mounted read-write once, so a read-only offer of it will not do; `logs` is
+    // only read; a host volume no task mounts needs no offer.
+    assert_eq!(
+        j.host_volumes().into_iter().collect::<Vec<_>>(),
+        [("logs", true), ("shared", false)]
+    );
+}
