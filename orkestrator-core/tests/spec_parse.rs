@@ -1150,7 +1150,24 @@ fn the_reference_examples_are_valid_and_agree() {
         let Some(first) = written.split('`').nth(1) else {
             continue;
         };
-        let text = if first.starts_with("{ name:") {
+        let text = if path.starts_with("volumes") {
+            format!("name: j\nvolumes: {{ {first} }}\ntasks: [{{name: t, image: 'a:1'}}]\n")
+        } else if path.starts_with("tasks[0].mounts") || path.starts_with("tasks[0].secrets") {
+            // Issue 20's lists, beside the volumes the mounts name.
+            let field = if path.starts_with("tasks[0].mounts") {
+                "mounts"
+            } else {
+                "secrets"
+            };
+            let list = if first.starts_with('[') {
+                first.to_owned()
+            } else {
+                format!("[{first}]")
+            };
+            format!(
+                "name: j\nvolumes: {{ cache: {{ type: tmpfs }}, data: {{}}, logs: {{ type: host, source: applogs }} }}\ntasks:\n  - name: t\n    image: a:1\n    {field}: {list}\n"
+            )
+        } else if first.starts_with("{ name:") {
             // A whole job.
             format!("{first}\n")
         } else if first.starts_with("tasks:") {

@@ -350,6 +350,8 @@ fn valid_job() -> impl Strategy<Value = Job> {
                             stop_grace: None,
                             init: false,
                             files: Vec::new(),
+                            mounts: Vec::new(),
+                            secrets: Vec::new(),
                         }
                     },
                 )
@@ -360,6 +362,7 @@ fn valid_job() -> impl Strategy<Value = Job> {
                 constraints,
                 tasks,
                 network: Default::default(),
+                volumes: Default::default(),
             }
         })
 }

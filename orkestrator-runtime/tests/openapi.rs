@@ -562,11 +562,18 @@ fn against(doc: &Value, name: &str, value: &Value) -> Vec<String> {
     out
 }
 
-/// A job with every field of a job file written, issue 19's among them, as JSON.
+/// A job with every field of a job file written, issue 19's and issue 20's among them, as JSON.
 const EVERY_FIELD: &str = r#"{
   "name": "shop", "count": 2,
   "constraints": [{ "label": "zone", "equals": "a" }, { "label": "disk", "not_equals": "hdd" }],
   "network": { "mode": "bridge" },
+  "volumes": {
+    "data": { "type": "volume", "size": "1Gi", "read_only": false, "retain": true,
+              "on_worker_loss": "recreate" },
+    "plain": {},
+    "cache": { "type": "tmpfs", "size": "64Mi" },
+    "logs": { "type": "host", "source": "applogs", "read_only": true }
+  },
   "tasks": [
     {
       "name": "api", "image": "shop:1.4",
@@ -585,6 +592,16 @@ const EVERY_FIELD: &str = r#"{
       "files": [
         { "path": "/etc/api/api.conf", "content": "listen = 8080\n", "mode": "0640" },
         { "path": "/etc/api/key", "content_base64": "3q2+7w==" }
+      ],
+      "mounts": [
+        { "volume": "data", "path": "/var/lib/api", "read_only": false, "subpath": "api" },
+        { "volume": "cache", "path": "/tmp/cache" },
+        { "volume": "logs", "path": "/logs", "read_only": true },
+        { "volume": "plain", "path": "/plain" }
+      ],
+      "secrets": [
+        { "name": "db-password" },
+        { "name": "tls.key", "path": "/etc/api/tls.key", "mode": "0440" }
       ]
     },
     { "name": "db", "image": "postgres:16",
@@ -614,6 +631,8 @@ fn a_job_with_every_field_is_what_the_job_schemas_describe() {
         "depends_on",
         "sidecar",
         "stop_signal",
+        "mounts",
+        "secrets",
     ] {
         assert!(
             held["tasks"]
@@ -624,6 +643,11 @@ fn a_job_with_every_field_is_what_the_job_schemas_describe() {
             "{field} is not written: {held:#}"
         );
     }
+    assert_eq!(
+        held["volumes"].as_object().map(|v| v.len()),
+        Some(4),
+        "volumes are not written: {held:#}"
+    );
     let problems = against(&doc, "Job", &held);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     let none = parse_job(

@@ -8,7 +8,8 @@
 //!
 //! Inside, bottom-up: `format` and `problems` (leaves, which the crate's error also carries),
 //! `tree` (any format read as values with their lines), `raw` (the file shape as written, read
-//! from the tree with every unknown field and wrong type reported), `model` (the valid types),
+//! from the tree with every unknown field and wrong type reported), `model` (the valid types,
+//! with the rooms `together` and `storage` for the fields of later issues),
 //! `validate` (raw → model, by section of the job) and `parse` (reading files, with the crate's
 //! error).
 
@@ -17,6 +18,7 @@ pub(crate) mod model;
 mod parse;
 pub(crate) mod problems;
 mod raw;
+pub(crate) mod storage;
 pub(crate) mod together;
 mod tree;
 mod validate;
@@ -28,11 +30,13 @@ pub use model::{
 };
 pub use parse::{MAX_SPEC_BYTES, load_job_file, parse_job, parse_job_in};
 pub use problems::{Problem, Problems};
+pub use storage::{Mount, OnWorkerLoss, SecretRef, Volume, VolumeKind};
 pub use together::{Condition, ConfigFile, MAX_STOP_GRACE, Network, NetworkMode};
 pub use validate::{
     MAX_ATTEMPTS, MAX_BACKOFF, MAX_COMMAND_ARG_BYTES, MAX_COMMAND_ARGS, MAX_COMMAND_BYTES,
     MAX_CONSTRAINTS, MAX_COUNT, MAX_CPU, MAX_DISK, MAX_ENV_BYTES, MAX_ENV_NAME_BYTES,
     MAX_ENV_VALUE_BYTES, MAX_ENV_VARS, MAX_FILE_BYTES, MAX_FILES_PER_TASK, MAX_IMAGE_BYTES,
-    MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES, MAX_MEMORY, MAX_PATH_BYTES, MAX_PIDS, MAX_PORTS,
-    MAX_PROBE_PATH_BYTES, MAX_TASKS, MIN_CPU, MIN_MEMORY,
+    MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES, MAX_MEMORY, MAX_MOUNTS_PER_TASK, MAX_PATH_BYTES,
+    MAX_PIDS, MAX_PORTS, MAX_PROBE_PATH_BYTES, MAX_SECRET_NAME_BYTES, MAX_SECRETS_PER_TASK,
+    MAX_TASKS, MAX_TMPFS, MAX_VOLUMES, MIN_CPU, MIN_MEMORY,
 };

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::storage::{Mount, SecretRef, Volume, VolumeKind};
 use super::together::{Condition, ConfigFile, Network};
 use super::tree;
 use crate::ids::{JobId, TaskName};
@@ -32,6 +33,10 @@ pub struct Job {
     /// How the instance's tasks are networked (default: a bridge network of the instance's own).
     #[serde(default, skip_serializing_if = "Network::is_default")]
     pub network: Network,
+    /// The job's volumes, by name: each instance has its own, which its tasks mount by name
+    /// ([`Task::mounts`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, Volume>,
 }
 
 /// A condition on a worker label (`worker --label zone=a`).
@@ -95,6 +100,42 @@ impl Job {
     pub fn task(&self, name: &str) -> Option<&Task> {
         self.tasks.iter().find(|t| t.name.as_str() == name)
     }
+
+    /// Looks up a volume by name.
+    pub fn volume(&self, name: &str) -> Option<&Volume> {
+        self.volumes.get(name)
+    }
+
+    /// The disk that one instance's `type: volume` volumes reserve on a worker: the sum of their
+    /// `size`s (a volume without one reserves nothing). Reserved, not enforced.
+    pub fn volume_disk(&self) -> ByteSize {
+        self.volumes
+            .values()
+            .filter_map(|v| match v.kind {
+                VolumeKind::Volume { size, .. } => size,
+                _ => None,
+            })
+            .fold(ByteSize::ZERO, ByteSize::saturating_add)
+    }
+
+    /// The host volumes a worker must offer to run the job (`worker --host-volume NAME=...`),
+    /// each once, with whether every mount of it is read-only (then a read-only offer will do).
+    pub fn host_volumes(&self) -> BTreeMap<&str, bool> {
+        let mut out: BTreeMap<&str, bool> = BTreeMap::new();
+        for t in &self.tasks {
+            for m in &t.mounts {
+                let Some(v) = self.volumes.get(&m.volume) else {
+                    continue;
+                };
+                if let VolumeKind::Host { source } = &v.kind {
+                    let read_only = v.read_only || m.read_only;
+                    let e = out.entry(source.as_str()).or_insert(true);
+                    *e = *e && read_only;
+                }
+            }
+        }
+        out
+    }
 }
 
 /// One container.
@@ -149,6 +190,10 @@ pub struct Task {
     pub init: bool,
     /// Config files written into the container, read-only.
     pub files: Vec<ConfigFile>,
+    /// The job's volumes this task mounts, and where.
+    pub mounts: Vec<Mount>,
+    /// The secrets this task reads, each from a file.
+    pub secrets: Vec<SecretRef>,
 }
 
 impl Task {
@@ -158,6 +203,21 @@ impl Task {
     /// The signal that asks the container to stop: [`Task::stop_signal`] or `SIGTERM`.
     pub fn stop_signal(&self) -> &str {
         self.stop_signal.as_deref().unwrap_or("SIGTERM")
+    }
+
+    /// The memory of the task's tmpfs mounts: each mount of a `type: tmpfs` volume of `job` is
+    /// a tmpfs of its own, whose pages the engine charges to the container's memory.
+    pub fn tmpfs_memory(&self, job: &Job) -> ByteSize {
+        self.mounts
+            .iter()
+            .filter_map(|m| job.volumes.get(&m.volume).and_then(Volume::tmpfs_size))
+            .fold(ByteSize::ZERO, ByteSize::saturating_add)
+    }
+
+    /// The task's memory with its tmpfs mounts counted in ([`Task::tmpfs_memory`]): what its
+    /// container's memory limit and reservation are to be.
+    pub fn memory_with_tmpfs(&self, job: &Job) -> ByteSize {
+        self.resources.memory.saturating_add(self.tmpfs_memory(job))
     }
 
     /// Whether another task depends on this one completing successfully (an init task).
@@ -215,6 +275,10 @@ impl Serialize for Task {
             init: bool,
             #[serde(skip_serializing_if = "<[ConfigFile]>::is_empty")]
             files: &'a [ConfigFile],
+            #[serde(skip_serializing_if = "<[Mount]>::is_empty")]
+            mounts: &'a [Mount],
+            #[serde(skip_serializing_if = "<[SecretRef]>::is_empty")]
+            secrets: &'a [SecretRef],
         }
         /// One `depends_on` entry as the file writes it: `{ condition: healthy }`.
         #[derive(Serialize)]
@@ -261,6 +325,8 @@ impl Serialize for Task {
             stop_grace: &self.stop_grace,
             init: self.init,
             files: &self.files,
+            mounts: &self.mounts,
+            secrets: &self.secrets,
         }
         .serialize(s)
     }

@@ -24,6 +24,35 @@ pub(crate) struct RawJob {
     pub constraints: Option<Vec<Option<RawConstraint>>>,
     pub tasks: Option<Vec<Option<RawTask>>>,
     pub network: Option<RawNetwork>,
+    /// `volumes`: each name with its volume, in file order (a volume written without a
+    /// mapping, `data:`, reads as one with no keys; one of the wrong shape, reported, as
+    /// `None`, so that its name is still known).
+    pub volumes: Option<Vec<(String, Option<RawVolume>)>>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawVolume {
+    pub kind: Option<String>,
+    pub size: Option<Scalar>,
+    pub source: Option<String>,
+    pub read_only: Option<Scalar>,
+    pub retain: Option<Scalar>,
+    pub on_worker_loss: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawMount {
+    pub volume: Option<String>,
+    pub path: Option<String>,
+    pub read_only: Option<Scalar>,
+    pub subpath: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RawSecret {
+    pub name: Option<String>,
+    pub path: Option<String>,
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +96,8 @@ pub(crate) struct RawTask {
     pub stop_grace: Option<Scalar>,
     pub init: Option<Scalar>,
     pub files: Option<Vec<Option<RawFile>>>,
+    pub mounts: Option<Vec<Option<RawMount>>>,
+    pub secrets: Option<Vec<Option<RawSecret>>>,
 }
 
 /// `depends_on` as written: a list of task names, or a mapping of task names to conditions.
@@ -155,7 +186,35 @@ pub(crate) struct Part {
 
 pub(crate) const JOB: Part = Part {
     what: "a job (a mapping with name and tasks)",
-    fields: &["name", "count", "constraints", "tasks", "network"],
+    fields: &[
+        "name",
+        "count",
+        "constraints",
+        "tasks",
+        "network",
+        "volumes",
+    ],
+};
+const VOLUMES: &str =
+    "volumes (a mapping of volume names to volumes, e.g. { data: { type: volume, size: 1Gi } })";
+const VOLUME: Part = Part {
+    what: "a volume (a mapping with type and its keys, e.g. { type: volume, size: 1Gi })",
+    fields: &[
+        "type",
+        "size",
+        "source",
+        "read_only",
+        "retain",
+        "on_worker_loss",
+    ],
+};
+const MOUNT: Part = Part {
+    what: "a mount (a mapping with volume and path, e.g. { volume: data, path: /var/lib/db })",
+    fields: &["volume", "path", "read_only", "subpath"],
+};
+const SECRET: Part = Part {
+    what: "a secret (a mapping with name, and optionally path and mode, e.g. { name: db-password })",
+    fields: &["name", "path", "mode"],
 };
 const NETWORK: Part = Part {
     what: "a network (a mapping with mode, e.g. { mode: none })",
@@ -186,6 +245,8 @@ const TASK: Part = Part {
         "stop_grace",
         "init",
         "files",
+        "mounts",
+        "secrets",
     ],
 };
 const DEPENDS_ON: &str = "the tasks this one waits for (a list of task names such as [db], or a mapping such as { db: { condition: healthy } })";
@@ -276,7 +337,61 @@ pub(crate) fn read_job(s: &mut Shape, node: Node) -> RawJob {
                 mode: f.get(s, "mode", string),
             })
         }),
+        volumes: f.get(s, "volumes", read_volumes),
     }
+}
+
+/// `volumes`: a mapping of names to volumes, each name once.
+fn read_volumes(s: &mut Shape, path: &str, node: Node) -> Option<Vec<(String, Option<RawVolume>)>> {
+    let Value::Map(entries) = node.value else {
+        s.wrong(path, &node, VOLUMES);
+        return None;
+    };
+    let mut out: Vec<(String, Option<RawVolume>)> = Vec::new();
+    for (key, value) in entries {
+        let here = join(path, &key.name);
+        if out.iter().any(|(n, _)| *n == key.name) {
+            s.problems.push_at(
+                here,
+                key.line.or(value.line),
+                "is written twice: each volume name may appear once",
+            );
+            continue;
+        }
+        let volume = if value.value == Value::Null {
+            Some(RawVolume::default())
+        } else {
+            Fields::open(s, &here, value, &VOLUME).map(|mut f| RawVolume {
+                kind: f.get(s, "type", string),
+                size: f.get(s, "size", scalar),
+                source: f.get(s, "source", string),
+                read_only: f.get(s, "read_only", scalar),
+                retain: f.get(s, "retain", scalar),
+                on_worker_loss: f.get(s, "on_worker_loss", string),
+            })
+        };
+        out.push((key.name, volume));
+    }
+    Some(out)
+}
+
+fn read_mount(s: &mut Shape, path: &str, node: Node) -> Option<RawMount> {
+    let mut f = Fields::open(s, path, node, &MOUNT)?;
+    Some(RawMount {
+        volume: f.get(s, "volume", string),
+        path: f.get(s, "path", string),
+        read_only: f.get(s, "read_only", scalar),
+        subpath: f.get(s, "subpath", string),
+    })
+}
+
+fn read_secret(s: &mut Shape, path: &str, node: Node) -> Option<RawSecret> {
+    let mut f = Fields::open(s, path, node, &SECRET)?;
+    Some(RawSecret {
+        name: f.get(s, "name", string),
+        path: f.get(s, "path", string),
+        mode: f.get(s, "mode", mode),
+    })
 }
 
 fn read_constraint(s: &mut Shape, path: &str, node: Node) -> Option<RawConstraint> {
@@ -328,6 +443,12 @@ fn read_task(s: &mut Shape, path: &str, node: Node) -> Option<RawTask> {
         files: f.get(s, "files", |s, path, n| {
             list_of(s, path, n, "a list of files", read_file)
         }),
+        mounts: f.get(s, "mounts", |s, path, n| {
+            list_of(s, path, n, "a list of mounts", read_mount)
+        }),
+        secrets: f.get(s, "secrets", |s, path, n| {
+            list_of(s, path, n, "a list of secrets", read_secret)
+        }),
     })
 }
 
@@ -338,15 +459,20 @@ fn read_file(s: &mut Shape, path: &str, node: Node) -> Option<RawFile> {
         content: f.get(s, "content", string),
         content_base64: f.get(s, "content_base64", string),
         source: f.get(s, "source", string),
-        mode: f.get(s, "mode", |s, path, n| match n.value {
-            Value::Scalar(Scalar::Str(t)) => Some(t),
-            Value::Scalar(_) if n.written.is_some() => n.written,
-            _ => {
-                s.wrong(path, &n, "a mode (octal digits in a string, e.g. \"0644\")");
-                None
-            }
-        }),
+        mode: f.get(s, "mode", mode),
     })
+}
+
+/// A file's mode: octal digits in a string (a YAML plain scalar reads as the text written).
+fn mode(s: &mut Shape, path: &str, n: Node) -> Option<String> {
+    match n.value {
+        Value::Scalar(Scalar::Str(t)) => Some(t),
+        Value::Scalar(_) if n.written.is_some() => n.written,
+        _ => {
+            s.wrong(path, &n, "a mode (octal digits in a string, e.g. \"0644\")");
+            None
+        }
+    }
 }
 
 /// `depends_on`: a list of task names, or a mapping of task names to `{ condition }`.

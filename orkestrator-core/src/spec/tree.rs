@@ -55,6 +55,23 @@ pub(crate) struct Key {
     pub span: Option<Range<usize>>,
 }
 
+impl Key {
+    /// A key is a name: one written as a YAML plain scalar that YAML reads as a boolean or a
+    /// number (`n`, `on`, `0x10`) is named by the text written.
+    fn keep_written(&mut self, text: &str) {
+        let Some(written) = self.span.as_ref().and_then(|s| text.get(s.clone())) else {
+            return;
+        };
+        let written = written.trim();
+        let plain = !written.is_empty() && !written.starts_with(['"', '\'', '?']);
+        let read_as_other =
+            self.name == "true" || self.name == "false" || self.name.parse::<i128>().is_ok();
+        if plain && read_as_other && written != self.name {
+            self.name = written.to_owned();
+        }
+    }
+}
+
 impl Value {
     /// What the value is, in the words of "found ...".
     pub fn kind(&self) -> &'static str {
@@ -117,7 +134,10 @@ impl Node {
             }
             Value::Scalar(Scalar::Str(_)) => {}
             Value::List(items) => items.iter_mut().for_each(|n| n.keep_written(text)),
-            Value::Map(entries) => entries.iter_mut().for_each(|(_, n)| n.keep_written(text)),
+            Value::Map(entries) => entries.iter_mut().for_each(|(k, n)| {
+                k.keep_written(text);
+                n.keep_written(text);
+            }),
         }
     }
 

@@ -26,8 +26,10 @@ impl<'a> Jobs<'a> {
         Jobs { inner }
     }
 
-    /// Creates or updates a job. An identical re-submission is a no-op (`unchanged`).
+    /// Creates or updates a job. An identical re-submission is a no-op (`unchanged`). A job with
+    /// `volumes` or task `secrets` is refused (`invalid_spec`) until workers can run them.
     pub async fn submit(&self, job: Job) -> ApiResult<SubmitResponse> {
+        jobs::refuse_storage_until_supported(&job)?;
         let (t, r) = self.inner.write(|st, txn, cfg, now| {
             let mut r = jobs::submit(st, txn, cfg, job, now);
             // Sealing takes the next index unless nothing changed.

@@ -281,7 +281,7 @@ pub(super) fn normal_path(text: &str, file: bool) -> Result<String, String> {
 
 /// A file mode: octal digits in a string (`"0644"`, `"600"`, `"0o640"`), permission bits only,
 /// readable by its owner.
-fn parse_mode(text: &str) -> Result<u32, String> {
+pub(super) fn parse_mode(text: &str) -> Result<u32, String> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
     let octal = !digits.is_empty()
         && digits.len() <= 4
@@ -293,7 +293,7 @@ fn parse_mode(text: &str) -> Result<u32, String> {
     };
     if mode > 0o777 {
         return Err(format!(
-            "{text:?} sets setuid, setgid or sticky bits, which a config file may not have (use permission bits only, e.g. \"0644\")"
+            "{text:?} sets setuid, setgid or sticky bits, which these files may not have (use permission bits only, e.g. \"0644\")"
         ));
     }
     if mode & 0o400 == 0 {

@@ -9,6 +9,7 @@ use super::limits::{
 };
 use super::names::{check_dns_label, is_label_key};
 use super::scalars::show;
+use super::storage::validate_volumes;
 use super::task::{Scope, validate_task};
 use super::together::{Facts, check_no_network, check_together, validate_network};
 use crate::ids::JobId;
@@ -125,6 +126,7 @@ pub(crate) fn validate(raw: RawJob, rules: Rules, sources: Sources<'_>) -> Resul
         .filter_map(|(i, c)| validate_constraint(&mut p, &format!("constraints[{i}]"), c?, rules))
         .collect();
     let network = validate_network(&mut p, raw.network);
+    let (volumes, declared) = validate_volumes(&mut p, raw.volumes, rules);
     let mut tasks = Vec::new();
     match raw.tasks {
         None => p.push(
@@ -142,6 +144,7 @@ pub(crate) fn validate(raw: RawJob, rules: Rules, sources: Sources<'_>) -> Resul
                 rules,
                 sources,
                 host_ports: HashMap::new(),
+                volumes: declared,
             };
             let mut facts = Vec::new();
             let mut whole = true;
@@ -182,6 +185,7 @@ pub(crate) fn validate(raw: RawJob, rules: Rules, sources: Sources<'_>) -> Resul
             constraints,
             tasks,
             network,
+            volumes,
         }),
         _ => Err(p),
     }

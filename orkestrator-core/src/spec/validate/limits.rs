@@ -62,6 +62,18 @@ pub const MAX_FILE_BYTES: usize = 256 * 1024;
 /// Longest path (a file's `path`, `working_dir`), in bytes: the longest Linux takes.
 pub const MAX_PATH_BYTES: usize = 4096;
 
+/// Most volumes a job may declare (`volumes`).
+pub const MAX_VOLUMES: usize = 32;
+/// Most mounts a task may have (`mounts`).
+pub const MAX_MOUNTS_PER_TASK: usize = 32;
+/// Most secrets a task may read (`secrets`).
+pub const MAX_SECRETS_PER_TASK: usize = 32;
+/// Longest secret name, in bytes.
+pub const MAX_SECRET_NAME_BYTES: usize = 253;
+/// Largest `type: tmpfs` volume: its size counts in its task's memory, which is at most
+/// [`MAX_MEMORY`].
+pub const MAX_TMPFS: ByteSize = ByteSize::gib(64);
+
 /// Most processes a task may allow itself (`resources.pids`).
 pub const MAX_PIDS: u32 = 1 << 20;
 

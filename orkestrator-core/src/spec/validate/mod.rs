@@ -3,6 +3,7 @@
 //!
 //! By section of the job: `job` (name, count, constraints, tasks, network), `together` (what
 //! ties tasks together: `depends_on` and the rules across tasks, the network, stopping),
+//! `storage` (the job's volumes, a task's mounts and secrets, and the paths they take),
 //! `task`, `files`, `ports`, `resources`, `restart`, `health`; below them `names` and `scalars`
 //! (the checks and readings the sections share) and `limits` (the limits, and which rules
 //! apply).
@@ -16,6 +17,7 @@ mod ports;
 mod resources;
 mod restart;
 mod scalars;
+mod storage;
 mod task;
 mod together;
 mod words;
@@ -27,6 +29,7 @@ pub use limits::{
     MAX_ATTEMPTS, MAX_BACKOFF, MAX_COMMAND_ARG_BYTES, MAX_COMMAND_ARGS, MAX_COMMAND_BYTES,
     MAX_CONSTRAINTS, MAX_COUNT, MAX_CPU, MAX_DISK, MAX_ENV_BYTES, MAX_ENV_NAME_BYTES,
     MAX_ENV_VALUE_BYTES, MAX_ENV_VARS, MAX_FILE_BYTES, MAX_FILES_PER_TASK, MAX_IMAGE_BYTES,
-    MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES, MAX_MEMORY, MAX_PATH_BYTES, MAX_PIDS, MAX_PORTS,
-    MAX_PROBE_PATH_BYTES, MAX_TASKS, MIN_CPU, MIN_MEMORY,
+    MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES, MAX_MEMORY, MAX_MOUNTS_PER_TASK, MAX_PATH_BYTES,
+    MAX_PIDS, MAX_PORTS, MAX_PROBE_PATH_BYTES, MAX_SECRET_NAME_BYTES, MAX_SECRETS_PER_TASK,
+    MAX_TASKS, MAX_TMPFS, MAX_VOLUMES, MIN_CPU, MIN_MEMORY,
 };

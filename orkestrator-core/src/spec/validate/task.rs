@@ -14,6 +14,7 @@ use super::ports::validate_port;
 use super::resources::validate_resources;
 use super::restart::validate_restart;
 use super::scalars::show;
+use super::storage::{Declared, check_taken, validate_mounts, validate_secrets};
 use super::together::{validate_stop_grace, validate_stop_signal};
 use super::words::split_words;
 use crate::ids::TaskName;
@@ -31,6 +32,8 @@ pub(super) struct Scope<'a> {
     pub sources: Sources<'a>,
     /// Each host port published so far, with where.
     pub host_ports: HashMap<(u16, Protocol), String>,
+    /// The volumes the job declares, which tasks mount.
+    pub volumes: Declared,
 }
 
 /// Validates the task `rt` at `path`, whose `depends_on` is already read (see
@@ -245,6 +248,10 @@ pub(super) fn validate_task(
         .stop_grace
         .and_then(|s| validate_stop_grace(p, &format!("{path}.stop_grace"), s));
     let files = validate_files(p, path, rt.files, rules, sources);
+    let mut taken = Vec::new();
+    let mounts = validate_mounts(p, path, rt.mounts, rules, &scope.volumes, &mut taken);
+    let secrets = validate_secrets(p, path, rt.secrets, rules, &mut taken);
+    check_taken(p, &format!("{path}.files"), &files, &taken);
     let restart = validate_restart(p, &format!("{path}.restart"), rt.restart);
     let health_check = rt
         .health_check
@@ -272,12 +279,14 @@ pub(super) fn validate_task(
         stop_grace,
         init,
         files,
+        mounts,
+        secrets,
     })
 }
 
 /// Reads a boolean field (`false` when absent); `write` says how to write it, as in
 /// `write read_only: true for ...`.
-fn flag(p: &mut Problems, path: &str, s: Option<Scalar>, write: &str) -> bool {
+pub(super) fn flag(p: &mut Problems, path: &str, s: Option<Scalar>, write: &str) -> bool {
     match s {
         None => false,
         Some(Scalar::Bool(b)) => b,
