@@ -500,6 +500,12 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
             network::ensure(self.runtime.as_ref(), &self.config, a).await?;
             spec.mounts = files::write(self.config.files_dir.as_deref(), a, task)?;
         }
+        spec.mounts
+            .extend(super::volumes::mounts(self.runtime.as_ref(), &self.config, a, task).await?);
+        // The engine charges a tmpfs's pages to the container's memory: its limit covers both.
+        if spec.resources.memory.bytes() > 0 {
+            spec.resources.memory = task.memory_with_tmpfs(&a.job);
+        }
         let id = self.runtime.create(&spec).await?;
         self.runtime.start(&id).await?;
         Ok(id)

@@ -19,6 +19,7 @@ use crate::spec::{Format, Job, Resources, parse_job};
 use crate::state::TaskState;
 
 mod networks;
+mod storage;
 
 fn job() -> Job {
     parse_job("name: j\ntasks: [{name: t, image: img:1}]", Format::Yaml).unwrap()

@@ -6,10 +6,101 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::config::WorkerConfig;
 use super::container::container_safe;
-use crate::error::Result;
+use super::files::numeric_owner;
+use super::host_volumes::{self, HostVolume};
+use crate::api::Assignment;
+use crate::error::{Error, Result, RuntimeErrorKind};
 use crate::ids::WorkerId;
-use crate::runtime::{Runtime, VolumeInfo, VolumeSpec, labels};
+use crate::runtime::{Mount, MountSource, Runtime, VolumeInfo, VolumeSpec, labels};
+use crate::spec::{Task, VolumeKind};
+
+/// The permission bits of a tmpfs's root: any user of the container may write to it (it is the
+/// container's own, and gone with it).
+const TMPFS_MODE: u32 = 0o1777;
+
+/// What `task`'s `mounts:` put in its container: named volumes (made if new), tmpfs, and the
+/// host volumes this worker offers, each read-only if the volume, the mount or the offer says so.
+pub(crate) async fn mounts<R: Runtime + ?Sized>(
+    rt: &R,
+    config: &WorkerConfig,
+    a: &Assignment,
+    task: &Task,
+) -> Result<Vec<Mount>> {
+    let refuse = |why: String| Error::runtime(RuntimeErrorKind::Rejected, why);
+    if !task.secrets.is_empty() {
+        return Err(refuse(format!(
+            "task {} names secrets, which this worker cannot deliver yet",
+            task.name
+        )));
+    }
+    let mut out = Vec::with_capacity(task.mounts.len());
+    for m in &task.mounts {
+        let Some(v) = a.job.volume(&m.volume) else {
+            return Err(refuse(format!(
+                "task {} mounts volume {}, which the job does not declare",
+                task.name, m.volume
+            )));
+        };
+        let read_only = m.read_only || v.read_only;
+        let source = match &v.kind {
+            VolumeKind::Volume { .. } => {
+                let made = ensure(
+                    rt,
+                    &config.id,
+                    a.job.name.as_str(),
+                    a.index,
+                    &m.volume,
+                    numeric_owner(task.user.as_deref()),
+                )
+                .await?;
+                match m.subpath.as_deref() {
+                    None => MountSource::Volume(made.name),
+                    // The engine (API 1.41) mounts no part of a volume: bind the directory
+                    // below its data, which must be on this host.
+                    Some(sub) => {
+                        let Some(root) = made.mountpoint.filter(|p| p.is_dir()) else {
+                            return Err(refuse(format!(
+                                "volume {} of task {}: a subpath needs the engine's data on this worker's host",
+                                m.volume, task.name
+                            )));
+                        };
+                        let base = HostVolume {
+                            path: root,
+                            read_only,
+                        };
+                        MountSource::Bind(host_volumes::resolve(&base, &m.volume, Some(sub))?)
+                    }
+                }
+            }
+            VolumeKind::Tmpfs { size } => MountSource::Tmpfs {
+                size_bytes: size.bytes(),
+                mode: Some(TMPFS_MODE),
+            },
+            VolumeKind::Host { source } => {
+                let Some(offer) = config.host_volumes.get(source) else {
+                    return Err(refuse(format!(
+                        "host volume {source} is not offered by this worker (start it with --host-volume {source}=/path)"
+                    )));
+                };
+                if offer.read_only && !read_only {
+                    return Err(refuse(format!(
+                        "host volume {source} is offered read-only here, and task {} mounts it read-write",
+                        task.name
+                    )));
+                }
+                MountSource::Bind(host_volumes::resolve(offer, source, m.subpath.as_deref())?)
+            }
+        };
+        out.push(Mount {
+            source,
+            target: m.path.clone(),
+            read_only,
+        });
+    }
+    Ok(out)
+}
 
 /// Label of a volume: its name in the job.
 pub const VOLUME_LABEL: &str = "orkestrator.volume";
