@@ -610,3 +610,34 @@ tasks:
         [("logs", true), ("shared", false)]
     );
 }
+
+#[test]
+fn an_instance_reserves_its_tmpfs_in_memory_and_its_volume_sizes_in_disk() {
+    let job = orkestrator_core::spec::parse_job(
+        "name: db
+volumes:
+  data: { type: volume, size: 1Gi }
+  spare: { type: volume }
+  cache: { type: tmpfs, size: 64Mi }
+tasks:
+  - { name: a, image: x:1, resources: { memory: 100Mi, disk: 10Mi }, mounts: [{ volume: data, path: /d }, { volume: cache, path: /c }] }
+  - { name: b, image: x:1, resources: { memory: 100Mi, disk: 10Mi }, mounts: [{ volume: cache, path: /c }] }
+",
+        orkestrator_core::spec::Format::Yaml,
+    )
+    .unwrap();
+    let r = job.resources();
+    assert_eq!(
+        r.memory,
+        ByteSize::mib(100 + 64 + 100 + 64),
+        "each container's own tmpfs"
+    );
+    assert_eq!(r.disk, ByteSize::mib(20).saturating_add(ByteSize::gib(1)));
+    let plain = orkestrator_core::spec::parse_job(
+        "name: db\ntasks: [{ name: a, image: x:1, resources: { memory: 100Mi, disk: 10Mi } }]",
+        orkestrator_core::spec::Format::Yaml,
+    )
+    .unwrap();
+    assert_eq!(plain.resources().memory, ByteSize::mib(100));
+    assert_eq!(plain.resources().disk, ByteSize::mib(10));
+}

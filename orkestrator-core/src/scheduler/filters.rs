@@ -150,12 +150,85 @@ impl Constraints {
     }
 }
 
-/// The hard rules every placement must meet (resource fit, host ports, constraints), as the
-/// manager re-checks them when it commits a decision.
+/// Host volumes: every host volume the job mounts must be offered by the worker
+/// (`worker --host-volume`), and one that it mounts read-write must not be offered read-only.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostVolumes;
+
+impl Filter for HostVolumes {
+    fn name(&self) -> &str {
+        "host-volumes"
+    }
+
+    fn relevant(&self, req: &Request<'_>) -> bool {
+        !req.host_volumes.is_empty()
+    }
+
+    fn check(&self, req: &Request<'_>, w: &WorkerSnapshot) -> Result<(), Rejection> {
+        match Self::unmet(req, w).next() {
+            Some(r) => Err(r),
+            None => Ok(()),
+        }
+    }
+
+    fn check_all(&self, req: &Request<'_>, w: &WorkerSnapshot, out: &mut Vec<Rejection>) {
+        out.extend(Self::unmet(req, w));
+    }
+}
+
+impl HostVolumes {
+    /// Each host volume of the job that the worker does not offer, or offers read-only to a
+    /// read-write mount.
+    fn unmet<'a>(
+        req: &'a Request<'_>,
+        w: &'a WorkerSnapshot,
+    ) -> impl Iterator<Item = Rejection> + 'a {
+        req.host_volumes
+            .iter()
+            .filter_map(|(name, read_only)| match w.host_volumes.get(name) {
+                None => Some(Rejection::new(format!("no host volume {name}"))),
+                Some(o) if o.read_only && !read_only => Some(Rejection::new(format!(
+                    "host volume {name} offered read-only, mounted read-write"
+                ))),
+                Some(_) => None,
+            })
+    }
+
+    /// Why no worker of `workers` can have the job, when it is a host volume that none of them
+    /// offers (at all, or writable where the job writes): `no worker offers host volume applogs`.
+    pub fn none_offers(req: &Request<'_>, workers: &[WorkerSnapshot]) -> Option<String> {
+        let missing: Vec<String> = req
+            .host_volumes
+            .iter()
+            .filter_map(|(name, read_only)| {
+                let offered = workers.iter().filter_map(|w| w.host_volumes.get(name));
+                let mut offered = offered.peekable();
+                if offered.peek().is_none() {
+                    Some(name.clone())
+                } else if !read_only && offered.all(|o| o.read_only) {
+                    Some(format!("{name} read-write"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        (!missing.is_empty()).then(|| {
+            format!(
+                "no worker offers host volume{} {}",
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join(", ")
+            )
+        })
+    }
+}
+
+/// The hard rules every placement must meet (resource fit, host ports, constraints, host
+/// volumes), as the manager re-checks them when it commits a decision.
 pub fn check_fit(req: &Request<'_>, worker: &WorkerSnapshot) -> Result<(), Rejection> {
     ResourceFit.check(req, worker)?;
     HostPorts.check(req, worker)?;
-    Constraints.check(req, worker)
+    Constraints.check(req, worker)?;
+    HostVolumes.check(req, worker)
 }
 
 #[cfg(test)]
@@ -202,6 +275,54 @@ mod tests {
             HostPorts.check(&r, &w).unwrap_err().reason,
             "host port 8080/tcp in use"
         );
+    }
+
+    #[test]
+    fn host_volumes_must_be_offered_and_writable_where_written() {
+        use crate::api::HostVolumeOffer;
+        use crate::spec::{Format, parse_job};
+        let j = parse_job(
+            "name: j
+volumes:
+  logs: { type: host, source: applogs }
+  conf: { type: host, source: appconf, read_only: true }
+tasks: [{ name: t, image: i:1, mounts: [{ volume: logs, path: /l }, { volume: conf, path: /c }] }]",
+            Format::Yaml,
+        )
+        .unwrap();
+        let r = Request::new(&j, 0);
+        assert!(HostVolumes.relevant(&r));
+        let mut w = worker("a", 1000, 1024, 0);
+        let mut all = Vec::new();
+        HostVolumes.check_all(&r, &w, &mut all);
+        let reasons: Vec<String> = all.into_iter().map(|r| r.reason.into_owned()).collect();
+        assert_eq!(
+            reasons,
+            ["no host volume appconf", "no host volume applogs"]
+        );
+        assert_eq!(
+            HostVolumes::none_offers(&r, std::slice::from_ref(&w)).as_deref(),
+            Some("no worker offers host volumes appconf, applogs")
+        );
+        let ro = HostVolumeOffer { read_only: true };
+        w.host_volumes.insert("appconf".into(), ro);
+        w.host_volumes.insert("applogs".into(), ro);
+        assert_eq!(
+            HostVolumes.check(&r, &w).unwrap_err().reason,
+            "host volume applogs offered read-only, mounted read-write"
+        );
+        assert_eq!(
+            HostVolumes::none_offers(&r, std::slice::from_ref(&w)).as_deref(),
+            Some("no worker offers host volume applogs read-write")
+        );
+        w.host_volumes
+            .insert("applogs".into(), HostVolumeOffer::default());
+        assert!(
+            HostVolumes.check(&r, &w).is_ok(),
+            "a read-only offer does for conf"
+        );
+        assert!(check_fit(&r, &w).is_ok());
+        assert!(!HostVolumes.relevant(&Request::new(&job_with("cpu: 100m", ""), 0)));
     }
 
     #[test]

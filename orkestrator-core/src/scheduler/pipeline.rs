@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::batch::{DENSE_BUDGET, JobIndex};
-use super::filters::{Constraints, HostPorts, ResourceFit};
+use super::filters::{Constraints, HostPorts, HostVolumes, ResourceFit};
 use super::parts::{Filter, Placement, Scheduler, Score};
 use super::rejection::Explanation;
 use super::request::{Request, commit_to_snapshot};
@@ -55,6 +55,7 @@ enum BuiltinFilter {
     ResourceFit,
     HostPorts,
     Constraints,
+    HostVolumes,
 }
 
 impl BuiltinFilter {
@@ -65,6 +66,8 @@ impl BuiltinFilter {
             Some(Self::HostPorts)
         } else if f.is::<Constraints>() {
             Some(Self::Constraints)
+        } else if f.is::<HostVolumes>() {
+            Some(Self::HostVolumes)
         } else {
             None
         }
@@ -81,6 +84,7 @@ impl BuiltinFilter {
             Self::ResourceFit => ResourceFit::fits(req, w),
             Self::HostPorts => call(&HostPorts, req, w),
             Self::Constraints => call(&Constraints, req, w),
+            Self::HostVolumes => call(&HostVolumes, req, w),
         }
     }
 }
@@ -242,12 +246,14 @@ impl Pipeline {
         }
     }
 
-    /// A pipeline with the standard filters: resource fit, host ports, constraints.
+    /// A pipeline with the standard filters: resource fit, host ports, constraints, host
+    /// volumes.
     pub fn standard(name: impl Into<String>) -> Self {
         Self::new(name)
             .with_filter(ResourceFit)
             .with_filter(HostPorts)
             .with_filter(Constraints)
+            .with_filter(HostVolumes)
     }
 
     /// Adds a filter.
@@ -356,6 +362,11 @@ impl Pipeline {
 
     /// Why no worker fits: every check each worker fails, workers grouped by the set of them.
     fn explain(&self, req: &Request<'_>, workers: &[WorkerSnapshot]) -> String {
+        if !workers.is_empty()
+            && let Some(reason) = HostVolumes::none_offers(req, workers)
+        {
+            return reason;
+        }
         let filters: Vec<&dyn Filter> = self.relevant(req).map(|f| f.filter.as_ref()).collect();
         let mut explanation = Explanation::default();
         let mut failed = Vec::new();

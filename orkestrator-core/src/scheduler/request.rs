@@ -14,6 +14,9 @@ pub struct Request<'a> {
     pub need: Resources,
     /// The host ports one instance binds.
     pub ports: Vec<(u16, Protocol)>,
+    /// The host volumes it mounts (`worker --host-volume` names), each with whether every mount
+    /// of it is read-only.
+    pub host_volumes: Vec<(String, bool)>,
 }
 
 impl<'a> Request<'a> {
@@ -24,6 +27,11 @@ impl<'a> Request<'a> {
             index,
             need: job.resources(),
             ports: job.host_ports().collect(),
+            host_volumes: job
+                .host_volumes()
+                .into_iter()
+                .map(|(name, read_only)| (name.to_owned(), read_only))
+                .collect(),
         }
     }
 }

@@ -80,11 +80,19 @@ impl std::fmt::Display for Constraint {
 }
 
 impl Job {
-    /// Total resources of all tasks: what a worker must have free to run one instance of the job.
+    /// What a worker must have free to run one instance of the job: its tasks' resources, each
+    /// task's memory with the tmpfs it mounts (the engine charges tmpfs pages to the container),
+    /// and the disk its named volumes say they take ([`Job::volume_disk`]).
     pub fn resources(&self) -> Resources {
-        self.tasks
-            .iter()
-            .fold(Resources::ZERO, |acc, t| acc.saturating_add(&t.resources))
+        let tasks = self.tasks.iter().fold(Resources::ZERO, |acc, t| {
+            let mut r = t.resources;
+            r.memory = t.memory_with_tmpfs(self);
+            acc.saturating_add(&r)
+        });
+        Resources {
+            disk: tasks.disk.saturating_add(self.volume_disk()),
+            ..tasks
+        }
     }
 
     /// The host ports the job binds (a worker can run it only if all are free).
