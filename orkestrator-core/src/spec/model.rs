@@ -95,6 +95,12 @@ impl Job {
     pub fn task(&self, name: &str) -> Option<&Task> {
         self.tasks.iter().find(|t| t.name.as_str() == name)
     }
+
+    /// The names of the secrets the job's tasks use (each once). Tasks cannot name secrets yet,
+    /// so this is empty; `secret rm` asks it which jobs still use a secret.
+    pub fn secret_names(&self) -> std::collections::BTreeSet<&str> {
+        std::collections::BTreeSet::new()
+    }
 }
 
 /// One container.
