@@ -54,6 +54,61 @@ fn role(s: &str) -> Result<orkestrator_core::auth::Role, String> {
     }
 }
 
+/// `secret`.
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Create a secret (version 1) from a file, a literal or standard input.
+    Create(SecretWriteArgs),
+    /// List secrets: names, versions, sizes and times, never values.
+    List(OutputArgs),
+    /// Give a secret a new version, from a file, a literal or standard input.
+    Update(SecretWriteArgs),
+    /// Remove a secret and all its versions (refused while a job uses it).
+    Rm(SecretRmArgs),
+}
+
+/// `secret create` and `secret update`: the name and where the value comes from (exactly one
+/// of `-f FILE`, `--from-literal V` and `-`).
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).multiple(false)
+    .args(["file", "from_literal", "stdin"])))]
+pub struct SecretWriteArgs {
+    /// The secret's name: lowercase letters, digits, `-`, `_` and `.`, at most 253 bytes.
+    pub name: String,
+    /// `-`: read the value from standard input (to its end, as bytes).
+    #[arg(value_parser = dash)]
+    pub stdin: Option<String>,
+    /// Read the value from FILE (its bytes as they are, at most 512 KiB).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The value itself. It shows in the shell's history and the process list: prefer -f or -.
+    #[arg(long = "from-literal", value_name = "V")]
+    pub from_literal: Option<String>,
+    /// Output.
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// `secret rm`.
+#[derive(Debug, Args)]
+pub struct SecretRmArgs {
+    /// The secret's name.
+    pub name: String,
+    /// Output.
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+fn dash(s: &str) -> Result<String, String> {
+    if s == "-" {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s}: give the value with -f FILE, --from-literal V or - (standard input)"
+        ))
+    }
+}
+
 /// `tls`.
 #[derive(Debug, Args)]
 pub struct TlsArgs {

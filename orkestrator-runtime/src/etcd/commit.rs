@@ -121,6 +121,21 @@ impl Store for EtcdStore {
 }
 
 impl EtcdStore {
+    /// The key check of the key the stored secrets are sealed with, if a manager with a key
+    /// has led on this store (one key read, so that a manager checks its key when it starts,
+    /// not only once elected).
+    pub async fn secret_key_check(&self) -> std::result::Result<Option<Vec<u8>>, super::EtcdError> {
+        let mut kv = self.client.kv_client();
+        let r = self
+            .timed(kv.get(self.key("meta/secret_key_check"), None))
+            .await?;
+        Ok(r.kvs().first().and_then(|kv| {
+            base64::engine::general_purpose::STANDARD
+                .decode(kv.value())
+                .ok()
+        }))
+    }
+
     /// Writes `snap` (what another store loaded) under the empty prefix: in commits within the
     /// limits, guarded by a `meta/copying` key that [`Store::load`] refuses, so that an
     /// interrupted copy is never taken for a cluster's state. Answers the number of records.
