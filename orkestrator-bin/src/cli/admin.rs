@@ -177,8 +177,11 @@ pub struct StoreArgs {
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
     /// Copy a stopped manager's state (its --data-dir) into etcd, so that managers started with
-    /// `--store etcd://...` carry on with it: jobs, instances, workers, tokens and the state
-    /// index. Refuses an etcd prefix that already holds anything unless --replace.
+    /// `--store etcd://...` carry on with it: jobs, instances, workers, tokens, secrets and the
+    /// state index. Secrets are copied as they are stored, sealed (never opened), with the
+    /// store's key check: give the managers on etcd the key file the redb manager used
+    /// (`secret.key` in its data directory) with --secret-key-file. Refuses an etcd prefix that
+    /// already holds anything unless --replace.
     Copy(StoreCopyArgs),
 }
 
