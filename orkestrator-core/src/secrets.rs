@@ -76,9 +76,8 @@ pub fn check_name(name: &str) -> std::result::Result<(), ApiError> {
 /// Checks a value's size: at most [`MAX_SECRET_BYTES`].
 pub fn check_size(len: usize) -> std::result::Result<(), ApiError> {
     if len > MAX_SECRET_BYTES {
-        return Err(ApiError::new(
-            crate::api::ErrorKind::LimitExceeded,
-            "secret_too_large",
+        return Err(ApiError::bad_request(
+            "limit_exceeded",
             format!(
                 "value: {len} bytes; a secret holds at most {MAX_SECRET_BYTES} bytes (512 KiB)"
             ),
@@ -484,7 +483,8 @@ mod tests {
     fn values_are_held_to_512_kib() {
         assert!(check_size(MAX_SECRET_BYTES).is_ok());
         let e = check_size(MAX_SECRET_BYTES + 1).unwrap_err();
-        assert_eq!(e.kind, crate::api::ErrorKind::LimitExceeded);
+        assert_eq!(e.kind, crate::api::ErrorKind::Invalid);
+        assert_eq!(e.code, "limit_exceeded");
         assert!(e.message.contains("512 KiB"));
     }
 

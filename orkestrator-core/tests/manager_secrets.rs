@@ -93,7 +93,10 @@ async fn bad_names_and_large_values_are_refused_naming_the_field() {
     assert!(e.message.starts_with("name:"), "{}", e.message);
     let big = vec![b'a'; MAX_SECRET_BYTES + 1];
     let e = m.secrets().create("big", value(&big)).await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::LimitExceeded);
+    assert_eq!(
+        (e.kind, e.code.as_str()),
+        (ErrorKind::Invalid, "limit_exceeded")
+    );
     assert!(e.message.starts_with("value:"), "{}", e.message);
     m.secrets()
         .create("big", value(&big[..MAX_SECRET_BYTES]))
