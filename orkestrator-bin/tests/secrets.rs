@@ -219,3 +219,69 @@ fn a_manager_with_another_key_refuses_to_start_and_says_so() {
     assert_eq!(out.code, Some(2), "{}", out.describe());
     assert!(out.stderr.contains("32 bytes"), "{}", out.describe());
 }
+
+#[test]
+fn rotate_key_re_encrypts_a_stopped_managers_secrets_under_a_new_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("state");
+    let data_s = data.to_str().unwrap().to_owned();
+    {
+        let c = Cluster::start_server("secret-rotate", &["--data-dir", &data_s]);
+        for name in ["a", "b"] {
+            let out = c.ork(&["secret", "create", name, "--from-literal", NEEDLE]);
+            assert_eq!(out.code, Some(0), "{}", out.describe());
+        }
+    }
+    let old_key = std::fs::read(data.join("secret.key")).unwrap();
+    let out = run_with_timeout(
+        Command::new(BIN)
+            .args(["secret", "rotate-key", "--data-dir", &data_s])
+            .env("NO_COLOR", "1"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+    assert!(
+        out.stdout.contains("re-encrypted 2 secret versions"),
+        "{}",
+        out.describe()
+    );
+    let new_key = std::fs::read(data.join("secret.key")).unwrap();
+    assert_ne!(old_key, new_key);
+    assert_eq!(std::fs::read(data.join("secret.key.old")).unwrap(), old_key);
+    assert_eq!(
+        std::fs::metadata(data.join("secret.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    // The old key no longer opens the store; the new one (the default file) does.
+    let port = common::free_port().to_string();
+    let out = run_with_timeout(
+        Command::new(BIN)
+            .args([
+                "server",
+                "--port",
+                &port,
+                "--data-dir",
+                &data_s,
+                "--secret-key-file",
+            ])
+            .arg(data.join("secret.key.old"))
+            .env("NO_COLOR", "1"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.code, Some(2), "{}", out.describe());
+    let c = Cluster::start_server("secret-rotate", &["--data-dir", &data_s]);
+    let json = c.ork(&["secrets", "-o", "json"]);
+    assert_eq!(
+        json.json().as_array().unwrap().len(),
+        2,
+        "{}",
+        json.describe()
+    );
+    let out = c.ork(&["secret", "update", "a", "--from-literal", "x"]);
+    assert_eq!(out.code, Some(0), "{}", out.describe());
+}

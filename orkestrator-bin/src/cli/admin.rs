@@ -65,6 +65,25 @@ pub enum SecretCommand {
     Update(SecretWriteArgs),
     /// Remove a secret and all its versions (refused while a job uses it).
     Rm(SecretRmArgs),
+    /// Re-encrypt every secret under a new key, in a stopped manager's redb data directory.
+    RotateKey(SecretRotateKeyArgs),
+}
+
+/// `secret rotate-key`: works on the store itself, with its manager stopped (redb only; a
+/// store on etcd is refused).
+#[derive(Debug, Args)]
+pub struct SecretRotateKeyArgs {
+    /// The stopped manager's data directory.
+    #[arg(long, value_name = "DIR", env = "ORKESTRATOR_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// The key the secrets are sealed with now. Default: `secret.key` in the data directory.
+    #[arg(long, value_name = "PATH", requires = "new_key_file")]
+    pub secret_key_file: Option<PathBuf>,
+    /// The new key (32 bytes: raw, base64 or hex). Default: a new random key, which replaces
+    /// `secret.key` in the data directory (the old one is kept as `secret.key.old`). Required
+    /// with --secret-key-file.
+    #[arg(long, value_name = "PATH")]
+    pub new_key_file: Option<PathBuf>,
 }
 
 /// `secret create` and `secret update`: the name and where the value comes from (exactly one

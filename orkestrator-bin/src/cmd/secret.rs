@@ -9,7 +9,7 @@ use base64::Engine as _;
 use orkestrator_core::secrets::{CreateSecret, MAX_SECRET_BYTES, SecretInfo, UpdateSecret};
 use zeroize::Zeroizing;
 
-use crate::cli::{Output, SecretCommand, SecretWriteArgs};
+use crate::cli::{Output, SecretCommand, SecretRotateKeyArgs, SecretWriteArgs};
 use crate::output::{exit, fail};
 
 pub async fn run(c: SecretCommand) -> Result<ExitCode> {
@@ -56,6 +56,7 @@ pub async fn run(c: SecretCommand) -> Result<ExitCode> {
                 }
             }
         }
+        SecretCommand::RotateKey(a) => rotate_key(a).await?,
         SecretCommand::Rm(a) => {
             let client = crate::connect::client(&a.out.addr)?;
             let info = client.remove_secret(&a.name).await?;
@@ -130,4 +131,57 @@ fn too_large(n: u64) -> anyhow::Error {
             "value: {n} bytes or more; a secret holds at most {MAX_SECRET_BYTES} bytes (512 KiB)"
         ),
     )
+}
+
+/// `secret rotate-key`: every secret version of a stopped manager's redb store sealed again
+/// under a new key, in one commit. A new default key is written beside the old one first
+/// (`secret.key.new`), and takes its place only once the store is committed, so that a crash
+/// between the two leaves both keys on disk.
+async fn rotate_key(a: SecretRotateKeyArgs) -> Result<()> {
+    use orkestrator_core::secrets::{SecretKey, reseal};
+    use orkestrator_core::store::Store as _;
+    let store = orkestrator_runtime::RedbStore::open_dir(&a.data_dir).map_err(|e| {
+        fail(
+            exit::USAGE,
+            format!(
+                "--data-dir {}: {e} (stop its manager first; a store on etcd cannot be rotated yet)",
+                a.data_dir.display()
+            ),
+        )
+    })?;
+    let default = a.data_dir.join(super::server::SECRET_KEY_FILE);
+    let old_path = a.secret_key_file.clone().unwrap_or_else(|| default.clone());
+    let old = super::server::read_secret_key(&old_path)?;
+    let (new, staged) = match &a.new_key_file {
+        Some(p) => (super::server::read_secret_key(p)?, None),
+        None => {
+            let raw = SecretKey::generate_file_bytes()?;
+            let staged = default.with_extension("key.new");
+            let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*raw));
+            crate::creds::write_secret(&staged, &text)?;
+            (SecretKey::from_bytes(&raw)?, Some(staged))
+        }
+    };
+    let snap = store.load().await?;
+    let ops = reseal(&snap, &old, &new)
+        .map_err(|e| fail(exit::USAGE, format!("{}: {e}", old_path.display())))?;
+    let versions = ops.len() - 1;
+    store.commit(snap.index + 1, ops).await?;
+    match staged {
+        Some(staged) => {
+            std::fs::rename(&default, default.with_extension("key.old"))?;
+            std::fs::rename(&staged, &default)?;
+            outln!(
+                "re-encrypted {versions} secret versions under a new key in {} (the old key is in {})",
+                default.display(),
+                default.with_extension("key.old").display()
+            );
+        }
+        None => outln!(
+            "re-encrypted {versions} secret versions under the key in {}: start the manager with --secret-key-file {}",
+            a.new_key_file.as_deref().unwrap_or(&default).display(),
+            a.new_key_file.as_deref().unwrap_or(&default).display()
+        ),
+    }
+    Ok(())
 }

@@ -20,7 +20,7 @@ use crate::launch::{bind, scheduler_named, start_background};
 use crate::output::{exit, fail};
 
 /// The default key file's name in the data directory.
-const SECRET_KEY_FILE: &str = "secret.key";
+pub(crate) const SECRET_KEY_FILE: &str = "secret.key";
 
 pub async fn run(a: ServerArgs) -> Result<ExitCode> {
     let mut config = ManagerConfig {
@@ -151,7 +151,7 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
 /// anyone who can reach it could read and change the cluster (Docker's engine refuses TCP
 /// without TLS the same way).
 /// The secret key in `path`, or a usage error naming the file and what is wrong.
-fn read_secret_key(path: &std::path::Path) -> Result<SecretKey> {
+pub(crate) fn read_secret_key(path: &std::path::Path) -> Result<SecretKey> {
     let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
         fail(
             exit::USAGE,
