@@ -233,6 +233,18 @@ fn rotate_key_re_encrypts_a_stopped_managers_secrets_under_a_new_key() {
         }
     }
     let old_key = std::fs::read(data.join("secret.key")).unwrap();
+    // A directory that holds no manager's state is refused, and nothing is made there.
+    let empty = dir.path().join("empty");
+    let out = run_with_timeout(
+        Command::new(BIN)
+            .args(["secret", "rotate-key", "--data-dir"])
+            .arg(&empty)
+            .env("NO_COLOR", "1"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.code, Some(2), "{}", out.describe());
+    assert!(out.stderr.contains("no state file"), "{}", out.describe());
+    assert!(!empty.exists());
     let out = run_with_timeout(
         Command::new(BIN)
             .args(["secret", "rotate-key", "--data-dir", &data_s])

@@ -140,6 +140,30 @@ fn too_large(n: u64) -> anyhow::Error {
 async fn rotate_key(a: SecretRotateKeyArgs) -> Result<()> {
     use orkestrator_core::secrets::{SecretKey, reseal};
     use orkestrator_core::store::Store as _;
+    let state = a.data_dir.join(orkestrator_runtime::store::FILE_NAME);
+    if !state.is_file() {
+        return Err(fail(
+            exit::USAGE,
+            format!(
+                "--data-dir {}: no state file ({}) there: give a redb manager's data directory (a store on etcd cannot be rotated yet)",
+                a.data_dir.display(),
+                orkestrator_runtime::store::FILE_NAME
+            ),
+        ));
+    }
+    let default = a.data_dir.join(super::server::SECRET_KEY_FILE);
+    if !default.exists() && a.secret_key_file.is_none() {
+        return Err(fail(
+            exit::USAGE,
+            format!(
+                "--data-dir {}: no {} there: give a manager's data directory, or its key with --secret-key-file",
+                a.data_dir.display(),
+                super::server::SECRET_KEY_FILE
+            ),
+        ));
+    }
+    let old_path = a.secret_key_file.clone().unwrap_or_else(|| default.clone());
+    let old = super::server::read_secret_key(&old_path)?;
     let store = orkestrator_runtime::RedbStore::open_dir(&a.data_dir).map_err(|e| {
         fail(
             exit::USAGE,
@@ -149,9 +173,6 @@ async fn rotate_key(a: SecretRotateKeyArgs) -> Result<()> {
             ),
         )
     })?;
-    let default = a.data_dir.join(super::server::SECRET_KEY_FILE);
-    let old_path = a.secret_key_file.clone().unwrap_or_else(|| default.clone());
-    let old = super::server::read_secret_key(&old_path)?;
     let (new, staged) = match &a.new_key_file {
         Some(p) => (super::server::read_secret_key(p)?, None),
         None => {
