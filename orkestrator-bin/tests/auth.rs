@@ -813,7 +813,7 @@ fn a_read_token_reads_everything_and_changes_nothing() {
     let mut served = 0;
     for (method, route) in routes().iter().filter(|(m, _)| m == "GET") {
         let path = fill(route);
-        let operator_only = route.starts_with("/v1/tokens");
+        let operator_only = route.starts_with("/v1/tokens") || route.starts_with("/v1/secrets");
         let component_only = route.ends_with("/assignments")
             || (route.starts_with("/v1/schedulers/") && route.ends_with("/work"));
         if operator_only || component_only {

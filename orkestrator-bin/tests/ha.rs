@@ -684,6 +684,17 @@ fn store_copy_moves_a_cluster_from_redb_onto_etcd() {
             },
         );
     }
+    // A secret, sealed under the key the redb manager made in its data directory.
+    let secret = http_as(
+        port,
+        Some(&token),
+        "POST",
+        "/v1/secrets",
+        Some("application/json"),
+        br#"{"name": "db-password", "value_base64": "Y29waWVkLXNlYWxlZA=="}"#,
+    )
+    .expect("create a secret");
+    assert_eq!(secret.status, 200, "{}", secret.text());
     let index = http_as(port, Some(&token), "GET", "/v1/health", None, b"")
         .expect("health")
         .json()["manager"]["index"]
@@ -700,10 +711,12 @@ fn store_copy_moves_a_cluster_from_redb_onto_etcd() {
     );
     assert_eq!(out.code, Some(0), "{}", out.describe());
     assert!(
-        out.stdout.contains("2 jobs, 6 instances"),
+        out.stdout
+            .contains("2 jobs, 6 instances, 1 secret versions"),
         "{}",
         out.describe()
     );
+    assert!(out.stdout.contains("secret.key"), "{}", out.describe());
     // Twice: refused, the prefix holds a cluster now.
     let again = ork_in(
         ha.dir.path(),
@@ -713,12 +726,36 @@ fn store_copy_moves_a_cluster_from_redb_onto_etcd() {
     assert_ne!(again.code, Some(0), "{}", again.describe());
     assert!(again.stderr.contains("--replace"), "{}", again.describe());
 
-    // A manager on etcd carries on: the jobs, the index, and the old operator token.
+    // A manager on etcd with another key refuses to start, and says so.
+    let wrong = ha.dir.path().join("wrong.key");
+    std::fs::write(&wrong, [9u8; 32]).unwrap();
+    let wrong_s = wrong.display().to_string();
+    let mut refused = ha.spawn_manager(0, free_port(), &["--secret-key-file", &wrong_s]);
+    let status = ha.wait(
+        "the manager with another key to exit",
+        Duration::from_secs(30),
+        || refused.exited(),
+    );
+    assert!(!status.success(), "{}", refused.tail(20));
+    assert!(
+        refused.tail(20).contains("not the key"),
+        "{}",
+        refused.tail(20)
+    );
+
+    // A manager on etcd carries on: the jobs, the index, the old operator token, and the
+    // secrets with the redb manager's key.
     let port = free_port();
     ha.ports.push(port);
-    let m = ha.spawn_manager(0, port, &[]);
+    let key = redb.join("secret.key").display().to_string();
+    let m = ha.spawn_manager(0, port, &["--secret-key-file", &key]);
     ha.managers.push(Some(m));
     ha.wait_leader(None, Duration::from_secs(30));
+    let secrets = ha
+        .request(0, "GET", "/v1/secrets", b"")
+        .expect("secrets")
+        .json();
+    assert_eq!(secrets[0]["name"], "db-password", "{secrets}");
     let names = ha.job_names(0);
     assert!(
         names.contains(&"kept-1".to_owned()) && names.contains(&"kept-2".to_owned()),

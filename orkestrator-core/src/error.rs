@@ -95,6 +95,9 @@ pub enum Error {
     /// The operating system could not give what was needed (randomness for a token).
     #[error("{0}")]
     System(String),
+    /// The secret key is unusable or is not the one the store's secrets were sealed with.
+    #[error("secret key: {0}")]
+    SecretKey(String),
     /// TLS could not be set up or did not verify: a certificate, key or CA file that is missing
     /// or unusable, a malformed CA digest, a peer whose certificate is not the cluster's. The
     /// message says what to do.

@@ -35,6 +35,7 @@ pub mod manager;
 pub mod metrics;
 pub mod runtime;
 pub mod scheduler;
+pub mod secrets;
 pub mod spec;
 pub mod state;
 pub mod store;

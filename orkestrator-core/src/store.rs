@@ -9,7 +9,8 @@
 //! [`MemoryStore`] is for tests and simulations; `orkestrator-runtime` has a redb-backed store.
 //!
 //! What is stored: jobs (without their specs), one copy of each job spec version, instances
-//! (referring to their spec by version), worker registrations, tokens (as digests) and two counters (the state index
+//! (referring to their spec by version), worker registrations, tokens (as digests), secret versions (sealed) with
+//! their key check, and two counters (the state index
 //! and the next instance number). Liveness, leases and metrics are soft state and never stored.
 
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use crate::auth::TokenRecord;
 use crate::clock::Millis;
 use crate::error::{Error, Result};
 use crate::ids::{InstanceId, JobId, WorkerId};
+use crate::secrets::SecretRecord;
 use crate::spec::Job;
 
 /// The version of the stored records' shape. Stores write it and refuse a newer one.
@@ -108,6 +110,17 @@ pub enum StoreOp {
     PutToken(TokenRecord),
     /// Delete (revoke) a token.
     DeleteToken(String),
+    /// Insert or replace one version of a secret (sealed, never plain).
+    PutSecret(SecretRecord),
+    /// Delete one version of a secret.
+    DeleteSecret {
+        /// The secret.
+        name: String,
+        /// The version.
+        version: u64,
+    },
+    /// Record the key check of the key the secrets are sealed with.
+    SetSecretKeyCheck(Vec<u8>),
 }
 
 /// Everything a store holds.
@@ -127,6 +140,10 @@ pub struct Snapshot {
     pub workers: BTreeMap<WorkerId, RegisterWorker>,
     /// Tokens and component credentials by id.
     pub tokens: BTreeMap<String, TokenRecord>,
+    /// Secret versions (sealed) by name and version.
+    pub secrets: BTreeMap<(String, u64), SecretRecord>,
+    /// The key check of the key the secrets are sealed with, once a key was used.
+    pub secret_key_check: Option<Vec<u8>>,
 }
 
 impl Snapshot {
@@ -164,6 +181,13 @@ impl Snapshot {
             StoreOp::DeleteToken(id) => {
                 self.tokens.remove(&id);
             }
+            StoreOp::PutSecret(r) => {
+                self.secrets.insert((r.name.clone(), r.version), r);
+            }
+            StoreOp::DeleteSecret { name, version } => {
+                self.secrets.remove(&(name, version));
+            }
+            StoreOp::SetSecretKeyCheck(c) => self.secret_key_check = Some(c),
         }
     }
 }

@@ -8,7 +8,9 @@
 //! Layout (format 2): `jobs` (name → job record), `specs` ((name, version) → spec: one copy per
 //! version, shared by its instances), `instances` (id → instance record), `workers`
 //! (id → registration), `tokens` (id → token record: a digest, never a secret; added within
-//! format 2, older releases ignore it) and `meta` (`format`, `index`, `next_instance`). Records are JSON, so a
+//! format 2, older releases ignore it), `secrets` ((name, version) → secret version: sealed,
+//! never plain; added within format 2), `secret_key` (`check` → the key check of the key the
+//! secrets are sealed with) and `meta` (`format`, `index`, `next_instance`). Records are JSON, so a
 //! record that gains an optional field still loads. A file of format 1 (release 0.1.0: a spec
 //! inside every job and instance record) is rewritten to format 2 when opened; a file of a newer
 //! format is refused with a message that says so.
@@ -22,6 +24,7 @@ use orkestrator_core::api::{Desired, RegisterWorker, TaskStatus};
 use orkestrator_core::auth::TokenRecord;
 use orkestrator_core::clock::Millis;
 use orkestrator_core::ids::{InstanceId, JobId, TaskName, WorkerId};
+use orkestrator_core::secrets::SecretRecord;
 use orkestrator_core::spec::Job;
 use orkestrator_core::state::TaskState;
 use orkestrator_core::store::{FORMAT, InstanceRecord, JobRecord, Snapshot, Store, StoreOp};
@@ -35,6 +38,8 @@ const SPECS: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("spe
 const INSTANCES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("instances");
 const WORKERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("workers");
 const TOKENS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("tokens");
+const SECRETS: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("secrets");
+const SECRET_KEY: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("secret_key");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
 /// The file name inside `--data-dir`.
@@ -122,6 +127,8 @@ impl RedbStore {
             txn.open_table(INSTANCES).map_err(|e| self.err(e))?;
             txn.open_table(WORKERS).map_err(|e| self.err(e))?;
             txn.open_table(TOKENS).map_err(|e| self.err(e))?;
+            txn.open_table(SECRETS).map_err(|e| self.err(e))?;
+            txn.open_table(SECRET_KEY).map_err(|e| self.err(e))?;
         }
         match format {
             Some(f) if f > FORMAT => {
@@ -201,6 +208,22 @@ fn load(db: &Database, path: &Path) -> Result<Snapshot> {
         }
     }
     {
+        let t = txn.open_table(SECRETS).map_err(|e| err(&e))?;
+        for row in t.iter().map_err(|e| err(&e))? {
+            let (k, v) = row.map_err(|e| err(&e))?;
+            let (name, _) = k.value();
+            let rec: SecretRecord = decode("secrets", name, v.value())?;
+            snap.secrets.insert((rec.name.clone(), rec.version), rec);
+        }
+    }
+    {
+        let t = txn.open_table(SECRET_KEY).map_err(|e| err(&e))?;
+        snap.secret_key_check = t
+            .get("check")
+            .map_err(|e| err(&e))?
+            .map(|v| v.value().to_vec());
+    }
+    {
         let t = txn.open_table(META).map_err(|e| err(&e))?;
         let get = |k: &str| -> Result<u64> {
             Ok(t.get(k)
@@ -223,6 +246,8 @@ fn commit(db: &Database, path: &Path, index: u64, ops: Vec<StoreOp>) -> Result<(
         let mut instances = txn.open_table(INSTANCES).map_err(|e| err(&e))?;
         let mut workers = txn.open_table(WORKERS).map_err(|e| err(&e))?;
         let mut tokens = txn.open_table(TOKENS).map_err(|e| err(&e))?;
+        let mut secrets = txn.open_table(SECRETS).map_err(|e| err(&e))?;
+        let mut secret_key = txn.open_table(SECRET_KEY).map_err(|e| err(&e))?;
         let mut meta = txn.open_table(META).map_err(|e| err(&e))?;
         for op in ops {
             match op {
@@ -267,6 +292,21 @@ fn commit(db: &Database, path: &Path, index: u64, ops: Vec<StoreOp>) -> Result<(
                 }
                 StoreOp::DeleteToken(id) => {
                     tokens.remove(id.as_str()).map_err(|e| err(&e))?;
+                }
+                StoreOp::PutSecret(r) => {
+                    secrets
+                        .insert((r.name.as_str(), r.version), encode(&r)?.as_slice())
+                        .map_err(|e| err(&e))?;
+                }
+                StoreOp::DeleteSecret { name, version } => {
+                    secrets
+                        .remove((name.as_str(), version))
+                        .map_err(|e| err(&e))?;
+                }
+                StoreOp::SetSecretKeyCheck(c) => {
+                    secret_key
+                        .insert("check", c.as_slice())
+                        .map_err(|e| err(&e))?;
                 }
             }
         }
@@ -420,6 +460,43 @@ mod tests {
     use orkestrator_core::spec::{Format, parse_job};
 
     use super::*;
+
+    #[tokio::test]
+    async fn secrets_are_never_plain_in_the_file_and_survive_reopening() {
+        use orkestrator_core::secrets::{SecretKey, SecretValue};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let plain = b"plaintext-needle-0123456789-abcdefghij";
+        let config = |b: u8| ManagerConfig {
+            secret_key: Some(SecretKey::from_bytes(&[b; 32]).unwrap()),
+            ..ManagerConfig::default()
+        };
+        {
+            let store = Arc::new(RedbStore::open(&path).unwrap());
+            let m = Manager::new(config(5), store).await.unwrap();
+            m.secrets()
+                .create("db-password", SecretValue::new(plain.to_vec()))
+                .await
+                .unwrap();
+            m.secrets()
+                .update("db-password", SecretValue::new(plain.repeat(2)))
+                .await
+                .unwrap();
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(plain.len()).any(|w| w == plain),
+            "the plaintext is in the redb file"
+        );
+        let store = Arc::new(RedbStore::open(&path).unwrap());
+        let m = Manager::new(config(5), store).await.unwrap();
+        let v = m.secrets().value("db-password", None).await.unwrap();
+        assert_eq!(v.as_bytes(), plain.repeat(2).as_slice());
+        drop(m);
+        let store = Arc::new(RedbStore::open(&path).unwrap());
+        let e = Manager::new(config(6), store).await.err().unwrap();
+        assert!(e.to_string().contains("--secret-key-file"), "{e}");
+    }
 
     #[tokio::test]
     async fn commits_survive_reopening() {

@@ -402,3 +402,84 @@ async fn concurrent_submissions_are_grouped_into_commits_on_etcd() {
     assert_eq!(snap.jobs.len(), 64);
     assert_eq!(snap.instances.len(), 128);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_on_etcd_are_sealed_in_every_value_and_a_warm_copy_follows_them() {
+    use orkestrator_core::secrets::{SecretKey, SecretValue};
+    let Some(cluster) = EtcdCluster::start(1) else {
+        return;
+    };
+    let needle = b"etcd-needle-plaintext-3b1f";
+    let config = |b: u8| ManagerConfig {
+        secret_key: Some(SecretKey::from_bytes(&[b; 32]).unwrap()),
+        ..ManagerConfig::default()
+    };
+    let leader = EtcdStore::connect(options(&cluster, "/t-secrets"))
+        .await
+        .unwrap();
+    let m = Manager::new(config(1), Arc::new(leader)).await.unwrap();
+    let follower = Arc::new(
+        EtcdStore::connect(options(&cluster, "/t-secrets"))
+            .await
+            .unwrap(),
+    );
+    follower.follow();
+    m.secrets()
+        .create("db-password", SecretValue::new(needle.to_vec()))
+        .await
+        .unwrap();
+    m.secrets()
+        .update("db-password", SecretValue::new(needle.repeat(2)))
+        .await
+        .unwrap();
+    m.secrets()
+        .create("gone", SecretValue::new(needle.to_vec()))
+        .await
+        .unwrap();
+    m.secrets().remove("gone").await.unwrap();
+    let index = m.durable_index();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while follower.warm_index() != Some(index) {
+        assert!(Instant::now() < deadline, "the warm copy lags");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(m);
+
+    // Every value under the prefix, raw: no plaintext.
+    let mut kv = follower.client().kv_client();
+    let all = kv
+        .get(
+            "/t-secrets",
+            Some(etcd_client::GetOptions::new().with_prefix()),
+        )
+        .await
+        .unwrap();
+    assert!(all.kvs().len() > 3);
+    for pair in all.kvs() {
+        assert!(
+            !pair.value().windows(needle.len()).any(|w| w == needle),
+            "plaintext under {}",
+            String::from_utf8_lossy(pair.key())
+        );
+    }
+    assert!(follower.secret_key_check().await.unwrap().is_some());
+
+    let warm = follower.load().await.unwrap();
+    let fresh = EtcdStore::connect(options(&cluster, "/t-secrets"))
+        .await
+        .unwrap();
+    assert_eq!(warm, fresh.load().await.unwrap());
+    let kept: Vec<_> = warm.secrets.keys().cloned().collect();
+    assert_eq!(kept, [("db-password".to_owned(), 2)]);
+
+    // Another key: refused at start, naming the flag.
+    let e = Manager::new(config(2), Arc::new(fresh))
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("--secret-key-file"), "{e}");
+    // The same key: the value opens.
+    let m = Manager::new(config(1), follower).await.unwrap();
+    let v = m.secrets().value("db-password", None).await.unwrap();
+    assert_eq!(v.as_bytes(), needle.repeat(2).as_slice());
+}

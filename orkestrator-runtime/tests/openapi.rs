@@ -45,6 +45,9 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/tokens/{id}", &["delete"]),
     ("/v1/auth/whoami", &["get"]),
     ("/v1/session", &["post", "delete"]),
+    // Secrets (issue 20).
+    ("/v1/secrets", &["get", "post"]),
+    ("/v1/secrets/{id}", &["get", "put", "delete"]),
 ];
 
 /// The dashboard's static files: routed, public, and not part of the document.
@@ -792,4 +795,33 @@ fn host_volume_offers_are_what_the_worker_schemas_describe() {
     };
     let problems = against(&doc, "WorkerView", &serde_json::to_value(&view).unwrap());
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[tokio::test]
+async fn a_secrets_answer_is_what_its_schema_describes() {
+    use orkestrator_core::secrets::{SecretKey, SecretValue};
+    let config = ManagerConfig {
+        secret_key: Some(SecretKey::from_bytes(&[3; 32]).unwrap()),
+        ..ManagerConfig::default()
+    };
+    let m = Manager::new(config, Arc::new(MemoryStore::new()))
+        .await
+        .unwrap();
+    m.secrets()
+        .create("db-password", SecretValue::new(b"one".to_vec()))
+        .await
+        .unwrap();
+    let info = m
+        .secrets()
+        .update("db-password", SecretValue::new(b"two".to_vec()))
+        .await
+        .unwrap();
+    let doc = document();
+    let value = serde_json::to_value(&info).unwrap();
+    let problems = against(&doc, "SecretInfo", &value);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let body = serde_json::json!({ "name": "a", "value_base64": "eA==" });
+    assert!(against(&doc, "CreateSecret", &body).is_empty());
+    let wrong = serde_json::json!({ "name": "a", "value": "x" });
+    assert!(!against(&doc, "CreateSecret", &wrong).is_empty());
 }

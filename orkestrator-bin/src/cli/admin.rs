@@ -54,6 +54,80 @@ fn role(s: &str) -> Result<orkestrator_core::auth::Role, String> {
     }
 }
 
+/// `secret`.
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Create a secret (version 1) from a file, a literal or standard input.
+    Create(SecretWriteArgs),
+    /// List secrets: names, versions, sizes and times, never values.
+    List(OutputArgs),
+    /// Give a secret a new version, from a file, a literal or standard input.
+    Update(SecretWriteArgs),
+    /// Remove a secret and all its versions (refused while a job uses it).
+    Rm(SecretRmArgs),
+    /// Re-encrypt every secret under a new key, in a stopped manager's redb data directory.
+    RotateKey(SecretRotateKeyArgs),
+}
+
+/// `secret rotate-key`: works on the store itself, with its manager stopped (redb only; a
+/// store on etcd is refused).
+#[derive(Debug, Args)]
+pub struct SecretRotateKeyArgs {
+    /// The stopped manager's data directory.
+    #[arg(long, value_name = "DIR", env = "ORKESTRATOR_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// The key the secrets are sealed with now. Default: `secret.key` in the data directory.
+    #[arg(long, value_name = "PATH", requires = "new_key_file")]
+    pub secret_key_file: Option<PathBuf>,
+    /// The new key (32 bytes: raw, base64 or hex). Default: a new random key, which replaces
+    /// `secret.key` in the data directory (the old one is kept as `secret.key.old`). Required
+    /// with --secret-key-file.
+    #[arg(long, value_name = "PATH")]
+    pub new_key_file: Option<PathBuf>,
+}
+
+/// `secret create` and `secret update`: the name and where the value comes from (exactly one
+/// of `-f FILE`, `--from-literal V` and `-`).
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).multiple(false)
+    .args(["file", "from_literal", "stdin"])))]
+pub struct SecretWriteArgs {
+    /// The secret's name: lowercase letters, digits, `-`, `_` and `.`, at most 253 bytes.
+    pub name: String,
+    /// `-`: read the value from standard input (to its end, as bytes).
+    #[arg(value_parser = dash)]
+    pub stdin: Option<String>,
+    /// Read the value from FILE (its bytes as they are, at most 512 KiB).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The value itself. It shows in the shell's history and the process list: prefer -f or -.
+    #[arg(long = "from-literal", value_name = "V")]
+    pub from_literal: Option<String>,
+    /// Output.
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// `secret rm`.
+#[derive(Debug, Args)]
+pub struct SecretRmArgs {
+    /// The secret's name.
+    pub name: String,
+    /// Output.
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+fn dash(s: &str) -> Result<String, String> {
+    if s == "-" {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s}: give the value with -f FILE, --from-literal V or - (standard input)"
+        ))
+    }
+}
+
 /// `tls`.
 #[derive(Debug, Args)]
 pub struct TlsArgs {
@@ -122,8 +196,11 @@ pub struct StoreArgs {
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
     /// Copy a stopped manager's state (its --data-dir) into etcd, so that managers started with
-    /// `--store etcd://...` carry on with it: jobs, instances, workers, tokens and the state
-    /// index. Refuses an etcd prefix that already holds anything unless --replace.
+    /// `--store etcd://...` carry on with it: jobs, instances, workers, tokens, secrets and the
+    /// state index. Secrets are copied as they are stored, sealed (never opened), with the
+    /// store's key check: give the managers on etcd the key file the redb manager used
+    /// (`secret.key` in its data directory) with --secret-key-file. Refuses an etcd prefix that
+    /// already holds anything unless --replace.
     Copy(StoreCopyArgs),
 }
 

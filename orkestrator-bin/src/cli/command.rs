@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use super::admin::{StoreArgs, TlsArgs, TokenCommand};
+use super::admin::{SecretCommand, StoreArgs, TlsArgs, TokenCommand};
 use super::common::OutputArgs;
 use super::daemons::{DevArgs, SchedulerArgs, ServerArgs, WorkerArgs};
 use super::jobs::{
@@ -87,6 +87,11 @@ pub enum Command {
     /// Create, list and revoke the manager's tokens (operators only).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Create, update, list and remove secrets, kept encrypted by the manager (operators only).
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// List secrets (as `secret list`): names, versions, sizes and times, never values.
+    Secrets(OutputArgs),
     /// A live view of the jobs' tasks (or the workers') with their CPU and memory use.
     Top(TopArgs),
     /// Create the cluster's TLS certificates (a CA and the manager's), or issue more from its CA.

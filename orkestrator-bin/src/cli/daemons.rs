@@ -39,6 +39,12 @@ pub struct ServerArgs {
     /// Keep state in memory only: it is lost when the manager stops.
     #[arg(long, conflicts_with = "data_dir")]
     pub in_memory: bool,
+    /// The key secrets are sealed with: a file of 32 bytes (raw, or base64 or hex text, as
+    /// `openssl rand -base64 32` writes), readable only by the manager's user. Default with
+    /// redb: `secret.key` in the data directory, made (mode 0600) on first start. With --store
+    /// there is no default: give every manager the same file, or secrets are off (503).
+    #[arg(long, value_name = "PATH", env = "ORKESTRATOR_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
     /// The embedded scheduler's algorithm: spread, binpack, round-robin or epvm.
     #[arg(long, default_value = "spread", value_name = "NAME")]
     pub scheduler: String,

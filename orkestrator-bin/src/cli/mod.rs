@@ -13,8 +13,8 @@ mod jobs;
 mod seed;
 
 pub use admin::{
-    StoreArgs, StoreCommand, StoreCopyArgs, TlsArgs, TlsCertArgs, TlsCommand, TlsInitArgs,
-    TokenCommand,
+    SecretCommand, SecretRotateKeyArgs, SecretWriteArgs, StoreArgs, StoreCommand, StoreCopyArgs,
+    TlsArgs, TlsCertArgs, TlsCommand, TlsInitArgs, TokenCommand,
 };
 pub use command::{Cli, Command, LogFormat};
 pub use common::{JoinArgs, ManagerAddr, Output, OutputArgs, TlsFiles};

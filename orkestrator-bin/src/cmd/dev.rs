@@ -37,7 +37,13 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
         .await
         .context("the dev cluster's worker needs a Docker engine")?;
 
-    let manager = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new())).await?;
+    // Nothing outlives the process: secrets get a key of their own, never written.
+    let raw = orkestrator_core::secrets::SecretKey::generate_file_bytes()?;
+    let config = ManagerConfig {
+        secret_key: Some(orkestrator_core::secrets::SecretKey::from_bytes(&raw)?),
+        ..ManagerConfig::default()
+    };
+    let manager = Manager::new(config, Arc::new(MemoryStore::new())).await?;
     let listener = crate::launch::bind("127.0.0.1", a.port).await?;
     let creds = crate::creds::runtime_dir()?.join(format!("manager-{}.d", a.port));
     crate::creds::bootstrap(&manager, &creds, None).await?;

@@ -9,6 +9,7 @@ mod logs;
 mod restart;
 mod run;
 mod scheduler;
+mod secret;
 mod server;
 mod status;
 mod stop;
@@ -45,6 +46,8 @@ pub async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Events(a) => events::run(a).await,
         Command::Top(a) => top::run(a).await,
         Command::Token(c) => token::run(c).await,
+        Command::Secret(c) => secret::run(c).await,
+        Command::Secrets(a) => secret::run(crate::cli::SecretCommand::List(a)).await,
         Command::Tls(a) => tls::run(a),
         Command::Store(a) => store::run(a).await,
     }

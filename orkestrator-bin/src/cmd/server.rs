@@ -5,18 +5,25 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
+use base64::Engine as _;
 use orkestrator_core::manager::{Manager, ManagerConfig};
+use orkestrator_core::secrets::SecretKey;
 use orkestrator_core::store::{MemoryStore, Store};
 use orkestrator_runtime::RedbStore;
 use orkestrator_runtime::http::server::ServeOptions;
 use orkestrator_runtime::http::tls::{ClientTls, digest_hex};
+use std::os::unix::fs::PermissionsExt as _;
+use zeroize::Zeroizing;
 
 use crate::cli::ServerArgs;
 use crate::launch::{bind, scheduler_named, start_background};
 use crate::output::{exit, fail};
 
+/// The default key file's name in the data directory.
+pub(crate) const SECRET_KEY_FILE: &str = "secret.key";
+
 pub async fn run(a: ServerArgs) -> Result<ExitCode> {
-    let config = ManagerConfig {
+    let mut config = ManagerConfig {
         heartbeat_interval: a.heartbeat_interval,
         heartbeat_grace: a.heartbeat_grace,
         gc_after: a.gc_after,
@@ -56,6 +63,15 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
         None => "http",
     };
     if let Some(url) = a.store.clone() {
+        config.secret_key = match &a.secret_key_file {
+            Some(path) => Some(read_secret_key(path)?),
+            None => {
+                tracing::warn!(
+                    "no --secret-key-file: secrets are off (503) on this manager; give every manager on this store the same key file"
+                );
+                None
+            }
+        };
         let prepared = super::ha::Prepared {
             config,
             algorithm: (!a.no_embedded_scheduler).then_some(algorithm),
@@ -79,7 +95,37 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
         tracing::info!("state in {}", store.path().display());
         (Arc::new(store), dir)
     };
-    let manager = Manager::new(config, store).await?;
+    let key_path = match &a.secret_key_file {
+        Some(path) => path.clone(),
+        None if a.in_memory => creds.join(SECRET_KEY_FILE),
+        None => {
+            let path = creds.join(SECRET_KEY_FILE);
+            if !path.exists() {
+                let raw = SecretKey::generate_file_bytes()?;
+                let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*raw));
+                crate::creds::write_secret(&path, &text)?;
+                tracing::info!(
+                    "new secret key in {} (keep a copy: without it, the secrets cannot be read)",
+                    path.display()
+                );
+            }
+            path
+        }
+    };
+    config.secret_key = if a.in_memory && a.secret_key_file.is_none() {
+        // Nothing outlives the process: a key of its own, never written.
+        let raw = SecretKey::generate_file_bytes()?;
+        Some(SecretKey::from_bytes(&raw)?)
+    } else {
+        Some(read_secret_key(&key_path)?)
+    };
+    let manager = match Manager::new(config, store).await {
+        Ok(m) => m,
+        Err(e @ orkestrator_core::Error::SecretKey(_)) => {
+            return Err(fail(exit::USAGE, format!("{}: {e}", key_path.display())));
+        }
+        Err(e) => return Err(e.into()),
+    };
     // The join token carries the cluster CA's digest, so a worker verifies the manager by it.
     crate::creds::bootstrap(&manager, &creds, tls.as_ref().map(|t| t.ca_digest)).await?;
     crate::creds::publish(a.port, &creds)?;
@@ -104,6 +150,31 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
 /// Refuses to serve plain HTTP on an address other than loopback unless `--insecure` says so:
 /// anyone who can reach it could read and change the cluster (Docker's engine refuses TCP
 /// without TLS the same way).
+/// The secret key in `path`, or a usage error naming the file and what is wrong.
+pub(crate) fn read_secret_key(path: &std::path::Path) -> Result<SecretKey> {
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
+        fail(
+            exit::USAGE,
+            format!("--secret-key-file {}: {e}", path.display()),
+        )
+    })?);
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            "{} can be read by other users (mode {:o}): chmod 600 it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        );
+    }
+    SecretKey::from_file_bytes(&bytes).map_err(|e| {
+        fail(
+            exit::USAGE,
+            format!("--secret-key-file {}: {e}", path.display()),
+        )
+    })
+}
+
 fn refuse_plain_http_off_loopback(local: SocketAddr, tls: bool, insecure: bool) -> Result<()> {
     if tls || insecure || local.ip().is_loopback() {
         return Ok(());

@@ -56,14 +56,32 @@ async fn copy(a: StoreCopyArgs) -> Result<ExitCode> {
         to.clear().await?;
     }
     let (jobs, instances, index) = (snap.jobs.len(), snap.instances.len(), snap.index);
+    let secrets = snap.secrets.len();
+    let sealed = snap.secret_key_check.is_some();
     let records = to.copy_in(snap).await?;
     println!(
-        "copied {records} records ({jobs} jobs, {instances} instances) at index {index} into {} \
+        "copied {records} records ({jobs} jobs, {instances} instances, {secrets} secret versions) at index {index} into {} \
          under {}; start the managers with --store {} --etcd-prefix {}",
         a.to,
         to.prefix(),
         a.to,
         to.prefix()
     );
+    if sealed {
+        // Copied sealed: the managers on etcd need the key they were sealed with.
+        let dir = if a.from.is_dir() {
+            a.from.clone()
+        } else {
+            a.from
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default()
+        };
+        println!(
+            "secrets were copied sealed: give every manager on etcd the key file the old manager used \
+             (by default {}) with --secret-key-file",
+            dir.join("secret.key").display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

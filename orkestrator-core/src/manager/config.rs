@@ -40,6 +40,9 @@ pub struct ManagerConfig {
     /// judges any worker `Down`, so that workers have time to find it (Nomad renews every
     /// heartbeat timer on failover the same way). Default 0: only the heartbeat grace.
     pub failover_grace: Duration,
+    /// The key secrets are sealed with (`server --secret-key-file`). Without one, every secret
+    /// operation answers 503. A key that does not match the store's stops the manager starting.
+    pub secret_key: Option<crate::secrets::SecretKey>,
 }
 
 impl Default for ManagerConfig {
@@ -57,6 +60,7 @@ impl Default for ManagerConfig {
             metrics_window: 60,
             metrics_max_series: 10_000,
             failover_grace: Duration::ZERO,
+            secret_key: None,
         }
     }
 }

@@ -26,6 +26,9 @@ impl State {
             workers,
             // Tokens live beside the state (`Manager::with_clock` and `rebuild` load them).
             tokens: _,
+            secrets,
+            // Checked once, when the manager starts (`Manager::with_clock`).
+            secret_key_check: _,
         } = snap;
         let mut st = State {
             head: index,
@@ -38,6 +41,9 @@ impl State {
             let mut w = WorkerEntry::new(reg, index, now, grace);
             w.log_floor = index;
             st.workers.insert(id, w);
+        }
+        for ((name, version), rec) in secrets {
+            st.secrets.entry(name).or_default().insert(version, rec);
         }
         for (name, rec) in jobs {
             st.jobs.insert(name, JobEntry::new(rec));

@@ -15,7 +15,7 @@
 //!
 //! [`Manager`] is a thin façade: its operations are grouped by room, each a small type borrowing
 //! the manager — [`Manager::jobs`], [`Manager::workers`], [`Manager::schedulers`],
-//! [`Manager::tokens`], [`Manager::metrics`], [`Manager::events`], [`Manager::cluster`]. A new
+//! [`Manager::tokens`], [`Manager::secrets`], [`Manager::metrics`], [`Manager::events`], [`Manager::cluster`]. A new
 //! concern gets a new room in `rooms/`, not more methods here.
 //!
 //! Underneath, bottom-up: `key`, `locks`, `config`, `deadlines` (the pure rules of liveness and
@@ -70,7 +70,7 @@ pub use liveness::{
     MAX_WORKER_LABELS, REGISTRATION_LIMIT,
 };
 pub use replica::Replica;
-pub use rooms::{Cluster, Events, Jobs, Metrics, Schedulers, Tokens, Workers};
+pub use rooms::{Cluster, Events, Jobs, Metrics, Schedulers, Secrets, Tokens, Workers};
 pub use stream::EventSubscription;
 
 /// The manager. Cheap to clone: clones share state.
@@ -95,6 +95,7 @@ impl Manager {
         clock: Arc<dyn Clock>,
     ) -> crate::Result<Self> {
         let mut snap = store.load().await?;
+        let key_check = rooms::check_secret_key(config.secret_key.as_ref(), &snap)?;
         let tokens = tokens::TokenStore::load(std::mem::take(&mut snap.tokens).into_values());
         let now = clock.instant();
         let mut state = State::from_snapshot(snap, now, &config);
@@ -135,7 +136,9 @@ impl Manager {
         tokio::spawn(committer::run(Arc::downgrade(&inner), rx));
         let boot = {
             let mut st = inner.lock();
-            inner.seal_always(&mut st, Txn::default())
+            let mut txn = Txn::default();
+            txn.ops.extend(key_check);
+            inner.seal_always(&mut st, txn)
         };
         boot.durable()
             .await
@@ -176,6 +179,11 @@ impl Manager {
     /// Tokens: who may call, dashboard sessions, and the tokens operators manage.
     pub fn tokens(&self) -> Tokens<'_> {
         Tokens::new(&self.inner)
+    }
+
+    /// Secrets: create, update, list and remove them (sealed at rest under the manager's key).
+    pub fn secrets(&self) -> Secrets<'_> {
+        Secrets::new(&self.inner)
     }
 
     /// Metrics: workers' reports, the metrics windows, and figures for exporters.

@@ -341,6 +341,8 @@ pub(crate) struct State {
     /// Since when most workers have been silent at once (the manager suspects itself or the
     /// network), while it lasts.
     pub mass_silence: Option<Instant>,
+    /// Secrets by name: their kept versions, sealed.
+    pub secrets: BTreeMap<String, BTreeMap<u64, crate::secrets::SecretRecord>>,
 }
 
 /// An instance's place in the indexes, before or after a change.

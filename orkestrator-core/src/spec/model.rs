@@ -144,6 +144,15 @@ impl Job {
         }
         out
     }
+
+    /// The names of the secrets the job's tasks use (each once): `secret rm` asks it which jobs
+    /// still use a secret.
+    pub fn secret_names(&self) -> std::collections::BTreeSet<&str> {
+        self.tasks
+            .iter()
+            .flat_map(|t| t.secrets.iter().map(|s| s.name.as_str()))
+            .collect()
+    }
 }
 
 /// One container.

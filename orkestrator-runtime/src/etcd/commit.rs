@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
+use base64::Engine;
 use etcd_client::{Compare, CompareOp, Txn, TxnOp};
 use orkestrator_core::error::Result;
 use orkestrator_core::store::{CommitLimits, FORMAT, Snapshot, Store, StoreOp};
@@ -111,6 +112,8 @@ impl Store for EtcdStore {
             StoreOp::PutInstance(i) => serde_json::to_vec(i).map_or(0, |v| v.len()),
             StoreOp::PutWorker(w) => serde_json::to_vec(w).map_or(0, |v| v.len()),
             StoreOp::PutToken(t) => serde_json::to_vec(t).map_or(0, |v| v.len()),
+            StoreOp::PutSecret(r) => serde_json::to_vec(r).map_or(0, |v| v.len()),
+            StoreOp::SetSecretKeyCheck(c) => c.len() * 4 / 3 + 4,
             _ => 0,
         };
         value + self.prefix.len() + 128
@@ -118,6 +121,21 @@ impl Store for EtcdStore {
 }
 
 impl EtcdStore {
+    /// The key check of the key the stored secrets are sealed with, if a manager with a key
+    /// has led on this store (one key read, so that a manager checks its key when it starts,
+    /// not only once elected).
+    pub async fn secret_key_check(&self) -> std::result::Result<Option<Vec<u8>>, super::EtcdError> {
+        let mut kv = self.client.kv_client();
+        let r = self
+            .timed(kv.get(self.key("meta/secret_key_check"), None))
+            .await?;
+        Ok(r.kvs().first().and_then(|kv| {
+            base64::engine::general_purpose::STANDARD
+                .decode(kv.value())
+                .ok()
+        }))
+    }
+
     /// Writes `snap` (what another store loaded) under the empty prefix: in commits within the
     /// limits, guarded by a `meta/copying` key that [`Store::load`] refuses, so that an
     /// interrupted copy is never taken for a cluster's state. Answers the number of records.
@@ -135,6 +153,9 @@ impl EtcdStore {
         ops.extend(snap.instances.into_values().map(StoreOp::PutInstance));
         ops.extend(snap.workers.into_values().map(StoreOp::PutWorker));
         ops.extend(snap.tokens.into_values().map(StoreOp::PutToken));
+        // Secrets go as they are stored: sealed, under the same key (the key check with them).
+        ops.extend(snap.secrets.into_values().map(StoreOp::PutSecret));
+        ops.extend(snap.secret_key_check.map(StoreOp::SetSecretKeyCheck));
         let records = ops.len();
         ops.push(StoreOp::SetNextInstance(snap.next_instance));
         let limits = self.limits();
@@ -167,7 +188,14 @@ fn to_txn_op(key: Vec<u8>, op: StoreOp) -> Result<TxnOp> {
         StoreOp::PutWorker(w) => TxnOp::put(key, encode(&w)?, None),
         StoreOp::SetNextInstance(n) => TxnOp::put(key, n.to_string(), None),
         StoreOp::PutToken(t) => TxnOp::put(key, encode(&t)?, None),
-        StoreOp::DeleteJob(_)
+        StoreOp::PutSecret(r) => TxnOp::put(key, encode(&r)?, None),
+        StoreOp::SetSecretKeyCheck(c) => TxnOp::put(
+            key,
+            base64::engine::general_purpose::STANDARD.encode(c),
+            None,
+        ),
+        StoreOp::DeleteSecret { .. }
+        | StoreOp::DeleteJob(_)
         | StoreOp::DeleteSpec { .. }
         | StoreOp::DeleteInstance(_)
         | StoreOp::DeleteWorker(_)

@@ -7,6 +7,7 @@ use orkestrator_core::api::RegisterWorker;
 use orkestrator_core::auth::TokenRecord;
 use orkestrator_core::error::{Error, Result};
 use orkestrator_core::ids::JobId;
+use orkestrator_core::secrets::SecretRecord;
 use orkestrator_core::spec::Job;
 use orkestrator_core::store::{FORMAT, InstanceRecord, JobRecord, Snapshot, StoreOp};
 use serde::Serialize;
@@ -94,6 +95,17 @@ pub(super) fn put_record(
             let t: TokenRecord = decode(key, v)?;
             snap.tokens.insert(t.id.clone(), t);
         }
+        Some(("meta", "secret_key_check")) => {
+            use base64::Engine;
+            let check = base64::engine::general_purpose::STANDARD
+                .decode(v)
+                .map_err(|_| Error::Store(format!("corrupt record {key}: not base64")))?;
+            snap.secret_key_check = Some(check);
+        }
+        Some(("secrets", _)) => {
+            let r: SecretRecord = decode(key, v)?;
+            snap.secrets.insert((r.name.clone(), r.version), r);
+        }
         // The election, the managers' addresses and anything else: not state.
         _ => {}
     }
@@ -122,6 +134,11 @@ pub(super) fn delete_record(snap: &mut Snapshot, meta: &mut Meta, rest: &str) ->
         Some(("tokens", id)) => {
             snap.tokens.remove(id);
         }
+        Some(("secrets", name_version)) => {
+            let (name, version) = spec_key(rest, name_version)?;
+            snap.secrets.remove(&(name.to_owned(), version));
+        }
+        Some(("meta", "secret_key_check")) => snap.secret_key_check = None,
         _ => {}
     }
     Ok(())
@@ -160,6 +177,9 @@ pub(super) fn op_key(prefix: &str, op: &StoreOp) -> Vec<u8> {
         StoreOp::SetNextInstance(_) => "meta/next_instance".to_owned(),
         StoreOp::PutToken(t) => format!("tokens/{}", t.id),
         StoreOp::DeleteToken(id) => format!("tokens/{id}"),
+        StoreOp::PutSecret(r) => format!("secrets/{}/{}", r.name, r.version),
+        StoreOp::DeleteSecret { name, version } => format!("secrets/{name}/{version}"),
+        StoreOp::SetSecretKeyCheck(_) => "meta/secret_key_check".to_owned(),
     };
     format!("{prefix}{rest}").into_bytes()
 }

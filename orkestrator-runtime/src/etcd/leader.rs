@@ -51,6 +51,10 @@ pub enum HaError {
     /// The API server's task ended without an answer (it panicked).
     #[error("the API server stopped")]
     ServerStopped(#[source] JoinError),
+    /// The manager's secret key is not the one the store's secrets are sealed with: waiting
+    /// or stepping down does not fix it.
+    #[error("{0}")]
+    SecretKey(orkestrator_core::Error),
 }
 
 /// What a manager among several on one etcd starts with, worked out before it reaches etcd.
@@ -197,6 +201,20 @@ impl Candidate {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         };
+        // A key that is not the store's is refused now, not only once elected.
+        if let Some(key) = &manager.secret_key {
+            match store.secret_key_check().await {
+                Ok(Some(check)) if !key.matches_check(&check) => {
+                    return Err(HaError::SecretKey(orkestrator_core::Error::SecretKey(
+                        "the key given with --secret-key-file is not the key this store's secrets are sealed with: every manager on one etcd store needs the same key file".into(),
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the store's secret key check; it is checked again when elected")
+                }
+            }
+        }
         // A warm copy of the state while following, so that it leads at once when elected.
         store.follow();
         let _ = replica_source.set(store.clone());
@@ -261,6 +279,7 @@ impl Candidate {
         let fenced = store.fenced_out();
         let manager = match Manager::new(config, store.clone()).await {
             Ok(m) => m,
+            Err(e @ orkestrator_core::Error::SecretKey(_)) => return Err(HaError::SecretKey(e)),
             Err(e) => {
                 return Ok(Step::StepDown(format!(
                     "it could not take over the state ({e})"

@@ -20,6 +20,8 @@
 //! | `P/instances/ID` | an [`InstanceRecord`](orkestrator_core::store::InstanceRecord) (JSON) |
 //! | `P/workers/ID` | a worker registration (JSON) |
 //! | `P/tokens/ID` | a token record (a digest, JSON) |
+//! | `P/secrets/NAME/VERSION` | a secret version: sealed, never plain (JSON, the sealed bytes in base64) |
+//! | `P/meta/secret_key_check` | the key check of the key the secrets are sealed with (base64) |
 //! | `P/leader/...` | the election's candidates (etcd's election API, on a lease) |
 //! | `P/managers/NAME` | each running manager and where it answers (on its lease) |
 //!

@@ -16,6 +16,7 @@ mod logs;
 pub mod openapi;
 pub mod prom;
 pub mod routes;
+mod secrets;
 pub mod serve;
 pub mod server;
 pub mod sse;

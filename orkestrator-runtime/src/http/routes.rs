@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use super::table::Access::{AnyCredential, Operator, Public, Read, Register, Scheduler, Worker};
 use super::table::{FollowerRead, Policies, Table, delete, get, post};
-use super::{dashboard, events, handlers, logs, openapi, prom, tokens};
+use super::{dashboard, events, handlers, logs, openapi, prom, secrets, tokens};
 
 /// Every route of the manager's API.
 ///
@@ -18,6 +18,7 @@ pub fn table() -> Table {
         .room("/ui", Some(Public), None)
         .room("/v1/schedulers/{id}", Some(Scheduler), Some(Scheduler))
         .room("/v1/tokens", Some(Operator), Some(Operator))
+        .room("/v1/secrets", Some(Operator), Some(Operator))
         .route("/metrics", get(Read, prom::page))
         .route("/v1/health", get(Public, handlers::health))
         .route(
@@ -95,6 +96,16 @@ pub fn table() -> Table {
         )
         .route("/v1/tokens/{id}", delete(Operator, tokens::revoke_token))
         .route(
+            "/v1/secrets",
+            get(Operator, secrets::list).post(Operator, secrets::create),
+        )
+        .route(
+            "/v1/secrets/{id}",
+            get(Operator, secrets::get_one)
+                .put(Operator, secrets::update)
+                .delete(Operator, secrets::remove),
+        )
+        .route(
             "/v1/auth/whoami",
             get(AnyCredential, tokens::whoami).others(AnyCredential),
         )
@@ -143,7 +154,7 @@ mod tests {
             ["v1", "workers", w, "heartbeat" | "status" | "assignments"] => (Access::Worker, id(w)),
             ["v1", "workers", w, "metrics"] if !read => (Access::Worker, id(w)),
             ["v1", "schedulers", s, ..] => (Access::Scheduler, id(s)),
-            ["v1", "tokens", ..] => (Access::Operator, None),
+            ["v1", "tokens" | "secrets", ..] => (Access::Operator, None),
             _ if read => (Access::Read, None),
             _ => (Access::Operator, None),
         };
@@ -203,6 +214,8 @@ mod tests {
             "/v1/schedulers/s/x/y",
             "/v1/tokens/",
             "/v1/tokens/a/b",
+            "/v1/secrets/",
+            "/v1/secrets/a/b",
             "/v1/workers/",
             "/v1/workers/w",
             "/v1/workers/w/x",

@@ -75,6 +75,11 @@ pub fn post<H: Handler<T, Manager>, T: 'static>(access: Access, handler: H) -> E
     Endpoint::one(Method::POST, access, handler)
 }
 
+/// A `PUT` route that `access` may call, served by `handler`.
+pub fn put<H: Handler<T, Manager>, T: 'static>(access: Access, handler: H) -> Endpoint {
+    Endpoint::one(Method::PUT, access, handler)
+}
+
 /// A `DELETE` route that `access` may call, served by `handler`.
 pub fn delete<H: Handler<T, Manager>, T: 'static>(access: Access, handler: H) -> Endpoint {
     Endpoint::one(Method::DELETE, access, handler)
@@ -114,6 +119,11 @@ impl Endpoint {
     /// Adds a `POST` method (see [`post`]).
     pub fn post<H: Handler<T, Manager>, T: 'static>(self, access: Access, handler: H) -> Self {
         self.with(Method::POST, access, handler)
+    }
+
+    /// Adds a `PUT` method (see [`put`]).
+    pub fn put<H: Handler<T, Manager>, T: 'static>(self, access: Access, handler: H) -> Self {
+        self.with(Method::PUT, access, handler)
     }
 
     /// Adds a `DELETE` method (see [`delete`]).

@@ -7,6 +7,7 @@ mod events;
 mod jobs;
 mod metrics;
 mod schedulers;
+mod secrets;
 mod tokens;
 mod workers;
 
@@ -15,5 +16,7 @@ pub use events::Events;
 pub use jobs::Jobs;
 pub use metrics::Metrics;
 pub use schedulers::Schedulers;
+pub use secrets::Secrets;
+pub(crate) use secrets::check_secret_key;
 pub use tokens::Tokens;
 pub use workers::Workers;

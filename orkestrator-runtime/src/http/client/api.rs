@@ -51,6 +51,48 @@ impl HttpTransport {
         .await
     }
 
+    /// Every secret: names, versions, sizes and times, never values (`GET /v1/secrets`;
+    /// operators only).
+    pub async fn list_secrets(&self) -> Result<Vec<orkestrator_core::secrets::SecretInfo>> {
+        self.call(Method::GET, "/v1/secrets", NONE, Duration::ZERO)
+            .await
+    }
+
+    /// Creates a secret (`POST /v1/secrets`; operators only).
+    pub async fn create_secret(
+        &self,
+        req: &orkestrator_core::secrets::CreateSecret,
+    ) -> Result<orkestrator_core::secrets::SecretInfo> {
+        self.call(Method::POST, "/v1/secrets", Some(req), Duration::ZERO)
+            .await
+    }
+
+    /// Makes a new version of a secret (`PUT /v1/secrets/NAME`; operators only).
+    pub async fn update_secret(
+        &self,
+        name: &str,
+        req: &orkestrator_core::secrets::UpdateSecret,
+    ) -> Result<orkestrator_core::secrets::SecretInfo> {
+        self.call(
+            Method::PUT,
+            &format!("/v1/secrets/{}", seg(name)),
+            Some(req),
+            Duration::ZERO,
+        )
+        .await
+    }
+
+    /// Removes a secret (`DELETE /v1/secrets/NAME`; operators only).
+    pub async fn remove_secret(&self, name: &str) -> Result<orkestrator_core::secrets::SecretInfo> {
+        self.call(
+            Method::DELETE,
+            &format!("/v1/secrets/{}", seg(name)),
+            NONE,
+            Duration::ZERO,
+        )
+        .await
+    }
+
     /// Submits a job spec as text in its own format (the manager parses and validates it, so
     /// errors carry the same field paths as `orkestrator validate`).
     pub async fn submit_spec_text(
