@@ -401,32 +401,6 @@ impl Drop for UpdateSecret {
     }
 }
 
-/// What re-encrypts every secret of `snap` (a store's state, loaded while no manager runs on it)
-/// from `old` to `new`: each version sealed again under `new` (same name, version and times) and
-/// the new key's check. An error if `old` is not the key of the store.
-pub fn reseal(
-    snap: &crate::store::Snapshot,
-    old: &SecretKey,
-    new: &SecretKey,
-) -> Result<Vec<crate::store::StoreOp>> {
-    if let Some(check) = &snap.secret_key_check
-        && !old.matches_check(check)
-    {
-        return Err(Error::SecretKey(
-            "the old key is not the key this store's secrets are sealed with: give the key file the manager runs with".into(),
-        ));
-    }
-    let mut ops = Vec::with_capacity(snap.secrets.len() + 1);
-    for r in snap.secrets.values() {
-        let value = old.open(&r.name, r.version, &r.sealed)?;
-        let mut again = r.clone();
-        again.sealed = new.seal(&r.name, r.version, &value)?;
-        ops.push(crate::store::StoreOp::PutSecret(again));
-    }
-    ops.push(crate::store::StoreOp::SetSecretKeyCheck(new.key_check()?));
-    Ok(ops)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,30 +505,5 @@ mod tests {
         let e = SecretKey::from_file_bytes(b"short").unwrap_err();
         assert!(e.to_string().contains("32 bytes"), "{e}");
         assert_eq!(SecretKey::generate_file_bytes().unwrap().len(), 32);
-    }
-
-    #[test]
-    fn reseal_moves_every_version_to_the_new_key() {
-        let mut snap = crate::store::Snapshot::default();
-        let v = SecretValue::new(b"rotate-me".to_vec());
-        for version in [1, 2] {
-            snap.apply(crate::store::StoreOp::PutSecret(SecretRecord {
-                name: "a".into(),
-                version,
-                size: 9,
-                created_at: 5,
-                sealed: key(1).seal("a", version, &v).unwrap(),
-            }));
-        }
-        snap.secret_key_check = Some(key(1).key_check().unwrap());
-        assert!(reseal(&snap, &key(3), &key(2)).is_err(), "a wrong old key");
-        for op in reseal(&snap, &key(1), &key(2)).unwrap() {
-            snap.apply(op);
-        }
-        assert!(key(2).matches_check(snap.secret_key_check.as_ref().unwrap()));
-        for ((name, version), r) in &snap.secrets {
-            assert_eq!(key(2).open(name, *version, &r.sealed).unwrap(), v);
-            assert!(key(1).open(name, *version, &r.sealed).is_err());
-        }
     }
 }

@@ -24,7 +24,7 @@ use crate::auth::TokenRecord;
 use crate::clock::Millis;
 use crate::error::{Error, Result};
 use crate::ids::{InstanceId, JobId, WorkerId};
-use crate::secrets::SecretRecord;
+use crate::secrets::{SecretKey, SecretRecord};
 use crate::spec::Job;
 
 /// The version of the stored records' shape. Stores write it and refuse a newer one.
@@ -147,6 +147,28 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// What re-encrypts every secret of this state (a store's, loaded while no manager runs on
+    /// it) from `old` to `new`: each version sealed again under `new` (same name, version and
+    /// times) and the new key's check. An error if `old` is not the key of the store.
+    pub fn reseal_secrets(&self, old: &SecretKey, new: &SecretKey) -> Result<Vec<StoreOp>> {
+        if let Some(check) = &self.secret_key_check
+            && !old.matches_check(check)
+        {
+            return Err(Error::SecretKey(
+                "the old key is not the key this store's secrets are sealed with: give the key file the manager runs with".into(),
+            ));
+        }
+        let mut ops = Vec::with_capacity(self.secrets.len() + 1);
+        for r in self.secrets.values() {
+            let value = old.open(&r.name, r.version, &r.sealed)?;
+            let mut again = r.clone();
+            again.sealed = new.seal(&r.name, r.version, &value)?;
+            ops.push(StoreOp::PutSecret(again));
+        }
+        ops.push(StoreOp::SetSecretKeyCheck(new.key_check()?));
+        Ok(ops)
+    }
+
     /// Applies one operation.
     pub fn apply(&mut self, op: StoreOp) {
         match op {
@@ -325,5 +347,43 @@ impl Store for MemoryStore {
         }
         s.index = index;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::SecretValue;
+
+    fn key(n: u8) -> SecretKey {
+        SecretKey::from_bytes(&[n; 32]).unwrap()
+    }
+
+    #[test]
+    fn reseal_moves_every_version_to_the_new_key() {
+        let mut snap = Snapshot::default();
+        let v = SecretValue::new(b"rotate-me".to_vec());
+        for version in [1, 2] {
+            snap.apply(StoreOp::PutSecret(SecretRecord {
+                name: "a".into(),
+                version,
+                size: 9,
+                created_at: 5,
+                sealed: key(1).seal("a", version, &v).unwrap(),
+            }));
+        }
+        snap.secret_key_check = Some(key(1).key_check().unwrap());
+        assert!(
+            snap.reseal_secrets(&key(3), &key(2)).is_err(),
+            "a wrong old key"
+        );
+        for op in snap.reseal_secrets(&key(1), &key(2)).unwrap() {
+            snap.apply(op);
+        }
+        assert!(key(2).matches_check(snap.secret_key_check.as_ref().unwrap()));
+        for ((name, version), r) in &snap.secrets {
+            assert_eq!(key(2).open(name, *version, &r.sealed).unwrap(), v);
+            assert!(key(1).open(name, *version, &r.sealed).is_err());
+        }
     }
 }

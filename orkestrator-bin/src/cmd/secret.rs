@@ -138,7 +138,7 @@ fn too_large(n: u64) -> anyhow::Error {
 /// (`secret.key.new`), and takes its place only once the store is committed, so that a crash
 /// between the two leaves both keys on disk.
 async fn rotate_key(a: SecretRotateKeyArgs) -> Result<()> {
-    use orkestrator_core::secrets::{SecretKey, reseal};
+    use orkestrator_core::secrets::SecretKey;
     use orkestrator_core::store::Store as _;
     let state = a.data_dir.join(orkestrator_runtime::store::FILE_NAME);
     if !state.is_file() {
@@ -184,7 +184,8 @@ async fn rotate_key(a: SecretRotateKeyArgs) -> Result<()> {
         }
     };
     let snap = store.load().await?;
-    let ops = reseal(&snap, &old, &new)
+    let ops = snap
+        .reseal_secrets(&old, &new)
         .map_err(|e| fail(exit::USAGE, format!("{}: {e}", old_path.display())))?;
     let versions = ops.len() - 1;
     store.commit(snap.index + 1, ops).await?;

@@ -2,7 +2,7 @@
 //! what lets a restarted agent find and adopt its containers.
 
 use crate::api::Assignment;
-use crate::ids::WorkerId;
+use crate::ids::{InstanceId, WorkerId};
 use crate::runtime::{ContainerInfo, ContainerNetwork, ContainerSpec, labels};
 use crate::spec::{Job, NetworkMode, Task};
 
@@ -45,7 +45,7 @@ pub fn container_spec(
     let network = match job.network.mode {
         NetworkMode::None => ContainerNetwork::None,
         NetworkMode::Bridge => ContainerNetwork::Named {
-            name: super::network::network_name(worker, &a.instance),
+            name: network_name(worker, &a.instance),
             aliases: vec![task.name.as_str().to_owned()],
         },
     };
@@ -72,6 +72,11 @@ pub fn container_spec(
         network,
         mounts: Vec::new(),
     }
+}
+
+/// The name of the network of `instance` on `worker`.
+pub(crate) fn network_name(worker: &WorkerId, instance: &InstanceId) -> String {
+    format!("ork-{}-{}", container_safe(worker.as_str()), instance)
 }
 
 /// `s` with every character Docker does not allow in a container name replaced by `_`.

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::config::WorkerConfig;
-use super::container::container_safe;
+use super::container::network_name;
 use super::subnets::{self, Ipv4Net};
 use crate::api::{Assignment, Desired};
 use crate::error::{Error, Result, RuntimeErrorKind};
@@ -18,11 +18,6 @@ use crate::spec::NetworkMode;
 /// How many subnets the engine may refuse (because another network it has overlaps them) before
 /// the worker gives up on one instance's network.
 const MAX_REFUSED_SUBNETS: usize = 64;
-
-/// The name of the network of `instance` on `worker`.
-pub(crate) fn network_name(worker: &WorkerId, instance: &InstanceId) -> String {
-    format!("ork-{}-{}", container_safe(worker.as_str()), instance)
-}
 
 /// Makes sure the network of `a` exists (unless its job has none), choosing its subnet from the
 /// worker's pool. Callers hold the worker's network lock, so that two instances never pick the

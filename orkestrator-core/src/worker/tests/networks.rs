@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::runtime::{ContainerNetwork, NetworkInfo};
-use crate::worker::network::network_name;
+use crate::worker::container::network_name;
 
 fn of_worker(rt: &FakeRuntime, worker: &str) -> Vec<NetworkInfo> {
     rt.networks()
