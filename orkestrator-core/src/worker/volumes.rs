@@ -149,6 +149,19 @@ pub(crate) async fn ensure<R: Runtime + ?Sized>(
         ]),
     };
     let made = rt.create_volume(&spec).await?;
+    // The engine answers a create of a name it has with that volume: never share another's.
+    let ours = [labels::JOB, INDEX_LABEL, VOLUME_LABEL]
+        .iter()
+        .all(|k| made.labels.get(*k) == spec.labels.get(*k));
+    if !ours {
+        return Err(Error::runtime(
+            RuntimeErrorKind::Rejected,
+            format!(
+                "volume {} exists on the engine and is not volume {volume} of instance {index} of job {job}: remove or rename it",
+                spec.name
+            ),
+        ));
+    }
     if let (Some((uid, gid)), Some(root)) = (owner, made.mountpoint.as_deref()) {
         hand_over(root, uid, gid);
     }
@@ -200,6 +213,17 @@ mod tests {
         assert_eq!(again, v);
         ensure(&rt, &w1, "shop", 1, "data", None).await.unwrap();
         assert_eq!(rt.volumes().len(), 2);
+        // A volume of that name made by someone else is not taken over.
+        rt.create_volume(&VolumeSpec {
+            name: volume_name("other", 0, "data"),
+            labels: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+        let e = ensure(&rt, &w1, "other", 0, "data", None)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("exists on the engine"), "{e}");
     }
 
     #[test]
