@@ -59,6 +59,8 @@ struct FakeState {
     networks: BTreeMap<String, crate::runtime::NetworkInfo>,
     /// Every stop of a running container, in order.
     stops: Vec<StopRecord>,
+    /// How many times networks were listed with each label key among the filters.
+    network_lists: BTreeMap<String, u64>,
     /// Named volumes by name.
     volumes: BTreeMap<String, crate::runtime::VolumeInfo>,
 }
@@ -257,8 +259,11 @@ impl Runtime for FakeRuntime {
         &self,
         labels: &[(&str, &str)],
     ) -> Result<Vec<crate::runtime::NetworkInfo>> {
-        let st = self.lock();
+        let mut st = self.lock();
         Self::check(&st)?;
+        for (k, _) in labels {
+            *st.network_lists.entry((*k).to_owned()).or_default() += 1;
+        }
         Ok(st.list_networks(labels))
     }
 

@@ -146,6 +146,11 @@ impl FakeRuntime {
         self.lock().create_network(&spec)
     }
 
+    /// How many times networks were listed with a filter on label `key`.
+    pub fn network_lists_by(&self, key: &str) -> u64 {
+        self.lock().network_lists.get(key).copied().unwrap_or(0)
+    }
+
     /// Every stop of a running container so far, in order.
     pub fn stops(&self) -> Vec<StopRecord> {
         self.lock().stops.clone()

@@ -50,7 +50,7 @@ pub(crate) struct Agent<T, R> {
     /// Held while an instance's network and files are looked up, made or removed: two
     /// instances never pick the same subnet, two tasks of one instance never make two
     /// networks, and nothing is removed under a task being started.
-    networks: tokio::sync::Mutex<()>,
+    networks: tokio::sync::Mutex<network::Known>,
     /// Whether networks are being removed in the background (one removal run at a time).
     retiring: std::sync::atomic::AtomicBool,
 }
@@ -95,7 +95,7 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
             watching: Mutex::new(HashSet::new()),
             stopping: Mutex::new(HashSet::new()),
             latest: LatestMetrics::default(),
-            networks: tokio::sync::Mutex::new(()),
+            networks: tokio::sync::Mutex::new(network::Known::default()),
             retiring: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -440,7 +440,7 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
         for instance in network::retired(held, listed, leftovers) {
             // Under the lock that starts take, and only if the instance is still not to run
             // here: an assignment that came meanwhile keeps its network and files.
-            let _one_at_a_time = self.networks.lock().await;
+            let mut known = self.networks.lock().await;
             let wanted = lock(&self.assignments).as_ref().is_some_and(|now| {
                 now.get(&InstanceId::new(instance.clone()))
                     .is_some_and(|a| a.desired == Desired::Run)
@@ -453,6 +453,7 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
                 .find(|(_, i)| *i == instance)
                 .map(|(id, _)| id.as_str());
             network::remove_retired(self.runtime.as_ref(), &self.config, id, &instance).await;
+            known.forget(&instance);
         }
     }
 
@@ -488,7 +489,12 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
         }
         match self.start_container(a, task, attempt).await {
             Ok(id) => plan::started(&mut lock(&self.tracks), a, task, id, Instant::now()),
-            Err(e) => self.start_failed(a, task, &e),
+            Err(e) => {
+                // The network may be what failed (removed behind the worker's back): ask the
+                // engine again next time.
+                self.networks.lock().await.forget(a.instance.as_str());
+                self.start_failed(a, task, &e)
+            }
         }
     }
 
@@ -496,8 +502,8 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
         self.runtime.ensure_image(&task.image).await?;
         let mut spec = container_spec(self.id(), a, &a.job, task, attempt);
         {
-            let _one_at_a_time = self.networks.lock().await;
-            network::ensure(self.runtime.as_ref(), &self.config, a).await?;
+            let mut known = self.networks.lock().await;
+            network::ensure(self.runtime.as_ref(), &self.config, a, &mut known).await?;
             spec.mounts = files::write(self.config.files_dir.as_deref(), a, task)?;
         }
         spec.mounts

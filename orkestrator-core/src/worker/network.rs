@@ -19,26 +19,30 @@ use crate::spec::NetworkMode;
 /// the worker gives up on one instance's network.
 const MAX_REFUSED_SUBNETS: usize = 64;
 
-/// Makes sure the network of `a` exists (unless its job has none), choosing its subnet from the
-/// worker's pool. Callers hold the worker's network lock, so that two instances never pick the
-/// same subnet.
-pub(crate) async fn ensure<R: Runtime + ?Sized>(
-    rt: &R,
-    config: &WorkerConfig,
-    a: &Assignment,
-) -> Result<()> {
-    if a.job.network.mode == NetworkMode::None {
-        return Ok(());
+/// What the worker knows of networks between two calls, kept under its network lock so that a
+/// container start does not ask the engine (which lists every network it has to answer) each
+/// time: the instances whose network exists, and the subnets taken (the engine's networks and
+/// the host's routes, read when first needed and again after a removal). A stale entry costs
+/// one refusal from the engine, never a wrong network.
+#[derive(Debug, Default)]
+pub(crate) struct Known {
+    /// Instances whose network is known to exist.
+    instances: BTreeSet<String>,
+    /// The subnets taken, once read.
+    taken: Option<Vec<Ipv4Net>>,
+}
+
+impl Known {
+    /// Forgets what is known of `instance` (its network was removed, or a start on it failed)
+    /// and the subnets taken.
+    pub(crate) fn forget(&mut self, instance: &str) {
+        self.instances.remove(instance);
+        self.taken = None;
     }
-    let (worker, instance) = (config.id.as_str(), a.instance.as_str());
-    let mine = rt
-        .list_networks(&[(labels::WORKER, worker), (labels::INSTANCE, instance)])
-        .await?;
-    if !mine.is_empty() {
-        return Ok(());
-    }
-    let name = network_name(&config.id, &a.instance);
-    // Every subnet the engine has (any network, anyone's), and the host's routes.
+}
+
+/// Every subnet the engine has (any network, anyone's), and the host's routes.
+async fn taken_subnets<R: Runtime + ?Sized>(rt: &R, config: &WorkerConfig) -> Result<Vec<Ipv4Net>> {
     let mut taken: Vec<Ipv4Net> = rt
         .list_networks(&[])
         .await?
@@ -53,9 +57,47 @@ pub(crate) async fn ensure<R: Runtime + ?Sized>(
             }
         }
     }
+    Ok(taken)
+}
+
+/// Makes sure the network of `a` exists (unless its job has none), choosing its subnet from the
+/// worker's pool. Callers hold the worker's network lock (which guards `known`), so that two
+/// instances never pick the same subnet.
+pub(crate) async fn ensure<R: Runtime + ?Sized>(
+    rt: &R,
+    config: &WorkerConfig,
+    a: &Assignment,
+    known: &mut Known,
+) -> Result<()> {
+    if a.job.network.mode == NetworkMode::None {
+        return Ok(());
+    }
+    let (worker, instance) = (config.id.as_str(), a.instance.as_str());
+    if known.instances.contains(instance) {
+        return Ok(());
+    }
+    let mine = rt
+        .list_networks(&[(labels::WORKER, worker), (labels::INSTANCE, instance)])
+        .await?;
+    if !mine.is_empty() {
+        known.instances.insert(instance.to_owned());
+        return Ok(());
+    }
+    let name = network_name(&config.id, &a.instance);
     let prefix = subnets::prefix_for(a.job.tasks.len());
+    let mut fresh = known.taken.is_none();
+    if fresh {
+        known.taken = Some(taken_subnets(rt, config).await?);
+    }
     for _ in 0..MAX_REFUSED_SUBNETS {
-        let Some(subnet) = subnets::next_free(&config.network_pool, prefix, &taken) else {
+        let taken = known.taken.get_or_insert_with(Vec::new);
+        let Some(subnet) = subnets::next_free(&config.network_pool, prefix, taken) else {
+            if !fresh {
+                // What was known may hold subnets freed since: read them again, once.
+                known.taken = Some(taken_subnets(rt, config).await?);
+                fresh = true;
+                continue;
+            }
             return Err(Error::runtime(
                 RuntimeErrorKind::Rejected,
                 format!(
@@ -77,6 +119,8 @@ pub(crate) async fn ensure<R: Runtime + ?Sized>(
         match rt.create_network(&spec).await {
             Ok(_) => {
                 tracing::debug!(network = %name, %subnet, "network created");
+                taken.push(subnet);
+                known.instances.insert(instance.to_owned());
                 return Ok(());
             }
             // Another worker on the same engine, or a network made meanwhile: the next one.

@@ -147,3 +147,27 @@ async fn a_container_on_the_default_bridge_is_adopted_not_replaced() {
     assert_eq!(rt.starts(), 1, "nothing was started again");
     run.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_engine_is_asked_about_an_instances_network_once_not_at_every_start() {
+    let rt = FakeRuntime::new();
+    let (transport, run) = start_agent(&rt, "w1");
+    let job = parse_job(
+        "name: j\ntasks:\n  - { name: a, image: img:1 }\n  - { name: b, image: img:1 }\n  - { name: c, image: img:1, command: [sleep-exit, '1', '1'], restart: { policy: always, backoff: { initial: 1s } } }",
+        Format::Yaml,
+    )
+    .unwrap();
+    let a = Assignment {
+        job: Arc::new(job),
+        ..assignment("i1", Desired::Run)
+    };
+    transport.push(answer(1, true, vec![a], &[]));
+    wait_until("c restarted twice", || rt.starts() >= 5).await;
+    assert_eq!(rt.networks().len(), 1);
+    assert_eq!(
+        rt.network_lists_by(labels::INSTANCE),
+        1,
+        "three tasks and their restarts: one look-up"
+    );
+    run.abort();
+}
