@@ -1,5 +1,6 @@
 //! [`DockerRuntime`]: the connection to the engine, with the API version negotiated on first use.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -101,6 +102,19 @@ impl DockerRuntime {
     pub(super) fn error(&self, e: BollardError, what: &str) -> Error {
         classify(&self.host, e, what)
     }
+}
+
+/// The engine's list filter for containers, networks or volumes carrying every one of `labels`
+/// (no filter for none).
+pub(super) fn label_filters(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
+    let mut filters = HashMap::new();
+    if !labels.is_empty() {
+        filters.insert(
+            "label".to_owned(),
+            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        );
+    }
+    filters
 }
 
 #[cfg(test)]

@@ -1,15 +1,13 @@
 //! Networks on the engine: the bridge network of each instance, made on the subnet the worker
 //! chose, listed by label, and removed.
 
-use std::collections::HashMap;
-
 use bollard::errors::Error as BollardError;
 use bollard::models::{Ipam, IpamConfig, Network, NetworkCreateRequest};
 use bollard::query_parameters::ListNetworksOptions;
 use orkestrator_core::error::{Error, Result, RuntimeErrorKind};
 use orkestrator_core::runtime::{NetworkInfo, NetworkSpec};
 
-use super::client::DockerRuntime;
+use super::client::{DockerRuntime, label_filters};
 use super::error::is_status;
 
 /// What the engine says when a subnet overlaps one of its networks' (status 403).
@@ -98,13 +96,7 @@ impl DockerRuntime {
 
     pub(super) async fn networks(&self, labels: &[(&str, &str)]) -> Result<Vec<NetworkInfo>> {
         let docker = self.client().await?;
-        let mut filters = HashMap::new();
-        if !labels.is_empty() {
-            filters.insert(
-                "label".to_owned(),
-                labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-            );
-        }
+        let filters = label_filters(labels);
         let options = ListNetworksOptions {
             filters: Some(filters),
         };
@@ -122,7 +114,7 @@ impl DockerRuntime {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, HashMap};
 
     use super::*;
 

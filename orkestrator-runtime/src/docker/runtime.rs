@@ -1,6 +1,5 @@
 //! [`Runtime`] over the Docker Engine API.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,7 +16,7 @@ use orkestrator_core::runtime::{
 };
 use orkestrator_core::spec::Probe;
 
-use super::client::DockerRuntime;
+use super::client::{DockerRuntime, label_filters};
 use super::error::{engine_text, image_hint, is_connection_error, is_status};
 use super::inspect::{container_info, container_stats};
 use super::probe::http_probe;
@@ -236,13 +235,7 @@ impl Runtime for DockerRuntime {
 
     async fn list(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>> {
         let docker = self.client().await?;
-        let mut filters = HashMap::new();
-        if !labels.is_empty() {
-            filters.insert(
-                "label".to_string(),
-                labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-            );
-        }
+        let filters = label_filters(labels);
         let options = ListContainersOptions {
             all: true,
             filters: Some(filters),

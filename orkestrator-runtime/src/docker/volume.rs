@@ -1,15 +1,13 @@
 //! Named volumes on the engine (its local driver): made, listed by label, and removed only when
 //! the caller says so.
 
-use std::collections::HashMap;
-
 use bollard::errors::Error as BollardError;
 use bollard::models::{Volume, VolumeCreateRequest};
 use bollard::query_parameters::{ListVolumesOptions, RemoveVolumeOptions};
 use orkestrator_core::error::{Error, Result, RuntimeErrorKind};
 use orkestrator_core::runtime::{VolumeInfo, VolumeSpec};
 
-use super::client::DockerRuntime;
+use super::client::{DockerRuntime, label_filters};
 use super::error::is_status;
 
 /// What we keep of the engine's answer about a volume.
@@ -66,13 +64,7 @@ impl DockerRuntime {
 
     pub(super) async fn volumes(&self, labels: &[(&str, &str)]) -> Result<Vec<VolumeInfo>> {
         let docker = self.client().await?;
-        let mut filters = HashMap::new();
-        if !labels.is_empty() {
-            filters.insert(
-                "label".to_owned(),
-                labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-            );
-        }
+        let filters = label_filters(labels);
         let answer = docker
             .list_volumes(Some(ListVolumesOptions {
                 filters: Some(filters),
