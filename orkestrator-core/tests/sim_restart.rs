@@ -2,6 +2,8 @@
 //! `Completed`) starts it again, with no new version, and says so (`restarted`). Simulated:
 //! manager, embedded scheduler and a fake worker under tokio's paused clock.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,27 +56,6 @@ fn job(yaml: &str) -> Job {
     parse_job(yaml, Format::Yaml).unwrap()
 }
 
-/// Waits (on the paused clock) until `check` accepts the job's view, and returns it.
-async fn wait_for(
-    t: &LocalTransport,
-    name: &str,
-    what: &str,
-    check: impl Fn(&JobView) -> bool,
-) -> JobView {
-    let id = JobId::new(name);
-    for _ in 0..600 {
-        let v = t.get_job(&id).await.unwrap();
-        if check(&v) {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "job {name}: never {what}: {:#?}",
-        t.get_job(&id).await.unwrap()
-    );
-}
-
 /// The ids of the instances told to run.
 fn running_ids(v: &JobView) -> Vec<String> {
     v.instances
@@ -88,7 +69,7 @@ fn running_ids(v: &JobView) -> Vec<String> {
 /// that every instance was replaced by a new one at once.
 async fn restarts_from(t: &LocalTransport, spec: &Job, ended: JobPhase) {
     let name = spec.name.as_str();
-    let before = wait_for(t, name, &format!("{ended:?}"), |v| v.phase == ended).await;
+    let before = common::wait_for(t, name, &format!("{ended:?}"), |v| v.phase == ended).await;
     let r = t.submit_job(spec).await.unwrap();
     assert_eq!(r.outcome, SubmitOutcome::Restarted, "{r:?}");
     assert_eq!(r.version, before.version, "no new version: {r:?}");
@@ -111,10 +92,10 @@ async fn run_of_an_unchanged_spec_restarts_a_stopped_job_without_a_new_version()
     let t = cluster().await;
     let spec = job("name: svc\ncount: 2\ntasks:\n  - name: t\n    image: img:1\n");
     t.submit_job(&spec).await.unwrap();
-    wait_for(&t, "svc", "Running", |v| v.phase == JobPhase::Running).await;
+    common::wait_for(&t, "svc", "Running", |v| v.phase == JobPhase::Running).await;
     t.stop_job(&spec.name).await.unwrap();
     restarts_from(&t, &spec, JobPhase::Stopped).await;
-    wait_for(&t, "svc", "Running again", |v| v.phase == JobPhase::Running).await;
+    common::wait_for(&t, "svc", "Running again", |v| v.phase == JobPhase::Running).await;
     // Running now: the same spec again changes nothing.
     let r = t.submit_job(&spec).await.unwrap();
     assert_eq!(r.outcome, SubmitOutcome::Unchanged, "{r:?}");
@@ -130,7 +111,7 @@ async fn run_of_an_unchanged_spec_restarts_a_completed_or_failed_job() {
         t.submit_job(&spec).await.unwrap();
         restarts_from(&t, &spec, phase).await;
         // It runs to the same end again.
-        wait_for(&t, name, "ended again", |v| {
+        common::wait_for(&t, name, "ended again", |v| {
             v.phase == phase && v.instances.iter().any(|i| i.desired == Desired::Run)
         })
         .await;
@@ -144,7 +125,7 @@ async fn restart_replaces_a_running_job_one_instance_at_a_time_without_a_new_ver
     let t = cluster().await;
     let spec = job("name: web\ncount: 3\ntasks:\n  - name: t\n    image: img:1\n");
     t.submit_job(&spec).await.unwrap();
-    let before = wait_for(&t, "web", "Running", |v| v.phase == JobPhase::Running).await;
+    let before = common::wait_for(&t, "web", "Running", |v| v.phase == JobPhase::Running).await;
     let old = running_ids(&before);
     let r = t.restart_job(&spec.name).await.unwrap();
     assert_eq!(r.outcome, SubmitOutcome::Restarted, "{r:?}");
@@ -182,7 +163,7 @@ async fn restart_replaces_a_running_job_one_instance_at_a_time_without_a_new_ver
     );
     // Ended: every instance at once.
     t.stop_job(&id).await.unwrap();
-    wait_for(&t, "web", "Stopped", |v| v.phase == JobPhase::Stopped).await;
+    common::wait_for(&t, "web", "Stopped", |v| v.phase == JobPhase::Stopped).await;
     let r = t.restart_job(&id).await.unwrap();
     assert_eq!(r.outcome, SubmitOutcome::Restarted, "{r:?}");
     assert_eq!(running_ids(&t.get_job(&id).await.unwrap()).len(), 3);

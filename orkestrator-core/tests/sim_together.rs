@@ -35,27 +35,6 @@ fn job(yaml: &str) -> Job {
     parse_job(yaml, Format::Yaml).unwrap_or_else(|e| panic!("{yaml}\n{e}"))
 }
 
-/// Waits (on the paused clock, at most a simulated minute) until `check` accepts the job's view.
-async fn wait_for(
-    t: &LocalTransport,
-    name: &str,
-    what: &str,
-    check: impl Fn(&JobView) -> bool,
-) -> JobView {
-    let id = JobId::new(name);
-    for _ in 0..600 {
-        let v = t.get_job(&id).await.unwrap();
-        if check(&v) {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "job {name}: never {what}: {:#?}",
-        t.get_job(&id).await.unwrap()
-    );
-}
-
 fn state(v: &JobView, task: &str) -> (TaskState, Option<String>) {
     let t = &v.instances[0].tasks[task];
     (t.state, t.reason.clone())
@@ -84,7 +63,7 @@ async fn a_dependent_waits_in_the_managers_view_until_its_dependencies_are_as_as
     // db fails its checks at first (not enough in a row to be restarted).
     fake.set_unhealthy("three", true);
     t.submit_job(&job(THREE)).await.unwrap();
-    let v = wait_for(&t, "three", "app waiting", |v| {
+    let v = common::wait_for(&t, "three", "app waiting", |v| {
         !v.instances.is_empty() && state(v, "app").0 == TaskState::Waiting
     })
     .await;
@@ -100,7 +79,7 @@ async fn a_dependent_waits_in_the_managers_view_until_its_dependencies_are_as_as
         "a waiting task is a starting job"
     );
     // init ends after 2 s; app still waits for db.
-    let v = wait_for(&t, "three", "init Completed", |v| {
+    let v = common::wait_for(&t, "three", "init Completed", |v| {
         state(v, "init").0 == TaskState::Completed
     })
     .await;
@@ -113,7 +92,7 @@ async fn a_dependent_waits_in_the_managers_view_until_its_dependencies_are_as_as
     );
     // db passes: app starts, and the instance is Running with init Completed.
     fake.set_unhealthy("three", false);
-    let v = wait_for(&t, "three", "Running", |v| v.phase == JobPhase::Running).await;
+    let v = common::wait_for(&t, "three", "Running", |v| v.phase == JobPhase::Running).await;
     assert_eq!(state(&v, "app").0, TaskState::Running);
     assert_eq!(state(&v, "init").0, TaskState::Completed);
 }
@@ -133,7 +112,7 @@ tasks:
     depends_on: { migrate: { condition: completed_successfully } }
 ");
     t.submit_job(&spec).await.unwrap();
-    let v = wait_for(&t, "broken", "Failed", |v| v.phase == JobPhase::Failed).await;
+    let v = common::wait_for(&t, "broken", "Failed", |v| v.phase == JobPhase::Failed).await;
     let (app, reason) = state(&v, "app");
     assert_eq!(app, TaskState::Failed);
     assert_eq!(
@@ -164,7 +143,7 @@ tasks:
     restart: { policy: always }
 ");
     t.submit_job(&spec).await.unwrap();
-    let v = wait_for(&t, "batch", "Completed", |v| v.phase == JobPhase::Completed).await;
+    let v = common::wait_for(&t, "batch", "Completed", |v| v.phase == JobPhase::Completed).await;
     assert_eq!(state(&v, "shipper").0, TaskState::Completed);
     assert_eq!(v.instances[0].tasks["shipper"].restarts, 0);
     assert_eq!(fake.running(), 0, "nothing runs on");
@@ -191,10 +170,10 @@ tasks:
     sidecar: true
 ");
     t.submit_job(&spec).await.unwrap();
-    wait_for(&t, "chain", "Running", |v| v.phase == JobPhase::Running).await;
+    common::wait_for(&t, "chain", "Running", |v| v.phase == JobPhase::Running).await;
     assert!(fake.stops().is_empty());
     t.stop_job(&JobId::new("chain")).await.unwrap();
-    wait_for(&t, "chain", "Stopped", |v| v.phase == JobPhase::Stopped).await;
+    common::wait_for(&t, "chain", "Stopped", |v| v.phase == JobPhase::Stopped).await;
     let stops: Vec<(String, String, Duration)> = fake
         .stops()
         .into_iter()

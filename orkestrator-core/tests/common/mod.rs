@@ -6,14 +6,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use orkestrator_core::api::JobView;
 use orkestrator_core::clock::TokioClock;
 use orkestrator_core::fake::FakeRuntime;
-use orkestrator_core::ids::SchedulerId;
+use orkestrator_core::ids::{JobId, SchedulerId};
 use orkestrator_core::local::LocalTransport;
 use orkestrator_core::manager::{Manager, ManagerConfig};
 use orkestrator_core::scheduler::{Registry, SchedulerAgent};
 use orkestrator_core::spec::Resources;
 use orkestrator_core::store::MemoryStore;
+use orkestrator_core::transport::ClientApi;
 use orkestrator_core::worker::{StaticProbe, WorkerAgent, WorkerConfig};
 use tokio::task::JoinHandle;
 
@@ -59,4 +61,26 @@ pub fn start_worker(
     tokio::spawn(async move {
         let _ = agent.run(std::future::pending()).await;
     })
+}
+
+/// Waits (on the paused clock, at most a simulated minute) until `check` accepts the view of job
+/// `name`, and returns it; fails with the last view, saying what never happened.
+pub async fn wait_for(
+    t: &LocalTransport,
+    name: &str,
+    what: &str,
+    check: impl Fn(&JobView) -> bool,
+) -> JobView {
+    let id = JobId::new(name);
+    for _ in 0..600 {
+        let v = t.get_job(&id).await.unwrap();
+        if check(&v) {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "job {name}: never {what}: {:#?}",
+        t.get_job(&id).await.unwrap()
+    );
 }
