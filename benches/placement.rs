@@ -281,6 +281,7 @@ fn pending(jobs: &[Job], n: usize) -> Vec<PendingInstance> {
             instance: InstanceId::new(format!("i{k}")),
             index: 0,
             job: owned(&jobs[k % jobs.len()]),
+            pinned: None,
         })
         .collect()
 }

@@ -14,4 +14,7 @@ pub struct GcReport {
     pub specs: u64,
     /// Workers removed.
     pub workers: u64,
+    /// Named volumes whose workers were told to remove them.
+    #[serde(default)]
+    pub volumes: u64,
 }

@@ -208,6 +208,15 @@ impl WorkerApi for LocalTransport {
             .report(worker, updates.to_vec())
             .await)
     }
+
+    async fn volumes_removed(&self, worker: &WorkerId, removed: &VolumesRemoved) -> Result<()> {
+        self.check()?;
+        api(self
+            .manager()
+            .workers()
+            .volumes_removed(worker, removed.clone())
+            .await)
+    }
 }
 
 #[async_trait]

@@ -10,7 +10,7 @@
 //!
 //! What is stored: jobs (without their specs), one copy of each job spec version, instances
 //! (referring to their spec by version), worker registrations, tokens (as digests), secret versions (sealed) with
-//! their key check, and two counters (the state index
+//! their key check, named volumes (where each instance's data lives), and two counters (the state index
 //! and the next instance number). Liveness, leases and metrics are soft state and never stored.
 
 use std::collections::BTreeMap;
@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Desired, RegisterWorker, TaskStatus};
+use crate::api::{Desired, RegisterWorker, TaskStatus, VolumeRecord, VolumeRef};
 use crate::auth::TokenRecord;
 use crate::clock::Millis;
 use crate::error::{Error, Result};
@@ -121,6 +121,15 @@ pub enum StoreOp {
     },
     /// Record the key check of the key the secrets are sealed with.
     SetSecretKeyCheck(Vec<u8>),
+    /// Insert or replace a named volume's record.
+    PutVolume(VolumeRecord),
+    /// Delete a named volume's record (its worker removed it).
+    DeleteVolume {
+        /// Which volume.
+        of: VolumeRef,
+        /// On which worker.
+        worker: WorkerId,
+    },
 }
 
 /// Everything a store holds.
@@ -144,6 +153,8 @@ pub struct Snapshot {
     pub secrets: BTreeMap<(String, u64), SecretRecord>,
     /// The key check of the key the secrets are sealed with, once a key was used.
     pub secret_key_check: Option<Vec<u8>>,
+    /// Named volumes by volume and worker.
+    pub volumes: BTreeMap<(VolumeRef, WorkerId), VolumeRecord>,
 }
 
 impl Snapshot {
@@ -210,6 +221,12 @@ impl Snapshot {
                 self.secrets.remove(&(name, version));
             }
             StoreOp::SetSecretKeyCheck(c) => self.secret_key_check = Some(c),
+            StoreOp::PutVolume(v) => {
+                self.volumes.insert((v.of.clone(), v.worker.clone()), v);
+            }
+            StoreOp::DeleteVolume { of, worker } => {
+                self.volumes.remove(&(of, worker));
+            }
         }
     }
 }

@@ -115,6 +115,10 @@ pub trait WorkerApi: Send + Sync + 'static {
         updates: &[TaskUpdate],
     ) -> Result<ReportResponse>;
 
+    /// Confirms that the worker removed named volumes its assignments told it to remove
+    /// (`POST /v1/workers/{id}/volumes/removed`).
+    async fn volumes_removed(&self, worker: &WorkerId, removed: &VolumesRemoved) -> Result<()>;
+
     /// Publishes one metrics report (`POST /v1/workers/{id}/metrics`): never committed, kept in
     /// the manager's rolling window.
     async fn report_metrics(

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use orkestrator_core::api::{Desired, RegisterWorker, TaskStatus};
+use orkestrator_core::api::{Desired, RegisterWorker, TaskStatus, VolumeRecord, VolumeRef};
 use orkestrator_core::auth::TokenRecord;
 use orkestrator_core::clock::Millis;
 use orkestrator_core::ids::{InstanceId, JobId, TaskName, WorkerId};
@@ -41,6 +41,7 @@ const TOKENS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("tokens");
 const SECRETS: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("secrets");
 const SECRET_KEY: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("secret_key");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+const VOLUMES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("volumes");
 
 /// The file name inside `--data-dir`.
 pub const FILE_NAME: &str = "orkestrator.redb";
@@ -217,6 +218,15 @@ fn load(db: &Database, path: &Path) -> Result<Snapshot> {
         }
     }
     {
+        let t = txn.open_table(VOLUMES).map_err(|e| err(&e))?;
+        for row in t.iter().map_err(|e| err(&e))? {
+            let (k, v) = row.map_err(|e| err(&e))?;
+            let rec: VolumeRecord = decode("volumes", k.value(), v.value())?;
+            snap.volumes
+                .insert((rec.of.clone(), rec.worker.clone()), rec);
+        }
+    }
+    {
         let t = txn.open_table(SECRET_KEY).map_err(|e| err(&e))?;
         snap.secret_key_check = t
             .get("check")
@@ -249,6 +259,7 @@ fn commit(db: &Database, path: &Path, index: u64, ops: Vec<StoreOp>) -> Result<(
         let mut secrets = txn.open_table(SECRETS).map_err(|e| err(&e))?;
         let mut secret_key = txn.open_table(SECRET_KEY).map_err(|e| err(&e))?;
         let mut meta = txn.open_table(META).map_err(|e| err(&e))?;
+        let mut volumes = txn.open_table(VOLUMES).map_err(|e| err(&e))?;
         for op in ops {
             match op {
                 StoreOp::PutJob(j) => {
@@ -308,11 +319,29 @@ fn commit(db: &Database, path: &Path, index: u64, ops: Vec<StoreOp>) -> Result<(
                         .insert("check", c.as_slice())
                         .map_err(|e| err(&e))?;
                 }
+                StoreOp::PutVolume(v) => {
+                    volumes
+                        .insert(
+                            volume_key(&v.of, &v.worker).as_str(),
+                            encode(&v)?.as_slice(),
+                        )
+                        .map_err(|e| err(&e))?;
+                }
+                StoreOp::DeleteVolume { of, worker } => {
+                    volumes
+                        .remove(volume_key(&of, &worker).as_str())
+                        .map_err(|e| err(&e))?;
+                }
             }
         }
         meta.insert("index", index).map_err(|e| err(&e))?;
     }
     txn.commit().map_err(|e| err(&e))
+}
+
+/// The key of a volume's record: `job/index/volume/worker`.
+fn volume_key(of: &VolumeRef, worker: &WorkerId) -> String {
+    format!("{}/{}/{}/{worker}", of.job, of.index, of.volume)
 }
 
 #[async_trait]

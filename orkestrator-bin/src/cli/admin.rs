@@ -69,6 +69,45 @@ pub enum SecretCommand {
     RotateKey(SecretRotateKeyArgs),
 }
 
+/// `volume`.
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// List named volumes: job, index, volume, worker and state.
+    #[command(visible_alias = "ls")]
+    List(VolumeListArgs),
+    /// Remove a named volume and its data: its worker is told to remove it (refused while its
+    /// job runs or wants it; stop the job first).
+    Rm(VolumeRmArgs),
+}
+
+/// `volume list` (and `volumes`).
+#[derive(Debug, Args)]
+pub struct VolumeListArgs {
+    /// Only this job's volumes.
+    #[arg(long, value_name = "JOB")]
+    pub job: Option<String>,
+    /// Output.
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// `volume rm JOB INDEX VOLUME`.
+#[derive(Debug, Args)]
+pub struct VolumeRmArgs {
+    /// The job.
+    pub job: String,
+    /// The instance index (the INDEX column of `volume list`).
+    pub index: u32,
+    /// The volume's name in the job's `volumes`.
+    pub volume: String,
+    /// The worker holding the copy to remove, when more than one holds one (an orphan).
+    #[arg(long, value_name = "WORKER")]
+    pub worker: Option<String>,
+    /// Output.
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
 /// `secret rotate-key`: works on the store itself, with its manager stopped (redb only; a
 /// store on etcd is refused).
 #[derive(Debug, Args)]

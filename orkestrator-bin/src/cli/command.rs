@@ -2,7 +2,9 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use super::admin::{SecretCommand, StoreArgs, TlsArgs, TokenCommand};
+use super::admin::{
+    SecretCommand, StoreArgs, TlsArgs, TokenCommand, VolumeCommand, VolumeListArgs,
+};
 use super::common::OutputArgs;
 use super::daemons::{DevArgs, SchedulerArgs, ServerArgs, WorkerArgs};
 use super::jobs::{
@@ -92,6 +94,11 @@ pub enum Command {
     Secret(SecretCommand),
     /// List secrets (as `secret list`): names, versions, sizes and times, never values.
     Secrets(OutputArgs),
+    /// List and remove named volumes (where each instance's data lives).
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+    /// List named volumes (as `volume list`).
+    Volumes(VolumeListArgs),
     /// A live view of the jobs' tasks (or the workers') with their CPU and memory use.
     Top(TopArgs),
     /// Create the cluster's TLS certificates (a CA and the manager's), or issue more from its CA.

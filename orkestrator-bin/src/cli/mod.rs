@@ -14,7 +14,7 @@ mod seed;
 
 pub use admin::{
     SecretCommand, SecretRotateKeyArgs, SecretWriteArgs, StoreArgs, StoreCommand, StoreCopyArgs,
-    TlsArgs, TlsCertArgs, TlsCommand, TlsInitArgs, TokenCommand,
+    TlsArgs, TlsCertArgs, TlsCommand, TlsInitArgs, TokenCommand, VolumeCommand,
 };
 pub use command::{Cli, Command, LogFormat};
 pub use common::{JoinArgs, ManagerAddr, Output, OutputArgs, TlsFiles};

@@ -18,6 +18,7 @@ mod tls;
 mod token;
 mod top;
 mod validate;
+mod volume;
 mod worker;
 mod workers;
 
@@ -48,6 +49,8 @@ pub async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Token(c) => token::run(c).await,
         Command::Secret(c) => secret::run(c).await,
         Command::Secrets(a) => secret::run(crate::cli::SecretCommand::List(a)).await,
+        Command::Volume(c) => volume::run(c).await,
+        Command::Volumes(a) => volume::run(crate::cli::VolumeCommand::List(a)).await,
         Command::Tls(a) => tls::run(a),
         Command::Store(a) => store::run(a).await,
     }

@@ -11,6 +11,7 @@ mod jobs;
 mod lists;
 mod logs;
 mod schedulers;
+mod volumes;
 mod workers;
 
 pub use errors::{ApiError, ErrorKind};
@@ -24,6 +25,7 @@ pub use schedulers::{
     Decision, DecisionOutcome, DecisionResult, MeasuredUse, PendingInstance, RegisterScheduler,
     SchedulingWork, WorkerSnapshot,
 };
+pub use volumes::{VolumeList, VolumeRecord, VolumeRef, VolumeState, VolumeView, VolumesRemoved};
 pub use workers::{
     Assignment, Assignments, HeartbeatAnswer, HostVolumeOffer, Liveness, RegisterWorker,
     Registered, RejectedUpdate, ReportResponse, TaskUpdate, WorkerHeartbeat, WorkerResources,

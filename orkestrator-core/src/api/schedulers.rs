@@ -86,6 +86,12 @@ pub struct PendingInstance {
     pub index: u32,
     /// The job's spec (shared: one copy per spec version).
     pub job: Arc<Job>,
+    /// The worker that holds this instance index's named volumes: it is placed there or
+    /// nowhere (the manager refuses any other worker). While that worker is not among the ready
+    /// ones, the instance is unschedulable with the reason `volume data of instance 2 lives on
+    /// worker w1, which is down`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned: Option<WorkerId>,
 }
 
 /// Work handed to a scheduler: pending instances and the workers that could take them.

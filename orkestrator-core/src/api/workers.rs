@@ -198,6 +198,11 @@ pub struct Assignments {
     /// Instances no longer assigned since the index passed (only when `full` is `false`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<InstanceId>,
+    /// Every named volume the worker is to remove, in full in each answer (a delta's too): the
+    /// only way a worker ever removes one. It confirms each removal
+    /// (`POST /v1/workers/{id}/volumes/removed`); until then the instruction stays here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_to_remove: Vec<super::VolumeRef>,
 }
 
 fn full_default() -> bool {

@@ -146,6 +146,8 @@ pub(crate) fn collect(
         removed.workers.push(id);
         report.workers += 1;
     }
+    // Volumes last: those of the jobs and instances just collected go with them.
+    report.volumes = super::volumes::collect(st, txn) as u64;
     if report != GcReport::default() {
         txn.events.push(EventKind::Collected {
             jobs: report.jobs,

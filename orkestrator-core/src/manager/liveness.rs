@@ -447,6 +447,9 @@ fn lose_worker(st: &mut State, txn: &mut Txn, cfg: &ManagerConfig, worker: &Work
             end_tasks(i, spec, &id, TaskState::Lost, &reason, &mut events, at.wall);
         });
         txn.events.extend(events);
+        if let Some(spec) = st.spec_of(&key) {
+            super::volumes::worker_lost(st, txn, &key.0, index, &spec, worker);
+        }
         let current = st
             .jobs
             .get(&key.0)

@@ -29,6 +29,7 @@ impl State {
             secrets,
             // Checked once, when the manager starts (`Manager::with_clock`).
             secret_key_check: _,
+            volumes,
         } = snap;
         let mut st = State {
             head: index,
@@ -41,6 +42,9 @@ impl State {
             let mut w = WorkerEntry::new(reg, index, now, grace);
             w.log_floor = index;
             st.workers.insert(id, w);
+        }
+        for rec in volumes.into_values() {
+            st.volumes.insert(rec);
         }
         for ((name, version), rec) in secrets {
             st.secrets.entry(name).or_default().insert(version, rec);

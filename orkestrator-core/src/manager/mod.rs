@@ -47,6 +47,7 @@ mod stream;
 pub mod telemetry;
 pub mod tokens;
 mod views;
+mod volumes;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
@@ -70,7 +71,7 @@ pub use liveness::{
     MAX_WORKER_LABELS, REGISTRATION_LIMIT,
 };
 pub use replica::Replica;
-pub use rooms::{Cluster, Events, Jobs, Metrics, Schedulers, Secrets, Tokens, Workers};
+pub use rooms::{Cluster, Events, Jobs, Metrics, Schedulers, Secrets, Tokens, Volumes, Workers};
 pub use stream::EventSubscription;
 
 /// The manager. Cheap to clone: clones share state.
@@ -184,6 +185,11 @@ impl Manager {
     /// Secrets: create, update, list and remove them (sealed at rest under the manager's key).
     pub fn secrets(&self) -> Secrets<'_> {
         Secrets::new(&self.inner)
+    }
+
+    /// Named volumes: where each instance index's data lives, and their removal.
+    pub fn volumes(&self) -> Volumes<'_> {
+        Volumes::new(&self.inner)
     }
 
     /// Metrics: workers' reports, the metrics windows, and figures for exporters.

@@ -67,10 +67,12 @@ pub(crate) fn take_work(
         let Some(i) = e.instances.get(&number) else {
             continue;
         };
+        let spec = e.spec_of(i);
         pending.push(PendingInstance {
             instance: instance_id(&job, i.index, number),
             index: i.index,
-            job: e.spec_of(i).clone(),
+            job: spec.clone(),
+            pinned: st.volumes.pin(&job, i.index, spec),
         });
         st.leased.insert(
             number,
@@ -262,9 +264,17 @@ fn place(
         Some(w) if ready(w, at.instant) => snapshot(w, |j| *j == key.0),
         _ => return Err("worker is unknown or not ready".into()),
     };
+    if let Some(pin) = st.volumes.pin(&key.0, index, &spec)
+        && &pin != worker
+    {
+        return Err(format!(
+            "volume data of instance {index} lives on worker {pin}: it runs there or nowhere"
+        ));
+    }
     if let Err(why) = check_fit(&Request::new(&spec, index), &snap) {
         return Err(format!("no longer fits on {worker}: {}", why.reason));
     }
+    super::volumes::placed(st, txn, &key.0, index, &spec, worker, at.wall);
     let mut events = Vec::new();
     let mut pending_ms = 0;
     st.with_instance(key, txn, |i, spec| {

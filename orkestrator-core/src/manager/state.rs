@@ -268,6 +268,13 @@ impl WorkerEntry {
         }
     }
 
+    /// Records that something the worker is told besides its instances (a volume to remove)
+    /// changed at `index`, and wakes its watch.
+    pub fn bump(&mut self, index: u64) {
+        self.assign_index = index;
+        self.notify.notify_waiters();
+    }
+
     /// Records that `key`'s assignment changed at `index`, and wakes the worker's watch.
     pub fn log_change(&mut self, index: u64, key: Key, instance_index: u32) {
         self.assign_index = index;
@@ -343,6 +350,8 @@ pub(crate) struct State {
     pub mass_silence: Option<Instant>,
     /// Secrets by name: their kept versions, sealed.
     pub secrets: BTreeMap<String, BTreeMap<u64, crate::secrets::SecretRecord>>,
+    /// Named volumes: where each instance index's data lives, and what workers are to remove.
+    pub volumes: super::volumes::Volumes,
 }
 
 /// An instance's place in the indexes, before or after a change.

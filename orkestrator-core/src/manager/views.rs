@@ -359,6 +359,7 @@ pub(crate) fn assignments(st: &State, worker: &WorkerId, index: u64) -> Assignme
             full: true,
             instances: vec![],
             removed: vec![],
+            volumes_to_remove: vec![],
         };
     };
     if index == 0 || index < w.log_floor || index > st.head {
@@ -371,6 +372,7 @@ pub(crate) fn assignments(st: &State, worker: &WorkerId, index: u64) -> Assignme
                 .filter_map(|k| assignment(st, k))
                 .collect(),
             removed: vec![],
+            volumes_to_remove: st.volumes.removing_on(worker),
         };
     }
     let changed: BTreeSet<(&Key, u32)> = w
@@ -394,6 +396,7 @@ pub(crate) fn assignments(st: &State, worker: &WorkerId, index: u64) -> Assignme
         full: false,
         instances,
         removed,
+        volumes_to_remove: st.volumes.removing_on(worker),
     }
 }
 

@@ -8,7 +8,7 @@ use super::parts::{Placement, Scheduler};
 use super::request::Request;
 use crate::api::{Decision, DecisionOutcome, PendingInstance, RegisterScheduler, WorkerSnapshot};
 use crate::error::{Error, Result};
-use crate::ids::SchedulerId;
+use crate::ids::{SchedulerId, WorkerId};
 use crate::transport::SchedulerApi;
 
 /// The scheduler component: registers with the manager, heartbeats, pulls unassigned instances
@@ -149,20 +149,39 @@ impl<T: SchedulerApi> SchedulerAgent<T> {
 /// Places each pending instance in turn, updating the snapshot as it goes so that one batch never
 /// over-commits a worker (through [`Scheduler::place_batch`], so that a scheduler can index the
 /// batch once).
+///
+/// An instance pinned to the worker holding its volume data ([`PendingInstance::pinned`]) is
+/// not the algorithm's to place: it goes to that worker if it fits there, and is unschedulable
+/// with the reason otherwise.
 pub fn decide(
     algorithm: &dyn Scheduler,
     pending: &[PendingInstance],
     mut workers: Vec<WorkerSnapshot>,
 ) -> Vec<Decision> {
-    let reqs: Vec<Request<'_>> = pending
+    let mut placements: Vec<Option<Placement>> = pending
         .iter()
-        .map(|p| Request::new(&p.job, p.index))
+        .map(|p| {
+            let pin = p.pinned.as_ref()?;
+            let req = Request::new(&p.job, p.index);
+            Some(place_pinned(&req, pin, &mut workers))
+        })
         .collect();
-    let placements = algorithm.place_batch(&reqs, &mut workers);
-    debug_assert_eq!(placements.len(), pending.len(), "one placement per request");
+    let free: Vec<usize> = (0..pending.len())
+        .filter(|k| placements[*k].is_none())
+        .collect();
+    let reqs: Vec<Request<'_>> = free
+        .iter()
+        .map(|k| Request::new(&pending[*k].job, pending[*k].index))
+        .collect();
+    let chosen = algorithm.place_batch(&reqs, &mut workers);
+    debug_assert_eq!(chosen.len(), reqs.len(), "one placement per request");
+    for (k, placement) in free.into_iter().zip(chosen) {
+        placements[k] = Some(placement);
+    }
     pending
         .iter()
         .zip(placements)
+        .map(|(p, placement)| (p, placement.expect("every request placed")))
         .map(|(p, placement)| Decision {
             instance: p.instance.clone(),
             outcome: match placement {
@@ -178,4 +197,27 @@ pub fn decide(
 /// fixes both (the transport then presents the join token).
 pub(crate) fn is_unknown_component(e: &Error) -> bool {
     matches!(e, Error::Api(a) if matches!(a.kind, crate::api::ErrorKind::NotFound | crate::api::ErrorKind::Unauthenticated))
+}
+
+/// Places a request on the worker it is pinned to, if that worker is ready and it fits there.
+fn place_pinned(req: &Request<'_>, pin: &WorkerId, workers: &mut [WorkerSnapshot]) -> Placement {
+    let Some(w) = workers.iter_mut().find(|w| &w.id == pin) else {
+        return Placement::Unschedulable(pinned_unavailable(req.index, pin));
+    };
+    match super::check_fit(req, w) {
+        Ok(()) => {
+            super::commit_to_snapshot(w, req);
+            Placement::Worker(pin.clone())
+        }
+        Err(why) => Placement::Unschedulable(format!(
+            "volume data of instance {} lives on worker {pin}, where it does not fit now: {}",
+            req.index, why.reason
+        )),
+    }
+}
+
+/// Why an instance whose volume data lives on a worker that is not ready waits: `volume data of
+/// instance 2 lives on worker w1, which is down`.
+pub fn pinned_unavailable(index: u32, worker: &WorkerId) -> String {
+    format!("volume data of instance {index} lives on worker {worker}, which is down")
 }

@@ -26,7 +26,7 @@ pub mod scores;
 pub(crate) mod tests_support;
 
 pub(crate) use agent::is_unknown_component;
-pub use agent::{SchedulerAgent, decide};
+pub use agent::{SchedulerAgent, decide, pinned_unavailable};
 pub use filters::check_fit;
 pub use parts::{Filter, Placement, Scheduler, Score};
 pub use pipeline::Pipeline;
@@ -67,6 +67,7 @@ mod tests {
                 instance: crate::ids::InstanceId::new(format!("i{k}")),
                 index: k,
                 job: owned(&j),
+                pinned: None,
             })
             .collect();
         let workers = vec![

@@ -53,6 +53,10 @@ pub(crate) struct Agent<T, R> {
     networks: tokio::sync::Mutex<network::Known>,
     /// Whether networks are being removed in the background (one removal run at a time).
     retiring: std::sync::atomic::AtomicBool,
+    /// The named volumes the manager's latest answer tells this worker to remove.
+    volumes_to_remove: Mutex<Vec<VolumeRef>>,
+    /// Whether volumes are being removed in the background (one removal run at a time).
+    removing_volumes: std::sync::atomic::AtomicBool,
 }
 
 fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
@@ -97,6 +101,8 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
             latest: LatestMetrics::default(),
             networks: tokio::sync::Mutex::new(network::Known::default()),
             retiring: std::sync::atomic::AtomicBool::new(false),
+            volumes_to_remove: Mutex::new(Vec::new()),
+            removing_volumes: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -230,7 +236,10 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
             {
                 Ok(a) => {
                     delay = Duration::from_millis(100);
+                    let told = a.volumes_to_remove.clone();
                     if take_answer(&mut lock(&self.assignments), &mut index, a) {
+                        // Every answer taken lists all the removals in full.
+                        *lock(&self.volumes_to_remove) = told;
                         self.wake.notify_one();
                     }
                 }
@@ -399,7 +408,33 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
             self.wake.notify_one();
         }
         self.retire(held, listed);
+        self.remove_volumes();
         Ok(())
+    }
+
+    /// Removes, in the background, the named volumes the manager told this worker to remove,
+    /// and confirms each one removed; one that cannot go yet (in use) is tried again on the
+    /// next pass. The manager's word is the only reason a volume is ever removed.
+    fn remove_volumes(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        let told = lock(&self.volumes_to_remove).clone();
+        if told.is_empty() || self.removing_volumes.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let s = self.clone();
+        tokio::spawn(async move {
+            let done = super::volumes::remove_told(s.runtime.as_ref(), s.id(), &told).await;
+            if !done.is_empty() {
+                let confirm = VolumesRemoved { volumes: done };
+                match s.transport.volumes_removed(s.id(), &confirm).await {
+                    Ok(()) => lock(&s.volumes_to_remove).retain(|v| !confirm.volumes.contains(v)),
+                    Err(e) => {
+                        tracing::warn!(worker = %s.id(), error = %e, "cannot confirm volume removals; trying again")
+                    }
+                }
+            }
+            s.removing_volumes.store(false, Ordering::Release);
+        });
     }
 
     /// Removes, in the background, the networks and config files of instances that no longer

@@ -42,6 +42,7 @@ fn answer(index: u64, full: bool, instances: Vec<Assignment>, removed: &[&str]) 
         full,
         instances,
         removed: removed.iter().map(|r| InstanceId::new(*r)).collect(),
+        volumes_to_remove: vec![],
     }
 }
 
@@ -103,6 +104,8 @@ struct Scripted {
     registrations: Mutex<VecDeque<crate::error::Error>>,
     /// How many registrations were tried.
     registered: Mutex<usize>,
+    /// Volumes the worker confirmed it removed.
+    volumes_removed: Mutex<Vec<crate::api::VolumeRef>>,
 }
 
 impl Scripted {
@@ -156,6 +159,13 @@ impl crate::transport::WorkerApi for Scripted {
                 _ = tokio::time::sleep_until(deadline) => return Ok(answer(index, false, vec![], &[])),
             }
         }
+    }
+    async fn volumes_removed(&self, _: &WorkerId, r: &crate::api::VolumesRemoved) -> Result<()> {
+        self.volumes_removed
+            .lock()
+            .unwrap()
+            .extend(r.volumes.iter().cloned());
+        Ok(())
     }
     async fn report_status(&self, _: &WorkerId, updates: &[TaskUpdate]) -> Result<ReportResponse> {
         self.reports.lock().unwrap().extend_from_slice(updates);

@@ -10,7 +10,7 @@ use super::config::WorkerConfig;
 use super::container::container_safe;
 use super::files::numeric_owner;
 use super::host_volumes::{self, HostVolume};
-use crate::api::Assignment;
+use crate::api::{Assignment, VolumeRef};
 use crate::error::{Error, Result, RuntimeErrorKind};
 use crate::ids::WorkerId;
 use crate::runtime::{Mount, MountSource, Runtime, VolumeInfo, VolumeSpec, labels};
@@ -107,10 +107,14 @@ pub const VOLUME_LABEL: &str = "orkestrator.volume";
 /// Label of a volume: the index of the instance it belongs to.
 pub const INDEX_LABEL: &str = "orkestrator.index";
 
-/// The engine's name of volume `volume` of instance `index` of `job`.
-pub fn volume_name(job: &str, index: u32, volume: &str) -> String {
+/// The engine's name of volume `volume` of instance `index` of `job` on `worker`:
+/// `ork-{worker}-{job}-{index}-{volume}`. The worker is part of it, as of its networks' names:
+/// workers sharing one engine never share a volume, and a copy left on a worker that was down
+/// (an orphan) stays apart from the new one.
+pub fn volume_name(worker: &str, job: &str, index: u32, volume: &str) -> String {
     format!(
-        "ork-{}-{index}-{}",
+        "ork-{}-{}-{index}-{}",
+        container_safe(worker),
         container_safe(job),
         container_safe(volume)
     )
@@ -127,10 +131,11 @@ pub(crate) async fn ensure<R: Runtime + ?Sized>(
     volume: &str,
     owner: Option<(u32, Option<u32>)>,
 ) -> Result<VolumeInfo> {
-    let name = volume_name(job, index, volume);
+    let name = volume_name(worker.as_str(), job, index, volume);
     let index_text = index.to_string();
     let found = rt
         .list_volumes(&[
+            (labels::WORKER, worker.as_str()),
             (labels::JOB, job),
             (INDEX_LABEL, &index_text),
             (VOLUME_LABEL, volume),
@@ -150,7 +155,7 @@ pub(crate) async fn ensure<R: Runtime + ?Sized>(
     };
     let made = rt.create_volume(&spec).await?;
     // The engine answers a create of a name it has with that volume: never share another's.
-    let ours = [labels::JOB, INDEX_LABEL, VOLUME_LABEL]
+    let ours = [labels::WORKER, labels::JOB, INDEX_LABEL, VOLUME_LABEL]
         .iter()
         .all(|k| made.labels.get(*k) == spec.labels.get(*k));
     if !ours {
@@ -166,6 +171,50 @@ pub(crate) async fn ensure<R: Runtime + ?Sized>(
         hand_over(root, uid, gid);
     }
     Ok(made)
+}
+
+/// Removes the volumes the manager told `worker` to remove: each only if it is this worker's
+/// (by name and labels); one that is not there counts as removed. Answers those that are gone;
+/// one the engine keeps (a container still uses it) is left for the next try.
+pub(crate) async fn remove_told<R: Runtime + ?Sized>(
+    rt: &R,
+    worker: &WorkerId,
+    told: &[VolumeRef],
+) -> Vec<VolumeRef> {
+    let mut done = Vec::with_capacity(told.len());
+    for v in told {
+        let name = v.docker_name(worker);
+        let index = v.index.to_string();
+        let found = match rt
+            .list_volumes(&[
+                (labels::WORKER, worker.as_str()),
+                (labels::JOB, v.job.as_str()),
+                (INDEX_LABEL, &index),
+                (VOLUME_LABEL, &v.volume),
+            ])
+            .await
+        {
+            Ok(found) => found.into_iter().any(|f| f.name == name),
+            Err(e) => {
+                tracing::warn!(%worker, volume = %name, error = %e, "cannot list volumes; removal tried again later");
+                continue;
+            }
+        };
+        if !found {
+            done.push(v.clone());
+            continue;
+        }
+        match rt.remove_volume(&name).await {
+            Ok(()) => {
+                tracing::info!(%worker, volume = %name, "volume removed, as the manager told");
+                done.push(v.clone());
+            }
+            Err(e) => {
+                tracing::warn!(%worker, volume = %name, error = %e, "cannot remove volume yet; tried again later")
+            }
+        }
+    }
+    done
 }
 
 /// Hands a new volume's root to `uid:gid`, if it is here and still root's and empty.
@@ -190,32 +239,38 @@ mod tests {
     use crate::fake::FakeRuntime;
 
     #[test]
-    fn names_are_per_job_index_and_volume() {
-        assert_eq!(volume_name("shop", 2, "data"), "ork-shop-2-data");
+    fn names_are_per_worker_job_index_and_volume() {
+        assert_eq!(volume_name("w1", "shop", 2, "data"), "ork-w1-shop-2-data");
         assert_ne!(
-            volume_name("shop", 1, "data"),
-            volume_name("shop", 2, "data")
+            volume_name("w1", "shop", 1, "data"),
+            volume_name("w1", "shop", 2, "data")
+        );
+        assert_ne!(
+            volume_name("w1", "shop", 1, "data"),
+            volume_name("w2", "shop", 1, "data")
         );
     }
 
     #[tokio::test]
-    async fn a_volume_is_made_once_and_found_again_by_any_worker() {
+    async fn a_volume_is_made_once_per_worker_and_found_again() {
         let rt = FakeRuntime::new();
         let w1 = WorkerId::new("w1");
         let v = ensure(&rt, &w1, "shop", 0, "data", None).await.unwrap();
-        assert_eq!(v.name, "ork-shop-0-data");
+        assert_eq!(v.name, "ork-w1-shop-0-data");
         assert_eq!(v.label(labels::WORKER), Some("w1"));
         assert_eq!(v.label(INDEX_LABEL), Some("0"));
-        // Found again, even by a worker that did not make it (after a rename, say): never twice.
-        let again = ensure(&rt, &WorkerId::new("w2"), "shop", 0, "data", None)
+        let again = ensure(&rt, &w1, "shop", 0, "data", None).await.unwrap();
+        assert_eq!(again, v, "found again, never made twice");
+        // Another worker on the same engine has its own copy.
+        let other = ensure(&rt, &WorkerId::new("w2"), "shop", 0, "data", None)
             .await
             .unwrap();
-        assert_eq!(again, v);
+        assert_ne!(other.name, v.name);
         ensure(&rt, &w1, "shop", 1, "data", None).await.unwrap();
-        assert_eq!(rt.volumes().len(), 2);
+        assert_eq!(rt.volumes().len(), 3);
         // A volume of that name made by someone else is not taken over.
         rt.create_volume(&VolumeSpec {
-            name: volume_name("other", 0, "data"),
+            name: volume_name("w1", "other", 0, "data"),
             labels: BTreeMap::new(),
         })
         .await

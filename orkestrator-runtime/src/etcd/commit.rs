@@ -114,6 +114,7 @@ impl Store for EtcdStore {
             StoreOp::PutToken(t) => serde_json::to_vec(t).map_or(0, |v| v.len()),
             StoreOp::PutSecret(r) => serde_json::to_vec(r).map_or(0, |v| v.len()),
             StoreOp::SetSecretKeyCheck(c) => c.len() * 4 / 3 + 4,
+            StoreOp::PutVolume(v) => serde_json::to_vec(v).map_or(0, |v| v.len()),
             _ => 0,
         };
         value + self.prefix.len() + 128
@@ -156,6 +157,7 @@ impl EtcdStore {
         // Secrets go as they are stored: sealed, under the same key (the key check with them).
         ops.extend(snap.secrets.into_values().map(StoreOp::PutSecret));
         ops.extend(snap.secret_key_check.map(StoreOp::SetSecretKeyCheck));
+        ops.extend(snap.volumes.into_values().map(StoreOp::PutVolume));
         let records = ops.len();
         ops.push(StoreOp::SetNextInstance(snap.next_instance));
         let limits = self.limits();
@@ -189,12 +191,14 @@ fn to_txn_op(key: Vec<u8>, op: StoreOp) -> Result<TxnOp> {
         StoreOp::SetNextInstance(n) => TxnOp::put(key, n.to_string(), None),
         StoreOp::PutToken(t) => TxnOp::put(key, encode(&t)?, None),
         StoreOp::PutSecret(r) => TxnOp::put(key, encode(&r)?, None),
+        StoreOp::PutVolume(v) => TxnOp::put(key, encode(&v)?, None),
         StoreOp::SetSecretKeyCheck(c) => TxnOp::put(
             key,
             base64::engine::general_purpose::STANDARD.encode(c),
             None,
         ),
         StoreOp::DeleteSecret { .. }
+        | StoreOp::DeleteVolume { .. }
         | StoreOp::DeleteJob(_)
         | StoreOp::DeleteSpec { .. }
         | StoreOp::DeleteInstance(_)

@@ -106,6 +106,10 @@ pub(super) fn put_record(
             let r: SecretRecord = decode(key, v)?;
             snap.secrets.insert((r.name.clone(), r.version), r);
         }
+        Some(("volumes", _)) => {
+            let r: orkestrator_core::api::VolumeRecord = decode(key, v)?;
+            snap.volumes.insert((r.of.clone(), r.worker.clone()), r);
+        }
         // The election, the managers' addresses and anything else: not state.
         _ => {}
     }
@@ -139,6 +143,22 @@ pub(super) fn delete_record(snap: &mut Snapshot, meta: &mut Meta, rest: &str) ->
             snap.secrets.remove(&(name.to_owned(), version));
         }
         Some(("meta", "secret_key_check")) => snap.secret_key_check = None,
+        Some(("volumes", path)) => {
+            let corrupt = || Error::Store(format!("corrupt key {rest}"));
+            let mut parts = path.splitn(4, '/');
+            let (Some(job), Some(index), Some(volume), Some(worker)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Err(corrupt());
+            };
+            let of = orkestrator_core::api::VolumeRef {
+                job: JobId::new(job),
+                index: index.parse().map_err(|_| corrupt())?,
+                volume: volume.to_owned(),
+            };
+            snap.volumes
+                .remove(&(of, orkestrator_core::ids::WorkerId::new(worker)));
+        }
         _ => {}
     }
     Ok(())
@@ -162,6 +182,14 @@ pub(super) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
+/// The key of a volume's record, without the prefix: `volumes/job/index/volume/worker`.
+fn volume_key(
+    of: &orkestrator_core::api::VolumeRef,
+    worker: &orkestrator_core::ids::WorkerId,
+) -> String {
+    format!("volumes/{}/{}/{}/{worker}", of.job, of.index, of.volume)
+}
+
 /// The key `op` writes, under `prefix`.
 pub(super) fn op_key(prefix: &str, op: &StoreOp) -> Vec<u8> {
     let rest = match op {
@@ -180,6 +208,8 @@ pub(super) fn op_key(prefix: &str, op: &StoreOp) -> Vec<u8> {
         StoreOp::PutSecret(r) => format!("secrets/{}/{}", r.name, r.version),
         StoreOp::DeleteSecret { name, version } => format!("secrets/{name}/{version}"),
         StoreOp::SetSecretKeyCheck(_) => "meta/secret_key_check".to_owned(),
+        StoreOp::PutVolume(v) => volume_key(&v.of, &v.worker),
+        StoreOp::DeleteVolume { of, worker } => volume_key(of, worker),
     };
     format!("{prefix}{rest}").into_bytes()
 }

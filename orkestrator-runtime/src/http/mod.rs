@@ -23,6 +23,7 @@ pub mod sse;
 pub mod table;
 pub mod tls;
 mod tokens;
+mod volumes;
 pub mod worker_endpoint;
 pub mod worker_metrics;
 

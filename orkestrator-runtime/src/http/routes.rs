@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use super::table::Access::{AnyCredential, Operator, Public, Read, Register, Scheduler, Worker};
 use super::table::{FollowerRead, Policies, Table, delete, get, post};
-use super::{dashboard, events, handlers, logs, openapi, prom, secrets, tokens};
+use super::{dashboard, events, handlers, logs, openapi, prom, secrets, tokens, volumes};
 
 /// Every route of the manager's API.
 ///
@@ -68,6 +68,15 @@ pub fn table() -> Table {
         .route(
             "/v1/workers/{id}/status",
             post(Worker, handlers::report_status).others(Worker),
+        )
+        .route(
+            "/v1/workers/{id}/volumes/removed",
+            post(Worker, volumes::removed).others(Worker),
+        )
+        .route("/v1/volumes", get(Read, volumes::list))
+        .route(
+            "/v1/volumes/{job}/{index}/{volume}",
+            delete(Operator, volumes::remove),
         )
         .route(
             "/v1/schedulers",

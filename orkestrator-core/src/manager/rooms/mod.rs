@@ -9,6 +9,7 @@ mod metrics;
 mod schedulers;
 mod secrets;
 mod tokens;
+mod volumes;
 mod workers;
 
 pub use cluster::Cluster;
@@ -19,4 +20,5 @@ pub use schedulers::Schedulers;
 pub use secrets::Secrets;
 pub(crate) use secrets::check_secret_key;
 pub use tokens::Tokens;
+pub use volumes::Volumes;
 pub use workers::Workers;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::api::{
     ApiError, Assignments, HeartbeatAnswer, ListQuery, Page, RegisterWorker, Registered,
-    ReportResponse, TaskUpdate, WorkerHeartbeat, WorkerView,
+    ReportResponse, TaskUpdate, VolumesRemoved, WorkerHeartbeat, WorkerView,
 };
 use crate::auth::{Principal, Role, Subject};
 use crate::ids::WorkerId;
@@ -18,6 +18,7 @@ use crate::manager::liveness;
 use crate::manager::locks::{lock, write_lock};
 use crate::manager::tokens::{self, cannot_register, issue_credential};
 use crate::manager::views;
+use crate::manager::volumes;
 
 /// The manager's workers, from [`Manager::workers`](crate::manager::Manager::workers).
 #[derive(Clone, Copy)]
@@ -178,10 +179,27 @@ impl<'a> Workers<'a> {
             tokio::select! {
                 _ = &mut woken => continue,
                 _ = tokio::time::sleep_until(deadline) => {
-                    return Ok(Assignments { index, full: false, instances: vec![], removed: vec![] });
+                    return Ok(Assignments { index, full: false, instances: vec![], removed: vec![], volumes_to_remove: vec![] });
                 }
             }
         }
+    }
+
+    /// A worker confirms it removed volumes its assignments told it to remove: their records go.
+    pub async fn volumes_removed(
+        &self,
+        worker: &WorkerId,
+        removed: VolumesRemoved,
+    ) -> ApiResult<()> {
+        let (t, ()) = self.inner.write(|st, txn, _, _| {
+            if !st.workers.contains_key(worker) {
+                return Err(ApiError::not_found("worker", worker));
+            }
+            volumes::removed(st, txn, worker, &removed.volumes);
+            Ok(())
+        })?;
+        t.durable().await?;
+        Ok(())
     }
 
     /// Applies a worker's task updates; refuses unknown instances and illegal transitions.

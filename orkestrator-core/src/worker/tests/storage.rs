@@ -78,7 +78,7 @@ async fn a_task_gets_its_volume_tmpfs_and_host_volume_and_the_volume_outlives_it
         spec.mounts,
         [
             Mount {
-                source: MountSource::Volume("ork-db-2-data".into()),
+                source: MountSource::Volume("ork-w1-db-2-data".into()),
                 target: "/var/lib/db".into(),
                 read_only: false,
             },

@@ -93,6 +93,30 @@ impl HttpTransport {
         .await
     }
 
+    /// The named volumes, of one job or all (`GET /v1/volumes[?job=J]`).
+    pub async fn list_volumes(&self, job: Option<&str>) -> Result<VolumeList> {
+        let path = match job {
+            Some(j) => format!("/v1/volumes?job={}", seg(j)),
+            None => "/v1/volumes".to_owned(),
+        };
+        self.call(Method::GET, &path, NONE, Duration::ZERO).await
+    }
+
+    /// Tells the worker holding a volume to remove it
+    /// (`DELETE /v1/volumes/{job}/{index}/{volume}[?worker=W]`; operators only).
+    pub async fn remove_volume(&self, of: &VolumeRef, worker: Option<&str>) -> Result<VolumeView> {
+        let mut path = format!(
+            "/v1/volumes/{}/{}/{}",
+            seg(of.job.as_str()),
+            of.index,
+            seg(&of.volume)
+        );
+        if let Some(w) = worker {
+            path.push_str(&format!("?worker={}", seg(w)));
+        }
+        self.call(Method::DELETE, &path, NONE, Duration::ZERO).await
+    }
+
     /// Submits a job spec as text in its own format (the manager parses and validates it, so
     /// errors carry the same field paths as `orkestrator validate`).
     pub async fn submit_spec_text(
@@ -402,6 +426,16 @@ impl WorkerApi for HttpTransport {
             Method::POST,
             &format!("/v1/workers/{}/status", seg(worker.as_str())),
             Some(updates),
+            Duration::ZERO,
+        )
+        .await
+    }
+
+    async fn volumes_removed(&self, worker: &WorkerId, removed: &VolumesRemoved) -> Result<()> {
+        self.call(
+            Method::POST,
+            &format!("/v1/workers/{}/volumes/removed", seg(worker.as_str())),
+            Some(removed),
             Duration::ZERO,
         )
         .await

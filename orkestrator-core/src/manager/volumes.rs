@@ -1,0 +1,357 @@
+//! Named volumes in the manager's state: where each instance index's data lives, the rule that
+//! sends the instance of that index back to it, and the only path by which one is ever removed —
+//! the manager decides (garbage collection, or an operator's `volume rm`), tells the worker in its
+//! assignments, and forgets the record once the worker confirms. A worker never removes a volume
+//! on its own judgement, and a manager that knows of no volume (an empty state) tells nobody to
+//! remove anything.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::api::{ApiError, VolumeList, VolumeRecord, VolumeRef, VolumeState, VolumeView};
+use crate::clock::Millis;
+use crate::ids::{JobId, WorkerId};
+use crate::spec::{Job, OnWorkerLoss, VolumeKind};
+use crate::store::StoreOp;
+
+use super::commit::Txn;
+use super::state::State;
+
+type ApiResult<T> = std::result::Result<T, ApiError>;
+
+/// The named volumes the manager knows of, with the index of what each worker is to remove.
+#[derive(Debug, Default)]
+pub(crate) struct Volumes {
+    /// By job and instance index, then volume name and worker.
+    by_instance: BTreeMap<(JobId, u32), BTreeMap<(String, WorkerId), VolumeRecord>>,
+    /// What each worker is told to remove.
+    removing: BTreeMap<WorkerId, BTreeSet<VolumeRef>>,
+}
+
+/// The `type: volume` volumes of a spec, with their `retain` and `on_worker_loss`.
+fn named(spec: &Job) -> impl Iterator<Item = (&str, bool, OnWorkerLoss)> {
+    spec.volumes.iter().filter_map(|(name, v)| match v.kind {
+        VolumeKind::Volume {
+            retain,
+            on_worker_loss,
+            ..
+        } => Some((name.as_str(), retain, on_worker_loss)),
+        _ => None,
+    })
+}
+
+/// Whether a spec declares `volume` as a `type: volume` volume.
+fn declares(spec: &Job, volume: &str) -> bool {
+    named(spec).any(|(n, _, _)| n == volume)
+}
+
+impl Volumes {
+    /// Takes in a stored record.
+    pub fn insert(&mut self, rec: VolumeRecord) {
+        let removing = &mut self.removing;
+        let slot = self
+            .by_instance
+            .entry((rec.of.job.clone(), rec.of.index))
+            .or_default();
+        if let Some(old) = slot.get(&(rec.of.volume.clone(), rec.worker.clone()))
+            && old.state == VolumeState::Removing
+            && let Some(set) = removing.get_mut(&old.worker)
+        {
+            set.remove(&old.of);
+        }
+        if rec.state == VolumeState::Removing {
+            removing
+                .entry(rec.worker.clone())
+                .or_default()
+                .insert(rec.of.clone());
+        }
+        slot.insert((rec.of.volume.clone(), rec.worker.clone()), rec);
+    }
+
+    fn remove(&mut self, of: &VolumeRef, worker: &WorkerId) -> Option<VolumeRecord> {
+        let key = (of.job.clone(), of.index);
+        let slot = self.by_instance.get_mut(&key)?;
+        let rec = slot.remove(&(of.volume.clone(), worker.clone()))?;
+        if slot.is_empty() {
+            self.by_instance.remove(&key);
+        }
+        if let Some(set) = self.removing.get_mut(worker) {
+            set.remove(of);
+            if set.is_empty() {
+                self.removing.remove(worker);
+            }
+        }
+        Some(rec)
+    }
+
+    fn get(&self, of: &VolumeRef, worker: &WorkerId) -> Option<&VolumeRecord> {
+        self.by_instance
+            .get(&(of.job.clone(), of.index))?
+            .get(&(of.volume.clone(), worker.clone()))
+    }
+
+    /// The records of one instance index of a job.
+    fn of_instance(&self, job: &JobId, index: u32) -> impl Iterator<Item = &VolumeRecord> {
+        self.by_instance
+            .get(&(job.clone(), index))
+            .into_iter()
+            .flat_map(|m| m.values())
+    }
+
+    /// The worker that holds the data of instance `index` of `job` under `spec`: the instance
+    /// is placed there or nowhere.
+    pub fn pin(&self, job: &JobId, index: u32, spec: &Job) -> Option<WorkerId> {
+        self.of_instance(job, index)
+            .find(|r| r.state == VolumeState::Active && declares(spec, &r.of.volume))
+            .map(|r| r.worker.clone())
+    }
+
+    /// What `worker` is told to remove.
+    pub fn removing_on(&self, worker: &WorkerId) -> Vec<VolumeRef> {
+        self.removing
+            .get(worker)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether any volume is known (for skipping work in clusters without any).
+    pub fn is_empty(&self) -> bool {
+        self.by_instance.is_empty()
+    }
+
+    fn all(&self) -> impl Iterator<Item = &VolumeRecord> {
+        self.by_instance.values().flat_map(|m| m.values())
+    }
+}
+
+/// Writes `rec` to the state and the store.
+fn put(st: &mut State, txn: &mut Txn, rec: VolumeRecord) {
+    txn.ops.push(StoreOp::PutVolume(rec.clone()));
+    st.volumes.insert(rec);
+}
+
+/// Tells a volume's worker to remove it (through its assignments), durably.
+fn mark_removing(st: &mut State, txn: &mut Txn, mut rec: VolumeRecord) {
+    if rec.state == VolumeState::Removing {
+        return;
+    }
+    rec.state = VolumeState::Removing;
+    let worker = rec.worker.clone();
+    tracing::info!(volume = %rec.of, %worker, "volume to be removed by its worker");
+    put(st, txn, rec);
+    let next = st.head + 1;
+    if let Some(w) = st.workers.get_mut(&worker) {
+        w.bump(next);
+    }
+}
+
+/// Records the named volumes of instance `index` of `job` as held by `worker`, where it was just
+/// placed: new ones are made there when its tasks start; one being removed there is kept after all.
+pub(crate) fn placed(
+    st: &mut State,
+    txn: &mut Txn,
+    job: &JobId,
+    index: u32,
+    spec: &Job,
+    worker: &WorkerId,
+    now: Millis,
+) {
+    for (name, retain, _) in named(spec) {
+        let of = VolumeRef {
+            job: job.clone(),
+            index,
+            volume: name.to_owned(),
+        };
+        let rec = match st.volumes.get(&of, worker) {
+            Some(r) if r.state == VolumeState::Active && r.retain == retain => continue,
+            Some(r) => VolumeRecord {
+                state: VolumeState::Active,
+                retain,
+                ..r.clone()
+            },
+            None => VolumeRecord {
+                of,
+                worker: worker.clone(),
+                state: VolumeState::Active,
+                retain,
+                created_at: now,
+            },
+        };
+        put(st, txn, rec);
+    }
+}
+
+/// The worker holding instance `index` of `job`'s data is down: with `on_worker_loss: recreate`
+/// on every named volume of the instance, its copies there become orphans (kept, listed) and the
+/// replacement starts elsewhere with empty ones; otherwise the replacement waits for that worker.
+pub(crate) fn worker_lost(
+    st: &mut State,
+    txn: &mut Txn,
+    job: &JobId,
+    index: u32,
+    spec: &Job,
+    worker: &WorkerId,
+) {
+    let mut policies = named(spec).map(|(_, _, p)| p).peekable();
+    if policies.peek().is_none() || !policies.all(|p| p == OnWorkerLoss::Recreate) {
+        return;
+    }
+    let orphans: Vec<VolumeRecord> = st
+        .volumes
+        .of_instance(job, index)
+        .filter(|r| &r.worker == worker && r.state == VolumeState::Active)
+        .cloned()
+        .collect();
+    for mut rec in orphans {
+        tracing::info!(volume = %rec.of, %worker, "worker down: its copy of the volume is kept as an orphan; the instance starts elsewhere with a new one");
+        rec.state = VolumeState::Orphan;
+        put(st, txn, rec);
+    }
+}
+
+/// A worker confirms it removed volumes it was told to remove: their records go. A confirmation
+/// of anything else (not told, or told another worker) changes nothing.
+pub(crate) fn removed(st: &mut State, txn: &mut Txn, worker: &WorkerId, refs: &[VolumeRef]) {
+    for of in refs {
+        let told = st
+            .volumes
+            .get(of, worker)
+            .is_some_and(|r| r.state == VolumeState::Removing);
+        if told {
+            st.volumes.remove(of, worker);
+            txn.ops.push(StoreOp::DeleteVolume {
+                of: of.clone(),
+                worker: worker.clone(),
+            });
+            tracing::info!(volume = %of, %worker, "volume removed");
+        }
+    }
+}
+
+/// Whether an instance of `job` with `index` that mounts `volume` runs (or is starting, or
+/// stopping) on `worker`.
+fn in_use(st: &State, of: &VolumeRef, worker: &WorkerId) -> bool {
+    let Some(e) = st.jobs.get(&of.job) else {
+        return false;
+    };
+    e.instances.values().any(|i| {
+        i.index == of.index
+            && i.worker.as_ref() == Some(worker)
+            && (i.assigned() || !i.all_terminal())
+            && declares(e.spec_of(i), &of.volume)
+    })
+}
+
+/// Garbage collection of volumes (after jobs and instances were collected): the active volumes
+/// of a job that is gone, and of instance indexes that no kept instance uses and the current spec
+/// no longer wants (a smaller `count`, or the volume dropped), are told to be removed — unless
+/// they say `retain: true`. Orphans wait for an operator. Answers how many were marked.
+pub(crate) fn collect(st: &mut State, txn: &mut Txn) -> usize {
+    if st.volumes.is_empty() {
+        return 0;
+    }
+    let mut drop = Vec::new();
+    for r in st.volumes.all() {
+        if r.state != VolumeState::Active || r.retain {
+            continue;
+        }
+        let wanted = match st.jobs.get(&r.of.job) {
+            None => false,
+            Some(e) => {
+                let current = e.spec();
+                let by_current = r.of.index < current.count && declares(current, &r.of.volume);
+                by_current
+                    || e.instances
+                        .values()
+                        .any(|i| i.index == r.of.index && declares(e.spec_of(i), &r.of.volume))
+            }
+        };
+        if !wanted {
+            drop.push(r.clone());
+        }
+    }
+    let n = drop.len();
+    for rec in drop {
+        mark_removing(st, txn, rec);
+    }
+    n
+}
+
+/// The volume list, of one job or all.
+pub(crate) fn list(st: &State, job: Option<&JobId>) -> VolumeList {
+    let volumes = st
+        .volumes
+        .all()
+        .filter(|r| job.is_none_or(|j| &r.of.job == j))
+        .map(|r| view(st, r))
+        .collect();
+    VolumeList { volumes }
+}
+
+fn view(st: &State, r: &VolumeRecord) -> VolumeView {
+    let state = match r.state {
+        VolumeState::Active if !st.jobs.contains_key(&r.of.job) => "retained",
+        s => s.as_str(),
+    };
+    VolumeView {
+        job: r.of.job.clone(),
+        index: r.of.index,
+        volume: r.of.volume.clone(),
+        worker: r.worker.clone(),
+        state: state.to_owned(),
+        in_use: in_use(st, &r.of, &r.worker),
+        retain: r.retain,
+        name: r.of.docker_name(&r.worker),
+        created_at: r.created_at,
+    }
+}
+
+/// An operator removes a volume (`orkestrator volume rm`): refused while an instance that mounts
+/// it runs there, or while its job still wants it there (stop the job first); otherwise its worker
+/// is told to remove it. `worker` may be left out when only one worker holds that volume.
+pub(crate) fn remove(
+    st: &mut State,
+    txn: &mut Txn,
+    of: &VolumeRef,
+    worker: Option<&WorkerId>,
+) -> ApiResult<VolumeView> {
+    let holders: Vec<&VolumeRecord> = st
+        .volumes
+        .of_instance(&of.job, of.index)
+        .filter(|r| r.of.volume == of.volume && worker.is_none_or(|w| &r.worker == w))
+        .collect();
+    let rec = match holders.as_slice() {
+        [] => return Err(ApiError::not_found("volume", of)),
+        [one] => (*one).clone(),
+        many => {
+            let on: Vec<String> = many.iter().map(|r| r.worker.to_string()).collect();
+            return Err(ApiError::bad_request(
+                "ambiguous_volume",
+                format!(
+                    "volume {of} is on {} workers ({}): name one with --worker (?worker=)",
+                    many.len(),
+                    on.join(", ")
+                ),
+            ));
+        }
+    };
+    if in_use(st, &rec.of, &rec.worker) {
+        return Err(ApiError::conflict(format!(
+            "volume {of} is in use by an instance of job {} on worker {}: stop the job first (orkestrator stop {})",
+            of.job, rec.worker, of.job
+        )));
+    }
+    if rec.state == VolumeState::Active
+        && let Some(e) = st.jobs.get(&of.job)
+        && !e.rec.stopped
+        && of.index < e.spec().count
+        && declares(e.spec(), &of.volume)
+    {
+        return Err(ApiError::conflict(format!(
+            "volume {of} holds the data of job {}'s instance {}, which is to run: stop the job first (orkestrator stop {})",
+            of.job, of.index, of.job
+        )));
+    }
+    mark_removing(st, txn, rec.clone());
+    let now = st.volumes.get(&rec.of, &rec.worker).cloned().unwrap_or(rec);
+    Ok(view(st, &now))
+}
