@@ -19,11 +19,11 @@ use crate::ids::{InstanceKey as Key, instance_id, parse_id};
 
 type ApiResult<T> = std::result::Result<T, ApiError>;
 
-// TEMPORARY (issue 20): the worker cannot yet create volumes or deliver secrets, so the manager
-// refuses jobs that declare them rather than run them without. The change that makes workers
-// run them deletes this function and its one call (in `rooms::jobs::Jobs::submit`).
-/// Refuses a job that declares `volumes` or task `secrets`, each at its field path, since this
-/// manager's workers cannot run them yet. `orkestrator validate` accepts them.
+// TEMPORARY (issue 20): the worker cannot yet deliver secrets, so the manager refuses jobs that
+// name them rather than run them without. The change that makes workers deliver them deletes
+// this function and its one call (in `rooms::jobs::Jobs::submit`).
+/// Refuses a job whose tasks name `secrets`, each at its field path, since this manager's
+/// workers cannot deliver them yet. `orkestrator validate` accepts them.
 pub(crate) fn refuse_storage_until_supported(job: &Job) -> ApiResult<()> {
     let mut problems = crate::spec::Problems::default();
     let mut refuse = |path: String, message: &str| {
@@ -33,12 +33,6 @@ pub(crate) fn refuse_storage_until_supported(job: &Job) -> ApiResult<()> {
             line: None,
         })
     };
-    if !job.volumes.is_empty() {
-        refuse(
-            "volumes".to_owned(),
-            "volumes are not supported by this manager yet (its workers cannot create them): remove volumes and the tasks' mounts",
-        );
-    }
     for (i, t) in job.tasks.iter().enumerate() {
         if !t.secrets.is_empty() {
             refuse(
