@@ -36,7 +36,7 @@ fn submit(c: &Cluster, job: &str, yaml: &str) {
 fn running_task(v: &Value, task: &str) -> Option<(String, String)> {
     v["instances"].as_array()?.iter().find_map(|i| {
         let t = &i["tasks"][task];
-        (i["desired"] == "Run" && t["state"] == "Running")
+        (i["desired"] == "run" && t["state"] == "Running")
             .then(|| {
                 Some((
                     t["container_id"].as_str()?.to_owned(),
@@ -139,7 +139,7 @@ fn volume_data_survives_a_crash_a_new_version_and_kill_9_of_worker_and_manager()
         "a new volume is the task user's"
     );
     let name = format!("ork-{worker}-keep-0-data");
-    assert_eq!(engine_volumes("keep"), [name.clone()]);
+    assert_eq!(engine_volumes("keep"), std::slice::from_ref(&name));
 
     // A crash: the worker starts a new container on the same data.
     docker(&["kill", "-s", "KILL", &id]);
@@ -177,7 +177,7 @@ fn volume_data_survives_a_crash_a_new_version_and_kill_9_of_worker_and_manager()
     assert_eq!(lines.last().map(String::as_str), Some("start-3"));
     assert_eq!(
         engine_volumes("keep"),
-        [name.clone()],
+        std::slice::from_ref(&name),
         "one volume throughout"
     );
     let listed = volume_list(&c);
@@ -209,7 +209,23 @@ fn a_manager_started_on_an_empty_data_directory_removes_no_volume() {
     c.kill(MANAGER);
     std::fs::rename(&data_dir, state.path().join("lost")).unwrap();
     c.restart_manager();
-    // The worker joins the new manager, which assigns it nothing: it removes the container.
+    // A manager without its state is another cluster (new tokens): the worker, refused, stops.
+    // Its operator starts it again, with its old credential gone, and it joins the new manager,
+    // which assigns it nothing: it removes the container.
+    c.wait_until("the refused worker stopped", WAIT, |c| {
+        let l = c.logs();
+        if l.contains("the manager refuses this worker; stopping") {
+            Ok(())
+        } else {
+            Err("still running".to_owned())
+        }
+    });
+    let credential = c
+        .dir()
+        .join(format!("data/orkestrator/worker-{worker}/credential"));
+    std::fs::remove_file(&credential).unwrap_or_else(|e| panic!("{}: {e}", credential.display()));
+    let again = c.restart_worker(&worker);
+    c.wait_worker_ready(&worker, again);
     c.wait_until("the container removed", WAIT, |_| {
         let ids = common::containers_with_label("orkestrator.job", "empty", true);
         if ids.is_empty() {
@@ -259,7 +275,7 @@ fn with_its_worker_down_an_instance_waits_and_with_recreate_it_runs_elsewhere() 
         let v = c.status("waits")?;
         let waiting = v["instances"].as_array().is_some_and(|is| {
             is.iter()
-                .any(|i| i["desired"] == "Run" && i["pending_reason"] == reason.as_str())
+                .any(|i| i["desired"] == "run" && i["pending_reason"] == reason.as_str())
         });
         if waiting {
             Ok(())
@@ -435,19 +451,22 @@ tasks:
         "{}",
         out.describe()
     );
+    // Stopped, the job is collected at once (--gc-after 0s), and its volumes with it.
     let out = c.ork(&["stop", "gcd"]);
     assert_eq!(out.code, Some(0), "{}", out.describe());
-    c.wait_phase("gcd", "Stopped");
-    let out = c.ork(&["gc"]);
-    assert_eq!(out.code, Some(0), "{}", out.describe());
-    c.wait_until("the data volume removed", WAIT, |_| {
+    c.wait_until("the data volume removed", WAIT, |c| {
+        let out = c.ork(&["gc"]);
+        if out.code != Some(0) {
+            return Err(out.describe());
+        }
         let v = engine_volumes("gcd");
-        if v == [keep.clone()] {
+        if v == std::slice::from_ref(&keep) {
             Ok(())
         } else {
             Err(format!("{v:?}"))
         }
     });
+    assert!(c.status("gcd").is_err(), "the job was collected");
     let listed = volume_list(&c);
     assert_eq!(listed.len(), 1, "{listed:#?}");
     assert_eq!(listed[0]["volume"], "keep");
