@@ -26,6 +26,7 @@ const APP_JS: &str = concat!(
     include_str!("app/dom.js"),
     include_str!("app/api.js"),
     include_str!("app/workers.js"),
+    include_str!("app/volumes.js"),
     include_str!("app/jobs.js"),
     include_str!("app/events.js"),
     include_str!("app/session.js"),
