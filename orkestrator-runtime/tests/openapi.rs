@@ -287,7 +287,9 @@ fn the_document_is_openapi_3_1_with_every_route_and_only_routes() {
 /// added there and not here (so not held against the document) is told.
 #[test]
 fn the_route_list_is_the_routers_table() {
-    let table = orkestrator_runtime::http::routes::table().policies().routes();
+    let table = orkestrator_runtime::http::routes::table()
+        .policies()
+        .routes();
     let mut problems = Vec::new();
     let listed: BTreeMap<&str, BTreeSet<String>> = ROUTES
         .iter()
@@ -299,10 +301,7 @@ fn the_route_list_is_the_routers_table() {
         if STATIC_ROUTES.contains(path) {
             continue;
         }
-        let methods: BTreeSet<String> = methods
-            .iter()
-            .map(|m| m.as_str().to_lowercase())
-            .collect();
+        let methods: BTreeSet<String> = methods.iter().map(|m| m.as_str().to_lowercase()).collect();
         match listed.get(path) {
             None => problems.push(format!("route {path} {methods:?} is not in ROUTES")),
             Some(l) if *l != methods => problems.push(format!(
@@ -877,7 +876,9 @@ async fn a_secrets_answer_is_what_its_schema_describes() {
 
 #[tokio::test]
 async fn volume_answers_are_what_their_schemas_describe() {
-    use orkestrator_core::api::{PendingInstance, VolumeList, VolumeRef, VolumeView, VolumesRemoved};
+    use orkestrator_core::api::{
+        PendingInstance, VolumeList, VolumeRef, VolumeView, VolumesRemoved,
+    };
     use orkestrator_core::ids::{InstanceId, JobId, WorkerId};
     use orkestrator_core::spec::{Format, parse_job};
     let doc = document();

@@ -297,7 +297,12 @@ impl Policies {
     pub fn routes(&self) -> Vec<(&'static str, Vec<Method>)> {
         self.paths
             .iter()
-            .map(|p| (p.template, p.rows.iter().map(|r| r.method.clone()).collect()))
+            .map(|p| {
+                (
+                    p.template,
+                    p.rows.iter().map(|r| r.method.clone()).collect(),
+                )
+            })
             .collect()
     }
 
