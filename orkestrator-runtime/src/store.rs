@@ -130,6 +130,7 @@ impl RedbStore {
             txn.open_table(TOKENS).map_err(|e| self.err(e))?;
             txn.open_table(SECRETS).map_err(|e| self.err(e))?;
             txn.open_table(SECRET_KEY).map_err(|e| self.err(e))?;
+            txn.open_table(VOLUMES).map_err(|e| self.err(e))?;
         }
         match format {
             Some(f) if f > FORMAT => {
