@@ -949,7 +949,7 @@ async fn volume_answers_are_what_their_schemas_describe() {
         .gc(std::time::Duration::from_secs(0))
         .await
         .unwrap();
-    let value = serde_json::to_value(&report).unwrap();
+    let value = serde_json::to_value(report).unwrap();
     assert!(value.get("volumes").is_some(), "{value:#}");
     let problems = against(&doc, "GcReport", &value);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
