@@ -529,6 +529,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn volume_records_survive_reopening_and_go_when_deleted() {
+        use orkestrator_core::api::VolumeState;
+        let dir = tempfile::tempdir().unwrap();
+        let rec = |worker: &str, state| VolumeRecord {
+            of: VolumeRef {
+                job: JobId::new("db"),
+                index: 2,
+                volume: "data".into(),
+            },
+            worker: WorkerId::new(worker),
+            state,
+            retain: true,
+            created_at: 7,
+        };
+        {
+            let store = RedbStore::open_dir(dir.path()).unwrap();
+            store
+                .commit(
+                    1,
+                    vec![
+                        StoreOp::PutVolume(rec("w1", VolumeState::Orphan)),
+                        StoreOp::PutVolume(rec("w2", VolumeState::Active)),
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+        let store = RedbStore::open_dir(dir.path()).unwrap();
+        let snap = store.load().await.unwrap();
+        assert_eq!(snap.volumes.len(), 2);
+        let one = &snap.volumes[&(rec("w1", VolumeState::Orphan).of, WorkerId::new("w1"))];
+        assert_eq!(*one, rec("w1", VolumeState::Orphan));
+        store
+            .commit(
+                2,
+                vec![StoreOp::DeleteVolume {
+                    of: rec("w1", VolumeState::Orphan).of,
+                    worker: WorkerId::new("w1"),
+                }],
+            )
+            .await
+            .unwrap();
+        let snap = store.load().await.unwrap();
+        assert_eq!(
+            snap.volumes.into_values().collect::<Vec<_>>(),
+            [rec("w2", VolumeState::Active)]
+        );
+    }
+
+    #[tokio::test]
     async fn commits_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {

@@ -205,22 +205,25 @@ pub fn inspect(ids: &[String]) -> Vec<Value> {
 }
 
 /// Removes (forcibly) every container of `worker`, twice a moment apart, so a create that was
-/// in flight when the worker was killed is caught too, then its instances' networks. Never
-/// panics (it runs in `Drop`).
+/// in flight when the worker was killed is caught too, then its instances' networks and its
+/// named volumes. Never panics (it runs in `Drop`).
 pub fn remove_worker_containers(worker: &str) {
     remove_containers_of(worker);
     let filter = format!("label=orkestrator.worker={worker}");
-    if let Ok(o) = Command::new("docker")
-        .args(["network", "ls", "-q", "--filter", &filter])
-        .output()
-    {
+    for kind in ["network", "volume"] {
+        let Ok(o) = Command::new("docker")
+            .args([kind, "ls", "-q", "--filter", &filter])
+            .output()
+        else {
+            continue;
+        };
         let ids: Vec<String> = String::from_utf8_lossy(&o.stdout)
             .split_whitespace()
             .map(str::to_owned)
             .collect();
         if !ids.is_empty() {
             let _ = Command::new("docker")
-                .args(["network", "rm"])
+                .args([kind, "rm"])
                 .args(&ids)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
