@@ -638,9 +638,7 @@ fn dashboard_lists_volumes_and_shows_mounts() {
         return;
     }
     let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    // Dropped after the cluster (whose workers' containers go first): the Docker volume the
-    // job made is removed too.
-    let mut volume_guard = DockerVolume(None);
+    // The Docker volume the job makes goes with the worker's containers when the cluster drops.
     let mut c = Cluster::start(test);
     let worker = c.add_worker(&["--cpu", "2", "--memory", "2Gi"]);
     let api = Api::operator(&c);
@@ -666,7 +664,6 @@ fn dashboard_lists_volumes_and_shows_mounts() {
     ]);
     api.submit(&spec);
     let name = format!("ork-{worker}-{job}-0-data");
-    volume_guard.0 = Some(name.clone());
     b.wait_js("the job is Running", &row_phase_is(&job, "Running"));
     let row = json!(format!("tr[data-volume=\"{job}/0/data\"]"));
     let cells = b.wait_js(
@@ -743,21 +740,6 @@ fn dashboard_lists_volumes_and_shows_mounts() {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// A Docker volume removed when dropped (if named).
-struct DockerVolume(Option<String>);
-
-impl Drop for DockerVolume {
-    fn drop(&mut self) {
-        if let Some(name) = &self.0 {
-            let _ = Command::new("docker")
-                .args(["volume", "rm", "-f", name])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
 
 /// A job of one task named `main` running `command` (a JSON array) with `env`.
 fn job_spec(name: &str, command: &str, env: Value) -> Value {
