@@ -629,7 +629,7 @@ fn dashboard_shows_workers_and_running_tasks() {
 }
 
 #[test]
-fn dashboard_lists_volumes_and_shows_mounts() {
+fn dashboard_lists_volumes_and_shows_mounts_and_secrets() {
     let test = "dash-volumes";
     let Some(tools) = browser_or_skip(test) else {
         return;
@@ -692,7 +692,26 @@ fn dashboard_lists_volumes_and_shows_mounts() {
         "docker has no volume {name}: {listed:?}"
     );
 
-    // The job's details show its volumes and each mount: volume, path, type, read-only.
+    // The job's details show its volumes and each mount: volume, path, type, read-only. This
+    // manager refuses jobs with secrets until workers deliver them, so the page's own fetch
+    // adds to this job's answer the `secrets` a task would carry (`{name, path, mode}`, as the
+    // manager holds them): the details show each by name, path and mode.
+    b.js(&format!(
+        "const path = {};
+         const real = window.fetch;
+         window.fetch = async (p, init) => {{
+           const r = await real(p, init);
+           if (p !== path || !r.ok) return r;
+           const view = await r.json();
+           view.spec.tasks[0].secrets = [
+             {{ name: 'db-password', path: '/run/secrets/db-password', mode: '0400' }},
+             {{ name: 'tls.key', path: '/etc/tls/key', mode: '0440' }}];
+           return new Response(JSON.stringify(view),
+             {{ status: 200, headers: {{ 'content-type': 'application/json' }} }});
+         }};
+         return true",
+        json!(format!("/v1/jobs/{job}"))
+    ));
     b.js(&format!(
         "document.querySelector({}).click(); return true",
         json!(format!("tr[data-job=\"{job}\"] button.toggle"))
@@ -711,6 +730,22 @@ fn dashboard_lists_volumes_and_shows_mounts() {
         json!([
             "data → /data (volume)",
             "scratch → /scratch (tmpfs, read-only)"
+        ]),
+    );
+    let secrets = b.wait_js(
+        "the job's details show its task's secrets",
+        &format!(
+            "const d = document.querySelector({});
+             const m = d && d.querySelector('dd.secrets');
+             return m ? [...m.children].map(e => e.textContent) : null",
+            json!(format!("tr[data-detail=\"{job}\"]"))
+        ),
+    );
+    assert_eq!(
+        secrets,
+        json!([
+            "db-password → /run/secrets/db-password (0400)",
+            "tls.key → /etc/tls/key (0440)"
         ]),
     );
     let declared = b.js(&format!(
