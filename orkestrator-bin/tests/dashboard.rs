@@ -628,6 +628,151 @@ fn dashboard_shows_workers_and_running_tasks() {
     b.close();
 }
 
+#[test]
+fn dashboard_lists_volumes_and_shows_mounts_and_secrets() {
+    let test = "dash-volumes";
+    let Some(tools) = browser_or_skip(test) else {
+        return;
+    };
+    if !docker_or_skip(test) {
+        return;
+    }
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    // The Docker volume the job makes goes with the worker's containers when the cluster drops.
+    let mut c = Cluster::start(test);
+    let worker = c.add_worker(&["--cpu", "2", "--memory", "2Gi"]);
+    let api = Api::operator(&c);
+    let b = Browser::start(&tools);
+    b.goto(&format!("{}/", c.addr));
+    b.sign_in_as(&operator_token(&c), "operator");
+    b.wait_js(
+        "the volumes panel says there are none",
+        "const e = document.getElementById('volumes-empty');
+         return !e.hidden && e.textContent.startsWith('No named volumes')",
+    );
+
+    // A job with a named volume and a tmpfs, submitted while the page is open.
+    let job = unique("vol", test);
+    let mut spec = job_spec(&job, FOREVER, json!({}));
+    spec["volumes"] = json!({
+        "data": { "type": "volume", "size": "10Mi" },
+        "scratch": { "type": "tmpfs", "size": "8Mi" },
+    });
+    spec["tasks"][0]["mounts"] = json!([
+        { "volume": "data", "path": "/data" },
+        { "volume": "scratch", "path": "/scratch", "read_only": true },
+    ]);
+    api.submit(&spec);
+    let name = format!("ork-{worker}-{job}-0-data");
+    b.wait_js("the job is Running", &row_phase_is(&job, "Running"));
+    let row = json!(format!("tr[data-volume=\"{job}/0/data\"]"));
+    let cells = b.wait_js(
+        "the volumes panel lists the job's volume, active and in use",
+        &format!(
+            "const r = document.querySelector({row});
+             if (!r) return null;
+             const cells = [...r.querySelectorAll('td')].map(td => td.textContent);
+             return cells[4] === 'active' && cells[5] === 'yes' ? cells : null"
+        ),
+    );
+    assert_eq!(
+        cells,
+        json!([job, "0", "data", worker, "active", "yes", "no", name]),
+        "the volume's row"
+    );
+    assert_eq!(
+        b.js("return document.getElementById('volumes-count').textContent"),
+        json!("(1)"),
+        "a tmpfs is no named volume"
+    );
+    // The Docker volume the row names is the one the worker made.
+    let listed = common::docker(&["volume", "ls", "-q", "--filter", &format!("name={name}")]);
+    assert!(
+        listed.lines().any(|l| l.trim() == name),
+        "docker has no volume {name}: {listed:?}"
+    );
+
+    // The job's details show its volumes and each mount: volume, path, type, read-only. This
+    // manager refuses jobs with secrets until workers deliver them, so the page's own fetch
+    // adds to this job's answer the `secrets` a task would carry (`{name, path, mode}`, as the
+    // manager holds them): the details show each by name, path and mode.
+    b.js(&format!(
+        "const path = {};
+         const real = window.fetch;
+         window.fetch = async (p, init) => {{
+           const r = await real(p, init);
+           if (p !== path || !r.ok) return r;
+           const view = await r.json();
+           view.spec.tasks[0].secrets = [
+             {{ name: 'db-password', path: '/run/secrets/db-password', mode: '0400' }},
+             {{ name: 'tls.key', path: '/etc/tls/key', mode: '0440' }}];
+           return new Response(JSON.stringify(view),
+             {{ status: 200, headers: {{ 'content-type': 'application/json' }} }});
+         }};
+         return true",
+        json!(format!("/v1/jobs/{job}"))
+    ));
+    b.js(&format!(
+        "document.querySelector({}).click(); return true",
+        json!(format!("tr[data-job=\"{job}\"] button.toggle"))
+    ));
+    let mounts = b.wait_js(
+        "the job's details show its mounts",
+        &format!(
+            "const d = document.querySelector({});
+             const m = d && d.querySelector('dd.mounts');
+             return m ? [...m.children].map(e => e.textContent) : null",
+            json!(format!("tr[data-detail=\"{job}\"]"))
+        ),
+    );
+    assert_eq!(
+        mounts,
+        json!([
+            "data → /data (volume)",
+            "scratch → /scratch (tmpfs, read-only)"
+        ]),
+    );
+    let secrets = b.wait_js(
+        "the job's details show its task's secrets",
+        &format!(
+            "const d = document.querySelector({});
+             const m = d && d.querySelector('dd.secrets');
+             return m ? [...m.children].map(e => e.textContent) : null",
+            json!(format!("tr[data-detail=\"{job}\"]"))
+        ),
+    );
+    assert_eq!(
+        secrets,
+        json!([
+            "db-password → /run/secrets/db-password (0400)",
+            "tls.key → /etc/tls/key (0440)"
+        ]),
+    );
+    let declared = b.js(&format!(
+        "const d = document.querySelector({});
+         return [...d.querySelectorAll('.volumes-spec dd > div')].map(e => e.textContent)",
+        json!(format!("tr[data-detail=\"{job}\"]"))
+    ));
+    assert_eq!(
+        declared,
+        json!(["data: volume · 10Mi", "scratch: tmpfs · 8Mi"]),
+    );
+
+    // Stopped, the job no longer uses it: the row says so, and the volume stays listed.
+    api.stop(&job);
+    b.wait_js(
+        "the stopped job's volume is listed, not in use",
+        &format!(
+            "const r = document.querySelector({row});
+             return !!r && r.querySelector('td.in-use').textContent === 'no'
+               && r.querySelector('td.state').textContent === 'active'"
+        ),
+    );
+    b.set_window_size(800, 600);
+    b.assert_no_horizontal_scroll("800×600 with the volumes panel");
+    b.close();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 

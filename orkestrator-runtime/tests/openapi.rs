@@ -36,6 +36,9 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/gc", &["post"]),
     ("/v1/workers/{id}/assignments", &["get"]),
     ("/v1/workers/{id}/status", &["post"]),
+    ("/v1/workers/{id}/volumes/removed", &["post"]),
+    ("/v1/volumes", &["get"]),
+    ("/v1/volumes/{job}/{index}/{volume}", &["delete"]),
     ("/v1/schedulers", &["post"]),
     ("/v1/schedulers/{id}/heartbeat", &["post"]),
     ("/v1/schedulers/{id}/work", &["get"]),
@@ -280,6 +283,41 @@ fn the_document_is_openapi_3_1_with_every_route_and_only_routes() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// The list above is the router's table ([`orkestrator_runtime::http::routes::table`]): a route
+/// added there and not here (so not held against the document) is told.
+#[test]
+fn the_route_list_is_the_routers_table() {
+    let table = orkestrator_runtime::http::routes::table()
+        .policies()
+        .routes();
+    let mut problems = Vec::new();
+    let listed: BTreeMap<&str, BTreeSet<String>> = ROUTES
+        .iter()
+        .map(|(p, ms)| (*p, ms.iter().map(|m| m.to_string()).collect()))
+        .collect();
+    let mut routed = BTreeSet::new();
+    for (path, methods) in &table {
+        routed.insert(*path);
+        if STATIC_ROUTES.contains(path) {
+            continue;
+        }
+        let methods: BTreeSet<String> = methods.iter().map(|m| m.as_str().to_lowercase()).collect();
+        match listed.get(path) {
+            None => problems.push(format!("route {path} {methods:?} is not in ROUTES")),
+            Some(l) if *l != methods => problems.push(format!(
+                "route {path}: the table has {methods:?}, ROUTES {l:?}"
+            )),
+            Some(_) => {}
+        }
+    }
+    for path in listed.keys().chain(STATIC_ROUTES) {
+        if !routed.contains(path) {
+            problems.push(format!("{path} is listed, and not in the table"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn the_checks_fail_on_a_broken_document() {
     let good = document();
@@ -431,7 +469,9 @@ async fn every_listed_route_is_routed_with_exactly_its_methods_and_documented_se
         // An id that names nothing: handlers answer at once (404), long-polls do not wait.
         let path = template
             .replace("{job}", "openapi-probe")
-            .replace("{id}", "openapi-probe");
+            .replace("{id}", "openapi-probe")
+            .replace("{index}", "0")
+            .replace("{volume}", "openapi-probe");
         for method in METHODS
             .iter()
             .filter(|m| !matches!(**m, "head" | "options"))
@@ -455,7 +495,9 @@ async fn every_listed_route_is_routed_with_exactly_its_methods_and_documented_se
     for (template, methods) in documented(&doc) {
         let path = template
             .replace("{job}", "openapi-probe")
-            .replace("{id}", "openapi-probe");
+            .replace("{id}", "openapi-probe")
+            .replace("{index}", "0")
+            .replace("{volume}", "openapi-probe");
         for method in methods {
             let op = &doc["paths"][&template][&method];
             let public = op["security"].as_array().is_some_and(|s| s.is_empty());
@@ -719,8 +761,8 @@ fn every_task_state_is_documented_in_lifecycle_order() {
 fn a_workers_assignments_are_what_their_schema_describes() {
     use std::sync::Arc;
 
-    use orkestrator_core::api::{Assignment, Assignments, Desired};
-    use orkestrator_core::ids::{InstanceId, TaskName};
+    use orkestrator_core::api::{Assignment, Assignments, Desired, VolumeRef};
+    use orkestrator_core::ids::{InstanceId, JobId, TaskName};
     use orkestrator_core::spec::{Format, parse_job};
     let doc = document();
     let job = parse_job(EVERY_FIELD, Format::Json).expect("the job is valid");
@@ -736,6 +778,11 @@ fn a_workers_assignments_are_what_their_schema_describes() {
             version: 3,
         }],
         removed: vec![InstanceId::new("shop-1-0")],
+        volumes_to_remove: vec![VolumeRef {
+            job: JobId::new("shop"),
+            index: 1,
+            volume: "data".into(),
+        }],
     };
     let value = serde_json::to_value(&answer).unwrap();
     for field in ["ended", "version"] {
@@ -744,6 +791,7 @@ fn a_workers_assignments_are_what_their_schema_describes() {
             "{field}: {value:#}"
         );
     }
+    assert!(value.get("volumes_to_remove").is_some(), "{value:#}");
     let problems = against(&doc, "Assignments", &value);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
@@ -824,4 +872,85 @@ async fn a_secrets_answer_is_what_its_schema_describes() {
     assert!(against(&doc, "CreateSecret", &body).is_empty());
     let wrong = serde_json::json!({ "name": "a", "value": "x" });
     assert!(!against(&doc, "CreateSecret", &wrong).is_empty());
+}
+
+#[tokio::test]
+async fn volume_answers_are_what_their_schemas_describe() {
+    use orkestrator_core::api::{
+        PendingInstance, VolumeList, VolumeRef, VolumeView, VolumesRemoved,
+    };
+    use orkestrator_core::ids::{InstanceId, JobId, WorkerId};
+    use orkestrator_core::spec::{Format, parse_job};
+    let doc = document();
+    let view = |state: &str, worker: &str| VolumeView {
+        job: JobId::new("shop"),
+        index: 0,
+        volume: "data".into(),
+        worker: WorkerId::new(worker),
+        state: state.into(),
+        in_use: state == "active",
+        retain: state == "retained",
+        name: format!("ork-{worker}-shop-0-data"),
+        created_at: 1_700_000_000_000,
+    };
+    let list = VolumeList {
+        volumes: ["active", "retained", "orphan", "removing"]
+            .iter()
+            .zip(["w1", "w2", "w3", "w4"])
+            .map(|(s, w)| view(s, w))
+            .collect(),
+    };
+    let value = serde_json::to_value(&list).unwrap();
+    let problems = against(&doc, "VolumeList", &value);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // A state the document does not list is told.
+    let unknown = serde_json::to_value(view("lost", "w1")).unwrap();
+    assert!(
+        against(&doc, "VolumeView", &unknown)
+            .iter()
+            .any(|p| p.starts_with("VolumeView.state: \"lost\" is not in the documented enum")),
+    );
+
+    let confirmed = VolumesRemoved {
+        volumes: vec![VolumeRef {
+            job: JobId::new("shop"),
+            index: 2,
+            volume: "data".into(),
+        }],
+    };
+    let problems = against(
+        &doc,
+        "VolumesRemoved",
+        &serde_json::to_value(&confirmed).unwrap(),
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    let job = parse_job(EVERY_FIELD, Format::Json).expect("the job is valid");
+    let pending = PendingInstance {
+        instance: InstanceId::new("shop-0-0"),
+        index: 0,
+        job: Arc::new(job),
+        pinned: Some(WorkerId::new("w1")),
+    };
+    let value = serde_json::to_value(&pending).unwrap();
+    assert_eq!(value["pinned"], "w1");
+    let problems = against(&doc, "PendingInstance", &value);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // A real manager's answers: the (empty) list and a garbage collection's report.
+    let m = Manager::new(ManagerConfig::default(), Arc::new(MemoryStore::new()))
+        .await
+        .unwrap();
+    let list = m.volumes().list(None).await.unwrap();
+    let problems = against(&doc, "VolumeList", &serde_json::to_value(&list).unwrap());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let report = m
+        .cluster()
+        .gc(std::time::Duration::from_secs(0))
+        .await
+        .unwrap();
+    let value = serde_json::to_value(report).unwrap();
+    assert!(value.get("volumes").is_some(), "{value:#}");
+    let problems = against(&doc, "GcReport", &value);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -292,6 +292,20 @@ pub struct Resolved {
 }
 
 impl Policies {
+    /// Every route's path template and its methods, in the order the table states them (what
+    /// the OpenAPI test holds the document against).
+    pub fn routes(&self) -> Vec<(&'static str, Vec<Method>)> {
+        self.paths
+            .iter()
+            .map(|p| {
+                (
+                    p.template,
+                    p.rows.iter().map(|r| r.method.clone()).collect(),
+                )
+            })
+            .collect()
+    }
+
     /// What `method path` needs. `matched` is the route axum matched (its `MatchedPath`), if
     /// any; a request it did not match is looked up by the templates themselves (an empty
     /// segment matches a parameter here, where axum's router does not match it).

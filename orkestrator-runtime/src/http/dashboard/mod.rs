@@ -2,9 +2,10 @@
 //! binary and served at `/`, `/ui/app.js`, `/ui/style.css` and `/ui/icon.svg`.
 //!
 //! The page is static; its script reads the JSON API (`/v1/health`, `/v1/jobs`, `/v1/workers`,
-//! the metrics windows) and follows `/v1/events`. Everything it shows that comes from a job file
-//! or a container is put in the page as text, never as markup, and the Content-Security-Policy
-//! every answer carries allows no inline script and nothing from another origin.
+//! `/v1/volumes`, the metrics windows) and follows `/v1/events`. Everything it shows that comes
+//! from a job file or a container is put in the page as text, never as markup, and the
+//! Content-Security-Policy every answer carries allows no inline script and nothing from another
+//! origin. A task's secrets are shown by name, path and mode only: the API carries no value.
 //!
 //! Signing in: when the API answers 401, the page shows a form for a token (an operator or read
 //! one) and its script POSTs it as JSON to `/v1/session`, whose answer sets the HttpOnly,
@@ -26,6 +27,7 @@ const APP_JS: &str = concat!(
     include_str!("app/dom.js"),
     include_str!("app/api.js"),
     include_str!("app/workers.js"),
+    include_str!("app/volumes.js"),
     include_str!("app/jobs.js"),
     include_str!("app/events.js"),
     include_str!("app/session.js"),

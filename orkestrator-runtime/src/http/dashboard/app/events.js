@@ -51,6 +51,12 @@ function onEvent(ev) {
   if (k.type.startsWith("worker") || k.type === "instance_placed" || k.type === "task_state_changed" || k.type === "collected") {
     scheduleWorkers();
   }
+  // Volumes are recorded when an instance is placed, change hands when a worker goes down, and
+  // go when their job's garbage is collected.
+  if (k.type === "instance_placed" || k.type === "task_state_changed" || k.type === "job_collected" ||
+      k.type === "collected" || k.type.startsWith("worker") || k.type === "job_stopped") {
+    scheduleVolumes();
+  }
   scheduleHealth();
 }
 
@@ -78,6 +84,7 @@ function openStream(fromIndex) {
       el("span", { class: "text" }, reset.message || "events were missed; re-listing")));
     relist();
     scheduleWorkers();
+    scheduleVolumes();
   });
   es.onerror = () => {
     if (stream !== es) return;
@@ -114,7 +121,7 @@ function poll(gen) {
     timers.poll = 0;
     if (gen !== auth.gen) return;
     if (!document.hidden) {
-      await Promise.all([loadWorkers(), loadHealth(), ...[...state.open.keys()].map(refreshOpen)]);
+      await Promise.all([loadWorkers(), loadVolumes(), loadHealth(), ...[...state.open.keys()].map(refreshOpen)]);
     }
     if (gen === auth.gen) poll(gen);
   }, POLL_MS);

@@ -281,7 +281,8 @@ function renderDetail(name) {
       "version " + v.version + " · submitted " + fmtAgo(v.submitted_at) + " · " +
       v.instances.length + " instance" + (v.instances.length === 1 ? "" : "s") +
       (v.spec.count !== undefined ? " (count " + v.spec.count + ")" : "")),
-    ...v.spec.tasks.map(specTask));
+    specVolumes(v.spec),
+    ...v.spec.tasks.map((t) => specTask(t, v.spec)));
 
   const head = el("tr", null, ...["Instance", "Worker", "Task", "State", "Exit", "Restarts", "Since", "Reason", "CPU", "Memory"]
     .map((h) => el("th", null, h)));
@@ -322,7 +323,27 @@ function roleTags(spec, name) {
   return [t.sidecar && "sidecar", init && "init"].filter(Boolean).map((tag) => el("span", { class: "tag" }, tag));
 }
 
-function specTask(t) {
+/** What a volume of the job is: its type and the keys of that type. */
+function volumeWords(vol) {
+  if (!vol) return "undeclared";
+  const words = [vol.type || "volume"];
+  if (vol.type === "host" && vol.source) words.push("source " + vol.source);
+  if (vol.size) words.push(String(vol.size));
+  if (vol.read_only) words.push("read-only");
+  if (vol.retain) words.push("retain");
+  if (vol.on_worker_loss === "recreate") words.push("recreate on worker loss");
+  return words.join(" · ");
+}
+
+/** The job's volumes, by name (nothing when it declares none). */
+function specVolumes(spec) {
+  const vols = Object.entries(spec.volumes || {});
+  if (!vols.length) return null;
+  return el("dl", { class: "kv volumes-spec" }, el("dt", null, "volumes"), el("dd", null,
+    ...vols.map(([name, vol]) => el("div", { class: "mono", "data-volume": name }, name + ": " + volumeWords(vol)))));
+}
+
+function specTask(t, spec) {
   const env = Object.entries(t.env || {});
   const r = t.resources || {};
   const words = (list) => el("span", { class: "cmd" }, list.map(quoteArg).join(" "));
@@ -346,6 +367,23 @@ function specTask(t) {
   if (t.stop_signal || t.stop_grace || t.init) {
     dl.append(el("dt", null, "stop"), el("dd", null,
       [t.stop_signal || "SIGTERM", t.stop_grace ? "grace " + t.stop_grace : "", t.init ? "init as PID 1" : ""].filter(Boolean).join(" · ")));
+  }
+  if (t.mounts && t.mounts.length) {
+    const vols = (spec && spec.volumes) || {};
+    dl.append(el("dt", null, "mounts"), el("dd", { class: "mounts" },
+      ...t.mounts.map((m) => {
+        const vol = vols[m.volume];
+        const ro = m.read_only || (vol && vol.read_only);
+        return el("div", { class: "mono", "data-mount": m.path },
+          m.volume + (m.subpath ? "/" + m.subpath : "") + " → " + m.path +
+          " (" + (vol ? vol.type : "?") + (ro ? ", read-only" : "") + ")");
+      })));
+  }
+  // A secret's name, where its file appears and its mode; the API never carries a value.
+  if (t.secrets && t.secrets.length) {
+    dl.append(el("dt", null, "secrets"), el("dd", { class: "secrets" },
+      ...t.secrets.map((s) => el("div", { class: "mono", "data-secret": s.name },
+        s.name + " → " + s.path + " (" + s.mode + ")"))));
   }
   if (t.files && t.files.length) {
     dl.append(el("dt", null, "files"), el("dd", null,

@@ -8,12 +8,17 @@ function forget() {
   for (const k of Object.keys(timers)) { clearTimeout(timers[k]); timers[k] = 0; }
   clearTimeout(healthTimer); healthTimer = 0;
   clearTimeout(workersTimer); workersTimer = 0;
+  clearTimeout(volumesTimer); volumesTimer = 0;
   clearTimeout(state.dirtyTimer);
   Object.assign(state, freshState(), { filter: state.filter });
   renderGen++; // cancels the row chunks of an older render
   $("counts").replaceChildren();
   $("workers-count").textContent = "";
   $("workers").replaceChildren(el("p", { class: "empty" }, "Loading workers…"));
+  $("volumes-count").textContent = "";
+  $("volumes-body").replaceChildren();
+  $("volumes-empty").textContent = "Loading volumes…";
+  $("volumes-empty").hidden = false;
   $("jobs-body").replaceChildren();
   $("jobs-count").textContent = "";
   $("jobs-empty").textContent = "Loading jobs…";
@@ -151,12 +156,13 @@ async function begin(gen, health) {
   // that happens after the list is missed.
   openStream(Math.max(0, index - 20));
   const workers = loadWorkers();
+  const volumes = loadVolumes();
   await relist(index);
   if (gen !== auth.gen) return;
   performance.mark("orkestrator:jobs-rendered");
   await new Promise(afterPaint);
   performance.mark("orkestrator:jobs-painted");
-  await workers;
+  await Promise.all([workers, volumes]);
   if (gen !== auth.gen) return;
   document.documentElement.dataset.ready = "true";
   poll(gen);
@@ -176,7 +182,7 @@ function start() {
   // Back to a hidden tab: catch up on what polling skipped meanwhile.
   document.addEventListener("visibilitychange", () => {
     if (document.hidden || !auth.who) return;
-    scheduleWorkers(); scheduleHealth(); for (const n of state.open.keys()) refreshOpen(n);
+    scheduleWorkers(); scheduleVolumes(); scheduleHealth(); for (const n of state.open.keys()) refreshOpen(n);
   });
   $("events-clear").addEventListener("click", () => {
     $("events").replaceChildren();

@@ -34,6 +34,7 @@ const freshState = () => ({
   open: new Map(), // name -> {view, metrics, tr}
   workers: [],
   workerMetrics: new Map(), // worker id -> WorkerMetrics
+  volumes: [], // VolumeView, as GET /v1/volumes lists them
   filter: "",
   shown: SHOW_STEP,
   baseIndex: 0, // the job list reflects every change up to this state index
