@@ -110,6 +110,7 @@ fn the_issues_example_reads_as_written() {
             name: "db-password".into(),
             path: "/run/secrets/db-password".into(),
             mode: 0o400,
+            version: None,
         }]
     );
     assert_eq!(

@@ -19,11 +19,11 @@ use crate::ids::{InstanceKey as Key, instance_id, parse_id};
 
 type ApiResult<T> = std::result::Result<T, ApiError>;
 
-// TEMPORARY (issue 20): the worker cannot yet create volumes or deliver secrets, so the manager
-// refuses jobs that declare them rather than run them without. The change that makes workers
-// run them deletes this function and its one call (in `rooms::jobs::Jobs::submit`).
-/// Refuses a job that declares `volumes` or task `secrets`, each at its field path, since this
-/// manager's workers cannot run them yet. `orkestrator validate` accepts them.
+// TEMPORARY (issue 20): the worker cannot yet create volumes, so the manager refuses jobs that
+// declare them rather than run them without. The change that makes workers run them deletes
+// this function and its one call (in `rooms::jobs::Jobs::submit`).
+/// Refuses a job that declares `volumes`, at its field path, since this manager's workers
+/// cannot run them yet. `orkestrator validate` accepts them.
 pub(crate) fn refuse_storage_until_supported(job: &Job) -> ApiResult<()> {
     let mut problems = crate::spec::Problems::default();
     let mut refuse = |path: String, message: &str| {
@@ -38,14 +38,6 @@ pub(crate) fn refuse_storage_until_supported(job: &Job) -> ApiResult<()> {
             "volumes".to_owned(),
             "volumes are not supported by this manager yet (its workers cannot create them): remove volumes and the tasks' mounts",
         );
-    }
-    for (i, t) in job.tasks.iter().enumerate() {
-        if !t.secrets.is_empty() {
-            refuse(
-                format!("tasks[{i}].secrets"),
-                "secrets are not supported by this manager yet (its workers cannot deliver them): remove secrets",
-            );
-        }
     }
     if problems.0.is_empty() {
         return Ok(());
@@ -166,7 +158,7 @@ pub(crate) fn submit(
 }
 
 /// Whether a job has ended: stopped, or its current instances failed or completed for good.
-fn ended(e: &JobEntry) -> bool {
+pub(crate) fn ended(e: &JobEntry) -> bool {
     e.rec.stopped || matches!(e.phase, JobPhase::Failed | JobPhase::Completed)
 }
 
