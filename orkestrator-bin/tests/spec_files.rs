@@ -296,7 +296,8 @@ fn the_api_refuses_volumes_and_secrets_until_workers_run_them() {
         .iter()
         .map(|p| p["path"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(paths, ["volumes", "tasks[0].secrets"], "{v:#}");
+    // Secrets are delivered now: only volumes are refused.
+    assert_eq!(paths, ["volumes"], "{v:#}");
     assert!(
         problems[0]["message"]
             .as_str()
