@@ -81,7 +81,12 @@ fn running_instance(v: &Value, version: u64) -> Option<(String, String)> {
     v["instances"].as_array()?.iter().find_map(|i| {
         let t = &i["tasks"]["main"];
         (i["version"] == version && t["state"] == "Running")
-            .then(|| Some((i["id"].as_str()?.to_owned(), t["container_id"].as_str()?.to_owned())))
+            .then(|| {
+                Some((
+                    i["id"].as_str()?.to_owned(),
+                    t["container_id"].as_str()?.to_owned(),
+                ))
+            })
             .flatten()
     })
 }
@@ -191,12 +196,22 @@ tasks:
         exec(&container, &["cat", "/run/secrets/db-password"])
     });
     assert_eq!(read, first, "the task reads the value");
-    let st = exec(&container, &["stat", "-c", "%a %u %g", "/run/secrets/db-password"]).unwrap();
+    let st = exec(
+        &container,
+        &["stat", "-c", "%a %u %g", "/run/secrets/db-password"],
+    )
+    .unwrap();
     assert_eq!(st.trim(), "440 1000 1000");
     let id = exec(&container, &["id", "-u"]).unwrap();
     assert_eq!(id.trim(), "1000", "the task runs as its user");
     // It cannot change it.
-    assert!(exec(&container, &["sh", "-c", "echo x > /run/secrets/db-password"]).is_err());
+    assert!(
+        exec(
+            &container,
+            &["sh", "-c", "echo x > /run/secrets/db-password"]
+        )
+        .is_err()
+    );
 
     // Another worker's credential gets 403 for it; so does an operator token; its own worker
     // gets the value.
@@ -228,25 +243,37 @@ tasks:
     let r = http_as(c.port, Some(&cred0), "GET", &own, None, b"").unwrap();
     assert_eq!(r.status, 200, "its own worker: {}", r.text());
     let given = r.json();
-    assert_eq!(given["tasks"]["main"][0]["name"], "db-password", "{given:#}");
+    assert_eq!(
+        given["tasks"]["main"][0]["name"], "db-password",
+        "{given:#}"
+    );
     assert_eq!(given["tasks"]["main"][0]["version"], 1);
 
     // The value is nowhere else.
     let engine_ids = common::containers_with_label("orkestrator.worker", &w0, true);
     assert!(engine_ids.contains(&container), "{engine_ids:?}");
     let inspected = serde_json::to_string(&inspect(&engine_ids)).unwrap();
-    assert!(!inspected.contains(&first), "docker inspect shows the value");
+    assert!(
+        !inspected.contains(&first),
+        "docker inspect shows the value"
+    );
     assert!(inspected.contains("/run/secrets/db-password"));
     let root = docker(&["info", "--format", "{{.DockerRootDir}}"]);
     let root = PathBuf::from(root.trim());
     let details = &inspect(std::slice::from_ref(&container))[0];
-    let mut searched = vec![root.join("containers").join(details["Id"].as_str().unwrap())];
+    let mut searched = vec![
+        root.join("containers")
+            .join(details["Id"].as_str().unwrap()),
+    ];
     if let Some(upper) = details["GraphDriver"]["Data"]["UpperDir"].as_str() {
         searched.push(PathBuf::from(upper));
     }
     for dir in &searched {
         let found = holding(dir, &first);
-        assert!(found.is_empty(), "the value is in the engine's files: {found:?}");
+        assert!(
+            found.is_empty(),
+            "the value is in the engine's files: {found:?}"
+        );
     }
     assert!(
         !files_under(&searched[0]).is_empty(),
@@ -277,13 +304,17 @@ tasks:
     assert_eq!(read, second, "the task sees the new value");
     // The old instance's files are wiped once its container is gone.
     let old_dir = w0_shm.join(&instance);
-    c.wait_until("the old instance's secrets are wiped", common::TIMEOUT, |_| {
-        if old_dir.exists() {
-            Err(format!("{} is still there", old_dir.display()))
-        } else {
-            Ok(())
-        }
-    });
+    c.wait_until(
+        "the old instance's secrets are wiped",
+        common::TIMEOUT,
+        |_| {
+            if old_dir.exists() {
+                Err(format!("{} is still there", old_dir.display()))
+            } else {
+                Ok(())
+            }
+        },
+    );
 
     // A worker restart keeps the files of the containers it adopts.
     c.kill(w0_proc);
@@ -303,12 +334,19 @@ tasks:
     let stream = std::fs::read_to_string(&events_file).unwrap();
     assert!(stream.contains("job_updated"), "{stream}");
     for value in [&first, &second] {
-        assert!(!stream.contains(value.as_str()), "the event stream shows the value");
+        assert!(
+            !stream.contains(value.as_str()),
+            "the event stream shows the value"
+        );
         for f in std::fs::read_dir(c.dir()).unwrap().flatten() {
             let p = f.path();
             if p.extension().is_some_and(|e| e == "err" || e == "out") {
                 let text = std::fs::read(&p).unwrap();
-                assert!(!contains(&text, value.as_bytes()), "{} shows the value", p.display());
+                assert!(
+                    !contains(&text, value.as_bytes()),
+                    "{} shows the value",
+                    p.display()
+                );
             }
         }
         for dir in [c.dir().join("data"), w0_data.clone(), w1_data.clone()] {
@@ -355,9 +393,16 @@ fn a_job_naming_an_unknown_secret_is_refused_naming_it() {
     .unwrap();
     assert_eq!(r.status, 400, "{}", r.text());
     let v = r.json();
-    assert_eq!(v["problems"][0]["path"], "tasks[1].secrets[0].name", "{v:#}");
+    assert_eq!(
+        v["problems"][0]["path"], "tasks[1].secrets[0].name",
+        "{v:#}"
+    );
     let out = c.ork(&["run", "-f", "job.yaml"]);
     assert_ne!(out.code, Some(0));
-    assert!(out.stderr.contains("tasks[1].secrets[0].name"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("tasks[1].secrets[0].name"),
+        "{}",
+        out.describe()
+    );
     assert!(out.stderr.contains("nope"), "{}", out.describe());
 }

@@ -15,8 +15,8 @@ use crate::api::*;
 use crate::error::Result;
 use crate::events::{EventFilter, StreamItem, StreamStart};
 use crate::ids::{InstanceId, JobId, SchedulerId, WorkerId};
-use crate::secrets::InstanceSecrets;
 use crate::metrics::{JobMetrics, MetricsAccepted, MetricsReport, WorkerMetrics};
+use crate::secrets::InstanceSecrets;
 use crate::spec::Job;
 
 /// A stream of the manager's events (see [`ClientApi::events`]). It ends when the connection

@@ -82,7 +82,10 @@ async fn a_job_naming_an_unknown_secret_is_refused_at_the_field_and_without_a_ke
         .await
         .unwrap();
     let e = m.jobs().submit(job(JOB)).await.unwrap_err();
-    assert_eq!((e.kind, e.code.as_str()), (ErrorKind::Invalid, "invalid_spec"));
+    assert_eq!(
+        (e.kind, e.code.as_str()),
+        (ErrorKind::Invalid, "invalid_spec")
+    );
     let problems = e.problems.expect("problems").0;
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].path, "tasks[1].secrets[1].name");
@@ -91,11 +94,17 @@ async fn a_job_naming_an_unknown_secret_is_refused_at_the_field_and_without_a_ke
         "{}",
         problems[0].message
     );
-    assert!(m.jobs().get(&JobId::new("app")).await.is_err(), "nothing kept");
+    assert!(
+        m.jobs().get(&JobId::new("app")).await.is_err(),
+        "nothing kept"
+    );
 
     let keyless = manager(false).await;
     let e = keyless.jobs().submit(job(JOB)).await.unwrap_err();
-    assert_eq!((e.kind, e.code.as_str()), (ErrorKind::Unavailable, "secrets_need_key"));
+    assert_eq!(
+        (e.kind, e.code.as_str()),
+        (ErrorKind::Unavailable, "secrets_need_key")
+    );
     assert!(e.message.contains("--secret-key-file"), "{}", e.message);
     // A job without secrets is taken by either.
     keyless
@@ -108,7 +117,10 @@ async fn a_job_naming_an_unknown_secret_is_refused_at_the_field_and_without_a_ke
 #[tokio::test(start_paused = true)]
 async fn job_versions_pin_secret_versions_and_an_update_rolls_a_new_job_version() {
     let m = manager(true).await;
-    m.secrets().create("db-password", value("one")).await.unwrap();
+    m.secrets()
+        .create("db-password", value("one"))
+        .await
+        .unwrap();
     m.secrets().create("tls.key", value("key")).await.unwrap();
     let name = JobId::new("app");
     let r = m.jobs().submit(job(JOB)).await.unwrap();
@@ -119,11 +131,16 @@ async fn job_versions_pin_secret_versions_and_an_update_rolls_a_new_job_version(
     let r = m.jobs().submit(job(JOB)).await.unwrap();
     assert_eq!((r.version, r.outcome), (1, SubmitOutcome::Unchanged));
     // A stopped job using it is left as it is.
-    let other = "name: other\ntasks: [{ name: main, image: img:1, secrets: [{ name: db-password }] }]";
+    let other =
+        "name: other\ntasks: [{ name: main, image: img:1, secrets: [{ name: db-password }] }]";
     m.jobs().submit(job(other)).await.unwrap();
     m.jobs().stop(&JobId::new("other")).await.unwrap();
 
-    let info = m.secrets().update("db-password", value("two")).await.unwrap();
+    let info = m
+        .secrets()
+        .update("db-password", value("two"))
+        .await
+        .unwrap();
     assert_eq!(info.version, 2);
     let view = m.jobs().get(&name).await.unwrap();
     assert_eq!(view.version, 2, "secret update makes a new job version");
@@ -142,7 +159,10 @@ async fn job_versions_pin_secret_versions_and_an_update_rolls_a_new_job_version(
     // Going back to version 1, as the manager showed it, brings back its secret version.
     let r = m.jobs().submit(v1.clone()).await.unwrap();
     assert_eq!((r.version, r.outcome), (3, SubmitOutcome::Updated));
-    assert_eq!(pins(&m.jobs().get(&name).await.unwrap().spec), [Some(1), Some(1)]);
+    assert_eq!(
+        pins(&m.jobs().get(&name).await.unwrap().spec),
+        [Some(1), Some(1)]
+    );
     // A version written by hand that no kept job version has is replaced by the latest.
     let mut forged = job(JOB);
     forged.count = 2;
@@ -150,12 +170,19 @@ async fn job_versions_pin_secret_versions_and_an_update_rolls_a_new_job_version(
         r.version = Some(1);
     }
     m.jobs().submit(forged).await.unwrap();
-    assert_eq!(pins(&m.jobs().get(&name).await.unwrap().spec), [Some(2), Some(1)]);
+    assert_eq!(
+        pins(&m.jobs().get(&name).await.unwrap().spec),
+        [Some(2), Some(1)]
+    );
 
     // rm is refused while jobs use it, naming them.
     let e = m.secrets().remove("db-password").await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Conflict);
-    assert!(e.message.contains("app") && e.message.contains("other"), "{}", e.message);
+    assert!(
+        e.message.contains("app") && e.message.contains("other"),
+        "{}",
+        e.message
+    );
 
     // Once the jobs and their versions are collected, unpinned versions go.
     m.jobs().stop(&name).await.unwrap();
@@ -173,7 +200,10 @@ fn shm_dir(name: &str) -> Option<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
     mounts
         .lines()
-        .any(|l| l.split_whitespace().nth(1) == Some("/dev/shm") && l.split_whitespace().nth(2) == Some("tmpfs"))
+        .any(|l| {
+            l.split_whitespace().nth(1) == Some("/dev/shm")
+                && l.split_whitespace().nth(2) == Some("tmpfs")
+        })
         .then(|| Path::new("/dev/shm").join(format!("ork-sim-{name}-{}", std::process::id())))
 }
 
@@ -215,8 +245,14 @@ async fn the_worker_running_an_instance_gets_its_values_on_a_tmpfs_and_no_other_
     tokio::spawn(async move {
         let _ = agent.run(std::future::pending()).await;
     });
-    m.secrets().create("db-password", value("first-value")).await.unwrap();
-    m.secrets().create("tls.key", value("key-value")).await.unwrap();
+    m.secrets()
+        .create("db-password", value("first-value"))
+        .await
+        .unwrap();
+    m.secrets()
+        .create("tls.key", value("key-value"))
+        .await
+        .unwrap();
     link.submit_job(&job(JOB)).await.unwrap();
     let running = |v: &orkestrator_core::api::JobView, version: u64| {
         v.instances.iter().any(|i| {
@@ -261,7 +297,10 @@ async fn the_worker_running_an_instance_gets_its_values_on_a_tmpfs_and_no_other_
         .for_instance(&WorkerId::new("w1"), inst.as_str())
         .await
         .unwrap_err();
-    assert_eq!((e.kind, e.code.as_str()), (ErrorKind::Forbidden, "not_your_instance"));
+    assert_eq!(
+        (e.kind, e.code.as_str()),
+        (ErrorKind::Forbidden, "not_your_instance")
+    );
     assert!(!e.message.contains("first-value"));
     let e = m
         .secrets()
@@ -275,18 +314,23 @@ async fn the_worker_running_an_instance_gets_its_values_on_a_tmpfs_and_no_other_
         .await
         .unwrap();
     assert_eq!(given.tasks["main"].len(), 2);
-    assert!(!format!("{given:?}").contains("Zmlyc3QtdmFsdWU"), "Debug hides values");
+    assert!(
+        !format!("{given:?}").contains("Zmlyc3QtdmFsdWU"),
+        "Debug hides values"
+    );
     // Nothing of the value in the job view or the events.
     let text = serde_json::to_string(&link.get_job(&JobId::new("app")).await.unwrap()).unwrap();
     assert!(!text.contains("first-value"));
 
     // An update reaches the running job by a rollout.
-    m.secrets().update("db-password", value("second-value")).await.unwrap();
+    m.secrets()
+        .update("db-password", value("second-value"))
+        .await
+        .unwrap();
     let v = common::wait_for(&link, "app", "version 2 running alone", |v| {
         v.version == 2
             && running(v, 2)
-            && v
-                .instances
+            && v.instances
                 .iter()
                 .filter(|i| i.version == 1)
                 .all(|i| i.tasks.values().all(|t| t.state.is_terminal()))
@@ -311,7 +355,10 @@ async fn the_worker_running_an_instance_gets_its_values_on_a_tmpfs_and_no_other_
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(files.iter().all(|f| !f.exists()), "old secrets wiped: {files:?}");
+    assert!(
+        files.iter().all(|f| !f.exists()),
+        "old secrets wiped: {files:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -506,22 +506,31 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
         // A task's secrets are asked of the manager once per instance and task: a restart, or
         // a start after the worker restarted, finds them written.
         let secrets_dir = self.config.secrets_dir.as_deref();
-        let delivered = if !task.secrets.is_empty() && secrets::written(secrets_dir, a, task).is_none() {
-            Some(self.transport.instance_secrets(self.id(), &a.instance).await?)
-        } else {
-            None
-        };
+        let delivered =
+            if !task.secrets.is_empty() && secrets::written(secrets_dir, a, task).is_none() {
+                Some(
+                    self.transport
+                        .instance_secrets(self.id(), &a.instance)
+                        .await?,
+                )
+            } else {
+                None
+            };
         {
             let mut known = self.networks.lock().await;
             network::ensure(self.runtime.as_ref(), &self.config, a, &mut known).await?;
             spec.mounts = files::write(self.config.files_dir.as_deref(), a, task)?;
             if let Some(delivered) = &delivered {
-                spec.mounts.extend(secrets::write(secrets_dir, a, task, delivered)?);
+                spec.mounts
+                    .extend(secrets::write(secrets_dir, a, task, delivered)?);
             } else if !task.secrets.is_empty() {
                 let written = secrets::written(secrets_dir, a, task).ok_or_else(|| {
                     crate::Error::runtime(
                         crate::error::RuntimeErrorKind::Other,
-                        format!("the secrets of task {} went while it started; trying again", task.name),
+                        format!(
+                            "the secrets of task {} went while it started; trying again",
+                            task.name
+                        ),
                     )
                 })?;
                 spec.mounts.extend(written);

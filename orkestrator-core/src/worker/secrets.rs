@@ -91,8 +91,12 @@ pub(crate) fn write(
         };
         let value = d.value().map_err(Error::Api)?;
         let path = here.join(j.to_string());
-        write_one(&path, value.as_bytes(), r.mode, owner)
-            .map_err(|e| refused(format!("cannot write secret {} of task {}: {e}", r.name, task.name)))?;
+        write_one(&path, value.as_bytes(), r.mode, owner).map_err(|e| {
+            refused(format!(
+                "cannot write secret {} of task {}: {e}",
+                r.name, task.name
+            ))
+        })?;
         mounts.push(Mount::bind(path, r.path.clone(), true));
     }
     Ok(mounts)
@@ -171,7 +175,11 @@ pub(crate) fn instances(dir: &Path) -> Vec<String> {
 pub(crate) fn remove_instance(dir: &Path, instance: &str) {
     let path = dir.join(instance);
     for task in std::fs::read_dir(&path).into_iter().flatten().flatten() {
-        for f in std::fs::read_dir(task.path()).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(task.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let p = f.path();
             if let Ok(meta) = std::fs::symlink_metadata(&p)
                 && meta.is_file()
@@ -206,7 +214,10 @@ mod tests {
     #[test]
     fn the_deepest_mount_tells_the_file_system() {
         let table = "/dev/sda1 / ext4 rw 0 0\ntmpfs /dev/shm tmpfs rw 0 0\n/dev/sdb /dev/shm/disk xfs rw 0 0\n";
-        assert_eq!(mount_type(table, Path::new("/dev/shm/orkestrator/w1")), Some("tmpfs"));
+        assert_eq!(
+            mount_type(table, Path::new("/dev/shm/orkestrator/w1")),
+            Some("tmpfs")
+        );
         assert_eq!(mount_type(table, Path::new("/var/lib")), Some("ext4"));
         assert_eq!(mount_type(table, Path::new("/dev/shm/disk/x")), Some("xfs"));
         assert_eq!(mount_type(table, Path::new("/dev/shmx")), Some("ext4"));
@@ -235,7 +246,11 @@ mod tests {
         };
         let delivered = InstanceSecrets {
             instance: "j-0-1".into(),
-            tasks: [("t".to_owned(), vec![given("a", b"alpha"), given("b", b"beta")])].into(),
+            tasks: [(
+                "t".to_owned(),
+                vec![given("a", b"alpha"), given("b", b"beta")],
+            )]
+            .into(),
         };
         // Not a tmpfs: refused, nothing written.
         let disk = tempfile::tempdir().unwrap();

@@ -12,8 +12,8 @@ use crate::clock::Now;
 use crate::error::{Error, Result};
 use crate::ids::{JobId, WorkerId, parse_id};
 use crate::secrets::{
-    DeliveredSecret, InstanceSecrets, SecretInfo, SecretKey, SecretRecord, SecretValue,
-    check_name, check_size, encode_value, key_missing,
+    DeliveredSecret, InstanceSecrets, SecretInfo, SecretKey, SecretRecord, SecretValue, check_name,
+    check_size, encode_value, key_missing,
 };
 use crate::spec::{Job, Problems};
 use crate::store::{Snapshot, StoreOp};
@@ -333,8 +333,11 @@ pub(crate) fn pin(st: &State, cfg: &ManagerConfig, job: &mut Job) -> ApiResult<(
     let going_back = st.jobs.get(&job.name).is_some_and(|e| {
         e.specs.values().any(|s| **s == *job)
             && job.tasks.iter().flat_map(|t| &t.secrets).all(|r| {
-                r.version
-                    .is_some_and(|v| st.secrets.get(&r.name).is_some_and(|vs| vs.contains_key(&v)))
+                r.version.is_some_and(|v| {
+                    st.secrets
+                        .get(&r.name)
+                        .is_some_and(|vs| vs.contains_key(&v))
+                })
             })
     });
     if going_back {
