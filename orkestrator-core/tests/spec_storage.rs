@@ -571,6 +571,10 @@ fn the_reference_shows_what_the_code_does() {
             job(&[], &["secrets: [{ name: db }, { name: db }]"]),
             "tasks[0].secrets[1].name",
         ),
+        (
+            job(&[], &["secrets: [{ name: db, version: 0 }]"]),
+            "tasks[0].secrets[0].version",
+        ),
     ];
     for (text, path) in cases {
         let p = problems(text);
