@@ -265,8 +265,16 @@ tasks:
         root.join("containers")
             .join(details["Id"].as_str().unwrap()),
     ];
-    if let Some(upper) = details["GraphDriver"]["Data"]["UpperDir"].as_str() {
-        searched.push(PathBuf::from(upper));
+    match details["GraphDriver"]["Data"]["UpperDir"].as_str() {
+        Some(upper) => searched.push(PathBuf::from(upper)),
+        None => assert!(
+            !details["GraphDriver"]["Name"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("overlay"),
+            "an overlay driver without an upper dir: {:#}",
+            details["GraphDriver"]
+        ),
     }
     for dir in &searched {
         let found = holding(dir, &first);

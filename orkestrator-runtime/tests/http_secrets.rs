@@ -226,6 +226,19 @@ async fn without_a_key_the_api_answers_503_naming_the_flag() {
     let (s, text) = call(&app, &op, Method::GET, "/v1/secrets", None, None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert!(text.contains("--secret-key-file"), "{text}");
+    // A job naming a secret, too.
+    let job = json!({
+        "name": "web",
+        "tasks": [{ "name": "app", "image": "x:1", "secrets": [{ "name": "db-password" }] }]
+    });
+    let (s, text) = call(&app, &op, Method::POST, "/v1/jobs", Some(job), None).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["code"], "secrets_need_key", "{v:#}");
+    assert!(
+        text.contains("job web names secrets") && text.contains("--secret-key-file"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
