@@ -69,6 +69,12 @@ pub(crate) fn write(
         .mode(0o700)
         .create(&here)
         .map_err(|e| refused(format!("cannot make {}: {e}", here.display())))?;
+    if let Err(why) = owned_by_me(dir) {
+        return Err(refused(format!(
+            "the secrets directory {} {why}: secret values go only in a directory of the worker's own",
+            dir.display()
+        )));
+    }
     if !on_tmpfs(dir) {
         return Err(refused(format!(
             "the secrets directory {} is not on a tmpfs: secret values are never written to disk (start the worker with --secrets-dir on a tmpfs, e.g. under /dev/shm)",
@@ -124,6 +130,32 @@ fn write_one(
         std::os::unix::fs::chown(&tmp, Some(uid), gid)?;
     }
     std::fs::rename(&tmp, path)
+}
+
+/// Whether `dir` is a directory (not a link) of the worker's own user: `/dev/shm` is writable
+/// by every user, who could make the directory first.
+fn owned_by_me(dir: &Path) -> std::result::Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("cannot be read: {e}"))?;
+    if !meta.is_dir() {
+        return Err("is not a directory".into());
+    }
+    let me = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .map_err(|e| format!("cannot be checked (/proc/self: {e})"))?;
+    if meta.uid() != me {
+        return Err(format!(
+            "belongs to user {}, not to the worker's ({me})",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "is writable by others (mode {:o})",
+            meta.mode() & 0o777
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `dir` is on a tmpfs (memory, never a disk): the file system of the deepest mount
@@ -280,6 +312,13 @@ mod tests {
         };
         assert!(write(Some(&dir), &a, task, &partial).is_err());
         assert_eq!(instances(&dir), ["j-0-1"]);
+        // A directory others may write to is not the worker's own.
+        let open = dir.with_extension("open");
+        std::fs::create_dir_all(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = write(Some(&open), &a, task, &delivered).unwrap_err();
+        assert!(e.to_string().contains("writable by others"), "{e}");
+        let _ = std::fs::remove_dir_all(&open);
         remove_instance(&dir, "j-0-1");
         assert!(instances(&dir).is_empty());
         let _ = std::fs::remove_dir_all(&dir);

@@ -2,10 +2,8 @@
 //! under the manager's key before they reach the state or the store (see
 //! [`secrets`](crate::secrets)); answers carry names, versions, sizes and times, never values.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-
-use std::collections::BTreeSet;
 
 use crate::api::{ApiError, ErrorKind};
 use crate::clock::Now;
@@ -281,7 +279,8 @@ fn users(st: &State, name: &str) -> Vec<JobId> {
         .collect()
 }
 
-/// A secret without versions (never kept: a secret always has its latest).
+/// What the API shows of a secret that has no version left (not reached: the latest version
+/// is never pruned).
 fn empty(name: &str) -> SecretInfo {
     info(name, &BTreeMap::new())
 }
