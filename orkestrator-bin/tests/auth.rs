@@ -673,7 +673,9 @@ fn fill(path: &str) -> String {
     } else {
         "0123456789ab"
     };
-    path.replace("{job}", "web").replace("{id}", id)
+    path.replace("{job}", "web")
+        .replace("{id}", id)
+        .replace("{instance}", "web-0-1")
 }
 
 fn resources() -> WorkerResources {
@@ -815,6 +817,7 @@ fn a_read_token_reads_everything_and_changes_nothing() {
         let path = fill(route);
         let operator_only = route.starts_with("/v1/tokens") || route.starts_with("/v1/secrets");
         let component_only = route.ends_with("/assignments")
+            || route.ends_with("/instances/{instance}/secrets")
             || (route.starts_with("/v1/schedulers/") && route.ends_with("/work"));
         if operator_only || component_only {
             let r = site.call(Some(&read), method, &path, None);
@@ -1017,6 +1020,7 @@ fn worker_a_cannot_act_as_worker_b() {
         ),
         ("GET", "/v1/workers/wb/assignments?index=0&wait=0s", None),
         ("POST", "/v1/workers/wb/metrics", Some(metrics.clone())),
+        ("GET", "/v1/workers/wb/instances/web-0-1/secrets", None),
     ] {
         let r = site.call(Some(&wa), method, path, body.as_ref());
         error(

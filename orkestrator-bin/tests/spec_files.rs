@@ -278,7 +278,7 @@ fn validate_accepts_volumes_and_secrets_and_prints_them_in_every_format() {
 }
 
 #[test]
-fn the_api_refuses_secrets_until_workers_deliver_them() {
+fn the_api_refuses_a_job_naming_an_unknown_secret_at_its_field() {
     let c = Cluster::start("spec-storage");
     let r = http(
         c.port,
@@ -296,11 +296,11 @@ fn the_api_refuses_secrets_until_workers_deliver_them() {
         .iter()
         .map(|p| p["path"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(paths, ["tasks[0].secrets"], "{v:#}");
+    assert_eq!(paths, ["tasks[0].secrets[0].name"], "{v:#}");
     assert!(
         problems[0]["message"]
             .as_str()
-            .is_some_and(|m| m.starts_with("secrets are not supported by this manager yet")),
+            .is_some_and(|m| m.starts_with("there is no secret named db-password")),
         "{v:#}"
     );
     let r = http(c.port, "GET", "/v1/jobs/db", None, b"")

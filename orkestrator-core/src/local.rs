@@ -217,6 +217,19 @@ impl WorkerApi for LocalTransport {
             .volumes_removed(worker, removed.clone())
             .await)
     }
+
+    async fn instance_secrets(
+        &self,
+        worker: &WorkerId,
+        instance: &crate::ids::InstanceId,
+    ) -> Result<crate::secrets::InstanceSecrets> {
+        self.check()?;
+        api(self
+            .manager()
+            .secrets()
+            .for_instance(worker, instance.as_str())
+            .await)
+    }
 }
 
 #[async_trait]

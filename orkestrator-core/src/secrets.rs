@@ -401,6 +401,56 @@ impl Drop for UpdateSecret {
     }
 }
 
+/// One secret of a task as the manager delivers it to the worker running the task
+/// (`GET /v1/workers/{id}/instances/{instance}/secrets`). Its `Debug` hides the value, which is
+/// zeroed when dropped.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct DeliveredSecret {
+    /// The secret's name.
+    pub name: String,
+    /// The version the instance's job version uses.
+    pub version: u64,
+    /// The value's bytes in standard base64.
+    pub value_base64: String,
+}
+
+impl DeliveredSecret {
+    /// The value, decoded.
+    pub fn value(&self) -> std::result::Result<SecretValue, ApiError> {
+        SecretValue::from_base64("value_base64", &self.value_base64)
+    }
+}
+
+impl fmt::Debug for DeliveredSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeliveredSecret")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("value_base64", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Drop for DeliveredSecret {
+    fn drop(&mut self) {
+        self.value_base64.zeroize();
+    }
+}
+
+/// The secrets of one instance's tasks, for the worker it is assigned to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InstanceSecrets {
+    /// The instance.
+    pub instance: String,
+    /// Each task that names secrets, with them in the order the task lists them.
+    pub tasks: std::collections::BTreeMap<String, Vec<DeliveredSecret>>,
+}
+
+/// Encodes a value for delivery (standard base64); the caller zeroes the text when done.
+pub fn encode_value(value: &SecretValue) -> String {
+    base64::engine::general_purpose::STANDARD.encode(value.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,8 +14,9 @@ use async_trait::async_trait;
 use crate::api::*;
 use crate::error::Result;
 use crate::events::{EventFilter, StreamItem, StreamStart};
-use crate::ids::{JobId, SchedulerId, WorkerId};
+use crate::ids::{InstanceId, JobId, SchedulerId, WorkerId};
 use crate::metrics::{JobMetrics, MetricsAccepted, MetricsReport, WorkerMetrics};
+use crate::secrets::InstanceSecrets;
 use crate::spec::Job;
 
 /// A stream of the manager's events (see [`ClientApi::events`]). It ends when the connection
@@ -89,7 +90,7 @@ pub trait ClientApi: Send + Sync + 'static {
 }
 
 /// The manager's API as a worker sees it: registering, heartbeats, assignments, status and
-/// metrics reports.
+/// metrics reports, and the secrets of its instances.
 #[async_trait]
 pub trait WorkerApi: Send + Sync + 'static {
     /// Registers (or re-registers) a worker.
@@ -126,6 +127,14 @@ pub trait WorkerApi: Send + Sync + 'static {
         worker: &WorkerId,
         report: &MetricsReport,
     ) -> Result<MetricsAccepted>;
+
+    /// The secret values of the tasks of `instance`, an instance assigned to `worker`
+    /// (`GET /v1/workers/{id}/instances/{instance}/secrets`); refused for any other instance.
+    async fn instance_secrets(
+        &self,
+        worker: &WorkerId,
+        instance: &InstanceId,
+    ) -> Result<InstanceSecrets>;
 }
 
 /// The manager's API as a scheduler sees it: registering, heartbeats, work to place and

@@ -865,31 +865,15 @@ async fn host_volume_offers_are_kept_by_name_and_bad_names_are_refused() {
     assert_eq!(listed[0].host_volumes.len(), 2);
 }
 
-/// Secrets pass `validate`, but this manager refuses them (its workers cannot deliver them
-/// yet), at their field paths, and stores nothing; volumes are accepted.
+/// A job with volumes and mounts is accepted as it is, and its view shows them.
 #[tokio::test]
-async fn jobs_with_secrets_are_refused_until_workers_deliver_them() {
+async fn jobs_with_volumes_are_accepted() {
     let store = Arc::new(MemoryStore::new());
     let m = manager_on(&store).await;
-    let text = "name: db\nvolumes: { data: { type: volume } }\ntasks:\n  - { name: a, image: x:1, mounts: [{ volume: data, path: /d }] }\n  - { name: b, image: x:1, secrets: [{ name: pw }] }\n";
-    let j = parse_job(text, Format::Yaml).expect("validate accepts them");
-    let e = m.jobs().submit(j).await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Invalid);
-    assert_eq!(e.code, "invalid_spec");
-    let problems = e.problems.expect("problems").0;
-    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
-    assert_eq!(paths, ["tasks[1].secrets"]);
-    assert!(
-        problems[0]
-            .message
-            .contains("secrets are not supported by this manager yet")
-    );
-    assert!(m.jobs().get(&JobId::new("db")).await.is_err());
-    // The same job without them is accepted.
-    let plain = parse_job(
-        "name: db\ntasks:\n  - { name: a, image: x:1 }\n  - { name: b, image: x:1 }\n",
-        Format::Yaml,
-    )
-    .unwrap();
-    m.jobs().submit(plain).await.unwrap();
+    let text = "name: db\nvolumes: { data: { type: volume, retain: true } }\ntasks:\n  - { name: a, image: x:1, mounts: [{ volume: data, path: /d }] }\n";
+    let j = parse_job(text, Format::Yaml).unwrap();
+    m.jobs().submit(j.clone()).await.unwrap();
+    let v = m.jobs().get(&JobId::new("db")).await.unwrap();
+    assert_eq!(v.spec.volumes, j.volumes);
+    assert_eq!(v.spec.tasks[0].mounts, j.tasks[0].mounts);
 }

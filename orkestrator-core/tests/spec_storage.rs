@@ -110,6 +110,7 @@ fn the_issues_example_reads_as_written() {
             name: "db-password".into(),
             path: "/run/secrets/db-password".into(),
             mode: 0o400,
+            version: None,
         }]
     );
     assert_eq!(
@@ -569,6 +570,10 @@ fn the_reference_shows_what_the_code_does() {
         (
             job(&[], &["secrets: [{ name: db }, { name: db }]"]),
             "tasks[0].secrets[1].name",
+        ),
+        (
+            job(&[], &["secrets: [{ name: db, version: 0 }]"]),
+            "tasks[0].secrets[0].version",
         ),
     ];
     for (text, path) in cases {

@@ -428,10 +428,24 @@ async fn secrets_on_etcd_are_sealed_in_every_value_and_a_warm_copy_follows_them(
         .create("db-password", SecretValue::new(needle.to_vec()))
         .await
         .unwrap();
+    // A job naming it pins version 1; the update makes job version 2, pinning version 2.
+    let app = parse_job(
+        "name: app\ntasks:\n  - name: t\n    image: busybox:1\n    secrets: [{ name: db-password }]\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    m.jobs().submit(app).await.unwrap();
     m.secrets()
         .update("db-password", SecretValue::new(needle.repeat(2)))
         .await
         .unwrap();
+    let app = m
+        .jobs()
+        .get(&orkestrator_core::ids::JobId::new("app"))
+        .await
+        .unwrap();
+    assert_eq!(app.version, 2);
+    assert_eq!(app.spec.tasks[0].secrets[0].version, Some(2));
     m.secrets()
         .create("gone", SecretValue::new(needle.to_vec()))
         .await
@@ -470,7 +484,11 @@ async fn secrets_on_etcd_are_sealed_in_every_value_and_a_warm_copy_follows_them(
         .unwrap();
     assert_eq!(warm, fresh.load().await.unwrap());
     let kept: Vec<_> = warm.secrets.keys().cloned().collect();
-    assert_eq!(kept, [("db-password".to_owned(), 2)]);
+    // Version 1 is kept: job version 1 pins it.
+    assert_eq!(
+        kept,
+        [("db-password".to_owned(), 1), ("db-password".to_owned(), 2)]
+    );
 
     // Another key: refused at start, naming the flag.
     let e = Manager::new(config(2), Arc::new(fresh))

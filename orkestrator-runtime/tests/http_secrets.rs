@@ -226,4 +226,35 @@ async fn without_a_key_the_api_answers_503_naming_the_flag() {
     let (s, text) = call(&app, &op, Method::GET, "/v1/secrets", None, None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert!(text.contains("--secret-key-file"), "{text}");
+    // A job naming a secret, too.
+    let job = json!({
+        "name": "web",
+        "tasks": [{ "name": "app", "image": "x:1", "secrets": [{ "name": "db-password" }] }]
+    });
+    let (s, text) = call(&app, &op, Method::POST, "/v1/jobs", Some(job), None).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["code"], "secrets_need_key", "{v:#}");
+    assert!(
+        text.contains("job web names secrets") && text.contains("--secret-key-file"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn instance_secrets_go_to_no_operator_and_not_over_plain_http_off_host() {
+    let m = manager(true).await;
+    let op = token(&m, Role::Operator).await;
+    let app = orkestrator_runtime::http::server::router(m.clone());
+    let path = "/v1/workers/w1/instances/web-0-1/secrets";
+    // Off the manager's host over plain HTTP: refused before anything is looked up.
+    let (s, text) = call(&app, &op, Method::GET, path, None, Some("10.1.2.3:40000")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["code"], "plain_http", "{v:#}");
+    // From loopback, an operator token is still not the worker's credential.
+    let (s, text) = call(&app, &op, Method::GET, path, None, Some("127.0.0.1:40000")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["code"], "not_your_instance", "{v:#}");
 }

@@ -39,6 +39,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/v1/workers/{id}/volumes/removed", &["post"]),
     ("/v1/volumes", &["get"]),
     ("/v1/volumes/{job}/{index}/{volume}", &["delete"]),
+    ("/v1/workers/{id}/instances/{instance}/secrets", &["get"]),
     ("/v1/schedulers", &["post"]),
     ("/v1/schedulers/{id}/heartbeat", &["post"]),
     ("/v1/schedulers/{id}/work", &["get"]),
@@ -646,7 +647,7 @@ const EVERY_FIELD: &str = r#"{
       ],
       "secrets": [
         { "name": "db-password" },
-        { "name": "tls.key", "path": "/etc/api/tls.key", "mode": "0440" }
+        { "name": "tls.key", "path": "/etc/api/tls.key", "mode": "0440", "version": 3 }
       ]
     },
     { "name": "db", "image": "postgres:16",
@@ -872,6 +873,21 @@ async fn a_secrets_answer_is_what_its_schema_describes() {
     assert!(against(&doc, "CreateSecret", &body).is_empty());
     let wrong = serde_json::json!({ "name": "a", "value": "x" });
     assert!(!against(&doc, "CreateSecret", &wrong).is_empty());
+    let delivered = orkestrator_core::secrets::InstanceSecrets {
+        instance: "web-0-1".into(),
+        tasks: [(
+            "app".to_owned(),
+            vec![orkestrator_core::secrets::DeliveredSecret {
+                name: "db-password".into(),
+                version: 2,
+                value_base64: "dHdv".into(),
+            }],
+        )]
+        .into(),
+    };
+    let value = serde_json::to_value(&delivered).unwrap();
+    let problems = against(&doc, "InstanceSecrets", &value);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[tokio::test]

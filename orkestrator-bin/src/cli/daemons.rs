@@ -198,6 +198,11 @@ pub struct WorkerArgs {
     /// (repeatable; jobs name it, never the path; `workers` lists the names).
     #[arg(long = "host-volume", value_name = "NAME=/PATH[:ro]", value_parser = host_volume)]
     pub host_volumes: Vec<(String, HostVolume)>,
+    /// Where tasks' secrets are written, on a tmpfs (values never touch a disk; a directory on
+    /// another file system is refused when a task needs it). Default:
+    /// `/dev/shm/orkestrator/NAME`.
+    #[arg(long, value_name = "DIR")]
+    pub secrets_dir: Option<PathBuf>,
 }
 
 /// Parses `--host-volume`: a name, an existing directory, and `:ro` for read-only.

@@ -60,6 +60,10 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
     config.stop_grace = a.stop_grace;
     config.routes_file = Some("/proc/net/route".into());
     config.files_dir = Some(creds.join("files"));
+    config.secrets_dir = Some(orkestrator_core::worker::secrets::default_dir(&format!(
+        "dev-{}",
+        a.port
+    )));
     // The worker's own endpoint (for `orkestrator logs`), on a free loopback port.
     let endpoint = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     config.address = Some(format!("http://{}", endpoint.local_addr()?));

@@ -86,6 +86,11 @@ pub async fn run(a: WorkerArgs) -> Result<ExitCode> {
     config.host_volumes = a.host_volumes.iter().cloned().collect();
     config.routes_file = Some("/proc/net/route".into());
     config.files_dir = Some(data_dir.join("files"));
+    config.secrets_dir = Some(
+        a.secrets_dir
+            .clone()
+            .unwrap_or_else(|| orkestrator_core::worker::secrets::default_dir(name.as_str())),
+    );
     let manager = transport.addresses().join(",");
     let advertised = if address == local {
         String::new()

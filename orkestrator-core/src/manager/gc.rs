@@ -133,6 +133,10 @@ pub(crate) fn collect(
             report.specs += 1;
         }
     }
+    if report.specs > 0 {
+        // Secret versions only dropped job versions pinned go with them.
+        super::rooms::prune_secrets(st, txn, None);
+    }
     let gone: Vec<_> = st
         .workers
         .iter()

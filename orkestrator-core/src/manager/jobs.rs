@@ -19,43 +19,6 @@ use crate::ids::{InstanceKey as Key, instance_id, parse_id};
 
 type ApiResult<T> = std::result::Result<T, ApiError>;
 
-// TEMPORARY (issue 20): the worker cannot yet deliver secrets, so the manager refuses jobs that
-// name them rather than run them without. The change that makes workers deliver them deletes
-// this function and its one call (in `rooms::jobs::Jobs::submit`).
-/// Refuses a job whose tasks name `secrets`, each at its field path, since this manager's
-/// workers cannot deliver them yet. `orkestrator validate` accepts them.
-pub(crate) fn refuse_storage_until_supported(job: &Job) -> ApiResult<()> {
-    let mut problems = crate::spec::Problems::default();
-    let mut refuse = |path: String, message: &str| {
-        problems.0.push(crate::spec::Problem {
-            path,
-            message: message.to_owned(),
-            line: None,
-        })
-    };
-    for (i, t) in job.tasks.iter().enumerate() {
-        if !t.secrets.is_empty() {
-            refuse(
-                format!("tasks[{i}].secrets"),
-                "secrets are not supported by this manager yet (its workers cannot deliver them): remove secrets",
-            );
-        }
-    }
-    if problems.0.is_empty() {
-        return Ok(());
-    }
-    let n = problems.0.len();
-    Err(ApiError {
-        kind: ErrorKind::Invalid,
-        code: "invalid_spec".into(),
-        message: format!(
-            "job not accepted ({n} problem{})",
-            if n == 1 { "" } else { "s" }
-        ),
-        problems: Some(problems),
-    })
-}
-
 /// Creates or updates a job; an identical re-submission changes nothing.
 pub(crate) fn submit(
     st: &mut State,
@@ -160,7 +123,7 @@ pub(crate) fn submit(
 }
 
 /// Whether a job has ended: stopped, or its current instances failed or completed for good.
-fn ended(e: &JobEntry) -> bool {
+pub(crate) fn ended(e: &JobEntry) -> bool {
     e.rec.stopped || matches!(e.phase, JobPhase::Failed | JobPhase::Completed)
 }
 

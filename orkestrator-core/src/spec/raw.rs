@@ -53,6 +53,7 @@ pub(crate) struct RawSecret {
     pub name: Option<String>,
     pub path: Option<String>,
     pub mode: Option<String>,
+    pub version: Option<Scalar>,
 }
 
 #[derive(Debug, Default)]
@@ -214,7 +215,7 @@ const MOUNT: Part = Part {
 };
 const SECRET: Part = Part {
     what: "a secret (a mapping with name, and optionally path and mode, e.g. { name: db-password })",
-    fields: &["name", "path", "mode"],
+    fields: &["name", "path", "mode", "version"],
 };
 const NETWORK: Part = Part {
     what: "a network (a mapping with mode, e.g. { mode: none })",
@@ -391,6 +392,7 @@ fn read_secret(s: &mut Shape, path: &str, node: Node) -> Option<RawSecret> {
         name: f.get(s, "name", string),
         path: f.get(s, "path", string),
         mode: f.get(s, "mode", mode),
+        version: f.get(s, "version", scalar),
     })
 }
 

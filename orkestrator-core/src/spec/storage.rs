@@ -158,6 +158,11 @@ pub struct SecretRef {
     pub path: String,
     /// The file's permission bits (default `0o400`).
     pub mode: u32,
+    /// The version of the secret this job version uses. The manager sets it when it accepts
+    /// the job (the latest version then) and when `secret update` makes a new job version; a
+    /// version written in a job file is replaced, unless the file is exactly an earlier kept
+    /// version of the job (going back to it brings back its secret values).
+    pub version: Option<u64>,
 }
 
 impl SecretRef {
@@ -175,10 +180,15 @@ impl SecretRef {
 impl Serialize for SecretRef {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("SecretRef", 3)?;
+        let mut st = s.serialize_struct("SecretRef", 4)?;
         st.serialize_field("name", &self.name)?;
         st.serialize_field("path", &self.path)?;
         st.serialize_field("mode", &format!("{:04o}", self.mode))?;
+        if let Some(v) = self.version {
+            st.serialize_field("version", &v)?;
+        } else {
+            st.skip_field("version")?;
+        }
         st.end()
     }
 }

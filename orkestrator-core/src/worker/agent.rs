@@ -17,6 +17,7 @@ use super::health::ProbeOutcome;
 use super::metrics::{self, LatestMetrics};
 use super::network;
 use super::plan::{self, Action, Now};
+use super::secrets;
 use super::tracks::{TaskKey, Tracks};
 use crate::api::*;
 use crate::clock::now_millis;
@@ -471,6 +472,7 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
                 .map(|(_, i)| i.clone())
                 .chain(network::instances_with_files(
                     self.config.files_dir.as_deref(),
+                    self.config.secrets_dir.as_deref(),
                 ));
         for instance in network::retired(held, listed, leftovers) {
             // Under the lock that starts take, and only if the instance is still not to run
@@ -536,10 +538,38 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
     async fn start_container(&self, a: &Assignment, task: &Task, attempt: u32) -> Result<String> {
         self.runtime.ensure_image(&task.image).await?;
         let mut spec = container_spec(self.id(), a, &a.job, task, attempt);
+        // A task's secrets are asked of the manager once per instance and task: a restart, or
+        // a start after the worker restarted, finds them written.
+        let secrets_dir = self.config.secrets_dir.as_deref();
+        let delivered =
+            if !task.secrets.is_empty() && secrets::written(secrets_dir, a, task).is_none() {
+                Some(
+                    self.transport
+                        .instance_secrets(self.id(), &a.instance)
+                        .await?,
+                )
+            } else {
+                None
+            };
         {
             let mut known = self.networks.lock().await;
             network::ensure(self.runtime.as_ref(), &self.config, a, &mut known).await?;
             spec.mounts = files::write(self.config.files_dir.as_deref(), a, task)?;
+            if let Some(delivered) = &delivered {
+                spec.mounts
+                    .extend(secrets::write(secrets_dir, a, task, delivered)?);
+            } else if !task.secrets.is_empty() {
+                let written = secrets::written(secrets_dir, a, task).ok_or_else(|| {
+                    crate::Error::runtime(
+                        crate::error::RuntimeErrorKind::Other,
+                        format!(
+                            "the secrets of task {} went while it started; trying again",
+                            task.name
+                        ),
+                    )
+                })?;
+                spec.mounts.extend(written);
+            }
         }
         spec.mounts
             .extend(super::volumes::mounts(self.runtime.as_ref(), &self.config, a, task).await?);

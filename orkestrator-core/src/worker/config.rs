@@ -76,6 +76,10 @@ pub struct WorkerConfig {
     /// Where tasks' config files are written (a directory of the worker's own, under its data
     /// directory); none refuses tasks with files.
     pub files_dir: Option<PathBuf>,
+    /// Where tasks' secrets are written (a directory of the worker's own on a tmpfs,
+    /// `worker --secrets-dir`; the binary's default is `/dev/shm/orkestrator/WORKER`); none
+    /// refuses tasks with secrets.
+    pub secrets_dir: Option<PathBuf>,
     /// The host volumes this worker's operator offers to jobs, by name
     /// (`worker --host-volume NAME=/path[:ro]`).
     pub host_volumes: BTreeMap<String, super::host_volumes::HostVolume>,
@@ -102,6 +106,7 @@ impl WorkerConfig {
                 .expect("the default pool is a network"),
             routes_file: None,
             files_dir: None,
+            secrets_dir: None,
             host_volumes: BTreeMap::new(),
         }
     }

@@ -12,7 +12,7 @@
 //! tracker: backoff, jitter, attempts, reset), `health` (the health-check tracker: due times and
 //! verdict), `container` (container names and labels), `order` (start order, stop order and
 //! sidecars), `network` (each instance's network: made, adopted, removed) with `subnets` (the
-//! pool), `files` (config files) and `config` (the worker's settings and its host's resources).
+//! pool), `files` (config files), `secrets` (secret files on a tmpfs) and `config` (the worker's settings and its host's resources).
 
 use std::sync::Arc;
 
@@ -32,6 +32,7 @@ mod network;
 mod order;
 mod plan;
 mod restart;
+pub mod secrets;
 pub mod subnets;
 #[cfg(test)]
 mod tests;

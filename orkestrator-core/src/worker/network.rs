@@ -158,7 +158,7 @@ pub(crate) fn retired(
         .collect()
 }
 
-/// Removes the network `id` of a retired `instance` and its config files; a network that
+/// Removes the network `id` of a retired `instance`, its config files and its secrets; a network that
 /// cannot be removed now (an endpoint still attached) is tried again on a later pass.
 pub(crate) async fn remove_retired<R: Runtime + ?Sized>(
     rt: &R,
@@ -176,6 +176,9 @@ pub(crate) async fn remove_retired<R: Runtime + ?Sized>(
     }
     if let Some(dir) = &config.files_dir {
         super::files::remove_instance(dir, instance);
+    }
+    if let Some(dir) = &config.secrets_dir {
+        super::secrets::remove_instance(dir, instance);
     }
 }
 
@@ -195,7 +198,9 @@ pub(crate) async fn mine<R: Runtime + ?Sized>(
         .collect())
 }
 
-/// The instances with config files under `dir`.
-pub(crate) fn instances_with_files(dir: Option<&Path>) -> Vec<String> {
-    dir.map(super::files::instances).unwrap_or_default()
+/// The instances with config files under `dir`, or secrets under `secrets`.
+pub(crate) fn instances_with_files(dir: Option<&Path>, secrets: Option<&Path>) -> Vec<String> {
+    let mut out = dir.map(super::files::instances).unwrap_or_default();
+    out.extend(secrets.map(super::secrets::instances).unwrap_or_default());
+    out
 }

@@ -171,6 +171,16 @@ impl crate::transport::WorkerApi for Scripted {
         self.reports.lock().unwrap().extend_from_slice(updates);
         Ok(ReportResponse::default())
     }
+    async fn instance_secrets(
+        &self,
+        _: &WorkerId,
+        instance: &crate::ids::InstanceId,
+    ) -> Result<crate::secrets::InstanceSecrets> {
+        Err(crate::error::Error::Api(crate::api::ApiError::not_found(
+            "instance secrets",
+            instance.as_str(),
+        )))
+    }
 }
 
 /// Polls `f` (in virtual time) until it holds; fails after a minute.

@@ -29,12 +29,6 @@ pub(crate) async fn mounts<R: Runtime + ?Sized>(
     task: &Task,
 ) -> Result<Vec<Mount>> {
     let refuse = |why: String| Error::runtime(RuntimeErrorKind::Rejected, why);
-    if !task.secrets.is_empty() {
-        return Err(refuse(format!(
-            "task {} names secrets, which this worker cannot deliver yet",
-            task.name
-        )));
-    }
     let mut out = Vec::with_capacity(task.mounts.len());
     for m in &task.mounts {
         let Some(v) = a.job.volume(&m.volume) else {

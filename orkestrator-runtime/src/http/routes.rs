@@ -79,6 +79,10 @@ pub fn table() -> Table {
             delete(Operator, volumes::remove),
         )
         .route(
+            "/v1/workers/{id}/instances/{instance}/secrets",
+            get(Worker, secrets::instance_secrets).others(Worker),
+        )
+        .route(
             "/v1/schedulers",
             post(Register, handlers::register_scheduler),
         )
@@ -161,6 +165,7 @@ mod tests {
                 (Access::Register, None)
             }
             ["v1", "workers", w, "heartbeat" | "status" | "assignments"] => (Access::Worker, id(w)),
+            ["v1", "workers", w, "instances", _, "secrets"] => (Access::Worker, id(w)),
             ["v1", "workers", w, "metrics"] if !read => (Access::Worker, id(w)),
             ["v1", "schedulers", s, ..] => (Access::Scheduler, id(s)),
             ["v1", "tokens" | "secrets", ..] => (Access::Operator, None),

@@ -1,13 +1,18 @@
-//! The handlers of secrets: operators create, update, list and remove them. Answers never
-//! carry a value; a value is refused over plain HTTP from off the manager's host.
+//! The handlers of secrets: operators create, update, list and remove them, and a worker is
+//! given the values of its own instances' secrets. Operators' answers never carry a value; a
+//! value is refused over plain HTTP from off the manager's host, either way.
 
 use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use orkestrator_core::api::ApiError;
+use orkestrator_core::auth::Principal;
+use orkestrator_core::ids::WorkerId;
 use orkestrator_core::manager::Manager;
-use orkestrator_core::secrets::{CreateSecret, SecretInfo, SecretValue, UpdateSecret};
+use orkestrator_core::secrets::{
+    CreateSecret, InstanceSecrets, SecretInfo, SecretValue, UpdateSecret,
+};
 
 use super::error::ApiResult;
 use super::extract::{Body, Path};
@@ -20,6 +25,7 @@ type Transport = (
 );
 
 /// Refuses a secret value sent in plain text over the network: only TLS or loopback carry one.
+/// (Served in-process, without a peer address, there is no network.)
 fn check_transport((tls, peer): &Transport) -> Result<(), ApiError> {
     let Some(axum::Extension(ConnectInfo(peer))) = peer else {
         return Ok(());
@@ -30,7 +36,7 @@ fn check_transport((tls, peer): &Transport) -> Result<(), ApiError> {
     Err(orkestrator_core::manager::tokens::forbidden(
         "plain_http",
         format!(
-            "secret values are not taken over plain HTTP from {}: serve the manager with TLS (`orkestrator tls init DIR`, then `server --tls-cert ... --tls-key ...`), or send it from the manager's host",
+            "secret values do not travel over plain HTTP to or from {}: serve the manager with TLS (`orkestrator tls init DIR`, then `server --tls-cert ... --tls-key ...`), or send it from the manager's host",
             peer.ip()
         ),
     ))
@@ -75,4 +81,31 @@ pub(crate) async fn remove(
     Path(name): Path<String>,
 ) -> ApiResult<SecretInfo> {
     Ok(Json(m.secrets().remove(&name).await?))
+}
+
+/// `GET /v1/workers/{id}/instances/{instance}/secrets`: the secret values of an instance's
+/// tasks, for the worker it is assigned to and no one else (an operator token included: values
+/// never go back to operators). A `403` for another worker's instance, as for a credential that
+/// is not worker `{id}`'s own.
+pub(crate) async fn instance_secrets(
+    State(m): State<Manager>,
+    Path((worker, instance)): Path<(String, String)>,
+    tls: Option<axum::Extension<OverTls>>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
+    principal: Option<axum::Extension<Principal>>,
+) -> ApiResult<InstanceSecrets> {
+    check_transport(&(tls, peer))?;
+    let worker = WorkerId::new(worker);
+    if let Some(axum::Extension(p)) = principal
+        && !p.is_worker(&worker)
+    {
+        return Err(orkestrator_core::manager::tokens::forbidden(
+            "not_your_instance",
+            format!(
+                "secret values go only to the worker an instance is assigned to: present worker \"{worker}\"'s own credential"
+            ),
+        )
+        .into());
+    }
+    Ok(Json(m.secrets().for_instance(&worker, &instance).await?))
 }

@@ -26,11 +26,15 @@ impl<'a> Jobs<'a> {
         Jobs { inner }
     }
 
-    /// Creates or updates a job. An identical re-submission is a no-op (`unchanged`). A job with
-    /// `volumes` or task `secrets` is refused (`invalid_spec`) until workers can run them.
-    pub async fn submit(&self, job: Job) -> ApiResult<SubmitResponse> {
-        jobs::refuse_storage_until_supported(&job)?;
+    /// Creates or updates a job. An identical re-submission is a no-op (`unchanged`).
+    ///
+    /// The secrets the tasks name are pinned: each reference gets the secret's latest version
+    /// (see [`SecretRef::version`](crate::spec::SecretRef::version)). A job naming a secret that
+    /// does not exist is refused (`invalid_spec`, at `tasks[i].secrets[j].name`); one naming
+    /// secrets on a manager without a key gets a 503 (`secrets_need_key`).
+    pub async fn submit(&self, mut job: Job) -> ApiResult<SubmitResponse> {
         let (t, r) = self.inner.write(|st, txn, cfg, now| {
+            super::secrets::pin(st, cfg, &mut job)?;
             let mut r = jobs::submit(st, txn, cfg, job, now);
             // Sealing takes the next index unless nothing changed.
             r.index = st.head + u64::from(!txn.is_empty());

@@ -18,7 +18,7 @@ pub use jobs::Jobs;
 pub use metrics::Metrics;
 pub use schedulers::Schedulers;
 pub use secrets::Secrets;
-pub(crate) use secrets::check_secret_key;
+pub(crate) use secrets::{check_secret_key, prune as prune_secrets};
 pub use tokens::Tokens;
 pub use volumes::Volumes;
 pub use workers::Workers;

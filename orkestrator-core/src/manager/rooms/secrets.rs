@@ -2,19 +2,26 @@
 //! under the manager's key before they reach the state or the store (see
 //! [`secrets`](crate::secrets)); answers carry names, versions, sizes and times, never values.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::api::ApiError;
+use crate::api::{ApiError, ErrorKind};
+use crate::clock::Now;
 use crate::error::{Error, Result};
-use crate::ids::JobId;
+use crate::ids::{JobId, WorkerId, parse_id};
 use crate::secrets::{
-    SecretInfo, SecretKey, SecretRecord, SecretValue, check_name, check_size, key_missing,
+    DeliveredSecret, InstanceSecrets, SecretInfo, SecretKey, SecretRecord, SecretValue, check_name,
+    check_size, encode_value, key_missing,
 };
+use crate::spec::{Job, Problems};
 use crate::store::{Snapshot, StoreOp};
 
+use crate::manager::commit::Txn;
+use crate::manager::config::ManagerConfig;
 use crate::manager::inner::{ApiResult, Inner};
+use crate::manager::jobs;
 use crate::manager::state::State;
+use crate::manager::tokens::forbidden;
 
 /// The manager's secrets, from [`Manager::secrets`](crate::manager::Manager::secrets).
 #[derive(Clone, Copy)]
@@ -62,14 +69,15 @@ impl<'a> Secrets<'a> {
         Ok(info)
     }
 
-    /// Makes a new version of secret `name`. Earlier versions are kept while a job uses the
-    /// secret (job versions will pin them); otherwise only the new one is.
+    /// Makes a new version of secret `name`, and a new version of every job that uses it and
+    /// has not ended (stopped, completed or failed), pinning the new secret version: it rolls
+    /// out as any new job version does. Earlier versions of the secret are kept while a kept
+    /// job version pins them; the others are removed.
     pub async fn update(&self, name: &str, value: SecretValue) -> ApiResult<SecretInfo> {
         let key = self.key()?;
         check_name(name)?;
         check_size(value.len())?;
-        let (t, (info, version)) = self.inner.write(|st, txn, _, now| {
-            let used = !users(st, name).is_empty();
+        let (t, (info, version, jobs)) = self.inner.write(|st, txn, cfg, now| {
             let versions = st
                 .secrets
                 .get_mut(name)
@@ -77,20 +85,76 @@ impl<'a> Secrets<'a> {
             let version = versions.keys().next_back().copied().unwrap_or(0) + 1;
             let rec = seal(key, name, version, &value, now.wall)?;
             txn.ops.push(StoreOp::PutSecret(rec.clone()));
-            if !used {
-                for old in std::mem::take(versions).into_keys() {
-                    txn.ops.push(StoreOp::DeleteSecret {
-                        name: name.to_owned(),
-                        version: old,
-                    });
-                }
-            }
             versions.insert(version, rec);
-            Ok((info(name, versions), version))
+            let jobs = roll_users(st, txn, cfg, name, version, now);
+            prune(st, txn, Some(name));
+            let info = st.secrets.get(name).map(|v| info(name, v));
+            Ok((info.unwrap_or_else(|| empty(name)), version, jobs))
         })?;
         t.durable().await?;
-        tracing::info!(secret = name, version, "secret updated");
+        tracing::info!(secret = name, version, jobs = jobs.len(), "secret updated");
         Ok(info)
+    }
+
+    /// The secrets of `instance`'s tasks, for `worker`, the worker it is assigned to: each at
+    /// the version the instance's job version pins. Refused (403 `not_your_instance`) for an
+    /// instance that is not assigned to `worker`, as for one that does not exist.
+    pub async fn for_instance(
+        &self,
+        worker: &WorkerId,
+        instance: &str,
+    ) -> ApiResult<InstanceSecrets> {
+        let key = self.key()?;
+        let not_yours = || {
+            forbidden(
+                "not_your_instance",
+                format!(
+                    "instance {instance} is not assigned to worker \"{worker}\": a worker is given the secrets of its own instances only"
+                ),
+            )
+        };
+        let (t, records) = self.inner.read(|st| {
+            let key = parse_id(&crate::ids::InstanceId::new(instance)).ok_or_else(not_yours)?;
+            let inst = st.instance(&key).ok_or_else(not_yours)?;
+            if inst.worker.as_ref() != Some(worker) {
+                return Err(not_yours());
+            }
+            let spec = st.spec_of(&key).ok_or_else(not_yours)?;
+            let mut out: Vec<(String, SecretRecord)> = Vec::new();
+            for task in &spec.tasks {
+                for r in &task.secrets {
+                    let versions = st.secrets.get(&r.name);
+                    let rec = match r.version {
+                        Some(v) => versions.and_then(|vs| vs.get(&v)),
+                        None => versions.and_then(|vs| vs.values().next_back()),
+                    };
+                    let Some(rec) = rec else {
+                        return Err(ApiError::not_found(
+                            "secret version",
+                            format!("{}@{}", r.name, r.version.unwrap_or(0)),
+                        ));
+                    };
+                    out.push((task.name.as_str().to_owned(), rec.clone()));
+                }
+            }
+            Ok(out)
+        })?;
+        t.durable().await?;
+        let mut answer = InstanceSecrets {
+            instance: instance.to_owned(),
+            tasks: BTreeMap::new(),
+        };
+        for (task, rec) in records {
+            let value = key
+                .open(&rec.name, rec.version, &rec.sealed)
+                .map_err(ApiError::from)?;
+            answer.tasks.entry(task).or_default().push(DeliveredSecret {
+                name: rec.name.clone(),
+                version: rec.version,
+                value_base64: encode_value(&value),
+            });
+        }
+        Ok(answer)
     }
 
     /// Every secret, by name (never values).
@@ -213,6 +277,140 @@ fn users(st: &State, name: &str) -> Vec<JobId> {
         .filter(|(_, e)| e.specs.values().any(|s| s.secret_names().contains(name)))
         .map(|(n, _)| n.clone())
         .collect()
+}
+
+/// What the API shows of a secret that has no version left (not reached: the latest version
+/// is never pruned).
+fn empty(name: &str) -> SecretInfo {
+    info(name, &BTreeMap::new())
+}
+
+/// Pins the secrets a submitted job names: each reference gets the latest version of its
+/// secret, unless the job is exactly an earlier kept version of itself whose pinned versions
+/// are all kept (going back to it brings back its values). Refuses a job naming a secret that
+/// does not exist (400, at `tasks[i].secrets[j].name`), and any job naming secrets on a
+/// manager without a key (503). Changes nothing in the state.
+pub(crate) fn pin(st: &State, cfg: &ManagerConfig, job: &mut Job) -> ApiResult<()> {
+    if job.tasks.iter().all(|t| t.secrets.is_empty()) {
+        return Ok(());
+    }
+    if cfg.secret_key.is_none() {
+        return Err(ApiError::unavailable(
+            "secrets_need_key",
+            format!(
+                "job {} names secrets, and secrets need a key: start the manager with --secret-key-file",
+                job.name
+            ),
+        ));
+    }
+    let mut problems = Problems::default();
+    for (i, t) in job.tasks.iter().enumerate() {
+        for (j, r) in t.secrets.iter().enumerate() {
+            if !st.secrets.contains_key(&r.name) {
+                problems.push(
+                    format!("tasks[{i}].secrets[{j}].name"),
+                    format!(
+                        "there is no secret named {}: create it first (`orkestrator secret create {} -f FILE`), or fix the name",
+                        r.name, r.name
+                    ),
+                );
+            }
+        }
+    }
+    if !problems.0.is_empty() {
+        let n = problems.0.len();
+        return Err(ApiError {
+            kind: ErrorKind::Invalid,
+            code: "invalid_spec".into(),
+            message: format!(
+                "job not accepted ({n} problem{}): it names secrets that do not exist",
+                if n == 1 { "" } else { "s" }
+            ),
+            problems: Some(problems),
+        });
+    }
+    let going_back = st.jobs.get(&job.name).is_some_and(|e| {
+        e.specs.values().any(|s| **s == *job)
+            && job.tasks.iter().flat_map(|t| &t.secrets).all(|r| {
+                r.version.is_some_and(|v| {
+                    st.secrets
+                        .get(&r.name)
+                        .is_some_and(|vs| vs.contains_key(&v))
+                })
+            })
+    });
+    if going_back {
+        return Ok(());
+    }
+    for t in &mut job.tasks {
+        for r in &mut t.secrets {
+            r.version = st
+                .secrets
+                .get(&r.name)
+                .and_then(|vs| vs.keys().next_back().copied());
+        }
+    }
+    Ok(())
+}
+
+/// Makes a new version of every job that uses secret `name` and has not ended, pinning its
+/// `version`; returns the jobs. Each rolls out as any new job version does.
+fn roll_users(
+    st: &mut State,
+    txn: &mut Txn,
+    cfg: &ManagerConfig,
+    name: &str,
+    version: u64,
+    now: Now,
+) -> Vec<JobId> {
+    let users: Vec<Job> = st
+        .jobs
+        .values()
+        .filter(|e| !jobs::ended(e) && e.spec().secret_names().contains(name))
+        .map(|e| (**e.spec()).clone())
+        .collect();
+    let mut rolled = Vec::with_capacity(users.len());
+    for mut job in users {
+        for r in job.tasks.iter_mut().flat_map(|t| t.secrets.iter_mut()) {
+            if r.name == name {
+                r.version = Some(version);
+            }
+        }
+        rolled.push(job.name.clone());
+        jobs::submit(st, txn, cfg, job, now);
+    }
+    rolled
+}
+
+/// Removes the versions of secrets (of `only`, or of all) that are neither the latest nor
+/// pinned by a kept job version.
+pub(crate) fn prune(st: &mut State, txn: &mut Txn, only: Option<&str>) {
+    let pinned: BTreeSet<(&str, u64)> = st
+        .jobs
+        .values()
+        .flat_map(|e| e.specs.values())
+        .flat_map(|s| s.tasks.iter().flat_map(|t| t.secrets.iter()))
+        .filter_map(|r| Some((r.name.as_str(), r.version?)))
+        .collect();
+    let mut gone: Vec<(String, u64)> = Vec::new();
+    for (name, versions) in &st.secrets {
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let latest = versions.keys().next_back().copied();
+        gone.extend(
+            versions
+                .keys()
+                .filter(|v| Some(**v) != latest && !pinned.contains(&(name.as_str(), **v)))
+                .map(|v| (name.clone(), *v)),
+        );
+    }
+    for (name, version) in gone {
+        if let Some(vs) = st.secrets.get_mut(&name) {
+            vs.remove(&version);
+        }
+        txn.ops.push(StoreOp::DeleteSecret { name, version });
+    }
 }
 
 /// Checks the manager's key against the store's key check when the manager starts: the op

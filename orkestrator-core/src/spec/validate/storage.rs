@@ -532,6 +532,20 @@ pub(super) fn validate_secrets(
                 SecretRef::DEFAULT_MODE
             }),
         };
+        let version = match rs.version {
+            None => None,
+            Some(Scalar::Int(n)) if n >= 1 && n <= i128::from(u64::MAX) => Some(n as u64),
+            Some(other) => {
+                p.push(
+                    format!("{here}.version"),
+                    format!(
+                        "{} is not a secret version (a whole number from 1; the manager sets it at submission, so leave it out)",
+                        super::scalars::show(&other)
+                    ),
+                );
+                None
+            }
+        };
         if p.len() != before {
             continue;
         }
@@ -545,6 +559,7 @@ pub(super) fn validate_secrets(
                 name,
                 path: file_path,
                 mode,
+                version,
             });
         }
     }

@@ -440,6 +440,19 @@ impl WorkerApi for HttpTransport {
         )
         .await
     }
+
+    async fn instance_secrets(
+        &self,
+        worker: &WorkerId,
+        instance: &orkestrator_core::ids::InstanceId,
+    ) -> Result<orkestrator_core::secrets::InstanceSecrets> {
+        let path = format!(
+            "/v1/workers/{}/instances/{}/secrets",
+            seg(worker.as_str()),
+            seg(instance.as_str())
+        );
+        self.call(Method::GET, &path, NONE, Duration::ZERO).await
+    }
 }
 
 #[async_trait]
