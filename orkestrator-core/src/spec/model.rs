@@ -114,6 +114,14 @@ impl Job {
         self.volumes.get(name)
     }
 
+    /// The names of the job's `type: volume` volumes (named volumes, kept per instance index).
+    pub fn named_volumes(&self) -> impl Iterator<Item = &str> {
+        self.volumes
+            .iter()
+            .filter(|(_, v)| matches!(v.kind, VolumeKind::Volume { .. }))
+            .map(|(n, _)| n.as_str())
+    }
+
     /// The disk that one instance's `type: volume` volumes reserve on a worker: the sum of their
     /// `size`s (a volume without one reserves nothing). Reserved, not enforced.
     pub fn volume_disk(&self) -> ByteSize {

@@ -364,6 +364,12 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
             at: Instant::now(),
             unix_ms: now_millis(),
         };
+        let mut held = held;
+        // Never two instances on one volume: a replacement waits for its predecessor here.
+        for id in super::volumes::waiting_for_predecessor(&held, &listed) {
+            tracing::debug!(worker = %self.id(), instance = %id, "waiting for the instance it replaces to stop (they share named volumes)");
+            held.remove(&id);
+        }
         let plan = plan::plan(&held, &listed, &mut lock(&self.tracks), now);
         let held = Arc::new(held);
         let mut updates = Vec::new();

@@ -10,10 +10,13 @@ use super::config::WorkerConfig;
 use super::container::container_safe;
 use super::files::numeric_owner;
 use super::host_volumes::{self, HostVolume};
-use crate::api::{Assignment, VolumeRef};
+use crate::api::{Assignment, Desired, VolumeRef};
 use crate::error::{Error, Result, RuntimeErrorKind};
+use crate::ids::InstanceId;
 use crate::ids::WorkerId;
-use crate::runtime::{Mount, MountSource, Runtime, VolumeInfo, VolumeSpec, labels};
+use crate::runtime::{
+    ContainerInfo, ContainerState, Mount, MountSource, Runtime, VolumeInfo, VolumeSpec, labels,
+};
 use crate::spec::{Task, VolumeKind};
 
 /// The permission bits of a tmpfs's root: any user of the container may write to it (it is the
@@ -167,6 +170,38 @@ pub(crate) async fn ensure<R: Runtime + ?Sized>(
     Ok(made)
 }
 
+/// The instances held to run that wait before their first container: another instance of the
+/// same job and index (the one it replaces: a version rolled out, or an instance lost while this
+/// worker was cut off) still has a container here that has not exited, and the job has named
+/// volumes. Never two instances on one volume: the new one starts once the old one's containers
+/// are gone or exited.
+pub(crate) fn waiting_for_predecessor(
+    held: &BTreeMap<InstanceId, Assignment>,
+    listed: &[ContainerInfo],
+) -> Vec<InstanceId> {
+    let index_of = |id: &str| {
+        id.rsplitn(3, '-')
+            .nth(1)
+            .and_then(|i| i.parse::<u32>().ok())
+    };
+    held.values()
+        .filter(|a| a.desired == Desired::Run && a.job.named_volumes().next().is_some())
+        .filter(|a| {
+            let mine = |c: &&ContainerInfo| c.label(labels::INSTANCE) == Some(a.instance.as_str());
+            if listed.iter().any(|c| mine(&c)) {
+                return false;
+            }
+            listed.iter().any(|c| {
+                c.label(labels::JOB) == Some(a.job.name.as_str())
+                    && !matches!(c.state, ContainerState::Exited { .. })
+                    && c.label(labels::INSTANCE)
+                        .is_some_and(|i| i != a.instance.as_str() && index_of(i) == Some(a.index))
+            })
+        })
+        .map(|a| a.instance.clone())
+        .collect()
+}
+
 /// Removes the volumes the manager told `worker` to remove: each only if it is this worker's
 /// (by name and labels); one that is not there counts as removed. Answers those that are gone;
 /// one the engine keeps (a container still uses it) is left for the next try.
@@ -273,6 +308,70 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("exists on the engine"), "{e}");
+    }
+
+    #[test]
+    fn a_replacement_waits_while_its_predecessor_runs_on_the_same_volumes() {
+        use std::sync::Arc;
+        let job = |volumes: &str| {
+            Arc::new(
+                crate::spec::parse_job(
+                    &format!("name: db\n{volumes}tasks: [{{ name: t, image: x:1 }}]\n"),
+                    crate::spec::Format::Yaml,
+                )
+                .unwrap(),
+            )
+        };
+        let named = job("volumes: { data: { type: volume } }\n");
+        let assignment = |id: &str, index: u32, job: &Arc<crate::spec::Job>| Assignment {
+            instance: InstanceId::new(id),
+            index,
+            desired: Desired::Run,
+            job: job.clone(),
+            ended: vec![],
+            version: 1,
+        };
+        let container = |instance: &str, state: ContainerState| ContainerInfo {
+            id: format!("c-{instance}"),
+            name: instance.to_owned(),
+            labels: BTreeMap::from([
+                (labels::JOB.to_owned(), "db".to_owned()),
+                (labels::INSTANCE.to_owned(), instance.to_owned()),
+            ]),
+            state,
+        };
+        let held = |job: &Arc<crate::spec::Job>| {
+            BTreeMap::from([
+                (InstanceId::new("db-0-7"), assignment("db-0-7", 0, job)),
+                (InstanceId::new("db-1-8"), assignment("db-1-8", 1, job)),
+            ])
+        };
+        let old = [container("db-0-3", ContainerState::Running)];
+        assert_eq!(
+            waiting_for_predecessor(&held(&named), &old),
+            [InstanceId::new("db-0-7")],
+            "index 0 waits for db-0-3; index 1 has none"
+        );
+        let exited = [container(
+            "db-0-3",
+            ContainerState::Exited {
+                code: 0,
+                reason: None,
+            },
+        )];
+        assert!(waiting_for_predecessor(&held(&named), &exited).is_empty());
+        let both = [
+            container("db-0-3", ContainerState::Running),
+            container("db-0-7", ContainerState::Running),
+        ];
+        assert!(
+            waiting_for_predecessor(&held(&named), &both).is_empty(),
+            "already started: not held back"
+        );
+        assert!(
+            waiting_for_predecessor(&held(&job("")), &old).is_empty(),
+            "no named volume: nothing shared"
+        );
     }
 
     #[test]
