@@ -179,11 +179,8 @@ pub(crate) fn waiting_for_predecessor(
     held: &BTreeMap<InstanceId, Assignment>,
     listed: &[ContainerInfo],
 ) -> Vec<InstanceId> {
-    let index_of = |id: &str| {
-        id.rsplitn(3, '-')
-            .nth(1)
-            .and_then(|i| i.parse::<u32>().ok())
-    };
+    // An instance id is `JOB-INDEX-NUMBER`.
+    let index_of = |id: &str| id.rsplit('-').nth(1).and_then(|i| i.parse::<u32>().ok());
     held.values()
         .filter(|a| a.desired == Desired::Run && a.job.named_volumes().next().is_some())
         .filter(|a| {
