@@ -501,3 +501,72 @@ async fn secrets_on_etcd_are_sealed_in_every_value_and_a_warm_copy_follows_them(
     let v = m.secrets().value("db-password", None).await.unwrap();
     assert_eq!(v.as_bytes(), needle.repeat(2).as_slice());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volume_records_on_etcd_load_back_and_a_warm_copy_follows_them() {
+    use orkestrator_core::api::{VolumeRecord, VolumeRef, VolumeState};
+    use orkestrator_core::ids::{JobId, WorkerId};
+    let Some(cluster) = EtcdCluster::start(1) else {
+        return;
+    };
+    let rec = |worker: &str, state| VolumeRecord {
+        of: VolumeRef {
+            job: JobId::new("db"),
+            index: 1,
+            volume: "data".into(),
+        },
+        worker: WorkerId::new(worker),
+        state,
+        retain: false,
+        created_at: 3,
+    };
+    let store = EtcdStore::connect(options(&cluster, "/tvol"))
+        .await
+        .unwrap();
+    let follower = Arc::new(
+        EtcdStore::connect(options(&cluster, "/tvol"))
+            .await
+            .unwrap(),
+    );
+    follower.follow();
+    store
+        .commit(
+            1,
+            vec![
+                StoreOp::PutVolume(rec("w1", VolumeState::Orphan)),
+                StoreOp::PutVolume(rec("w2", VolumeState::Active)),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .commit(
+            2,
+            vec![
+                StoreOp::DeleteVolume {
+                    of: rec("w1", VolumeState::Orphan).of,
+                    worker: WorkerId::new("w1"),
+                },
+                StoreOp::PutVolume(rec("w2", VolumeState::Removing)),
+            ],
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while follower.warm_index() != Some(2) {
+        assert!(Instant::now() < deadline, "{:?}", follower.warm_index());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let warm = follower.load().await.unwrap();
+    let full = EtcdStore::connect(options(&cluster, "/tvol"))
+        .await
+        .unwrap()
+        .load()
+        .await
+        .unwrap();
+    assert_eq!(warm, full, "the warm copy is what a full read gives");
+    assert_eq!(
+        full.volumes.into_values().collect::<Vec<_>>(),
+        [rec("w2", VolumeState::Removing)]
+    );
+}
