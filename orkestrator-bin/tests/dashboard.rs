@@ -662,6 +662,20 @@ fn dashboard_lists_volumes_and_shows_mounts_and_secrets() {
         { "volume": "data", "path": "/data" },
         { "volume": "scratch", "path": "/scratch", "read_only": true },
     ]);
+    for name in ["db-password", "tls.key"] {
+        let out = c.ork(&[
+            "secret",
+            "create",
+            name,
+            "--from-literal",
+            "dash-secret-value",
+        ]);
+        assert_eq!(out.code, Some(0), "{}", out.describe());
+    }
+    spec["tasks"][0]["secrets"] = json!([
+        { "name": "db-password" },
+        { "name": "tls.key", "path": "/etc/tls/key", "mode": "0440" },
+    ]);
     api.submit(&spec);
     let name = format!("ork-{worker}-{job}-0-data");
     b.wait_js("the job is Running", &row_phase_is(&job, "Running"));
@@ -692,26 +706,8 @@ fn dashboard_lists_volumes_and_shows_mounts_and_secrets() {
         "docker has no volume {name}: {listed:?}"
     );
 
-    // The job's details show its volumes and each mount: volume, path, type, read-only. This
-    // manager refuses jobs with secrets until workers deliver them, so the page's own fetch
-    // adds to this job's answer the `secrets` a task would carry (`{name, path, mode}`, as the
-    // manager holds them): the details show each by name, path and mode.
-    b.js(&format!(
-        "const path = {};
-         const real = window.fetch;
-         window.fetch = async (p, init) => {{
-           const r = await real(p, init);
-           if (p !== path || !r.ok) return r;
-           const view = await r.json();
-           view.spec.tasks[0].secrets = [
-             {{ name: 'db-password', path: '/run/secrets/db-password', mode: '0400' }},
-             {{ name: 'tls.key', path: '/etc/tls/key', mode: '0440' }}];
-           return new Response(JSON.stringify(view),
-             {{ status: 200, headers: {{ 'content-type': 'application/json' }} }});
-         }};
-         return true",
-        json!(format!("/v1/jobs/{job}"))
-    ));
+    // The job's details show its volumes and each mount (volume, path, type, read-only), and
+    // each task's secrets by name, path and mode, never a value.
     b.js(&format!(
         "document.querySelector({}).click(); return true",
         json!(format!("tr[data-job=\"{job}\"] button.toggle"))
@@ -747,6 +743,11 @@ fn dashboard_lists_volumes_and_shows_mounts_and_secrets() {
             "db-password → /run/secrets/db-password (0400)",
             "tls.key → /etc/tls/key (0440)"
         ]),
+    );
+    assert_eq!(
+        b.js("return document.documentElement.outerHTML.includes('dash-secret-value')"),
+        json!(false),
+        "a secret's value is nowhere on the page"
     );
     let declared = b.js(&format!(
         "const d = document.querySelector({});
