@@ -66,16 +66,6 @@ fn holding(dir: &Path, needle: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// `GET /v1/jobs/{job}` as an operator.
-fn job_view(c: &Cluster, job: &str) -> Result<Value, String> {
-    let r =
-        http(c.port, "GET", &format!("/v1/jobs/{job}"), None, b"").map_err(|e| e.to_string())?;
-    if r.status != 200 {
-        return Err(format!("GET /v1/jobs/{job}: {} {}", r.status, r.text()));
-    }
-    serde_json::from_slice(&r.body).map_err(|e| format!("{e}: {}", r.text()))
-}
-
 /// The instance of `version` whose task `main` runs, with its container: (instance, container).
 fn running_instance(v: &Value, version: u64) -> Option<(String, String)> {
     v["instances"].as_array()?.iter().find_map(|i| {
@@ -187,7 +177,7 @@ tasks:
     let out = c.ork(&["run", "-f", "job.yaml"]);
     assert_eq!(out.code, Some(0), "{}", out.describe());
     let (instance, container) = c.wait_until("the task runs", common::TIMEOUT, |c| {
-        let v = job_view(c, &job)?;
+        let v = c.job_view(&job)?;
         running_instance(&v, 1).ok_or_else(|| format!("{v:#}"))
     });
 
@@ -288,7 +278,7 @@ tasks:
         "searched nothing under {}",
         searched[0].display()
     );
-    let view = job_view(&c, &job).unwrap().to_string();
+    let view = c.job_view(&job).unwrap().to_string();
     assert!(!view.contains(&first), "the job view shows the value");
     assert!(view.contains("\"version\":1"), "{view}");
     let status = c.ork(&["status", &job, "-o", "json"]);
@@ -299,7 +289,7 @@ tasks:
     let second = marker();
     secret(&c, "update", "db-password", &second);
     let (_, new_container) = c.wait_until("version 2 runs", common::TIMEOUT, |c| {
-        let v = job_view(c, &job)?;
+        let v = c.job_view(&job)?;
         if v["version"] != 2 {
             return Err(format!("{v:#}"));
         }
@@ -328,7 +318,7 @@ tasks:
     c.kill(w0_proc);
     let again = c.restart_worker(&w0);
     c.wait_worker_ready(&w0, again);
-    let v = job_view(&c, &job).unwrap();
+    let v = c.job_view(&job).unwrap();
     let (_, adopted) = running_instance(&v, 2).expect("still running");
     assert_eq!(adopted, new_container, "adopted, not replaced");
     assert_eq!(

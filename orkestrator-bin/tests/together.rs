@@ -13,7 +13,7 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Cluster, IMAGE, containers_with_label, docker, docker_or_skip, http, unique};
+use common::{Cluster, IMAGE, containers_with_label, docker, docker_or_skip, unique};
 use serde_json::Value;
 
 /// These tests time what containers do (stop within a second, start after a dependency):
@@ -36,20 +36,10 @@ fn submit(c: &Cluster, job: &str, yaml: &str) {
     assert_eq!(out.code, Some(0), "run {file}: {}", out.describe());
 }
 
-/// `GET /v1/jobs/{job}`.
-fn job_view(c: &Cluster, job: &str) -> Result<Value, String> {
-    let r =
-        http(c.port, "GET", &format!("/v1/jobs/{job}"), None, b"").map_err(|e| e.to_string())?;
-    if r.status != 200 {
-        return Err(format!("GET /v1/jobs/{job}: {} {}", r.status, r.text()));
-    }
-    serde_json::from_slice(&r.body).map_err(|e| format!("{e}: {}", r.text()))
-}
-
 /// Waits until `job`'s phase is `phase` (up to 90 s) and returns its view.
 fn wait_phase(c: &Cluster, job: &str, phase: &str) -> Value {
     c.wait_until(&format!("{job} is {phase}"), Duration::from_secs(90), |c| {
-        let v = job_view(c, job)?;
+        let v = c.job_view(job)?;
         if v["phase"] == phase {
             Ok(v)
         } else {
@@ -706,7 +696,7 @@ tasks:
     // A changed file is a new version, rolled out: a new container with the new content.
     submit(&c, &job, &yaml("2"));
     let v = c.wait_until("version 2 runs", Duration::from_secs(90), |c| {
-        let v = job_view(c, &job)?;
+        let v = c.job_view(&job)?;
         let id = v["instances"][0]["tasks"]["app"]["container_id"]
             .as_str()
             .unwrap_or_default();

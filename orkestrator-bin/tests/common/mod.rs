@@ -769,6 +769,16 @@ impl Cluster {
         path
     }
 
+    /// `GET /v1/jobs/{job}` (as an operator, from the manager's host), or why not.
+    pub fn job_view(&self, job: &str) -> Result<Value, String> {
+        let r = http(self.port, "GET", &format!("/v1/jobs/{job}"), None, b"")
+            .map_err(|e| e.to_string())?;
+        if r.status != 200 {
+            return Err(format!("GET /v1/jobs/{job}: {} {}", r.status, r.text()));
+        }
+        serde_json::from_slice(&r.body).map_err(|e| format!("{e}: {}", r.text()))
+    }
+
     /// `status JOB -o json`, or the command's output as the error.
     pub fn status(&self, job: &str) -> Result<Value, String> {
         let out = self.ork(&["status", job, "-o", "json"]);

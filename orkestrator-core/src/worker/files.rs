@@ -43,7 +43,9 @@ pub(crate) fn write(dir: Option<&Path>, a: &Assignment, task: &Task) -> Result<V
     Ok(mounts)
 }
 
-fn write_one(
+/// Writes `content` to `path` whole or not at all (through a file beside it, renamed), with
+/// `mode` and `owner`. The new file is the worker's alone (0600) until it holds all of it.
+pub(super) fn write_one(
     path: &Path,
     content: &[u8],
     mode: u32,
@@ -51,7 +53,13 @@ fn write_one(
 ) -> std::io::Result<()> {
     let tmp = path.with_extension("new");
     {
-        let mut f = std::fs::File::create(&tmp)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(content)?;
         f.sync_all()?;
     }

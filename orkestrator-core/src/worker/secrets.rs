@@ -10,12 +10,12 @@
 //! files once its last container is gone.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroize;
 
-use super::files::numeric_owner;
+use super::files::{numeric_owner, write_one};
 use crate::api::Assignment;
 use crate::error::{Error, Result, RuntimeErrorKind};
 use crate::runtime::Mount;
@@ -106,30 +106,6 @@ pub(crate) fn write(
         mounts.push(Mount::bind(path, r.path.clone(), true));
     }
     Ok(mounts)
-}
-
-fn write_one(
-    path: &Path,
-    content: &[u8],
-    mode: u32,
-    owner: Option<(u32, Option<u32>)>,
-) -> std::io::Result<()> {
-    let tmp = path.with_extension("new");
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(content)?;
-    }
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
-    if let Some((uid, gid)) = owner {
-        std::os::unix::fs::chown(&tmp, Some(uid), gid)?;
-    }
-    std::fs::rename(&tmp, path)
 }
 
 /// Whether `dir` is a directory (not a link) of the worker's own user: `/dev/shm` is writable
