@@ -97,6 +97,20 @@ pub(crate) fn instance_id(job: &JobId, index: u32, number: u64) -> InstanceId {
     InstanceId::for_job(job, index, number)
 }
 
+/// `s` with every character the engine does not allow in a container (or volume) name replaced
+/// by `_`.
+pub(crate) fn engine_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// The key of an instance id, if it has the shape `JOB-INDEX-NUMBER`.
 pub(crate) fn parse_id(id: &InstanceId) -> Option<InstanceKey> {
     let mut parts = id.as_str().rsplitn(3, '-');

@@ -25,7 +25,9 @@ pub use schedulers::{
     Decision, DecisionOutcome, DecisionResult, MeasuredUse, PendingInstance, RegisterScheduler,
     SchedulingWork, WorkerSnapshot,
 };
-pub use volumes::{VolumeList, VolumeRecord, VolumeRef, VolumeState, VolumeView, VolumesRemoved};
+pub use volumes::{
+    VolumeList, VolumeRecord, VolumeRef, VolumeState, VolumeView, VolumesRemoved, volume_name,
+};
 pub use workers::{
     Assignment, Assignments, HeartbeatAnswer, HostVolumeOffer, Liveness, RegisterWorker,
     Registered, RejectedUpdate, ReportResponse, TaskUpdate, WorkerHeartbeat, WorkerResources,

@@ -24,17 +24,24 @@ pub struct VolumeRef {
 }
 
 impl VolumeRef {
-    /// The name of the Docker volume that holds it on `worker`:
-    /// `ork-{worker}-{job}-{index}-{volume}` (see
-    /// [`volume_name`](crate::worker::volumes::volume_name)).
+    /// The name of the Docker volume that holds it on `worker` (see [`volume_name`]).
     pub fn docker_name(&self, worker: &WorkerId) -> String {
-        crate::worker::volumes::volume_name(
-            worker.as_str(),
-            self.job.as_str(),
-            self.index,
-            &self.volume,
-        )
+        volume_name(worker.as_str(), self.job.as_str(), self.index, &self.volume)
     }
+}
+
+/// The engine's name of volume `volume` of instance `index` of `job` on `worker`:
+/// `ork-{worker}-{job}-{index}-{volume}`. The worker is part of it, as of its networks' names:
+/// workers sharing one engine never share a volume, and a copy left on a worker that was down
+/// (an orphan) stays apart from the new one.
+pub fn volume_name(worker: &str, job: &str, index: u32, volume: &str) -> String {
+    use crate::ids::engine_safe;
+    format!(
+        "ork-{}-{}-{index}-{}",
+        engine_safe(worker),
+        engine_safe(job),
+        engine_safe(volume)
+    )
 }
 
 impl std::fmt::Display for VolumeRef {

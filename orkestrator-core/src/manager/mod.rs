@@ -47,6 +47,7 @@ mod stream;
 pub mod telemetry;
 pub mod tokens;
 mod views;
+mod volume_index;
 mod volumes;
 
 use std::sync::atomic::AtomicU64;

@@ -351,7 +351,7 @@ pub(crate) struct State {
     /// Secrets by name: their kept versions, sealed.
     pub secrets: BTreeMap<String, BTreeMap<u64, crate::secrets::SecretRecord>>,
     /// Named volumes: where each instance index's data lives, and what workers are to remove.
-    pub volumes: super::volumes::Volumes,
+    pub volumes: super::volume_index::Volumes,
 }
 
 /// An instance's place in the indexes, before or after a change.

@@ -79,18 +79,7 @@ pub(crate) fn network_name(worker: &WorkerId, instance: &InstanceId) -> String {
     format!("ork-{}-{}", container_safe(worker.as_str()), instance)
 }
 
-/// `s` with every character Docker does not allow in a container name replaced by `_`.
-pub(crate) fn container_safe(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
+pub(crate) use crate::ids::engine_safe as container_safe;
 
 /// The instance and task a container was created for (empty when a label is missing).
 pub(crate) fn owner(c: &ContainerInfo) -> (&str, &str) {

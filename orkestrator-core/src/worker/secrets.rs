@@ -213,6 +213,7 @@ mod tests {
     use crate::ids::InstanceId;
     use crate::secrets::{DeliveredSecret, SecretValue, encode_value};
     use crate::spec::{Format, parse_job};
+    use std::os::unix::fs::PermissionsExt;
 
     fn shm() -> Option<PathBuf> {
         let d = Path::new("/dev/shm");

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::config::WorkerConfig;
-use super::container::container_safe;
 use super::files::numeric_owner;
 use super::host_volumes::{self, HostVolume};
 use crate::api::{Assignment, Desired, VolumeRef};
@@ -104,18 +103,7 @@ pub const VOLUME_LABEL: &str = "orkestrator.volume";
 /// Label of a volume: the index of the instance it belongs to.
 pub const INDEX_LABEL: &str = "orkestrator.index";
 
-/// The engine's name of volume `volume` of instance `index` of `job` on `worker`:
-/// `ork-{worker}-{job}-{index}-{volume}`. The worker is part of it, as of its networks' names:
-/// workers sharing one engine never share a volume, and a copy left on a worker that was down
-/// (an orphan) stays apart from the new one.
-pub fn volume_name(worker: &str, job: &str, index: u32, volume: &str) -> String {
-    format!(
-        "ork-{}-{}-{index}-{}",
-        container_safe(worker),
-        container_safe(job),
-        container_safe(volume)
-    )
-}
+pub use crate::api::volume_name;
 
 /// Makes sure the volume exists, made by `worker` if new. A new one's root is handed to
 /// `owner` (a numeric `uid[:gid]`) when the engine's data is on this host, so that a task
