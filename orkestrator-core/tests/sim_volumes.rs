@@ -441,3 +441,40 @@ async fn an_operator_cannot_remove_a_volume_in_use_and_can_once_the_job_stopped(
     sim.wait_volumes("removed", |v| v.is_empty()).await;
     assert!(sim.engine_volumes().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_instance_moves_once_a_new_version_says_recreate() {
+    let mut sim = Sim::new(2).await;
+    let t = sim.client.clone();
+    t.submit_job(&db("", 1, "1")).await.unwrap();
+    let v = common::wait_for(&t, "db", "running", running).await;
+    let holder = worker_of(&v, 0).unwrap();
+    let k = sim.node_of(&holder);
+    sim.kill_agent(k);
+    common::wait_for(&t, "db", "waiting for its worker", |v| {
+        v.instances.iter().any(|i| {
+            i.pending_reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("volume data of instance 0"))
+        })
+    })
+    .await;
+    // The operator gives up on the data there: a new version that recreates.
+    t.submit_job(&db(", on_worker_loss: recreate", 1, "1"))
+        .await
+        .unwrap();
+    let v = common::wait_for(&t, "db", "running elsewhere", |v| {
+        running(v) && worker_of(v, 0).is_some_and(|w| w != holder)
+    })
+    .await;
+    let other = worker_of(&v, 0).unwrap();
+    let listed = sim.volumes(Some("db")).await;
+    let state_on = |w: &str| {
+        listed
+            .iter()
+            .find(|v| v.worker.as_str() == w)
+            .map(|v| v.state.clone())
+    };
+    assert_eq!(state_on(&holder).as_deref(), Some("orphan"), "{listed:#?}");
+    assert_eq!(state_on(&other).as_deref(), Some("active"), "{listed:#?}");
+}

@@ -72,7 +72,7 @@ pub(crate) fn take_work(
             instance: instance_id(&job, i.index, number),
             index: i.index,
             job: spec.clone(),
-            pinned: st.volumes.pin(&job, i.index, spec),
+            pinned: super::volumes::pin(st, &job, i.index, spec),
         });
         st.leased.insert(
             number,
@@ -264,7 +264,7 @@ fn place(
         Some(w) if ready(w, at.instant) => snapshot(w, |j| *j == key.0),
         _ => return Err("worker is unknown or not ready".into()),
     };
-    if let Some(pin) = st.volumes.pin(&key.0, index, &spec)
+    if let Some(pin) = super::volumes::pin(st, &key.0, index, &spec)
         && &pin != worker
     {
         return Err(format!(

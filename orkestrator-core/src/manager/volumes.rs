@@ -38,8 +38,30 @@ fn mark_removing(st: &mut State, txn: &mut Txn, mut rec: VolumeRecord) {
     }
 }
 
+/// Whether every named volume of `spec` says `on_worker_loss: recreate` (and it has some).
+fn recreates(spec: &Job) -> bool {
+    let mut policies = named(spec).map(|(_, _, p)| p).peekable();
+    policies.peek().is_some() && policies.all(|p| p == OnWorkerLoss::Recreate)
+}
+
+/// The worker instance `index` of `job` (at `spec`) must be placed on: the one holding its named
+/// volumes — unless that worker is down (or gone) and the volumes say `on_worker_loss: recreate`,
+/// which lets the instance start anywhere (see [`placed`]).
+pub(crate) fn pin(st: &State, job: &JobId, index: u32, spec: &Job) -> Option<WorkerId> {
+    let w = st.volumes.pin(job, index, spec)?;
+    let down = st
+        .workers
+        .get(&w)
+        .is_none_or(|e| e.liveness == crate::api::Liveness::Down);
+    if down && recreates(spec) {
+        return None;
+    }
+    Some(w)
+}
+
 /// Records the named volumes of instance `index` of `job` as held by `worker`, where it was just
-/// placed: new ones are made there when its tasks start; one being removed there is kept after all.
+/// placed: new ones are made there when its tasks start; one being removed there is kept after all;
+/// an active copy on another worker (left behind by a recreate) becomes an orphan.
 pub(crate) fn placed(
     st: &mut State,
     txn: &mut Txn,
@@ -55,6 +77,19 @@ pub(crate) fn placed(
             index,
             volume: name.to_owned(),
         };
+        let elsewhere: Vec<VolumeRecord> = st
+            .volumes
+            .of_instance(job, index)
+            .filter(|r| {
+                r.of.volume == name && &r.worker != worker && r.state == VolumeState::Active
+            })
+            .cloned()
+            .collect();
+        for mut old in elsewhere {
+            tracing::info!(volume = %old.of, worker = %old.worker, "the instance starts elsewhere with a new volume; the old copy is kept as an orphan");
+            old.state = VolumeState::Orphan;
+            put(st, txn, old);
+        }
         let rec = match st.volumes.get(&of, worker) {
             Some(r) if r.state == VolumeState::Active && r.retain == retain => continue,
             Some(r) => VolumeRecord {
@@ -85,8 +120,7 @@ pub(crate) fn worker_lost(
     spec: &Job,
     worker: &WorkerId,
 ) {
-    let mut policies = named(spec).map(|(_, _, p)| p).peekable();
-    if policies.peek().is_none() || !policies.all(|p| p == OnWorkerLoss::Recreate) {
+    if !recreates(spec) {
         return;
     }
     let orphans: Vec<VolumeRecord> = st
