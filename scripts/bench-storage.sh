@@ -14,13 +14,15 @@
 #
 # The time of a start is read from the manager's events: the task's `Starting` event (the worker
 # reports it as it begins the start) to its `Running` event (reported as soon as the engine has
-# started the container). `docker events` splits it: Starting -> the engine's container `create`
-# (the worker's own work: image check, secrets fetch and write, volume look-up), `create` ->
-# `start` (the engine), `start` -> Running (the report).
+# started the container). It is split with the worker's own log of its requests to the engine
+# (bollard's debug lines, to the microsecond: the worker runs with ORKESTRATOR_LOG=info,bollard=debug)
+# and `docker events`: the worker's own work from its image check to its create request (the
+# secrets fetched from the manager and written, the volume looked up), the engine's create, the
+# engine's start (start request -> the engine's `start` event), and the report of Running.
 #
 # Needs a release build (cargo build --release -p orkestrator-bin), the test image
 # (scripts/build-test-image.sh), python3, and root (the secret files and the volume are handed to
-# user 1000). Usage: [NETWORK=none|bridge] [CPU=100m] [KEEP=1] scripts/bench-storage.sh [N]   (N starts of each job);
+# user 1000). Usage: [NETWORK=none|bridge] [CPU=100m] [ENGINE=PAIRS] [KEEP=1] scripts/bench-storage.sh [N]   (N starts of each job);
 # ANALYSE=DIR scripts/bench-storage.sh prints the figures of a run kept with KEEP=1.
 set -euo pipefail
 
@@ -173,7 +175,7 @@ cleanup() {
     docker network rm $(docker network ls -q --filter label=orkestrator.worker=$W) >/dev/null 2>&1 || true
     docker volume rm $(docker volume ls -q --filter label=orkestrator.worker=$W) >/dev/null 2>&1 || true
     if [ -n "${KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
-    rm -rf "$SECRETS"
+    rm -rf "$SECRETS" "${CLI_SECRETS:-}"
 }
 trap cleanup EXIT
 
@@ -272,3 +274,51 @@ done
 sleep 1
 
 analyse "$WORK"
+
+# The engine alone, for comparison (ENGINE=PAIRS): the same two containers made with the docker CLI
+# (the worker's limits and options; the volume and two read-only bind mounts of files on a
+# tmpfs), `docker create` then `docker start`, pairs alternated as above. The CLI's own time is in
+# both sides alike.
+[ -n "${ENGINE:-}" ] || exit 0
+echo
+echo "== the engine alone: $ENGINE pairs of docker create + start, with and without the mounts =="
+# Not in the worker's secrets directory: the worker removes what no instance of its own owns there.
+CLI_SECRETS=$(mktemp -d /dev/shm/ork-bench-storage-cli.XXXXXX)
+echo app >"$CLI_SECRETS/0"
+cp "$WORK/pass.txt" "$CLI_SECRETS/1"
+chown -R 1000:1000 "$CLI_SECRETS"
+docker volume create --label orkestrator.worker=$W ork-bench-storage-cli >/dev/null
+python3 - "$ENGINE" "$CPU" "$CLI_SECRETS" "$IMAGE" <<'PY'
+import statistics, subprocess, sys, time
+n, cpu, sec, image = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+cpus = str(int(cpu[:-1]) / 1000) if cpu.endswith("m") else cpu
+base = ["docker", "create", "--cpus", cpus, "--memory", "16m", "--memory-swap", "16m",
+        "--pids-limit", "4096", "--security-opt", "no-new-privileges:true", "--network", "none",
+        "--user", "1000:1000"]
+mounts = ["-v", "ork-bench-storage-cli:/data",
+          "--mount", f"type=bind,source={sec}/0,target=/run/secrets/bench-user,readonly",
+          "--mount", f"type=bind,source={sec}/1,target=/run/secrets/bench-key,readonly"]
+cmd = [image, "sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
+res = {"plain": [], "stored": []}
+def one(kind):
+    t0 = time.monotonic()
+    cid = subprocess.check_output(base + (mounts if kind == "stored" else []) + cmd).decode().strip()
+    t1 = time.monotonic()
+    subprocess.check_call(["docker", "start", cid], stdout=subprocess.DEVNULL)
+    t2 = time.monotonic()
+    subprocess.check_call(["docker", "rm", "-f", cid], stdout=subprocess.DEVNULL)
+    res[kind].append(((t1 - t0) * 1000, (t2 - t1) * 1000))
+    time.sleep(0.3)
+for i in range(n):
+    for k in (("plain", "stored") if i % 2 == 0 else ("stored", "plain")):
+        one(k)
+print(f"{'(medians, ms)':14} {'create':>8} {'start':>8} {'both':>8}")
+m = {}
+for k in res:
+    m[k] = [statistics.median(x[0] for x in res[k]), statistics.median(x[1] for x in res[k]),
+            statistics.median(x[0] + x[1] for x in res[k])]
+    print(f"{k:14} {m[k][0]:8.1f} {m[k][1]:8.1f} {m[k][2]:8.1f}")
+print(f"{'added':14} {m['stored'][0] - m['plain'][0]:+8.1f} {m['stored'][1] - m['plain'][1]:+8.1f} {m['stored'][2] - m['plain'][2]:+8.1f}")
+pairs = [s[0] + s[1] - p[0] - p[1] for p, s in zip(res["plain"], res["stored"])]
+print(f"median of the {n} paired differences of create + start: {statistics.median(pairs):+.1f} ms")
+PY
