@@ -22,7 +22,7 @@
 #
 # Needs a release build (cargo build --release -p orkestrator-bin), the test image
 # (scripts/build-test-image.sh), python3, and root (the secret files and the volume are handed to
-# user 1000). Usage: [NETWORK=none|bridge] [CPU=100m] [ENGINE=PAIRS] [KEEP=1] scripts/bench-storage.sh [N]   (N starts of each job);
+# user 1000). Usage: [NETWORK=none|bridge] [CPU=100m] [ENGINE=PAIRS [ENGINE_FILES=fresh|same]] [KEEP=1] scripts/bench-storage.sh [N]   (N starts of each job);
 # ANALYSE=DIR scripts/bench-storage.sh prints the figures of a run kept with KEEP=1.
 set -euo pipefail
 
@@ -278,31 +278,45 @@ analyse "$WORK"
 # The engine alone, for comparison (ENGINE=PAIRS): the same two containers made with the docker CLI
 # (the worker's limits and options; the volume and two read-only bind mounts of files on a
 # tmpfs), `docker create` then `docker start`, pairs alternated as above. The CLI's own time is in
-# both sides alike.
+# both sides alike. ENGINE_FILES=fresh (the default) writes the two files in a new directory for
+# each start, as the worker does for each instance; ENGINE_FILES=same mounts the same two files
+# every time.
 [ -n "${ENGINE:-}" ] || exit 0
 echo
-echo "== the engine alone: $ENGINE pairs of docker create + start, with and without the mounts =="
+echo "== the engine alone: $ENGINE pairs of docker create + start, with and without the mounts (files: ${ENGINE_FILES:-fresh}) =="
 # Not in the worker's secrets directory: the worker removes what no instance of its own owns there.
 CLI_SECRETS=$(mktemp -d /dev/shm/ork-bench-storage-cli.XXXXXX)
-echo app >"$CLI_SECRETS/0"
-cp "$WORK/pass.txt" "$CLI_SECRETS/1"
-chown -R 1000:1000 "$CLI_SECRETS"
 docker volume create --label orkestrator.worker=$W ork-bench-storage-cli >/dev/null
-python3 - "$ENGINE" "$CPU" "$CLI_SECRETS" "$IMAGE" <<'PY'
-import statistics, subprocess, sys, time
-n, cpu, sec, image = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+python3 - "$ENGINE" "$CPU" "$CLI_SECRETS" "$IMAGE" "${ENGINE_FILES:-fresh}" "$WORK/pass.txt" <<'PY'
+import os, statistics, subprocess, sys, time
+n, cpu, sec, image, files, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 cpus = str(int(cpu[:-1]) / 1000) if cpu.endswith("m") else cpu
+value = open(key).read()
+def written(i):
+    d = os.path.join(sec, str(i) if files == "fresh" else "same", "main")
+    if not os.path.isdir(d):
+        os.makedirs(d, mode=0o700)
+        for j, v in enumerate(("app", value)):
+            p = os.path.join(d, str(j))
+            with open(p, "w") as f:
+                f.write(v)
+            os.chmod(p, 0o400)
+            os.chown(p, 1000, 1000)
+    return d
 base = ["docker", "create", "--cpus", cpus, "--memory", "16m", "--memory-swap", "16m",
         "--pids-limit", "4096", "--security-opt", "no-new-privileges:true", "--network", "none",
         "--user", "1000:1000"]
-mounts = ["-v", "ork-bench-storage-cli:/data",
-          "--mount", f"type=bind,source={sec}/0,target=/run/secrets/bench-user,readonly",
-          "--mount", f"type=bind,source={sec}/1,target=/run/secrets/bench-key,readonly"]
 cmd = [image, "sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
 res = {"plain": [], "stored": []}
-def one(kind):
+def one(kind, i):
+    mounts = []
+    if kind == "stored":
+        d = written(i)
+        mounts = ["-v", "ork-bench-storage-cli:/data",
+                  "--mount", f"type=bind,source={d}/0,target=/run/secrets/bench-user,readonly",
+                  "--mount", f"type=bind,source={d}/1,target=/run/secrets/bench-key,readonly"]
     t0 = time.monotonic()
-    cid = subprocess.check_output(base + (mounts if kind == "stored" else []) + cmd).decode().strip()
+    cid = subprocess.check_output(base + mounts + cmd).decode().strip()
     t1 = time.monotonic()
     subprocess.check_call(["docker", "start", cid], stdout=subprocess.DEVNULL)
     t2 = time.monotonic()
@@ -311,7 +325,7 @@ def one(kind):
     time.sleep(0.3)
 for i in range(n):
     for k in (("plain", "stored") if i % 2 == 0 else ("stored", "plain")):
-        one(k)
+        one(k, i)
 print(f"{'(medians, ms)':14} {'create':>8} {'start':>8} {'both':>8}")
 m = {}
 for k in res:
@@ -319,6 +333,8 @@ for k in res:
             statistics.median(x[0] + x[1] for x in res[k])]
     print(f"{k:14} {m[k][0]:8.1f} {m[k][1]:8.1f} {m[k][2]:8.1f}")
 print(f"{'added':14} {m['stored'][0] - m['plain'][0]:+8.1f} {m['stored'][1] - m['plain'][1]:+8.1f} {m['stored'][2] - m['plain'][2]:+8.1f}")
+pairs = [s[1] - p[1] for p, s in zip(res["plain"], res["stored"])]
+print(f"median of the {n} paired differences of the start: {statistics.median(pairs):+.1f} ms")
 pairs = [s[0] + s[1] - p[0] - p[1] for p, s in zip(res["plain"], res["stored"])]
 print(f"median of the {n} paired differences of create + start: {statistics.median(pairs):+.1f} ms")
 PY
