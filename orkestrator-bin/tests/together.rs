@@ -386,7 +386,7 @@ tasks:
     resources: {{ cpu: 50m, memory: 16Mi }}
     stop_signal: SIGINT
     stop_grace: 20s
-    command: ["sh", "-c", "trap 'exit 42' INT; while true; do sleep 1; done"]
+    command: ["sh", "-c", "trap 'exit 42' INT; echo trap-set; while true; do sleep 1; done"]
   - name: sleeper
     image: {IMAGE}
     resources: {{ cpu: 50m, memory: 16Mi }}
@@ -396,7 +396,18 @@ tasks:
 "#
     );
     submit(&c, &job, &yaml);
-    wait_phase(&c, &job, "Running");
+    let v = wait_phase(&c, &job, "Running");
+    // `Running` is the container started, not its shell past `trap` (at 5% of a CPU that takes
+    // a moment): a SIGINT before the trap is set is ignored by PID 1 and waits out the grace.
+    let trapper = container_of(&v, 0, "trapper");
+    c.wait_until("the trapper set its trap", Duration::from_secs(30), |_| {
+        let out = logs(&trapper);
+        if out.contains("trap-set") {
+            Ok(())
+        } else {
+            Err(out)
+        }
+    });
     let since = unix_now().saturating_sub(1);
     stop(&c, &job);
     let evs = events(since, &worker);
