@@ -166,6 +166,7 @@ mod tests {
             }
             ["v1", "workers", w, "heartbeat" | "status" | "assignments"] => (Access::Worker, id(w)),
             ["v1", "workers", w, "instances", _, "secrets"] => (Access::Worker, id(w)),
+            ["v1", "workers", w, "volumes", "removed"] => (Access::Worker, id(w)),
             ["v1", "workers", w, "metrics"] if !read => (Access::Worker, id(w)),
             ["v1", "schedulers", s, ..] => (Access::Scheduler, id(s)),
             ["v1", "tokens" | "secrets", ..] => (Access::Operator, None),
