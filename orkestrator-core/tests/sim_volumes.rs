@@ -126,6 +126,18 @@ impl Sim {
         panic!("volumes never {what}: {:#?}", self.volumes(None).await);
     }
 
+    /// Runs `db` (one instance, its volume's extra keys `extra`), then kills the agent of the
+    /// worker that holds the volume: answers that worker and its node.
+    async fn run_db_and_lose_its_worker(&mut self, extra: &str) -> (String, usize) {
+        let t = self.client.clone();
+        t.submit_job(&db(extra, 1, "1")).await.unwrap();
+        let v = common::wait_for(&t, "db", "running", running).await;
+        let holder = worker_of(&v, 0).unwrap();
+        let k = self.node_of(&holder);
+        self.kill_agent(k);
+        (holder, k)
+    }
+
     /// The engine's volume names on every node.
     fn engine_volumes(&self) -> Vec<String> {
         let mut all: Vec<String> = self
@@ -156,6 +168,14 @@ tasks:
     mounts: [{{ volume: data, path: /var/lib/db }}]
 "
     ))
+}
+
+/// The state of the copy of a volume list's volume on worker `w`.
+fn state_on(listed: &[VolumeView], w: &str) -> Option<String> {
+    listed
+        .iter()
+        .find(|v| v.worker.as_str() == w)
+        .map(|v| v.state.clone())
 }
 
 fn running(v: &JobView) -> bool {
@@ -216,11 +236,7 @@ async fn an_instance_goes_back_to_the_worker_holding_its_volume_version_after_ve
 async fn with_its_worker_down_the_instance_waits_with_the_reason_then_runs_there_again() {
     let mut sim = Sim::new(2).await;
     let t = sim.client.clone();
-    t.submit_job(&db("", 1, "1")).await.unwrap();
-    let v = common::wait_for(&t, "db", "running", running).await;
-    let holder = worker_of(&v, 0).unwrap();
-    let k = sim.node_of(&holder);
-    sim.kill_agent(k);
+    let (holder, k) = sim.run_db_and_lose_its_worker("").await;
     let reason = format!("volume data of instance 0 lives on worker {holder}, which is down");
     let v = common::wait_for(&t, "db", "waiting for its worker", |v| {
         v.instances
@@ -244,13 +260,9 @@ async fn with_its_worker_down_the_instance_waits_with_the_reason_then_runs_there
 async fn with_recreate_it_starts_elsewhere_and_the_old_copy_is_an_orphan() {
     let mut sim = Sim::new(2).await;
     let t = sim.client.clone();
-    t.submit_job(&db(", on_worker_loss: recreate", 1, "1"))
-        .await
-        .unwrap();
-    let v = common::wait_for(&t, "db", "running", running).await;
-    let holder = worker_of(&v, 0).unwrap();
-    let k = sim.node_of(&holder);
-    sim.kill_agent(k);
+    let (holder, k) = sim
+        .run_db_and_lose_its_worker(", on_worker_loss: recreate")
+        .await;
     let v = common::wait_for(&t, "db", "running elsewhere", |v| {
         running(v) && worker_of(v, 0).is_some_and(|w| w != holder)
     })
@@ -260,14 +272,8 @@ async fn with_recreate_it_starts_elsewhere_and_the_old_copy_is_an_orphan() {
     let listed = sim
         .wait_volumes("an orphan and a new copy", |v| v.len() == 2)
         .await;
-    let state_on = |w: &str| {
-        listed
-            .iter()
-            .find(|v| v.worker.as_str() == w)
-            .map(|v| v.state.clone())
-    };
-    assert_eq!(state_on(&holder).as_deref(), Some("orphan"));
-    assert_eq!(state_on(&other).as_deref(), Some("active"));
+    assert_eq!(state_on(&listed, &holder).as_deref(), Some("orphan"));
+    assert_eq!(state_on(&listed, &other).as_deref(), Some("active"));
     // The old copy is kept on its worker: nobody removed it.
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(sim.nodes[k].runtime.volumes().len(), 1);
@@ -446,11 +452,7 @@ async fn an_operator_cannot_remove_a_volume_in_use_and_can_once_the_job_stopped(
 async fn a_waiting_instance_moves_once_a_new_version_says_recreate() {
     let mut sim = Sim::new(2).await;
     let t = sim.client.clone();
-    t.submit_job(&db("", 1, "1")).await.unwrap();
-    let v = common::wait_for(&t, "db", "running", running).await;
-    let holder = worker_of(&v, 0).unwrap();
-    let k = sim.node_of(&holder);
-    sim.kill_agent(k);
+    let (holder, _) = sim.run_db_and_lose_its_worker("").await;
     common::wait_for(&t, "db", "waiting for its worker", |v| {
         v.instances.iter().any(|i| {
             i.pending_reason
@@ -469,12 +471,14 @@ async fn a_waiting_instance_moves_once_a_new_version_says_recreate() {
     .await;
     let other = worker_of(&v, 0).unwrap();
     let listed = sim.volumes(Some("db")).await;
-    let state_on = |w: &str| {
-        listed
-            .iter()
-            .find(|v| v.worker.as_str() == w)
-            .map(|v| v.state.clone())
-    };
-    assert_eq!(state_on(&holder).as_deref(), Some("orphan"), "{listed:#?}");
-    assert_eq!(state_on(&other).as_deref(), Some("active"), "{listed:#?}");
+    assert_eq!(
+        state_on(&listed, &holder).as_deref(),
+        Some("orphan"),
+        "{listed:#?}"
+    );
+    assert_eq!(
+        state_on(&listed, &other).as_deref(),
+        Some("active"),
+        "{listed:#?}"
+    );
 }
