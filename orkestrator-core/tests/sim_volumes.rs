@@ -178,6 +178,14 @@ fn state_on(listed: &[VolumeView], w: &str) -> Option<String> {
         .map(|v| v.state.clone())
 }
 
+/// How many of a job's instances are to run.
+fn to_run(v: &JobView) -> usize {
+    v.instances
+        .iter()
+        .filter(|i| i.desired == orkestrator_core::api::Desired::Run)
+        .count()
+}
+
 fn running(v: &JobView) -> bool {
     v.phase == JobPhase::Running
 }
@@ -217,13 +225,7 @@ async fn an_instance_goes_back_to_the_worker_holding_its_volume_version_after_ve
             .await
             .unwrap();
         let v = common::wait_for(t, "db", "on the new version", |v| {
-            running(v)
-                && v.version == version
-                && v.instances
-                    .iter()
-                    .filter(|i| i.desired == orkestrator_core::api::Desired::Run)
-                    .count()
-                    == 1
+            running(v) && v.version == version && to_run(v) == 1
         })
         .await;
         assert_eq!(worker_of(&v, 0).as_deref(), Some(first.as_str()));
@@ -360,15 +362,7 @@ async fn a_smaller_count_removes_the_dropped_indexes_volumes_after_gc() {
     common::wait_for(&t, "db", "running", running).await;
     assert_eq!(sim.engine_volumes().len(), 3);
     t.submit_job(&db("", 1, "1")).await.unwrap();
-    common::wait_for(&t, "db", "down to one", |v| {
-        running(v)
-            && v.instances
-                .iter()
-                .filter(|i| i.desired == orkestrator_core::api::Desired::Run)
-                .count()
-                == 1
-    })
-    .await;
+    common::wait_for(&t, "db", "down to one", |v| running(v) && to_run(v) == 1).await;
     // The stopped instances are still kept: their volumes stay.
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(sim.engine_volumes().len(), 3);
