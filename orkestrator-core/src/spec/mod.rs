@@ -20,7 +20,7 @@ pub(crate) mod problems;
 mod raw;
 pub(crate) mod storage;
 pub(crate) mod together;
-mod tree;
+pub(crate) mod tree;
 mod validate;
 
 pub use format::Format;
