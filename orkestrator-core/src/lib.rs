@@ -25,6 +25,7 @@
 pub mod api;
 pub mod auth;
 pub mod clock;
+pub mod compose;
 pub mod error;
 pub mod events;
 pub mod fake;

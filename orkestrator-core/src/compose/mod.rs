@@ -1,0 +1,3 @@
+//! Compose files.
+
+pub(crate) mod text;
