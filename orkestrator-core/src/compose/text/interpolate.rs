@@ -258,10 +258,10 @@ impl<'a> Parser<'a> {
     /// that is near, so the reader sees the whole `${…}`).
     fn invalid(&self, start: usize, end: usize, why: &str) -> InterpolationError {
         let mut end = end.min(self.b.len());
-        if let Some(close) = self.b[end..].iter().position(|&c| c == b'}') {
-            if close < 40 {
-                end += close + 1;
-            }
+        if let Some(close) = self.b[end..].iter().position(|&c| c == b'}')
+            && close < 40
+        {
+            end += close + 1;
         }
         while !self.s.is_char_boundary(end) {
             end += 1;
