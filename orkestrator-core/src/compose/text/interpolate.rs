@@ -16,8 +16,9 @@
 //!
 //! A name is `[A-Za-z_][A-Za-z0-9_]*`. The text after the operator (`default`, `err`, `alt`) is
 //! itself interpolated, so defaults nest (`${A:-${B:-x}}`, `${A?$B}`), and it may hold balanced
-//! `{`…`}` (`${A:-{x}}` gives `{x}`, as in a shell and in compose-go). It is evaluated only when it
-//! is used, so `${A:-${B:?}}` is no error while `A` is set; but its syntax is always checked.
+//! `{`…`}`: `${A:-{a{b}c}}` gives `{a{b}c}` as compose-go counts braces (bash would close at the
+//! first `}` and give `{a{bc}}`). It is evaluated only when it is used, so `${A:-${B:?}}` is no
+//! error while `A` is set; but its syntax is always checked.
 //!
 //! Choices, following the specification and compose-go (docker compose's loader):
 //!
