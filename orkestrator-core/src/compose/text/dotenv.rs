@@ -333,7 +333,8 @@ mod tests {
         assert_eq!(one("A=val#ue"), "val#ue", "a `#` inside a word is kept");
         assert_eq!(one("A=#not a comment"), "#not a comment");
         assert_eq!(one("A=a=b=c"), "a=b=c");
-        assert_eq!(one("A= # only a comment"), "");
+        // As in compose-go: the leading blanks go first, so this `#` follows none.
+        assert_eq!(one("A= # not a comment"), "# not a comment");
         assert_eq!(one("A=it's \"fine\""), "it's \"fine\"");
         assert_eq!(
             one(r"A=back\slash\n"),

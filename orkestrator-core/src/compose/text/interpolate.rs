@@ -16,8 +16,9 @@
 //!
 //! A name is `[A-Za-z_][A-Za-z0-9_]*`. The text after the operator (`default`, `err`, `alt`) is
 //! itself interpolated, so defaults nest (`${A:-${B:-x}}`, `${A?$B}`), and it may hold balanced
-//! `{`…`}` (`${A:-{x}}` gives `{x}`, as in a shell and in compose-go). It is evaluated only when it
-//! is used, so `${A:-${B:?}}` is no error while `A` is set; but its syntax is always checked.
+//! `{`…`}`: `${A:-{a{b}c}}` gives `{a{b}c}` as compose-go counts braces (bash would close at the
+//! first `}` and give `{a{bc}}`). It is evaluated only when it is used, so `${A:-${B:?}}` is no
+//! error while `A` is set; but its syntax is always checked.
 //!
 //! Choices, following the specification and compose-go (docker compose's loader):
 //!
@@ -258,10 +259,10 @@ impl<'a> Parser<'a> {
     /// that is near, so the reader sees the whole `${…}`).
     fn invalid(&self, start: usize, end: usize, why: &str) -> InterpolationError {
         let mut end = end.min(self.b.len());
-        if let Some(close) = self.b[end..].iter().position(|&c| c == b'}') {
-            if close < 40 {
-                end += close + 1;
-            }
+        if let Some(close) = self.b[end..].iter().position(|&c| c == b'}')
+            && close < 40
+        {
+            end += close + 1;
         }
         while !self.s.is_char_boundary(end) {
             end += 1;
@@ -401,7 +402,7 @@ mod tests {
         assert_eq!(ok("$SETX"), "", "SETX is a different, unset variable");
         assert_eq!(ok("$B:1"), "bee:1");
         assert_eq!(ok("${B}x"), "beex");
-        assert_eq!(ok("$B}"), "bee}", "a brace outside is ordinary");
+        assert_eq!(ok("$B}"), "bee}", "a `}}` outside `${{` is ordinary");
     }
 
     #[test]
@@ -524,7 +525,11 @@ mod tests {
         assert_eq!(ok("${UNSET:-{a{b}c}}"), "{a{b}c}");
         assert_eq!(ok("${UNSET:-{\"k\": 1}}"), "{\"k\": 1}");
         assert_eq!(ok("${SET:-{x}}!"), "value!");
-        assert_eq!(ok("${UNSET:-x}}"), "x}", "the extra brace is ordinary");
+        assert_eq!(
+            ok("${UNSET:-x}}"),
+            "x}",
+            "the extra `}}` is outside and ordinary"
+        );
     }
 
     #[test]
@@ -570,7 +575,8 @@ mod tests {
             );
         }
         // Syntax in an unused default is still checked.
-        assert!(err("${SET:-${}").contains("not closed"));
+        assert!(err("${SET:-${A}").contains("not closed"));
+        assert!(err("${SET:-${}}").contains("variable name"));
         assert!(err("${SET:-${1}}").contains("variable name"));
     }
 

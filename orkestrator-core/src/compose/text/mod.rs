@@ -6,9 +6,6 @@
 //! - [`units`]: Compose durations, byte sizes and CPU counts, and their rendering in
 //!   Orkestrator's own job-file units.
 
-// Until the Compose reader calls every function here.
-#![allow(dead_code)]
-
 pub(crate) mod dotenv;
 pub(crate) mod interpolate;
 pub(crate) mod units;

@@ -212,15 +212,15 @@ fn parse_int(digits: &str) -> Option<u128> {
     })
 }
 
-/// `floor(0.<frac> * mult)` for a run of fraction digits, exact for `mult` below 10^18 (digits
-/// past the 30th cannot change the result and are ignored).
+/// `floor(0.<frac> * mult)` for a run of fraction digits and `mult` at most 10^18. Digits past the
+/// 20th are ignored (they are worth less than 10^-2 of the unit's nanosecond or byte).
 fn scale_fraction(frac: &str, mult: u128) -> u128 {
-    let frac = &frac[..frac.len().min(30)];
+    let frac = &frac[..frac.len().min(20)];
     let frac = frac.trim_end_matches('0');
     if frac.is_empty() {
         return 0;
     }
-    // frac < 10^30 and mult < 10^18 keep the product below u128::MAX (about 3.4 * 10^38).
+    // frac < 10^20 and mult <= 10^18 keep the product below u128::MAX (about 3.4 * 10^38).
     let num = parse_int(frac).unwrap_or(0);
     num * mult / 10u128.pow(frac.len() as u32)
 }
