@@ -1,0 +1,169 @@
+//! What the Compose fixture tests share: the fixtures, their options, and loading them.
+//!
+//! Each fixture is a directory of `tests/compose/` holding `compose.yaml` (and whatever it
+//! reads), `expected.json` and, where the defaults do not do, `options.json`:
+//! `{"environment": {..}, "env_file": "..", "profiles": [..], "project_name": "..",
+//! "image_healthchecks": {"IMAGE": {"interval": "10s", "retries": 2}},
+//! "docker_compose": false, "why": ".."}`.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use orkestrator_core::compose::{
+    ComposeError, ConvertOptions, ImageHealth, LoadOptions, Project, load,
+};
+use serde_json::Value;
+
+/// One fixture directory.
+pub struct Fixture {
+    pub name: String,
+    pub dir: PathBuf,
+    pub options: Value,
+}
+
+/// The fixtures, by name.
+pub fn fixtures() -> Vec<Fixture> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compose");
+    let mut out: Vec<Fixture> = std::fs::read_dir(&root)
+        .expect("tests/compose holds the fixtures")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("compose.yaml").is_file())
+        .map(|dir| {
+            let options = match std::fs::read_to_string(dir.join("options.json")) {
+                Ok(t) => serde_json::from_str(&t).expect("options.json is JSON"),
+                Err(_) => Value::Object(Default::default()),
+            };
+            Fixture {
+                name: dir.file_name().unwrap().to_string_lossy().into_owned(),
+                dir,
+                options,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    assert!(out.len() >= 10, "the fixtures are missing: {}", root.display());
+    out
+}
+
+impl Fixture {
+    /// The fixture's environment: only what `options.json` gives, never the test's own.
+    pub fn environment(&self) -> BTreeMap<String, String> {
+        self.options
+            .get("environment")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect()
+    }
+
+    /// `--env-file`, relative to the fixture.
+    pub fn env_file(&self) -> Option<PathBuf> {
+        self.options
+            .get("env_file")
+            .and_then(Value::as_str)
+            .map(|f| self.dir.join(f))
+    }
+
+    /// `--profile`s.
+    pub fn profiles(&self) -> Vec<String> {
+        self.options
+            .get("profiles")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// `-p`.
+    pub fn project_name(&self) -> Option<String> {
+        self.options
+            .get("project_name")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+
+    /// Whether docker-compose 1.29 reads the fixture (and so is compared with it).
+    pub fn docker_compose_reads_it(&self) -> bool {
+        self.options.get("docker_compose") != Some(&Value::Bool(false))
+    }
+
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            files: Vec::new(),
+            dir: self.dir.clone(),
+            project_name: self.project_name(),
+            env_file: self.env_file(),
+            profiles: self.profiles(),
+            environment: self.environment(),
+        }
+    }
+
+    pub fn load(&self) -> Result<Project, ComposeError> {
+        load(&self.load_options())
+    }
+
+    pub fn convert_options(&self) -> ConvertOptions {
+        let mut opts = ConvertOptions::default();
+        if let Some(Value::Object(m)) = self.options.get("image_healthchecks") {
+            for (image, h) in m {
+                let secs = |k: &str| {
+                    h.get(k)
+                        .and_then(Value::as_str)
+                        .and_then(|s| s.strip_suffix('s'))
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .map(Duration::from_secs)
+                };
+                opts.image_healthchecks.insert(
+                    image.clone(),
+                    ImageHealth {
+                        interval: secs("interval"),
+                        timeout: secs("timeout"),
+                        retries: h
+                            .get("retries")
+                            .and_then(Value::as_u64)
+                            .map(|r| r as u32),
+                        start_period: secs("start_period"),
+                    },
+                );
+            }
+        }
+        opts
+    }
+
+    /// The Compose files of the fixture: `compose.yaml` and those its services extend.
+    pub fn compose_files(&self) -> Vec<PathBuf> {
+        let main = self.dir.join("compose.yaml");
+        let mut out = vec![main.clone()];
+        let raw = raw_yaml(&main);
+        for (_, s) in raw
+            .get("services")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(f) = s
+                .get("extends")
+                .and_then(|e| e.get("file"))
+                .and_then(Value::as_str)
+            {
+                let p = self.dir.join(f);
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A YAML file as it is written (anchors and merge keys resolved by the parser, nothing else).
+pub fn raw_yaml(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
