@@ -12,8 +12,8 @@ use compose_support::{Fixture, fixtures, raw_yaml};
 use orkestrator_core::compose::{ComposeError, Disposition, convert, disposition};
 use serde_json::{Value, json};
 
-/// What one fixture comes to: the job file (or null) and the paths warned and refused, with
-/// the messages (printed, not compared) for the reader.
+/// What one fixture comes to: the job file (or null), the paths warned and refused (with the
+/// messages printed, not compared, for the reader) and the secrets the job needs.
 struct Outcome {
     value: Value,
     messages: Vec<String>,
@@ -21,13 +21,27 @@ struct Outcome {
 
 fn outcome(f: &Fixture) -> Outcome {
     let mut messages = Vec::new();
+    let mut secrets = Vec::new();
     let (file, warnings, refusals, error) = match f.load() {
         Err(e) => match e {
             ComposeError::Refused { refusals, warnings } => (Value::Null, warnings, refusals, None),
             other => (Value::Null, Vec::new(), Vec::new(), Some(other.to_string())),
         },
         Ok(project) => match convert(&project, &f.convert_options()) {
-            Ok(c) => (c.file, c.warnings, Vec::new(), None),
+            Ok(c) => {
+                secrets = c
+                    .secrets
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "name": p.name,
+                            "compose_name": p.compose_name,
+                            "content": p.content.as_ref().map(|c| String::from_utf8_lossy(c)),
+                        })
+                    })
+                    .collect();
+                (c.file, c.warnings, Vec::new(), None)
+            }
             Err(ComposeError::Refused { refusals, warnings }) => {
                 (Value::Null, warnings, refusals, None)
             }
@@ -45,6 +59,9 @@ fn outcome(f: &Fixture) -> Outcome {
         "warnings": warnings.iter().map(|n| n.path.clone()).collect::<Vec<_>>(),
         "refusals": refusals.iter().map(|n| n.path.clone()).collect::<Vec<_>>(),
     });
+    if !secrets.is_empty() {
+        value["secrets"] = Value::Array(secrets);
+    }
     if let Some(e) = error {
         messages.push(format!("error {e}"));
         value["error"] = Value::String(e);

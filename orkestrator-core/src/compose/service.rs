@@ -622,10 +622,18 @@ impl ServiceMapper<'_> {
         let mut timeout = time("timeout", ih.timeout, DOCKER_TIMEOUT);
         let start_period = time("start_period", ih.start_period, Duration::ZERO);
         if timeout > interval {
+            // Said at the key written, or at the service when the timings are the image's
+            // or Docker's defaults.
+            let at = match h {
+                Some(h) if h.contains_key("timeout") => join(&here, "timeout"),
+                Some(h) if h.contains_key("interval") => join(&here, "interval"),
+                _ => path.to_owned(),
+            };
             self.g.warn(
-                join(&here, "timeout"),
+                at,
                 format!(
-                    "longer than the interval ({}): clamped to it",
+                    "the health check's timeout ({}) is longer than its interval ({}): clamped to it",
+                    super::text::units::format_duration(timeout),
                     super::text::units::format_duration(interval)
                 ),
             );
