@@ -45,7 +45,11 @@ pub fn fixtures() -> Vec<Fixture> {
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    assert!(out.len() >= 10, "the fixtures are missing: {}", root.display());
+    assert!(
+        out.len() >= 10,
+        "the fixtures are missing: {}",
+        root.display()
+    );
     out
 }
 
@@ -124,10 +128,7 @@ impl Fixture {
                     ImageHealth {
                         interval: secs("interval"),
                         timeout: secs("timeout"),
-                        retries: h
-                            .get("retries")
-                            .and_then(Value::as_u64)
-                            .map(|r| r as u32),
+                        retries: h.get("retries").and_then(Value::as_u64).map(|r| r as u32),
                         start_period: secs("start_period"),
                     },
                 );

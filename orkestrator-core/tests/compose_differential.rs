@@ -1,0 +1,380 @@
+//! The Compose reader against Debian's docker-compose 1.29.2: for each fixture it reads, what
+//! `docker-compose config` resolves (services, images, environments after `env_file` and
+//! interpolation, ports, volumes, commands, entrypoints, builds and `extends`) must be what
+//! [`load`](orkestrator_core::compose::load) resolves, and the ports a conversion publishes must
+//! be those docker-compose publishes.
+//!
+//! docker-compose 1.29 refuses top-level `name:`, `start_interval`, `depends_on.*.required` and
+//! other later keys, so the fixtures using them say `"docker_compose": false` in their
+//! `options.json`. It keeps the services of inactive profiles in its output; they are left
+//! out here as the Specification says. Without docker-compose the test is skipped, unless
+//! `CI=true`, where it fails.
+
+mod compose_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+use std::process::Command;
+
+use compose_support::{Fixture, fixtures};
+use orkestrator_core::compose::{Project, convert};
+use serde_json::Value;
+
+const DOCKER_COMPOSE: &str = "docker-compose";
+
+/// Whether docker-compose runs here; `CI=true` without it is a failure.
+fn have_docker_compose() -> bool {
+    let ok = Command::new(DOCKER_COMPOSE)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "docker-compose is not installed, and CI=true: the differential tests must run (apt-get install docker-compose)"
+        );
+        eprintln!("docker-compose is not installed: the differential tests are skipped");
+    }
+    ok
+}
+
+/// `docker-compose config` for the fixture, with its environment only.
+fn their_config(f: &Fixture, project: &str) -> Result<Value, String> {
+    let mut cmd = Command::new(DOCKER_COMPOSE);
+    cmd.current_dir(&f.dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .envs(f.environment());
+    if let Some(e) = f.env_file() {
+        cmd.arg("--env-file").arg(e);
+    }
+    for p in f.profiles() {
+        cmd.arg("--profile").arg(p);
+    }
+    cmd.args(["-f", "compose.yaml", "-p", project, "config"]);
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_saphyr::from_str(&text).map_err(|e| format!("its output is not YAML: {e}\n{text}"))
+}
+
+/// A scalar as text (`$$` in docker-compose's output is its escape of `$`).
+fn text(v: &Value, theirs: bool) -> Option<String> {
+    let s = match v {
+        Value::Null => return None,
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        other => other.to_string(),
+    };
+    Some(if theirs { s.replace("$$", "$") } else { s })
+}
+
+/// A value with docker-compose's `$$` escapes undone.
+fn unescape(v: &Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(s.replace("$$", "$")),
+        Value::Array(a) => Value::Array(a.iter().map(unescape).collect()),
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), unescape(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+fn environment(s: &Value, theirs: bool) -> BTreeMap<String, Option<String>> {
+    match s.get("environment") {
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), text(v, theirs)))
+            .collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| text(i, theirs))
+            .map(|i| match i.split_once('=') {
+                Some((k, v)) => (k.to_owned(), Some(v.to_owned())),
+                None => (i, None),
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// A port as (host address, published port, container port, protocol).
+type PortKey = (Option<String>, Option<u16>, u16, String);
+
+fn range(s: &str) -> (u16, u16) {
+    match s.split_once('-') {
+        Some((a, b)) => (a.parse().unwrap(), b.parse().unwrap()),
+        None => {
+            let p = s.parse().unwrap_or_else(|_| panic!("{s:?} is not a port"));
+            (p, p)
+        }
+    }
+}
+
+/// Ports of either syntax, ranges expanded. An address before the host port may be an IPv6
+/// address, with brackets (as written) or without (as docker-compose prints it).
+fn ports(s: &Value) -> BTreeSet<PortKey> {
+    let mut out = BTreeSet::new();
+    for p in s
+        .get("ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Value::Object(m) = p {
+            let target = text(&m["target"], false).unwrap().parse().unwrap();
+            let published = m
+                .get("published")
+                .and_then(|v| text(v, false))
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().unwrap());
+            let proto = m
+                .get("protocol")
+                .and_then(|v| text(v, false))
+                .unwrap_or_else(|| "tcp".into());
+            let ip = m.get("host_ip").and_then(|v| text(v, false));
+            out.insert((ip, published, target, proto));
+            continue;
+        }
+        let s = text(p, false).unwrap();
+        let (spec, proto) = s.rsplit_once('/').unwrap_or((&s, "tcp"));
+        let mut parts: Vec<&str> = spec.rsplitn(3, ':').collect();
+        parts.reverse();
+        let (ip, host, container) = match parts.as_slice() {
+            [c] => (None, None, *c),
+            [h, c] => (None, Some(*h), *c),
+            [ip, h, c] => (
+                Some(ip.trim_start_matches('[').trim_end_matches(']').to_owned()),
+                Some(*h),
+                *c,
+            ),
+            _ => unreachable!(),
+        };
+        let (clo, chi) = range(container);
+        let host = host.filter(|h| !h.is_empty()).map(range);
+        for (i, c) in (clo..=chi).enumerate() {
+            let h = host.map(|(lo, _)| lo + i as u16);
+            out.insert((ip.clone().filter(|i| !i.is_empty()), h, c, proto.to_owned()));
+        }
+    }
+    out
+}
+
+/// A mount as (type, source, target, read-only), a bind's source absolute.
+type MountKey = (String, Option<String>, String, bool);
+
+/// `p` without `.` and `..` (lexically).
+fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn volumes(s: &Value, dir: &Path) -> Vec<MountKey> {
+    let abs = |src: &str| lexical(&dir.join(src)).to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for v in s
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Value::Object(m) = v {
+            let kind = text(&m["type"], false).unwrap();
+            let source = m.get("source").and_then(|v| text(v, false));
+            let source = if kind == "bind" {
+                source.map(|s| abs(&s))
+            } else {
+                source
+            };
+            let ro = m.get("read_only") == Some(&Value::Bool(true));
+            out.push((kind, source, text(&m["target"], false).unwrap(), ro));
+            continue;
+        }
+        let s = text(v, false).unwrap();
+        let parts: Vec<&str> = s.split(':').collect();
+        let (src, target, mode) = match parts.as_slice() {
+            [t] => (None, *t, ""),
+            [s, t] => (Some(*s), *t, ""),
+            [s, t, m] => (Some(*s), *t, *m),
+            _ => panic!("{s:?} is not a volume"),
+        };
+        let ro = mode.split(',').any(|m| m == "ro");
+        match src {
+            None => out.push(("volume".into(), None, target.into(), ro)),
+            Some(src) if src.starts_with(['/', '.', '~']) => {
+                out.push(("bind".into(), Some(abs(src)), target.into(), ro))
+            }
+            Some(src) => out.push(("volume".into(), Some(src.into()), target.into(), ro)),
+        }
+    }
+    out
+}
+
+fn build(s: &Value, dir: &Path) -> Option<(String, Option<String>)> {
+    let b = s.get("build")?;
+    let (context, dockerfile) = match b {
+        Value::String(c) => (c.clone(), None),
+        m => (
+            text(&m["context"], false).unwrap_or_default(),
+            m.get("dockerfile").and_then(|d| text(d, false)),
+        ),
+    };
+    Some((
+        lexical(&dir.join(context)).to_string_lossy().into_owned(),
+        dockerfile,
+    ))
+}
+
+/// The differences between our project and docker-compose's resolution of it.
+fn differences(f: &Fixture, ours: &Project, theirs: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut diff = |what: String, a: String, b: String| {
+        if a != b {
+            out.push(format!(
+                "{}: {what}:\n    ours   {a}\n    theirs {b}",
+                f.name
+            ));
+        }
+    };
+    let active: BTreeSet<String> = f.profiles().into_iter().collect();
+    let our_services = ours.doc["services"].as_object().unwrap();
+    let their_services: BTreeMap<&String, &Value> = theirs["services"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, s)| match s.get("profiles").and_then(Value::as_array) {
+            Some(p) if !p.is_empty() => p
+                .iter()
+                .any(|p| p.as_str().is_some_and(|p| active.contains(p))),
+            _ => true,
+        })
+        .collect();
+    diff(
+        "services".into(),
+        format!("{:?}", our_services.keys().collect::<Vec<_>>()),
+        format!("{:?}", their_services.keys().collect::<Vec<_>>()),
+    );
+    let conversion = convert(ours, &f.convert_options()).ok();
+    for (name, o) in our_services {
+        let Some(t) = their_services.get(name) else {
+            continue;
+        };
+        let at = |k: &str| format!("services.{name}.{k}");
+        diff(
+            at("image"),
+            format!("{:?}", o.get("image").and_then(|v| text(v, false))),
+            format!("{:?}", t.get("image").and_then(|v| text(v, true))),
+        );
+        diff(
+            at("environment"),
+            format!("{:?}", environment(o, false)),
+            format!("{:?}", environment(t, true)),
+        );
+        diff(
+            at("ports"),
+            format!("{:?}", ports(o)),
+            format!("{:?}", ports(&unescape(t))),
+        );
+        diff(
+            at("volumes"),
+            format!("{:?}", volumes(o, &ours.dir)),
+            format!("{:?}", volumes(&unescape(t), &f.dir)),
+        );
+        for k in ["command", "entrypoint"] {
+            diff(
+                at(k),
+                format!("{}", o.get(k).cloned().unwrap_or(Value::Null)),
+                format!("{}", t.get(k).map(unescape).unwrap_or(Value::Null)),
+            );
+        }
+        diff(
+            at("build"),
+            format!("{:?}", build(o, &ours.dir)),
+            format!("{:?}", build(t, &f.dir)),
+        );
+        // The ports the conversion publishes are those docker-compose publishes.
+        if let Some(c) = &conversion {
+            let task = c.file["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|task| {
+                    task["name"].as_str() == Some(name.to_lowercase().replace('_', "-").as_str())
+                })
+                .unwrap_or_else(|| panic!("{}: no task for service {name}", f.name));
+            let published: BTreeSet<PortKey> = task
+                .get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    (
+                        p.get("host_ip").and_then(|v| text(v, false)),
+                        p["host"].as_u64().map(|h| h as u16),
+                        p["container"].as_u64().unwrap() as u16,
+                        text(&p["protocol"], false).unwrap(),
+                    )
+                })
+                .collect();
+            let theirs_published: BTreeSet<PortKey> = ports(&unescape(t))
+                .into_iter()
+                .filter(|p| p.1.is_some())
+                .collect();
+            diff(
+                format!("services.{name}.ports as the job publishes them"),
+                format!("{published:?}"),
+                format!("{theirs_published:?}"),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn docker_compose_config_resolves_the_fixtures_as_we_do() {
+    if !have_docker_compose() {
+        return;
+    }
+    let mut wrong = Vec::new();
+    let mut compared = 0;
+    for f in fixtures() {
+        if !f.docker_compose_reads_it() {
+            continue;
+        }
+        let ours = match f.load() {
+            Ok(p) => p,
+            Err(e) => {
+                wrong.push(format!("{}: we cannot load it: {e}", f.name));
+                continue;
+            }
+        };
+        let theirs = match their_config(&f, &ours.name) {
+            Ok(v) => v,
+            Err(e) => {
+                wrong.push(format!(
+                    "{}: docker-compose config refuses it (mark it \"docker_compose\": false in options.json if that is docker-compose's limit): {e}",
+                    f.name
+                ));
+                continue;
+            }
+        };
+        compared += 1;
+        wrong.extend(differences(&f, &ours, &theirs));
+    }
+    assert!(compared >= 8, "only {compared} fixtures compared");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
