@@ -63,6 +63,8 @@ fn outcome(f: &Fixture) -> Outcome {
         value["secrets"] = Value::Array(secrets);
     }
     if let Some(e) = error {
+        // Paths relative to the fixture, so that the expectation holds on any machine.
+        let e = e.replace(&format!("{}/", f.dir.display()), "");
         messages.push(format!("error {e}"));
         value["error"] = Value::String(e);
     }
@@ -165,7 +167,10 @@ fn no_key_of_any_fixture_is_dropped_silently() {
                 .collect()
         };
         let (warnings, refusals) = (notes("warnings"), notes("refusals"));
-        let loaded = got.get("error").is_none();
+        if got.get("error").is_some() {
+            // Not read at all (a YAML error): there are no keys to account for.
+            continue;
+        }
 
         // The services of other files, by the services of compose.yaml that extend them.
         let main = raw_yaml(&f.dir.join("compose.yaml"));
@@ -233,13 +238,13 @@ fn no_key_of_any_fixture_is_dropped_silently() {
                 let all: Vec<String> = warnings.iter().chain(&refusals).cloned().collect();
                 for p in &landing {
                     match d {
-                        Disposition::Warned(_) if loaded && !reported(&all, p) => {
+                        Disposition::Warned(_) if !reported(&all, p) => {
                             wrong.push(format!(
                                 "{}/{rel}: {path} is warned but no warning names {p}",
                                 f.name
                             ))
                         }
-                        Disposition::Refused(_) if loaded && asks && !reported(&refusals, p) => {
+                        Disposition::Refused(_) if asks && !reported(&refusals, p) => {
                             wrong.push(format!(
                                 "{}/{rel}: {path} is refused but no refusal names {p}",
                                 f.name

@@ -3,7 +3,7 @@
 //! Each fixture is a directory of `tests/compose/` holding `compose.yaml` (and whatever it
 //! reads), `expected.json` and, where the defaults do not do, `options.json`:
 //! `{"environment": {..}, "env_file": "..", "profiles": [..], "project_name": "..",
-//! "image_healthchecks": {"IMAGE": {"interval": "10s", "retries": 2}},
+//! "image_healthchecks": {"IMAGE": {"interval": "10s", "retries": 2}}, "strict": true,
 //! "docker_compose": false, "why": ".."}`.
 
 #![allow(dead_code)]
@@ -113,7 +113,10 @@ impl Fixture {
     }
 
     pub fn convert_options(&self) -> ConvertOptions {
-        let mut opts = ConvertOptions::default();
+        let mut opts = ConvertOptions {
+            strict: self.options.get("strict") == Some(&Value::Bool(true)),
+            ..ConvertOptions::default()
+        };
         if let Some(Value::Object(m)) = self.options.get("image_healthchecks") {
             for (image, h) in m {
                 let secs = |k: &str| {
