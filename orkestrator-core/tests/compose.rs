@@ -238,12 +238,10 @@ fn no_key_of_any_fixture_is_dropped_silently() {
                 let all: Vec<String> = warnings.iter().chain(&refusals).cloned().collect();
                 for p in &landing {
                     match d {
-                        Disposition::Warned(_) if !reported(&all, p) => {
-                            wrong.push(format!(
-                                "{}/{rel}: {path} is warned but no warning names {p}",
-                                f.name
-                            ))
-                        }
+                        Disposition::Warned(_) if !reported(&all, p) => wrong.push(format!(
+                            "{}/{rel}: {path} is warned but no warning names {p}",
+                            f.name
+                        )),
                         Disposition::Refused(_) if asks && !reported(&refusals, p) => {
                             wrong.push(format!(
                                 "{}/{rel}: {path} is refused but no refusal names {p}",

@@ -22,6 +22,21 @@ use serde_json::Value;
 
 const DOCKER_COMPOSE: &str = "docker-compose";
 
+/// Where docker-compose 1.29 is out of the Specification, and so differs from us: fixture,
+/// key, and why. Each must still differ (else it is stale and goes).
+const KNOWN: &[(&str, &str, &str)] = &[
+    (
+        "interpolation",
+        "services.web.environment.NESTED",
+        "the Specification interpolates inside a default (${NOPE:-${TAG}} is TAG's value); docker-compose 1.29 ends the default at the first `}`",
+    ),
+    (
+        "env-profiles",
+        "services.app.environment.INTERP",
+        "env files expand unbraced $VAR as well as ${VAR} (Compose's env-file syntax); docker-compose 1.29's python-dotenv expands only ${VAR}",
+    ),
+];
+
 /// Whether docker-compose runs here; `CI=true` without it is a failure.
 fn have_docker_compose() -> bool {
     let ok = Command::new(DOCKER_COMPOSE)
@@ -239,14 +254,15 @@ fn build(s: &Value, dir: &Path) -> Option<(String, Option<String>)> {
     ))
 }
 
-/// The differences between our project and docker-compose's resolution of it.
-fn differences(f: &Fixture, ours: &Project, theirs: &Value) -> Vec<String> {
+/// The differences between our project and docker-compose's resolution of it: the key, and
+/// the difference said.
+fn differences(f: &Fixture, ours: &Project, theirs: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut diff = |what: String, a: String, b: String| {
         if a != b {
-            out.push(format!(
-                "{}: {what}:\n    ours   {a}\n    theirs {b}",
-                f.name
+            out.push((
+                what.clone(),
+                format!("{}: {what}:\n    ours   {a}\n    theirs {b}", f.name),
             ));
         }
     };
@@ -279,11 +295,21 @@ fn differences(f: &Fixture, ours: &Project, theirs: &Value) -> Vec<String> {
             format!("{:?}", o.get("image").and_then(|v| text(v, false))),
             format!("{:?}", t.get("image").and_then(|v| text(v, true))),
         );
+        let (oe, te) = (environment(o, false), environment(t, true));
         diff(
             at("environment"),
-            format!("{:?}", environment(o, false)),
-            format!("{:?}", environment(t, true)),
+            format!("{:?}", oe.keys().collect::<Vec<_>>()),
+            format!("{:?}", te.keys().collect::<Vec<_>>()),
         );
+        for (k, v) in &oe {
+            if let Some(tv) = te.get(k) {
+                diff(
+                    format!("services.{name}.environment.{k}"),
+                    format!("{v:?}"),
+                    format!("{tv:?}"),
+                );
+            }
+        }
         diff(
             at("ports"),
             format!("{:?}", ports(o)),
@@ -350,6 +376,7 @@ fn docker_compose_config_resolves_the_fixtures_as_we_do() {
         return;
     }
     let mut wrong = Vec::new();
+    let mut known_seen: Vec<(String, String)> = Vec::new();
     let mut compared = 0;
     for f in fixtures() {
         if !f.docker_compose_reads_it() {
@@ -373,7 +400,20 @@ fn docker_compose_config_resolves_the_fixtures_as_we_do() {
             }
         };
         compared += 1;
-        wrong.extend(differences(&f, &ours, &theirs));
+        for (key, said) in differences(&f, &ours, &theirs) {
+            if KNOWN.iter().any(|(fx, k, _)| *fx == f.name && *k == key) {
+                known_seen.push((f.name.clone(), key));
+            } else {
+                wrong.push(said);
+            }
+        }
+    }
+    for (fx, key, _) in KNOWN {
+        if !known_seen.iter().any(|(f, k)| f == fx && k == key) {
+            wrong.push(format!(
+                "{fx}: {key} is listed as a known difference, but does not differ: drop it from KNOWN"
+            ));
+        }
     }
     assert!(compared >= 8, "only {compared} fixtures compared");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
