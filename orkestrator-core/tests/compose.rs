@@ -206,25 +206,26 @@ fn no_key_of_any_fixture_is_dropped_silently() {
                 };
                 // Where the key lands in the project: its own path, or the extending
                 // services' for a service of another file.
-                let landing: Vec<String> = if rel == "compose.yaml" {
-                    vec![path.clone()]
-                } else {
-                    let mut parts = path.splitn(3, '.');
-                    let (Some("services"), Some(svc), rest) =
-                        (parts.next(), parts.next(), parts.next())
-                    else {
-                        continue;
+                let landing: Vec<String> =
+                    if rel == "compose.yaml" || rel == "compose.override.yaml" {
+                        vec![path.clone()]
+                    } else {
+                        let mut parts = path.splitn(3, '.');
+                        let (Some("services"), Some(svc), rest) =
+                            (parts.next(), parts.next(), parts.next())
+                        else {
+                            continue;
+                        };
+                        extended_by
+                            .get(&(rel.clone(), svc.to_owned()))
+                            .into_iter()
+                            .flatten()
+                            .map(|by| match rest {
+                                Some(r) => format!("services.{by}.{r}"),
+                                None => format!("services.{by}"),
+                            })
+                            .collect()
                     };
-                    extended_by
-                        .get(&(rel.clone(), svc.to_owned()))
-                        .into_iter()
-                        .flatten()
-                        .map(|by| match rest {
-                            Some(r) => format!("services.{by}.{r}"),
-                            None => format!("services.{by}"),
-                        })
-                        .collect()
-                };
                 // A key is reported at its path, or by a note on its service (one left out
                 // for its profiles).
                 let reported = |list: &[String], p: &str| {

@@ -67,7 +67,11 @@ fn their_config(f: &Fixture, project: &str) -> Result<Value, String> {
     for p in f.profiles() {
         cmd.arg("--profile").arg(p);
     }
-    cmd.args(["-f", "compose.yaml", "-p", project, "config"]);
+    cmd.args(["-f", "compose.yaml"]);
+    if f.dir.join("compose.override.yaml").is_file() {
+        cmd.args(["-f", "compose.override.yaml"]);
+    }
+    cmd.args(["-p", project, "config"]);
     let out = cmd.output().map_err(|e| e.to_string())?;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
@@ -236,6 +240,8 @@ fn volumes(s: &Value, dir: &Path) -> Vec<MountKey> {
             Some(src) => out.push(("volume".into(), Some(src.into()), target.into(), ro)),
         }
     }
+    // The order of mounts means nothing, and a merge may change it.
+    out.sort();
     out
 }
 

@@ -140,10 +140,15 @@ impl Fixture {
         opts
     }
 
-    /// The Compose files of the fixture: `compose.yaml` and those its services extend.
+    /// The Compose files of the fixture: `compose.yaml`, its `compose.override.yaml` and
+    /// those its services extend.
     pub fn compose_files(&self) -> Vec<PathBuf> {
         let main = self.dir.join("compose.yaml");
         let mut out = vec![main.clone()];
+        let over = self.dir.join("compose.override.yaml");
+        if over.is_file() {
+            out.push(over);
+        }
         let raw = raw_yaml(&main);
         for (_, s) in raw
             .get("services")
