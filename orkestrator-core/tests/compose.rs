@@ -6,8 +6,6 @@
 
 mod compose_support;
 
-use std::collections::BTreeMap;
-
 use compose_support::{Fixture, fixtures, raw_yaml};
 use orkestrator_core::compose::{ComposeError, Disposition, convert, disposition};
 use serde_json::{Value, json};
@@ -172,27 +170,10 @@ fn no_key_of_any_fixture_is_dropped_silently() {
             continue;
         }
 
-        // The services of other files, by the services of compose.yaml that extend them.
-        let main = raw_yaml(&f.dir.join("compose.yaml"));
-        let mut extended_by: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-        for (name, s) in main["services"].as_object().into_iter().flatten() {
-            if let (Some(file), Some(base)) = (
-                s["extends"]["file"].as_str(),
-                s["extends"]["service"].as_str(),
-            ) {
-                extended_by
-                    .entry((file.to_owned(), base.to_owned()))
-                    .or_default()
-                    .push(name.clone());
-            }
-        }
-
-        for file in f.compose_files() {
-            let rel = file
-                .strip_prefix(&f.dir)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
+        // The services of other files, by the project's services that extend them.
+        let extended = f.extended();
+        for rel in f.compose_files() {
+            let file = f.dir.join(&rel);
             let mut keys = Vec::new();
             walk(&raw_yaml(&file), "", &mut keys);
             for (path, d, asks) in keys {
@@ -216,7 +197,7 @@ fn no_key_of_any_fixture_is_dropped_silently() {
                         else {
                             continue;
                         };
-                        extended_by
+                        extended
                             .get(&(rel.clone(), svc.to_owned()))
                             .into_iter()
                             .flatten()

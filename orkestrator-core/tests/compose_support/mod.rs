@@ -140,35 +140,72 @@ impl Fixture {
         opts
     }
 
-    /// The Compose files of the fixture: `compose.yaml`, its `compose.override.yaml` and
-    /// those its services extend.
-    pub fn compose_files(&self) -> Vec<PathBuf> {
-        let main = self.dir.join("compose.yaml");
-        let mut out = vec![main.clone()];
-        let over = self.dir.join("compose.override.yaml");
-        if over.is_file() {
-            out.push(over);
+    /// The Compose files of the fixture (`compose.yaml`, its `compose.override.yaml` and
+    /// those services extend, at any depth), relative to the fixture.
+    pub fn compose_files(&self) -> Vec<String> {
+        let mut out = vec!["compose.yaml".to_owned()];
+        if self.dir.join("compose.override.yaml").is_file() {
+            out.push("compose.override.yaml".to_owned());
         }
-        let raw = raw_yaml(&main);
-        for (_, s) in raw
-            .get("services")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(f) = s
-                .get("extends")
-                .and_then(|e| e.get("file"))
-                .and_then(Value::as_str)
-            {
-                let p = self.dir.join(f);
-                if !out.contains(&p) {
-                    out.push(p);
-                }
+        for (file, _) in self.extended().keys() {
+            if !out.contains(file) {
+                out.push(file.clone());
             }
         }
         out
     }
+
+    /// The services of other files that services of the project extend, at any depth: by
+    /// (file relative to the fixture, service), the project's services they end up in.
+    pub fn extended(&self) -> BTreeMap<(String, String), Vec<String>> {
+        let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        // (file, service, the project's service it lands in), still to follow.
+        let mut todo: Vec<(String, String, String)> = Vec::new();
+        for file in ["compose.yaml", "compose.override.yaml"] {
+            if self.dir.join(file).is_file() {
+                for name in services(&raw_yaml(&self.dir.join(file))).keys() {
+                    todo.push((file.to_owned(), name.clone(), name.clone()));
+                }
+            }
+        }
+        while let Some((file, name, lands)) = todo.pop() {
+            let raw = raw_yaml(&self.dir.join(&file));
+            let all = services(&raw);
+            let Some(ext) = all.get(&name).and_then(|s| s.get("extends")) else {
+                continue;
+            };
+            let (base, other) = match ext {
+                Value::String(b) => (b.clone(), None),
+                m => (
+                    m["service"].as_str().unwrap_or_default().to_owned(),
+                    m.get("file").and_then(Value::as_str),
+                ),
+            };
+            let base_file = match other {
+                None => file.clone(),
+                Some(o) => {
+                    let here = Path::new(&file).parent().unwrap_or(Path::new(""));
+                    here.join(o).to_string_lossy().into_owned()
+                }
+            };
+            if base_file != "compose.yaml" && base_file != "compose.override.yaml" {
+                let lands_in = out.entry((base_file.clone(), base.clone())).or_default();
+                if lands_in.contains(&lands) {
+                    continue;
+                }
+                lands_in.push(lands.clone());
+            }
+            todo.push((base_file, base, lands));
+        }
+        out
+    }
+}
+
+fn services(raw: &Value) -> serde_json::Map<String, Value> {
+    raw.get("services")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// A YAML file as it is written (anchors and merge keys resolved by the parser, nothing else).
