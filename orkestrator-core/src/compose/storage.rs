@@ -394,6 +394,10 @@ impl ServiceMapper<'_> {
             return None;
         };
         let vol = "project".to_owned();
+        if !self.g.volumes.contains_key(&vol) {
+            // A problem with the host volume is said at the first mount that needs it.
+            self.g.origins.add(format!("volumes.{vol}"), here);
+        }
         self.g
             .volumes
             .insert(vol.clone(), json!({"type": "host", "source": host}));

@@ -4,6 +4,7 @@
 //! reads), `expected.json` and, where the defaults do not do, `options.json`:
 //! `{"environment": {..}, "env_file": "..", "profiles": [..], "project_name": "..",
 //! "image_healthchecks": {"IMAGE": {"interval": "10s", "retries": 2}}, "strict": true,
+//! "dev_host_volume": "NAME",
 //! "docker_compose": false, "why": ".."}`.
 
 #![allow(dead_code)]
@@ -115,6 +116,11 @@ impl Fixture {
     pub fn convert_options(&self) -> ConvertOptions {
         let mut opts = ConvertOptions {
             strict: self.options.get("strict") == Some(&Value::Bool(true)),
+            dev_host_volume: self
+                .options
+                .get("dev_host_volume")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             ..ConvertOptions::default()
         };
         if let Some(Value::Object(m)) = self.options.get("image_healthchecks") {
