@@ -272,7 +272,10 @@ fn differences(f: &Fixture, ours: &Project, theirs: &Value) -> Vec<(String, Stri
             ));
         }
     };
-    let active: BTreeSet<String> = f.profiles().into_iter().collect();
+    let mut active: BTreeSet<String> = f.profiles().into_iter().collect();
+    if let Some(p) = f.environment().get("COMPOSE_PROFILES") {
+        active.extend(p.split(',').map(|p| p.trim().to_owned()));
+    }
     let our_services = ours.doc["services"].as_object().unwrap();
     let their_services: BTreeMap<&String, &Value> = theirs["services"]
         .as_object()
