@@ -8,6 +8,7 @@
 mod admin;
 mod command;
 mod common;
+mod compose;
 mod daemons;
 mod jobs;
 mod seed;
@@ -17,6 +18,9 @@ pub use admin::{
     TlsArgs, TlsCertArgs, TlsCommand, TlsInitArgs, TokenCommand, VolumeCommand,
 };
 pub use command::{Cli, Command, LogFormat};
+pub use compose::{
+    ComposeCommand, ComposeConvertArgs, ComposeDownArgs, ComposeUpArgs, ProjectArgs,
+};
 pub use common::{JoinArgs, ManagerAddr, Output, OutputArgs, TlsFiles};
 pub use daemons::{DevArgs, EtcdArgs, SchedulerArgs, ServerArgs, WorkerArgs};
 pub use jobs::{
