@@ -18,10 +18,10 @@ pub use admin::{
     TlsArgs, TlsCertArgs, TlsCommand, TlsInitArgs, TokenCommand, VolumeCommand,
 };
 pub use command::{Cli, Command, LogFormat};
+pub use common::{JoinArgs, ManagerAddr, Output, OutputArgs, TlsFiles};
 pub use compose::{
     ComposeCommand, ComposeConvertArgs, ComposeDownArgs, ComposeUpArgs, ProjectArgs,
 };
-pub use common::{JoinArgs, ManagerAddr, Output, OutputArgs, TlsFiles};
 pub use daemons::{DevArgs, EtcdArgs, SchedulerArgs, ServerArgs, WorkerArgs};
 pub use jobs::{
     EventsArgs, LogsArgs, PrintFormat, RestartArgs, RunArgs, StatusArgs, StopArgs, TopArgs,

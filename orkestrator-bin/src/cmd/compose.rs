@@ -103,13 +103,17 @@ async fn image_healthchecks(
         return out;
     };
     for (name, s) in services {
-        if s.get("healthcheck").is_some_and(|h| h.get("test").is_some()) {
+        if s.get("healthcheck")
+            .is_some_and(|h| h.get("test").is_some())
+        {
             continue;
         }
         let image = match images.get(name) {
             Some(i) => i.clone(),
             None => match s.get("image").and_then(|i| i.as_str()) {
-                Some(i) if i.rsplit('/').next().is_some_and(|l| l.contains(':')) || i.contains('@') => {
+                Some(i)
+                    if i.rsplit('/').next().is_some_and(|l| l.contains(':')) || i.contains('@') =>
+                {
                     i.to_owned()
                 }
                 Some(i) => format!("{i}:latest"),
@@ -133,7 +137,10 @@ async fn image_healthchecks(
 
 /// Reads and converts a project without an engine's help beyond what is at hand: for
 /// `convert` and `validate`.
-pub(crate) async fn convert_offline(opts: &LoadOptions, strict: bool) -> Result<Result<Conversion, ComposeError>> {
+pub(crate) async fn convert_offline(
+    opts: &LoadOptions,
+    strict: bool,
+) -> Result<Result<Conversion, ComposeError>> {
     let project = match compose::load(opts) {
         Ok(p) => p,
         Err(e) => return Ok(Err(e)),
@@ -149,7 +156,9 @@ pub(crate) async fn convert_offline(opts: &LoadOptions, strict: bool) -> Result<
         ..ConvertOptions::default()
     };
     if let Ok(docker) = DockerRuntime::connect()
-        && orkestrator_core::runtime::Runtime::ping(&docker).await.is_ok()
+        && orkestrator_core::runtime::Runtime::ping(&docker)
+            .await
+            .is_ok()
     {
         copts.image_healthchecks = image_healthchecks(&docker, &project, &copts.images).await;
     }
@@ -193,7 +202,12 @@ async fn up(a: ComposeUpArgs) -> Result<ExitCode> {
         let docker = docker
             .as_ref()
             .context("the project builds images, which needs a Docker engine here")?;
-        engine = Some(docker.engine_id().await.context("asking the engine its ID")?);
+        engine = Some(
+            docker
+                .engine_id()
+                .await
+                .context("asking the engine its ID")?,
+        );
         for p in &plans {
             let built = docker
                 .build(&request(p))
@@ -381,8 +395,20 @@ async fn down(a: ComposeDownArgs) -> Result<ExitCode> {
                 v.phase,
                 JobPhase::Stopped | JobPhase::Completed | JobPhase::Failed
             );
-            let v = if ended { v.clone() } else { client.stop_job(&id).await? };
-            let code = wait(&client, &id, v.index, Goal::Stopped, a.timeout, Output::Table).await?;
+            let v = if ended {
+                v.clone()
+            } else {
+                client.stop_job(&id).await?
+            };
+            let code = wait(
+                &client,
+                &id,
+                v.index,
+                Goal::Stopped,
+                a.timeout,
+                Output::Table,
+            )
+            .await?;
             if code != ExitCode::SUCCESS {
                 return Ok(code);
             }
@@ -443,12 +469,11 @@ async fn down(a: ComposeDownArgs) -> Result<ExitCode> {
 
 /// Whether `path` is a Compose file rather than a job file: by its name, or by its content.
 pub(crate) fn is_compose_file(path: &Path) -> bool {
-    let named = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| {
-            compose::DEFAULT_FILES.contains(&n) || n.ends_with(".override.yaml") || n.ends_with(".override.yml")
-        });
+    let named = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+        compose::DEFAULT_FILES.contains(&n)
+            || n.ends_with(".override.yaml")
+            || n.ends_with(".override.yml")
+    });
     named
         || std::fs::read_to_string(path)
             .map(|t| compose::looks_like_compose(&t))
