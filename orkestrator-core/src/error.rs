@@ -67,6 +67,35 @@ pub enum Error {
         /// Details.
         message: String,
     },
+    /// An image's build context cannot be used: the directory or the Dockerfile is missing, the
+    /// Dockerfile lies outside the context, the context is too large, or a file in it cannot be
+    /// read. The message says what to do.
+    #[error("build context {}: {message}", path.display())]
+    BuildContext {
+        /// The context directory (or the file concerned).
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The image builder failed (a `RUN` step exited non-zero, an instruction is malformed, a
+    /// base image is missing).
+    #[error("image build of {image} failed{}: {message}", step_suffix(step.as_deref()))]
+    Build {
+        /// The tag being built.
+        image: String,
+        /// The builder's step that failed (`Step 3/5 : RUN make`), where known.
+        step: Option<String>,
+        /// The builder's error, with the tail of the failing step's output.
+        message: String,
+    },
+    /// An image could not be pushed to its registry.
+    #[error("cannot push {reference}: {message}")]
+    Push {
+        /// The remote reference (`registry/repository:tag`).
+        reference: String,
+        /// What the engine or the registry said.
+        message: String,
+    },
     /// The manager answered with an error.
     #[error("{0}")]
     Api(ApiError),
@@ -214,6 +243,10 @@ impl From<Error> for ApiError {
             other => ApiError::internal(other.to_string()),
         }
     }
+}
+
+fn step_suffix(step: Option<&str>) -> String {
+    step.map(|s| format!(" at {s}")).unwrap_or_default()
 }
 
 fn path_prefix(path: Option<&std::path::Path>) -> String {

@@ -69,6 +69,26 @@ async fn secrets_are_created_updated_listed_and_removed() {
         value(b"v2")
     );
 
+    // The same value again changes nothing: no new version (compose up updates every time).
+    let same = m
+        .secrets()
+        .update("db-password", value(b"v2"))
+        .await
+        .unwrap();
+    assert_eq!(same.version, 2);
+    assert_eq!(same, m.secrets().get("db-password").await.unwrap());
+    // A value that only starts like it is another value.
+    let longer = m
+        .secrets()
+        .update("db-password", value(b"v2x"))
+        .await
+        .unwrap();
+    assert_eq!(longer.version, 3);
+    m.secrets()
+        .update("db-password", value(b"v2"))
+        .await
+        .unwrap();
+
     let listed = m.secrets().list().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0], m.secrets().get("db-password").await.unwrap());

@@ -9,6 +9,7 @@ pub mod etcd_testing;
 pub mod probe;
 
 pub use docker::DockerRuntime;
+pub use docker::build;
 pub mod http;
 
 pub use http::client::HttpTransport;

@@ -66,6 +66,9 @@ pub enum Command {
     Dev(DevArgs),
     /// Submit a job file.
     Run(RunArgs),
+    /// Run a Compose file as it is: `compose up`, `compose down`, `compose convert`.
+    #[command(subcommand)]
+    Compose(super::compose::ComposeCommand),
     /// Show jobs, or one job in detail.
     Status(StatusArgs),
     /// Stop a job: its containers are stopped and removed.

@@ -8,6 +8,7 @@
 mod admin;
 mod command;
 mod common;
+mod compose;
 mod daemons;
 mod jobs;
 mod seed;
@@ -18,6 +19,9 @@ pub use admin::{
 };
 pub use command::{Cli, Command, LogFormat};
 pub use common::{JoinArgs, ManagerAddr, Output, OutputArgs, TlsFiles};
+pub use compose::{
+    ComposeCommand, ComposeConvertArgs, ComposeDownArgs, ComposeUpArgs, ProjectArgs,
+};
 pub use daemons::{DevArgs, EtcdArgs, SchedulerArgs, ServerArgs, WorkerArgs};
 pub use jobs::{
     EventsArgs, LogsArgs, PrintFormat, RestartArgs, RunArgs, StatusArgs, StopArgs, TopArgs,

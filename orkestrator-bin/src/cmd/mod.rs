@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod compose;
 mod dev;
 mod events;
 mod gc;
@@ -36,6 +37,7 @@ pub async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Scheduler(a) => scheduler::run(a).await,
         Command::Dev(a) => dev::run(a).await,
         Command::Run(a) => run::run(a).await,
+        Command::Compose(c) => compose::run(c).await,
         Command::Status(a) => status::run(a).await,
         Command::Stop(a) => stop::run(a).await,
         Command::Restart(a) => restart::run(a).await,
@@ -43,7 +45,7 @@ pub async fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Workers(a) => workers::run(a).await,
         Command::Health(a) => health::run(a).await,
         Command::Gc(a) => gc::run(a).await,
-        Command::Validate(a) => validate::run(a),
+        Command::Validate(a) => validate::run(a).await,
         Command::Events(a) => events::run(a).await,
         Command::Top(a) => top::run(a).await,
         Command::Token(c) => token::run(c).await,

@@ -15,6 +15,14 @@ use crate::output::exit;
 
 pub async fn run(a: RunArgs) -> Result<ExitCode> {
     let path = a.file.or(a.path).expect("clap requires a file");
+    if crate::cmd::compose::is_compose_file(&path) {
+        errln!(
+            "{}: this is a Compose file: use `orkestrator compose up -f {}` (it also builds the images and creates the secrets)",
+            path.display(),
+            path.display()
+        );
+        return Ok(ExitCode::from(exit::USAGE));
+    }
     // Validate locally first: the same errors as `validate`, without a round trip.
     let job = match load_job_file(&path) {
         Ok(j) => j,

@@ -607,7 +607,7 @@ fn project_name(
 
 /// `s` made an RFC 1123 DNS label: lowercase letters and digits, anything else a `-`, no
 /// leading, trailing or doubled `-`, at most 63 bytes.
-pub(crate) fn dns_label(s: &str) -> String {
+pub fn dns_label(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
         let c = if c.is_ascii_alphanumeric() {

@@ -28,7 +28,7 @@ pub use convert::{
 };
 pub use error::{ComposeError, Note};
 pub use keys::{Disposition, KEYS, disposition};
-pub use load::{DEFAULT_FILES, LoadOptions, MAX_COMPOSE_FILE_BYTES, Project, load};
+pub use load::{DEFAULT_FILES, LoadOptions, MAX_COMPOSE_FILE_BYTES, Project, dns_label, load};
 pub use ports::MAX_PORT_RANGE;
 pub use storage::secret_name;
 

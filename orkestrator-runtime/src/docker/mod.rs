@@ -19,9 +19,12 @@
 //! into runtime errors), `spec` (a container spec as the engine's create request), `inspect`
 //! (what the engine reports: state and stats), `network` (the
 //! networks of instances), `volume` (named volumes), `probe` (health checks run against a container),
-//! and `runtime` (the [`Runtime`](orkestrator_core::runtime::Runtime) implementation over them).
+//! `build` (building images from a deterministic context, pushing them, their `HEALTHCHECK`;
+//! with `dockerignore`, Docker's `.dockerignore` patterns), and `runtime` (the [`Runtime`](orkestrator_core::runtime::Runtime) implementation over them).
 
+pub mod build;
 mod client;
+mod dockerignore;
 mod error;
 mod inspect;
 mod network;

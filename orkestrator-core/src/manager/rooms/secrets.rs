@@ -73,6 +73,9 @@ impl<'a> Secrets<'a> {
     /// has not ended (stopped, completed or failed), pinning the new secret version: it rolls
     /// out as any new job version does. Earlier versions of the secret are kept while a kept
     /// job version pins them; the others are removed.
+    ///
+    /// A value equal to the latest version's changes nothing: no new version, no rollout (so
+    /// that `compose up` may update every secret it carries on each run).
     pub async fn update(&self, name: &str, value: SecretValue) -> ApiResult<SecretInfo> {
         let key = self.key()?;
         check_name(name)?;
@@ -82,6 +85,16 @@ impl<'a> Secrets<'a> {
                 .secrets
                 .get_mut(name)
                 .ok_or_else(|| ApiError::not_found("secret", name))?;
+            if let Some(latest) = versions.values().next_back()
+                && let Ok(current) = key.open(name, latest.version, &latest.sealed)
+                && bool::from(subtle::ConstantTimeEq::ct_eq(
+                    current.as_bytes(),
+                    value.as_bytes(),
+                ))
+            {
+                let version = latest.version;
+                return Ok((info(name, versions), version, Vec::new()));
+            }
             let version = versions.keys().next_back().copied().unwrap_or(0) + 1;
             let rec = seal(key, name, version, &value, now.wall)?;
             txn.ops.push(StoreOp::PutSecret(rec.clone()));
