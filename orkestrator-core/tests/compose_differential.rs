@@ -17,7 +17,7 @@ use std::path::{Component, Path, PathBuf};
 use std::process::Command;
 
 use compose_support::{Fixture, fixtures};
-use orkestrator_core::compose::{Project, convert};
+use orkestrator_core::compose::{Project, convert, dns_label};
 use serde_json::Value;
 
 const DOCKER_COMPOSE: &str = "docker-compose";
@@ -347,9 +347,7 @@ fn differences(f: &Fixture, ours: &Project, theirs: &Value) -> Vec<(String, Stri
                 .as_array()
                 .unwrap()
                 .iter()
-                .find(|task| {
-                    task["name"].as_str() == Some(name.to_lowercase().replace('_', "-").as_str())
-                })
+                .find(|task| task["name"].as_str() == Some(dns_label(name).as_str()))
                 .unwrap_or_else(|| panic!("{}: no task for service {name}", f.name));
             let published: BTreeSet<PortKey> = task
                 .get("ports")
