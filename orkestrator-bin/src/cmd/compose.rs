@@ -391,11 +391,9 @@ async fn down(a: ComposeDownArgs) -> Result<ExitCode> {
     match &view {
         None => outln!("no job {name}: nothing to stop"),
         Some(v) => {
-            let ended = matches!(
-                v.phase,
-                JobPhase::Stopped | JobPhase::Completed | JobPhase::Failed
-            );
-            let v = if ended {
+            // A failed or completed job may still have containers (a failed task's siblings):
+            // stopping it stops them; a stopped one answers as it is.
+            let v = if v.phase == JobPhase::Stopped {
                 v.clone()
             } else {
                 client.stop_job(&id).await?
@@ -432,6 +430,15 @@ async fn down(a: ComposeDownArgs) -> Result<ExitCode> {
         match client.remove_volume(&of, Some(v.worker.as_str())).await {
             Ok(_) => outln!("removing volume {of} ({})", v.name),
             Err(e) => errln!("volume {of}: {e}"),
+        }
+    }
+
+    // The stopped job pins the secrets' versions: collect it, so that they can go.
+    if view.is_some() {
+        match client.gc_job(&name).await {
+            Ok(_) => {}
+            Err(orkestrator_core::Error::Api(e)) if e.kind == ErrorKind::NotFound => {}
+            Err(e) => errln!("job {name}: {e}"),
         }
     }
 

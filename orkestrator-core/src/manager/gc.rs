@@ -29,11 +29,13 @@ pub(crate) struct Removed {
     pub workers: Vec<crate::ids::WorkerId>,
 }
 
-/// One collection of everything that ended more than `older_than` before `now`.
+/// One collection of everything that ended more than `older_than` before `now`; with `only`,
+/// of that job alone (and no workers).
 pub(crate) fn collect(
     st: &mut State,
     txn: &mut Txn,
     older_than: Duration,
+    only: Option<&JobId>,
     removed: &mut Removed,
     now: Millis,
 ) -> GcReport {
@@ -42,6 +44,9 @@ pub(crate) fn collect(
     let mut whole: Vec<JobId> = Vec::new();
     let mut partial: Vec<JobId> = Vec::new();
     for (name, e) in &st.jobs {
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
         let ended = matches!(
             e.phase,
             JobPhase::Stopped | JobPhase::Completed | JobPhase::Failed
@@ -140,6 +145,7 @@ pub(crate) fn collect(
     let gone: Vec<_> = st
         .workers
         .iter()
+        .filter(|_| only.is_none())
         .filter(|(_, w)| w.down_since.is_some_and(|t| t <= cutoff) && w.assigned.is_empty())
         .map(|(id, _)| id.clone())
         .collect();

@@ -446,6 +446,27 @@ fn split_reference(reference: &str) -> (&str, &str) {
     }
 }
 
+/// `line` without ANSI escape sequences (`ESC [ ... final`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.clone().next() == Some('[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Nanoseconds as a duration; `None` for zero or unset (the engine's "use the default").
 fn nanos(v: Option<i64>) -> Option<Duration> {
     v.filter(|&n| n > 0)
@@ -520,6 +541,8 @@ impl DockerRuntime {
                 Ok(info) => {
                     let Some(text) = info.stream else { continue };
                     for line in text.lines() {
+                        // The classic builder colours a step's stderr red.
+                        let line = strip_ansi(line);
                         let line = line.trim_end();
                         if line.is_empty() {
                             continue;
@@ -865,6 +888,12 @@ mod tests {
         assert_eq!(split_reference("a:1"), ("a", "1"));
         assert_eq!(split_reference("h:5000/a/b:x"), ("h:5000/a/b", "x"));
         assert_eq!(split_reference("h:5000/a"), ("h:5000/a", "latest"));
+    }
+
+    #[test]
+    fn ansi_colours_are_stripped() {
+        assert_eq!(strip_ansi("\u{1b}[91mboom\u{1b}[0m"), "boom");
+        assert_eq!(strip_ansi("plain [x]"), "plain [x]");
     }
 
     #[test]

@@ -34,11 +34,23 @@ pub(crate) async fn health(
 }
 
 /// `POST /v1/gc`: collects garbage now (what ended longer ago than the manager's `--gc-after`).
+/// With `?job=NAME`, collects that job now if it has ended (409 if it has not).
 pub(crate) async fn collect_garbage(
     State(m): State<Manager>,
+    Query(q): Query<GcQuery>,
 ) -> ApiResult<orkestrator_core::manager::GcReport> {
+    if let Some(job) = q.job {
+        return Ok(Json(m.cluster().gc_job(&JobId::new(job)).await?));
+    }
     let after = m.config().gc_after;
     Ok(Json(m.cluster().gc(after).await?))
+}
+
+/// `POST /v1/gc?job=NAME`: one ended job, now.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GcQuery {
+    job: Option<String>,
 }
 
 /// `POST /v1/jobs`: the body is a job spec — JSON by default, YAML or TOML by `Content-Type`

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::api::{HealthReport, ManagerPeer};
+use crate::api::{ApiError, HealthReport, JobPhase, ManagerPeer};
 use crate::auth::Subject;
+use crate::ids::JobId;
 use crate::store::StoreOp;
 
 use crate::gc_report::GcReport;
@@ -79,7 +80,31 @@ impl<'a> Cluster<'a> {
     /// (with their instances and specs), replaced instances of live jobs, spec versions no
     /// instance runs, and workers down for that long.
     pub async fn gc(&self, older_than: Duration) -> ApiResult<GcReport> {
-        collect(self.inner, older_than).await
+        collect(self.inner, older_than, None).await
+    }
+
+    /// Collects job `job` now, whatever `gc_after` says: it must have ended (stopped,
+    /// completed or failed, with no container left). What `compose down -v` uses before it
+    /// removes the secrets the job pinned. A 404 for an unknown job, a 409 for one that has
+    /// not ended.
+    pub async fn gc_job(&self, job: &JobId) -> ApiResult<GcReport> {
+        let ended = self.inner.read(|st| {
+            let e = st
+                .jobs
+                .get(job)
+                .ok_or_else(|| ApiError::not_found("job", job.as_str()))?;
+            Ok(matches!(
+                e.phase,
+                JobPhase::Stopped | JobPhase::Completed | JobPhase::Failed
+            ) && e.tally.unfinished == 0
+                && !e.instances.values().any(|i| i.assigned()))
+        })?;
+        if !ended.1 {
+            return Err(ApiError::conflict(format!(
+                "job {job} has not ended: stop it (`orkestrator stop {job} --wait`) before collecting it"
+            )));
+        }
+        collect(self.inner, Duration::ZERO, Some(job)).await
     }
 
     /// Runs [`Cluster::gc`] with the configured `gc_after`, every `gc_after / 4` (at most every
@@ -93,7 +118,7 @@ impl<'a> Cluster<'a> {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(e) = collect(&inner, after).await {
+                if let Err(e) = collect(&inner, after, None).await {
                     tracing::warn!(error = %e, "garbage collection was not committed");
                 }
             }
@@ -123,10 +148,10 @@ async fn check_liveness(inner: &Inner, previous: Option<Instant>) -> Instant {
 }
 
 /// One garbage collection, committed; what it removed leaves the metrics window too.
-async fn collect(inner: &Inner, older_than: Duration) -> ApiResult<GcReport> {
+async fn collect(inner: &Inner, older_than: Duration, only: Option<&JobId>) -> ApiResult<GcReport> {
     let mut removed = gc::Removed::default();
     let (t, r) = inner.write(|st, txn, _, now| {
-        let r = gc::collect(st, txn, older_than, &mut removed, now.wall);
+        let r = gc::collect(st, txn, older_than, only, &mut removed, now.wall);
         let mut tokens = write_lock(&inner.tokens);
         for w in &removed.workers {
             let id = tokens

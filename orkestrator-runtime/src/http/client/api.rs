@@ -51,6 +51,13 @@ impl HttpTransport {
         .await
     }
 
+    /// Collects one ended job now, whatever the manager's `--gc-after` (`POST /v1/gc?job=NAME`;
+    /// operators only): a 409 while it has not ended.
+    pub async fn gc_job(&self, job: &str) -> Result<orkestrator_core::manager::GcReport> {
+        let path = format!("/v1/gc?job={}", seg(job));
+        self.call(Method::POST, &path, NONE, Duration::ZERO).await
+    }
+
     /// Every secret: names, versions, sizes and times, never values (`GET /v1/secrets`;
     /// operators only).
     pub async fn list_secrets(&self) -> Result<Vec<orkestrator_core::secrets::SecretInfo>> {
