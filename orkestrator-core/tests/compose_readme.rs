@@ -3,7 +3,8 @@
 
 use orkestrator_core::compose::{Disposition, KEYS};
 
-const START: &str = "<!-- compose-keys:start (generated from compose::KEYS by tests/compose_readme.rs) -->";
+const START: &str =
+    "<!-- compose-keys:start (generated from compose::KEYS by tests/compose_readme.rs) -->";
 const END: &str = "<!-- compose-keys:end -->";
 
 fn render() -> String {
