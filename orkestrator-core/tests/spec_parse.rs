@@ -106,6 +106,7 @@ fn assert_issue_job(job: &Job) {
             container: 8080,
             host: Some(18080),
             protocol: Protocol::Tcp,
+            host_ip: None,
         }]
     );
     assert_eq!(t.resources.cpu, Cpu::from_millis(500));

@@ -215,16 +215,19 @@ async fn create_applies_limits_labels_env_command_and_ports() {
             container: 8080,
             host: Some(tcp_port),
             protocol: Protocol::Tcp,
+            host_ip: None,
         },
         PortMapping {
             container: 5353,
             host: Some(udp_port),
             protocol: Protocol::Udp,
+            host_ip: None,
         },
         PortMapping {
             container: 9000,
             host: None,
             protocol: Protocol::Tcp,
+            host_ip: None,
         },
     ];
     rt.ensure_image(IMAGE).await.expect("test image present");

@@ -6,6 +6,13 @@ use orkestrator_core::runtime::{ContainerInfo, ContainerState, ContainerStats};
 
 /// The [`ContainerInfo`] of an inspect answer.
 pub(super) fn container_info(r: ContainerInspectResponse, fallback_id: &str) -> ContainerInfo {
+    let health = r
+        .state
+        .as_ref()
+        .and_then(|s| s.health.as_ref())
+        .and_then(|h| h.status)
+        .map(|s| s.to_string())
+        .filter(|s| !s.is_empty() && s != "none");
     let state = match r.state {
         Some(s) => {
             let status = s.status.unwrap_or(ContainerStateStatusEnum::EMPTY);
@@ -41,6 +48,7 @@ pub(super) fn container_info(r: ContainerInspectResponse, fallback_id: &str) -> 
             .into_iter()
             .collect(),
         state,
+        health,
     }
 }
 
