@@ -505,7 +505,7 @@ const LISTS_FOR_MAPPINGS: &[(&str, &str, Option<&str>, &str)] = &[
         "health_check",
         r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "health_check": [null, {"port": 80}]}]}"#,
         Some("name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nhealth_check = [{ port = 80 }]\n"),
-        "a health check (a mapping with http, tcp or exec, and interval, timeout, failures, start_period)",
+        "a health check (a mapping with http, tcp, exec or image, and interval, timeout, failures, start_period)",
     ),
     (
         "http",
@@ -531,7 +531,7 @@ const LISTS_FOR_MAPPINGS: &[(&str, &str, Option<&str>, &str)] = &[
         "port",
         r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "ports": [[8080, 18080]]}]}"#,
         Some("name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nports = [[8080, 18080]]\n"),
-        "a port (a mapping with container, host, protocol)",
+        "a port (a mapping with container, host, protocol, host_ip)",
     ),
     (
         "env",
