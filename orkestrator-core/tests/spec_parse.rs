@@ -1178,6 +1178,8 @@ fn the_reference_examples_are_valid_and_agree() {
             format!("name: j\n{first}\ntasks: [{{name: t, image: 'a:1'}}]\n")
         } else if path.starts_with("constraints") {
             format!("name: j\nconstraints: [{first}]\ntasks: [{{name: t, image: 'a:1'}}]\n")
+        } else if path.starts_with("tasks[0].ports") {
+            format!("name: j\ntasks:\n  - name: t\n    image: a:1\n    ports: [{first}]\n")
         } else if path.starts_with("tasks[0].files") {
             format!("name: j\ntasks:\n  - name: t\n    image: a:1\n    files: [{first}]\n")
         } else if [
@@ -1188,6 +1190,10 @@ fn the_reference_examples_are_valid_and_agree() {
             "init",
             "stop_signal",
             "stop_grace",
+            "aliases",
+            "shm_size",
+            "labels",
+            "extra_hosts",
         ]
         .iter()
         .any(|f| first.starts_with(&format!("{f}:")))
