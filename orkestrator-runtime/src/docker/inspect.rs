@@ -151,7 +151,7 @@ pub(super) fn container_stats(s: &ContainerStatsResponse) -> ContainerStats {
 mod tests {
     use bollard::models::{
         ContainerConfig, ContainerCpuStats, ContainerCpuUsage, ContainerMemoryStats,
-        ContainerState as DockerState,
+        ContainerState as DockerState, Health, HealthStatusEnum,
     };
 
     use std::collections::HashMap;
@@ -169,6 +169,39 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn inspect_reads_the_engines_health_status() {
+        let with = |status: Option<HealthStatusEnum>| {
+            container_info(
+                inspected(DockerState {
+                    status: Some(ContainerStateStatusEnum::RUNNING),
+                    health: status.map(|s| Health {
+                        status: Some(s),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                "x",
+            )
+            .health
+        };
+        assert_eq!(with(None), None, "no check");
+        assert_eq!(with(Some(HealthStatusEnum::NONE)), None);
+        assert_eq!(with(Some(HealthStatusEnum::EMPTY)), None);
+        assert_eq!(
+            with(Some(HealthStatusEnum::STARTING)).as_deref(),
+            Some("starting")
+        );
+        assert_eq!(
+            with(Some(HealthStatusEnum::HEALTHY)).as_deref(),
+            Some("healthy")
+        );
+        assert_eq!(
+            with(Some(HealthStatusEnum::UNHEALTHY)).as_deref(),
+            Some("unhealthy")
+        );
     }
 
     #[test]
