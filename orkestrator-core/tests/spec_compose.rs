@@ -186,12 +186,17 @@ fn a_backoff_may_start_at_100ms_and_the_default_stays_10s() {
 }
 
 #[test]
-fn aliases_are_dns_labels_unique_in_the_job() {
-    assert_problem(
-        &task_yaml(&["aliases: [Web_1]"]),
-        "tasks[0].aliases[0]",
-        &["DNS label", "web-1"],
-    );
+fn aliases_are_host_names_unique_in_the_job() {
+    // Wider than task names: the names Compose files connect by carry over.
+    let job = valid(&task_yaml(&["aliases: [my_db, db.internal, Web_1]"]));
+    assert_eq!(job.tasks[0].aliases, ["my_db", "db.internal", "Web_1"]);
+    for bad in ["-x", "a..b", "x_", "a b"] {
+        assert_problem(
+            &task_yaml(&[&format!("aliases: [{bad:?}]")]),
+            "tasks[0].aliases[0]",
+            &["not a host name", "my_db"],
+        );
+    }
     assert_problem(
         &task_yaml(&["aliases: [a, a]"]),
         "tasks[0].aliases[1]",

@@ -8,7 +8,7 @@ use super::limits::{
     MAX_ALIASES, MAX_EXTRA_HOSTS, MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES, MAX_SHM,
     MAX_TASK_LABEL_BYTES, MAX_TASK_LABELS, Rules, over_limit,
 };
-use super::names::{check_dns_label, is_label_key};
+use super::names::is_label_key;
 use super::scalars::{scalar_size, show};
 use crate::spec::problems::Problems;
 use crate::units::{ByteSize, Scalar};
@@ -19,7 +19,7 @@ const OURS: &str = "orkestrator";
 /// The word that stands for the worker host's address in `extra_hosts`.
 pub(crate) const HOST_GATEWAY: &str = "host-gateway";
 
-/// `aliases`: DNS labels, each once, none the task's own name (`task`). That no other task of
+/// `aliases`: host names (see [`check_alias`]), each once, none the task's own name (`task`). That no other task of
 /// the job has one as its name or alias is checked with the job ([`check_aliases`]).
 pub(super) fn validate_aliases(
     p: &mut Problems,
@@ -35,7 +35,7 @@ pub(super) fn validate_aliases(
     for (i, a) in raw.into_iter().enumerate() {
         let Some(a) = a else { continue };
         let here = format!("{lp}[{i}]");
-        if !check_dns_label(p, &here, &a) {
+        if !check_alias(p, &here, &a) {
             continue;
         }
         if task == Some(a.as_str()) {
@@ -53,6 +53,32 @@ pub(super) fn validate_aliases(
         }
     }
     out
+}
+
+/// Checks a network alias: a host name as the engine's resolver answers it, of ASCII letters,
+/// digits, `-`, `_` and `.`, at most 253 bytes, each dot-separated part 1 to 63 bytes that
+/// starts and ends with a letter or digit. Wider than a task name, so that the names Compose
+/// files connect by (`my_db`, `db.internal`) carry over.
+fn check_alias(p: &mut Problems, here: &str, a: &str) -> bool {
+    let part_ok = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 63
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && part.as_bytes()[0].is_ascii_alphanumeric()
+            && part.as_bytes()[part.len() - 1].is_ascii_alphanumeric()
+    };
+    if a.len() <= 253 && a.split('.').all(part_ok) {
+        return true;
+    }
+    p.push(
+        here,
+        format!(
+            "{a:?} is not a host name: use letters, digits, '-', '_' and '.', each dot-separated part starting and ending with a letter or digit (e.g. db or my_db)"
+        ),
+    );
+    false
 }
 
 /// Checks that no alias of a task is another task's name or alias: `tasks` holds each task's
