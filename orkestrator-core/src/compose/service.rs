@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::convert::{ConvertOptions, DEFAULT_CPU, DEFAULT_MEMORY, Gathered, dur, duration};
-use super::load::{Project, dns_label};
+use super::load::Project;
 use super::merge;
+use super::parts::{ConvertOptions, DEFAULT_CPU, DEFAULT_MEMORY, Gathered, dur, duration};
 use super::ports::{self, Port};
 use super::text::units::{format_bytes, parse_bytes, parse_cpus};
 use super::text::words::split_shell_words;
@@ -723,10 +723,11 @@ impl ServiceMapper<'_> {
     /// The names the task answers to besides its task name: the service's own name when it is
     /// not a valid task name, `container_name`, `hostname` and `networks.*.aliases`.
     fn aliases(&mut self, name: &str, s: &Map<String, Value>, path: &str) -> Vec<String> {
-        let mut out = vec![(name.to_owned(), path.to_owned())];
+        let mut out = Vec::new();
+        out.push(name.to_owned());
         for k in ["container_name", "hostname"] {
             if let Some(v) = s.get(k).and_then(scalar_text) {
-                out.push((v, join(path, k)));
+                out.push(v);
             }
         }
         if let Some(Value::Object(nets)) = s.get("networks") {
@@ -734,13 +735,7 @@ impl ServiceMapper<'_> {
                 if let Some(a) = spec.get("aliases") {
                     let here = join(&join(&join(path, "networks"), net), "aliases");
                     match a {
-                        Value::Array(items) => {
-                            for (i, item) in items.iter().enumerate() {
-                                if let Some(a) = scalar_text(item) {
-                                    out.push((a, index(&here, i)));
-                                }
-                            }
-                        }
+                        Value::Array(items) => out.extend(items.iter().filter_map(scalar_text)),
                         other => self
                             .g
                             .refuse(here, format!("must be a list, found {}", kind(other))),
@@ -748,62 +743,40 @@ impl ServiceMapper<'_> {
                 }
             }
         }
-        let task = self.names[name].clone();
-        self.clean_aliases(&task, Vec::new(), out)
+        self.clean_aliases(out)
     }
 
-    /// Task `task`'s aliases `have`, with `more` (each with the key that asks for it) added:
-    /// without duplicates and task names (which every task answers to already). A name that is
-    /// not a DNS label cannot be one on the instance's network: it is left out with a warning.
-    fn clean_aliases(
-        &mut self,
-        task: &str,
-        have: Vec<String>,
-        more: Vec<(String, String)>,
-    ) -> Vec<String> {
+    /// Aliases without duplicates and without task names (which every task has already).
+    fn clean_aliases(&self, all: Vec<String>) -> Vec<String> {
         let tasks: Vec<&String> = self.names.values().collect();
-        let mut out: Vec<String> = have;
-        let mut bad: Vec<(String, String)> = Vec::new();
-        for (a, at) in more {
-            if a.is_empty() || tasks.contains(&&a) || out.contains(&a) {
-                continue;
+        let mut out: Vec<String> = Vec::new();
+        for a in all {
+            if !a.is_empty() && !tasks.contains(&&a) && !out.contains(&a) {
+                out.push(a);
             }
-            if dns_label(&a) != a {
-                bad.push((a, at));
-                continue;
-            }
-            out.push(a);
-        }
-        for (a, at) in bad {
-            self.g.warn(
-                at,
-                format!(
-                    "{a:?} is not a DNS label (lowercase letters, digits and '-'), so the task cannot answer to it: other services reach it as {task}"
-                ),
-            );
         }
         out
     }
 
     /// `links: [db:database]` gives the linked task (`db`) the alias `database`.
     pub(crate) fn link_aliases(&mut self, tasks: &mut [Value]) {
-        let mut extra: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-        for (name, s) in super::convert::services(self.project) {
+        let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, s) in super::parts::services(self.project) {
             let Some(links) = s.get("links") else {
                 continue;
             };
             for (i, l) in merge::as_list(links).iter().enumerate() {
-                let here = index(&join(&join("services", name), "links"), i);
                 let text = scalar_text(l).unwrap_or_default();
                 let (svc, alias) = text.split_once(':').unwrap_or((&text, &text));
                 match self.names.get(svc) {
                     Some(task) => extra
                         .entry(task.clone())
                         .or_default()
-                        .push((alias.to_owned(), here)),
-                    None => self
-                        .g
-                        .refuse(here, format!("no service {svc} in this project to link to")),
+                        .push(alias.to_owned()),
+                    None => self.g.refuse(
+                        index(&join(&join("services", name), "links"), i),
+                        format!("no service {svc} in this project to link to"),
+                    ),
                 }
             }
         }
@@ -814,14 +787,15 @@ impl ServiceMapper<'_> {
             let Some(more) = extra.remove(&name) else {
                 continue;
             };
-            let have: Vec<String> = t
+            let mut all: Vec<String> = t
                 .get("aliases")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
                 .filter_map(scalar_text)
                 .collect();
-            let all = self.clean_aliases(&name, have, more);
+            all.extend(more);
+            let all = self.clean_aliases(all);
             if !all.is_empty() {
                 t["aliases"] = json!(all);
             }
