@@ -1,8 +1,8 @@
 //! The Compose reader against Debian's docker-compose 1.29.2: for each fixture it reads, what
 //! `docker-compose config` resolves (services, images, environments after `env_file` and
-//! interpolation, ports, volumes, commands, entrypoints, builds and `extends`) must be what
-//! [`load`](orkestrator_core::compose::load) resolves, and the ports a conversion publishes must
-//! be those docker-compose publishes.
+//! interpolation, ports, volumes, commands, entrypoints, `depends_on`, builds and `extends`)
+//! must be what [`load`](orkestrator_core::compose::load) resolves, and the ports a conversion
+//! publishes must be those docker-compose publishes.
 //!
 //! docker-compose 1.29 refuses top-level `name:`, `start_interval`, `depends_on.*.required` and
 //! other later keys, so the fixtures using them say `"docker_compose": false` in their
@@ -260,6 +260,28 @@ fn build(s: &Value, dir: &Path) -> Option<(String, Option<String>)> {
     ))
 }
 
+/// `depends_on` as service -> condition (a list's items are `service_started`).
+fn depends_on(s: &Value) -> BTreeMap<String, String> {
+    match s.get("depends_on") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| text(i, false))
+            .map(|n| (n, "service_started".to_owned()))
+            .collect(),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                let c = v
+                    .get("condition")
+                    .and_then(|c| text(c, false))
+                    .unwrap_or_else(|| "service_started".into());
+                (k.clone(), c)
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
 /// The differences between our project and docker-compose's resolution of it: the key, and
 /// the difference said.
 fn differences(f: &Fixture, ours: &Project, theirs: &Value) -> Vec<(String, String)> {
@@ -336,6 +358,11 @@ fn differences(f: &Fixture, ours: &Project, theirs: &Value) -> Vec<(String, Stri
                 format!("{}", t.get(k).map(unescape).unwrap_or(Value::Null)),
             );
         }
+        diff(
+            at("depends_on"),
+            format!("{:?}", depends_on(o)),
+            format!("{:?}", depends_on(t)),
+        );
         diff(
             at("build"),
             format!("{:?}", build(o, &ours.dir)),
