@@ -1,8 +1,8 @@
 //! The Compose reader against Debian's docker-compose 1.29.2: for each fixture it reads, what
 //! `docker-compose config` resolves (services, images, environments after `env_file` and
 //! interpolation, ports, volumes, commands, entrypoints, `depends_on`, builds and `extends`)
-//! must be what [`load`](orkestrator_core::compose::load) resolves, and the ports a conversion
-//! publishes must be those docker-compose publishes.
+//! must be what [`load`](orkestrator_core::compose::load) resolves; and the ports and the
+//! environment of a conversion's tasks must be those docker-compose gives the containers.
 //!
 //! docker-compose 1.29 refuses top-level `name:`, `start_interval`, `depends_on.*.required` and
 //! other later keys, so the fixtures using them say `"docker_compose": false` in their
@@ -404,6 +404,33 @@ fn differences(f: &Fixture, ours: &Project, theirs: &Value) -> Vec<(String, Stri
                 format!("services.{name}.ports as the job publishes them"),
                 format!("{published:?}"),
                 format!("{theirs_published:?}"),
+            );
+            // The task's environment is docker-compose's, less the variables left without a
+            // value (which a container does not get).
+            let task_env: BTreeMap<String, Option<String>> = task
+                .get("env")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), text(v, false)))
+                .collect();
+            for (k, v) in te.iter().filter(|(_, v)| v.is_some()) {
+                diff(
+                    format!("services.{name}.environment.{k}"),
+                    format!("{:?} (in the job)", task_env.get(k).cloned().flatten()),
+                    format!("{v:?} (in the job)"),
+                );
+            }
+            diff(
+                format!("services.{name}.environment"),
+                format!("{:?} (in the job)", task_env.keys().collect::<Vec<_>>()),
+                format!(
+                    "{:?} (in the job)",
+                    te.iter()
+                        .filter(|(_, v)| v.is_some())
+                        .map(|(k, _)| k)
+                        .collect::<Vec<_>>()
+                ),
             );
         }
     }
