@@ -256,6 +256,11 @@ pub(crate) async fn up(a: ComposeUpArgs, dev_volume: Option<String>) -> Result<E
     let mut job = conversion.job;
     // Images built here and not pushed exist on this engine only.
     if let Some(id) = engine.filter(|_| a.push.is_none()) {
+        if table {
+            outln!(
+                "the built images are on this engine only: the job runs on its workers ({ENGINE_LABEL}={id}); push them with --push REGISTRY to run elsewhere"
+            );
+        }
         let c = Constraint {
             label: ENGINE_LABEL.into(),
             op: ConstraintOp::Equals(id),
