@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use base64::Engine as _;
-use orkestrator_core::api::{ErrorKind, JobPhase, SubmitOutcome, VolumeRef};
+use orkestrator_core::api::{ErrorKind, JobPhase, VolumeRef};
 use orkestrator_core::compose::{
     self, BuildPlan, ComposeError, Conversion, ConvertOptions, ImageHealth, LoadOptions, Note,
     Project,
@@ -256,6 +256,11 @@ pub(crate) async fn up(a: ComposeUpArgs, dev_volume: Option<String>) -> Result<E
     let mut job = conversion.job;
     // Images built here and not pushed exist on this engine only.
     if let Some(id) = engine.filter(|_| a.push.is_none()) {
+        if table {
+            outln!(
+                "the built images are on this engine only: the job runs on its workers ({ENGINE_LABEL}={id}); push them with --push REGISTRY to run elsewhere"
+            );
+        }
         let c = Constraint {
             label: ENGINE_LABEL.into(),
             op: ConstraintOp::Equals(id),
@@ -318,12 +323,7 @@ pub(crate) async fn up(a: ComposeUpArgs, dev_volume: Option<String>) -> Result<E
         crate::output::print_json(&r)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let what = match r.outcome {
-        SubmitOutcome::Created => "submitted",
-        SubmitOutcome::Updated => "updated",
-        SubmitOutcome::Unchanged => "unchanged",
-        SubmitOutcome::Restarted => "restarted",
-    };
+    let what = super::run::outcome(r.outcome);
     if table {
         outln!(
             "project {} {what} as job {} (version {})",

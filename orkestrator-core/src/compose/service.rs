@@ -804,7 +804,20 @@ impl ServiceMapper<'_> {
 
     /// `deploy`: the replicas, and the placement constraints gathered for the job.
     fn deploy(&mut self, s: &Map<String, Value>, path: &str) -> Option<u64> {
-        let d = s.get("deploy")?;
+        // `scale` is the older spelling of `deploy.replicas`, which wins.
+        let scale = match s.get("scale") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64() {
+                Some(n) => Some(n),
+                None => {
+                    self.g.refuse(join(path, "scale"), "must be a whole number");
+                    None
+                }
+            },
+        };
+        let Some(d) = s.get("deploy") else {
+            return scale;
+        };
         let here = join(path, "deploy");
         if let Some(mode) = d.get("mode").and_then(scalar_text)
             && mode != "replicated"
@@ -847,7 +860,7 @@ impl ServiceMapper<'_> {
             }
         }
         match d.get("replicas") {
-            None | Some(Value::Null) => None,
+            None | Some(Value::Null) => scale,
             Some(v) => match v.as_u64() {
                 Some(n) => Some(n),
                 None => {

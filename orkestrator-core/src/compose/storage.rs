@@ -338,7 +338,9 @@ impl ServiceMapper<'_> {
             return None;
         }
         let dir = &self.project.dir;
+        // Links followed: a link in the project that leads out of it is outside too.
         let full = normalize(&dir.join(src));
+        let full = std::fs::canonicalize(&full).unwrap_or(full);
         let Ok(rel) = full.strip_prefix(dir) else {
             self.g.refuse(
                 here,
