@@ -208,10 +208,12 @@ pub(crate) async fn up(a: ComposeUpArgs, dev_volume: Option<String>) -> Result<E
             .as_ref()
             .context("the project builds images, which needs a Docker engine here")?;
         engine = Some(
-            docker
-                .engine_id()
+            orkestrator_core::runtime::Runtime::engine_id(docker)
                 .await
-                .context("asking the engine its ID")?,
+                .context("asking the engine its ID")?
+                .context(
+                    "the engine reported no ID, so the job cannot be tied to it: use --push REGISTRY",
+                )?,
         );
         for p in &plans {
             let built = docker
