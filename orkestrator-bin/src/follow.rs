@@ -498,6 +498,20 @@ pub async fn wait(
     timeout: Duration,
     output: Output,
 ) -> Result<ExitCode> {
+    wait_settled(client, job, from_index, goal, timeout, output, SETTLE).await
+}
+
+/// [`wait`], calling a job Running once every instance has stayed Running for `settle` (zero:
+/// as soon as they all are).
+pub async fn wait_settled(
+    client: &impl Transport,
+    job: &JobId,
+    from_index: u64,
+    goal: Goal,
+    timeout: Duration,
+    output: Output,
+    settle: Duration,
+) -> Result<ExitCode> {
     let deadline = Instant::now() + timeout;
     let filter = EventFilter {
         topics: vec![Topic::Job, Topic::Task],
@@ -517,7 +531,7 @@ pub async fn wait(
             Verdict::Failed(why) => break Err(why),
             Verdict::Done { completed: true } => break Ok(()),
             Verdict::Done { completed: false } => {
-                let at = *settled_at.get_or_insert_with(|| Instant::now() + SETTLE);
+                let at = *settled_at.get_or_insert_with(|| Instant::now() + settle);
                 if Instant::now() >= at {
                     break Ok(());
                 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use base64::Engine as _;
@@ -24,7 +25,7 @@ use crate::cli::{
     ComposeCommand, ComposeConvertArgs, ComposeDownArgs, ComposeUpArgs, Output, PrintFormat,
     ProjectArgs,
 };
-use crate::follow::{Goal, wait};
+use crate::follow::{Goal, wait, wait_settled};
 use crate::output::exit;
 
 /// The worker label that names the engine a worker runs on.
@@ -337,7 +338,68 @@ pub(crate) async fn up(a: ComposeUpArgs, dev_volume: Option<String>) -> Result<E
     if !a.wait {
         return Ok(ExitCode::SUCCESS);
     }
-    wait(&client, &r.job, r.index, Goal::Running, a.timeout, a.output).await
+    // As `docker compose up --wait`: done once every task runs and every checked one is
+    // healthy, without `run --wait`'s 2 s of settling.
+    let deadline = tokio::time::Instant::now() + a.timeout;
+    let code = wait_settled(
+        &client,
+        &r.job,
+        r.index,
+        Goal::Running,
+        a.timeout,
+        a.output,
+        Duration::ZERO,
+    )
+    .await?;
+    if code != ExitCode::SUCCESS {
+        return Ok(code);
+    }
+    wait_healthy(&client, &r.job, deadline).await
+}
+
+/// Waits until every running task of `job` that has a health check has passed it.
+async fn wait_healthy(
+    client: &orkestrator_runtime::HttpTransport,
+    job: &JobId,
+    deadline: tokio::time::Instant,
+) -> Result<ExitCode> {
+    loop {
+        let v = client.get_job(job).await?;
+        let checked: Vec<&str> = v
+            .spec
+            .tasks
+            .iter()
+            .filter(|t| t.health_check.is_some())
+            .map(|t| t.name.as_str())
+            .collect();
+        let unhealthy: Vec<String> = v
+            .instances
+            .iter()
+            .filter(|i| i.version == v.version)
+            .flat_map(|i| {
+                let checked = &checked;
+                i.tasks
+                    .iter()
+                    .filter(move |(name, t)| {
+                        checked.contains(&name.as_str())
+                            && t.state == orkestrator_core::state::TaskState::Running
+                            && t.healthy != Some(true)
+                    })
+                    .map(move |(name, _)| format!("{name} of instance {}", i.index))
+            })
+            .collect();
+        if unhealthy.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            errln!(
+                "job {job}: timed out waiting for {} to be healthy",
+                unhealthy.join(", ")
+            );
+            return Ok(ExitCode::from(exit::TIMEOUT));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The latest version of secret `name`, if it exists.
