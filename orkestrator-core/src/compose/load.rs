@@ -68,8 +68,9 @@ pub fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
     let lookup = |name: &str| variables.get(name).cloned();
 
     let mut doc = Map::new();
+    let mut notes = Vec::new();
     for file in &files {
-        let one = read_file(file, &lookup)?;
+        let one = read_file(file, &lookup, &mut notes)?;
         merge_files(&mut doc, one);
     }
     let mut services = match doc.remove("services") {
@@ -120,7 +121,6 @@ pub fn load(opts: &LoadOptions) -> Result<Project, ComposeError> {
         });
     }
 
-    let mut notes = Vec::new();
     let active = active_profiles(opts, &variables);
     services.retain(|name, s| {
         let profiles: Vec<String> = s
@@ -252,6 +252,7 @@ fn variables(opts: &LoadOptions, dir: &Path) -> Result<BTreeMap<String, String>,
 fn read_file(
     path: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<Note>,
 ) -> Result<Map<String, Value>, ComposeError> {
     let text = read_text(path)?;
     let v = yaml::read(&text).map_err(|e| ComposeError::Syntax {
@@ -271,7 +272,7 @@ fn read_file(
         if k.starts_with("x-") && k != "x-orkestrator" {
             continue;
         }
-        interpolate_all(v, k, lookup, &mut problems);
+        interpolate_all(v, k, lookup, &mut problems, warnings);
     }
     if !problems.is_empty() {
         return Err(ComposeError::Refused {
@@ -287,24 +288,75 @@ fn interpolate_all(
     path: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     problems: &mut Vec<Note>,
+    warnings: &mut Vec<Note>,
 ) {
     match v {
-        Value::String(s) if s.contains('$') => match interpolate(s, lookup) {
-            Ok(out) => *s = out,
-            Err(e) => problems.push(Note::new(path, e.to_string())),
-        },
+        Value::String(s) if s.contains('$') => {
+            for name in plain_references(s) {
+                if lookup(&name).is_none() {
+                    warnings.push(Note::new(
+                        path,
+                        format!("the variable {name} is not set: it is blank (set it, or write ${{{name}:-default}})"),
+                    ));
+                }
+            }
+            match interpolate(s, lookup) {
+                Ok(out) => *s = out,
+                Err(e) => problems.push(Note::new(path, e.to_string())),
+            }
+        }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                interpolate_all(item, &index(path, i), lookup, problems);
+                interpolate_all(item, &index(path, i), lookup, problems, warnings);
             }
         }
         Value::Object(map) => {
             for (k, item) in map.iter_mut() {
-                interpolate_all(item, &join(path, k), lookup, problems);
+                interpolate_all(item, &join(path, k), lookup, problems, warnings);
             }
         }
         _ => {}
     }
+}
+
+/// The variables `s` names with no default, alternative or error (`$NAME`, `${NAME}`): those
+/// that become blank when unset, as Compose warns.
+fn plain_references(s: &str) -> Vec<String> {
+    let b = s.as_bytes();
+    let name_char = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        match b.get(i + 1) {
+            Some(b'$') => i += 2,
+            Some(b'{') => {
+                let start = i + 2;
+                let mut end = start;
+                while end < b.len() && name_char(b[end]) {
+                    end += 1;
+                }
+                if end > start && b.get(end) == Some(&b'}') {
+                    out.push(s[start..end].to_owned());
+                }
+                i = end;
+            }
+            Some(c) if c.is_ascii_alphabetic() || *c == b'_' => {
+                let start = i + 1;
+                let mut end = start;
+                while end < b.len() && name_char(b[end]) {
+                    end += 1;
+                }
+                out.push(s[start..end].to_owned());
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    out
 }
 
 /// Merges a later file into the document: services key by key by Compose's rules, the other
@@ -404,7 +456,8 @@ fn resolve_extends(
         }
         Some(f) => {
             let file_path = dir.join(f);
-            let other = read_file(&file_path, lookup)?;
+            // Its unset variables were warned of, if at all, where the file is read in full.
+            let other = read_file(&file_path, lookup, &mut Vec::new())?;
             let other_services = match other.get("services") {
                 Some(Value::Object(s)) => s.clone(),
                 _ => Map::new(),
@@ -706,6 +759,23 @@ mod tests {
         assert_eq!(web["image"], "a:1.0");
         assert_eq!(web["ports"], json!(["9090:80"]));
         assert_eq!(web["command"], "echo $HOME");
+    }
+
+    #[test]
+    fn an_unset_variable_without_a_default_is_warned() {
+        let p = project(
+            &[(
+                "compose.yaml",
+                "services:\n  web:\n    image: a:1\n    environment:\n      - A=${NOPE}\n      - B=${NOPE2:-x}\n      - C=$$NOPE3\n      - D=$NOPE4\n",
+            )],
+            |_| {},
+        )
+        .unwrap();
+        let warned: Vec<&str> = p.notes.iter().map(|n| n.message.as_str()).collect();
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert!(warned[0].contains("NOPE is not set"), "{warned:?}");
+        assert!(warned[1].contains("NOPE4 is not set"), "{warned:?}");
+        assert_eq!(p.notes[0].path, "services.web.environment[0]");
     }
 
     #[test]
