@@ -742,3 +742,163 @@ tasks:
         }
     });
 }
+
+/// Builds (once) an image from the test image with a `HEALTHCHECK` of its own, every second.
+fn image_with_healthcheck() -> &'static str {
+    const TAG: &str = "orkestrator/busybox-healthcheck:test";
+    use std::io::Write;
+    let mut child = std::process::Command::new("docker")
+        .args(["build", "-q", "-t", TAG, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker build");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("FROM {IMAGE}\nHEALTHCHECK --interval=1s CMD true\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    TAG
+}
+
+/// The Compose fields on a real container: network aliases, extra hosts, labels, shm size and a
+/// host address for a published port; a task whose check is its image's own `HEALTHCHECK`
+/// becomes healthy (and a task waiting for it starts); and the worker's built-in `engine.id`
+/// label is the engine's ID, which a constraint matches.
+#[test]
+fn compose_fields_reach_the_container_and_an_image_check_becomes_healthy() {
+    let test = "compose";
+    if !docker_or_skip(test) {
+        return;
+    }
+    let _one = one_at_a_time();
+    let checked = image_with_healthcheck();
+    let engine_id = docker(&["info", "-f", "{{.ID}}"]).trim().to_owned();
+    assert!(!engine_id.is_empty());
+    let mut c = Cluster::start(test);
+    c.add_worker(WORKER);
+    let job = unique("compose", test);
+    let port = common::free_port();
+    let forever = common::FOREVER;
+    submit(
+        &c,
+        &job,
+        &format!(
+            "name: {job}
+constraints: [{{ label: engine.id, equals: \"{engine_id}\" }}]
+tasks:
+  - name: web
+    image: {IMAGE}
+    command: {forever}
+    aliases: [www, frontend]
+    shm_size: 32Mi
+    labels: {{ com.example.team: web, com.example.tier: \"1\" }}
+    extra_hosts: {{ db.local: 10.0.0.5, gw: host-gateway }}
+    ports: [{{ container: 80, host: {port}, host_ip: 127.0.0.1 }}]
+    resources: {{ cpu: 100m, memory: 32Mi }}
+  - name: checked
+    image: {checked}
+    command: {forever}
+    health_check: {{ image: true, interval: 1s, timeout: 1s, failures: 3 }}
+    resources: {{ cpu: 100m, memory: 32Mi }}
+  - name: after
+    image: {IMAGE}
+    command: {forever}
+    depends_on: {{ checked: {{ condition: healthy }} }}
+    resources: {{ cpu: 100m, memory: 32Mi }}
+"
+        ),
+    );
+    // Placed by the engine.id constraint; `after` starts only once `checked` is healthy.
+    let v = c.wait_until(
+        "every task runs, checked healthy",
+        Duration::from_secs(45),
+        |c| {
+            let v = c.job_view(&job)?;
+            let tasks = &v["instances"][0]["tasks"];
+            let all = ["web", "checked", "after"]
+                .iter()
+                .all(|t| tasks[t]["state"] == "Running");
+            if all && tasks["checked"]["healthy"] == true {
+                Ok(v)
+            } else {
+                Err(format!("{v:#}"))
+            }
+        },
+    );
+    let web = container_of(&v, 0, "web");
+    let checked_id = container_of(&v, 0, "checked");
+    let d = common::inspect(&[web.clone(), checked_id.clone()]);
+    let (w, k) = (&d[0], &d[1]);
+
+    let labels = &w["Config"]["Labels"];
+    assert_eq!(labels["com.example.team"], "web", "{labels:#}");
+    assert_eq!(labels["com.example.tier"], "1", "{labels:#}");
+    assert_eq!(labels["orkestrator.task"], "web", "ours kept: {labels:#}");
+    assert_eq!(w["HostConfig"]["ShmSize"], 32 << 20);
+    let hosts: Vec<&str> = w["HostConfig"]["ExtraHosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(hosts, ["db.local:10.0.0.5", "gw:host-gateway"]);
+    let binding = &w["HostConfig"]["PortBindings"]["80/tcp"][0];
+    assert_eq!(binding["HostIp"], "127.0.0.1", "{binding:#}");
+    assert_eq!(binding["HostPort"], port.to_string(), "{binding:#}");
+    let networks = w["NetworkSettings"]["Networks"].as_object().unwrap();
+    let aliases: Vec<&str> = networks
+        .values()
+        .flat_map(|n| n["Aliases"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    for a in ["web", "www", "frontend"] {
+        assert!(aliases.contains(&a), "{a} not in {aliases:?}");
+    }
+    // Inside: /etc/hosts has the extra entries (host-gateway resolved to an address), and the
+    // other tasks find web by its aliases.
+    let etc_hosts = docker(&["exec", &web, "cat", "/etc/hosts"]);
+    assert!(etc_hosts.contains("10.0.0.5\tdb.local"), "{etc_hosts}");
+    let gw_line = etc_hosts
+        .lines()
+        .find(|l| l.ends_with("\tgw"))
+        .unwrap_or_else(|| panic!("no gw entry:\n{etc_hosts}"));
+    assert!(!gw_line.contains("host-gateway"), "{gw_line}");
+    let after = container_of(&v, 0, "after");
+    for name in ["www", "frontend"] {
+        let o = std::process::Command::new("docker")
+            .args(["exec", &after, "nslookup", name])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "nslookup {name}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let shm = docker(&["exec", &web, "df", "-k", "/dev/shm"]);
+    assert!(shm.contains("32768"), "a 32 MiB /dev/shm: {shm}");
+
+    // The engine runs the image's test with the task's timing, and says healthy.
+    let hc = &k["Config"]["Healthcheck"];
+    assert_eq!(hc["Test"][1], "true", "the image's test: {hc:#}");
+    assert_eq!(hc["Interval"], 1_000_000_000_i64, "{hc:#}");
+    assert_eq!(hc["Retries"], 3, "{hc:#}");
+    assert_eq!(
+        k["State"]["Health"]["Status"], "healthy",
+        "{:#}",
+        k["State"]
+    );
+    // A task without a check of its own keeps the image's (here: none).
+    assert!(w["State"]["Health"].is_null(), "{:#}", w["State"]);
+    stop(&c, &job);
+}

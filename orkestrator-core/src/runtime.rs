@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, RuntimeErrorKind};
-use crate::spec::{PortMapping, Probe, Resources};
+use crate::spec::{HealthCheck, PortMapping, Probe, Resources};
+use crate::units::ByteSize;
 
 /// Label keys put on every container Orkestrator creates, so that a restarted worker can find and
 /// adopt them.
@@ -191,6 +192,54 @@ pub struct ContainerSpec {
     pub network: ContainerNetwork,
     /// Bind mounts of the worker's own files and directories.
     pub mounts: Vec<Mount>,
+    /// The size of `/dev/shm`; none keeps the engine's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<ByteSize>,
+    /// Extra `/etc/hosts` entries: host name → IP address, or `host-gateway` for the engine
+    /// host's address.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_hosts: BTreeMap<String, String>,
+    /// The engine's own health check, for a task whose check is the image's `HEALTHCHECK`
+    /// ([`Probe::Image`]): the image's test with this timing. None leaves the image's check as
+    /// the image has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_health_check: Option<EngineHealthCheck>,
+}
+
+/// The timing of the image's own `HEALTHCHECK` as the engine runs it (see
+/// [`ContainerSpec::engine_health_check`]); the test is the image's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineHealthCheck {
+    /// Time between checks.
+    pub interval: Duration,
+    /// How long one check may take.
+    pub timeout: Duration,
+    /// Failures in a row before the engine says the container is unhealthy.
+    pub retries: u32,
+    /// Time to boot, during which failures do not count (zero keeps the image's).
+    pub start_period: Duration,
+}
+
+impl EngineHealthCheck {
+    /// The engine's timing for `check`, when its probe is [`Probe::Image`].
+    pub fn of(check: &HealthCheck) -> Option<Self> {
+        (check.probe == Probe::Image).then_some(EngineHealthCheck {
+            interval: check.interval,
+            timeout: check.timeout,
+            retries: check.failures,
+            start_period: check.start_period,
+        })
+    }
+}
+
+/// The engine's health status of a container that has a health check ([`ContainerInfo::health`]).
+pub mod health {
+    /// The check has not passed yet (and the start period may still run).
+    pub const STARTING: &str = "starting";
+    /// The last check passed.
+    pub const HEALTHY: &str = "healthy";
+    /// The check failed as many times in a row as it allows.
+    pub const UNHEALTHY: &str = "unhealthy";
 }
 
 /// A container's state as the engine reports it.
@@ -224,6 +273,10 @@ pub struct ContainerInfo {
     pub labels: BTreeMap<String, String>,
     /// Its state.
     pub state: ContainerState,
+    /// The engine's health status (see [`health`]) when the container has a health check of
+    /// the engine's (an image's `HEALTHCHECK`); none without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
 }
 
 impl ContainerInfo {
@@ -275,6 +328,11 @@ pub type LogStream =
 pub trait Runtime: Send + Sync + 'static {
     /// Checks that the engine answers.
     async fn ping(&self) -> Result<()>;
+    /// The engine's own ID (Docker's `docker info` ID), which the worker offers as its
+    /// built-in label `engine.id`; none for a runtime that has none (the default).
+    async fn engine_id(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
     /// Makes sure the image is present, pulling it if it can.
     async fn ensure_image(&self, image: &str) -> Result<()>;
     /// Creates a container (the image must be present). Returns its id.

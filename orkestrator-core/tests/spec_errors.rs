@@ -133,7 +133,7 @@ tasks:
     // No suggestion where nothing is close; the known fields instead.
     assert_eq!(
         message("tasks[1].replicas"),
-        "unknown field `replicas` (known fields: name, image, command, env, ports, resources, restart, health_check, user, read_only, entrypoint, working_dir, depends_on, sidecar, stop_signal, stop_grace, init, files, mounts, secrets)"
+        "unknown field `replicas` (known fields: name, image, command, env, ports, resources, restart, health_check, user, read_only, entrypoint, working_dir, depends_on, sidecar, stop_signal, stop_grace, init, files, mounts, secrets, aliases, shm_size, labels, extra_hosts)"
     );
 }
 

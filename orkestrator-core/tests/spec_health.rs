@@ -66,7 +66,7 @@ fn bad_health_checks_name_the_field() {
     assert_eq!(
         e,
         [
-            "tasks[0].health_check: needs exactly one of http, tcp or exec (e.g. { http: { port: 8080, path: /healthz } })"
+            "tasks[0].health_check: needs exactly one of http, tcp, exec or image (e.g. { http: { port: 8080, path: /healthz } })"
         ]
     );
     let e = check("{ http: { port: 80 }, tcp: { port: 81 } }").unwrap_err();

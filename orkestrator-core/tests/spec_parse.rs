@@ -106,6 +106,7 @@ fn assert_issue_job(job: &Job) {
             container: 8080,
             host: Some(18080),
             protocol: Protocol::Tcp,
+            host_ip: None,
         }]
     );
     assert_eq!(t.resources.cpu, Cpu::from_millis(500));
@@ -504,7 +505,7 @@ const LISTS_FOR_MAPPINGS: &[(&str, &str, Option<&str>, &str)] = &[
         "health_check",
         r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "health_check": [null, {"port": 80}]}]}"#,
         Some("name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nhealth_check = [{ port = 80 }]\n"),
-        "a health check (a mapping with http, tcp or exec, and interval, timeout, failures, start_period)",
+        "a health check (a mapping with http, tcp, exec or image, and interval, timeout, failures, start_period)",
     ),
     (
         "http",
@@ -530,7 +531,7 @@ const LISTS_FOR_MAPPINGS: &[(&str, &str, Option<&str>, &str)] = &[
         "port",
         r#"{"name": "a", "tasks": [{"name": "b", "image": "c:1", "ports": [[8080, 18080]]}]}"#,
         Some("name = 'a'\n[[tasks]]\nname = 'b'\nimage = 'c:1'\nports = [[8080, 18080]]\n"),
-        "a port (a mapping with container, host, protocol)",
+        "a port (a mapping with container, host, protocol, host_ip)",
     ),
     (
         "env",
@@ -1177,6 +1178,8 @@ fn the_reference_examples_are_valid_and_agree() {
             format!("name: j\n{first}\ntasks: [{{name: t, image: 'a:1'}}]\n")
         } else if path.starts_with("constraints") {
             format!("name: j\nconstraints: [{first}]\ntasks: [{{name: t, image: 'a:1'}}]\n")
+        } else if path.starts_with("tasks[0].ports") {
+            format!("name: j\ntasks:\n  - name: t\n    image: a:1\n    ports: [{first}]\n")
         } else if path.starts_with("tasks[0].files") {
             format!("name: j\ntasks:\n  - name: t\n    image: a:1\n    files: [{first}]\n")
         } else if [
@@ -1187,6 +1190,10 @@ fn the_reference_examples_are_valid_and_agree() {
             "init",
             "stop_signal",
             "stop_grace",
+            "aliases",
+            "shm_size",
+            "labels",
+            "extra_hosts",
         ]
         .iter()
         .any(|f| first.starts_with(&format!("{f}:")))

@@ -104,13 +104,24 @@ fn protocol() -> impl Strategy<Value = Protocol> {
 fn ports() -> impl Strategy<Value = Vec<PortMapping>> {
     let port = prop_oneof![1 => 1u16..=1024, 1 => 1u16..=65535, 1 => Just(65535u16)];
     vec(
-        (port.clone(), prop::option::of(port), protocol()).prop_map(
-            |(container, host, protocol)| PortMapping {
+        (
+            port.clone(),
+            prop::option::of(port),
+            protocol(),
+            prop::option::of(prop_oneof![
+                Just("127.0.0.1"),
+                Just("::1"),
+                Just("fd00::5"),
+                Just("10.1.2.3")
+            ]),
+        )
+            .prop_map(|(container, host, protocol, ip)| PortMapping {
                 container,
                 host,
                 protocol,
-            },
-        ),
+                // Only a published port has a host address.
+                host_ip: host.and(ip).map(|ip| ip.parse().unwrap()),
+            }),
         0..4,
     )
 }
@@ -185,6 +196,7 @@ fn probe() -> impl Strategy<Value = Probe> {
         (port.clone(), http_path()).prop_map(|(port, path)| Probe::Http { port, path }),
         port.prop_map(|port| Probe::Tcp { port }),
         program_and_args().prop_map(Probe::Exec),
+        Just(Probe::Image),
     ]
 }
 
@@ -214,7 +226,11 @@ fn restart() -> impl Strategy<Value = RestartPolicy> {
     ];
     (
         mode,
-        prop_oneof![0..=MAX_ATTEMPTS, Just(MAX_ATTEMPTS)],
+        prop_oneof![
+            0..=MAX_ATTEMPTS,
+            Just(MAX_ATTEMPTS),
+            Just(RestartPolicy::UNLIMITED)
+        ],
         duration(),
         duration(),
         duration(),
@@ -352,6 +368,10 @@ fn valid_job() -> impl Strategy<Value = Job> {
                             files: Vec::new(),
                             mounts: Vec::new(),
                             secrets: Vec::new(),
+                            aliases: Vec::new(),
+                            shm_size: None,
+                            labels: Default::default(),
+                            extra_hosts: Default::default(),
                         }
                     },
                 )
@@ -683,6 +703,7 @@ fn the_strategies_make_every_kind_of_health_check() {
             Probe::Http { .. } => http += 1,
             Probe::Tcp { .. } => tcp += 1,
             Probe::Exec(_) => exec += 1,
+            Probe::Image => {}
         }
     }
     assert!(

@@ -215,16 +215,19 @@ async fn create_applies_limits_labels_env_command_and_ports() {
             container: 8080,
             host: Some(tcp_port),
             protocol: Protocol::Tcp,
+            host_ip: None,
         },
         PortMapping {
             container: 5353,
             host: Some(udp_port),
             protocol: Protocol::Udp,
+            host_ip: None,
         },
         PortMapping {
             container: 9000,
             host: None,
             protocol: Protocol::Tcp,
+            host_ip: None,
         },
     ];
     rt.ensure_image(IMAGE).await.expect("test image present");
@@ -964,4 +967,27 @@ async fn a_named_volume_keeps_data_between_containers_and_a_tmpfs_is_bounded() {
         ["three", "refused"],
         "{out}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_engine_id_is_docker_infos_and_a_container_without_check_has_no_health() {
+    let Some(rt) =
+        docker_or_skip("the_engine_id_is_docker_infos_and_a_container_without_check_has_no_health")
+            .await
+    else {
+        return;
+    };
+    let out = Command::new("docker")
+        .args(["info", "-f", "{{.ID}}"])
+        .output()
+        .unwrap();
+    let want = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(rt.engine_id().await.unwrap(), Some(want));
+
+    let mut cleanup = Cleanup::new();
+    let name = cleanup.name("nohealth");
+    let id = rt.create(&spec(&name, &["sleep", "1000"])).await.unwrap();
+    rt.start(&id).await.unwrap();
+    let info: ContainerInfo = rt.inspect(&id).await.unwrap();
+    assert_eq!(info.health, None, "the test image has no HEALTHCHECK");
 }

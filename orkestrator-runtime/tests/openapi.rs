@@ -625,7 +625,10 @@ const EVERY_FIELD: &str = r#"{
       "name": "api", "image": "shop:1.4",
       "entrypoint": ["/bin/api"], "command": "--listen :8080", "working_dir": "/srv/api",
       "env": { "MODE": "demo", "PORT": 8080 },
-      "ports": [{ "container": 8080, "host": 18080, "protocol": "tcp" }],
+      "ports": [{ "container": 8080, "host": 18080, "protocol": "tcp", "host_ip": "127.0.0.1" }],
+      "aliases": ["shop-api"], "shm_size": "64Mi",
+      "labels": { "com.example.team": "shop", "com.example.tier": 1 },
+      "extra_hosts": { "db.local": "10.0.0.5", "gw": "host-gateway" },
       "resources": { "cpu": "500m", "memory": "64Mi", "disk": "100Mi", "pids": 100 },
       "restart": { "policy": "always", "max_attempts": 3,
                    "backoff": { "initial": "1s", "max": "1m", "reset_after": 600 } },
@@ -652,10 +655,11 @@ const EVERY_FIELD: &str = r#"{
     },
     { "name": "db", "image": "postgres:16",
       "health_check": { "tcp": { "port": 5432 } }, "stop_signal": 3 },
-    { "name": "cache", "image": "redis:7", "health_check": { "exec": "redis-cli ping" } },
+    { "name": "cache", "image": "redis:7", "health_check": { "exec": "redis-cli ping" },
+      "restart": { "max_attempts": "unlimited", "backoff": { "initial": "100ms" } } },
     { "name": "migrate", "image": "shop:1.4", "restart": { "policy": "never" },
       "depends_on": ["db"] },
-    { "name": "logs", "image": "shipper:2", "sidecar": true }
+    { "name": "logs", "image": "shipper:2", "sidecar": true, "health_check": { "image": true } }
   ]
 }"#;
 
@@ -679,6 +683,10 @@ fn a_job_with_every_field_is_what_the_job_schemas_describe() {
         "stop_signal",
         "mounts",
         "secrets",
+        "aliases",
+        "shm_size",
+        "labels",
+        "extra_hosts",
     ] {
         assert!(
             held["tasks"]

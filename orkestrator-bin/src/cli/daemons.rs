@@ -244,7 +244,9 @@ pub struct DevArgs {
     /// Port for the API.
     #[arg(short, long, default_value_t = DEFAULT_PORT)]
     pub port: u16,
-    /// A job file to run once the cluster is up.
+    /// A job file to run once the cluster is up. A Compose file runs as `compose up` runs it,
+    /// and the worker offers the file's directory as host volume `compose-project`, so that
+    /// its services may bind-mount directories of the project.
     #[arg(long, value_name = "FILE")]
     pub run: Option<PathBuf>,
     /// Stop the job and exit once it is Running (or Completed), instead of serving until Ctrl-C.

@@ -32,7 +32,7 @@ pub const ENGINE_LABEL: &str = "engine.id";
 
 pub async fn run(c: ComposeCommand) -> Result<ExitCode> {
     match c {
-        ComposeCommand::Up(a) => up(a).await,
+        ComposeCommand::Up(a) => up(a, None).await,
         ComposeCommand::Down(a) => down(a).await,
         ComposeCommand::Convert(a) => convert_cmd(a).await,
     }
@@ -182,7 +182,12 @@ async fn convert_cmd(a: ComposeConvertArgs) -> Result<ExitCode> {
     }
 }
 
-async fn up(a: ComposeUpArgs) -> Result<ExitCode> {
+/// The host volume `orkestrator dev` offers a Compose project's directory as.
+pub const DEV_PROJECT_VOLUME: &str = "compose-project";
+
+/// `compose up`; under `orkestrator dev`, `dev_volume` names the host volume its worker offers
+/// the project directory as, so that bind mounts of directories under it carry over.
+pub(crate) async fn up(a: ComposeUpArgs, dev_volume: Option<String>) -> Result<ExitCode> {
     let opts = load_options(&a.project);
     let project = match compose::load(&opts) {
         Ok(p) => p,
@@ -237,6 +242,7 @@ async fn up(a: ComposeUpArgs) -> Result<ExitCode> {
     let mut copts = ConvertOptions {
         images,
         strict: a.project.strict,
+        dev_host_volume: dev_volume,
         ..ConvertOptions::default()
     };
     if let Some(docker) = &docker {

@@ -23,9 +23,17 @@ use crate::cli::{DevArgs, Output};
 use crate::launch::SysProbe;
 
 pub async fn run(a: DevArgs) -> Result<ExitCode> {
+    // A Compose file runs as `compose up` would, its directory offered to the worker.
+    let compose = a
+        .run
+        .as_ref()
+        .filter(|p| crate::cmd::compose::is_compose_file(p))
+        .cloned();
     let job = match &a.run {
-        Some(path) => Some(load_job_file(path).with_context(|| format!("{}", path.display()))?),
-        None => None,
+        Some(path) if compose.is_none() => {
+            Some(load_job_file(path).with_context(|| format!("{}", path.display()))?)
+        }
+        _ => None,
     };
     let engine = EngineMetrics::new();
     let runtime = Arc::new(InstrumentedRuntime::new(
@@ -58,6 +66,20 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
     let transport = Arc::new(LocalTransport::new(manager.clone()));
     let mut config = WorkerConfig::new("dev-worker");
     config.stop_grace = a.stop_grace;
+    if let Some(file) = &compose {
+        let dir = std::fs::canonicalize(file)
+            .with_context(|| format!("{}", file.display()))?
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(|| ".".into());
+        config.host_volumes.insert(
+            crate::cmd::compose::DEV_PROJECT_VOLUME.to_owned(),
+            orkestrator_core::worker::host_volumes::HostVolume {
+                path: dir,
+                read_only: false,
+            },
+        );
+    }
     config.routes_file = Some("/proc/net/route".into());
     config.files_dir = Some(creds.join("files"));
     config.secrets_dir = Some(orkestrator_core::worker::secrets::default_dir(&format!(
@@ -90,6 +112,42 @@ pub async fn run(a: DevArgs) -> Result<ExitCode> {
     outln!("  try: orkestrator status --manager {addr}");
 
     let mut code = ExitCode::SUCCESS;
+    if let Some(file) = compose {
+        let up = crate::cli::ComposeUpArgs {
+            project: crate::cli::ProjectArgs {
+                files: vec![file],
+                project_name: None,
+                env_file: None,
+                profiles: Vec::new(),
+                strict: false,
+            },
+            wait: true,
+            timeout: Duration::from_secs(300),
+            push: None,
+            output: Output::Table,
+            addr: crate::cli::ManagerAddr {
+                manager: addr.clone(),
+                token: None,
+                token_file: None,
+                ca_file: None,
+                ca_digest: None,
+            },
+        };
+        code =
+            match crate::cmd::compose::up(up, Some(crate::cmd::compose::DEV_PROJECT_VOLUME.into()))
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    errln!("error: {e:#}");
+                    ExitCode::from(crate::output::exit::FAILED)
+                }
+            };
+        if a.exit {
+            stop_all(transport.as_ref(), a.stop_grace).await;
+            return Ok(code);
+        }
+    }
     if let Some(job) = job {
         let r = transport.submit_job(&job).await?;
         outln!("job {} submitted (version {})", r.job, r.version);

@@ -8,27 +8,27 @@
 //!
 //! Inside, bottom-up: `text` (interpolation, env files, shell words, units), `yaml` (a file
 //! read into a JSON value), `keys` (the table of every key), `merge` (Compose's merge rules),
-//! `load` (files, variables, `extends`, `env_file`, profiles), `ports`, `service` and `storage`
-//! (one service as one task) and `convert` (the job, checked by the job parser).
+//! `load` (files, variables, `extends`, `env_file`, profiles), `parts` (options and what the
+//! mapping gathers), `ports`, `service` and `storage` (one service as one task) and `convert`
+//! (the job, checked by the job parser).
 
 mod convert;
 mod error;
 mod keys;
 mod load;
 mod merge;
+mod parts;
 mod ports;
 mod service;
 mod storage;
 pub(crate) mod text;
 mod yaml;
 
-pub use convert::{
-    BuildPlan, Conversion, ConvertOptions, DEFAULT_CPU, DEFAULT_MEMORY, ImageHealth, SecretPlan,
-    builds, convert,
-};
+pub use convert::{Conversion, builds, convert};
 pub use error::{ComposeError, Note};
 pub use keys::{Disposition, KEYS, disposition};
 pub use load::{DEFAULT_FILES, LoadOptions, MAX_COMPOSE_FILE_BYTES, Project, dns_label, load};
+pub use parts::{BuildPlan, ConvertOptions, DEFAULT_CPU, DEFAULT_MEMORY, ImageHealth, SecretPlan};
 pub use ports::MAX_PORT_RANGE;
 pub use storage::secret_name;
 

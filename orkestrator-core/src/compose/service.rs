@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::convert::{ConvertOptions, DEFAULT_CPU, DEFAULT_MEMORY, Gathered, dur, duration};
 use super::load::Project;
 use super::merge;
+use super::parts::{ConvertOptions, DEFAULT_CPU, DEFAULT_MEMORY, Gathered, dur, duration};
 use super::ports::{self, Port};
 use super::text::units::{format_bytes, parse_bytes, parse_cpus};
 use super::text::words::split_shell_words;
@@ -753,7 +753,7 @@ impl ServiceMapper<'_> {
     /// `links: [db:database]` gives the linked task (`db`) the alias `database`.
     pub(crate) fn link_aliases(&mut self, tasks: &mut [Value]) {
         let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (name, s) in super::convert::services(self.project) {
+        for (name, s) in super::parts::services(self.project) {
             let Some(links) = s.get("links") else {
                 continue;
             };

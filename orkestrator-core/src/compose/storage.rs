@@ -6,9 +6,9 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use super::convert::SecretPlan;
 use super::load::dns_label;
 use super::merge;
+use super::parts::SecretPlan;
 use super::service::ServiceMapper;
 use super::text::units::{format_bytes, parse_bytes};
 use super::yaml::{index, join, kind, scalar_text};

@@ -63,6 +63,8 @@ struct FakeState {
     network_lists: BTreeMap<String, u64>,
     /// Named volumes by name.
     volumes: BTreeMap<String, crate::runtime::VolumeInfo>,
+    /// What [`Runtime::engine_id`] answers.
+    engine_id: Option<String>,
 }
 
 struct FakeContainer {
@@ -71,6 +73,8 @@ struct FakeContainer {
     exit_at: Option<(Instant, i64)>,
     /// What it wrote, in the order written, with when (for `since`).
     output: Vec<(std::time::SystemTime, String)>,
+    /// The engine's health status it reports ([`ContainerInfo::health`]).
+    health: Option<String>,
 }
 
 impl Default for FakeRuntime {
@@ -143,6 +147,24 @@ impl FakeRuntime {
         } else {
             st.unhealthy_jobs.remove(job);
         }
+    }
+
+    /// Sets the engine's health status that inspecting container `id` reports (`starting`,
+    /// `healthy`, `unhealthy`, or none for a container without a `HEALTHCHECK`); returns
+    /// whether the container exists.
+    pub fn set_health(&self, id: &str, health: Option<&str>) -> bool {
+        match self.lock().containers.get_mut(id) {
+            Some(c) => {
+                c.health = health.map(str::to_owned);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sets the engine id that [`Runtime::engine_id`] answers (none by default).
+    pub fn set_engine_id(&self, id: Option<&str>) {
+        self.lock().engine_id = id.map(str::to_owned);
     }
 
     /// Makes the engine unreachable (`true`) or reachable again.
@@ -233,11 +255,18 @@ fn info(id: &str, c: &mut FakeContainer, now: Instant) -> ContainerInfo {
         name: c.spec.name.clone(),
         labels: c.spec.labels.clone(),
         state: c.state.clone(),
+        health: c.health.clone(),
     }
 }
 
 #[async_trait]
 impl Runtime for FakeRuntime {
+    async fn engine_id(&self) -> Result<Option<String>> {
+        let st = self.lock();
+        Self::check(&st)?;
+        Ok(st.engine_id.clone())
+    }
+
     async fn ping(&self) -> Result<()> {
         Self::check(&self.lock())
     }
@@ -329,6 +358,7 @@ impl Runtime for FakeRuntime {
                 state: ContainerState::Created,
                 exit_at: None,
                 output: Vec::new(),
+                health: None,
             },
         );
         Ok(id)

@@ -219,6 +219,21 @@ pub struct Task {
     pub mounts: Vec<Mount>,
     /// The secrets this task reads, each from a file.
     pub secrets: Vec<SecretRef>,
+    /// More names the task answers to on its instance's network, besides its own name: each a
+    /// DNS label, unique in the job (no other task's name or alias). Only with network mode
+    /// `bridge`.
+    pub aliases: Vec<String>,
+    /// The size of the container's `/dev/shm` (Docker's `ShmSize`); none keeps the engine's
+    /// default (64 MiB). At most [`MAX_SHM`](super::MAX_SHM). Its pages count against the
+    /// container's memory limit, as Docker counts them; it is not reserved on the worker.
+    pub shm_size: Option<ByteSize>,
+    /// Labels put on the container besides Orkestrator's own (whose keys start with
+    /// `orkestrator`, and which a task may not set).
+    pub labels: BTreeMap<String, String>,
+    /// Extra entries of the container's `/etc/hosts`: a host name and the IP address it
+    /// resolves to, or `host-gateway` for the worker host's address (Docker's `ExtraHosts`).
+    /// Addresses are kept in their canonical text.
+    pub extra_hosts: BTreeMap<String, String>,
 }
 
 impl Task {
@@ -304,6 +319,14 @@ impl Serialize for Task {
             mounts: &'a [Mount],
             #[serde(skip_serializing_if = "<[SecretRef]>::is_empty")]
             secrets: &'a [SecretRef],
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            aliases: &'a [String],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            shm_size: &'a Option<ByteSize>,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            labels: &'a BTreeMap<String, String>,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            extra_hosts: &'a BTreeMap<String, String>,
         }
         /// One `depends_on` entry as the file writes it: `{ condition: healthy }`.
         #[derive(Serialize)]
@@ -352,6 +375,10 @@ impl Serialize for Task {
             files: &self.files,
             mounts: &self.mounts,
             secrets: &self.secrets,
+            aliases: &self.aliases,
+            shm_size: &self.shm_size,
+            labels: &self.labels,
+            extra_hosts: &self.extra_hosts,
         }
         .serialize(s)
     }
@@ -392,8 +419,11 @@ impl HealthCheck {
 }
 
 /// What a health check checks.
+///
+/// It serializes in the file's shape: `{ http: { port, path } }`, `{ tcp: { port } }`,
+/// `{ exec: [...] }` or `{ image: true }`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(into = "ProbeFile", try_from = "ProbeFile")]
 pub enum Probe {
     /// An HTTP GET to the container's port answers 2xx or 3xx.
     Http {
@@ -409,6 +439,47 @@ pub enum Probe {
     },
     /// A command run inside the container exits 0.
     Exec(Vec<String>),
+    /// The image's own `HEALTHCHECK`, as the engine runs it (written `image: true`): the
+    /// container is created with the check's interval, timeout, failures and start period, and
+    /// the worker reads the engine's verdict rather than probing itself. A container whose image
+    /// has no `HEALTHCHECK` fails the check.
+    Image,
+}
+
+/// [`Probe`] as the file writes it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ProbeFile {
+    Http { port: u16, path: String },
+    Tcp { port: u16 },
+    Exec(Vec<String>),
+    Image(bool),
+}
+
+impl From<Probe> for ProbeFile {
+    fn from(p: Probe) -> Self {
+        match p {
+            Probe::Http { port, path } => ProbeFile::Http { port, path },
+            Probe::Tcp { port } => ProbeFile::Tcp { port },
+            Probe::Exec(cmd) => ProbeFile::Exec(cmd),
+            Probe::Image => ProbeFile::Image(true),
+        }
+    }
+}
+
+impl TryFrom<ProbeFile> for Probe {
+    type Error = &'static str;
+    fn try_from(p: ProbeFile) -> Result<Self, Self::Error> {
+        Ok(match p {
+            ProbeFile::Http { port, path } => Probe::Http { port, path },
+            ProbeFile::Tcp { port } => Probe::Tcp { port },
+            ProbeFile::Exec(cmd) => Probe::Exec(cmd),
+            ProbeFile::Image(true) => Probe::Image,
+            ProbeFile::Image(false) => {
+                return Err("image: false is not a probe (write image: true, or another probe)");
+            }
+        })
+    }
 }
 
 impl std::fmt::Display for Probe {
@@ -417,6 +488,7 @@ impl std::fmt::Display for Probe {
             Probe::Http { port, path } => write!(f, "http :{port}{path}"),
             Probe::Tcp { port } => write!(f, "tcp :{port}"),
             Probe::Exec(cmd) => write!(f, "exec {}", cmd.join(" ")),
+            Probe::Image => f.write_str("the image's HEALTHCHECK"),
         }
     }
 }
@@ -493,6 +565,10 @@ pub struct PortMapping {
     /// `tcp` (default) or `udp`.
     #[serde(default)]
     pub protocol: Protocol,
+    /// The host address to publish on (Docker's `HostIp`), only with `host`; none publishes on
+    /// every IPv4 address. Placement still treats the host port as taken on every address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<std::net::IpAddr>,
 }
 
 /// A transport protocol for a port mapping.
@@ -524,6 +600,8 @@ pub struct RestartPolicy {
     /// `never`, `on-failure` (default) or `always`.
     pub policy: RestartMode,
     /// Restarts allowed before the task is `Failed`. Default 5; ignored for `never`.
+    /// [`RestartPolicy::UNLIMITED`] (written `unlimited`) never runs out.
+    #[serde(with = "max_attempts")]
     pub max_attempts: u32,
     /// Delay between restarts.
     pub backoff: Backoff,
@@ -532,6 +610,13 @@ pub struct RestartPolicy {
 impl RestartPolicy {
     /// Default number of restart attempts.
     pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+    /// `max_attempts: unlimited`: restarts never run out.
+    pub const UNLIMITED: u32 = u32::MAX;
+
+    /// Whether restarts never run out (`max_attempts: unlimited`).
+    pub fn is_unlimited(&self) -> bool {
+        self.max_attempts == Self::UNLIMITED
+    }
 
     /// A policy that never restarts.
     pub fn never() -> Self {
@@ -558,6 +643,34 @@ impl Default for RestartPolicy {
             policy: RestartMode::OnFailure,
             max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
             backoff: Backoff::default(),
+        }
+    }
+}
+
+/// `max_attempts` as the file writes it: a number, or `"unlimited"` for
+/// [`RestartPolicy::UNLIMITED`].
+mod max_attempts {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::RestartPolicy;
+    use crate::units::Scalar;
+
+    pub fn serialize<S: Serializer>(n: &u32, s: S) -> Result<S::Ok, S::Error> {
+        if *n == RestartPolicy::UNLIMITED {
+            s.serialize_str("unlimited")
+        } else {
+            s.serialize_u32(*n)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        match Scalar::deserialize(d)? {
+            Scalar::Str(t) if t == "unlimited" => Ok(RestartPolicy::UNLIMITED),
+            Scalar::Int(i) => u32::try_from(i)
+                .map_err(|_| serde::de::Error::custom(format!("{i} is not a number of attempts"))),
+            _ => Err(serde::de::Error::custom(
+                "expected a number of attempts or unlimited",
+            )),
         }
     }
 }

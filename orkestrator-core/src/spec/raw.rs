@@ -99,6 +99,10 @@ pub(crate) struct RawTask {
     pub files: Option<Vec<Option<RawFile>>>,
     pub mounts: Option<Vec<Option<RawMount>>>,
     pub secrets: Option<Vec<Option<RawSecret>>>,
+    pub aliases: Option<Vec<Option<String>>>,
+    pub shm_size: Option<Scalar>,
+    pub labels: Option<BTreeMap<String, Scalar>>,
+    pub extra_hosts: Option<BTreeMap<String, Scalar>>,
 }
 
 /// `depends_on` as written: a list of task names, or a mapping of task names to conditions.
@@ -131,6 +135,7 @@ pub(crate) struct RawHealthCheck {
     pub http: Option<RawHttpProbe>,
     pub tcp: Option<RawTcpProbe>,
     pub exec: Option<RawCommand>,
+    pub image: Option<Scalar>,
     pub interval: Option<Scalar>,
     pub timeout: Option<Scalar>,
     pub failures: Option<Scalar>,
@@ -153,6 +158,7 @@ pub(crate) struct RawPort {
     pub container: Option<Scalar>,
     pub host: Option<Scalar>,
     pub protocol: Option<String>,
+    pub host_ip: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -248,6 +254,10 @@ const TASK: Part = Part {
         "files",
         "mounts",
         "secrets",
+        "aliases",
+        "shm_size",
+        "labels",
+        "extra_hosts",
     ],
 };
 const DEPENDS_ON: &str = "the tasks this one waits for (a list of task names such as [db], or a mapping such as { db: { condition: healthy } })";
@@ -260,9 +270,12 @@ const FILE: Part = Part {
     fields: &["path", "content", "content_base64", "source", "mode"],
 };
 const ENV: &str = "environment variables (a mapping of names to values)";
+const LABELS: &str =
+    "container labels (a mapping of keys to values, e.g. { com.example.team: web })";
+const EXTRA_HOSTS: &str = "extra hosts (a mapping of host names to IP addresses, e.g. { db.local: 10.0.0.5, host.docker.internal: host-gateway })";
 const PORT: Part = Part {
-    what: "a port (a mapping with container, host, protocol)",
-    fields: &["container", "host", "protocol"],
+    what: "a port (a mapping with container, host, protocol, host_ip)",
+    fields: &["container", "host", "protocol", "host_ip"],
 };
 const RESOURCES: Part = Part {
     what: "resources (a mapping with cpu, memory, disk, pids)",
@@ -277,11 +290,12 @@ const BACKOFF: Part = Part {
     fields: &["initial", "max", "reset_after"],
 };
 const HEALTH: Part = Part {
-    what: "a health check (a mapping with http, tcp or exec, and interval, timeout, failures, start_period)",
+    what: "a health check (a mapping with http, tcp, exec or image, and interval, timeout, failures, start_period)",
     fields: &[
         "http",
         "tcp",
         "exec",
+        "image",
         "interval",
         "timeout",
         "failures",
@@ -411,7 +425,9 @@ fn read_task(s: &mut Shape, path: &str, node: Node) -> Option<RawTask> {
         name: f.get(s, "name", string),
         image: f.get(s, "image", string),
         command: f.get(s, "command", command),
-        env: f.get(s, "env", env),
+        env: f.get(s, "env", |s, path, n| {
+            scalar_map(s, path, n, ENV, "variable")
+        }),
         ports: f.get(s, "ports", |s, path, n| {
             list_of(s, path, n, "a list of ports", |s, path, n| {
                 let mut f = Fields::open(s, path, n, &PORT)?;
@@ -419,6 +435,7 @@ fn read_task(s: &mut Shape, path: &str, node: Node) -> Option<RawTask> {
                     container: f.get(s, "container", scalar),
                     host: f.get(s, "host", scalar),
                     protocol: f.get(s, "protocol", string),
+                    host_ip: f.get(s, "host_ip", string),
                 })
             })
         }),
@@ -450,6 +467,29 @@ fn read_task(s: &mut Shape, path: &str, node: Node) -> Option<RawTask> {
         }),
         secrets: f.get(s, "secrets", |s, path, n| {
             list_of(s, path, n, "a list of secrets", read_secret)
+        }),
+        aliases: f.get(s, "aliases", |s, path, n| {
+            list_of(
+                s,
+                path,
+                n,
+                "a list of network aliases (e.g. [cache, redis])",
+                |s, path, n| match n.value {
+                    Value::Scalar(Scalar::Str(t)) => Some(t),
+                    Value::Scalar(_) if n.written.is_some() => n.written,
+                    _ => {
+                        s.wrong(path, &n, "an alias (a DNS label such as cache)");
+                        None
+                    }
+                },
+            )
+        }),
+        shm_size: f.get(s, "shm_size", scalar),
+        labels: f.get(s, "labels", |s, path, n| {
+            scalar_map(s, path, n, LABELS, "label")
+        }),
+        extra_hosts: f.get(s, "extra_hosts", |s, path, n| {
+            scalar_map(s, path, n, EXTRA_HOSTS, "host")
         }),
     })
 }
@@ -547,6 +587,7 @@ fn read_health(s: &mut Shape, path: &str, node: Node) -> Option<RawHealthCheck> 
             })
         }),
         exec: f.get(s, "exec", command),
+        image: f.get(s, "image", scalar),
         interval: f.get(s, "interval", scalar),
         timeout: f.get(s, "timeout", scalar),
         failures: f.get(s, "failures", scalar),
@@ -689,11 +730,18 @@ fn command(s: &mut Shape, path: &str, node: Node) -> Option<RawCommand> {
     }
 }
 
-/// Environment variables: names and values (a value is a string, or a number or boolean that
-/// validation writes as text).
-fn env(s: &mut Shape, path: &str, node: Node) -> Option<BTreeMap<String, Scalar>> {
+/// A mapping of names to scalar values (`env`, `labels`, `extra_hosts`: `what` names it, `one`
+/// one of its entries): a value is a string, or a number or boolean that validation writes as
+/// text (a YAML plain scalar reads as the text written).
+fn scalar_map(
+    s: &mut Shape,
+    path: &str,
+    node: Node,
+    what: &str,
+    one: &str,
+) -> Option<BTreeMap<String, Scalar>> {
     let Value::Map(entries) = node.value else {
-        s.wrong(path, &node, ENV);
+        s.wrong(path, &node, what);
         return None;
     };
     let mut out = BTreeMap::new();
@@ -704,7 +752,7 @@ fn env(s: &mut Shape, path: &str, node: Node) -> Option<BTreeMap<String, Scalar>
             s.problems.push_at(
                 here,
                 line,
-                "is written twice: each variable may appear once",
+                format!("is written twice: each {one} may appear once"),
             );
             continue;
         }
@@ -721,7 +769,7 @@ fn env(s: &mut Shape, path: &str, node: Node) -> Option<BTreeMap<String, Scalar>
             Value::Scalar(Scalar::Str(t)) => Scalar::Str(t),
             Value::Scalar(v) => value.written.map_or(v, Scalar::Str),
             _ => {
-                s.wrong(&here, &value, "a string (an environment value)");
+                s.wrong(&here, &value, &format!("a string (a {one}'s value)"));
                 continue;
             }
         };

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::checks;
-use super::config::{ResourceProbe, WorkerConfig};
+use super::config::{ENGINE_ID_LABEL, ResourceProbe, WorkerConfig};
 use super::container::container_spec;
 use super::files;
 use super::health::ProbeOutcome;
@@ -163,10 +163,11 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
     async fn register(&self) -> Result<Duration> {
         let mut delay = Duration::from_millis(100);
         loop {
+            let labels = self.labels().await;
             let req = RegisterWorker {
                 id: self.id().clone(),
                 address: self.config.address.clone(),
-                labels: self.config.labels.clone(),
+                labels,
                 host_volumes: self
                     .config
                     .host_volumes
@@ -192,6 +193,25 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
                 }
             }
         }
+    }
+
+    /// The labels to register with: the operator's, and the built-in [`ENGINE_ID_LABEL`] with
+    /// the engine's ID when the runtime has one (it overrides an operator's label of that key).
+    async fn labels(&self) -> BTreeMap<String, String> {
+        let mut labels = self.config.labels.clone();
+        match self.runtime.engine_id().await {
+            Ok(Some(id)) => {
+                if let Some(given) = labels.get(ENGINE_ID_LABEL).filter(|g| **g != id) {
+                    tracing::warn!(worker = %self.id(), given = %given, engine = %id, "the label {ENGINE_ID_LABEL} is built in: the engine's ID replaces the value given");
+                }
+                labels.insert(ENGINE_ID_LABEL.to_owned(), id);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(worker = %self.id(), error = %e, "cannot read the engine's ID; registering without the {ENGINE_ID_LABEL} label");
+            }
+        }
+        labels
     }
 
     /// Heartbeats at the interval the manager's last answer gave (it widens with the number of
@@ -621,12 +641,17 @@ impl<T: WorkerApi, R: Runtime> Agent<T, R> {
             return;
         }
         checks::run_checks(&self.runtime, due, |d, result| {
-            let why = result.as_ref().err().cloned().unwrap_or_default();
             let mut tracks = lock(&self.tracks);
             let Some(tr) = tracks.get_mut(&d.key).filter(|tr| d.still_current(tr)) else {
                 return;
             };
             let (instance, task) = &d.key;
+            let Some(result) = result else {
+                tracing::debug!(worker = %self.id(), %instance, %task, "the image's HEALTHCHECK has no verdict yet");
+                tr.health.no_result(&d.check, Instant::now());
+                return;
+            };
+            let why = result.as_ref().err().cloned().unwrap_or_default();
             match tr.health.record(&d.check, result, Instant::now()) {
                 ProbeOutcome::Passed => {}
                 ProbeOutcome::Booting => {

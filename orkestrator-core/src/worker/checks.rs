@@ -10,8 +10,8 @@ use tokio::time::Instant;
 use super::tracks::{TaskKey, Track, Tracks};
 use crate::api::{Assignment, Desired};
 use crate::ids::InstanceId;
-use crate::runtime::Runtime;
-use crate::spec::HealthCheck;
+use crate::runtime::{ContainerInfo, Runtime, health};
+use crate::spec::{HealthCheck, Probe};
 
 /// One check to run now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,19 +86,22 @@ pub(crate) fn next_due(
         .min()
 }
 
-/// Runs `due` concurrently; `each` gets every result as it comes in.
+/// Runs `due` concurrently; `each` gets every result as it comes in: `None` where there is none
+/// yet (the engine still runs the image's first checks, see [`image_verdict`]).
 pub(crate) async fn run_checks<R: Runtime>(
     runtime: &Arc<R>,
     due: Vec<DueCheck>,
-    mut each: impl FnMut(DueCheck, Result<(), String>),
+    mut each: impl FnMut(DueCheck, Option<Result<(), String>>),
 ) {
     let mut probes = tokio::task::JoinSet::new();
     for d in due {
         let rt = runtime.clone();
         probes.spawn(async move {
-            let r = rt
-                .probe(&d.container, &d.check.probe, d.check.timeout)
-                .await;
+            let r = match &d.check.probe {
+                // The engine runs the image's own check: read its verdict.
+                Probe::Image => image_verdict(rt.inspect(&d.container).await),
+                probe => Some(rt.probe(&d.container, probe, d.check.timeout).await),
+            };
             (d, r)
         });
     }
@@ -109,6 +112,27 @@ pub(crate) async fn run_checks<R: Runtime>(
     }
 }
 
+/// The result of an image's own `HEALTHCHECK` from the engine's inspect answer: `healthy`
+/// passes, `unhealthy` fails, `starting` is no result yet (`None`: neither passes nor fails),
+/// and a container without a health status fails, as its image has no `HEALTHCHECK`.
+pub(crate) fn image_verdict(
+    inspected: crate::error::Result<ContainerInfo>,
+) -> Option<Result<(), String>> {
+    let c = match inspected {
+        Ok(c) => c,
+        Err(e) => return Some(Err(format!("cannot read the engine's health status: {e}"))),
+    };
+    match c.health.as_deref() {
+        Some(health::HEALTHY) => Some(Ok(())),
+        Some(health::STARTING) => None,
+        Some(health::UNHEALTHY) => Some(Err(
+            "the engine reports the image's HEALTHCHECK unhealthy".to_owned(),
+        )),
+        None | Some("" | "none") => Some(Err("the image has no HEALTHCHECK".to_owned())),
+        Some(other) => Some(Err(format!("the engine reports health {other:?}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -116,7 +140,7 @@ mod tests {
     use super::*;
     use crate::api::TaskUpdate;
     use crate::ids::TaskName;
-    use crate::spec::{Probe, RestartPolicy};
+    use crate::spec::RestartPolicy;
     use crate::state::TaskState;
 
     fn running_in(container: &str) -> TaskUpdate {

@@ -47,6 +47,11 @@ impl ResourceProbe for StaticProbe {
     }
 }
 
+/// The built-in worker label with the engine's ID ([`Runtime::engine_id`](crate::runtime::Runtime::engine_id),
+/// e.g. Docker's `ABCD:EFGH:...`), so that a constraint `{ label: engine.id, equals: ... }` can
+/// pin a job to one engine. It overrides an operator's `--label engine.id=...`.
+pub const ENGINE_ID_LABEL: &str = "engine.id";
+
 /// Worker settings.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {

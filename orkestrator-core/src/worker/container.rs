@@ -3,12 +3,15 @@
 
 use crate::api::Assignment;
 use crate::ids::{InstanceId, WorkerId};
-use crate::runtime::{ContainerInfo, ContainerNetwork, ContainerSpec, labels};
+use std::collections::BTreeMap;
+
+use crate::runtime::{ContainerInfo, ContainerNetwork, ContainerSpec, EngineHealthCheck, labels};
 use crate::spec::{Job, NetworkMode, Task};
 
 /// The container for one task of one instance: its name, limits, labels, environment (the
 /// task's, and `ORK_JOB`, `ORK_TASK`, `ORK_INDEX`, `ORK_INSTANCE`, `ORK_VERSION`, `ORK_WORKER`)
-/// and network (the instance's, with the task's name as alias). The config files' mounts are
+/// and network (the instance's, with the task's name and its `aliases` as aliases), with the
+/// task's own labels besides Orkestrator's. The config files' mounts are
 /// the agent's to add, once it has written them.
 ///
 /// `attempt` is the container's generation for this task (0 for the first, one more for every
@@ -21,7 +24,7 @@ pub fn container_spec(
     task: &Task,
     attempt: u32,
 ) -> ContainerSpec {
-    let labels = [
+    let ours: BTreeMap<String, String> = [
         (labels::WORKER, worker.as_str().to_owned()),
         (labels::JOB, job.name.as_str().to_owned()),
         (labels::TASK, task.name.as_str().to_owned()),
@@ -31,6 +34,9 @@ pub fn container_spec(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    // The task's labels never override Orkestrator's own (validation refuses their keys anyway).
+    let mut labels = task.labels.clone();
+    labels.extend(ours);
     let mut env = task.env.clone();
     for (k, v) in [
         ("ORK_JOB", job.name.as_str().to_owned()),
@@ -46,7 +52,10 @@ pub fn container_spec(
         NetworkMode::None => ContainerNetwork::None,
         NetworkMode::Bridge => ContainerNetwork::Named {
             name: network_name(worker, &a.instance),
-            aliases: vec![task.name.as_str().to_owned()],
+            aliases: std::iter::once(task.name.as_str())
+                .chain(task.aliases.iter().map(String::as_str))
+                .map(str::to_owned)
+                .collect(),
         },
     };
     ContainerSpec {
@@ -71,6 +80,9 @@ pub fn container_spec(
         stop_signal: task.stop_signal.clone(),
         network,
         mounts: Vec::new(),
+        shm_size: task.shm_size,
+        extra_hosts: task.extra_hosts.clone(),
+        engine_health_check: task.health_check.as_ref().and_then(EngineHealthCheck::of),
     }
 }
 
@@ -127,6 +139,7 @@ mod tests {
             name: spec.name.clone(),
             labels: spec.labels.clone(),
             state: ContainerState::Running,
+            health: None,
         };
         assert_eq!(owner(&info), ("i7", "srv"));
         assert_eq!(attempt(&info), 3);
@@ -169,6 +182,7 @@ mod tests {
             name: "n".into(),
             labels: [(labels::ATTEMPT.to_owned(), "x".to_owned())].into(),
             state: ContainerState::Created,
+            health: None,
         };
         assert_eq!(owner(&info), ("", ""));
         assert_eq!(attempt(&info), 0);

@@ -77,6 +77,12 @@ impl HealthTracker {
         self.wake_at().is_some_and(|at| at <= now)
     }
 
+    /// A check finished at `now` without a result (the engine's own check of the image has
+    /// not passed or failed yet): nothing changes but that the next is due one interval later.
+    pub(crate) fn no_result(&mut self, check: &HealthCheck, now: Instant) {
+        self.next_probe = Some(now + check.interval);
+    }
+
     /// Records one check's `result`, finished at `now`; the next is due one interval later.
     pub(crate) fn record(
         &mut self,

@@ -39,7 +39,7 @@ mod tests;
 mod tracks;
 pub mod volumes;
 
-pub use config::{ResourceProbe, StaticProbe, WorkerConfig};
+pub use config::{ENGINE_ID_LABEL, ResourceProbe, StaticProbe, WorkerConfig};
 pub use container::container_spec;
 pub use metrics::LatestMetrics;
 

@@ -496,9 +496,14 @@ fn restarting(
     let ms = delay.as_millis() as u64;
     let mut u = update(a, task, TaskState::Restarting, attempt);
     u.next_start_at = Some(now.unix_ms + ms);
+    // "restart 3 of 5 in 20s"; without a limit, "restart 3 in 20s".
+    let of = if task.restart.is_unlimited() {
+        String::new()
+    } else {
+        format!(" of {}", task.restart.max_attempts)
+    };
     u.reason = Some(format!(
-        "{why}; {what} {attempt} of {} in {}",
-        task.restart.max_attempts,
+        "{why}; {what} {attempt}{of} in {}",
         format_duration(Duration::from_millis(ms))
     ));
     u

@@ -143,7 +143,7 @@ impl RestartTracker {
             return AfterExit::Done;
         }
         let delay = self.delay(&policy.backoff, self.attempts);
-        self.attempts += 1;
+        self.attempts = self.attempts.saturating_add(1);
         self.generation = self.generation.saturating_add(1);
         let at = now + delay;
         self.next_start = Some(at);

@@ -18,6 +18,7 @@ use crate::runtime::{ContainerInfo, ContainerState, labels};
 use crate::spec::{Format, Job, Resources, parse_job};
 use crate::state::TaskState;
 
+mod compose;
 mod networks;
 mod storage;
 
@@ -106,6 +107,8 @@ struct Scripted {
     registered: Mutex<usize>,
     /// Volumes the worker confirmed it removed.
     volumes_removed: Mutex<Vec<crate::api::VolumeRef>>,
+    /// The labels of the last registration.
+    registered_labels: Mutex<Option<BTreeMap<String, String>>>,
 }
 
 impl Scripted {
@@ -125,8 +128,9 @@ impl crate::transport::WorkerApi for Scripted {
         self.metrics.lock().unwrap().push(r.clone());
         Ok(crate::metrics::MetricsAccepted::default())
     }
-    async fn register_worker(&self, _: &RegisterWorker) -> Result<Registered> {
+    async fn register_worker(&self, r: &RegisterWorker) -> Result<Registered> {
         *self.registered.lock().unwrap() += 1;
+        *self.registered_labels.lock().unwrap() = Some(r.labels.clone());
         if let Some(e) = self.registrations.lock().unwrap().pop_front() {
             return Err(e);
         }

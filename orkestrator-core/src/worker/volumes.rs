@@ -324,6 +324,7 @@ mod tests {
                 (labels::INSTANCE.to_owned(), instance.to_owned()),
             ]),
             state,
+            health: None,
         };
         let held = |job: &Arc<crate::spec::Job>| {
             BTreeMap::from([

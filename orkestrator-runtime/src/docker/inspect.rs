@@ -6,6 +6,13 @@ use orkestrator_core::runtime::{ContainerInfo, ContainerState, ContainerStats};
 
 /// The [`ContainerInfo`] of an inspect answer.
 pub(super) fn container_info(r: ContainerInspectResponse, fallback_id: &str) -> ContainerInfo {
+    let health = r
+        .state
+        .as_ref()
+        .and_then(|s| s.health.as_ref())
+        .and_then(|h| h.status)
+        .map(|s| s.to_string())
+        .filter(|s| !s.is_empty() && s != "none");
     let state = match r.state {
         Some(s) => {
             let status = s.status.unwrap_or(ContainerStateStatusEnum::EMPTY);
@@ -41,6 +48,7 @@ pub(super) fn container_info(r: ContainerInspectResponse, fallback_id: &str) -> 
             .into_iter()
             .collect(),
         state,
+        health,
     }
 }
 
@@ -143,7 +151,7 @@ pub(super) fn container_stats(s: &ContainerStatsResponse) -> ContainerStats {
 mod tests {
     use bollard::models::{
         ContainerConfig, ContainerCpuStats, ContainerCpuUsage, ContainerMemoryStats,
-        ContainerState as DockerState,
+        ContainerState as DockerState, Health, HealthStatusEnum,
     };
 
     use std::collections::HashMap;
@@ -161,6 +169,39 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn inspect_reads_the_engines_health_status() {
+        let with = |status: Option<HealthStatusEnum>| {
+            container_info(
+                inspected(DockerState {
+                    status: Some(ContainerStateStatusEnum::RUNNING),
+                    health: status.map(|s| Health {
+                        status: Some(s),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                "x",
+            )
+            .health
+        };
+        assert_eq!(with(None), None, "no check");
+        assert_eq!(with(Some(HealthStatusEnum::NONE)), None);
+        assert_eq!(with(Some(HealthStatusEnum::EMPTY)), None);
+        assert_eq!(
+            with(Some(HealthStatusEnum::STARTING)).as_deref(),
+            Some("starting")
+        );
+        assert_eq!(
+            with(Some(HealthStatusEnum::HEALTHY)).as_deref(),
+            Some("healthy")
+        );
+        assert_eq!(
+            with(Some(HealthStatusEnum::UNHEALTHY)).as_deref(),
+            Some("unhealthy")
+        );
     }
 
     #[test]

@@ -60,6 +60,15 @@ impl Runtime for DockerRuntime {
             .map_err(|e| self.error(e, "ping the engine"))
     }
 
+    async fn engine_id(&self) -> Result<Option<String>> {
+        let docker = self.client().await?;
+        let info = docker
+            .info()
+            .await
+            .map_err(|e| self.error(e, "read the engine's info"))?;
+        Ok(info.id.filter(|id| !id.trim().is_empty()))
+    }
+
     async fn ensure_image(&self, image: &str) -> Result<()> {
         let docker = self.client().await?;
         match docker.inspect_image(image).await {
@@ -180,6 +189,11 @@ impl Runtime for DockerRuntime {
                         .map_err(|e| format!("tcp {ip}:{port}: {e}"))
                 }
                 Probe::Exec(cmd) => self.exec_probe(id, cmd).await,
+                // The engine runs it: its verdict is read with `inspect` (`ContainerInfo::health`).
+                Probe::Image => Err(
+                    "the image's HEALTHCHECK is run by the engine: read its status with inspect"
+                        .to_owned(),
+                ),
             }
         };
         match tokio::time::timeout(timeout, run).await {

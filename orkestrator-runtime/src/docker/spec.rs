@@ -3,11 +3,13 @@
 
 use std::collections::HashMap;
 
+use std::time::Duration;
+
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountTmpfsOptions, MountType,
-    NetworkingConfig, PortBinding, PortMap,
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Mount, MountTmpfsOptions,
+    MountType, NetworkingConfig, PortBinding, PortMap,
 };
-use orkestrator_core::runtime::{ContainerNetwork, ContainerSpec, MountSource};
+use orkestrator_core::runtime::{ContainerNetwork, ContainerSpec, EngineHealthCheck, MountSource};
 use orkestrator_core::spec::{MIN_CPU, PortMapping};
 use orkestrator_core::units::Cpu;
 
@@ -43,6 +45,8 @@ pub(super) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         init: Some(spec.init),
         network_mode: network_mode(&spec.network),
         mounts: Some(mounts(spec)).filter(|m| !m.is_empty()),
+        shm_size: spec.shm_size.map(|s| to_i64(s.bytes())),
+        extra_hosts: Some(extra_hosts(spec)).filter(|h| !h.is_empty()),
         ..Default::default()
     };
     ContainerCreateBody {
@@ -62,7 +66,32 @@ pub(super) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
         stop_signal: spec.stop_signal.clone(),
         host_config: Some(host_config),
         networking_config: networking_config(&spec.network),
+        healthcheck: spec.engine_health_check.as_ref().map(healthcheck),
         ..Default::default()
+    }
+}
+
+/// `/etc/hosts` entries as the engine takes them: `name:address` (split at the first colon, so
+/// an IPv6 address needs no brackets); `host-gateway` is the engine's own word.
+fn extra_hosts(spec: &ContainerSpec) -> Vec<String> {
+    spec.extra_hosts
+        .iter()
+        .map(|(name, addr)| format!("{name}:{addr}"))
+        .collect()
+}
+
+/// The image's own health check with the task's timing: an empty test inherits the image's, and
+/// the engine takes each other field from the image where it is zero.
+fn healthcheck(h: &EngineHealthCheck) -> HealthConfig {
+    let nanos = |d: Duration| to_i64(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    HealthConfig {
+        test: Some(Vec::new()),
+        interval: Some(nanos(h.interval)),
+        timeout: Some(nanos(h.timeout)),
+        retries: Some(i64::from(h.retries)),
+        start_period: Some(nanos(h.start_period)),
+        // API 1.44; an API 1.41 engine would not know it.
+        start_interval: None,
     }
 }
 
@@ -146,14 +175,18 @@ fn exposed_ports(ports: &[PortMapping]) -> Vec<String> {
     keys
 }
 
-/// Published ports: `container/proto` → host ports on every IPv4 address.
+/// Published ports: `container/proto` → host ports on the port's `host_ip`, or every IPv4
+/// address.
 fn port_bindings(ports: &[PortMapping]) -> PortMap {
     let mut map = PortMap::new();
     for p in ports {
         let Some(host) = p.host else { continue };
         let bindings = map.entry(port_key(p)).or_insert_with(|| Some(Vec::new()));
         bindings.get_or_insert_with(Vec::new).push(PortBinding {
-            host_ip: Some("0.0.0.0".to_string()),
+            host_ip: Some(
+                p.host_ip
+                    .map_or_else(|| "0.0.0.0".to_string(), |ip| ip.to_string()),
+            ),
             host_port: Some(host.to_string()),
         });
     }
@@ -180,21 +213,25 @@ mod tests {
                     container: 80,
                     host: Some(8080),
                     protocol: Protocol::Tcp,
+                    host_ip: None,
                 },
                 PortMapping {
                     container: 80,
                     host: Some(8081),
                     protocol: Protocol::Tcp,
+                    host_ip: None,
                 },
                 PortMapping {
                     container: 53,
                     host: Some(5353),
                     protocol: Protocol::Udp,
+                    host_ip: Some("::1".parse().unwrap()),
                 },
                 PortMapping {
                     container: 9000,
                     host: None,
                     protocol: Protocol::Tcp,
+                    host_ip: None,
                 },
             ],
             resources: Resources {
@@ -247,6 +284,11 @@ mod tests {
         assert_eq!(
             pb["53/udp"].as_ref().unwrap()[0].host_port.as_deref(),
             Some("5353")
+        );
+        assert_eq!(
+            pb["53/udp"].as_ref().unwrap()[0].host_ip.as_deref(),
+            Some("::1"),
+            "a port's host_ip is where it is published"
         );
         assert!(
             !pb.contains_key("9000/tcp"),
@@ -337,6 +379,47 @@ mod tests {
             Some("none")
         );
         assert!(body.networking_config.is_none());
+    }
+
+    #[test]
+    fn create_body_carries_shm_extra_hosts_and_the_images_health_check() {
+        let body = create_body(&spec());
+        assert!(
+            body.healthcheck.is_none(),
+            "no check of the engine's unless asked"
+        );
+        let hc = body.host_config.unwrap();
+        assert!(hc.shm_size.is_none() && hc.extra_hosts.is_none());
+
+        let mut s = spec();
+        s.shm_size = Some(ByteSize::mib(64));
+        s.extra_hosts = BTreeMap::from([
+            ("db.local".into(), "10.0.0.5".into()),
+            ("gw".into(), "host-gateway".into()),
+            ("v6".into(), "fd00::5".into()),
+        ]);
+        s.engine_health_check = Some(EngineHealthCheck {
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_millis(500),
+            retries: 3,
+            start_period: Duration::ZERO,
+        });
+        let body = create_body(&s);
+        let h = body.healthcheck.unwrap();
+        assert_eq!(h.test, Some(vec![]), "an empty test inherits the image's");
+        assert_eq!(h.interval, Some(2_000_000_000));
+        assert_eq!(h.timeout, Some(500_000_000));
+        assert_eq!(h.retries, Some(3));
+        assert_eq!(h.start_period, Some(0));
+        let json = serde_json::to_value(&h).unwrap();
+        assert!(json.get("StartInterval").is_none(), "API 1.41: {json}");
+        assert_eq!(json["Test"], serde_json::json!([]));
+        let hc = body.host_config.unwrap();
+        assert_eq!(hc.shm_size, Some(64 << 20));
+        assert_eq!(
+            hc.extra_hosts.unwrap(),
+            ["db.local:10.0.0.5", "gw:host-gateway", "v6:fd00::5"]
+        );
     }
 
     #[test]

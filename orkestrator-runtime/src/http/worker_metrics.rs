@@ -123,6 +123,10 @@ impl<R: Runtime> Runtime for InstrumentedRuntime<R> {
     async fn ping(&self) -> Result<()> {
         self.timed("ping", self.inner.ping()).await
     }
+    async fn engine_id(&self) -> Result<Option<String>> {
+        // Once per registration: not a call worth a latency series of its own.
+        self.inner.engine_id().await
+    }
     async fn ensure_image(&self, image: &str) -> Result<()> {
         self.timed("ensure_image", self.inner.ensure_image(image))
             .await

@@ -94,8 +94,30 @@ pub(super) fn validate_health(
             kinds.push(Some(Probe::Exec(cmd)));
         }
     }
+    if let Some(image) = h.image {
+        match image {
+            Scalar::Bool(true) => kinds.push(Some(Probe::Image)),
+            Scalar::Bool(false) => {
+                p.push(
+                    format!("{path}.image"),
+                    "false is not a check (write image: true to use the image's own HEALTHCHECK, or write http, tcp or exec instead)",
+                );
+                kinds.push(None);
+            }
+            other => {
+                p.push(
+                    format!("{path}.image"),
+                    format!(
+                        "{} is not true or false (write image: true to use the image's own HEALTHCHECK)",
+                        show(&other)
+                    ),
+                );
+                kinds.push(None);
+            }
+        }
+    }
     if kinds.len() != 1 {
-        p.push(path, "needs exactly one of http, tcp or exec (e.g. { http: { port: 8080, path: /healthz } })");
+        p.push(path, "needs exactly one of http, tcp, exec or image (e.g. { http: { port: 8080, path: /healthz } })");
     }
     let start_period = match h.start_period.map(scalar_duration) {
         None => Duration::ZERO,

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use super::extras::check_aliases;
 use super::files::Sources;
 use super::limits::{
     MAX_CONSTRAINTS, MAX_COUNT, MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES, MAX_TASKS, Rules,
@@ -176,6 +177,14 @@ pub(crate) fn validate(raw: RawJob, rules: Rules, sources: Sources<'_>) -> Resul
                 facts.push(f);
             }
             check_together(&mut p, &facts, whole);
+            let named: Vec<(String, &str, &[String])> = tasks
+                .iter()
+                .map(|t: &crate::spec::model::Task| {
+                    let i = seen.get(t.name.as_str()).copied().unwrap_or_default();
+                    (format!("tasks[{i}]"), t.name.as_str(), t.aliases.as_slice())
+                })
+                .collect();
+            check_aliases(&mut p, &named);
         }
     }
     match (name, network) {

@@ -77,6 +77,18 @@ pub const MAX_TMPFS: ByteSize = ByteSize::gib(64);
 /// Most processes a task may allow itself (`resources.pids`).
 pub const MAX_PIDS: u32 = 1 << 20;
 
+/// Largest `shm_size` a task may ask for: the container's `/dev/shm` is a tmpfs whose pages
+/// count against its memory limit, so a larger one could never fill.
+pub const MAX_SHM: ByteSize = ByteSize::gib(64);
+/// Most network aliases a task may have (`aliases`).
+pub const MAX_ALIASES: usize = 32;
+/// Most container labels a task may set (`labels`).
+pub const MAX_TASK_LABELS: usize = 64;
+/// Most bytes a task's container labels may hold in all (keys and values).
+pub const MAX_TASK_LABEL_BYTES: usize = 16 * 1024;
+/// Most `extra_hosts` entries a task may have.
+pub const MAX_EXTRA_HOSTS: usize = 64;
+
 /// Longest health check interval.
 pub const MAX_HEALTH_INTERVAL: Duration = Duration::from_secs(3600);
 

@@ -1,5 +1,6 @@
 //! A task's ports: container port, host port and protocol.
 
+use super::extras::validate_host_ip;
 use super::scalars::show;
 use crate::spec::model::{PortMapping, Protocol};
 use crate::spec::problems::Problems;
@@ -18,6 +19,7 @@ pub(super) fn validate_port(p: &mut Problems, path: &str, rp: RawPort) -> Option
         }
         Some(s) => port_number(p, &format!("{path}.container"), s),
     };
+    let host_written = rp.host.is_some();
     let host = rp
         .host
         .and_then(|s| port_number(p, &format!("{path}.host"), s));
@@ -32,6 +34,17 @@ pub(super) fn validate_port(p: &mut Problems, path: &str, rp: RawPort) -> Option
             Protocol::Tcp
         }
     };
+    let host_ip = rp.host_ip.and_then(|ip| {
+        let here = format!("{path}.host_ip");
+        let ip = validate_host_ip(p, &here, &ip)?;
+        if !host_written {
+            p.push(
+                here,
+                "needs host: the address is where the host port is published (add host, or remove host_ip)",
+            );
+        }
+        Some(ip)
+    });
     if p.len() != before {
         return None;
     }
@@ -39,6 +52,7 @@ pub(super) fn validate_port(p: &mut Problems, path: &str, rp: RawPort) -> Option
         container: container?,
         host,
         protocol,
+        host_ip,
     })
 }
 

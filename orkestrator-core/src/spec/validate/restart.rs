@@ -47,15 +47,22 @@ pub(super) fn validate_restart(
     if let Some(s) = rr.max_attempts {
         let fp = format!("{path}.max_attempts");
         match s {
+            Scalar::Str(w) if w == "unlimited" => r.max_attempts = RestartPolicy::UNLIMITED,
             Scalar::Int(i) if (0..=MAX_ATTEMPTS as i128).contains(&i) => r.max_attempts = i as u32,
-            Scalar::Int(i) => p.push(fp, format!("{i} is out of range (use 0 to {MAX_ATTEMPTS})")),
+            Scalar::Int(i) => p.push(
+                fp,
+                format!("{i} is out of range (use 0 to {MAX_ATTEMPTS}, or unlimited)"),
+            ),
             Scalar::Float(f) if f.fract() == 0.0 && f.abs() > MAX_ATTEMPTS as f64 => p.push(
                 fp,
                 format!("{f:?} is out of range (use 0 to {MAX_ATTEMPTS})"),
             ),
             other => p.push(
                 fp,
-                format!("{} is not a whole number (use e.g. 5)", show(&other)),
+                format!(
+                    "{} is not a whole number (use e.g. 5, or unlimited to restart without end)",
+                    show(&other)
+                ),
             ),
         }
     }

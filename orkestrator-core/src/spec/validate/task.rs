@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::extras::{validate_aliases, validate_extra_hosts, validate_labels, validate_shm};
 use super::files::{Sources, normal_path, validate_files};
 use super::health::validate_health;
 use super::limits::{
@@ -253,6 +254,16 @@ pub(super) fn validate_task(
     let secrets = validate_secrets(p, path, rt.secrets, rules, &mut taken);
     check_taken(p, &format!("{path}.files"), &files, &taken);
     let restart = validate_restart(p, &format!("{path}.restart"), rt.restart);
+    let aliases = validate_aliases(
+        p,
+        path,
+        rt.aliases,
+        name.as_ref().map(TaskName::as_str),
+        rules,
+    );
+    let shm_size = validate_shm(p, path, rt.shm_size);
+    let labels = validate_labels(p, path, rt.labels, rules);
+    let extra_hosts = validate_extra_hosts(p, path, rt.extra_hosts, rules);
     let health_check = rt
         .health_check
         .and_then(|h| validate_health(p, &format!("{path}.health_check"), h, rules));
@@ -281,6 +292,10 @@ pub(super) fn validate_task(
         files,
         mounts,
         secrets,
+        aliases,
+        shm_size,
+        labels,
+        extra_hosts,
     })
 }
 

@@ -333,6 +333,12 @@ pub(super) fn check_no_network(p: &mut Problems, path: &str, rt: &RawTask) {
             "the job's network mode is none, so no port can be reached or published (remove ports, or use network: { mode: bridge })",
         );
     }
+    if rt.aliases.as_ref().is_some_and(|a| !a.is_empty()) {
+        p.push(
+            format!("{path}.aliases"),
+            "the job's network mode is none, so the task has no network to be known on (remove aliases, or use network: { mode: bridge })",
+        );
+    }
     let Some(h) = &rt.health_check else { return };
     for (kind, written) in [("http", h.http.is_some()), ("tcp", h.tcp.is_some())] {
         if written {

@@ -54,6 +54,7 @@ fn ctr(id: &str, task: &str, state: ContainerState) -> ContainerInfo {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect(),
         state,
+        health: None,
     }
 }
 

@@ -43,6 +43,7 @@ fn container(id: &str, instance: &str, attempt: u32, state: ContainerState) -> C
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
         state,
+        health: None,
     }
 }
 
