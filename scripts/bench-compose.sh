@@ -14,8 +14,11 @@
 # A round is timed from before the up command to the first GET of web's page (polled every
 # 100 ms) that answers with the api's page (`up`), and from before the down command to the moment
 # the engine has no container and no volume of the project left (`down`: `compose down -v` /
-# `docker-compose down -v`). Rounds alternate the order, Orkestrator first then docker-compose
-# first, so drift hits both alike. Reports each round, the medians and their ratio.
+# `docker-compose down -v`). Orkestrator is timed twice per round: with `compose up --wait`
+# (which returns once every instance has stayed Running for 2 s: `run --wait`'s settle), and with
+# `compose up` alone (it returns once the job is submitted), to tell the settle from the start.
+# Rounds alternate the order (Orkestrator first, then docker-compose first), so drift hits both
+# alike. Reports each round, the medians and their ratios.
 #
 # Needs a release build (cargo build --release -p orkestrator-bin), the test image
 # (scripts/build-test-image.sh), docker-compose, curl and python3.
@@ -153,10 +156,10 @@ wait_gone() { # LABEL=VALUE: until the engine has no container and no volume wit
     done
 }
 
-ork_round() { # sets UP and DOWN (seconds)
+ork_round() { # [--wait]: sets UP and DOWN (seconds)
     local t0 t1 t2
     t0=$(now)
-    WEB_PORT=$ORK_WEB "$BIN" compose up -p "$ORK_P" --wait >>"$WORK/ork.log" 2>&1 ||
+    WEB_PORT=$ORK_WEB "$BIN" compose up -p "$ORK_P" "$@" >>"$WORK/ork.log" 2>&1 ||
         die "compose up failed: $(tail -20 "$WORK/ork.log")"
     wait_web "$ORK_WEB"
     t1=$(now)
@@ -184,27 +187,32 @@ dc_round() { # sets UP and DOWN (seconds)
 }
 
 log "warming up (builds, not counted)"
-ork_round
+ork_round --wait
 WEB_PORT=$DC_WEB docker-compose -p "$DC_P" build >>"$WORK/dc.log" 2>&1 || die "docker-compose build failed"
 dc_round
 
+ratio() { python3 -c "print(f'{$1 / $2:.3f}')"; }
+
 echo "== compose up until web answers, then down -v: $N rounds of each (seconds) =="
-echo "round first orkestrator_up docker-compose_up orkestrator_down docker-compose_down"
-OU=(); DU=(); OD=(); DD=()
+echo "round first | up: orkestrator --wait, orkestrator, docker-compose | down -v: orkestrator --wait, orkestrator, docker-compose"
+OW=(); OU=(); DU=(); OWD=(); OD=(); DD=()
 for i in $(seq "$N"); do
     if [ $((i % 2)) -eq 1 ]; then
         first=orkestrator
+        ork_round --wait; ow=$UP; owd=$DOWN
         ork_round; ou=$UP; od=$DOWN
         dc_round; du=$UP; dd=$DOWN
     else
         first=docker-compose
         dc_round; du=$UP; dd=$DOWN
         ork_round; ou=$UP; od=$DOWN
+        ork_round --wait; ow=$UP; owd=$DOWN
     fi
-    echo "$i $first $ou $du $od $dd"
-    OU+=("$ou"); DU+=("$du"); OD+=("$od"); DD+=("$dd")
+    echo "$i $first | $ow $ou $du | $owd $od $dd"
+    OW+=("$ow"); OU+=("$ou"); DU+=("$du"); OWD+=("$owd"); OD+=("$od"); DD+=("$dd")
 done
-mou=$(median "${OU[@]}"); mdu=$(median "${DU[@]}")
-mod=$(median "${OD[@]}"); mdd=$(median "${DD[@]}")
-echo "median up:   orkestrator $mou s, docker-compose $mdu s, ratio $(python3 -c "print(f'{$mou / $mdu:.3f}')")x (target <= 1x)"
-echo "median down: orkestrator $mod s, docker-compose $mdd s, ratio $(python3 -c "print(f'{$mod / $mdd:.3f}')")x"
+mow=$(median "${OW[@]}"); mou=$(median "${OU[@]}"); mdu=$(median "${DU[@]}")
+mowd=$(median "${OWD[@]}"); mod=$(median "${OD[@]}"); mdd=$(median "${DD[@]}")
+echo "median up:   orkestrator compose up --wait $mow s, compose up $mou s, docker-compose up -d $mdu s"
+echo "  ratio to docker-compose: --wait $(ratio "$mow" "$mdu")x, without --wait $(ratio "$mou" "$mdu")x (target <= 1x)"
+echo "median down -v: orkestrator $mowd s / $mod s, docker-compose $mdd s, ratio $(ratio "$mowd" "$mdd")x / $(ratio "$mod" "$mdd")x"
