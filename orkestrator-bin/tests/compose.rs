@@ -368,6 +368,10 @@ fn one_compose_file_runs_under_orkestrator_and_docker_compose() {
         1,
         "compose down keeps the volume: {volumes:#?}"
     );
+    assert!(
+        p.secrets().contains(&format!("{name}_apikey")),
+        "compose down keeps the secret"
+    );
 
     // Up again on the same data: the migration's marker is there, and a second start line.
     p.ok(&["compose", "up", "-p", &name, "--wait", "--timeout", "60s"]);
