@@ -362,7 +362,12 @@ async fn image_healthcheck_reads_the_images_healthcheck() {
             .unwrap(),
         None
     );
-    assert!(!rt.engine_id().await.unwrap().is_empty());
+    assert!(
+        orkestrator_core::runtime::Runtime::engine_id(&rt)
+            .await
+            .unwrap()
+            .is_some_and(|id| !id.is_empty())
+    );
     rt.remove_image("ork-build-test-absent:nope").await.unwrap();
 }
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use base64::Engine as _;
-use orkestrator_core::api::{ErrorKind, JobPhase, SubmitOutcome, VolumeRef};
+use orkestrator_core::api::{ErrorKind, JobPhase, VolumeRef};
 use orkestrator_core::compose::{
     self, BuildPlan, ComposeError, Conversion, ConvertOptions, ImageHealth, LoadOptions, Note,
     Project,
@@ -208,10 +208,12 @@ pub(crate) async fn up(a: ComposeUpArgs, dev_volume: Option<String>) -> Result<E
             .as_ref()
             .context("the project builds images, which needs a Docker engine here")?;
         engine = Some(
-            docker
-                .engine_id()
+            orkestrator_core::runtime::Runtime::engine_id(docker)
                 .await
-                .context("asking the engine its ID")?,
+                .context("asking the engine its ID")?
+                .context(
+                    "the engine reported no ID, so the job cannot be tied to it: use --push REGISTRY",
+                )?,
         );
         for p in &plans {
             let built = docker
@@ -256,6 +258,11 @@ pub(crate) async fn up(a: ComposeUpArgs, dev_volume: Option<String>) -> Result<E
     let mut job = conversion.job;
     // Images built here and not pushed exist on this engine only.
     if let Some(id) = engine.filter(|_| a.push.is_none()) {
+        if table {
+            outln!(
+                "the built images are on this engine only: the job runs on its workers ({ENGINE_LABEL}={id}); push them with --push REGISTRY to run elsewhere"
+            );
+        }
         let c = Constraint {
             label: ENGINE_LABEL.into(),
             op: ConstraintOp::Equals(id),
@@ -318,12 +325,7 @@ pub(crate) async fn up(a: ComposeUpArgs, dev_volume: Option<String>) -> Result<E
         crate::output::print_json(&r)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let what = match r.outcome {
-        SubmitOutcome::Created => "submitted",
-        SubmitOutcome::Updated => "updated",
-        SubmitOutcome::Unchanged => "unchanged",
-        SubmitOutcome::Restarted => "restarted",
-    };
+    let what = super::run::outcome(r.outcome);
     if table {
         outln!(
             "project {} {what} as job {} (version {})",

@@ -57,12 +57,7 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         crate::output::print_json(&r)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let what = match r.outcome {
-        SubmitOutcome::Created => "submitted",
-        SubmitOutcome::Updated => "updated",
-        SubmitOutcome::Unchanged => "unchanged (identical spec already submitted)",
-        SubmitOutcome::Restarted => "restarted (identical spec; the job had ended)",
-    };
+    let what = outcome(r.outcome);
     if a.output == Output::Table {
         outln!("job {} {what} (version {})", r.job, r.version);
     }
@@ -70,4 +65,14 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     wait(&client, &r.job, r.index, Goal::Running, a.timeout, a.output).await
+}
+
+/// What a submission did, in words (`run` and `compose up` say it alike).
+pub(crate) fn outcome(o: SubmitOutcome) -> &'static str {
+    match o {
+        SubmitOutcome::Created => "submitted",
+        SubmitOutcome::Updated => "updated",
+        SubmitOutcome::Unchanged => "unchanged (identical spec already submitted)",
+        SubmitOutcome::Restarted => "restarted (identical spec; the job had ended)",
+    }
 }

@@ -109,6 +109,33 @@ pub const KEYS: &[(&str, Disposition)] = &[
         "services.*.platform",
         Warned("ignored: a worker runs its engine's own platform"),
     ),
+    (
+        "services.*.develop",
+        Warned(
+            "ignored: file watching is for `docker compose watch`; run `compose up` again after a change",
+        ),
+    ),
+    (
+        "services.*.post_start",
+        Warned(
+            "ignored: lifecycle hooks do not run; put the step in the command or an init service",
+        ),
+    ),
+    (
+        "services.*.pre_stop",
+        Warned(
+            "ignored: lifecycle hooks do not run; a task gets its stop signal, then `stop_grace_period`",
+        ),
+    ),
+    (
+        "services.*.label_file",
+        Warned("ignored: write the labels under `labels`"),
+    ),
+    ("services.*.scale", Mapped),
+    (
+        "services.*.provider",
+        Refused("provider services run outside any container and cannot be carried over"),
+    ),
     // Names.
     ("services.*.container_name", Mapped),
     ("services.*.hostname", Mapped),

@@ -485,7 +485,7 @@ fn read_env_files(
 ) {
     let Some(files) = service.remove("env_file") else {
         if let Some(e) = service.get("environment") {
-            let m = merge::as_mapping(e);
+            let m = resolve_unset(merge::as_mapping(e), lookup);
             service.insert("environment".into(), Value::Object(m));
         }
         return;
@@ -535,7 +535,27 @@ fn read_env_files(
             env.insert(k, v);
         }
     }
-    service.insert("environment".into(), Value::Object(env));
+    service.insert(
+        "environment".into(),
+        Value::Object(resolve_unset(env, lookup)),
+    );
+}
+
+/// A variable written without a value (`- DEBUG`) takes the project's (the environment's or
+/// `.env`'s), as `docker compose config` shows it; one the project lacks stays without (null).
+fn resolve_unset(
+    env: Map<String, Value>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Map<String, Value> {
+    env.into_iter()
+        .map(|(k, v)| match v {
+            Value::Null => {
+                let v = lookup(&k).map_or(Value::Null, Value::String);
+                (k, v)
+            }
+            v => (k, v),
+        })
+        .collect()
 }
 
 fn active_profiles(opts: &LoadOptions, vars: &BTreeMap<String, String>) -> BTreeSet<String> {

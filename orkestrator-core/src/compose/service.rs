@@ -622,10 +622,18 @@ impl ServiceMapper<'_> {
         let mut timeout = time("timeout", ih.timeout, DOCKER_TIMEOUT);
         let start_period = time("start_period", ih.start_period, Duration::ZERO);
         if timeout > interval {
+            // Said at the key written, or at the service when the timings are the image's
+            // or Docker's defaults.
+            let at = match h {
+                Some(h) if h.contains_key("timeout") => join(&here, "timeout"),
+                Some(h) if h.contains_key("interval") => join(&here, "interval"),
+                _ => path.to_owned(),
+            };
             self.g.warn(
-                join(&here, "timeout"),
+                at,
                 format!(
-                    "longer than the interval ({}): clamped to it",
+                    "the health check's timeout ({}) is longer than its interval ({}): clamped to it",
+                    super::text::units::format_duration(timeout),
                     super::text::units::format_duration(interval)
                 ),
             );
@@ -796,7 +804,20 @@ impl ServiceMapper<'_> {
 
     /// `deploy`: the replicas, and the placement constraints gathered for the job.
     fn deploy(&mut self, s: &Map<String, Value>, path: &str) -> Option<u64> {
-        let d = s.get("deploy")?;
+        // `scale` is the older spelling of `deploy.replicas`, which wins.
+        let scale = match s.get("scale") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64() {
+                Some(n) => Some(n),
+                None => {
+                    self.g.refuse(join(path, "scale"), "must be a whole number");
+                    None
+                }
+            },
+        };
+        let Some(d) = s.get("deploy") else {
+            return scale;
+        };
         let here = join(path, "deploy");
         if let Some(mode) = d.get("mode").and_then(scalar_text)
             && mode != "replicated"
@@ -839,7 +860,7 @@ impl ServiceMapper<'_> {
             }
         }
         match d.get("replicas") {
-            None | Some(Value::Null) => None,
+            None | Some(Value::Null) => scale,
             Some(v) => match v.as_u64() {
                 Some(n) => Some(n),
                 None => {

@@ -338,7 +338,9 @@ impl ServiceMapper<'_> {
             return None;
         }
         let dir = &self.project.dir;
+        // Links followed: a link in the project that leads out of it is outside too.
         let full = normalize(&dir.join(src));
+        let full = std::fs::canonicalize(&full).unwrap_or(full);
         let Ok(rel) = full.strip_prefix(dir) else {
             self.g.refuse(
                 here,
@@ -394,6 +396,10 @@ impl ServiceMapper<'_> {
             return None;
         };
         let vol = "project".to_owned();
+        if !self.g.volumes.contains_key(&vol) {
+            // A problem with the host volume is said at the first mount that needs it.
+            self.g.origins.add(format!("volumes.{vol}"), here);
+        }
         self.g
             .volumes
             .insert(vol.clone(), json!({"type": "host", "source": host}));

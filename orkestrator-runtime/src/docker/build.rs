@@ -672,21 +672,6 @@ impl DockerRuntime {
             Err(e) => Err(self.error(e, &format!("remove image {reference}"))),
         }
     }
-
-    /// The engine's ID (`docker info`'s `ID`), which tells engines apart.
-    pub async fn engine_id(&self) -> Result<String> {
-        let docker = self.client().await?;
-        let info = docker
-            .info()
-            .await
-            .map_err(|e| self.error(e, "read the engine's info"))?;
-        info.id.filter(|id| !id.is_empty()).ok_or_else(|| {
-            Error::runtime(
-                orkestrator_core::error::RuntimeErrorKind::Other,
-                "the engine reported no ID in its info",
-            )
-        })
-    }
 }
 
 #[cfg(test)]
