@@ -289,11 +289,12 @@ fn one_compose_file_runs_under_orkestrator_and_docker_compose() {
         return;
     }
     let _one = one_at_a_time();
+    let name = unique("app", "compose");
+    // Dropped after the cluster, whose drop removes the containers that use the image.
+    let _built = BuiltImages(name.clone());
     let mut c = Cluster::start(test);
     let worker = c.add_worker(WORKER);
     let app = write_project(c.dir());
-    let name = unique("app", "compose");
-    let _built = BuiltImages(name.clone());
     let p = Project {
         c: &c,
         dir: app.clone(),
