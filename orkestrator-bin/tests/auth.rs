@@ -1302,26 +1302,39 @@ fn one_credential_holds_at_most_the_streams_limit_and_the_manager_keeps_serving(
     // Long-polls count the same: worker wa's watches.
     let join = site.file_token("join.token");
     let wa = join_worker(&site, &join, "wa");
-    let index = site
-        .call(
-            Some(&wa),
-            "GET",
-            "/v1/workers/wa/assignments?index=0&wait=0s",
-            None,
-        )
-        .json()["index"]
-        .as_u64()
-        .expect("an index");
-    let poll = format!("/v1/workers/wa/assignments?index={index}&wait=30s");
-    let mut held = Vec::new();
-    for _ in 0..2 {
+    // Two watches held open at the current index. One answered at once (the index moved on
+    // between reading it and watching from it) no longer counts: it is opened again.
+    let hold = || {
+        let index = site
+            .call(
+                Some(&wa),
+                "GET",
+                "/v1/workers/wa/assignments?index=0&wait=0s",
+                None,
+            )
+            .json()["index"]
+            .as_u64()
+            .expect("an index");
+        let poll = format!("/v1/workers/wa/assignments?index={index}&wait=30s");
         let mut s = TcpStream::connect(("127.0.0.1", site.port)).unwrap();
         s.write_all(&head(site.port, Some(&wa), "GET", &poll, b"", &[]))
             .unwrap();
-        held.push(s);
-    }
+        s
+    };
+    let mut held: Vec<TcpStream> = (0..2).map(|_| hold()).collect();
     let quick = "/v1/workers/wa/assignments?index=0&wait=0s";
     let v = site.wait("a third watch of wa is refused", || {
+        for h in held.iter_mut() {
+            h.set_nonblocking(true).unwrap();
+            let answered = !matches!(
+                std::io::Read::read(h, &mut [0u8; 1]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+            );
+            h.set_nonblocking(false).unwrap();
+            if answered {
+                *h = hold();
+            }
+        }
         let mut s = open(site.port, Some(&wa), quick).map_err(|e| e.to_string())?;
         match s.refusal.take() {
             Some(r) if r.status == 429 => Ok(r.json()),
