@@ -15,8 +15,8 @@
 # 100 ms) that answers with the api's page (`up`), and from before the down command to the moment
 # the engine has no container and no volume of the project left (`down`: `compose down -v` /
 # `docker-compose down -v`). Orkestrator is timed twice per round: with `compose up --wait`
-# (which returns once every instance has stayed Running for 2 s: `run --wait`'s settle), and with
-# `compose up` alone (it returns once the job is submitted), to tell the settle from the start.
+# (which returns once every task runs and every checked one is healthy) and with `compose up`
+# alone (it returns once the job is submitted).
 # Rounds alternate the order (Orkestrator first, then docker-compose first), so drift hits both
 # alike. Reports each round, the medians and their ratios.
 #
