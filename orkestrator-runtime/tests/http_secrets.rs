@@ -18,6 +18,8 @@ use tower::ServiceExt as _;
 /// "plain-needle-value" in base64.
 const VALUE_B64: &str = "cGxhaW4tbmVlZGxlLXZhbHVl";
 const PLAIN: &str = "plain-needle-value";
+/// Base64 of `second-needle-value`: an update's new value.
+const SECOND_B64: &str = "c2Vjb25kLW5lZWRsZS12YWx1ZQ==";
 
 async fn manager(key: bool) -> Manager {
     let config = ManagerConfig {
@@ -87,7 +89,19 @@ async fn operators_manage_secrets_and_read_tokens_get_403() {
     assert_eq!(info["version"], 1);
     assert_eq!(info["size"], PLAIN.len());
 
-    let upd = json!({ "value_base64": VALUE_B64 });
+    let upd = json!({ "value_base64": SECOND_B64 });
+    let (s, text) = call(
+        &app,
+        &op,
+        Method::PUT,
+        "/v1/secrets/db-password",
+        Some(upd.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{text}");
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["version"], 2);
+    // The same value again makes no version.
     let (s, text) = call(
         &app,
         &op,
@@ -115,7 +129,7 @@ async fn operators_manage_secrets_and_read_tokens_get_403() {
     assert_eq!(s, StatusCode::OK);
     for answer in [&text, &list, &one] {
         assert!(
-            !answer.contains(PLAIN) && !answer.contains(VALUE_B64),
+            !answer.contains(PLAIN) && !answer.contains(VALUE_B64) && !answer.contains(SECOND_B64),
             "{answer}"
         );
     }
