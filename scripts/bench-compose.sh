@@ -3,8 +3,9 @@
 # Compose file takes to come up under `orkestrator compose up --wait` (against an `orkestrator
 # dev` cluster the script starts) and under `docker-compose up -d`, on the same engine.
 #
-# The project is the one of orkestrator-bin/tests/compose.rs: `migrate` (an init service writing a
-# marker into the named volume), `api` (built from ./api, waits for migrate to complete, reads a
+# The project is examples/compose/, which orkestrator-bin/tests/compose.rs runs too: `migrate`
+# (an init service writing a marker into the named volume), `api` (built from ./api, waits for
+# migrate to complete, reads a
 # file secret, a bind-mounted file and the volume, health check every 1 s) and `web` (published
 # on a host port, waits for api to be healthy, fetches api's page and serves it). Both sides run
 # the same file, so the health-check intervals are equal. The build cache is warmed by one round of
@@ -70,65 +71,9 @@ now() { python3 -c 'import time; print(f"{time.monotonic():.4f}")'; }
 since() { python3 -c "print(f'{$2 - $1:.3f}')"; }
 median() { python3 -c 'import statistics,sys; print(f"{statistics.median(float(x) for x in sys.argv[1:]):.3f}")' "$@"; }
 
-# The project (the same as orkestrator-bin/tests/compose.rs writes).
-mkdir -p "$WORK/app/api"
-cat >"$WORK/app/compose.yaml" <<'EOF'
-services:
-  migrate:
-    image: orkestrator/busybox:latest
-    command: ["sh", "-c", "echo migrated-v1 > /data/marker"]
-    volumes:
-      - data:/data
-  api:
-    build: ./api
-    depends_on:
-      migrate:
-        condition: service_completed_successfully
-    secrets:
-      - apikey
-    volumes:
-      - data:/data
-      - ./greeting.txt:/etc/greeting.txt:ro
-    healthcheck:
-      test: ["CMD-SHELL", "timeout 2 wget -qO /dev/null http://127.0.0.1:8081/"]
-      interval: 1s
-      timeout: 1s
-      retries: 30
-  web:
-    image: orkestrator/busybox:latest
-    depends_on:
-      api:
-        condition: service_healthy
-    ports:
-      - "${WEB_PORT}:8080"
-    command: ["sh", "-c", "mkdir -p /www && timeout 5 wget -qO /www/index.html http://api:8081/ && { httpd -f -p 8080 -h /www & trap 'kill $$!; exit 0' TERM; wait; }"]
-secrets:
-  apikey:
-    file: ./apikey.txt
-volumes:
-  data: {}
-EOF
-cat >"$WORK/app/api/Dockerfile" <<'EOF'
-FROM orkestrator/busybox:latest
-COPY serve.sh /serve.sh
-CMD ["sh", "/serve.sh"]
-EOF
-cat >"$WORK/app/api/serve.sh" <<'EOF'
-set -e
-echo start >> /data/starts
-mkdir -p /www
-{
-  echo "greeting: $(cat /etc/greeting.txt)"
-  echo "key: $(cat /run/secrets/apikey)"
-  echo "marker: $(cat /data/marker)"
-  echo "starts: $(wc -l < /data/starts)"
-} > /www/index.html
-httpd -f -p 8081 -h /www &
-trap 'kill $!; exit 0' TERM
-wait
-EOF
-echo "hello from a compose project" >"$WORK/app/greeting.txt"
-printf 's3cr3t-api-key' >"$WORK/app/apikey.txt"
+# The project: examples/compose/, which orkestrator-bin/tests/compose.rs runs too.
+mkdir -p "$WORK/app"
+cp -R "$ROOT/examples/compose/." "$WORK/app/"
 cd "$WORK/app"
 
 "$BIN" dev --port "$PORT" >"$WORK/dev.log" 2>&1 &

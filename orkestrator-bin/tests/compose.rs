@@ -34,83 +34,34 @@ const WORKER: &[&str] = &["--cpu", "4", "--memory", "4Gi"];
 /// How long a project may take to come up or go away.
 const WAIT: Duration = Duration::from_secs(60);
 
-/// The project: both Orkestrator and docker-compose 1.29 read it (so no top-level `name:`; the
-/// project is named with `-p`). `$$` is a literal `$` to both. The servers run under a shell
-/// that traps SIGTERM, so that a stop is quick under either (a busybox httpd as PID 1 ignores
-/// SIGTERM).
-const COMPOSE: &str = r#"services:
-  migrate:
-    image: orkestrator/busybox:latest
-    command: ["sh", "-c", "echo migrated-v1 > /data/marker"]
-    volumes:
-      - data:/data
-  api:
-    build: ./api
-    depends_on:
-      migrate:
-        condition: service_completed_successfully
-    secrets:
-      - apikey
-    volumes:
-      - data:/data
-      - ./greeting.txt:/etc/greeting.txt:ro
-    healthcheck:
-      test: ["CMD-SHELL", "timeout 2 wget -qO /dev/null http://127.0.0.1:8081/"]
-      interval: 1s
-      timeout: 1s
-      retries: 30
-  web:
-    image: orkestrator/busybox:latest
-    depends_on:
-      api:
-        condition: service_healthy
-    ports:
-      - "${WEB_PORT}:8080"
-    command: ["sh", "-c", "mkdir -p /www && timeout 5 wget -qO /www/index.html http://api:8081/ && { httpd -f -p 8080 -h /www & trap 'kill $$!; exit 0' TERM; wait; }"]
-secrets:
-  apikey:
-    file: ./apikey.txt
-volumes:
-  data: {}
-"#;
-
-/// The api's image.
-const DOCKERFILE: &str = "FROM orkestrator/busybox:latest
-COPY serve.sh /serve.sh
-CMD [\"sh\", \"/serve.sh\"]
-";
-
-/// The api: a page made of the greeting (a file of the project), the secret and the marker the
+/// The project, `examples/compose/` (which `scripts/bench-compose.sh` runs too): both
+/// Orkestrator and docker-compose 1.29 read it (so no top-level `name:`; the project is named
+/// with `-p`). `$$` is a literal `$` to both. The servers run under a shell that traps SIGTERM,
+/// so that a stop is quick under either (a busybox httpd as PID 1 ignores SIGTERM). The api
+/// serves a page made of the greeting (a file of the project), the secret, the marker the
 /// migration left on the volume, and how many times it started (a line per start, on the
 /// volume).
-const SERVE: &str = r#"set -e
-echo start >> /data/starts
-mkdir -p /www
-{
-  echo "greeting: $(cat /etc/greeting.txt)"
-  echo "key: $(cat /run/secrets/apikey)"
-  echo "marker: $(cat /data/marker)"
-  echo "starts: $(wc -l < /data/starts)"
-} > /www/index.html
-httpd -f -p 8081 -h /www &
-trap 'kill $!; exit 0' TERM
-wait
-"#;
+const PROJECT: &[(&str, &str)] = &[
+    ("compose.yaml", include_str!("../../examples/compose/compose.yaml")),
+    ("api/Dockerfile", include_str!("../../examples/compose/api/Dockerfile")),
+    ("api/serve.sh", include_str!("../../examples/compose/api/serve.sh")),
+    ("greeting.txt", include_str!("../../examples/compose/greeting.txt")),
+    ("apikey.txt", include_str!("../../examples/compose/apikey.txt")),
+];
 
-const GREETING: &str = "hello from a compose project";
-const SECRET: &str = "s3cr3t-api-key";
+/// The greeting the project's file holds.
+fn greeting() -> &'static str {
+    include_str!("../../examples/compose/greeting.txt").trim_end()
+}
+
+/// The secret the project's file holds.
+const SECRET: &str = include_str!("../../examples/compose/apikey.txt");
 
 /// Writes the project into `dir/app` and returns that directory.
 fn write_project(dir: &Path) -> PathBuf {
     let app = dir.join("app");
     std::fs::create_dir_all(app.join("api")).expect("create the project directory");
-    for (file, text) in [
-        ("compose.yaml", COMPOSE),
-        ("api/Dockerfile", DOCKERFILE),
-        ("api/serve.sh", SERVE),
-        ("greeting.txt", &format!("{GREETING}\n")),
-        ("apikey.txt", SECRET),
-    ] {
+    for (file, text) in PROJECT {
         std::fs::write(app.join(file), text).unwrap_or_else(|e| panic!("write {file}: {e}"));
     }
     app
@@ -118,7 +69,10 @@ fn write_project(dir: &Path) -> PathBuf {
 
 /// The page the api serves at its `n`th start on a fresh volume, as web passes it on.
 fn page(starts: u32) -> String {
-    format!("greeting: {GREETING}\nkey: {SECRET}\nmarker: migrated-v1\nstarts: {starts}\n")
+    format!(
+        "greeting: {}\nkey: {SECRET}\nmarker: migrated-v1\nstarts: {starts}\n",
+        greeting()
+    )
 }
 
 /// `GET /` on 127.0.0.1:`port`: the body of a 200, or why not.
