@@ -11,4 +11,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release --quiet -p orkestrator-bin -p orkestrator-benches --bin orkestrator --bin scale
-exec target/release/scale quick "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/scale" quick "$@"

@@ -42,11 +42,26 @@ const WAIT: Duration = Duration::from_secs(60);
 /// migration left on the volume, and how many times it started (a line per start, on the
 /// volume).
 const PROJECT: &[(&str, &str)] = &[
-    ("compose.yaml", include_str!("../../examples/compose/compose.yaml")),
-    ("api/Dockerfile", include_str!("../../examples/compose/api/Dockerfile")),
-    ("api/serve.sh", include_str!("../../examples/compose/api/serve.sh")),
-    ("greeting.txt", include_str!("../../examples/compose/greeting.txt")),
-    ("apikey.txt", include_str!("../../examples/compose/apikey.txt")),
+    (
+        "compose.yaml",
+        include_str!("../../examples/compose/compose.yaml"),
+    ),
+    (
+        "api/Dockerfile",
+        include_str!("../../examples/compose/api/Dockerfile"),
+    ),
+    (
+        "api/serve.sh",
+        include_str!("../../examples/compose/api/serve.sh"),
+    ),
+    (
+        "greeting.txt",
+        include_str!("../../examples/compose/greeting.txt"),
+    ),
+    (
+        "apikey.txt",
+        include_str!("../../examples/compose/apikey.txt"),
+    ),
 ];
 
 /// The greeting the project's file holds.
