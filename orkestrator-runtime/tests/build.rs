@@ -10,83 +10,18 @@
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use orkestrator_core::error::Error;
-use orkestrator_core::runtime::Runtime as _;
-use orkestrator_runtime::DockerRuntime;
 use orkestrator_runtime::build::{BuildRequest, context_tar};
 
-const IMAGE: &str = "orkestrator/busybox:latest";
+mod engine;
+use engine::{IMAGE, docker_or_skip, required, skip};
+
 const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
-
-fn required() -> bool {
-    std::env::var("ORKESTRATOR_REQUIRE_DOCKER").is_ok_and(|v| v == "1")
-        || std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
-}
-
-fn skip(test: &str, why: &str) {
-    let line = format!("\nSKIP {test}: {why}; set ORKESTRATOR_REQUIRE_DOCKER=1 to fail instead\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
-}
-
-/// The runtime, or `None` (with a SKIP line) when no engine answers and Docker is not required.
-/// Makes sure the test image exists (a missing one that cannot be built fails the test).
-async fn docker_or_skip(test: &str) -> Option<DockerRuntime> {
-    let reached = match DockerRuntime::connect() {
-        Ok(rt) => rt.ping().await.map(|()| rt),
-        Err(e) => Err(e),
-    };
-    match reached {
-        Ok(rt) => {
-            ensure_test_image();
-            Some(rt)
-        }
-        Err(e) if required() => {
-            panic!("{test}: the Docker engine is required (ORKESTRATOR_REQUIRE_DOCKER/CI): {e}")
-        }
-        Err(e) => {
-            skip(test, &format!("no Docker engine ({e})"));
-            None
-        }
-    }
-}
-
-fn ensure_test_image() {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let result = BUILT.get_or_init(|| {
-        let present = Command::new("docker")
-            .args(["image", "inspect", IMAGE])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if present {
-            return Ok(());
-        }
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-test-image.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} failed:\n{}{}",
-                script.display(),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    });
-    if let Err(e) = result {
-        panic!("the test image {IMAGE} is missing and could not be built: {e}");
-    }
-}
 
 /// Removes the image references it collects when dropped (also when the test panics).
 struct Images(Vec<String>);

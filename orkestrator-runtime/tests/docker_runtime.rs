@@ -7,10 +7,7 @@
 //! parallel safely.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use orkestrator_core::error::{Error, RuntimeErrorKind};
@@ -19,74 +16,11 @@ use orkestrator_core::spec::{PortMapping, Probe, Protocol, Resources};
 use orkestrator_core::units::{ByteSize, Cpu};
 use orkestrator_runtime::DockerRuntime;
 
-const IMAGE: &str = "orkestrator/busybox:latest";
+mod engine;
+use engine::{IMAGE, docker_or_skip};
+
 /// Label carried by every container of this test process, so lists only see ours.
 const RUN_LABEL: &str = "orkestrator.test-run";
-
-fn docker_required() -> bool {
-    std::env::var("ORKESTRATOR_REQUIRE_DOCKER").is_ok_and(|v| v == "1")
-        || std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
-}
-
-/// The runtime, or `None` (with a loud SKIP line) when no engine answers and Docker is not
-/// required. Also makes sure the test image exists.
-async fn docker_or_skip(test: &str) -> Option<DockerRuntime> {
-    let reached = match DockerRuntime::connect() {
-        Ok(rt) => rt.ping().await.map(|()| rt),
-        Err(e) => Err(e),
-    };
-    match reached {
-        Ok(rt) => {
-            ensure_test_image();
-            Some(rt)
-        }
-        Err(e) if docker_required() => {
-            panic!("{test}: the Docker engine is required (ORKESTRATOR_REQUIRE_DOCKER/CI): {e}")
-        }
-        Err(e) => {
-            // Written straight to stderr, in one piece: the test harness captures `eprintln!`.
-            let line = format!(
-                "\nSKIP {test}: no Docker engine ({e}); \
-                 set ORKESTRATOR_REQUIRE_DOCKER=1 to fail instead\n"
-            );
-            let _ = std::io::stderr().write_all(line.as_bytes());
-            None
-        }
-    }
-}
-
-/// Builds the test image once per test process if it is not there.
-fn ensure_test_image() {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let result = BUILT.get_or_init(|| {
-        let present = Command::new("docker")
-            .args(["image", "inspect", IMAGE])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if present {
-            return Ok(());
-        }
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-test-image.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} failed:\n{}{}",
-                script.display(),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    });
-    if let Err(e) = result {
-        panic!("the test image {IMAGE} is missing and could not be built: {e}");
-    }
-}
 
 /// Removes the named containers when dropped (also when the test panics).
 struct Cleanup(Vec<String>);
