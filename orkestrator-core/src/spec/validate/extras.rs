@@ -60,16 +60,7 @@ pub(super) fn validate_aliases(
 /// starts and ends with a letter or digit. Wider than a task name, so that the names Compose
 /// files connect by (`my_db`, `db.internal`) carry over.
 fn check_alias(p: &mut Problems, here: &str, a: &str) -> bool {
-    let part_ok = |part: &str| {
-        !part.is_empty()
-            && part.len() <= 63
-            && part
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            && part.as_bytes()[0].is_ascii_alphanumeric()
-            && part.as_bytes()[part.len() - 1].is_ascii_alphanumeric()
-    };
-    if a.len() <= 253 && a.split('.').all(part_ok) {
+    if is_host_name(a, b"-_") {
         return true;
     }
     p.push(
@@ -220,14 +211,22 @@ pub(super) fn validate_labels(
 /// Whether `name` is a DNS name: dot-separated labels of letters, digits and '-' (neither first
 /// nor last in a label), each 1 to 63 bytes, 253 in all.
 fn is_dns_name(name: &str) -> bool {
+    is_host_name(name, b"-")
+}
+
+/// Whether `name` is dot-separated parts of letters, digits and the bytes of `inner` (which
+/// neither start nor end a part), each part 1 to 63 bytes, 253 in all.
+fn is_host_name(name: &str, inner: &[u8]) -> bool {
     !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            let b = l.as_bytes();
+            !b.is_empty()
+                && b.len() <= 63
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || inner.contains(c))
         })
 }
 
