@@ -584,10 +584,7 @@ impl ServiceMapper<'_> {
             Some(Value::Array(items)) => {
                 let words: Vec<String> = items.iter().filter_map(scalar_text).collect();
                 match words.split_first() {
-                    Some((first, rest)) if first == "NONE" => {
-                        let _ = rest;
-                        return None;
-                    }
+                    Some((first, _)) if first == "NONE" => return None,
                     Some((first, rest)) if first == "CMD" && !rest.is_empty() => json!(rest),
                     Some((first, rest)) if first == "CMD-SHELL" && !rest.is_empty() => {
                         json!(["sh", "-c", rest.join(" ")])
